@@ -1,0 +1,120 @@
+"""The application factory: one ASGI app serving every face on one port."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from verdigris import __version__
+from verdigris.channels.sandbox.network import SandboxChannel
+from verdigris.channels.sandbox.routes import build_router as sandbox_router
+from verdigris.config import Settings
+from verdigris.core import Core
+from verdigris.greenapi import render
+from verdigris.greenapi.openapi import wire_paths
+from verdigris.greenapi.routes import PathNormalizer, wire_routes
+from verdigris.messaging import notifications
+from verdigris.messaging.sender import SendWorker
+from verdigris.store.clock import now_ms
+from verdigris.store.migrate import upgrade
+
+log = structlog.get_logger("verdigris")
+
+PURGE_EVERY_MS = 10 * 60 * 1000
+
+
+def build_core(settings: Settings) -> Core:
+    """A Core with its channels, renderer and send worker installed (not yet started)."""
+    core = Core(settings)
+    core.channels["sandbox"] = SandboxChannel(core)
+    core.render = render.notification
+    core.sender = SendWorker(core)
+    return core
+
+
+async def prepare(core: Core) -> None:
+    """Migrate the store (and create the demo workspace when asked and the store is empty)."""
+    core.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(upgrade, core.settings.resolved_database_url())
+
+
+async def start(core: Core) -> None:
+    core.timers.start()
+    assert core.sender is not None
+    await core.sender.start()
+
+    async def purge() -> None:
+        removed = await notifications.purge_expired(core)
+        if removed:
+            log.info("expired notifications removed", count=removed)
+        core.timers.schedule("purge", now_ms() + PURGE_EVERY_MS, purge)
+
+    core.timers.schedule("purge", now_ms() + PURGE_EVERY_MS, purge)
+
+
+def create_app(settings: Settings | None = None, *, print_banner: bool = False) -> FastAPI:
+    settings = settings or Settings()
+    core = build_core(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await prepare(core)
+        info = None
+        if settings.demo:
+            from verdigris.demo import banner, ensure_demo
+
+            info = await ensure_demo(core)
+        await start(core)
+        if print_banner and info is not None:
+            sys.stdout.write(banner(info))
+            sys.stdout.flush()
+        log.info("started", url=core.public_url, database=core.db.url.split("://", 1)[0])
+        yield
+        await core.timers.stop()
+        await core.db.dispose()
+
+    app = FastAPI(
+        title="Verdigris",
+        version=__version__,
+        description=(
+            "Self-hosted messenger API platform. The wire API follows the GREEN-API HTTP API "
+            "(`/waInstance{idInstance}/{method}/{apiTokenInstance}`); the sandbox control API plays the "
+            "other side of the built-in sandbox network."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.core = core
+    app.router.redirect_slashes = False
+    app.add_middleware(PathNormalizer)
+
+    @app.get("/health", tags=["operations"], summary="Liveness and basic facts")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "instancesCached": len(core.instances)}
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=True)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(sandbox_router(core))
+    for route in wire_routes(core):
+        app.router.routes.append(route)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schema["paths"].update(wire_paths(schemas))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,1 @@
+"""Channels: connectors to messenger networks behind one interface (see channels.base)."""

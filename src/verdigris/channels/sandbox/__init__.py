@@ -1,0 +1,1 @@
+"""The sandbox network: a complete simulated messenger network inside the server."""

@@ -1,0 +1,444 @@
+"""The sandbox network: routing between instances and simulated phones, and statuses flowing back.
+
+An *account* on the network is a phone number. A sandbox phone owns it; instances linked to that
+phone (by QR or pairing code) are its linked devices, exactly as with WhatsApp. A message to a
+number reaches the phone and every authorized instance linked to it. Messages to numbers with no
+phone get the ``noAccount`` status.
+
+Statuses: ``sent`` when the network accepts a message, ``delivered`` at once (sandbox devices are
+always online), ``read`` when the recipient reads it (readChat, a phone marking it read, or
+``markIncomingMessagesReaded``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import insert, select, update
+
+from verdigris.channels.sandbox.models import sandbox_phone_messages, sandbox_phones
+from verdigris.instances.service import AUTHORIZED, InstanceRecord, find_by_wid
+from verdigris.instances.settings import is_on
+from verdigris.messaging.content import new_device_id, quote_of, text_content, text_type
+from verdigris.messaging.models import messages
+from verdigris.messaging.notifications import Event, emit
+from verdigris.messaging.service import STATUS_ORDER, StoredMessage
+from verdigris.store.clock import now_ms
+
+if TYPE_CHECKING:
+    from verdigris.core import Core, Tx
+
+
+class SandboxError(Exception):
+    """A request to the sandbox network that cannot be carried out (unknown phone, bad chat...)."""
+
+
+def wid_of(phone: str) -> str:
+    return f"{phone}@c.us"
+
+
+def phone_of(chat_id: str) -> str | None:
+    """The digits of a personal chat id, or None for anything else (groups, malformed ids)."""
+    if not chat_id.endswith("@c.us"):
+        return None
+    digits = chat_id[:-5]
+    return digits if digits.isdigit() else None
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """A message leaving an account, in the network's words."""
+
+    sender_wid: str
+    sender_name: str
+    chat_id: str  # the recipient's chat id as the sender sees it
+    id_message: str
+    type_message: str
+    content: dict[str, Any]
+    by_api: bool
+    api_instance_id: int | None  # the instance that sent it through the API, if any
+
+
+class SandboxChannel:
+    name = "sandbox"
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    # --- the Channel interface ---------------------------------------------------------------
+
+    async def deliver(self, tx: Tx, rec: InstanceRecord, message: StoredMessage) -> None:
+        sender_phone = rec.phone
+        msg = Outgoing(
+            sender_wid=rec.wid,
+            sender_name=await phone_name(tx, sender_phone),
+            chat_id=message.chat_id,
+            id_message=message.id_message,
+            type_message=message.type_message,
+            content=message.content,
+            by_api=True,
+            api_instance_id=rec.id,
+        )
+        await tx.conn.execute(
+            update(messages).where(messages.c.id == message.row_id).values(sender=rec.wid, sender_name=msg.sender_name)
+        )
+        await self._route(tx, msg)
+        if is_on(rec.settings, "markIncomingMessagesReadedOnReply"):
+            await self.mark_read(tx, rec, message.chat_id, None)
+
+    async def mark_read(self, tx: Tx, rec: InstanceRecord, chat_id: str, up_to: StoredMessage | None) -> int:
+        cond = (
+            (messages.c.instance_id == rec.id)
+            & (messages.c.chat_id == chat_id)
+            & (messages.c.direction == "in")
+            & (messages.c.status != "read")
+        )
+        if up_to is not None:
+            cond = cond & (messages.c.id <= up_to.row_id)
+        rows = (await tx.conn.execute(select(messages.c.id, messages.c.id_message, messages.c.sender).where(cond))).all()
+        if not rows:
+            return 0
+        await tx.conn.execute(update(messages).where(messages.c.id.in_([r.id for r in rows])).values(status="read"))
+        for row in rows:
+            await self._report_status(tx, row.sender, rec.wid, row.id_message, "read")
+        return len(rows)
+
+    async def has_account(self, tx: Tx, phone: str) -> bool:
+        return await tx.conn.scalar(select(sandbox_phones.c.number).where(sandbox_phones.c.number == phone)) is not None
+
+    # --- routing -------------------------------------------------------------------------------
+
+    async def _route(self, tx: Tx, msg: Outgoing) -> None:
+        recipient_phone = phone_of(msg.chat_id)
+        if recipient_phone is None or not await self.has_account(tx, recipient_phone):
+            status = "noAccount" if recipient_phone is not None else "failed"
+            description = "" if recipient_phone is not None else f"chat {msg.chat_id} is not on the sandbox network"
+            await self._report_status(tx, msg.sender_wid, msg.chat_id, msg.id_message, status, description, msg)
+            return
+        now = now_ms()
+        # The sender's side: the message leaves every device of the sender's account.
+        await self._sender_copies(tx, msg, now)
+        await self._report_status(tx, msg.sender_wid, msg.chat_id, msg.id_message, "sent", "", msg)
+        # The recipient's side: the phone and every linked instance.
+        recipient_wid = wid_of(recipient_phone)
+        await _insert_phone_message(tx, recipient_phone, msg.sender_wid, "in", msg, msg.sender_wid, "delivered", now)
+        auto_read = False
+        for instance_id in await find_by_wid(tx.conn, recipient_wid):
+            target = await self.core.instances.get(instance_id)
+            if target is None or target.state != AUTHORIZED:
+                continue
+            await tx.conn.execute(
+                insert(messages).values(
+                    instance_id=target.id,
+                    chat_id=msg.sender_wid,
+                    id_message=msg.id_message,
+                    direction="in",
+                    sent_by_api=False,
+                    kind="",
+                    type_message=msg.type_message,
+                    content=orjson.dumps(msg.content).decode(),
+                    sender=msg.sender_wid,
+                    sender_name=msg.sender_name,
+                    status="delivered",
+                    created_ms=now,
+                )
+            )
+            await emit(tx, target, _message_event("incomingMessageReceived", msg, msg.sender_wid, msg.sender_wid, msg.sender_name, now))
+            if is_on(target.settings, "markIncomingMessagesReaded"):
+                auto_read = True
+                await tx.conn.execute(
+                    update(messages)
+                    .where((messages.c.instance_id == target.id) & (messages.c.id_message == msg.id_message) & (messages.c.direction == "in"))
+                    .values(status="read")
+                )
+        await self._report_status(tx, msg.sender_wid, recipient_wid, msg.id_message, "delivered")
+        if auto_read:
+            await self._report_status(tx, msg.sender_wid, recipient_wid, msg.id_message, "read")
+
+    async def _sender_copies(self, tx: Tx, msg: Outgoing, now: int) -> None:
+        """Record the message on the sender's phone and announce it to the sender's instances."""
+        sender_phone = phone_of(msg.sender_wid)
+        if sender_phone is not None and msg.by_api:
+            await _insert_phone_message(tx, sender_phone, msg.chat_id, "out", msg, msg.sender_wid, "sent", now)
+        for instance_id in await find_by_wid(tx.conn, msg.sender_wid):
+            inst = await self.core.instances.get(instance_id)
+            if inst is None:
+                continue
+            if instance_id == msg.api_instance_id:
+                kind = "outgoingAPIMessageReceived"
+            else:
+                kind = "outgoingMessageReceived"
+                await tx.conn.execute(
+                    insert(messages).values(
+                        instance_id=inst.id,
+                        chat_id=msg.chat_id,
+                        id_message=msg.id_message,
+                        direction="out",
+                        sent_by_api=False,
+                        kind="",
+                        type_message=msg.type_message,
+                        content=orjson.dumps(msg.content).decode(),
+                        sender=msg.sender_wid,
+                        sender_name=msg.sender_name,
+                        status="pending",
+                        created_ms=now,
+                    )
+                )
+            chat_name = await phone_name(tx, phone_of(msg.chat_id) or "")
+            await emit(tx, inst, _message_event(kind, msg, msg.chat_id, msg.sender_wid, msg.sender_name, now, chat_name))
+
+    async def _report_status(
+        self,
+        tx: Tx,
+        sender_wid: str,
+        chat_id: str,
+        id_message: str,
+        status: str,
+        description: str = "",
+        msg: Outgoing | None = None,
+    ) -> None:
+        """Move a sent message of account ``sender_wid`` (in chat ``chat_id``) to ``status``.
+
+        Statuses only move forward (sent → delivered → read); each instance that holds the
+        message gets an outgoingMessageStatus notification.
+        """
+        rows = []
+        if msg is not None and msg.api_instance_id is not None:
+            rows = (
+                await tx.conn.execute(
+                    select(messages.c.id, messages.c.instance_id, messages.c.status, messages.c.sent_by_api).where(
+                        (messages.c.instance_id == msg.api_instance_id)
+                        & (messages.c.id_message == id_message)
+                        & (messages.c.direction == "out")
+                    )
+                )
+            ).all()
+        for instance_id in await find_by_wid(tx.conn, sender_wid):
+            if msg is not None and instance_id == msg.api_instance_id:
+                continue
+            rows += (
+                await tx.conn.execute(
+                    select(messages.c.id, messages.c.instance_id, messages.c.status, messages.c.sent_by_api).where(
+                        (messages.c.instance_id == instance_id)
+                        & (messages.c.id_message == id_message)
+                        & (messages.c.direction == "out")
+                        & (messages.c.chat_id == chat_id)
+                    )
+                )
+            ).all()
+        now = now_ms()
+        for row in rows:
+            if not _advances(row.status, status):
+                continue
+            values: dict[str, Any] = {"status": status, "description": description}
+            if status == "sent":
+                values["sent_ms"] = now
+            await tx.conn.execute(update(messages).where(messages.c.id == row.id).values(**values))
+            inst = await self.core.instances.get(int(row.instance_id))
+            if inst is None:
+                continue
+            data = {
+                "chat_id": chat_id,
+                "id_message": id_message,
+                "status": status,
+                "description": description,
+                "sent_by_api": bool(row.sent_by_api),
+            }
+            await emit(tx, inst, Event("outgoingMessageStatus", data, now))
+        sender_phone = phone_of(sender_wid)
+        if sender_phone is not None:
+            await tx.conn.execute(
+                update(sandbox_phone_messages)
+                .where(
+                    (sandbox_phone_messages.c.phone == sender_phone)
+                    & (sandbox_phone_messages.c.id_message == id_message)
+                    & (sandbox_phone_messages.c.direction == "out")
+                )
+                .values(status=status)
+            )
+
+    # --- what phones do ------------------------------------------------------------------------
+
+    async def phone_send_text(
+        self, phone: str, chat_id: str, text: str, quoted_id: str | None = None
+    ) -> str:
+        """A person types a message on a sandbox phone and sends it."""
+        async with self.core.tx() as tx:
+            if not await self.has_account(tx, phone):
+                raise SandboxError(f"no sandbox phone {phone}")
+            quoted = None
+            if quoted_id:
+                quoted = await _phone_quote(tx, phone, quoted_id)
+            content = text_content(text, quoted=quoted)
+            msg = Outgoing(
+                sender_wid=wid_of(phone),
+                sender_name=await phone_name(tx, phone),
+                chat_id=chat_id,
+                id_message=new_device_id(),
+                type_message=text_type(content),
+                content=content,
+                by_api=False,
+                api_instance_id=None,
+            )
+            await _insert_phone_message(tx, phone, chat_id, "out", msg, msg.sender_wid, "pending", now_ms())
+            await self._route(tx, msg)
+        return msg.id_message
+
+    async def phone_read(self, phone: str, chat_id: str | None, id_messages: list[str] | None) -> int:
+        """The person opens a chat (or specific messages): senders learn they were read."""
+        async with self.core.tx() as tx:
+            cond = (
+                (sandbox_phone_messages.c.phone == phone)
+                & (sandbox_phone_messages.c.direction == "in")
+                & (sandbox_phone_messages.c.read.is_(False))
+            )
+            if chat_id:
+                cond = cond & (sandbox_phone_messages.c.chat_id == chat_id)
+            if id_messages:
+                cond = cond & sandbox_phone_messages.c.id_message.in_(id_messages)
+            rows = (
+                await tx.conn.execute(
+                    select(sandbox_phone_messages.c.id, sandbox_phone_messages.c.id_message, sandbox_phone_messages.c.sender).where(cond)
+                )
+            ).all()
+            if not rows:
+                return 0
+            await tx.conn.execute(
+                update(sandbox_phone_messages)
+                .where(sandbox_phone_messages.c.id.in_([r.id for r in rows]))
+                .values(read=True, status="read")
+            )
+            for row in rows:
+                await self._report_status(tx, row.sender, wid_of(phone), row.id_message, "read")
+        return len(rows)
+
+
+def _advances(current: str, new: str) -> bool:
+    if current in ("failed", "noAccount", "expired", "cleared", "notInGroup"):
+        return False
+    if new in ("failed", "noAccount", "expired", "notInGroup"):
+        return True
+    return STATUS_ORDER.get(new, 0) > STATUS_ORDER.get(current, 0)
+
+
+def _message_event(
+    kind: str, msg: Outgoing, chat_id: str, sender: str, sender_name: str, at: int, chat_name: str | None = None
+) -> Event:
+    return Event(
+        kind,
+        {
+            "id_message": msg.id_message,
+            "chat_id": chat_id,
+            "chat_name": sender_name if chat_name is None else chat_name,
+            "sender": sender,
+            "sender_name": sender_name,
+            "sender_contact_name": "",
+            "type_message": msg.type_message,
+            "content": msg.content,
+        },
+        at,
+    )
+
+
+async def phone_name(tx: Tx, phone: str) -> str:
+    if not phone:
+        return ""
+    return await tx.conn.scalar(select(sandbox_phones.c.name).where(sandbox_phones.c.number == phone)) or ""
+
+
+async def _insert_phone_message(
+    tx: Tx, phone: str, chat_id: str, direction: str, msg: Outgoing, sender: str, status: str, at: int
+) -> None:
+    await tx.conn.execute(
+        insert(sandbox_phone_messages).values(
+            phone=phone,
+            chat_id=chat_id,
+            id_message=msg.id_message,
+            direction=direction,
+            sender=sender,
+            sender_name=msg.sender_name,
+            type_message=msg.type_message,
+            content=orjson.dumps(msg.content).decode(),
+            status=status,
+            read=direction == "out",
+            created_ms=at,
+        )
+    )
+
+
+async def _phone_quote(tx: Tx, phone: str, id_message: str) -> dict[str, Any]:
+    row = (
+        await tx.conn.execute(
+            select(sandbox_phone_messages).where(
+                (sandbox_phone_messages.c.phone == phone) & (sandbox_phone_messages.c.id_message == id_message)
+            )
+        )
+    ).first()
+    if row is None:
+        raise SandboxError(f"phone {phone} has no message {id_message} to quote")
+    return quote_of(row.id_message, row.sender, row.type_message, orjson.loads(row.content))
+
+
+# --- phones ------------------------------------------------------------------------------------
+
+
+async def create_phone(core: Core, number: str, name: str = "") -> dict[str, Any]:
+    if not number.isdigit() or not 7 <= len(number) <= 15:
+        raise SandboxError("phone number must be 7 to 15 digits, international format, no '+'")
+    async with core.tx() as tx:
+        exists = await tx.conn.scalar(select(sandbox_phones.c.number).where(sandbox_phones.c.number == number))
+        if exists is None:
+            await tx.conn.execute(insert(sandbox_phones).values(number=number, name=name, created_ms=now_ms()))
+        elif name:
+            await tx.conn.execute(update(sandbox_phones).where(sandbox_phones.c.number == number).values(name=name))
+    return {"number": number, "name": name, "wid": wid_of(number)}
+
+
+async def get_phone(core: Core, number: str) -> dict[str, Any] | None:
+    async with core.read() as conn:
+        row = (await conn.execute(select(sandbox_phones).where(sandbox_phones.c.number == number))).first()
+        if row is None:
+            return None
+        linked = await find_by_wid(conn, wid_of(number))
+    return {"number": row.number, "name": row.name, "wid": wid_of(row.number), "linkedInstances": linked}
+
+
+async def list_phones(core: Core) -> list[dict[str, Any]]:
+    async with core.read() as conn:
+        rows = (await conn.execute(select(sandbox_phones).order_by(sandbox_phones.c.created_ms))).all()
+    return [{"number": r.number, "name": r.name, "wid": wid_of(r.number)} for r in rows]
+
+
+async def phone_messages(
+    core: Core, phone: str, *, chat_id: str | None, unread_only: bool, direction: str | None, limit: int
+) -> list[dict[str, Any]]:
+    cond = sandbox_phone_messages.c.phone == phone
+    if chat_id:
+        cond = cond & (sandbox_phone_messages.c.chat_id == chat_id)
+    if unread_only:
+        cond = cond & (sandbox_phone_messages.c.read.is_(False))
+    if direction:
+        cond = cond & (sandbox_phone_messages.c.direction == direction)
+    async with core.read() as conn:
+        rows = (
+            await conn.execute(
+                select(sandbox_phone_messages).where(cond).order_by(sandbox_phone_messages.c.id.desc()).limit(limit)
+            )
+        ).all()
+    return [
+        {
+            "idMessage": r.id_message,
+            "chatId": r.chat_id,
+            "direction": "incoming" if r.direction == "in" else "outgoing",
+            "sender": r.sender,
+            "senderName": r.sender_name,
+            "typeMessage": r.type_message,
+            "content": orjson.loads(r.content),
+            "status": r.status,
+            "read": bool(r.read),
+            "timestamp": int(r.created_ms) // 1000,
+        }
+        for r in reversed(rows)
+    ]

@@ -1,0 +1,165 @@
+"""The sandbox control API: play the other side of the network (docs/sandbox.md).
+
+Create phones, link instances by QR payload or pairing code, send as a phone, read a phone's
+messages and mark them read. Requests carry ``Authorization: Bearer <sandbox token>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+
+from verdigris.channels.sandbox import network
+from verdigris.channels.sandbox.network import SandboxError, wid_of
+from verdigris.core import Core
+from verdigris.instances import service as instances
+
+
+class PhoneIn(BaseModel):
+    number: str = Field(description="International number, digits only, e.g. 79990000003", examples=["79990000003"])
+    name: str = Field(default="", max_length=200, description="The name others see (push name)")
+
+
+class Phone(BaseModel):
+    number: str
+    name: str
+    wid: str
+    linkedInstances: list[int] = []
+
+
+class LinkIn(BaseModel):
+    qr: str = Field(description="The text encoded in the instance's current QR code (decode the qr method's PNG)")
+
+
+class PairIn(BaseModel):
+    code: str = Field(description="The pairing code returned by getAuthorizationCode for this phone's number")
+
+
+class LinkOut(BaseModel):
+    idInstance: int
+    wid: str
+    stateInstance: str
+
+
+class SendIn(BaseModel):
+    chatId: str = Field(description="Recipient chat id, e.g. 79990000001@c.us")
+    message: str = Field(min_length=1, max_length=20000)
+    quotedMessageId: str | None = Field(default=None, description="Reply to a message this phone has")
+
+
+class SendOut(BaseModel):
+    idMessage: str
+
+
+class ReadIn(BaseModel):
+    chatId: str | None = Field(default=None, description="Mark every unread message of this chat read")
+    idMessages: list[str] | None = Field(default=None, description="Or mark just these messages read")
+
+
+class ReadOut(BaseModel):
+    read: int
+
+
+def build_router(core: Core) -> APIRouter:
+    async def authorize(request: Request) -> None:
+        if not core.settings.sandbox_api_enabled:
+            raise HTTPException(404, "the sandbox control API is switched off on this server")
+        expected = await sandbox_token(core)
+        given = request.headers.get("authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), expected.encode()):
+            raise HTTPException(401, "send 'Authorization: Bearer <sandbox token>' (verdigris demo --json prints it)")
+
+    router = APIRouter(prefix="/sandbox", tags=["sandbox"], dependencies=[Depends(authorize)])
+    channel: network.SandboxChannel = core.channels["sandbox"]  # type: ignore[assignment]
+
+    async def existing_phone(number: str) -> dict[str, Any]:
+        phone = await network.get_phone(core, number)
+        if phone is None:
+            raise HTTPException(404, f"no sandbox phone {number}; create it with POST /sandbox/phones")
+        return phone
+
+    @router.get("/phones", response_model=list[Phone], summary="List sandbox phones")
+    async def list_phones() -> Any:
+        return await network.list_phones(core)
+
+    @router.post("/phones", response_model=Phone, summary="Create (or rename) a sandbox phone")
+    async def create_phone(body: PhoneIn) -> Any:
+        try:
+            await network.create_phone(core, body.number, body.name)
+        except SandboxError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return await existing_phone(body.number)
+
+    @router.get("/phones/{number}", response_model=Phone, summary="One sandbox phone and its linked instances")
+    async def get_phone(number: str) -> Any:
+        return await existing_phone(number)
+
+    @router.post("/phones/{number}/link", response_model=LinkOut, summary="Scan an instance's QR code with this phone")
+    async def link(number: str, body: LinkIn) -> Any:
+        await existing_phone(number)
+        try:
+            rec = await instances.instance_for_qr(core, body.qr)
+            await instances.link(core, rec, wid_of(number))
+        except instances.InstanceError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return {"idInstance": rec.id, "wid": rec.wid, "stateInstance": rec.state}
+
+    @router.post("/phones/{number}/pair", response_model=LinkOut, summary="Enter a pairing code on this phone")
+    async def pair(number: str, body: PairIn) -> Any:
+        await existing_phone(number)
+        try:
+            rec = await instances.instance_for_pairing_code(core, body.code, number)
+            await instances.link(core, rec, wid_of(number))
+        except instances.InstanceError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return {"idInstance": rec.id, "wid": rec.wid, "stateInstance": rec.state}
+
+    @router.post("/phones/{number}/messages", response_model=SendOut, summary="Send a text message as this phone")
+    async def send(number: str, body: SendIn) -> Any:
+        await existing_phone(number)
+        try:
+            id_message = await channel.phone_send_text(number, body.chatId, body.message, body.quotedMessageId)
+        except SandboxError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return {"idMessage": id_message}
+
+    @router.get("/phones/{number}/messages", summary="Messages this phone sent and received, oldest first")
+    async def messages(
+        number: str,
+        chatId: str | None = None,
+        unread: bool = False,
+        direction: str | None = Query(default=None, pattern="^(incoming|outgoing)$"),
+        limit: int = Query(default=100, ge=1, le=1000),
+    ) -> list[dict[str, Any]]:
+        await existing_phone(number)
+        short = {"incoming": "in", "outgoing": "out"}.get(direction or "")
+        return await network.phone_messages(core, number, chat_id=chatId, unread_only=unread, direction=short, limit=limit)
+
+    @router.post("/phones/{number}/read", response_model=ReadOut, summary="Read messages on this phone")
+    async def read(number: str, body: ReadIn) -> Any:
+        await existing_phone(number)
+        return {"read": await channel.phone_read(number, body.chatId, body.idMessages)}
+
+    return router
+
+
+async def sandbox_token(core: Core) -> str:
+    """The credentials of the sandbox control API: configured, or generated once per data dir."""
+    if core.settings.sandbox_token:
+        return core.settings.sandbox_token
+    cached = getattr(core, "_sandbox_token", None)
+    if cached:
+        return str(cached)
+    import secrets
+
+    async with core.tx() as tx:
+        value = await instances.meta_get(tx.conn, "sandbox_token")
+        if value is None:
+            value = "sbx." + secrets.token_hex(20)
+            await instances.meta_set(tx.conn, "sandbox_token", value)
+    core._sandbox_token = value  # type: ignore[attr-defined]
+    return value

@@ -1,0 +1,185 @@
+"""The ``verdigris`` command: serve, demo, instances, migrate."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+import typer
+
+from verdigris.config import Settings
+from verdigris.logs import configure as configure_logs
+
+app = typer.Typer(help="Verdigris: self-hosted messenger API platform (GREEN-API wire-compatible).", no_args_is_help=True)
+instances_app = typer.Typer(help="Create and list instances.", no_args_is_help=True)
+app.add_typer(instances_app, name="instances")
+
+T = TypeVar("T")
+
+DataDir = typer.Option(None, "--data-dir", help="Data directory (default ./var or $VERDIGRIS_DATA_DIR)")
+DatabaseUrl = typer.Option(None, "--database-url", help="SQLAlchemy URL (default SQLite in the data dir)")
+
+
+def _settings(data_dir: Path | None, database_url: str | None = None, **extra: Any) -> Settings:
+    values: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    if database_url is not None:
+        values["database_url"] = database_url
+    return Settings(**values)
+
+
+def _run_with_core(settings: Settings, action: Callable[[Any], Awaitable[T]]) -> T:
+    from verdigris.app import build_core, prepare
+
+    async def main() -> T:
+        core = build_core(settings)
+        await prepare(core)
+        try:
+            return await action(core)
+        finally:
+            await core.db.dispose()
+
+    return asyncio.run(main())
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, "--host", help="Address to listen on (default 127.0.0.1)"),
+    port: int = typer.Option(None, "--port", help="Port to listen on (default 7700)"),
+    data_dir: Path = DataDir,
+    database_url: str = DatabaseUrl,
+    public_url: str = typer.Option(None, "--public-url", help="URL clients use to reach this server"),
+) -> None:
+    """Run the server: wire API, media, sandbox control API and docs on one port."""
+    import uvicorn
+
+    from verdigris.app import create_app
+
+    settings = _settings(data_dir, database_url, host=host, port=port, public_url=public_url)
+    configure_logs(settings.log_level, settings.log_format)
+    application = create_app(settings, print_banner=True)
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=75,
+    )
+
+
+@app.command()
+def demo(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (stable keys, for CI)"),
+    data_dir: Path = DataDir,
+    database_url: str = DatabaseUrl,
+    public_url: str = typer.Option(None, "--public-url"),
+    port: int = typer.Option(None, "--port", help="Port the server runs on (for the printed URLs)"),
+) -> None:
+    """Print the demo workspace (creating it if the data dir has none)."""
+    from verdigris.demo import banner, ensure_demo
+
+    settings = _settings(data_dir, database_url, public_url=public_url, port=port)
+    configure_logs("warning")
+    info = _run_with_core(settings, ensure_demo)
+    if as_json:
+        _print_json(info)
+    else:
+        sys.stdout.write(banner(info))
+
+
+@app.command()
+def migrate(data_dir: Path = DataDir, database_url: str = DatabaseUrl) -> None:
+    """Apply database migrations (serve does this on start too)."""
+    from verdigris.store.migrate import upgrade
+
+    settings = _settings(data_dir, database_url)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url())
+    typer.echo("database is up to date")
+
+
+@instances_app.command("create")
+def instances_create(
+    instance_id: int = typer.Option(None, "--id", help="Use this idInstance (e.g. 1101000001 from SDK examples)"),
+    token: str = typer.Option(None, "--token", help="Use this apiTokenInstance"),
+    link: str = typer.Option(None, "--link", help="Link at once to this sandbox phone number (created if missing)"),
+    name: str = typer.Option("", "--name"),
+    account: str = typer.Option("demo", "--account", help="Username of the owning account"),
+    webhooks: bool = typer.Option(True, "--message-notifications/--no-message-notifications",
+                                  help="Switch on incoming/outgoing/status notifications"),
+    data_dir: Path = DataDir,
+    database_url: str = DatabaseUrl,
+) -> None:
+    """Create an instance and print its credentials as JSON."""
+    from verdigris.accounts import service as accounts
+    from verdigris.channels.sandbox import network
+    from verdigris.instances import service as instances
+    from verdigris.instances.settings import MESSAGE_FLAGS
+
+    settings = _settings(data_dir, database_url)
+    configure_logs("warning")
+
+    async def action(core: Any) -> dict[str, Any]:
+        owner = await accounts.get_by_username(core, account)
+        if owner is None:
+            raise typer.BadParameter(f"no account {account!r} (run `verdigris demo` to create the demo accounts)")
+        flags = {flag: "yes" for flag in MESSAGE_FLAGS} if webhooks else {}
+        try:
+            rec = await instances.create(
+                core, account_id=owner["id"], instance_id=instance_id, token=token, name=name, settings=flags
+            )
+        except instances.InstanceError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        if link:
+            try:
+                await network.create_phone(core, link)
+            except network.SandboxError as exc:
+                raise typer.BadParameter(str(exc)) from None
+            await instances.link(core, rec, network.wid_of(link))
+        return {
+            "idInstance": rec.id,
+            "apiTokenInstance": rec.token,
+            "wid": rec.wid,
+            "stateInstance": rec.state,
+            "apiUrl": core.public_url,
+            "mediaUrl": core.public_url,
+        }
+
+    _print_json(_run_with_core(settings, action))
+
+
+@instances_app.command("list")
+def instances_list(data_dir: Path = DataDir, database_url: str = DatabaseUrl) -> None:
+    """List instances as JSON."""
+    from verdigris.instances import service as instances
+
+    settings = _settings(data_dir, database_url)
+    configure_logs("warning")
+
+    async def action(core: Any) -> list[dict[str, Any]]:
+        return [
+            {"idInstance": r.id, "wid": r.wid, "stateInstance": r.state, "name": r.name, "accountId": r.account_id}
+            for r in await instances.list_for_account(core, None)
+        ]
+
+    _print_json(_run_with_core(settings, action))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The demo workspace: what a newcomer gets on an empty data dir.
+
+An operator account, a licensee account with a partner token, sandbox phones, and two instances
+of the licensee linked to two phones so they can message each other at once. The credentials are
+kept in the workspace so ``verdigris demo --json`` prints the same values every time (the keys of
+that JSON are a stable interface: bot developers use it in CI).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from verdigris.accounts import service as accounts
+from verdigris.channels.sandbox import network
+from verdigris.channels.sandbox.routes import sandbox_token
+from verdigris.core import Core
+from verdigris.instances import service as instances
+from verdigris.instances.settings import MESSAGE_FLAGS
+
+DEMO_PHONES = [("79990000001", "Ada (demo A)"), ("79990000002", "Ben (demo B)"), ("79990000003", "Cleo (customer)")]
+
+
+async def ensure_demo(core: Core) -> dict[str, Any]:
+    """Create the demo workspace if the data dir has none; return its description."""
+    async with core.read() as conn:
+        stored = await instances.meta_get(conn, "demo")
+    if stored is None:
+        stored = await _create(core)
+    return await describe(core, orjson.loads(stored))
+
+
+async def _create(core: Core) -> str:
+    operator_password = accounts.generate_password()
+    licensee_password = accounts.generate_password()
+    await accounts.create_account(
+        core, username="operator", password=operator_password, role=accounts.OPERATOR, name="Demo operator"
+    )
+    licensee_id = await accounts.create_account(
+        core, username="demo", password=licensee_password, role=accounts.LICENSEE, name="Demo licensee",
+        email="demo@example.test",
+    )
+    partner_token = await accounts.issue_partner_token(core, licensee_id)
+    for number, name in DEMO_PHONES:
+        await network.create_phone(core, number, name)
+    ids = []
+    flags = {flag: "yes" for flag in MESSAGE_FLAGS}
+    for number, name in DEMO_PHONES[:2]:
+        rec = await instances.create(core, account_id=licensee_id, name=name, settings=flags)
+        await instances.link(core, rec, network.wid_of(number))
+        ids.append(rec.id)
+    record = {
+        "operator": {"username": "operator", "password": operator_password},
+        "console": {"username": "demo", "password": licensee_password},
+        "partnerToken": partner_token,
+        "instanceIds": ids,
+        "phones": [number for number, _ in DEMO_PHONES],
+    }
+    text = orjson.dumps(record).decode()
+    async with core.tx() as tx:
+        await instances.meta_set(tx.conn, "demo", text)
+    return text
+
+
+async def describe(core: Core, record: dict[str, Any]) -> dict[str, Any]:
+    url = core.public_url
+    items = []
+    for instance_id in record["instanceIds"]:
+        rec = await core.instances.get(instance_id)
+        if rec is None:
+            continue
+        items.append(
+            {
+                "idInstance": rec.id,
+                "apiTokenInstance": rec.token,
+                "wid": rec.wid,
+                "stateInstance": rec.state,
+                "name": rec.name,
+                "apiUrl": url,
+                "mediaUrl": url,
+            }
+        )
+    return {
+        "apiUrl": url,
+        "mediaUrl": url,
+        "partnerToken": record["partnerToken"],
+        "instances": items,
+        "console": record["console"],
+        "operator": record["operator"],
+        "sandbox": {"url": f"{url}/sandbox", "token": await sandbox_token(core), "phones": record["phones"]},
+    }
+
+
+def banner(info: dict[str, Any]) -> str:
+    lines = [
+        "",
+        "Verdigris is running.",
+        f"  API and media URL : {info['apiUrl']}   (OpenAPI docs: {info['apiUrl']}/docs)",
+        f"  operator login    : {info['operator']['username']} / {info['operator']['password']}",
+        f"  licensee login    : {info['console']['username']} / {info['console']['password']}",
+        f"  partner token     : {info['partnerToken']}",
+        f"  sandbox API       : {info['sandbox']['url']}  (Authorization: Bearer {info['sandbox']['token']})",
+        "  demo instances (linked to sandbox phones, able to message each other):",
+    ]
+    for inst in info["instances"]:
+        lines.append(
+            f"    idInstance={inst['idInstance']}  apiTokenInstance={inst['apiTokenInstance']}  wid={inst['wid']}  ({inst['stateInstance']})"
+        )
+    first = info["instances"][0] if info["instances"] else None
+    if first and len(info["instances"]) > 1:
+        other = info["instances"][1]
+        lines += [
+            "  try it:",
+            f"    curl -s -X POST {info['apiUrl']}/waInstance{first['idInstance']}/sendMessage/{first['apiTokenInstance']} \\",
+            f"         -H 'Content-Type: application/json' -d '{{\"chatId\":\"{other['wid']}\",\"message\":\"hello\"}}'",
+            f"    curl -s {info['apiUrl']}/waInstance{other['idInstance']}/receiveNotification/{other['apiTokenInstance']}",
+            "  `verdigris demo --json` prints all of this as JSON.",
+        ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,196 @@
+"""Account methods: settings, state, QR / pairing-code linking, reboot, logout, token rotation."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any, Literal
+
+import segno
+from pydantic import Field, field_validator
+
+from verdigris.greenapi.errors import WireError, validation
+from verdigris.greenapi.fields import Body
+from verdigris.greenapi.registry import Call, wire_method
+from verdigris.instances import service as instances
+from verdigris.instances.settings import CATALOGUE, SETTABLE
+
+YesNo = Literal["yes", "no"]
+
+
+class SettingsBody(Body):
+    """setSettings: any subset of the settable fields."""
+
+    webhookUrl: str | None = Field(default=None, max_length=2000)
+    webhookUrlToken: str | None = Field(default=None, max_length=500)
+    delaySendMessagesMilliseconds: int | None = None
+    markIncomingMessagesReaded: YesNo | None = None
+    markIncomingMessagesReadedOnReply: YesNo | None = None
+    outgoingWebhook: YesNo | None = None
+    outgoingMessageWebhook: YesNo | None = None
+    outgoingAPIMessageWebhook: YesNo | None = None
+    incomingWebhook: YesNo | None = None
+    deviceWebhook: YesNo | None = None
+    statusInstanceWebhook: YesNo | None = None
+    stateWebhook: YesNo | None = None
+    enableMessagesHistory: YesNo | None = None
+    keepOnlineStatus: YesNo | None = None
+    pollMessageWebhook: YesNo | None = None
+    incomingBlockWebhook: YesNo | None = None
+    incomingCallWebhook: YesNo | None = None
+    outgoingCallWebhook: YesNo | None = None
+    editedMessageWebhook: YesNo | None = None
+    deletedMessageWebhook: YesNo | None = None
+    sharedSession: YesNo | None = None
+    countryInstance: str | None = None
+    proxyInstance: str | None = None
+    autoTyping: int | None = Field(default=None, ge=0, le=4)
+    linkPreview: bool | None = None
+    enableLidMode: bool | None = None
+
+    @field_validator("webhookUrl")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value and not value.lower().startswith(("http://", "https://")):
+            raise ValueError("'webhookUrl' must be an http:// or https:// URL, or \"\" to switch webhooks off")
+        return value
+
+
+def settings_view(call: Call) -> dict[str, Any]:
+    inst = call.instance
+    view = {name: inst.settings.get(name, spec.default) for name, spec in CATALOGUE.items()}
+    view["wid"] = inst.wid
+    return view
+
+
+@wire_method("getSettings", "GET", "account")
+async def get_settings(call: Call) -> dict[str, Any]:
+    """Instance settings."""
+    return settings_view(call)
+
+
+@wire_method("setSettings", "POST", "account", body=SettingsBody)
+async def set_settings(call: Call) -> dict[str, Any]:
+    """Change any subset of the settings; applied at once."""
+    changes = {k: v for k, v in call.body.model_dump(exclude_none=True).items() if k in SETTABLE}
+    if not changes:
+        raise validation("'value' must have at least 1 key")
+    delay = changes.get("delaySendMessagesMilliseconds")
+    if delay is not None:
+        low, high = call.core.settings.send_delay_min_ms, call.core.settings.send_delay_max_ms
+        if delay < low:
+            raise validation(f"'delaySendMessagesMilliseconds' must be larger than or equal to {low}")
+        if delay > high:
+            raise validation(f"'delaySendMessagesMilliseconds' must be less than or equal to {high}")
+    await instances.update_settings(call.core, call.instance, changes)
+    return {"saveSettings": True}
+
+
+@wire_method("getStateInstance", "GET", "account")
+async def get_state_instance(call: Call) -> dict[str, Any]:
+    """Authorization state of the instance."""
+    return {"stateInstance": call.instance.state}
+
+
+@wire_method("getStatusInstance", "GET", "account")
+async def get_status_instance(call: Call) -> dict[str, Any]:
+    """Socket status (archived method): online while authorized."""
+    return {"statusInstance": "online" if call.instance.state == instances.AUTHORIZED else "offline"}
+
+
+@wire_method("GetStateInstanceHistory", "GET", "account", query=("count",))
+async def get_state_instance_history(call: Call) -> list[dict[str, Any]]:
+    """State changes, newest first."""
+    count = call.int_param("count", 100, 1, 1000)
+    rows = await instances.state_history(call.core, call.instance, count)
+    return [{"stateInstance": r["state"], "timestamp": r["at_ms"] // 1000, "phoneNumber": r["wid"]} for r in rows]
+
+
+@wire_method("getWaSettings", "GET", "account")
+async def get_wa_settings(call: Call) -> dict[str, Any]:
+    """Information about the linked messenger account."""
+    inst = call.instance
+    linked = inst.state == instances.AUTHORIZED
+    return {
+        "avatar": "",
+        "base64Avatar": "",
+        "phone": inst.phone if linked else "",
+        "chatId": "",
+        "stateInstance": inst.state,
+        "deviceId": f"{inst.phone}:1@s.whatsapp.net" if linked else "",
+        "historySyncProgress": 100 if linked else 0,
+        "logoutProcess": False,
+    }
+
+
+@wire_method("getDeviceInfo", "GET", "account")
+async def get_device_info(call: Call) -> dict[str, Any]:
+    """Phone information (deprecated upstream); the sandbox reports its simulated device."""
+    return {
+        "deviceManufacturer": "Verdigris",
+        "deviceModel": "sandbox",
+        "osVersion": "1",
+        "waVersion": "2.0",
+        "platform": "sandbox",
+        "battery": 100,
+    }
+
+
+@wire_method("reboot", "GET", "account")
+async def reboot(call: Call) -> dict[str, Any]:
+    """Restart the instance (passes through ``starting``)."""
+    await instances.reboot(call.core, call.instance)
+    return {"isReboot": True}
+
+
+@wire_method("logout", "GET", "account")
+async def logout(call: Call) -> dict[str, Any]:
+    """Unlink the instance from its account."""
+    await instances.logout(call.core, call.instance)
+    return {"isLogout": True}
+
+
+@wire_method("updateApiToken", "GET", "account")
+async def update_api_token(call: Call) -> dict[str, Any]:
+    """Replace the instance token; the old one stops working at once."""
+    return {"apiTokenInstance": await instances.rotate_token(call.core, call.instance)}
+
+
+def qr_png_base64(payload: str) -> str:
+    buffer = io.BytesIO()
+    segno.make(payload, error="m").save(buffer, kind="png", scale=6, border=3)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+@wire_method("qr", "GET", "account")
+async def qr(call: Call) -> dict[str, Any]:
+    """A QR code (base64 PNG) to link the instance; it changes every 20 seconds."""
+    inst = call.instance
+    if inst.state == instances.AUTHORIZED:
+        return {"type": "alreadyLogged", "message": "instance account already authorized"}
+    if inst.state == instances.STARTING:
+        return {"type": "error", "message": "instance in starting process try later"}
+    payload = await instances.qr_payload(call.core, inst)
+    return {"type": "qrCode", "message": qr_png_base64(payload)}
+
+
+class AuthorizationCodeBody(Body):
+    phoneNumber: int | str
+
+    @field_validator("phoneNumber")
+    @classmethod
+    def _digits(cls, value: int | str) -> str:
+        text = str(value)
+        if not text.isdigit() or not 7 <= len(text) <= 15:
+            raise ValueError("Wrong format. 'phoneNumber' must contain only digits (7 to 15, international format)")
+        return text
+
+
+@wire_method("getAuthorizationCode", "POST", "account", body=AuthorizationCodeBody)
+async def get_authorization_code(call: Call) -> dict[str, Any]:
+    """A pairing code to link the instance by phone number instead of a QR code."""
+    try:
+        code = await instances.request_pairing_code(call.core, call.instance, str(call.body.phoneNumber))
+    except instances.InstanceError as exc:
+        raise WireError(400, str(exc)) from None
+    return {"status": True, "code": code}

@@ -1,0 +1,182 @@
+"""The table of wire methods: name, verb, body model, handler. The router dispatches from it,
+the OpenAPI document and docs/compatibility.md are generated from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from verdigris.greenapi.errors import bad_request, validation
+
+if TYPE_CHECKING:
+    from verdigris.core import Core
+    from verdigris.instances.service import InstanceRecord
+
+BodyKind = Literal["json", "none", "multipart", "raw"]
+
+
+class Empty:
+    """Return this from a handler for a 200 with an empty body (as GREEN-API does for some methods)."""
+
+
+EMPTY = Empty()
+
+
+@dataclass(slots=True)
+class Call:
+    """One wire call, authenticated and parsed, as handlers see it."""
+
+    core: Core
+    request: Request
+    instance: InstanceRecord
+    body: Any = None  # the validated body model (POST) or None
+    raw_json: Any = None  # the parsed JSON body as sent (also for GET bodies, best effort)
+    extra: str = ""  # a path segment after the token (deleteNotification's receiptId)
+    form: Mapping[str, Any] | None = None
+    raw_body: bytes = b""
+
+    def param(self, name: str) -> Any:
+        """A parameter from the query string, else from a JSON body (some SDKs send GET bodies)."""
+        value = self.request.query_params.get(name)
+        if value is not None:
+            return value
+        if isinstance(self.raw_json, dict):
+            return self.raw_json.get(name)
+        if isinstance(self.raw_json, int) and not isinstance(self.raw_json, bool):
+            return self.raw_json
+        return None
+
+    def int_param(self, name: str, default: int, low: int | None = None, high: int | None = None) -> int:
+        value = self.param(name)
+        if value is None or value == "":
+            return default
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise validation(f"'{name}' must be a number") from None
+        if low is not None and number < low:
+            raise validation(f"'{name}' must be larger than or equal to {low}")
+        if high is not None and number > high:
+            raise validation(f"'{name}' must be less than or equal to {high}")
+        return number
+
+
+Handler = Callable[[Call], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class WireMethod:
+    name: str
+    verb: str
+    group: str
+    handler: Handler | None
+    body: type[BaseModel] | None = None
+    body_kind: BodyKind = "none"
+    summary: str = ""
+    # The method needs a linked (authorized) instance, as live messenger queries do.
+    needs_link: bool = False
+    host: Literal["api", "media"] = "api"
+    note: str = ""
+    query: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def done(self) -> bool:
+        return self.handler is not None
+
+
+REGISTRY: dict[str, WireMethod] = {}
+
+
+def wire_method(
+    name: str,
+    verb: str,
+    group: str,
+    *,
+    body: type[BaseModel] | None = None,
+    body_kind: BodyKind | None = None,
+    summary: str = "",
+    needs_link: bool = False,
+    host: Literal["api", "media"] = "api",
+    query: tuple[str, ...] = (),
+) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        kind: BodyKind = body_kind or ("json" if body is not None else "none")
+        REGISTRY[name.lower()] = WireMethod(
+            name, verb, group, handler, body, kind, summary or (handler.__doc__ or "").strip().split("\n")[0],
+            needs_link, host, "", query,
+        )
+        return handler
+
+    return register
+
+
+def planned(name: str, verb: str, group: str, note: str) -> None:
+    """A documented method not implemented yet: answered 501 with a clear message."""
+    REGISTRY.setdefault(name.lower(), WireMethod(name, verb, group, None, note=note))
+
+
+# --- request bodies ----------------------------------------------------------------------------
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        pos = exc.pos if exc.pos is not None else 0
+        token = raw[pos : pos + 1].decode("utf-8", "replace") or "end"
+        raise bad_request(f"Unexpected token {token} in JSON at position {pos}") from None
+
+
+def validate_body(model: type[BaseModel], data: Any) -> BaseModel:
+    if not isinstance(data, dict):
+        raise validation("'value' must be of type object")
+    if not data and model.model_fields:
+        raise validation("'value' must have at least 1 key")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation(describe(exc)) from None
+
+
+_MESSAGES = {
+    "missing": "'{loc}' is required",
+    "string_type": "'{loc}' must be a string",
+    "int_type": "'{loc}' must be a number",
+    "int_parsing": "'{loc}' must be a number",
+    "int_from_float": "'{loc}' must be an integer",
+    "float_type": "'{loc}' must be a number",
+    "float_parsing": "'{loc}' must be a number",
+    "bool_type": "'{loc}' must be a boolean",
+    "bool_parsing": "'{loc}' must be a boolean",
+    "list_type": "'{loc}' must be an array",
+    "dict_type": "'{loc}' must be of type object",
+    "model_type": "'{loc}' must be of type object",
+    "model_attributes_type": "'{loc}' must be of type object",
+    "string_too_long": "'{loc}' length must be less than or equal to {max_length} characters long",
+    "string_too_short": "'{loc}' is not allowed to be empty",
+    "too_short": "'{loc}' must contain at least {min_length} items",
+    "too_long": "'{loc}' must contain less than or equal to {max_length} items",
+    "less_than_equal": "'{loc}' must be less than or equal to {le}",
+    "greater_than_equal": "'{loc}' must be larger than or equal to {ge}",
+    "literal_error": "'{loc}' must be one of [{expected}]",
+    "enum": "'{loc}' must be one of [{expected}]",
+}
+
+
+def describe(exc: ValidationError) -> str:
+    """The first validation problem in the Joi-like words GREEN-API uses."""
+    err = exc.errors(include_url=False)[0]
+    loc = ".".join(str(part) for part in err["loc"]) or "value"
+    template = _MESSAGES.get(err["type"])
+    if err["type"] == "value_error":
+        return str(err.get("ctx", {}).get("error", err["msg"]))
+    if template is None:
+        return f"'{loc}' {err['msg']}"
+    ctx = {k: v for k, v in (err.get("ctx") or {}).items()}
+    return template.format(loc=loc, **{k: ctx.get(k, "") for k in ("max_length", "min_length", "le", "ge", "expected")})

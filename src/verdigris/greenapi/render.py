@@ -1,0 +1,192 @@
+"""Domain → GREEN-API JSON: notification bodies, ``messageData``, journal entries.
+
+Shapes follow the wire spec (docs: notifications-format, journals) and the required fields of the
+official webhook JSON Schema: integer ``timestamp`` in seconds, integer ``idInstance``,
+``senderData.{chatId, sender, senderName}``, ``messageData.typeMessage`` and its ``*Data`` object.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from verdigris.instances.service import InstanceRecord
+    from verdigris.messaging.notifications import Event
+    from verdigris.messaging.service import StoredMessage
+
+MESSAGE_KINDS = frozenset({"incomingMessageReceived", "outgoingMessageReceived", "outgoingAPIMessageReceived"})
+FILE_TYPES = frozenset({"imageMessage", "videoMessage", "audioMessage", "documentMessage", "stickerMessage"})
+# Internal statuses that have no wire name of their own.
+_WIRE_STATUS = {"queued": "pending", "expired": "failed", "cleared": "failed"}
+
+
+def wire_status(status: str) -> str:
+    return _WIRE_STATUS.get(status, status)
+
+
+def instance_data(inst: InstanceRecord) -> dict[str, Any]:
+    return {"idInstance": inst.id, "wid": inst.wid, "typeInstance": "whatsapp"}
+
+
+def notification(inst: InstanceRecord, event: Event) -> str:
+    """The body of a notification, as JSON text."""
+    data = event.data
+    body: dict[str, Any] = {
+        "typeWebhook": event.kind,
+        "instanceData": instance_data(inst),
+        "timestamp": event.at_ms // 1000,
+    }
+    if event.kind in MESSAGE_KINDS:
+        body["idMessage"] = data["id_message"]
+        body["senderData"] = {
+            "chatId": data["chat_id"],
+            "chatName": data.get("chat_name", ""),
+            "sender": data["sender"],
+            "senderName": data.get("sender_name", ""),
+            "senderContactName": data.get("sender_contact_name", ""),
+        }
+        body["messageData"] = message_data(data["type_message"], data["content"])
+    elif event.kind == "outgoingMessageStatus":
+        body["chatId"] = data["chat_id"]
+        body["idMessage"] = data["id_message"]
+        body["status"] = wire_status(data["status"])
+        if data.get("description"):
+            body["description"] = data["description"]
+        body["sendByApi"] = bool(data.get("sent_by_api", True))
+    else:
+        body.update(data)
+    return orjson.dumps(body).decode()
+
+
+# --- message content ---------------------------------------------------------------------------
+
+
+def _forward_fields(content: dict[str, Any]) -> dict[str, Any]:
+    return {"isForwarded": bool(content.get("forwarded", False)), "forwardingScore": int(content.get("forwarding_score", 0))}
+
+
+def _file_fields(content: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "downloadUrl": content.get("downloadUrl", ""),
+        "caption": content.get("caption", ""),
+        "fileName": content.get("fileName", ""),
+        "jpegThumbnail": content.get("jpegThumbnail", ""),
+        "mimeType": content.get("mimeType", ""),
+    }
+
+
+def quoted_message(quoted: dict[str, Any]) -> dict[str, Any]:
+    """The ``quotedMessage`` object: who and what was quoted, flattened."""
+    out: dict[str, Any] = {
+        "stanzaId": quoted["id"],
+        "participant": quoted.get("sender", ""),
+        "typeMessage": quoted.get("type_message", "textMessage"),
+    }
+    out.update(_flat_content(quoted.get("type_message", "textMessage"), quoted.get("content", {})))
+    return out
+
+
+def _flat_content(type_message: str, content: dict[str, Any]) -> dict[str, Any]:
+    """Type-specific fields in the flat form journals and quotes use."""
+    if type_message in ("textMessage", "extendedTextMessage", "quotedMessage"):
+        return {"textMessage": content.get("text", "")}
+    if type_message in FILE_TYPES:
+        return _file_fields(content)
+    if type_message == "locationMessage":
+        return {"location": {k: content.get(k) for k in ("nameLocation", "address", "latitude", "longitude", "jpegThumbnail")}}
+    if type_message == "contactMessage":
+        return {"contact": {"displayName": content.get("displayName", ""), "vcard": content.get("vcard", "")}}
+    return {}
+
+
+def message_data(type_message: str, content: dict[str, Any]) -> dict[str, Any]:
+    """The ``messageData`` object of a message notification."""
+    out: dict[str, Any] = {"typeMessage": type_message}
+    quoted = content.get("quoted")
+    if type_message == "textMessage":
+        out["textMessageData"] = {"textMessage": content.get("text", ""), "isTemplateMessage": False}
+    elif type_message == "extendedTextMessage":
+        preview = content.get("preview") or {}
+        out["extendedTextMessageData"] = {
+            "text": content.get("text", ""),
+            "description": preview.get("description", ""),
+            "title": preview.get("title", ""),
+            "previewType": preview.get("type", "None"),
+            "jpegThumbnail": preview.get("thumbnail", ""),
+            **_forward_fields(content),
+        }
+    elif type_message == "quotedMessage":
+        out["extendedTextMessageData"] = {
+            "text": content.get("text", ""),
+            "stanzaId": quoted["id"] if quoted else "",
+            "participant": quoted.get("sender", "") if quoted else "",
+            **_forward_fields(content),
+        }
+    elif type_message in FILE_TYPES:
+        data = {**_file_fields(content), **_forward_fields(content)}
+        data["isAnimated"] = bool(content.get("isAnimated", False))
+        out["fileMessageData"] = data
+    elif type_message == "locationMessage":
+        out["locationMessageData"] = {
+            "latitude": content.get("latitude"),
+            "longitude": content.get("longitude"),
+            "nameLocation": content.get("nameLocation", ""),
+            "address": content.get("address", ""),
+            "jpegThumbnail": content.get("jpegThumbnail", ""),
+            **_forward_fields(content),
+        }
+    elif type_message == "contactMessage":
+        out["contactMessageData"] = {
+            "displayName": content.get("displayName", ""),
+            "vcard": content.get("vcard", ""),
+            **_forward_fields(content),
+        }
+    else:
+        # Types whose content is already kept in wire form (see messaging.content).
+        out.update(content.get("wire", {}))
+    if quoted is not None:
+        out["quotedMessage"] = quoted_message(quoted)
+    return out
+
+
+def journal_entry(message: StoredMessage) -> dict[str, Any]:
+    """One entry of getChatHistory / getMessage / lastIncomingMessages / lastOutgoingMessages."""
+    content = message.content
+    entry: dict[str, Any] = {
+        "type": "incoming" if message.direction == "in" else "outgoing",
+        "idMessage": message.id_message,
+        "timestamp": message.created_ms // 1000,
+        "typeMessage": message.type_message,
+        "chatId": message.chat_id,
+    }
+    if message.direction == "in":
+        entry["senderId"] = message.sender
+        entry["senderName"] = message.sender_name
+        entry["senderContactName"] = ""
+    else:
+        entry["statusMessage"] = wire_status(message.status)
+        entry["sendByApi"] = message.sent_by_api
+    entry.update(_flat_content(message.type_message, content))
+    if message.type_message == "extendedTextMessage":
+        preview = content.get("preview") or {}
+        entry["extendedTextMessage"] = {
+            "text": content.get("text", ""),
+            "description": preview.get("description", ""),
+            "title": preview.get("title", ""),
+            "previewType": preview.get("type", "None"),
+            "jpegThumbnail": preview.get("thumbnail", ""),
+        }
+    quoted = content.get("quoted")
+    if quoted is not None:
+        entry["extendedTextMessage"] = {
+            "text": content.get("text", ""),
+            "stanzaId": quoted["id"],
+            "participant": quoted.get("sender", ""),
+        }
+        entry["quotedMessage"] = quoted_message(quoted)
+    if message.description:
+        entry["description"] = message.description
+    entry.update(_forward_fields(content))
+    return entry

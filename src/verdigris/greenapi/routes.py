@@ -1,0 +1,131 @@
+"""The wire API router: ``/waInstance{idInstance}/{method}/{apiTokenInstance}[/{extra}]``.
+
+Order of checks, each answered in the wire's own format and before anything changes:
+idInstance not digits → 400; unknown method → 404; OPTIONS → 204; wrong verb → 404;
+no token → 400; unknown instance → 403; wrong token → 401; body → 400; handler.
+The path normaliser (``//`` collapsed, optional ``/v3`` prefix, method names in any case) runs
+before routing, and nothing here ever redirects.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from typing import Any
+
+import orjson
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from verdigris.core import Core
+from verdigris.greenapi import methods  # noqa: F401  (registers every wire method)
+from verdigris.greenapi.errors import WireError, error_response
+from verdigris.greenapi.registry import EMPTY, REGISTRY, Call, parse_json, validate_body
+
+log = structlog.get_logger("verdigris.wire")
+
+VERBS = ["GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS", "HEAD"]
+_SLASHES = re.compile(r"/{2,}")
+
+
+class PathNormalizer:
+    """ASGI middleware: collapse ``//`` and drop the optional ``/v3`` prefix of wire paths."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if "//" in path or path.startswith("/v3/"):
+                path = _SLASHES.sub("/", path)
+                if path.startswith("/v3/waInstance"):
+                    path = path[3:]
+                scope = dict(scope, path=path, raw_path=path.encode())
+        await self.app(scope, receive, send)
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(value), status_code=status, media_type="application/json")
+
+
+class WireEndpoint:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await self.handle(request)
+        except WireError as exc:
+            response = error_response(exc.status, exc.message, request.url.path, exc.headers)
+        await response(scope, receive, send)
+
+    async def handle(self, request: Request) -> Response:
+        params = request.path_params
+        id_raw: str = params["id_instance"]
+        if not id_raw.isdigit():
+            raise WireError(400, "Parameter idInstance not an integer")
+        spec = REGISTRY.get(params["method"].lower())
+        if spec is None:
+            raise WireError(404, "Not Found")
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers={"Allow": f"{spec.verb}, OPTIONS"})
+        if request.method != spec.verb:
+            raise WireError(404, f"Not Found: {spec.name} is called with {spec.verb}")
+        token: str = params.get("token", "")
+        if not token:
+            raise WireError(400, "Parameter apiTokenInstance not define")
+        inst = await self.core.instances.get(int(id_raw))
+        if inst is None:
+            raise WireError(403, "Forbidden")
+        if not hmac.compare_digest(token.encode(), inst.token.encode()):
+            if spec.name == "updateApiToken":
+                return Response(b'{"code":401,"description":"Unauthorized"}', media_type="application/json")
+            raise WireError(401, "Unauthorized")
+        if spec.handler is None:
+            raise WireError(501, f"{spec.name} is not implemented yet ({spec.note}); see docs/compatibility.md")
+        call = Call(self.core, request, inst, extra=params.get("extra", ""))
+        await self._read_body(call, spec)
+        if spec.needs_link and inst.state != "authorized":
+            if inst.state == "starting":
+                raise WireError(400, "instance in starting process try later")
+            raise WireError(400, "instance is starting or not authorized")
+        result = await spec.handler(call)
+        if isinstance(result, Response):
+            return result
+        if result is EMPTY:
+            return Response(b"", media_type="application/json")
+        return json_response(result)
+
+    async def _read_body(self, call: Call, spec: Any) -> None:
+        request = call.request
+        if spec.body_kind == "multipart" or spec.body_kind == "raw":
+            return  # the handler reads the stream itself (size limits apply there)
+        raw = await request.body()
+        call.raw_body = raw
+        if spec.body_kind == "none":
+            if raw.strip():
+                try:
+                    call.raw_json = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    call.raw_json = None  # a stray GET body is tolerated, as the hosted API does
+            return
+        data = parse_json(raw) if raw.strip() else {}
+        call.raw_json = data
+        call.body = validate_body(spec.body, data)
+
+
+def wire_routes(core: Core) -> list[Route]:
+    endpoint = WireEndpoint(core)
+    patterns = [
+        "/waInstance{id_instance}/{method}",
+        "/waInstance{id_instance}/{method}/",
+        "/waInstance{id_instance}/{method}/{token}",
+        "/waInstance{id_instance}/{method}/{token}/",
+        "/waInstance{id_instance}/{method}/{token}/{extra}",
+    ]
+    return [Route(p, endpoint, methods=VERBS, include_in_schema=False) for p in patterns]

@@ -1,0 +1,1 @@
+"""Instances: one linked messenger account each; lifecycle, settings, state machine, tokens, linking."""

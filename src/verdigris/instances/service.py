@@ -1,0 +1,396 @@
+"""Instance actions: create, settings, state machine, linking (QR / pairing code), tokens.
+
+Every state change of an instance happens in a function of this module, inside one transaction,
+and emits its notification there.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import func, insert, select, update
+
+from verdigris.instances import settings as catalogue
+from verdigris.instances.models import instance_state_history, instances, workspace_meta
+from verdigris.messaging.notifications import Event, emit
+from verdigris.store.clock import now_ms
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from verdigris.core import Core, Tx
+
+# Instance states (the wire vocabulary of getStateInstance).
+NOT_AUTHORIZED = "notAuthorized"
+STARTING = "starting"
+AUTHORIZED = "authorized"
+BLOCKED = "blocked"
+YELLOW_CARD = "yellowCard"
+SLEEP_MODE = "sleepMode"
+STATES = (NOT_AUTHORIZED, STARTING, AUTHORIZED, BLOCKED, YELLOW_CARD, SLEEP_MODE)
+
+FIRST_INSTANCE_ID = 7700000001
+PAIRING_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+class InstanceError(Exception):
+    """An action that the instance's current state does not allow."""
+
+
+@dataclass(slots=True)
+class InstanceRecord:
+    """What the hot path needs to know about an instance (cached in memory)."""
+
+    id: int
+    token: str
+    account_id: int | None
+    state: str
+    wid: str
+    channel: str
+    name: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    created_ms: int = 0
+
+    @property
+    def phone(self) -> str:
+        return self.wid.split("@", 1)[0] if self.wid else ""
+
+
+def _record(row: Any) -> InstanceRecord:
+    return InstanceRecord(
+        id=int(row.id),
+        token=row.token,
+        account_id=row.account_id,
+        state=row.state,
+        wid=row.wid,
+        channel=row.channel,
+        name=row.name,
+        settings=orjson.loads(row.settings),
+        created_ms=int(row.created_ms),
+    )
+
+
+class InstanceCache:
+    """Instances by id, loaded on first use and kept up to date by this module's actions.
+
+    Bounded (least recently used first out), so a server with many idle instances keeps only the
+    active ones in memory.
+    """
+
+    def __init__(self, core: Core, capacity: int = 50_000) -> None:
+        self._core = core
+        self._items: OrderedDict[int, InstanceRecord] = OrderedDict()
+        self._capacity = capacity
+
+    async def get(self, instance_id: int) -> InstanceRecord | None:
+        rec = self._items.get(instance_id)
+        if rec is not None:
+            self._items.move_to_end(instance_id)
+            return rec
+        async with self._core.read() as conn:
+            row = (
+                await conn.execute(
+                    select(instances).where((instances.c.id == instance_id) & instances.c.deleted_ms.is_(None))
+                )
+            ).first()
+        if row is None:
+            return None
+        rec = _record(row)
+        self.put(rec)
+        return rec
+
+    def put(self, rec: InstanceRecord) -> None:
+        self._items[rec.id] = rec
+        self._items.move_to_end(rec.id)
+        while len(self._items) > self._capacity:
+            self._items.popitem(last=False)
+
+    def forget(self, instance_id: int) -> None:
+        self._items.pop(instance_id, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+# --- workspace facts -------------------------------------------------------------------------
+
+
+async def meta_get(conn: AsyncConnection, key: str) -> str | None:
+    return await conn.scalar(select(workspace_meta.c.value).where(workspace_meta.c.key == key))
+
+
+async def meta_set(conn: AsyncConnection, key: str, value: str) -> None:
+    if await meta_get(conn, key) is None:
+        await conn.execute(insert(workspace_meta).values(key=key, value=value))
+    else:
+        await conn.execute(update(workspace_meta).where(workspace_meta.c.key == key).values(value=value))
+
+
+async def workspace_secret(core: Core) -> bytes:
+    """A per-workspace random secret (signs QR payloads); created on first use."""
+    cached = getattr(core, "_workspace_secret", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    async with core.tx() as tx:
+        value = await meta_get(tx.conn, "secret")
+        if value is None:
+            value = secrets.token_hex(32)
+            await meta_set(tx.conn, "secret", value)
+    secret = bytes.fromhex(value)
+    core._workspace_secret = secret  # type: ignore[attr-defined]
+    return secret
+
+
+# --- create and read -------------------------------------------------------------------------
+
+
+def new_token() -> str:
+    """50 lowercase hex characters, the shape GREEN-API tokens have."""
+    return secrets.token_hex(25)
+
+
+async def create(
+    core: Core,
+    *,
+    account_id: int | None,
+    instance_id: int | None = None,
+    token: str | None = None,
+    name: str = "",
+    channel: str = "sandbox",
+    settings: dict[str, Any] | None = None,
+) -> InstanceRecord:
+    values = catalogue.defaults(core.settings.clamp_send_delay(core.settings.send_delay_default_ms))
+    if settings:
+        values.update(settings)
+    created = now_ms()
+    async with core.tx() as tx:
+        if instance_id is None:
+            top = await tx.conn.scalar(select(func.max(instances.c.id)).where(instances.c.id >= FIRST_INSTANCE_ID))
+            instance_id = int(top) + 1 if top else FIRST_INSTANCE_ID
+        elif await tx.conn.scalar(select(instances.c.id).where(instances.c.id == instance_id)) is not None:
+            raise InstanceError(f"instance {instance_id} already exists")
+        rec = InstanceRecord(
+            id=instance_id,
+            token=token or new_token(),
+            account_id=account_id,
+            state=NOT_AUTHORIZED,
+            wid="",
+            channel=channel,
+            name=name,
+            settings=values,
+            created_ms=created,
+        )
+        await tx.conn.execute(
+            insert(instances).values(
+                id=rec.id,
+                account_id=account_id,
+                token=rec.token,
+                name=name,
+                channel=channel,
+                state=rec.state,
+                wid="",
+                settings=orjson.dumps(values).decode(),
+                created_ms=created,
+            )
+        )
+        await tx.conn.execute(
+            insert(instance_state_history).values(instance_id=rec.id, state=rec.state, wid="", at_ms=created)
+        )
+    core.instances.put(rec)
+    return rec
+
+
+async def list_for_account(core: Core, account_id: int | None) -> list[InstanceRecord]:
+    query = select(instances).where(instances.c.deleted_ms.is_(None)).order_by(instances.c.id)
+    if account_id is not None:
+        query = query.where(instances.c.account_id == account_id)
+    async with core.read() as conn:
+        rows = (await conn.execute(query)).all()
+    return [_record(r) for r in rows]
+
+
+async def find_by_wid(conn: AsyncConnection, wid: str) -> list[int]:
+    """Ids of the authorized instances linked to ``wid`` (the network routes messages to them)."""
+    rows = await conn.execute(
+        select(instances.c.id).where(
+            (instances.c.wid == wid) & (instances.c.state != NOT_AUTHORIZED) & instances.c.deleted_ms.is_(None)
+        )
+    )
+    return [int(r[0]) for r in rows]
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+async def update_settings(core: Core, rec: InstanceRecord, changes: dict[str, Any]) -> InstanceRecord:
+    """Apply a partial settings change at once. ``changes`` is already validated by the face."""
+    merged = {**rec.settings, **changes}
+    if "delaySendMessagesMilliseconds" in changes:
+        merged["delaySendMessagesMilliseconds"] = core.settings.clamp_send_delay(
+            int(changes["delaySendMessagesMilliseconds"])
+        )
+    async with core.tx() as tx:
+        await tx.conn.execute(
+            update(instances).where(instances.c.id == rec.id).values(settings=orjson.dumps(merged).decode())
+        )
+    rec.settings = merged
+    if core.sender is not None:
+        core.sender.wake(rec)  # the gap may have changed
+    return rec
+
+
+# --- state machine ---------------------------------------------------------------------------
+
+
+async def set_state(tx: Tx, rec: InstanceRecord, state: str, wid: str | None = None) -> None:
+    """Move the instance to ``state`` (and link it to ``wid`` when given); emits stateInstanceChanged."""
+    assert state in STATES, state
+    at = now_ms()
+    new_wid = rec.wid if wid is None else wid
+    if state == rec.state and new_wid == rec.wid:
+        return
+    await tx.conn.execute(
+        update(instances).where(instances.c.id == rec.id).values(state=state, wid=new_wid, pairing_code=None)
+    )
+    await tx.conn.execute(
+        insert(instance_state_history).values(instance_id=rec.id, state=state, wid=new_wid, at_ms=at)
+    )
+    rec.state = state
+    rec.wid = new_wid
+    await emit(tx, rec, Event("stateInstanceChanged", {"stateInstance": state}, at))
+    sender = tx.core.sender
+    if state == AUTHORIZED and sender is not None:
+        tx.on_commit(lambda: sender.wake(rec))
+
+
+async def state_history(core: Core, rec: InstanceRecord, count: int) -> list[dict[str, Any]]:
+    async with core.read() as conn:
+        rows = (
+            await conn.execute(
+                select(instance_state_history)
+                .where(instance_state_history.c.instance_id == rec.id)
+                .order_by(instance_state_history.c.id.desc())
+                .limit(count)
+            )
+        ).all()
+    return [{"state": r.state, "at_ms": int(r.at_ms), "wid": r.wid} for r in rows]
+
+
+async def link(core: Core, rec: InstanceRecord, wid: str) -> None:
+    """The account ``wid`` has authorized this instance as a linked device."""
+    if rec.state == AUTHORIZED:
+        raise InstanceError("instance account already authorized")
+    async with core.tx() as tx:
+        await set_state(tx, rec, STARTING, wid)
+        await set_state(tx, rec, AUTHORIZED, wid)
+
+
+async def logout(core: Core, rec: InstanceRecord) -> None:
+    async with core.tx() as tx:
+        await set_state(tx, rec, NOT_AUTHORIZED, "")
+
+
+async def reboot(core: Core, rec: InstanceRecord) -> None:
+    """Restart the instance: ``starting`` for a moment, then back to where it was."""
+    back_to = rec.state if rec.state != STARTING else AUTHORIZED if rec.wid else NOT_AUTHORIZED
+    async with core.tx() as tx:
+        await set_state(tx, rec, STARTING)
+
+    async def finish() -> None:
+        if rec.state != STARTING:
+            return
+        async with core.tx() as tx:
+            await set_state(tx, rec, back_to)
+
+    core.timers.schedule(("reboot", rec.id), now_ms() + int(core.settings.reboot_seconds * 1000), finish)
+
+
+async def rotate_token(core: Core, rec: InstanceRecord) -> str:
+    token = new_token()
+    async with core.tx() as tx:
+        await tx.conn.execute(update(instances).where(instances.c.id == rec.id).values(token=token))
+    rec.token = token
+    return token
+
+
+async def delete(core: Core, rec: InstanceRecord) -> None:
+    async with core.tx() as tx:
+        await tx.conn.execute(update(instances).where(instances.c.id == rec.id).values(deleted_ms=now_ms()))
+    core.instances.forget(rec.id)
+    if core.sender is not None:
+        core.sender.forget(rec.id)
+
+
+# --- linking: QR codes and pairing codes ---------------------------------------------------------
+
+QR_PREFIX = "verdigris-link"
+
+
+def _qr_mac(secret: bytes, instance_id: int, bucket: int) -> str:
+    digest = hmac.new(secret, f"qr:{instance_id}:{bucket}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:15]).decode()
+
+
+async def qr_payload(core: Core, rec: InstanceRecord) -> str:
+    """The text inside the current QR code; it changes every ``qr_rotate_seconds``."""
+    bucket = now_ms() // (core.settings.qr_rotate_seconds * 1000)
+    secret = await workspace_secret(core)
+    return f"{QR_PREFIX}:{rec.id}:{bucket}:{_qr_mac(secret, rec.id, bucket)}"
+
+
+async def instance_for_qr(core: Core, payload: str) -> InstanceRecord:
+    """The instance a scanned QR payload belongs to, if it is current (this or the last period)."""
+    parts = payload.strip().split(":")
+    if len(parts) != 4 or parts[0] != QR_PREFIX or not parts[1].isdigit() or not parts[2].isdigit():
+        raise InstanceError("not a Verdigris QR code")
+    instance_id, bucket = int(parts[1]), int(parts[2])
+    now_bucket = now_ms() // (core.settings.qr_rotate_seconds * 1000)
+    secret = await workspace_secret(core)
+    if bucket not in (now_bucket, now_bucket - 1) or not hmac.compare_digest(
+        parts[3], _qr_mac(secret, instance_id, bucket)
+    ):
+        raise InstanceError("QR code expired or invalid: show a fresh one")
+    rec = await core.instances.get(instance_id)
+    if rec is None:
+        raise InstanceError("QR code expired or invalid: show a fresh one")
+    return rec
+
+
+async def request_pairing_code(core: Core, rec: InstanceRecord, phone: str) -> str:
+    """Issue the 8-character code the owner of ``phone`` types in to link this instance."""
+    if rec.state == AUTHORIZED:
+        raise InstanceError("instance account already authorized, logout first")
+    code = "".join(secrets.choice(PAIRING_ALPHABET) for _ in range(8))
+    expires = now_ms() + core.settings.pairing_code_seconds * 1000
+    async with core.tx() as tx:
+        await tx.conn.execute(
+            update(instances)
+            .where(instances.c.id == rec.id)
+            .values(pairing_code=code, pairing_phone=phone, pairing_expires_ms=expires)
+        )
+    return code
+
+
+async def instance_for_pairing_code(core: Core, code: str, phone: str) -> InstanceRecord:
+    normalized = code.replace("-", "").replace(" ", "").upper()
+    async with core.read() as conn:
+        row = (
+            await conn.execute(
+                select(instances.c.id, instances.c.pairing_phone, instances.c.pairing_expires_ms).where(
+                    (instances.c.pairing_code == normalized) & instances.c.deleted_ms.is_(None)
+                )
+            )
+        ).first()
+    if row is None or row.pairing_phone != phone or int(row.pairing_expires_ms or 0) < now_ms():
+        raise InstanceError("pairing code is wrong or expired")
+    rec = await core.instances.get(int(row.id))
+    if rec is None:
+        raise InstanceError("pairing code is wrong or expired")
+    return rec

@@ -1,0 +1,65 @@
+"""Message content in domain form, and message ids.
+
+Content is a flat JSON object whose keys follow the messenger's own message fields:
+
+* text: ``{"text": str}``, plus ``"preview": {...}`` for a link preview
+* any message may carry ``"quoted": {"id", "sender", "type_message", "content"}`` (a reply)
+* ``"forwarded": true`` and ``"forwarding_score": n`` for forwarded copies
+
+``type_message`` (textMessage, extendedTextMessage, quotedMessage, imageMessage, ...) is derived
+here, so every producer of messages agrees on it.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+URL_RE = re.compile(r"https?://[^\s]+", re.IGNORECASE)
+
+
+def new_outgoing_id() -> str:
+    """Id of a message sent through the API (16 upper-case hex characters, ``BAE5`` prefix)."""
+    return "BAE5" + secrets.token_hex(6).upper()
+
+
+def new_device_id() -> str:
+    """Id of a message sent from a phone (20 upper-case hex characters, ``3EB0`` prefix)."""
+    return "3EB0" + secrets.token_hex(8).upper()
+
+
+def text_content(
+    text: str,
+    *,
+    link_preview: bool = True,
+    preview: dict[str, Any] | None = None,
+    quoted: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    content: dict[str, Any] = {"text": text}
+    if preview is not None:
+        content["preview"] = preview
+    elif link_preview and URL_RE.search(text):
+        content["preview"] = {"title": "", "description": "", "type": "None", "thumbnail": ""}
+    if quoted is not None:
+        content["quoted"] = quoted
+    return content
+
+
+def text_type(content: dict[str, Any]) -> str:
+    if "quoted" in content:
+        return "quotedMessage"
+    if "preview" in content:
+        return "extendedTextMessage"
+    return "textMessage"
+
+
+def quote_of(id_message: str, sender: str, type_message: str, content: dict[str, Any]) -> dict[str, Any]:
+    """What a reply keeps of the message it quotes (no nested quotes)."""
+    inner = {k: v for k, v in content.items() if k != "quoted"}
+    return {"id": id_message, "sender": sender, "type_message": type_message, "content": inner}
+
+
+def plain_text(type_message: str, content: dict[str, Any]) -> str:
+    """The readable text of a message, for journals and phone inboxes."""
+    return str(content.get("text") or content.get("caption") or "")

@@ -1,0 +1,149 @@
+"""The per-instance notification queue: what gets queued (the settings gate), and reading it.
+
+Every event of an instance (a message arrived, a status changed, the state changed...) becomes
+one row in ``notifications`` if the instance's settings ask for it. The row holds the body as
+pollers and webhooks receive it, rendered once by the face's renderer, so a notification is
+byte-identical each time it is handed out. It leaves the queue by an acknowledgement
+(deleteNotification, or a webhook answered 200) or when retention expires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, insert, select
+
+from verdigris.instances.settings import is_on
+from verdigris.messaging.models import notifications
+from verdigris.store.clock import now_ms
+
+if TYPE_CHECKING:
+    from verdigris.core import Core, Tx
+    from verdigris.instances.service import InstanceRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened to an instance, in domain words.
+
+    ``kind`` uses the notification vocabulary (incomingMessageReceived, outgoingMessageStatus,
+    stateInstanceChanged, ...); ``data`` holds the facts the renderer turns into a body.
+    """
+
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+    at_ms: int = field(default_factory=now_ms)
+
+
+Renderer = Callable[["InstanceRecord", Event], str]
+
+_MESSAGE_KINDS = {
+    "incomingMessageReceived": "incomingWebhook",
+    "outgoingMessageReceived": "outgoingMessageWebhook",
+    "outgoingAPIMessageReceived": "outgoingAPIMessageWebhook",
+}
+_EXTRA_FLAG_BY_TYPE = {
+    "pollMessage": "pollMessageWebhook",
+    "pollUpdateMessage": "pollMessageWebhook",
+    "editedMessage": "editedMessageWebhook",
+    "deletedMessage": "deletedMessageWebhook",
+}
+_SIMPLE_KINDS = {
+    "stateInstanceChanged": "stateWebhook",
+    "statusInstanceChanged": "statusInstanceWebhook",
+    "deviceInfo": "deviceWebhook",
+    "outgoingCall": "outgoingCallWebhook",
+    "incomingBlock": "incomingBlockWebhook",
+}
+# Statuses an integrator must always learn about, whatever the settings say.
+ALWAYS_SENT_STATUSES = frozenset({"failed", "noAccount", "notInGroup", "expired"})
+
+
+def wanted(settings: dict[str, Any], event: Event) -> bool:
+    """The settings → notification matrix (GREEN-API spec, Appendix B), in one place."""
+    kind = event.kind
+    flag = _MESSAGE_KINDS.get(kind)
+    if flag is not None:
+        if not is_on(settings, flag):
+            return False
+        extra = _EXTRA_FLAG_BY_TYPE.get(event.data.get("type_message", ""))
+        return extra is None or is_on(settings, extra)
+    if kind == "outgoingMessageStatus":
+        return event.data.get("status") in ALWAYS_SENT_STATUSES or is_on(settings, "outgoingWebhook")
+    flag = _SIMPLE_KINDS.get(kind)
+    if flag is not None:
+        return is_on(settings, flag)
+    if kind == "incomingCall":
+        return is_on(settings, "incomingWebhook") and is_on(settings, "incomingCallWebhook")
+    if kind == "quotaExceeded":
+        return is_on(settings, "incomingWebhook") or is_on(settings, "incomingBlockWebhook")
+    return False
+
+
+async def emit(tx: Tx, inst: InstanceRecord, event: Event) -> int | None:
+    """Queue the event for the instance if its settings want it; returns the receiptId."""
+    if not wanted(inst.settings, event):
+        return None
+    render = tx.core.render
+    assert render is not None, "no notification renderer installed"
+    body = render(inst, event)
+    result = await tx.conn.execute(
+        insert(notifications).values(
+            instance_id=inst.id, type=event.kind, body=body, created_ms=event.at_ms
+        )
+    )
+    tx.on_commit(partial(tx.core.hub.notify, inst.id))
+    return int(result.inserted_primary_key[0])
+
+
+def _live(core: Core, instance_id: int) -> Any:
+    oldest = now_ms() - core.settings.retention_seconds * 1000
+    return (notifications.c.instance_id == instance_id) & (notifications.c.created_ms >= oldest)
+
+
+async def head(core: Core, instance_id: int) -> tuple[int, str] | None:
+    """The oldest notification still in the queue: (receiptId, body)."""
+    async with core.read() as conn:
+        row = (
+            await conn.execute(
+                select(notifications.c.receipt_id, notifications.c.body)
+                .where(_live(core, instance_id))
+                .order_by(notifications.c.receipt_id)
+                .limit(1)
+            )
+        ).first()
+    return (int(row[0]), row[1]) if row else None
+
+
+async def acknowledge(core: Core, instance_id: int, receipt_id: int) -> bool:
+    """Remove one notification; False when it was not (or no longer) in the queue."""
+    async with core.tx() as tx:
+        result = await tx.conn.execute(
+            delete(notifications).where(
+                (notifications.c.instance_id == instance_id) & (notifications.c.receipt_id == receipt_id)
+            )
+        )
+    return bool(result.rowcount)
+
+
+async def count(core: Core, instance_id: int) -> int:
+    async with core.read() as conn:
+        value = await conn.scalar(select(func.count()).select_from(notifications).where(_live(core, instance_id)))
+    return int(value or 0)
+
+
+async def clear(core: Core, instance_id: int) -> int:
+    async with core.tx() as tx:
+        result = await tx.conn.execute(delete(notifications).where(notifications.c.instance_id == instance_id))
+    return int(result.rowcount or 0)
+
+
+async def purge_expired(core: Core) -> int:
+    """Delete notifications older than the retention period (run periodically)."""
+    oldest = now_ms() - core.settings.retention_seconds * 1000
+    async with core.tx() as tx:
+        result = await tx.conn.execute(delete(notifications).where(notifications.c.created_ms < oldest))
+    return int(result.rowcount or 0)

@@ -1,0 +1,140 @@
+"""The send worker: delivers each instance's queued messages in order, paced by its settings.
+
+No task or coroutine exists per instance. An instance with due work has one timer in
+``core.timers`` (a heap keyed by due time); accepting a message or authorizing an instance wakes
+it. When a timer fires, the head message of that instance is handed to its channel and, if more
+are queued, the next timer is set ``delaySendMessagesMilliseconds`` later. The gap is measured from
+the previous send, so a message to an idle instance goes out at once.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING
+
+import structlog
+from sqlalchemy import select, update
+
+from verdigris.instances.service import AUTHORIZED, InstanceRecord
+from verdigris.messaging.models import messages
+from verdigris.messaging.notifications import Event, emit
+from verdigris.messaging.service import QUEUED, _stored
+from verdigris.store.clock import now_ms
+
+if TYPE_CHECKING:
+    from verdigris.core import Core
+
+log = structlog.get_logger("verdigris.sender")
+
+FILE_TYPES = frozenset({"imageMessage", "videoMessage", "audioMessage", "documentMessage", "stickerMessage"})
+
+
+class SendWorker:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        # When each recently active instance last sent (ms) and whether that was a file.
+        self._last_sent: dict[int, tuple[int, bool]] = {}
+        # Messages whose typing indicator is showing: id_message -> when it may be sent.
+        self._typing_until: dict[str, int] = {}
+        self.sent_total = 0
+
+    def _gap_ms(self, rec: InstanceRecord, is_file: bool) -> int:
+        gap = int(rec.settings.get("delaySendMessagesMilliseconds", self.core.settings.send_delay_default_ms))
+        gap = self.core.settings.clamp_send_delay(gap)
+        last = self._last_sent.get(rec.id)
+        if is_file and last is not None and last[1]:
+            gap = max(gap, self.core.settings.file_send_gap_ms)
+        return gap
+
+    def wake(self, rec: InstanceRecord) -> None:
+        """There may be work for ``rec``: plan its next send (never earlier than its gap allows)."""
+        if rec.state != AUTHORIZED:
+            return
+        last = self._last_sent.get(rec.id)
+        due = now_ms()
+        if last is not None:
+            due = max(due, last[0] + self._gap_ms(rec, False))
+        self.core.timers.schedule(("send", rec.id), due, partial(self._run, rec.id))
+
+    def forget(self, instance_id: int) -> None:
+        self.core.timers.cancel(("send", instance_id))
+        self._last_sent.pop(instance_id, None)
+
+    async def start(self) -> None:
+        """Plan a send for every instance that has queued messages (after a restart)."""
+        async with self.core.read() as conn:
+            ids = (await conn.execute(select(messages.c.instance_id).where(messages.c.status == QUEUED).distinct())).scalars().all()
+        for instance_id in ids:
+            rec = await self.core.instances.get(int(instance_id))
+            if rec is not None:
+                self.wake(rec)
+
+    async def _run(self, instance_id: int) -> None:
+        core = self.core
+        rec = await core.instances.get(instance_id)
+        if rec is None or rec.state != AUTHORIZED:
+            return
+        async with core.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(messages)
+                    .where((messages.c.instance_id == instance_id) & (messages.c.status == QUEUED))
+                    .order_by(messages.c.id)
+                    .limit(2)
+                )
+            ).all()
+        if not rows:
+            return
+        head = _stored(rows[0])
+        now = now_ms()
+        is_file = head.type_message in FILE_TYPES
+        last = self._last_sent.get(instance_id)
+        if last is not None and now < last[0] + self._gap_ms(rec, is_file):
+            core.timers.schedule(("send", instance_id), last[0] + self._gap_ms(rec, is_file), partial(self._run, instance_id))
+            return
+        typing = head.typing_ms or _auto_typing_ms(rec, head.content.get("text", ""))
+        if typing and head.id_message not in self._typing_until:
+            self._typing_until[head.id_message] = now + typing
+            core.timers.schedule(("send", instance_id), now + typing, partial(self._run, instance_id))
+            return
+        self._typing_until.pop(head.id_message, None)
+        expired = head.created_ms < now - core.settings.retention_seconds * 1000
+        async with core.tx() as tx:
+            if expired:
+                await tx.conn.execute(
+                    update(messages).where(messages.c.id == head.row_id).values(
+                        status="expired", description="not sent within the queue's retention period"
+                    )
+                )
+                data = {
+                    "chat_id": head.chat_id,
+                    "id_message": head.id_message,
+                    "status": "expired",
+                    "description": "not sent within the queue's retention period",
+                    "sent_by_api": True,
+                }
+                await emit(tx, rec, Event("outgoingMessageStatus", data))
+            else:
+                await core.channel(rec.channel).deliver(tx, rec, head)
+        self._last_sent[instance_id] = (now_ms(), is_file)
+        self.sent_total += 1
+        if len(self._last_sent) > 20_000:
+            self._prune()
+        if len(rows) > 1:
+            nxt = rows[1]
+            next_is_file = nxt.type_message in FILE_TYPES
+            due = self._last_sent[instance_id][0] + (0 if expired else self._gap_ms(rec, next_is_file))
+            core.timers.schedule(("send", instance_id), due, partial(self._run, instance_id))
+
+    def _prune(self) -> None:
+        horizon = now_ms() - self.core.settings.send_delay_max_ms
+        for key in [k for k, (at, _) in self._last_sent.items() if at < horizon]:
+            del self._last_sent[key]
+
+
+def _auto_typing_ms(rec: InstanceRecord, text: str) -> int:
+    """autoTyping levels 1..4: a typing pause that grows with the text, between 1 and 20 s."""
+    level = int(rec.settings.get("autoTyping") or 0)
+    if level <= 0 or not text:
+        return 0
+    return max(1000, min(20_000, len(text) * 25 * level))

@@ -1,0 +1,217 @@
+"""Messaging actions: accept outgoing messages, inspect and clear the queue, read the journal.
+
+``send`` is the life of a message, step 2 of docs/architecture.md: the message is written to the
+journal/queue in one committed transaction before the caller answers 200; the send worker
+(messaging.sender) delivers it later, paced per instance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import func, insert, select, update
+
+from verdigris.messaging.content import new_outgoing_id
+from verdigris.messaging.models import messages
+from verdigris.store.clock import now_ms
+
+if TYPE_CHECKING:
+    from verdigris.core import Core
+    from verdigris.instances.service import InstanceRecord
+
+QUEUED = "queued"
+FINAL_STATUSES = ("failed", "noAccount", "notInGroup", "expired")
+STATUS_ORDER = {"queued": 0, "pending": 0, "sent": 1, "delivered": 2, "read": 3}
+
+
+class MessageNotFound(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class OutgoingMessage:
+    """A message an instance is asked to send."""
+
+    chat_id: str
+    kind: str  # the send method that accepted it (sendMessage, sendFileByUrl, ...)
+    type_message: str
+    content: dict[str, Any]
+    request: dict[str, Any] = field(default_factory=dict)  # echoed by showMessagesQueue
+    typing_ms: int = 0
+
+
+@dataclass(slots=True)
+class StoredMessage:
+    """A journal entry, as services hand it around."""
+
+    row_id: int
+    instance_id: int
+    chat_id: str
+    id_message: str
+    direction: str
+    sent_by_api: bool
+    kind: str
+    type_message: str
+    content: dict[str, Any]
+    sender: str
+    sender_name: str
+    status: str
+    description: str
+    created_ms: int
+    request: dict[str, Any] | None = None
+
+    @property
+    def typing_ms(self) -> int:
+        return int((self.request or {}).get("_typing_ms", 0))
+
+
+def _stored(row: Any) -> StoredMessage:
+    return StoredMessage(
+        row_id=int(row.id),
+        instance_id=int(row.instance_id),
+        chat_id=row.chat_id,
+        id_message=row.id_message,
+        direction=row.direction,
+        sent_by_api=bool(row.sent_by_api),
+        kind=row.kind,
+        type_message=row.type_message,
+        content=orjson.loads(row.content),
+        sender=row.sender,
+        sender_name=row.sender_name,
+        status=row.status,
+        description=row.description,
+        created_ms=int(row.created_ms),
+        request=orjson.loads(row.request) if row.request else None,
+    )
+
+
+async def send(core: Core, rec: InstanceRecord, message: OutgoingMessage) -> str:
+    """Accept a message into the instance's outgoing queue; returns its idMessage once committed."""
+    id_message = new_outgoing_id()
+    request = dict(message.request)
+    if message.typing_ms:
+        request["_typing_ms"] = message.typing_ms
+    async with core.tx() as tx:
+        await tx.conn.execute(
+            insert(messages).values(
+                instance_id=rec.id,
+                chat_id=message.chat_id,
+                id_message=id_message,
+                direction="out",
+                sent_by_api=True,
+                kind=message.kind,
+                type_message=message.type_message,
+                content=orjson.dumps(message.content).decode(),
+                request=orjson.dumps(request).decode(),
+                sender=rec.wid,
+                sender_name="",
+                status=QUEUED,
+                created_ms=now_ms(),
+            )
+        )
+        sender = core.sender
+        if sender is not None:
+            tx.on_commit(lambda: sender.wake(rec))
+    return id_message
+
+
+# --- the outgoing queue --------------------------------------------------------------------------
+
+
+async def queued(core: Core, instance_id: int, limit: int) -> list[StoredMessage]:
+    async with core.read() as conn:
+        rows = (
+            await conn.execute(
+                select(messages)
+                .where((messages.c.instance_id == instance_id) & (messages.c.status == QUEUED))
+                .order_by(messages.c.id)
+                .limit(limit)
+            )
+        ).all()
+    return [_stored(r) for r in rows]
+
+
+async def queued_count(core: Core, instance_id: int) -> int:
+    async with core.read() as conn:
+        value = await conn.scalar(
+            select(func.count())
+            .select_from(messages)
+            .where((messages.c.instance_id == instance_id) & (messages.c.status == QUEUED))
+        )
+    return int(value or 0)
+
+
+async def clear_queue(core: Core, instance_id: int) -> int:
+    """Withdraw every message not yet sent. They stay in the journal as ``cleared``."""
+    async with core.tx() as tx:
+        result = await tx.conn.execute(
+            update(messages)
+            .where((messages.c.instance_id == instance_id) & (messages.c.status == QUEUED))
+            .values(status="cleared")
+        )
+    return int(result.rowcount or 0)
+
+
+# --- the journal ---------------------------------------------------------------------------------
+
+_JOURNAL_VISIBLE = messages.c.status.notin_(("cleared",))
+
+
+async def chat_history(core: Core, instance_id: int, chat_id: str, count: int) -> list[StoredMessage]:
+    async with core.read() as conn:
+        rows = (
+            await conn.execute(
+                select(messages)
+                .where((messages.c.instance_id == instance_id) & (messages.c.chat_id == chat_id) & _JOURNAL_VISIBLE)
+                .order_by(messages.c.id.desc())
+                .limit(count)
+            )
+        ).all()
+    return [_stored(r) for r in rows]
+
+
+async def get_message(core: Core, instance_id: int, chat_id: str, id_message: str) -> StoredMessage:
+    async with core.read() as conn:
+        row = (
+            await conn.execute(
+                select(messages)
+                .where(
+                    (messages.c.instance_id == instance_id)
+                    & (messages.c.id_message == id_message)
+                    & (messages.c.chat_id == chat_id)
+                    & _JOURNAL_VISIBLE
+                )
+                .limit(1)
+            )
+        ).first()
+    if row is None:
+        raise MessageNotFound(id_message)
+    return _stored(row)
+
+
+async def find_message(core: Core, instance_id: int, chat_id: str, id_message: str) -> StoredMessage | None:
+    try:
+        return await get_message(core, instance_id, chat_id, id_message)
+    except MessageNotFound:
+        return None
+
+
+async def recent(core: Core, instance_id: int, direction: str, minutes: int) -> list[StoredMessage]:
+    since = now_ms() - minutes * 60_000
+    async with core.read() as conn:
+        rows = (
+            await conn.execute(
+                select(messages)
+                .where(
+                    (messages.c.instance_id == instance_id)
+                    & (messages.c.direction == direction)
+                    & (messages.c.created_ms >= since)
+                    & _JOURNAL_VISIBLE
+                )
+                .order_by(messages.c.id.desc())
+                .limit(10_000)
+            )
+        ).all()
+    return [_stored(r) for r in rows]

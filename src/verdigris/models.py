@@ -1,0 +1,6 @@
+"""Imports every domain's tables so that the metadata is complete (for migrations and tests)."""
+
+from verdigris.accounts import models as accounts_models  # noqa: F401
+from verdigris.channels.sandbox import models as sandbox_models  # noqa: F401
+from verdigris.instances import models as instances_models  # noqa: F401
+from verdigris.messaging import models as messaging_models  # noqa: F401

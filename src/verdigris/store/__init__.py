@@ -1,0 +1,1 @@
+"""Storage: database engine, tables' shared metadata, migrations, clock and media storage."""
