@@ -110,7 +110,9 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
             schema["paths"].update(wire_paths(schemas))
             app.openapi_schema = schema

@@ -14,7 +14,9 @@ import typer
 from verdigris.config import Settings
 from verdigris.logs import configure as configure_logs
 
-app = typer.Typer(help="Verdigris: self-hosted messenger API platform (GREEN-API wire-compatible).", no_args_is_help=True)
+app = typer.Typer(
+    help="Verdigris: self-hosted messenger API platform (GREEN-API wire-compatible).", no_args_is_help=True
+)
 instances_app = typer.Typer(help="Create and list instances.", no_args_is_help=True)
 app.add_typer(instances_app, name="instances")
 
@@ -112,13 +114,20 @@ def migrate(data_dir: Path = DataDir, database_url: str = DatabaseUrl) -> None:
 
 @instances_app.command("create")
 def instances_create(
-    instance_id: int = typer.Option(None, "--id", help="Use this idInstance (e.g. 1101000001 from SDK examples)"),
+    instance_id: int = typer.Option(
+        None, "--id", help="Use this idInstance (e.g. 1101000001 from SDK examples)"
+    ),
     token: str = typer.Option(None, "--token", help="Use this apiTokenInstance"),
-    link: str = typer.Option(None, "--link", help="Link at once to this sandbox phone number (created if missing)"),
+    link: str = typer.Option(
+        None, "--link", help="Link at once to this sandbox phone number (created if missing)"
+    ),
     name: str = typer.Option("", "--name"),
     account: str = typer.Option("demo", "--account", help="Username of the owning account"),
-    webhooks: bool = typer.Option(True, "--message-notifications/--no-message-notifications",
-                                  help="Switch on incoming/outgoing/status notifications"),
+    webhooks: bool = typer.Option(
+        True,
+        "--message-notifications/--no-message-notifications",
+        help="Switch on incoming/outgoing/status notifications",
+    ),
     data_dir: Path = DataDir,
     database_url: str = DatabaseUrl,
 ) -> None:
@@ -134,7 +143,9 @@ def instances_create(
     async def action(core: Any) -> dict[str, Any]:
         owner = await accounts.get_by_username(core, account)
         if owner is None:
-            raise typer.BadParameter(f"no account {account!r} (run `verdigris demo` to create the demo accounts)")
+            raise typer.BadParameter(
+                f"no account {account!r} (run `verdigris demo` to create the demo accounts)"
+            )
         flags = {flag: "yes" for flag in MESSAGE_FLAGS} if webhooks else {}
         try:
             rec = await instances.create(
@@ -170,7 +181,13 @@ def instances_list(data_dir: Path = DataDir, database_url: str = DatabaseUrl) ->
 
     async def action(core: Any) -> list[dict[str, Any]]:
         return [
-            {"idInstance": r.id, "wid": r.wid, "stateInstance": r.state, "name": r.name, "accountId": r.account_id}
+            {
+                "idInstance": r.id,
+                "wid": r.wid,
+                "stateInstance": r.state,
+                "name": r.name,
+                "accountId": r.account_id,
+            }
             for r in await instances.list_for_account(core, None)
         ]
 

@@ -23,9 +23,8 @@ from verdigris.store.db import Database
 
 if TYPE_CHECKING:
     from verdigris.channels.base import Channel
-    from verdigris.instances.service import InstanceCache
-    from verdigris.messaging.sender import SendWorker
     from verdigris.messaging.notifications import Renderer
+    from verdigris.messaging.sender import SendWorker
 
 log = structlog.get_logger("verdigris")
 

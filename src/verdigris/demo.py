@@ -19,7 +19,11 @@ from verdigris.core import Core
 from verdigris.instances import service as instances
 from verdigris.instances.settings import MESSAGE_FLAGS
 
-DEMO_PHONES = [("79990000001", "Ada (demo A)"), ("79990000002", "Ben (demo B)"), ("79990000003", "Cleo (customer)")]
+DEMO_PHONES = [
+    ("79990000001", "Ada (demo A)"),
+    ("79990000002", "Ben (demo B)"),
+    ("79990000003", "Cleo (customer)"),
+]
 
 
 async def ensure_demo(core: Core) -> dict[str, Any]:
@@ -38,7 +42,11 @@ async def _create(core: Core) -> str:
         core, username="operator", password=operator_password, role=accounts.OPERATOR, name="Demo operator"
     )
     licensee_id = await accounts.create_account(
-        core, username="demo", password=licensee_password, role=accounts.LICENSEE, name="Demo licensee",
+        core,
+        username="demo",
+        password=licensee_password,
+        role=accounts.LICENSEE,
+        name="Demo licensee",
         email="demo@example.test",
     )
     partner_token = await accounts.issue_partner_token(core, licensee_id)
@@ -113,7 +121,7 @@ def banner(info: dict[str, Any]) -> str:
         lines += [
             "  try it:",
             f"    curl -s -X POST {info['apiUrl']}/waInstance{first['idInstance']}/sendMessage/{first['apiTokenInstance']} \\",
-            f"         -H 'Content-Type: application/json' -d '{{\"chatId\":\"{other['wid']}\",\"message\":\"hello\"}}'",
+            f'         -H \'Content-Type: application/json\' -d \'{{"chatId":"{other["wid"]}","message":"hello"}}\'',
             f"    curl -s {info['apiUrl']}/waInstance{other['idInstance']}/receiveNotification/{other['apiTokenInstance']}",
             "  `verdigris demo --json` prints all of this as JSON.",
         ]

@@ -65,13 +65,15 @@ async def create_account(
                 created_ms=now_ms(),
             )
         )
-    return int(result.inserted_primary_key[0])
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
 async def issue_partner_token(core: Core, account_id: int, token: str | None = None) -> str:
     token = token or new_partner_token()
     async with core.tx() as tx:
-        await tx.conn.execute(insert(partner_tokens).values(token=token, account_id=account_id, created_ms=now_ms()))
+        await tx.conn.execute(
+            insert(partner_tokens).values(token=token, account_id=account_id, created_ms=now_ms())
+        )
     return token
 
 

@@ -26,7 +26,12 @@ def wire_paths(components: dict[str, Any]) -> dict[str, Any]:
             continue
         path = f"/waInstance{{idInstance}}/{spec.name}/{{apiTokenInstance}}"
         params: list[dict[str, Any]] = [
-            {"name": "idInstance", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+            {
+                "name": "idInstance",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            },
             {"name": "apiTokenInstance", "in": "path", "required": True, "schema": {"type": "string"}},
         ]
         for name in spec.query:
@@ -38,10 +43,22 @@ def wire_paths(components: dict[str, Any]) -> dict[str, Any]:
             "parameters": params,
             "responses": {
                 "200": {"description": "Success", "content": {"application/json": {"schema": {}}}},
-                "400": {"description": "Bad request data", "content": {"application/json": {"schema": _ERROR}}},
-                "401": {"description": "Wrong apiTokenInstance", "content": {"application/json": {"schema": _ERROR}}},
-                "403": {"description": "Unknown idInstance", "content": {"application/json": {"schema": _ERROR}}},
-                "429": {"description": "Rate limited (nothing was executed)", "content": {"application/json": {"schema": _ERROR}}},
+                "400": {
+                    "description": "Bad request data",
+                    "content": {"application/json": {"schema": _ERROR}},
+                },
+                "401": {
+                    "description": "Wrong apiTokenInstance",
+                    "content": {"application/json": {"schema": _ERROR}},
+                },
+                "403": {
+                    "description": "Unknown idInstance",
+                    "content": {"application/json": {"schema": _ERROR}},
+                },
+                "429": {
+                    "description": "Rate limited (nothing was executed)",
+                    "content": {"application/json": {"schema": _ERROR}},
+                },
             },
         }
         if spec.body is not None:

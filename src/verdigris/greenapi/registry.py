@@ -108,8 +108,17 @@ def wire_method(
     def register(handler: Handler) -> Handler:
         kind: BodyKind = body_kind or ("json" if body is not None else "none")
         REGISTRY[name.lower()] = WireMethod(
-            name, verb, group, handler, body, kind, summary or (handler.__doc__ or "").strip().split("\n")[0],
-            needs_link, host, "", query,
+            name,
+            verb,
+            group,
+            handler,
+            body,
+            kind,
+            summary or (handler.__doc__ or "").strip().split("\n")[0],
+            needs_link,
+            host,
+            "",
+            query,
         )
         return handler
 
@@ -179,4 +188,6 @@ def describe(exc: ValidationError) -> str:
     if template is None:
         return f"'{loc}' {err['msg']}"
     ctx = {k: v for k, v in (err.get("ctx") or {}).items()}
-    return template.format(loc=loc, **{k: ctx.get(k, "") for k in ("max_length", "min_length", "le", "ge", "expected")})
+    return template.format(
+        loc=loc, **{k: ctx.get(k, "") for k in ("max_length", "min_length", "le", "ge", "expected")}
+    )

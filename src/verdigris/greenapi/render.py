@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from verdigris.messaging.notifications import Event
     from verdigris.messaging.service import StoredMessage
 
-MESSAGE_KINDS = frozenset({"incomingMessageReceived", "outgoingMessageReceived", "outgoingAPIMessageReceived"})
+MESSAGE_KINDS = frozenset(
+    {"incomingMessageReceived", "outgoingMessageReceived", "outgoingAPIMessageReceived"}
+)
 FILE_TYPES = frozenset({"imageMessage", "videoMessage", "audioMessage", "documentMessage", "stickerMessage"})
 # Internal statuses that have no wire name of their own.
 _WIRE_STATUS = {"queued": "pending", "expired": "failed", "cleared": "failed"}
@@ -64,7 +66,10 @@ def notification(inst: InstanceRecord, event: Event) -> str:
 
 
 def _forward_fields(content: dict[str, Any]) -> dict[str, Any]:
-    return {"isForwarded": bool(content.get("forwarded", False)), "forwardingScore": int(content.get("forwarding_score", 0))}
+    return {
+        "isForwarded": bool(content.get("forwarded", False)),
+        "forwardingScore": int(content.get("forwarding_score", 0)),
+    }
 
 
 def _file_fields(content: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +100,12 @@ def _flat_content(type_message: str, content: dict[str, Any]) -> dict[str, Any]:
     if type_message in FILE_TYPES:
         return _file_fields(content)
     if type_message == "locationMessage":
-        return {"location": {k: content.get(k) for k in ("nameLocation", "address", "latitude", "longitude", "jpegThumbnail")}}
+        return {
+            "location": {
+                k: content.get(k)
+                for k in ("nameLocation", "address", "latitude", "longitude", "jpegThumbnail")
+            }
+        }
     if type_message == "contactMessage":
         return {"contact": {"displayName": content.get("displayName", ""), "vcard": content.get("vcard", "")}}
     return {}

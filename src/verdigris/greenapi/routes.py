@@ -87,7 +87,9 @@ class WireEndpoint:
                 return Response(b'{"code":401,"description":"Unauthorized"}', media_type="application/json")
             raise WireError(401, "Unauthorized")
         if spec.handler is None:
-            raise WireError(501, f"{spec.name} is not implemented yet ({spec.note}); see docs/compatibility.md")
+            raise WireError(
+                501, f"{spec.name} is not implemented yet ({spec.note}); see docs/compatibility.md"
+            )
         call = Call(self.core, request, inst, extra=params.get("extra", ""))
         await self._read_body(call, spec)
         if spec.needs_link and inst.state != "authorized":

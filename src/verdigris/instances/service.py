@@ -97,7 +97,9 @@ class InstanceCache:
         async with self._core.read() as conn:
             row = (
                 await conn.execute(
-                    select(instances).where((instances.c.id == instance_id) & instances.c.deleted_ms.is_(None))
+                    select(instances).where(
+                        (instances.c.id == instance_id) & instances.c.deleted_ms.is_(None)
+                    )
                 )
             ).first()
         if row is None:
@@ -172,7 +174,9 @@ async def create(
     created = now_ms()
     async with core.tx() as tx:
         if instance_id is None:
-            top = await tx.conn.scalar(select(func.max(instances.c.id)).where(instances.c.id >= FIRST_INSTANCE_ID))
+            top = await tx.conn.scalar(
+                select(func.max(instances.c.id)).where(instances.c.id >= FIRST_INSTANCE_ID)
+            )
             instance_id = int(top) + 1 if top else FIRST_INSTANCE_ID
         elif await tx.conn.scalar(select(instances.c.id).where(instances.c.id == instance_id)) is not None:
             raise InstanceError(f"instance {instance_id} already exists")
@@ -220,7 +224,9 @@ async def find_by_wid(conn: AsyncConnection, wid: str) -> list[int]:
     """Ids of the authorized instances linked to ``wid`` (the network routes messages to them)."""
     rows = await conn.execute(
         select(instances.c.id).where(
-            (instances.c.wid == wid) & (instances.c.state != NOT_AUTHORIZED) & instances.c.deleted_ms.is_(None)
+            (instances.c.wid == wid)
+            & (instances.c.state != NOT_AUTHORIZED)
+            & instances.c.deleted_ms.is_(None)
         )
     )
     return [int(r[0]) for r in rows]

@@ -91,12 +91,10 @@ async def emit(tx: Tx, inst: InstanceRecord, event: Event) -> int | None:
     assert render is not None, "no notification renderer installed"
     body = render(inst, event)
     result = await tx.conn.execute(
-        insert(notifications).values(
-            instance_id=inst.id, type=event.kind, body=body, created_ms=event.at_ms
-        )
+        insert(notifications).values(instance_id=inst.id, type=event.kind, body=body, created_ms=event.at_ms)
     )
     tx.on_commit(partial(tx.core.hub.notify, inst.id))
-    return int(result.inserted_primary_key[0])
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
 def _live(core: Core, instance_id: int) -> Any:
@@ -131,13 +129,17 @@ async def acknowledge(core: Core, instance_id: int, receipt_id: int) -> bool:
 
 async def count(core: Core, instance_id: int) -> int:
     async with core.read() as conn:
-        value = await conn.scalar(select(func.count()).select_from(notifications).where(_live(core, instance_id)))
+        value = await conn.scalar(
+            select(func.count()).select_from(notifications).where(_live(core, instance_id))
+        )
     return int(value or 0)
 
 
 async def clear(core: Core, instance_id: int) -> int:
     async with core.tx() as tx:
-        result = await tx.conn.execute(delete(notifications).where(notifications.c.instance_id == instance_id))
+        result = await tx.conn.execute(
+            delete(notifications).where(notifications.c.instance_id == instance_id)
+        )
     return int(result.rowcount or 0)
 
 

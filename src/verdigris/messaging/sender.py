@@ -63,7 +63,15 @@ class SendWorker:
     async def start(self) -> None:
         """Plan a send for every instance that has queued messages (after a restart)."""
         async with self.core.read() as conn:
-            ids = (await conn.execute(select(messages.c.instance_id).where(messages.c.status == QUEUED).distinct())).scalars().all()
+            ids = (
+                (
+                    await conn.execute(
+                        select(messages.c.instance_id).where(messages.c.status == QUEUED).distinct()
+                    )
+                )
+                .scalars()
+                .all()
+            )
         for instance_id in ids:
             rec = await self.core.instances.get(int(instance_id))
             if rec is not None:
@@ -90,7 +98,9 @@ class SendWorker:
         is_file = head.type_message in FILE_TYPES
         last = self._last_sent.get(instance_id)
         if last is not None and now < last[0] + self._gap_ms(rec, is_file):
-            core.timers.schedule(("send", instance_id), last[0] + self._gap_ms(rec, is_file), partial(self._run, instance_id))
+            core.timers.schedule(
+                ("send", instance_id), last[0] + self._gap_ms(rec, is_file), partial(self._run, instance_id)
+            )
             return
         typing = head.typing_ms or _auto_typing_ms(rec, head.content.get("text", ""))
         if typing and head.id_message not in self._typing_until:
@@ -102,9 +112,9 @@ class SendWorker:
         async with core.tx() as tx:
             if expired:
                 await tx.conn.execute(
-                    update(messages).where(messages.c.id == head.row_id).values(
-                        status="expired", description="not sent within the queue's retention period"
-                    )
+                    update(messages)
+                    .where(messages.c.id == head.row_id)
+                    .values(status="expired", description="not sent within the queue's retention period")
                 )
                 data = {
                     "chat_id": head.chat_id,

@@ -164,7 +164,11 @@ async def chat_history(core: Core, instance_id: int, chat_id: str, count: int) -
         rows = (
             await conn.execute(
                 select(messages)
-                .where((messages.c.instance_id == instance_id) & (messages.c.chat_id == chat_id) & _JOURNAL_VISIBLE)
+                .where(
+                    (messages.c.instance_id == instance_id)
+                    & (messages.c.chat_id == chat_id)
+                    & _JOURNAL_VISIBLE
+                )
                 .order_by(messages.c.id.desc())
                 .limit(count)
             )

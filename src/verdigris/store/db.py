@@ -49,9 +49,7 @@ class Database:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             # One writer connection is what SQLite allows anyway; a pool of readers would only
             # contend on the write lock. The single connection serialises access in-process.
-            self.engine: AsyncEngine = create_async_engine(
-                url, pool_size=1, max_overflow=0, pool_timeout=60
-            )
+            self.engine: AsyncEngine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         else:
             self.engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)

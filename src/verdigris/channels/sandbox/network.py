@@ -82,7 +82,9 @@ class SandboxChannel:
             api_instance_id=rec.id,
         )
         await tx.conn.execute(
-            update(messages).where(messages.c.id == message.row_id).values(sender=rec.wid, sender_name=msg.sender_name)
+            update(messages)
+            .where(messages.c.id == message.row_id)
+            .values(sender=rec.wid, sender_name=msg.sender_name)
         )
         await self._route(tx, msg)
         if is_on(rec.settings, "markIncomingMessagesReadedOnReply"):
@@ -97,16 +99,23 @@ class SandboxChannel:
         )
         if up_to is not None:
             cond = cond & (messages.c.id <= up_to.row_id)
-        rows = (await tx.conn.execute(select(messages.c.id, messages.c.id_message, messages.c.sender).where(cond))).all()
+        rows = (
+            await tx.conn.execute(select(messages.c.id, messages.c.id_message, messages.c.sender).where(cond))
+        ).all()
         if not rows:
             return 0
-        await tx.conn.execute(update(messages).where(messages.c.id.in_([r.id for r in rows])).values(status="read"))
+        await tx.conn.execute(
+            update(messages).where(messages.c.id.in_([r.id for r in rows])).values(status="read")
+        )
         for row in rows:
             await self._report_status(tx, row.sender, rec.wid, row.id_message, "read")
         return len(rows)
 
     async def has_account(self, tx: Tx, phone: str) -> bool:
-        return await tx.conn.scalar(select(sandbox_phones.c.number).where(sandbox_phones.c.number == phone)) is not None
+        return (
+            await tx.conn.scalar(select(sandbox_phones.c.number).where(sandbox_phones.c.number == phone))
+            is not None
+        )
 
     # --- routing -------------------------------------------------------------------------------
 
@@ -114,8 +123,12 @@ class SandboxChannel:
         recipient_phone = phone_of(msg.chat_id)
         if recipient_phone is None or not await self.has_account(tx, recipient_phone):
             status = "noAccount" if recipient_phone is not None else "failed"
-            description = "" if recipient_phone is not None else f"chat {msg.chat_id} is not on the sandbox network"
-            await self._report_status(tx, msg.sender_wid, msg.chat_id, msg.id_message, status, description, msg)
+            description = (
+                "" if recipient_phone is not None else f"chat {msg.chat_id} is not on the sandbox network"
+            )
+            await self._report_status(
+                tx, msg.sender_wid, msg.chat_id, msg.id_message, status, description, msg
+            )
             return
         now = now_ms()
         # The sender's side: the message leaves every device of the sender's account.
@@ -123,7 +136,9 @@ class SandboxChannel:
         await self._report_status(tx, msg.sender_wid, msg.chat_id, msg.id_message, "sent", "", msg)
         # The recipient's side: the phone and every linked instance.
         recipient_wid = wid_of(recipient_phone)
-        await _insert_phone_message(tx, recipient_phone, msg.sender_wid, "in", msg, msg.sender_wid, "delivered", now)
+        await _insert_phone_message(
+            tx, recipient_phone, msg.sender_wid, "in", msg, msg.sender_wid, "delivered", now
+        )
         auto_read = False
         for instance_id in await find_by_wid(tx.conn, recipient_wid):
             target = await self.core.instances.get(instance_id)
@@ -145,12 +160,22 @@ class SandboxChannel:
                     created_ms=now,
                 )
             )
-            await emit(tx, target, _message_event("incomingMessageReceived", msg, msg.sender_wid, msg.sender_wid, msg.sender_name, now))
+            await emit(
+                tx,
+                target,
+                _message_event(
+                    "incomingMessageReceived", msg, msg.sender_wid, msg.sender_wid, msg.sender_name, now
+                ),
+            )
             if is_on(target.settings, "markIncomingMessagesReaded"):
                 auto_read = True
                 await tx.conn.execute(
                     update(messages)
-                    .where((messages.c.instance_id == target.id) & (messages.c.id_message == msg.id_message) & (messages.c.direction == "in"))
+                    .where(
+                        (messages.c.instance_id == target.id)
+                        & (messages.c.id_message == msg.id_message)
+                        & (messages.c.direction == "in")
+                    )
                     .values(status="read")
                 )
         await self._report_status(tx, msg.sender_wid, recipient_wid, msg.id_message, "delivered")
@@ -161,7 +186,9 @@ class SandboxChannel:
         """Record the message on the sender's phone and announce it to the sender's instances."""
         sender_phone = phone_of(msg.sender_wid)
         if sender_phone is not None and msg.by_api:
-            await _insert_phone_message(tx, sender_phone, msg.chat_id, "out", msg, msg.sender_wid, "sent", now)
+            await _insert_phone_message(
+                tx, sender_phone, msg.chat_id, "out", msg, msg.sender_wid, "sent", now
+            )
         for instance_id in await find_by_wid(tx.conn, msg.sender_wid):
             inst = await self.core.instances.get(instance_id)
             if inst is None:
@@ -187,7 +214,11 @@ class SandboxChannel:
                     )
                 )
             chat_name = await phone_name(tx, phone_of(msg.chat_id) or "")
-            await emit(tx, inst, _message_event(kind, msg, msg.chat_id, msg.sender_wid, msg.sender_name, now, chat_name))
+            await emit(
+                tx,
+                inst,
+                _message_event(kind, msg, msg.chat_id, msg.sender_wid, msg.sender_name, now, chat_name),
+            )
 
     async def _report_status(
         self,
@@ -204,30 +235,34 @@ class SandboxChannel:
         Statuses only move forward (sent → delivered → read); each instance that holds the
         message gets an outgoingMessageStatus notification.
         """
-        rows = []
+        rows: list[Any] = []
         if msg is not None and msg.api_instance_id is not None:
-            rows = (
+            rows = list(
                 await tx.conn.execute(
-                    select(messages.c.id, messages.c.instance_id, messages.c.status, messages.c.sent_by_api).where(
+                    select(
+                        messages.c.id, messages.c.instance_id, messages.c.status, messages.c.sent_by_api
+                    ).where(
                         (messages.c.instance_id == msg.api_instance_id)
                         & (messages.c.id_message == id_message)
                         & (messages.c.direction == "out")
                     )
                 )
-            ).all()
+            )
         for instance_id in await find_by_wid(tx.conn, sender_wid):
             if msg is not None and instance_id == msg.api_instance_id:
                 continue
-            rows += (
+            rows += list(
                 await tx.conn.execute(
-                    select(messages.c.id, messages.c.instance_id, messages.c.status, messages.c.sent_by_api).where(
+                    select(
+                        messages.c.id, messages.c.instance_id, messages.c.status, messages.c.sent_by_api
+                    ).where(
                         (messages.c.instance_id == instance_id)
                         & (messages.c.id_message == id_message)
                         & (messages.c.direction == "out")
                         & (messages.c.chat_id == chat_id)
                     )
                 )
-            ).all()
+            )
         now = now_ms()
         for row in rows:
             if not _advances(row.status, status):
@@ -261,9 +296,7 @@ class SandboxChannel:
 
     # --- what phones do ------------------------------------------------------------------------
 
-    async def phone_send_text(
-        self, phone: str, chat_id: str, text: str, quoted_id: str | None = None
-    ) -> str:
+    async def phone_send_text(self, phone: str, chat_id: str, text: str, quoted_id: str | None = None) -> str:
         """A person types a message on a sandbox phone and sends it."""
         async with self.core.tx() as tx:
             if not await self.has_account(tx, phone):
@@ -300,7 +333,11 @@ class SandboxChannel:
                 cond = cond & sandbox_phone_messages.c.id_message.in_(id_messages)
             rows = (
                 await tx.conn.execute(
-                    select(sandbox_phone_messages.c.id, sandbox_phone_messages.c.id_message, sandbox_phone_messages.c.sender).where(cond)
+                    select(
+                        sandbox_phone_messages.c.id,
+                        sandbox_phone_messages.c.id_message,
+                        sandbox_phone_messages.c.sender,
+                    ).where(cond)
                 )
             ).all()
             if not rows:
@@ -324,7 +361,13 @@ def _advances(current: str, new: str) -> bool:
 
 
 def _message_event(
-    kind: str, msg: Outgoing, chat_id: str, sender: str, sender_name: str, at: int, chat_name: str | None = None
+    kind: str,
+    msg: Outgoing,
+    chat_id: str,
+    sender: str,
+    sender_name: str,
+    at: int,
+    chat_name: str | None = None,
 ) -> Event:
     return Event(
         kind,
@@ -372,7 +415,8 @@ async def _phone_quote(tx: Tx, phone: str, id_message: str) -> dict[str, Any]:
     row = (
         await tx.conn.execute(
             select(sandbox_phone_messages).where(
-                (sandbox_phone_messages.c.phone == phone) & (sandbox_phone_messages.c.id_message == id_message)
+                (sandbox_phone_messages.c.phone == phone)
+                & (sandbox_phone_messages.c.id_message == id_message)
             )
         )
     ).first()
@@ -388,11 +432,17 @@ async def create_phone(core: Core, number: str, name: str = "") -> dict[str, Any
     if not number.isdigit() or not 7 <= len(number) <= 15:
         raise SandboxError("phone number must be 7 to 15 digits, international format, no '+'")
     async with core.tx() as tx:
-        exists = await tx.conn.scalar(select(sandbox_phones.c.number).where(sandbox_phones.c.number == number))
+        exists = await tx.conn.scalar(
+            select(sandbox_phones.c.number).where(sandbox_phones.c.number == number)
+        )
         if exists is None:
-            await tx.conn.execute(insert(sandbox_phones).values(number=number, name=name, created_ms=now_ms()))
+            await tx.conn.execute(
+                insert(sandbox_phones).values(number=number, name=name, created_ms=now_ms())
+            )
         elif name:
-            await tx.conn.execute(update(sandbox_phones).where(sandbox_phones.c.number == number).values(name=name))
+            await tx.conn.execute(
+                update(sandbox_phones).where(sandbox_phones.c.number == number).values(name=name)
+            )
     return {"number": number, "name": name, "wid": wid_of(number)}
 
 
@@ -424,7 +474,10 @@ async def phone_messages(
     async with core.read() as conn:
         rows = (
             await conn.execute(
-                select(sandbox_phone_messages).where(cond).order_by(sandbox_phone_messages.c.id.desc()).limit(limit)
+                select(sandbox_phone_messages)
+                .where(cond)
+                .order_by(sandbox_phone_messages.c.id.desc())
+                .limit(limit)
             )
         ).all()
     return [

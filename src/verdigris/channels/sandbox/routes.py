@@ -19,7 +19,9 @@ from verdigris.instances import service as instances
 
 
 class PhoneIn(BaseModel):
-    number: str = Field(description="International number, digits only, e.g. 79990000003", examples=["79990000003"])
+    number: str = Field(
+        description="International number, digits only, e.g. 79990000003", examples=["79990000003"]
+    )
     name: str = Field(default="", max_length=200, description="The name others see (push name)")
 
 
@@ -31,7 +33,9 @@ class Phone(BaseModel):
 
 
 class LinkIn(BaseModel):
-    qr: str = Field(description="The text encoded in the instance's current QR code (decode the qr method's PNG)")
+    qr: str = Field(
+        description="The text encoded in the instance's current QR code (decode the qr method's PNG)"
+    )
 
 
 class PairIn(BaseModel):
@@ -71,7 +75,9 @@ def build_router(core: Core) -> APIRouter:
         given = request.headers.get("authorization", "")
         scheme, _, value = given.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), expected.encode()):
-            raise HTTPException(401, "send 'Authorization: Bearer <sandbox token>' (verdigris demo --json prints it)")
+            raise HTTPException(
+                401, "send 'Authorization: Bearer <sandbox token>' (verdigris demo --json prints it)"
+            )
 
     router = APIRouter(prefix="/sandbox", tags=["sandbox"], dependencies=[Depends(authorize)])
     channel: network.SandboxChannel = core.channels["sandbox"]  # type: ignore[assignment]
@@ -94,11 +100,15 @@ def build_router(core: Core) -> APIRouter:
             raise HTTPException(400, str(exc)) from None
         return await existing_phone(body.number)
 
-    @router.get("/phones/{number}", response_model=Phone, summary="One sandbox phone and its linked instances")
+    @router.get(
+        "/phones/{number}", response_model=Phone, summary="One sandbox phone and its linked instances"
+    )
     async def get_phone(number: str) -> Any:
         return await existing_phone(number)
 
-    @router.post("/phones/{number}/link", response_model=LinkOut, summary="Scan an instance's QR code with this phone")
+    @router.post(
+        "/phones/{number}/link", response_model=LinkOut, summary="Scan an instance's QR code with this phone"
+    )
     async def link(number: str, body: LinkIn) -> Any:
         await existing_phone(number)
         try:
@@ -108,7 +118,9 @@ def build_router(core: Core) -> APIRouter:
             raise HTTPException(400, str(exc)) from None
         return {"idInstance": rec.id, "wid": rec.wid, "stateInstance": rec.state}
 
-    @router.post("/phones/{number}/pair", response_model=LinkOut, summary="Enter a pairing code on this phone")
+    @router.post(
+        "/phones/{number}/pair", response_model=LinkOut, summary="Enter a pairing code on this phone"
+    )
     async def pair(number: str, body: PairIn) -> Any:
         await existing_phone(number)
         try:
@@ -118,11 +130,15 @@ def build_router(core: Core) -> APIRouter:
             raise HTTPException(400, str(exc)) from None
         return {"idInstance": rec.id, "wid": rec.wid, "stateInstance": rec.state}
 
-    @router.post("/phones/{number}/messages", response_model=SendOut, summary="Send a text message as this phone")
+    @router.post(
+        "/phones/{number}/messages", response_model=SendOut, summary="Send a text message as this phone"
+    )
     async def send(number: str, body: SendIn) -> Any:
         await existing_phone(number)
         try:
-            id_message = await channel.phone_send_text(number, body.chatId, body.message, body.quotedMessageId)
+            id_message = await channel.phone_send_text(
+                number, body.chatId, body.message, body.quotedMessageId
+            )
         except SandboxError as exc:
             raise HTTPException(400, str(exc)) from None
         return {"idMessage": id_message}
@@ -137,7 +153,9 @@ def build_router(core: Core) -> APIRouter:
     ) -> list[dict[str, Any]]:
         await existing_phone(number)
         short = {"incoming": "in", "outgoing": "out"}.get(direction or "")
-        return await network.phone_messages(core, number, chat_id=chatId, unread_only=unread, direction=short, limit=limit)
+        return await network.phone_messages(
+            core, number, chat_id=chatId, unread_only=unread, direction=short, limit=limit
+        )
 
     @router.post("/phones/{number}/read", response_model=ReadOut, summary="Read messages on this phone")
     async def read(number: str, body: ReadIn) -> Any:

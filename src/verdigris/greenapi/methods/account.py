@@ -52,7 +52,9 @@ class SettingsBody(Body):
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value and not value.lower().startswith(("http://", "https://")):
-            raise ValueError("'webhookUrl' must be an http:// or https:// URL, or \"\" to switch webhooks off")
+            raise ValueError(
+                "'webhookUrl' must be an http:// or https:// URL, or \"\" to switch webhooks off"
+            )
         return value
 
 
@@ -103,7 +105,9 @@ async def get_state_instance_history(call: Call) -> list[dict[str, Any]]:
     """State changes, newest first."""
     count = call.int_param("count", 100, 1, 1000)
     rows = await instances.state_history(call.core, call.instance, count)
-    return [{"stateInstance": r["state"], "timestamp": r["at_ms"] // 1000, "phoneNumber": r["wid"]} for r in rows]
+    return [
+        {"stateInstance": r["state"], "timestamp": r["at_ms"] // 1000, "phoneNumber": r["wid"]} for r in rows
+    ]
 
 
 @wire_method("getWaSettings", "GET", "account")
@@ -182,7 +186,9 @@ class AuthorizationCodeBody(Body):
     def _digits(cls, value: int | str) -> str:
         text = str(value)
         if not text.isdigit() or not 7 <= len(text) <= 15:
-            raise ValueError("Wrong format. 'phoneNumber' must contain only digits (7 to 15, international format)")
+            raise ValueError(
+                "Wrong format. 'phoneNumber' must contain only digits (7 to 15, international format)"
+            )
         return text
 
 

@@ -34,7 +34,9 @@ async def get_chat_history(call: Call) -> list[dict[str, Any]]:
 async def get_message(call: Call) -> dict[str, Any]:
     """One message of a chat by its idMessage."""
     try:
-        message = await messaging.get_message(call.core, call.instance.id, call.body.chatId, call.body.idMessage)
+        message = await messaging.get_message(
+            call.core, call.instance.id, call.body.chatId, call.body.idMessage
+        )
     except messaging.MessageNotFound:
         raise WireError(400, "Message by id not found") from None
     return journal_entry(message)

@@ -51,7 +51,11 @@ async def clear_webhooks_queue(call: Call) -> dict[str, Any]:
     now = time.monotonic()
     last = _last_webhook_clear.get(call.instance.id)
     if last is not None and now - last < CLEAR_WEBHOOKS_INTERVAL:
-        return {"isCleared": False, "reason": "Too many requests", "leftTime": int(CLEAR_WEBHOOKS_INTERVAL - (now - last)) + 1}
+        return {
+            "isCleared": False,
+            "reason": "Too many requests",
+            "leftTime": int(CLEAR_WEBHOOKS_INTERVAL - (now - last)) + 1,
+        }
     _last_webhook_clear[call.instance.id] = now
     await notifications.clear(call.core, call.instance.id)
     return {"isCleared": True, "reason": ""}

@@ -24,7 +24,10 @@ async def receive_notification(call: Call) -> Response:
     """
     settings = call.core.settings
     timeout = call.int_param(
-        "receiveTimeout", settings.receive_timeout_default, settings.receive_timeout_min, settings.receive_timeout_max
+        "receiveTimeout",
+        settings.receive_timeout_default,
+        settings.receive_timeout_min,
+        settings.receive_timeout_max,
     )
     inst = call.instance
     hub = call.core.hub

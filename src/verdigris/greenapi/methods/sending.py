@@ -39,7 +39,9 @@ async def resolve_quote(call: Call, chat_id: str, quoted_id: str | None) -> dict
     original = await messaging.find_message(call.core, call.instance.id, chat_id, quoted_id)
     if original is None:
         raise WireError(400, f"quotedMessageId {quoted_id} is not a known message of chat {chat_id}")
-    return quote_of(original.id_message, original.sender or call.instance.wid, original.type_message, original.content)
+    return quote_of(
+        original.id_message, original.sender or call.instance.wid, original.type_message, original.content
+    )
 
 
 @wire_method("sendMessage", "POST", "sending", body=SendMessageBody)
@@ -55,7 +57,11 @@ async def send_message(call: Call) -> dict[str, Any]:
             "type": body.typePreview or "large",
             "thumbnail": body.customPreview.jpegThumbnail,
         }
-    link_preview = body.linkPreview if body.linkPreview is not None else bool(call.instance.settings.get("linkPreview", True))
+    link_preview = (
+        body.linkPreview
+        if body.linkPreview is not None
+        else bool(call.instance.settings.get("linkPreview", True))
+    )
     content = text_content(body.message, link_preview=link_preview, preview=preview, quoted=quoted)
     request = body.model_dump(exclude_none=True, mode="json")
     message = messaging.OutgoingMessage(

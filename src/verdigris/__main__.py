@@ -1,0 +1,3 @@
+from verdigris.cli import main
+
+main()

@@ -1,0 +1,34 @@
+"""Shared fixtures: a real server for the whole session, and fresh ones on demand."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import Server
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server shared by tests that do not change global state."""
+    srv = Server(tmp_path_factory.mktemp("server")).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start fresh servers (own data dir) for tests that restart, kill or reconfigure them."""
+    started: list[Server] = []
+
+    def make(env: dict[str, str] | None = None, data_dir: Path | None = None, **kwargs: Any) -> Server:
+        srv = Server(data_dir or tmp_path / f"srv{len(started)}", env=env or {}, **kwargs).start()
+        started.append(srv)
+        return srv
+
+    yield make
+    for srv in started:
+        srv.stop()

@@ -1,0 +1,187 @@
+"""Start real Verdigris servers for tests and talk to them.
+
+A :class:`Server` is a ``verdigris serve`` subprocess (uvicorn on a free port, its own temp data
+dir), so tests exercise exactly what users run. Helpers wrap the official SDK and the sandbox
+control API.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    # Tests and benchmarks may send without the documented 500 ms gap.
+    env.setdefault("VERDIGRIS_SEND_DELAY_MIN_MS", "0")
+    env.setdefault("VERDIGRIS_SEND_DELAY_DEFAULT_MS", "0")
+    env.setdefault("VERDIGRIS_LOG_LEVEL", "warning")
+    env.update(extra or {})
+    return env
+
+
+def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+    """Run ``verdigris <args> --data-dir <dir>`` and parse its JSON output."""
+    out = subprocess.run(
+        [sys.executable, "-m", "verdigris", *args, "--data-dir", str(data_dir)],
+        env=server_env(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"verdigris {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+    return json.loads(out.stdout)
+
+
+@dataclass
+class Server:
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    demo: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> Server:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.data_dir / "server.log", "ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "verdigris",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            env=server_env(self.env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"server did not come up:\n{self.log()}")
+        self.demo = cli(self.data_dir, "demo", "--json", "--port", str(self.port), env=self.env)
+        return self
+
+    def log(self) -> str:
+        path = self.data_dir / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown code runs."""
+        self.stop(signal.SIGKILL)
+
+    # --- conveniences ---------------------------------------------------------------------------
+
+    def instance(self, index: int) -> dict[str, Any]:
+        return self.demo["instances"][index]
+
+    def api(self, inst: dict[str, Any], **kwargs: Any) -> Any:
+        from whatsapp_api_client_python import API
+
+        return API.GreenAPI(
+            str(inst["idInstance"]), inst["apiTokenInstance"], host=self.url, media=self.url, **kwargs
+        )
+
+    def wire(self, inst: dict[str, Any], method: str, *, verb: str = "GET", **kwargs: Any) -> httpx.Response:
+        url = f"{self.url}/waInstance{inst['idInstance']}/{method}/{inst['apiTokenInstance']}"
+        return httpx.request(verb, url, timeout=90, **kwargs)
+
+    def sandbox(self, verb: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.demo['sandbox']['token']}"}
+        return httpx.request(verb, f"{self.url}/sandbox{path}", headers=headers, timeout=30, **kwargs)
+
+    def new_instance(self, *args: str) -> dict[str, Any]:
+        """``verdigris instances create <args>`` against this server's data dir."""
+        inst: dict[str, Any] = cli(self.data_dir, "instances", "create", *args, env=self.env)
+        return inst
+
+    def new_phone(self, number: str, name: str = "") -> dict[str, Any]:
+        r = self.sandbox("POST", "/phones", json={"number": number, "name": name})
+        r.raise_for_status()
+        return dict(r.json())
+
+
+def decode_qr(png_base64: str) -> str:
+    """Read a QR code the way a phone camera would: decode the PNG image."""
+    import zxingcpp
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(base64.b64decode(png_base64)))
+    results = zxingcpp.read_barcodes(image)
+    assert results, "no QR code found in the image"
+    return str(results[0].text)
+
+
+def drain(api: Any, timeout: int = 5) -> list[dict[str, Any]]:
+    """Receive and delete every waiting notification; returns their bodies in order."""
+    bodies = []
+    while True:
+        r = api.receiving.receiveNotification(timeout)
+        assert r.code == 200, r.error
+        if r.data is None:
+            return bodies
+        bodies.append(r.data["body"])
+        assert api.receiving.deleteNotification(r.data["receiptId"]).data == {"result": True}
+
+
+def wait_for(api: Any, predicate: Any, timeout: float = 30) -> dict[str, Any]:
+    """Receive (and delete) notifications until one matches ``predicate``; return its body."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = api.receiving.receiveNotification(5)
+        assert r.code == 200, r.error
+        if r.data is None:
+            continue
+        api.receiving.deleteNotification(r.data["receiptId"])
+        if predicate(r.data["body"]):
+            return dict(r.data["body"])
+    raise AssertionError("no matching notification arrived")
