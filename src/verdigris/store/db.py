@@ -38,21 +38,43 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class Database:
-    """One engine and the rules for using it."""
+def _sqlite_writer(engine: AsyncEngine) -> None:
+    """Write transactions start with BEGIN IMMEDIATE: they take SQLite's write lock up front, so a
+    transaction that reads before it writes never fails to upgrade its lock (it waits instead)."""
 
-    def __init__(self, url: str) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        _sqlite_pragmas(dbapi_connection, record)
+        dbapi_connection.isolation_level = None  # the driver must not open transactions itself
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """The engines and the rules for using them.
+
+    SQLite: one writer connection (SQLite has one writer anyway; in-process writers queue for it)
+    and a small pool of reader connections, so reads never wait behind writes and code inside a
+    write transaction may still read through ``read()``. PostgreSQL: one pooled engine for both.
+    """
+
+    def __init__(self, url: str, readers: int = 4) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             path = url.split(":///", 1)[1]
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            # One writer connection is what SQLite allows anyway; a pool of readers would only
-            # contend on the write lock. The single connection serialises access in-process.
-            self.engine: AsyncEngine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            self.engine: AsyncEngine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=120)
+            _sqlite_writer(self.engine)
+            self.reader: AsyncEngine = create_async_engine(
+                url, pool_size=readers, max_overflow=0, pool_timeout=120
+            )
+            event.listen(self.reader.sync_engine, "connect", _sqlite_pragmas)
         else:
             self.engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+            self.reader = self.engine
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -62,9 +84,11 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads (no commit needed)."""
-        async with self.engine.connect() as conn:
+        """A connection for reads; it sees everything committed."""
+        async with self.reader.connect() as conn:
             yield conn
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.reader is not self.engine:
+            await self.reader.dispose()

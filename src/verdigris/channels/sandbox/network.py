@@ -436,6 +436,8 @@ async def create_phone(core: Core, number: str, name: str = "") -> dict[str, Any
             select(sandbox_phones.c.number).where(sandbox_phones.c.number == number)
         )
         if exists is None:
+            # Like a messenger account without a profile name, a phone without a name shows its number.
+            name = name or number
             await tx.conn.execute(
                 insert(sandbox_phones).values(number=number, name=name, created_ms=now_ms())
             )
