@@ -13,7 +13,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from verdigris.instances.service import AUTHORIZED, InstanceRecord
 from verdigris.messaging.models import messages
@@ -36,6 +36,8 @@ class SendWorker:
         self._last_sent: dict[int, tuple[int, bool]] = {}
         # Messages whose typing indicator is showing: id_message -> when it may be sent.
         self._typing_until: dict[str, int] = {}
+        self._busy: set[int] = set()
+        self._again: set[int] = set()
         self.sent_total = 0
 
     def _gap_ms(self, rec: InstanceRecord, is_file: bool) -> int:
@@ -72,12 +74,41 @@ class SendWorker:
                 .scalars()
                 .all()
             )
+            # Keep the pace across a restart: the gap counts from the last send before it.
+            last = dict(
+                (
+                    await conn.execute(
+                        select(messages.c.instance_id, func.max(messages.c.sent_ms))
+                        .where(messages.c.instance_id.in_(ids) & (messages.c.direction == "out"))
+                        .group_by(messages.c.instance_id)
+                    )
+                ).all()
+            )
         for instance_id in ids:
+            if last.get(instance_id):
+                self._last_sent[int(instance_id)] = (int(last[instance_id]), False)
             rec = await self.core.instances.get(int(instance_id))
             if rec is not None:
                 self.wake(rec)
 
     async def _run(self, instance_id: int) -> None:
+        # One send at a time per instance: a wake-up that arrives mid-send is remembered and
+        # honoured when the current send is done.
+        if instance_id in self._busy:
+            self._again.add(instance_id)
+            return
+        self._busy.add(instance_id)
+        try:
+            await self._send_head(instance_id)
+        finally:
+            self._busy.discard(instance_id)
+            if instance_id in self._again:
+                self._again.discard(instance_id)
+                rec = await self.core.instances.get(instance_id)
+                if rec is not None:
+                    self.wake(rec)
+
+    async def _send_head(self, instance_id: int) -> None:
         core = self.core
         rec = await core.instances.get(instance_id)
         if rec is None or rec.state != AUTHORIZED:
@@ -110,6 +141,14 @@ class SendWorker:
         self._typing_until.pop(head.id_message, None)
         expired = head.created_ms < now - core.settings.retention_seconds * 1000
         async with core.tx() as tx:
+            # Claim the message: only one sender (in any process) moves it out of the queue.
+            claimed = await tx.conn.execute(
+                update(messages)
+                .where((messages.c.id == head.row_id) & (messages.c.status == QUEUED))
+                .values(status="pending", sent_ms=now)
+            )
+            if not claimed.rowcount:
+                return
             if expired:
                 await tx.conn.execute(
                     update(messages)
