@@ -63,3 +63,5 @@ for _name, _verb, _group in [
     ("getOutgoingStatuses", "GET", "statuses"),
 ]:
     planned(_name, _verb, _group, _ISSUE3)
+
+planned("scanqrcode", "GET", "account", "WebSocket QR stream; poll the qr method meanwhile")
