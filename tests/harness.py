@@ -42,6 +42,14 @@ def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def create_postgres_database() -> str:
+    """A new, empty PostgreSQL database for one test server (the machine's local server, trust auth)."""
+    name = f"vt_{os.getpid()}_{time.time_ns()}"
+    host = os.environ.get("VERDIGRIS_TEST_PG_HOST", "127.0.0.1")
+    subprocess.run(["psql", "-h", host, "-U", "postgres", "-d", "postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
+    return f"postgresql+asyncpg://postgres@{host}:5432/{name}"
+
+
 def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Any:
     """Run ``verdigris <args> --data-dir <dir>`` and parse its JSON output."""
     out = subprocess.run(
@@ -70,6 +78,8 @@ class Server:
 
     def start(self, timeout: float = 60) -> Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if os.environ.get("VERDIGRIS_TEST_DB") == "postgres" and "VERDIGRIS_DATABASE_URL" not in self.env:
+            self.env["VERDIGRIS_DATABASE_URL"] = create_postgres_database()
         log = open(self.data_dir / "server.log", "ab")
         self.proc = subprocess.Popen(
             [

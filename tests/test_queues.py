@@ -86,7 +86,7 @@ def test_accepted_messages_and_notifications_survive_kill_9(make_server) -> None
     waiting = srv.api(b).queues.getWebhooksCount().data["count"]
     srv.kill()  # kill -9 right after the 200s
 
-    again = make_server(data_dir=srv.data_dir, port=srv.port)
+    again = make_server(env=srv.env, data_dir=srv.data_dir, port=srv.port)  # same store
     api2 = again.api(a)
     queued = [item["messageID"] for item in api2.queues.showMessagesQueue().data]
     sent_first = api2.journals.getMessage(b["wid"], ids[0]).data
