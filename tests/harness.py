@@ -38,6 +38,10 @@ def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("VERDIGRIS_SEND_DELAY_MIN_MS", "0")
     env.setdefault("VERDIGRIS_SEND_DELAY_DEFAULT_MS", "0")
     env.setdefault("VERDIGRIS_LOG_LEVEL", "warning")
+    # Rate limits stay on in tests, scaled up tenfold so that tests calling a 1-rps method a few
+    # times in a row (bad-input checks over raw HTTP) are not refused; tests of the documented
+    # table itself start their own server with VERDIGRIS_RATE_LIMIT_MULTIPLIER=1.
+    env.setdefault("VERDIGRIS_RATE_LIMIT_MULTIPLIER", "10")
     env.update(extra or {})
     return env
 
