@@ -165,20 +165,35 @@ def decode_qr(png_base64: str) -> str:
     return str(results[0].text)
 
 
+def check_contract(body: Any) -> None:
+    """Every notification a test reads must meet the official contract (tests/contract)."""
+    from contract import notifications as contract
+
+    if isinstance(body, dict) and contract.known(str(body.get("typeWebhook"))):
+        contract.validate(body)
+
+
 def drain(api: Any, timeout: int = 5) -> list[dict[str, Any]]:
-    """Receive and delete every waiting notification; returns their bodies in order."""
+    """Receive and delete every waiting notification; returns their bodies in order.
+
+    Each body is checked against the notification contract on the way.
+    """
     bodies = []
     while True:
         r = api.receiving.receiveNotification(timeout)
         assert r.code == 200, r.error
         if r.data is None:
             return bodies
+        check_contract(r.data["body"])
         bodies.append(r.data["body"])
         assert api.receiving.deleteNotification(r.data["receiptId"]).data == {"result": True}
 
 
 def wait_for(api: Any, predicate: Any, timeout: float = 30) -> dict[str, Any]:
-    """Receive (and delete) notifications until one matches ``predicate``; return its body."""
+    """Receive (and delete) notifications until one matches ``predicate``; return its body.
+
+    Every body read is checked against the notification contract on the way.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         r = api.receiving.receiveNotification(5)
@@ -186,6 +201,7 @@ def wait_for(api: Any, predicate: Any, timeout: float = 30) -> dict[str, Any]:
         if r.data is None:
             continue
         api.receiving.deleteNotification(r.data["receiptId"])
+        check_contract(r.data["body"])
         if predicate(r.data["body"]):
             return dict(r.data["body"])
     raise AssertionError("no matching notification arrived")
