@@ -202,3 +202,11 @@ def test_example_partner_token_can_be_provisioned(make_server: Callable[..., Ser
     assert created.data["idInstance"] in items
     for inst in srv.demo["instances"]:  # the same (demo) account
         assert inst["idInstance"] in items
+
+
+def test_partner_methods_are_in_the_openapi_document(server: Server) -> None:
+    paths = httpx.get(f"{server.url}/openapi.json").json()["paths"]
+    assert "get" in paths["/partner/getInstances/{partnerToken}"]
+    create = paths["/partner/createInstance/{partnerToken}"]["post"]
+    assert "webhookUrl" in str(create["requestBody"])
+    assert "post" in paths["/partner/deleteInstanceAccount/{partnerToken}"]

@@ -167,6 +167,45 @@ class PartnerEndpoint:
         return Response(orjson.dumps(result), media_type="application/json")
 
 
+_BODIES: dict[str, type[Body]] = {
+    "createinstance": CreateInstanceBody,
+    "deleteinstanceaccount": DeleteInstanceBody,
+}
+_SUMMARIES = {
+    "getinstances": "The partner account's instances, deleted ones included (for 90 days)",
+    "createinstance": "Create an instance of the partner account, with optional name and settings",
+    "deleteinstanceaccount": "Delete an instance of the partner account",
+}
+
+
+def partner_paths(components: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI entries of the partner methods (the app adds them to its document)."""
+    paths: dict[str, Any] = {}
+    for key, (name, verb, _action) in METHODS.items():
+        operation: dict[str, Any] = {
+            "tags": ["partner"],
+            "summary": _SUMMARIES[key],
+            "operationId": f"partner_{name}",
+            "parameters": [
+                {"name": "partnerToken", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {
+                    "description": 'Success, or exactly {"code":401,"description":"Unauthorized"} for a bad token',
+                    "content": {"application/json": {"schema": {}}},
+                },
+                "400": {"description": "Bad request data", "content": {"application/json": {"schema": {}}}},
+            },
+        }
+        body = _BODIES.get(key)
+        if body is not None:
+            schema = body.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(schema.pop("$defs", {}))
+            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+        paths[f"/partner/{name}/{{partnerToken}}"] = {verb.lower(): operation}
+    return paths
+
+
 def partner_routes(core: Core) -> list[Route]:
     endpoint = PartnerEndpoint(core)
     verbs = ["GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS", "HEAD"]
