@@ -196,8 +196,36 @@ def test_example_partner_token_can_be_provisioned(make_server: Callable[..., Ser
     srv = make_server()
     cli(srv.data_dir, "partner-token", "--token", EXAMPLE_TOKEN)
     api = partner(srv, EXAMPLE_TOKEN)
-    created = api.partner.createInstance({"name": "from the SDK example"})
+    # The settings the SDK's CreateInstance example sends.
+    flags = [
+        "markIncomingMessagesReaded",
+        "markIncomingMessagesReadedOnReply",
+        "outgoingWebhook",
+        "outgoingMessageWebhook",
+        "outgoingAPIMessageWebhook",
+        "stateWebhook",
+        "incomingWebhook",
+        "deviceWebhook",
+        "keepOnlineStatus",
+        "pollMessageWebhook",
+        "incomingBlockWebhook",
+        "incomingCallWebhook",
+        "editedMessageWebhook",
+        "deletedMessageWebhook",
+    ]
+    body: dict[str, Any] = {
+        "name": "from the SDK example",
+        "webhookUrl": "https://webhook.example.test/hook",
+        "webhookUrlToken": "auth_token",
+        "delaySendMessagesMilliseconds": 5000,
+        **{flag: "yes" for flag in flags},
+    }
+    created = api.partner.createInstance(body)
     assert created.code == 200, created.error
+    settings = srv.api(created.data).account.getSettings().data
+    for key, value in body.items():
+        if key != "name":
+            assert settings[key] == value, key
     items = listed(srv, EXAMPLE_TOKEN)
     assert created.data["idInstance"] in items
     for inst in srv.demo["instances"]:  # the same (demo) account
