@@ -238,3 +238,24 @@ def test_partner_methods_are_in_the_openapi_document(server: Server) -> None:
     create = paths["/partner/createInstance/{partnerToken}"]["post"]
     assert "webhookUrl" in str(create["requestBody"])
     assert "post" in paths["/partner/deleteInstanceAccount/{partnerToken}"]
+
+
+def test_partner_calls_are_rate_limited_without_effect(make_server: Callable[..., Server]) -> None:
+    srv = make_server(
+        env={
+            "VERDIGRIS_RATE_LIMIT_MULTIPLIER": "1",
+            "VERDIGRIS_RATE_LIMIT_OVERRIDES": '{"createInstance": 0.001}',
+        }
+    )
+    token = srv.demo["partnerToken"]
+    url = f"{srv.url}/partner/createInstance/{token}"
+    assert httpx.post(url, json={"name": "one"}).status_code == 200
+    refused = httpx.post(url, json={"name": "two"})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert refused.json()["message"] == "Too Many Requests"
+    names = [item["name"] for item in listed(srv).values()]
+    assert "one" in names and "two" not in names
+    # A bad token is still answered the documented way, not with 429.
+    assert (
+        httpx.post(f"{srv.url}/partner/createInstance/gac.nope", json={"name": "x"}).content == UNAUTHORIZED
+    )

@@ -35,6 +35,7 @@ from verdigris.greenapi.errors import WireError, error_response
 from verdigris.greenapi.fields import Body
 from verdigris.greenapi.methods.account import SettingsBody, settings_changes
 from verdigris.greenapi.registry import parse_json, validate_body
+from verdigris.greenapi.routes import limiter_from_settings
 from verdigris.instances import service as instances
 from verdigris.store.clock import now_ms
 
@@ -140,6 +141,9 @@ async def _body(request: Request, model: type[Body]) -> Body:
 class PartnerEndpoint:
     def __init__(self, core: Core) -> None:
         self.core = core
+        # GREEN-API documents no partner limits; the default per-method rate applies per account
+        # (overridable by method name like any other), so one partner cannot flood the store.
+        self.limiter = limiter_from_settings(core)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -163,6 +167,9 @@ class PartnerEndpoint:
         account_id = await accounts.partner_account(self.core, params.get("token", ""))
         if account_id is None:
             return Response(UNAUTHORIZED, media_type="application/json")
+        verdict = self.limiter.check(account_id, name.lower())
+        if not verdict.allowed:
+            raise WireError(429, "Too Many Requests", {"Retry-After": str(verdict.retry_after_s)})
         result = await action(self.core, account_id, request)
         return Response(orjson.dumps(result), media_type="application/json")
 
