@@ -38,6 +38,10 @@ def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("VERDIGRIS_SEND_DELAY_MIN_MS", "0")
     env.setdefault("VERDIGRIS_SEND_DELAY_DEFAULT_MS", "0")
     env.setdefault("VERDIGRIS_LOG_LEVEL", "warning")
+    # Rate limits stay on in tests, scaled up tenfold so that tests calling a 1-rps method a few
+    # times in a row (bad-input checks over raw HTTP) are not refused; tests of the documented
+    # table itself start their own server with VERDIGRIS_RATE_LIMIT_MULTIPLIER=1.
+    env.setdefault("VERDIGRIS_RATE_LIMIT_MULTIPLIER", "10")
     env.update(extra or {})
     return env
 
@@ -171,20 +175,35 @@ def decode_qr(png_base64: str) -> str:
     return str(results[0].text)
 
 
+def check_contract(body: Any) -> None:
+    """Every notification a test reads must meet the official contract (tests/contract)."""
+    from contract import notifications as contract
+
+    if isinstance(body, dict) and contract.known(str(body.get("typeWebhook"))):
+        contract.validate(body)
+
+
 def drain(api: Any, timeout: int = 5) -> list[dict[str, Any]]:
-    """Receive and delete every waiting notification; returns their bodies in order."""
+    """Receive and delete every waiting notification; returns their bodies in order.
+
+    Each body is checked against the notification contract on the way.
+    """
     bodies = []
     while True:
         r = api.receiving.receiveNotification(timeout)
         assert r.code == 200, r.error
         if r.data is None:
             return bodies
+        check_contract(r.data["body"])
         bodies.append(r.data["body"])
         assert api.receiving.deleteNotification(r.data["receiptId"]).data == {"result": True}
 
 
 def wait_for(api: Any, predicate: Any, timeout: float = 30) -> dict[str, Any]:
-    """Receive (and delete) notifications until one matches ``predicate``; return its body."""
+    """Receive (and delete) notifications until one matches ``predicate``; return its body.
+
+    Every body read is checked against the notification contract on the way.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         r = api.receiving.receiveNotification(5)
@@ -192,6 +211,7 @@ def wait_for(api: Any, predicate: Any, timeout: float = 30) -> dict[str, Any]:
         if r.data is None:
             continue
         api.receiving.deleteNotification(r.data["receiptId"])
+        check_contract(r.data["body"])
         if predicate(r.data["body"]):
             return dict(r.data["body"])
     raise AssertionError("no matching notification arrived")

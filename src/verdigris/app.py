@@ -21,6 +21,7 @@ from verdigris.config import Settings
 from verdigris.core import Core
 from verdigris.greenapi import render
 from verdigris.greenapi.openapi import wire_paths
+from verdigris.greenapi.partner import partner_paths, partner_routes
 from verdigris.greenapi.routes import PathNormalizer, wire_routes
 from verdigris.messaging import notifications
 from verdigris.messaging.sender import SendWorker
@@ -105,7 +106,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(sandbox_router(core))
-    for route in wire_routes(core):
+    for route in wire_routes(core) + partner_routes(core):
         app.router.routes.append(route)
 
     def openapi() -> dict[str, Any]:
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
             )
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
             schema["paths"].update(wire_paths(schemas))
+            schema["paths"].update(partner_paths(schemas))
             app.openapi_schema = schema
         return app.openapi_schema
 

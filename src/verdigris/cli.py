@@ -171,6 +171,45 @@ def instances_create(
     _print_json(_run_with_core(settings, action))
 
 
+@app.command("partner-token")
+def partner_token(
+    token: str = typer.Option(
+        None,
+        "--token",
+        help="Use this token (e.g. gac.abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrst from the SDK examples)",
+    ),
+    account: str = typer.Option("demo", "--account", help="Username of the owning account"),
+    data_dir: Path = DataDir,
+    database_url: str = DatabaseUrl,
+) -> None:
+    """Issue a partner API token for an account (idempotent for a given token) and print it as JSON."""
+    from verdigris.accounts import service as accounts
+
+    settings = _settings(data_dir, database_url)
+    configure_logs("warning")
+
+    async def action(core: Any) -> dict[str, Any]:
+        owner = await accounts.get_by_username(core, account)
+        if owner is None:
+            raise typer.BadParameter(
+                f"no account {account!r} (run `verdigris demo` to create the demo accounts)"
+            )
+        if token:
+            if not 8 <= len(token) <= 100 or "/" in token or token.strip() != token:
+                raise typer.BadParameter("a partner token has 8..100 characters, no '/' and no spaces")
+            holder = await accounts.partner_account(core, token)
+            if holder is not None and holder != owner["id"]:
+                raise typer.BadParameter("this token already belongs to another account")
+            issued = (
+                token if holder is not None else await accounts.issue_partner_token(core, owner["id"], token)
+            )
+        else:
+            issued = await accounts.issue_partner_token(core, owner["id"])
+        return {"partnerToken": issued, "account": account, "apiUrl": core.public_url}
+
+    _print_json(_run_with_core(settings, action))
+
+
 @instances_app.command("list")
 def instances_list(data_dir: Path = DataDir, database_url: str = DatabaseUrl) -> None:
     """List instances as JSON."""

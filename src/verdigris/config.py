@@ -53,6 +53,16 @@ class Settings(BaseSettings):
     # Fixed credentials for the sandbox control API; empty means one is generated per data dir.
     sandbox_token: str = ""
 
+    # Wire API rate limits per instance and method (GREEN-API spec section 5; docs/rate-limits.md).
+    # ``VERDIGRIS_RATE_LIMITS=off`` switches them off; the multiplier scales every limit; the
+    # overrides are a JSON object of method name → requests per second (0 = unlimited).
+    rate_limits: bool = True
+    rate_limit_multiplier: float = Field(default=1.0, gt=0)
+    rate_limit_default_rps: float = Field(default=10.0, ge=0)
+    rate_limit_burst_seconds: float = Field(default=1.0, gt=0)
+    rate_limit_overrides: dict[str, float] = Field(default_factory=dict)
+    rate_limit_max_keys: int = Field(default=200_000, ge=1000)
+
     # Create the demo workspace on an empty data dir.
     demo: bool = True
 

@@ -77,6 +77,17 @@ async def issue_partner_token(core: Core, account_id: int, token: str | None = N
     return token
 
 
+async def partner_account(core: Core, token: str) -> int | None:
+    """The account a partner token belongs to, or None for an unknown token."""
+    if not token:
+        return None
+    async with core.read() as conn:
+        account_id = await conn.scalar(
+            select(partner_tokens.c.account_id).where(partner_tokens.c.token == token)
+        )
+    return None if account_id is None else int(account_id)
+
+
 async def account_count(core: Core) -> int:
     async with core.read() as conn:
         rows = (await conn.execute(select(accounts.c.id).limit(1))).all()

@@ -2,7 +2,9 @@
 
 Order of checks, each answered in the wire's own format and before anything changes:
 idInstance not digits → 400; unknown method → 404; OPTIONS → 204; wrong verb → 404;
-no token → 400; unknown instance → 403; wrong token → 401; body → 400; handler.
+no token → 400; unknown instance → 403 (a deleted one: 400 ``Instance is deleted``); wrong token →
+401; rate limit → 429 (before the body is even read: a refused call has no effect); body → 400;
+handler.
 The path normaliser (``//`` collapsed, optional ``/v3`` prefix, method names in any case) runs
 before routing, and nothing here ever redirects.
 """
@@ -15,6 +17,7 @@ from typing import Any
 
 import orjson
 import structlog
+from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -23,7 +26,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from verdigris.core import Core
 from verdigris.greenapi import methods  # noqa: F401  (registers every wire method)
 from verdigris.greenapi.errors import WireError, error_response
+from verdigris.greenapi.ratelimit import RateLimiter
 from verdigris.greenapi.registry import EMPTY, REGISTRY, Call, parse_json, validate_body
+from verdigris.instances import service as instances
 
 log = structlog.get_logger("verdigris.wire")
 
@@ -48,6 +53,23 @@ class PathNormalizer:
         await self.app(scope, receive, send)
 
 
+RATE_LIMITED = Counter(
+    "verdigris_wire_rate_limited_total", "Wire calls refused with 429 by the rate limiter", ["method"]
+)
+
+
+def limiter_from_settings(core: Core) -> RateLimiter:
+    settings = core.settings
+    return RateLimiter(
+        enabled=settings.rate_limits,
+        default_rps=settings.rate_limit_default_rps,
+        multiplier=settings.rate_limit_multiplier,
+        burst_seconds=settings.rate_limit_burst_seconds,
+        overrides=settings.rate_limit_overrides,
+        max_keys=settings.rate_limit_max_keys,
+    )
+
+
 def json_response(value: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(value), status_code=status, media_type="application/json")
 
@@ -55,6 +77,7 @@ def json_response(value: Any, status: int = 200) -> Response:
 class WireEndpoint:
     def __init__(self, core: Core) -> None:
         self.core = core
+        self.limiter = limiter_from_settings(core)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -80,12 +103,20 @@ class WireEndpoint:
         if not token:
             raise WireError(400, "Parameter apiTokenInstance not define")
         inst = await self.core.instances.get(int(id_raw))
-        if inst is None:
+        # A deleted instance keeps its row: with its own token it is told so (spec 4.1, 8.1a).
+        expected = inst.token if inst is not None else await instances.deleted_token(self.core, int(id_raw))
+        if expected is None:
             raise WireError(403, "Forbidden")
-        if not hmac.compare_digest(token.encode(), inst.token.encode()):
+        if not hmac.compare_digest(token.encode(), expected.encode()):
             if spec.name == "updateApiToken":
                 return Response(b'{"code":401,"description":"Unauthorized"}', media_type="application/json")
             raise WireError(401, "Unauthorized")
+        if inst is None:
+            raise WireError(400, "Instance is deleted")
+        verdict = self.limiter.check(inst.id, spec.name.lower())
+        if not verdict.allowed:
+            RATE_LIMITED.labels(spec.name).inc()
+            raise WireError(429, "Too Many Requests", {"Retry-After": str(verdict.retry_after_s)})
         if spec.handler is None:
             raise WireError(
                 501, f"{spec.name} is not implemented yet ({spec.note}); see docs/compatibility.md"

@@ -220,6 +220,21 @@ async def list_for_account(core: Core, account_id: int | None) -> list[InstanceR
     return [_record(r) for r in rows]
 
 
+async def list_with_deleted(core: Core, account_id: int, deleted_since_ms: int) -> list[dict[str, Any]]:
+    """Rows of an account's instances, including those deleted since ``deleted_since_ms``."""
+    query = (
+        select(instances)
+        .where(
+            (instances.c.account_id == account_id)
+            & (instances.c.deleted_ms.is_(None) | (instances.c.deleted_ms >= deleted_since_ms))
+        )
+        .order_by(instances.c.id)
+    )
+    async with core.read() as conn:
+        rows = (await conn.execute(query)).all()
+    return [dict(r._mapping) for r in rows]
+
+
 async def find_by_wid(conn: AsyncConnection, wid: str) -> list[int]:
     """Ids of the authorized instances linked to ``wid`` (the network routes messages to them)."""
     rows = await conn.execute(
@@ -332,6 +347,17 @@ async def delete(core: Core, rec: InstanceRecord) -> None:
     core.instances.forget(rec.id)
     if core.sender is not None:
         core.sender.forget(rec.id)
+
+
+async def deleted_token(core: Core, instance_id: int) -> str | None:
+    """The token of a deleted instance (the router answers it ``Instance is deleted``), else None."""
+    async with core.read() as conn:
+        token = await conn.scalar(
+            select(instances.c.token).where(
+                (instances.c.id == instance_id) & instances.c.deleted_ms.isnot(None)
+            )
+        )
+    return None if token is None else str(token)
 
 
 # --- linking: QR codes and pairing codes ---------------------------------------------------------

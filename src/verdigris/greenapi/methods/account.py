@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import segno
 from pydantic import Field, field_validator
@@ -14,6 +14,9 @@ from verdigris.greenapi.fields import Body
 from verdigris.greenapi.registry import Call, wire_method
 from verdigris.instances import service as instances
 from verdigris.instances.settings import CATALOGUE, SETTABLE
+
+if TYPE_CHECKING:
+    from verdigris.core import Core
 
 YesNo = Literal["yes", "no"]
 
@@ -58,6 +61,19 @@ class SettingsBody(Body):
         return value
 
 
+def settings_changes(core: Core, body: SettingsBody) -> dict[str, Any]:
+    """The settable fields a validated settings body sets (also used by partner createInstance)."""
+    changes = {k: v for k, v in body.model_dump(exclude_none=True).items() if k in SETTABLE}
+    delay = changes.get("delaySendMessagesMilliseconds")
+    if delay is not None:
+        low, high = core.settings.send_delay_min_ms, core.settings.send_delay_max_ms
+        if delay < low:
+            raise validation(f"'delaySendMessagesMilliseconds' must be larger than or equal to {low}")
+        if delay > high:
+            raise validation(f"'delaySendMessagesMilliseconds' must be less than or equal to {high}")
+    return changes
+
+
 def settings_view(call: Call) -> dict[str, Any]:
     inst = call.instance
     view = {name: inst.settings.get(name, spec.default) for name, spec in CATALOGUE.items()}
@@ -74,16 +90,9 @@ async def get_settings(call: Call) -> dict[str, Any]:
 @wire_method("setSettings", "POST", "account", body=SettingsBody)
 async def set_settings(call: Call) -> dict[str, Any]:
     """Change any subset of the settings; applied at once."""
-    changes = {k: v for k, v in call.body.model_dump(exclude_none=True).items() if k in SETTABLE}
+    changes = settings_changes(call.core, call.body)
     if not changes:
         raise validation("'value' must have at least 1 key")
-    delay = changes.get("delaySendMessagesMilliseconds")
-    if delay is not None:
-        low, high = call.core.settings.send_delay_min_ms, call.core.settings.send_delay_max_ms
-        if delay < low:
-            raise validation(f"'delaySendMessagesMilliseconds' must be larger than or equal to {low}")
-        if delay > high:
-            raise validation(f"'delaySendMessagesMilliseconds' must be less than or equal to {high}")
     await instances.update_settings(call.core, call.instance, changes)
     return {"saveSettings": True}
 
