@@ -50,7 +50,9 @@ def create_postgres_database() -> str:
     """A new, empty PostgreSQL database for one test server (the machine's local server, trust auth)."""
     name = f"vt_{os.getpid()}_{time.time_ns()}"
     host = os.environ.get("VERDIGRIS_TEST_PG_HOST", "127.0.0.1")
-    subprocess.run(["psql", "-h", host, "-U", "postgres", "-d", "postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
+    subprocess.run(
+        ["psql", "-h", host, "-U", "postgres", "-d", "postgres", "-qc", f"CREATE DATABASE {name}"], check=True
+    )
     return f"postgresql+asyncpg://postgres@{host}:5432/{name}"
 
 

@@ -10,7 +10,17 @@ import sys
 from verdigris.greenapi import methods  # noqa: F401  (registers every wire method)
 from verdigris.greenapi.registry import REGISTRY
 
-GROUP_ORDER = ["account", "sending", "receiving", "journals", "queues", "marks", "service", "groups", "statuses"]
+GROUP_ORDER = [
+    "account",
+    "sending",
+    "receiving",
+    "journals",
+    "queues",
+    "marks",
+    "service",
+    "groups",
+    "statuses",
+]
 
 
 def render() -> str:
