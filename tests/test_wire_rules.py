@@ -162,3 +162,15 @@ def test_openapi_lists_wire_methods(server: Server) -> None:
     assert "/waInstance{idInstance}/sendMessage/{apiTokenInstance}" in spec["paths"]
     assert "/sandbox/phones" in spec["paths"]
     assert httpx.get(f"{server.url}/docs").status_code == 200
+
+
+def test_metrics_count_wire_calls_and_messages(server: Server) -> None:
+    inst = server.new_instance("--link", "79991150001")
+    server.api(inst).sending.sendMessage("79990000003@c.us", "counted")
+    text = httpx.get(f"{server.url}/metrics").text
+    assert 'verdigris_wire_requests_total{method="sendMessage",status="200"}' in text
+    assert "verdigris_messages_accepted_total" in text
+    httpx.get(f"{server.url}/waInstance{inst['idInstance']}/zzzNotAMethod{inst['idInstance']}/x")
+    after = httpx.get(f"{server.url}/metrics").text
+    assert f"zzzNotAMethod{inst['idInstance']}" not in after  # unknown names never become labels
+    assert 'verdigris_wire_requests_total{method="unknown",status="404"}' in after

@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from verdigris import __version__
+from verdigris import __version__, metrics
 from verdigris.channels.sandbox.network import SandboxChannel
 from verdigris.channels.sandbox.routes import build_router as sandbox_router
 from verdigris.config import Settings
@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
         lifespan=lifespan,
     )
     app.state.core = core
+    metrics.bind(core)
     app.router.redirect_slashes = False
     app.add_middleware(PathNormalizer)
 
@@ -102,7 +103,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
         return {"status": "ok", "version": __version__, "instancesCached": len(core.instances)}
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=True)
-    async def metrics() -> Response:
+    async def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(sandbox_router(core))

@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 import structlog
-from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -29,6 +28,7 @@ from verdigris.greenapi.errors import WireError, error_response
 from verdigris.greenapi.ratelimit import RateLimiter
 from verdigris.greenapi.registry import EMPTY, REGISTRY, Call, parse_json, validate_body
 from verdigris.instances import service as instances
+from verdigris.metrics import RATE_LIMITED, WIRE_REQUESTS
 
 log = structlog.get_logger("verdigris.wire")
 
@@ -51,11 +51,6 @@ class PathNormalizer:
                     path = path[3:]
                 scope = dict(scope, path=path, raw_path=path.encode())
         await self.app(scope, receive, send)
-
-
-RATE_LIMITED = Counter(
-    "verdigris_wire_rate_limited_total", "Wire calls refused with 429 by the rate limiter", ["method"]
-)
 
 
 def limiter_from_settings(core: Core) -> RateLimiter:
@@ -85,6 +80,8 @@ class WireEndpoint:
             response = await self.handle(request)
         except WireError as exc:
             response = error_response(exc.status, exc.message, request.url.path, exc.headers)
+        spec = REGISTRY.get(str(request.path_params.get("method", "")).lower())
+        WIRE_REQUESTS.labels(spec.name if spec else "unknown", str(response.status_code)).inc()
         await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:

@@ -19,6 +19,7 @@ from verdigris.instances.service import AUTHORIZED, InstanceRecord
 from verdigris.messaging.models import messages
 from verdigris.messaging.notifications import Event, emit
 from verdigris.messaging.service import QUEUED, _stored
+from verdigris.metrics import MESSAGES_SENT
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -167,6 +168,7 @@ class SendWorker:
                 await core.channel(rec.channel).deliver(tx, rec, head)
         self._last_sent[instance_id] = (now_ms(), is_file)
         self.sent_total += 1
+        MESSAGES_SENT.inc()
         if len(self._last_sent) > 20_000:
             self._prune()
         if len(rows) > 1:

@@ -15,6 +15,7 @@ from sqlalchemy import func, insert, select, update
 
 from verdigris.messaging.content import new_outgoing_id
 from verdigris.messaging.models import messages
+from verdigris.metrics import MESSAGES_ACCEPTED
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -114,6 +115,7 @@ async def send(core: Core, rec: InstanceRecord, message: OutgoingMessage) -> str
         sender = core.sender
         if sender is not None:
             tx.on_commit(lambda: sender.wake(rec))
+    MESSAGES_ACCEPTED.inc()
     return id_message
 
 
