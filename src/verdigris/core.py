@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from contextvars import ContextVar
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from verdigris.messaging.sender import SendWorker
 
 log = structlog.get_logger("verdigris")
+
+# The connection of the transaction the current task is in, if any (see Core.read).
+_CURRENT_TX: ContextVar[AsyncConnection | None] = ContextVar("verdigris_current_tx", default=None)
 
 
 class Tx:
@@ -216,11 +220,23 @@ class Core:
         """A transaction; after-commit actions run once it has committed."""
         async with self.db.transaction() as conn:
             tx = Tx(self, conn)
-            yield tx
+            token = _CURRENT_TX.set(conn)
+            try:
+                yield tx
+            finally:
+                _CURRENT_TX.reset(token)
         tx._run_after()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads. Inside a transaction of the same task it is that transaction's
+        connection: SQLite has one connection, so a second one would wait for the first forever
+        (e.g. the instance cache loading an instance while a message is being routed).
+        """
+        current = _CURRENT_TX.get()
+        if current is not None:
+            yield current
+            return
         async with self.db.read() as conn:
             yield conn
 
