@@ -11,7 +11,6 @@ from harness import Server
 from rich_support import (
     assert_400,
     incoming,
-    of_type,
     phone_inbox,
     phone_only,
     sent,

@@ -108,6 +108,8 @@ def _flat_content(type_message: str, content: dict[str, Any]) -> dict[str, Any]:
         }
     if type_message == "contactMessage":
         return {"contact": {"displayName": content.get("displayName", ""), "vcard": content.get("vcard", "")}}
+    if type_message == "contactsArrayMessage":
+        return {"contacts": content.get("contacts", [])}
     rich = _rich_data(type_message, content)
     if rich is not None:
         return rich
