@@ -20,7 +20,10 @@ def test_check_whatsapp_looks_up_the_network(server: Server) -> None:
     assert a.api.serviceMethods.checkWhatsapp(chatId=b.wid).data == {"existsWhatsapp": True}
 
     assert_400(a.wire("checkWhatsapp", {}), "'value' must have at least 1 key")
-    assert_400(a.wire("checkWhatsapp", {"phoneNumber": "7900abc"}), "Wrong format. 'phoneNumber' must contain only digits")
+    assert_400(
+        a.wire("checkWhatsapp", {"phoneNumber": "7900abc"}),
+        "Wrong format. 'phoneNumber' must contain only digits",
+    )
     assert_400(a.wire("checkWhatsapp", {"phoneNumber": 123}), "bad phone number")
     # An instance that is not linked cannot ask the network.
     lone = server.new_instance()
@@ -54,10 +57,15 @@ def test_phonebook_feeds_contact_names(server: Server) -> None:
     mine = [x for x in contacts if x["id"] == c.wid]
     assert mine == [{"id": c.wid, "name": "Cleo P.", "contactName": "Cleo Customer", "type": "user"}]
     assert a.api.serviceMethods.getContacts(group=True).data == []
-    assert a.api.serviceMethods.getContacts(count=1).code == 200 and len(a.api.serviceMethods.getContacts(count=1).data) == 1
+    assert (
+        a.api.serviceMethods.getContacts(count=1).code == 200
+        and len(a.api.serviceMethods.getContacts(count=1).data) == 1
+    )
 
     info = a.api.serviceMethods.getContactInfo(c.wid).data
-    assert info["name"] == "Cleo Customer" and info["contactName"] == "Cleo Customer" and info["chatId"] == c.wid
+    assert (
+        info["name"] == "Cleo Customer" and info["contactName"] == "Cleo Customer" and info["chatId"] == c.wid
+    )
     assert info["isArchive"] is False and info["isDisappearing"] is False
 
     assert a.api.contacts.editContact(c.wid, "Cleo", "VIP").data == {"editContact": True}
@@ -78,7 +86,9 @@ def test_phonebook_bad_input_changes_nothing(server: Server) -> None:
     r = a.wire("addContact", {"chatId": stranger, "firstName": "X"})
     assert r.status_code == 404 and r.json()["message"] == f"{stranger} is not on WhatsApp"
     assert_400(a.wire("addContact", {"chatId": c.wid}), "'firstName' is required")
-    assert_400(a.wire("addContact", {"chatId": c.wid, "firstName": ""}), "'firstName' is not allowed to be empty")
+    assert_400(
+        a.wire("addContact", {"chatId": c.wid, "firstName": ""}), "'firstName' is not allowed to be empty"
+    )
     assert_400(a.wire("addContact", {"chatId": "120363000000000001@g.us", "firstName": "G"}), "personal chat")
     assert_400(a.wire("editContact", {"chatId": c.wid, "firstName": "X"}), "not in the phonebook")
     assert_400(a.wire("deleteContact", {"chatId": c.wid}), "not in the phonebook")
@@ -127,7 +137,10 @@ def test_chats_archive_and_disappearing(server: Server) -> None:
     info = a.api.serviceMethods.getContactInfo(c.wid).data
     assert info["isDisappearing"] is True and info["messageExpiration"] == 86400
     before = a.api.serviceMethods.getChats().data
-    assert_400(a.wire("setDisappearingChat", {"chatId": c.wid, "ephemeralExpiration": 5}), "'ephemeralExpiration' must be one of")
+    assert_400(
+        a.wire("setDisappearingChat", {"chatId": c.wid, "ephemeralExpiration": 5}),
+        "'ephemeralExpiration' must be one of",
+    )
     assert_400(a.wire("setDisappearingChat", {"ephemeralExpiration": 0}), "'chatId' is required")
     assert a.api.serviceMethods.getChats().data == before
     assert a.api.serviceMethods.setDisappearingChat(c.wid, 0).data["disappearingMessagesInChat"] is False
@@ -165,7 +178,9 @@ def test_edit_message_tells_the_other_side(server: Server) -> None:
     data = a.wait(incoming(e.json()["idMessage"]))["messageData"]
     assert data["editedMessageData"] == {"stanzaId": back.json()["idMessage"], "textMessage": "ok, 6 it is"}
     # ...and cannot edit what it received.
-    assert b.phone("POST", f"/messages/{msg.data['idMessage']}/edit", json={"message": "x"}).status_code == 400
+    assert (
+        b.phone("POST", f"/messages/{msg.data['idMessage']}/edit", json={"message": "x"}).status_code == 400
+    )
 
 
 def test_edit_notification_needs_its_setting(server: Server) -> None:
@@ -191,14 +206,25 @@ def test_edit_bad_input_changes_nothing(server: Server) -> None:
     loc = a.api.sending.sendLocation(b.wid, 1, 2)
     sent(a, loc.data["idMessage"])
     before = unchanged(a)
-    assert_400(a.wire("editMessage", {"chatId": b.wid, "idMessage": "NOPE", "message": "x"}), "Message by id not found")
+    assert_400(
+        a.wire("editMessage", {"chatId": b.wid, "idMessage": "NOPE", "message": "x"}),
+        "Message by id not found",
+    )
     assert_400(
         a.wire("editMessage", {"chatId": b.wid, "idMessage": back.data["idMessage"], "message": "x"}),
         "only messages sent by this account",
     )
-    assert_400(a.wire("editMessage", {"chatId": b.wid, "idMessage": msg.data["idMessage"], "message": "x" * 20001}), "20000")
-    assert_400(a.wire("editMessage", {"chatId": b.wid, "idMessage": msg.data["idMessage"]}), "'message' is required")
-    assert_400(a.wire("editMessage", {"chatId": b.wid, "idMessage": loc.data["idMessage"], "message": "x"}), "cannot be edited")
+    assert_400(
+        a.wire("editMessage", {"chatId": b.wid, "idMessage": msg.data["idMessage"], "message": "x" * 20001}),
+        "20000",
+    )
+    assert_400(
+        a.wire("editMessage", {"chatId": b.wid, "idMessage": msg.data["idMessage"]}), "'message' is required"
+    )
+    assert_400(
+        a.wire("editMessage", {"chatId": b.wid, "idMessage": loc.data["idMessage"], "message": "x"}),
+        "cannot be edited",
+    )
     # The id exists, but in another chat: quoting and editing work within one chat only.
     assert_400(
         a.wire("editMessage", {"chatId": a.wid, "idMessage": back.data["idMessage"], "message": "x"}),
@@ -216,11 +242,17 @@ def test_delete_for_everyone_and_for_me(server: Server) -> None:
     r = a.wire("deleteMessage", {"chatId": b.wid, "idMessage": msg.data["idMessage"]})
     assert r.status_code == 200 and r.content == b""
     body = b.wait(of_type("deletedMessage"))
-    assert body["messageData"] == {"typeMessage": "deletedMessage", "deletedMessageData": {"stanzaId": msg.data["idMessage"]}}
+    assert body["messageData"] == {
+        "typeMessage": "deletedMessage",
+        "deletedMessageData": {"stanzaId": msg.data["idMessage"]},
+    }
     assert body["senderData"]["sender"] == a.wid
     assert b.api.journals.getMessage(a.wid, msg.data["idMessage"]).data["isDeleted"] is True
     # Deleting it again: it is gone for this account.
-    assert_400(a.wire("deleteMessage", {"chatId": b.wid, "idMessage": msg.data["idMessage"]}), "Message by id not found")
+    assert_400(
+        a.wire("deleteMessage", {"chatId": b.wid, "idMessage": msg.data["idMessage"]}),
+        "Message by id not found",
+    )
 
     # "Delete for me": only A's copy changes, B is not told.
     keep = a.api.sending.sendMessage(b.wid, "keep for them")
@@ -253,7 +285,9 @@ def test_delete_bad_input_changes_nothing(server: Server) -> None:
     assert_400(a.wire("deleteMessage", {"chatId": b.wid, "idMessage": "NOPE"}), "Message by id not found")
     assert_400(a.wire("deleteMessage", {"chatId": b.wid}), "'idMessage' is required")
     assert_400(
-        a.wire("deleteMessage", {"chatId": b.wid, "idMessage": msg.data["idMessage"], "onlySenderDelete": "yes"}),
+        a.wire(
+            "deleteMessage", {"chatId": b.wid, "idMessage": msg.data["idMessage"], "onlySenderDelete": "yes"}
+        ),
         "'onlySenderDelete' must be a boolean",
     )
     assert unchanged(a) == before
