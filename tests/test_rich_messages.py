@@ -527,3 +527,29 @@ def test_phone_reply_to_a_poll_quotes_it(server: Server) -> None:
     assert data["quotedMessage"]["stanzaId"] == poll.data["idMessage"]
     assert data["quotedMessage"]["typeMessage"] == "pollMessage"
     assert data["quotedMessage"]["participant"] == a.wid
+
+
+def test_concurrent_sends_are_delivered_exactly_once(server: Server) -> None:
+    """Sends accepted while another send of the instance is in flight go out once each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    a = side(server)
+    c = phone_only(server)
+
+    def one(i: int) -> str:
+        r = a.api.sending.sendLocation(c.wid, float(i), float(i), f"spot {i}")
+        assert r.code == 200, r.error
+        return str(r.data["idMessage"])
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(one, range(24)))
+    deadline = time.monotonic() + 60
+    got: list = []
+    while time.monotonic() < deadline:
+        got = [m["idMessage"] for m in c.phone("GET", "/messages", params={"direction": "incoming"}).json()]
+        if len(got) >= len(ids):
+            break
+        time.sleep(0.2)
+    time.sleep(1)  # a duplicate would arrive right behind the original
+    got = [m["idMessage"] for m in c.phone("GET", "/messages", params={"direction": "incoming"}).json()]
+    assert sorted(got) == sorted(ids)

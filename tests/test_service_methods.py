@@ -5,8 +5,20 @@ and deleting messages with their notifications on the other side.
 
 from __future__ import annotations
 
+from typing import Any
+
 from harness import Server
-from rich_support import assert_400, incoming, new_number, of_type, phone_only, sent, side, unchanged
+from rich_support import (
+    assert_400,
+    incoming,
+    new_number,
+    of_type,
+    phone_inbox,
+    phone_only,
+    sent,
+    side,
+    unchanged,
+)
 
 
 def test_check_whatsapp_looks_up_the_network(server: Server) -> None:
@@ -292,3 +304,68 @@ def test_delete_bad_input_changes_nothing(server: Server) -> None:
     )
     assert unchanged(a) == before
     assert a.api.journals.getMessage(b.wid, msg.data["idMessage"]).data["isDeleted"] is False
+
+
+def test_async_sdk_variants(server: Server) -> None:
+    """The SDK's async twins of the rich sending and service methods reach the same behaviour."""
+    import asyncio
+
+    a = side(server, editedMessageWebhook="yes", deletedMessageWebhook="yes", pollMessageWebhook="yes")
+    c = phone_only(server, name="Async Cleo")
+    api = a.api
+
+    async def run() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        out["location"] = await api.sending.sendLocationAsync(c.wid, 10.5, 20.5, "Spot")
+        out["contact"] = await api.sending.sendContactAsync(
+            c.wid, {"phoneContact": 79001234567, "firstName": "Z"}
+        )
+        out["poll"] = await api.sending.sendPollAsync(c.wid, "Q?", [{"optionName": "a"}, {"optionName": "b"}])
+        out["buttons"] = await api.sending.sendInteractiveButtonsReplyAsync(
+            c.wid, "Pick", [{"buttonId": "1", "buttonText": "One"}]
+        )
+        out["check"] = await api.serviceMethods.checkWhatsappAsync(int(c.number))
+        out["avatar"] = await api.serviceMethods.getAvatarAsync(c.wid)
+        out["add"] = await api.contacts.addContactAsync(c.wid, "Cleo", "Async")
+        out["info"] = await api.serviceMethods.getContactInfoAsync(c.wid)
+        out["typing"] = await api.serviceMethods.sendTypingAsync(c.wid, 1000)
+        out["text"] = await api.sending.sendMessageAsync(c.wid, "to edit")
+        return out
+
+    res = asyncio.run(run())
+    for name, r in res.items():
+        assert r.code == 200, (name, r.error)
+    assert res["check"].data == {"existsWhatsapp": True}
+    assert res["info"].data["contactName"] == "Cleo Async"
+    for name in ("location", "contact", "poll", "buttons"):
+        assert phone_inbox(
+            c,
+            {
+                "location": "locationMessage",
+                "contact": "contactMessage",
+                "poll": "pollMessage",
+                "buttons": "interactiveButtonsReply",
+            }[name],
+        )
+    text_id = res["text"].data["idMessage"]
+    sent(a, text_id)
+
+    async def later() -> dict[str, Any]:
+        return {
+            "edit": await api.serviceMethods.editMessageAsync(c.wid, text_id, "edited"),
+            "chats": await api.serviceMethods.getChatsAsync(),
+            "contacts": await api.serviceMethods.getContactsAsync(group=False),
+            "disappear": await api.serviceMethods.setDisappearingChatAsync(c.wid, 604800),
+            "delete_contact": await api.contacts.deleteContactAsync(c.wid),
+        }
+
+    res = asyncio.run(later())
+    for name, r in res.items():
+        assert r.code == 200, (name, r.error)
+    assert [x["id"] for x in res["chats"].data] == [c.wid]
+    assert res["contacts"].data[0]["contactName"] == "Cleo Async"
+    assert res["disappear"].data["ephemeralExpiration"] == 604800
+    edited = phone_inbox(c, "editedMessage")
+    assert edited["content"]["target_id"] == text_id
+    mine = c.phone("GET", "/messages", params={"direction": "incoming"}).json()
+    assert [m["content"]["text"] for m in mine if m["idMessage"] == text_id] == ["edited"]

@@ -110,6 +110,14 @@ class SendWorker:
         self._typing_until.pop(head.id_message, None)
         expired = head.created_ms < now - core.settings.retention_seconds * 1000
         async with core.tx() as tx:
+            # Two runs of one instance can overlap (a wake-up while a send is in flight); only the
+            # run that still finds the head queued, inside its transaction, may send it.
+            status = await tx.conn.scalar(
+                select(messages.c.status).where(messages.c.id == head.row_id).with_for_update()
+            )
+            if status != QUEUED:
+                core.timers.schedule(("send", instance_id), now_ms(), partial(self._run, instance_id))
+                return
             if expired:
                 await tx.conn.execute(
                     update(messages)
