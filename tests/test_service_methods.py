@@ -64,6 +64,8 @@ def test_phonebook_feeds_contact_names(server: Server) -> None:
     assert body["senderData"]["senderName"] == "Cleo P."
     assert body["senderData"]["senderContactName"] == "Cleo Customer"
     assert body["senderData"]["chatName"] == "Cleo Customer"
+    entry = a.api.journals.getMessage(c.wid, first.json()["idMessage"]).data
+    assert entry["senderName"] == "Cleo P." and entry["senderContactName"] == "Cleo Customer"
 
     contacts = a.api.serviceMethods.getContacts().data
     mine = [x for x in contacts if x["id"] == c.wid]

@@ -63,6 +63,19 @@ async def contact_name(conn: AsyncConnection, instance_id: int, chat_id: str) ->
     return f"{row.first_name} {row.last_name}".strip() if row else ""
 
 
+async def contact_names(core: Core, instance_id: int) -> dict[str, str]:
+    """The whole phonebook of an instance: chat id → name."""
+    async with core.read() as conn:
+        rows = (
+            await conn.execute(
+                select(phonebook.c.chat_id, phonebook.c.first_name, phonebook.c.last_name).where(
+                    phonebook.c.instance_id == instance_id
+                )
+            )
+        ).all()
+    return {r.chat_id: f"{r.first_name} {r.last_name}".strip() for r in rows}
+
+
 async def get_contact(conn: AsyncConnection, instance_id: int, chat_id: str) -> Contact | None:
     row = (
         await conn.execute(

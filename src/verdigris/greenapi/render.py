@@ -294,8 +294,11 @@ def _rich_data(type_message: str, content: dict[str, Any]) -> dict[str, Any] | N
     return None
 
 
-def journal_entry(message: StoredMessage) -> dict[str, Any]:
-    """One entry of getChatHistory / getMessage / lastIncomingMessages / lastOutgoingMessages."""
+def journal_entry(message: StoredMessage, contact_names: dict[str, str] | None = None) -> dict[str, Any]:
+    """One entry of getChatHistory / getMessage / lastIncomingMessages / lastOutgoingMessages.
+
+    ``contact_names`` maps sender ids to the instance's phonebook names (``senderContactName``).
+    """
     content = message.content
     entry: dict[str, Any] = {
         "type": "incoming" if message.direction == "in" else "outgoing",
@@ -307,7 +310,7 @@ def journal_entry(message: StoredMessage) -> dict[str, Any]:
     if message.direction == "in":
         entry["senderId"] = message.sender
         entry["senderName"] = message.sender_name
-        entry["senderContactName"] = ""
+        entry["senderContactName"] = (contact_names or {}).get(message.sender, "")
     else:
         entry["statusMessage"] = wire_status(message.status)
         entry["sendByApi"] = message.sent_by_api
