@@ -297,6 +297,7 @@ def test_interactive_buttons_and_reply_press(server: Server) -> None:
     assert data["typeMessage"] == "interactiveButtonsResponse"
     assert data["interactiveButtonsResponse"]["selectedDisplayText"] == "No"
     assert data["interactiveButtonsResponse"]["selectedId"] == "no"
+    assert data["interactiveButtonsResponse"]["selectedIndex"] == 1
     assert data["interactiveButtonsResponse"]["stanzaId"] == q.data["idMessage"]
     assert data["quotedMessage"]["stanzaId"] == q.data["idMessage"]
     assert data["quotedMessage"]["participant"] == a.wid

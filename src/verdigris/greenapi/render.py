@@ -263,9 +263,9 @@ def _rich_data(type_message: str, content: dict[str, Any]) -> dict[str, Any] | N
     if type_message == "interactiveButtonsResponse":
         data = {
             "stanzaId": target.get("id", ""),
+            "selectedIndex": int(content.get("index", 0)),
             "selectedId": content.get("buttonId", ""),
             "selectedDisplayText": content.get("buttonText", ""),
-            "type": "reply",
         }
         return {"interactiveButtonsResponse": data, "quotedMessage": _ref(target)}
     if type_message == "buttonsResponseMessage":

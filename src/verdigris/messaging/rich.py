@@ -186,11 +186,12 @@ def press(
                     "index": int(button.get("index", 0)),
                 }
         raise ValueError(f"template message {target_id} has no quick-reply button {button_id!r}")
-    for button in target.get("buttons", []):
+    for index, button in enumerate(target.get("buttons", [])):
         if str(button.get("buttonId")) == button_id:
             return response_type, {
                 "target": ref,
                 "buttonId": button_id,
                 "buttonText": button.get("buttonText", ""),
+                "index": index,
             }
     raise ValueError(f"message {target_id} has no button {button_id!r}")
