@@ -234,12 +234,45 @@ class ChatSummary:
 
 
 async def _summaries(conn: AsyncConnection, rec: InstanceRecord, chat_ids: list[str]) -> list[ChatSummary]:
+    """Names and settings of many chats in three queries."""
+    if not chat_ids:
+        return []
+    book = {
+        r.chat_id: f"{r.first_name} {r.last_name}".strip()
+        for r in (
+            await conn.execute(
+                select(phonebook.c.chat_id, phonebook.c.first_name, phonebook.c.last_name).where(
+                    (phonebook.c.instance_id == rec.id) & phonebook.c.chat_id.in_(chat_ids)
+                )
+            )
+        ).all()
+    }
+    states = {
+        r.chat_id: ChatState(bool(r.archived), int(r.ephemeral_expiration), int(r.ephemeral_set_ms))
+        for r in (
+            await conn.execute(
+                select(chat_settings).where(
+                    (chat_settings.c.instance_id == rec.id) & chat_settings.c.chat_id.in_(chat_ids)
+                )
+            )
+        ).all()
+    }
+    numbers = [c[:-5] for c in chat_ids if c.endswith("@c.us")]
+    pushes = {
+        f"{r.number}@c.us": r.name
+        for r in (
+            await conn.execute(
+                select(sandbox_phones.c.number, sandbox_phones.c.name).where(
+                    sandbox_phones.c.number.in_(numbers)
+                )
+            )
+        ).all()
+    }
     out = []
     for chat_id in chat_ids:
-        contact = await contact_name(conn, rec.id, chat_id)
-        push = await push_name(conn, chat_id)
-        state = await chat_state(conn, rec.id, chat_id)
-        out.append(ChatSummary(chat_id, contact or push, contact, push, state))
+        contact = book.get(chat_id, "")
+        push = pushes.get(chat_id, "")
+        out.append(ChatSummary(chat_id, contact or push, contact, push, states.get(chat_id, ChatState())))
     return out
 
 
