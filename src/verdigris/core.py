@@ -11,6 +11,7 @@ import heapq
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from verdigris.messaging.sender import SendWorker
 
 log = structlog.get_logger("verdigris")
+
+# The connection of the transaction the current task is in, if any (see Core.read).
+_CURRENT_TX: ContextVar[AsyncConnection | None] = ContextVar("verdigris_current_tx", default=None)
 
 
 class Tx:
@@ -216,11 +220,23 @@ class Core:
         """A transaction; after-commit actions run once it has committed."""
         async with self.db.transaction() as conn:
             tx = Tx(self, conn)
-            yield tx
+            token = _CURRENT_TX.set(conn)
+            try:
+                yield tx
+            finally:
+                _CURRENT_TX.reset(token)
         tx._run_after()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads. Inside a transaction of the same task it is that transaction's
+        connection, so the read sees the transaction's own writes and takes no second connection
+        (e.g. the instance cache loading an instance while a message is being routed).
+        """
+        current = _CURRENT_TX.get()
+        if current is not None:
+            yield current
+            return
         async with self.db.read() as conn:
             yield conn
 

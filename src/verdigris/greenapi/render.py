@@ -108,6 +108,11 @@ def _flat_content(type_message: str, content: dict[str, Any]) -> dict[str, Any]:
         }
     if type_message == "contactMessage":
         return {"contact": {"displayName": content.get("displayName", ""), "vcard": content.get("vcard", "")}}
+    if type_message == "contactsArrayMessage":
+        return {"contacts": content.get("contacts", [])}
+    rich = _rich_data(type_message, content)
+    if rich is not None:
+        return rich
     return {}
 
 
@@ -153,6 +158,8 @@ def message_data(type_message: str, content: dict[str, Any]) -> dict[str, Any]:
             "vcard": content.get("vcard", ""),
             **_forward_fields(content),
         }
+    elif (rich := _rich_data(type_message, content)) is not None:
+        out.update(rich)
     else:
         # Types whose content is already kept in wire form (see messaging.content).
         out.update(content.get("wire", {}))
@@ -161,8 +168,156 @@ def message_data(type_message: str, content: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def journal_entry(message: StoredMessage) -> dict[str, Any]:
-    """One entry of getChatHistory / getMessage / lastIncomingMessages / lastOutgoingMessages."""
+def _ref(target: dict[str, Any], with_type: bool = True) -> dict[str, Any]:
+    """The ``quotedMessage`` that names the message a reaction or a button press refers to."""
+    out = {"stanzaId": target.get("id", ""), "participant": target.get("sender", "")}
+    if with_type and target.get("type_message"):
+        out["typeMessage"] = target["type_message"]
+    return out
+
+
+def _buttons_view(content: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "titleText": content.get("header", ""),
+        "contentText": content.get("body", ""),
+        "footerText": content.get("footer", ""),
+        "buttons": content.get("buttons", []),
+    }
+
+
+def _rich_data(type_message: str, content: dict[str, Any]) -> dict[str, Any] | None:
+    """messageData members of the rich types (messaging.rich), or None for other types."""
+    fwd = _forward_fields(content)
+    if type_message == "contactsArrayMessage":
+        # The doubled key is the documented (and SDK-parsed) shape. The official webhook JSON Schema
+        # knows no such member, so the first contact is also given as ``contactMessageData``: the
+        # schema-validating receivers (golang) then accept the notification instead of dropping it.
+        contacts = content.get("contacts", [])
+        data: dict[str, Any] = {"messageData": {"contacts": contacts, **fwd}}
+        if contacts:
+            first = contacts[0]
+            data["contactMessageData"] = {
+                "displayName": first.get("displayName", ""),
+                "vcard": first.get("vcard", ""),
+                **fwd,
+            }
+        return data
+    if type_message == "pollMessage":
+        options = [{"optionName": name} for name in content.get("options", [])]
+        data = {
+            "name": content.get("name", ""),
+            "options": options,
+            "multipleAnswers": bool(content.get("multipleAnswers")),
+        }
+        return {"pollMessageData": data}
+    if type_message == "pollUpdateMessage":
+        chosen = set(content.get("chosen", []))
+        voter = content.get("voter", "")
+        votes = [
+            {"optionName": name, "optionVoters": [voter] if name in chosen else []}
+            for name in content.get("options", [])
+        ]
+        data = {
+            "stanzaId": content.get("poll_id", ""),
+            "name": content.get("name", ""),
+            "votes": votes,
+            "multipleAnswers": bool(content.get("multipleAnswers")),
+        }
+        return {"pollMessageData": data}
+    if type_message == "reactionMessage":
+        return {
+            "extendedTextMessageData": {"text": content.get("text", "")},
+            "quotedMessage": _ref(content.get("target", {}), with_type=False),
+        }
+    if type_message == "editedMessage":
+        data = {"stanzaId": content.get("target_id", "")}
+        if "caption" in content:
+            data.update(caption=content["caption"], textMessage=content["caption"])
+        else:
+            data["textMessage"] = content.get("text", "")
+        return {"editedMessageData": data}
+    if type_message == "deletedMessage":
+        return {"deletedMessageData": {"stanzaId": content.get("target_id", "")}}
+    if type_message in ("interactiveButtons", "interactiveButtonsReply"):
+        view = _buttons_view(content)
+        # Also as extendedTextMessageData (title/body/footer), for the same schema reason as above.
+        text = {
+            "text": view["contentText"],
+            "title": view["titleText"],
+            "description": view["footerText"],
+            **fwd,
+        }
+        return {type_message: {**view, **fwd}, "extendedTextMessageData": text}
+    if type_message == "buttonsMessage":
+        return {
+            "buttonsMessage": {
+                "contentText": content.get("text", ""),
+                "footer": content.get("footer", ""),
+                "buttons": content.get("buttons", []),
+                **fwd,
+            }
+        }
+    if type_message == "templateMessage":
+        data = {
+            "contentText": content.get("text", ""),
+            "footer": content.get("footer", ""),
+            "buttons": content.get("templateButtons", []),
+            **fwd,
+        }
+        if content.get("template"):
+            data["template"] = content["template"]
+        return {"templateMessage": data}
+    if type_message == "listMessage":
+        return {
+            "listMessage": {
+                "contentText": content.get("text", ""),
+                "title": content.get("title", ""),
+                "footer": content.get("footer", ""),
+                "buttonText": content.get("buttonText", ""),
+                "sections": content.get("sections", []),
+                **fwd,
+            }
+        }
+    target = content.get("target", {})
+    if type_message == "interactiveButtonsResponse":
+        data = {
+            "stanzaId": target.get("id", ""),
+            "selectedIndex": int(content.get("index", 0)),
+            "selectedId": content.get("buttonId", ""),
+            "selectedDisplayText": content.get("buttonText", ""),
+        }
+        return {"interactiveButtonsResponse": data, "quotedMessage": _ref(target)}
+    if type_message == "buttonsResponseMessage":
+        data = {
+            "stanzaId": target.get("id", ""),
+            "selectedButtonId": content.get("buttonId", ""),
+            "selectedButtonText": content.get("buttonText", ""),
+        }
+        return {"buttonsResponseMessage": data, "quotedMessage": _ref(target)}
+    if type_message == "templateButtonsReplyMessage":
+        data = {
+            "stanzaId": target.get("id", ""),
+            "selectedIndex": int(content.get("index", 0)),
+            "selectedId": content.get("buttonId", ""),
+            "selectedDisplayText": content.get("buttonText", ""),
+        }
+        return {"templateButtonReplyMessage": data, "quotedMessage": _ref(target)}
+    if type_message == "listResponseMessage":
+        data = {
+            "stanzaId": target.get("id", ""),
+            "title": content.get("buttonText", ""),
+            "listType": 1,
+            "singleSelectReply": content.get("buttonId", ""),
+        }
+        return {"listResponseMessage": data, "quotedMessage": _ref(target)}
+    return None
+
+
+def journal_entry(message: StoredMessage, contact_names: dict[str, str] | None = None) -> dict[str, Any]:
+    """One entry of getChatHistory / getMessage / lastIncomingMessages / lastOutgoingMessages.
+
+    ``contact_names`` maps sender ids to the instance's phonebook names (``senderContactName``).
+    """
     content = message.content
     entry: dict[str, Any] = {
         "type": "incoming" if message.direction == "in" else "outgoing",
@@ -174,7 +329,7 @@ def journal_entry(message: StoredMessage) -> dict[str, Any]:
     if message.direction == "in":
         entry["senderId"] = message.sender
         entry["senderName"] = message.sender_name
-        entry["senderContactName"] = ""
+        entry["senderContactName"] = (contact_names or {}).get(message.sender, "")
     else:
         entry["statusMessage"] = wire_status(message.status)
         entry["sendByApi"] = message.sent_by_api
@@ -199,4 +354,6 @@ def journal_entry(message: StoredMessage) -> dict[str, Any]:
     if message.description:
         entry["description"] = message.description
     entry.update(_forward_fields(content))
+    entry["isEdited"] = bool(content.get("edited", False))
+    entry["isDeleted"] = bool(content.get("deleted", False))
     return entry

@@ -90,33 +90,43 @@ def _stored(row: Any) -> StoredMessage:
 
 async def send(core: Core, rec: InstanceRecord, message: OutgoingMessage) -> str:
     """Accept a message into the instance's outgoing queue; returns its idMessage once committed."""
-    id_message = new_outgoing_id()
-    request = dict(message.request)
-    if message.typing_ms:
-        request["_typing_ms"] = message.typing_ms
+    return (await send_many(core, rec, [message]))[0]
+
+
+async def send_many(core: Core, rec: InstanceRecord, batch: list[OutgoingMessage]) -> list[str]:
+    """Accept several messages in one transaction (all or none), in order; returns their ids."""
+    ids = []
     async with core.tx() as tx:
-        await tx.conn.execute(
-            insert(messages).values(
-                instance_id=rec.id,
-                chat_id=message.chat_id,
-                id_message=id_message,
-                direction="out",
-                sent_by_api=True,
-                kind=message.kind,
-                type_message=message.type_message,
-                content=orjson.dumps(message.content).decode(),
-                request=orjson.dumps(request).decode(),
-                sender=rec.wid,
-                sender_name="",
-                status=QUEUED,
-                created_ms=now_ms(),
+        for message in batch:
+            id_message = new_outgoing_id()
+            request = dict(message.request)
+            if message.typing_ms:
+                request["_typing_ms"] = message.typing_ms
+            if message.kind == "ForwardMessages":
+                request["_ids"] = [id_message]
+            await tx.conn.execute(
+                insert(messages).values(
+                    instance_id=rec.id,
+                    chat_id=message.chat_id,
+                    id_message=id_message,
+                    direction="out",
+                    sent_by_api=True,
+                    kind=message.kind,
+                    type_message=message.type_message,
+                    content=orjson.dumps(message.content).decode(),
+                    request=orjson.dumps(request).decode(),
+                    sender=rec.wid,
+                    sender_name="",
+                    status=QUEUED,
+                    created_ms=now_ms(),
+                )
             )
-        )
+            ids.append(id_message)
         sender = core.sender
-        if sender is not None:
+        if sender is not None and ids:
             tx.on_commit(lambda: sender.wake(rec))
-    MESSAGES_ACCEPTED.inc()
-    return id_message
+    MESSAGES_ACCEPTED.inc(len(ids))
+    return ids
 
 
 # --- the outgoing queue --------------------------------------------------------------------------
@@ -202,6 +212,16 @@ async def find_message(core: Core, instance_id: int, chat_id: str, id_message: s
         return await get_message(core, instance_id, chat_id, id_message)
     except MessageNotFound:
         return None
+
+
+async def update_content(core: Core, message: StoredMessage, content: dict[str, Any]) -> None:
+    """Replace a journal entry's content (a change seen only by this instance, e.g. "delete for me")."""
+    async with core.tx() as tx:
+        await tx.conn.execute(
+            update(messages)
+            .where(messages.c.id == message.row_id)
+            .values(content=orjson.dumps(content).decode())
+        )
 
 
 async def recent(core: Core, instance_id: int, direction: str, minutes: int) -> list[StoredMessage]:

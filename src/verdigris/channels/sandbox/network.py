@@ -18,12 +18,15 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import insert, select, update
 
+from verdigris.channels.sandbox.changes import apply_change, show_typing
 from verdigris.channels.sandbox.models import sandbox_phone_messages, sandbox_phones
+from verdigris.chats.service import contact_name
 from verdigris.instances.service import AUTHORIZED, InstanceRecord, find_by_wid
 from verdigris.instances.settings import is_on
 from verdigris.messaging.content import new_device_id, quote_of, text_content, text_type
 from verdigris.messaging.models import messages
 from verdigris.messaging.notifications import Event, emit
+from verdigris.messaging.rich import TYPING
 from verdigris.messaging.service import STATUS_ORDER, StoredMessage
 from verdigris.store.clock import now_ms
 
@@ -66,10 +69,15 @@ class SandboxChannel:
 
     def __init__(self, core: Core) -> None:
         self.core = core
+        # Typing indicators currently shown on phones: phone -> {chat id: (typingType, until ms)}.
+        self.typing: dict[str, dict[str, tuple[str, int]]] = {}
 
     # --- the Channel interface ---------------------------------------------------------------
 
     async def deliver(self, tx: Tx, rec: InstanceRecord, message: StoredMessage) -> None:
+        if message.type_message == TYPING:
+            await show_typing(self, tx, rec, message)
+            return
         sender_phone = rec.phone
         msg = Outgoing(
             sender_wid=rec.wid,
@@ -131,6 +139,7 @@ class SandboxChannel:
             )
             return
         now = now_ms()
+        await apply_change(tx, msg.sender_wid, msg.chat_id, msg.type_message, msg.content)
         # The sender's side: the message leaves every device of the sender's account.
         await self._sender_copies(tx, msg, now)
         await self._report_status(tx, msg.sender_wid, msg.chat_id, msg.id_message, "sent", "", msg)
@@ -160,13 +169,13 @@ class SandboxChannel:
                     created_ms=now,
                 )
             )
-            await emit(
-                tx,
-                target,
-                _message_event(
-                    "incomingMessageReceived", msg, msg.sender_wid, msg.sender_wid, msg.sender_name, now
-                ),
+            contact = await contact_name(tx.conn, target.id, msg.sender_wid)
+            event = _message_event(
+                "incomingMessageReceived", msg, msg.sender_wid, msg.sender_wid, msg.sender_name, now
             )
+            if contact:
+                event.data.update(sender_contact_name=contact, chat_name=contact)
+            await emit(tx, target, event)
             if is_on(target.settings, "markIncomingMessagesReaded"):
                 auto_read = True
                 await tx.conn.execute(
@@ -213,7 +222,9 @@ class SandboxChannel:
                         created_ms=now,
                     )
                 )
-            chat_name = await phone_name(tx, phone_of(msg.chat_id) or "")
+            chat_name = await contact_name(tx.conn, inst.id, msg.chat_id) or await phone_name(
+                tx, phone_of(msg.chat_id) or ""
+            )
             await emit(
                 tx,
                 inst,
@@ -305,18 +316,24 @@ class SandboxChannel:
             if quoted_id:
                 quoted = await _phone_quote(tx, phone, quoted_id)
             content = text_content(text, quoted=quoted)
-            msg = Outgoing(
-                sender_wid=wid_of(phone),
-                sender_name=await phone_name(tx, phone),
-                chat_id=chat_id,
-                id_message=new_device_id(),
-                type_message=text_type(content),
-                content=content,
-                by_api=False,
-                api_instance_id=None,
-            )
-            await _insert_phone_message(tx, phone, chat_id, "out", msg, msg.sender_wid, "pending", now_ms())
-            await self._route(tx, msg)
+            return await self.phone_send(tx, phone, chat_id, text_type(content), content)
+
+    async def phone_send(
+        self, tx: Tx, phone: str, chat_id: str, type_message: str, content: dict[str, Any]
+    ) -> str:
+        """A sandbox phone sends any kind of message (in the caller's transaction)."""
+        msg = Outgoing(
+            sender_wid=wid_of(phone),
+            sender_name=await phone_name(tx, phone),
+            chat_id=chat_id,
+            id_message=new_device_id(),
+            type_message=type_message,
+            content=content,
+            by_api=False,
+            api_instance_id=None,
+        )
+        await _insert_phone_message(tx, phone, chat_id, "out", msg, msg.sender_wid, "pending", now_ms())
+        await self._route(tx, msg)
         return msg.id_message
 
     async def phone_read(self, phone: str, chat_id: str | None, id_messages: list[str] | None) -> int:

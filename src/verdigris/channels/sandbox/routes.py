@@ -12,10 +12,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from verdigris.channels.sandbox import network
+from verdigris.channels.sandbox import network, phone_actions
+from verdigris.channels.sandbox.changes import typing_on
 from verdigris.channels.sandbox.network import SandboxError, wid_of
 from verdigris.core import Core
 from verdigris.instances import service as instances
+from verdigris.messaging import rich
 
 
 class PhoneIn(BaseModel):
@@ -65,6 +67,55 @@ class ReadIn(BaseModel):
 
 class ReadOut(BaseModel):
     read: int
+
+
+class LocationIn(BaseModel):
+    chatId: str = Field(description="Recipient chat id, e.g. 79990000001@c.us")
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    nameLocation: str = Field(default="", max_length=1000)
+    address: str = Field(default="", max_length=1000)
+    quotedMessageId: str | None = None
+
+
+class CardIn(BaseModel):
+    phoneContact: int = Field(description="The shared person's number, digits only")
+    firstName: str = Field(default="", max_length=200)
+    middleName: str = Field(default="", max_length=200)
+    lastName: str = Field(default="", max_length=200)
+    company: str = Field(default="", max_length=200)
+
+
+class ContactsIn(BaseModel):
+    chatId: str
+    contacts: list[CardIn] = Field(
+        min_length=1, max_length=50, description="One card: contactMessage; more: contactsArrayMessage"
+    )
+    quotedMessageId: str | None = None
+
+
+class VoteIn(BaseModel):
+    options: list[str] = Field(description="The complete current choice ([] withdraws the vote)")
+
+
+class ReactionIn(BaseModel):
+    reaction: str = Field(max_length=32, description='An emoji; "" removes the reaction')
+
+
+class EditIn(BaseModel):
+    message: str = Field(min_length=1, max_length=20000)
+
+
+class PressIn(BaseModel):
+    buttonId: str = Field(
+        description="buttonId of the button (rowId for list messages, id of a quick-reply button)"
+    )
+
+
+class TypingOut(BaseModel):
+    chatId: str
+    typingType: str
+    untilMs: int
 
 
 def build_router(core: Core) -> APIRouter:
@@ -161,6 +212,83 @@ def build_router(core: Core) -> APIRouter:
     async def read(number: str, body: ReadIn) -> Any:
         await existing_phone(number)
         return {"read": await channel.phone_read(number, body.chatId, body.idMessages)}
+
+    async def act(number: str, action: Any) -> Any:
+        await existing_phone(number)
+        try:
+            return {"idMessage": await action()}
+        except SandboxError as exc:
+            raise HTTPException(400, str(exc)) from None
+
+    @router.post("/phones/{number}/locations", response_model=SendOut, summary="Share a location")
+    async def share_location(number: str, body: LocationIn) -> Any:
+        return await act(
+            number,
+            lambda: phone_actions.send_location(
+                channel,
+                number,
+                body.chatId,
+                body.latitude,
+                body.longitude,
+                body.nameLocation,
+                body.address,
+                body.quotedMessageId,
+            ),
+        )
+
+    @router.post(
+        "/phones/{number}/contacts", response_model=SendOut, summary="Share one or more contact cards"
+    )
+    async def share_contacts(number: str, body: ContactsIn) -> Any:
+        cards = [
+            rich.contact_card(str(c.phoneContact), c.firstName, c.middleName, c.lastName, c.company)
+            for c in body.contacts
+        ]
+        return await act(
+            number,
+            lambda: phone_actions.send_contacts(channel, number, body.chatId, cards, body.quotedMessageId),
+        )
+
+    @router.post(
+        "/phones/{number}/messages/{id_message}/vote", response_model=SendOut, summary="Vote in a poll"
+    )
+    async def vote(number: str, id_message: str, body: VoteIn) -> Any:
+        return await act(number, lambda: phone_actions.vote(channel, number, id_message, body.options))
+
+    @router.post(
+        "/phones/{number}/messages/{id_message}/reaction",
+        response_model=SendOut,
+        summary="React to a message",
+    )
+    async def react(number: str, id_message: str, body: ReactionIn) -> Any:
+        return await act(number, lambda: phone_actions.react(channel, number, id_message, body.reaction))
+
+    @router.post(
+        "/phones/{number}/messages/{id_message}/edit", response_model=SendOut, summary="Edit an own message"
+    )
+    async def edit(number: str, id_message: str, body: EditIn) -> Any:
+        return await act(number, lambda: phone_actions.edit(channel, number, id_message, body.message))
+
+    @router.post(
+        "/phones/{number}/messages/{id_message}/delete",
+        response_model=SendOut,
+        summary="Delete an own message for everyone",
+    )
+    async def delete(number: str, id_message: str) -> Any:
+        return await act(number, lambda: phone_actions.delete(channel, number, id_message))
+
+    @router.post(
+        "/phones/{number}/messages/{id_message}/press", response_model=SendOut, summary="Press a reply button"
+    )
+    async def press(number: str, id_message: str, body: PressIn) -> Any:
+        return await act(number, lambda: phone_actions.press(channel, number, id_message, body.buttonId))
+
+    @router.get(
+        "/phones/{number}/typing", response_model=list[TypingOut], summary="Typing indicators shown now"
+    )
+    async def typing(number: str) -> Any:
+        await existing_phone(number)
+        return typing_on(channel, number)
 
     return router
 

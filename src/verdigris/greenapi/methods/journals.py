@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
+from verdigris.chats.service import contact_names
 from verdigris.greenapi.errors import WireError
 from verdigris.greenapi.fields import Body, ChatId, MessageId
 from verdigris.greenapi.registry import Call, wire_method
@@ -27,7 +28,8 @@ class MessageRefBody(Body):
 async def get_chat_history(call: Call) -> list[dict[str, Any]]:
     """Messages of one chat, newest first."""
     rows = await messaging.chat_history(call.core, call.instance.id, call.body.chatId, call.body.count)
-    return [journal_entry(m) for m in rows]
+    names = await contact_names(call.core, call.instance.id)
+    return [journal_entry(m, names) for m in rows]
 
 
 @wire_method("getMessage", "POST", "journals", body=MessageRefBody)
@@ -39,14 +41,17 @@ async def get_message(call: Call) -> dict[str, Any]:
         )
     except messaging.MessageNotFound:
         raise WireError(400, "Message by id not found") from None
-    return journal_entry(message)
+    return journal_entry(message, await contact_names(call.core, call.instance.id))
 
 
 @wire_method("lastIncomingMessages", "GET", "journals", query=("minutes",))
 async def last_incoming_messages(call: Call) -> list[dict[str, Any]]:
     """Incoming messages of the last ``minutes`` (default 1440), newest first."""
     minutes = call.int_param("minutes", 1440, 1, 525600)
-    return [journal_entry(m) for m in await messaging.recent(call.core, call.instance.id, "in", minutes)]
+    names = await contact_names(call.core, call.instance.id)
+    return [
+        journal_entry(m, names) for m in await messaging.recent(call.core, call.instance.id, "in", minutes)
+    ]
 
 
 @wire_method("lastOutgoingMessages", "GET", "journals", query=("minutes",))
