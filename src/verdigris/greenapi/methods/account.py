@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import io
 from typing import Any, Literal
 
-import segno
 from pydantic import Field, field_validator
 
 from verdigris.greenapi.errors import WireError, validation
 from verdigris.greenapi.fields import Body
 from verdigris.greenapi.registry import Call, wire_method
 from verdigris.instances import service as instances
-from verdigris.instances.settings import CATALOGUE, SETTABLE
+from verdigris.instances.qrimage import qr_png_base64
+from verdigris.instances.settings import CATALOGUE, SETTABLE, delay_error
 
 YesNo = Literal["yes", "no"]
 
@@ -77,13 +75,9 @@ async def set_settings(call: Call) -> dict[str, Any]:
     changes = {k: v for k, v in call.body.model_dump(exclude_none=True).items() if k in SETTABLE}
     if not changes:
         raise validation("'value' must have at least 1 key")
-    delay = changes.get("delaySendMessagesMilliseconds")
-    if delay is not None:
-        low, high = call.core.settings.send_delay_min_ms, call.core.settings.send_delay_max_ms
-        if delay < low:
-            raise validation(f"'delaySendMessagesMilliseconds' must be larger than or equal to {low}")
-        if delay > high:
-            raise validation(f"'delaySendMessagesMilliseconds' must be less than or equal to {high}")
+    problem = delay_error(call.core.settings, changes.get("delaySendMessagesMilliseconds"))
+    if problem:
+        raise validation(problem)
     await instances.update_settings(call.core, call.instance, changes)
     return {"saveSettings": True}
 
@@ -158,12 +152,6 @@ async def logout(call: Call) -> dict[str, Any]:
 async def update_api_token(call: Call) -> dict[str, Any]:
     """Replace the instance token; the old one stops working at once."""
     return {"apiTokenInstance": await instances.rotate_token(call.core, call.instance)}
-
-
-def qr_png_base64(payload: str) -> str:
-    buffer = io.BytesIO()
-    segno.make(payload, error="m").save(buffer, kind="png", scale=6, border=3)
-    return base64.b64encode(buffer.getvalue()).decode()
 
 
 @wire_method("qr", "GET", "account")
