@@ -683,7 +683,7 @@ async def close_account(core: Core, account: Account, password: str, confirm: st
         await tx.conn.execute(
             update(accounts).where(team).values(status=CLOSED, closed_ms=at, delete_after_ms=delete_after)
         )
-        member_ids = select(accounts.c.id).where(team).scalar_subquery()
+        member_ids = select(accounts.c.id).where(team)
         await revoke_where(tx.conn, sessions.c.account_id.in_(member_ids), "account closed")
         await _rotate_tokens(tx, recs)  # the API refuses the old tokens from now on
         await tx.conn.execute(delete(partner_tokens).where(partner_tokens.c.account_id == account.id))
@@ -754,6 +754,22 @@ async def purge_closed(core: Core) -> int:
     return len(due)
 
 
+# Ended sessions and used links are kept this long (so a replayed cookie is still recognised).
+KEEP_ENDED_MS = 30 * 86_400_000
+HOUSEKEEPING_EVERY_MS = 3_600_000
+
+
+async def purge_stale(core: Core) -> int:
+    """Drop session rows and e-mail links that ended more than KEEP_ENDED_MS ago."""
+    cutoff = now_ms() - KEEP_ENDED_MS
+    async with core.tx() as tx:
+        gone = await tx.conn.execute(
+            delete(sessions).where((sessions.c.expires_ms < cutoff) | (sessions.c.revoked_ms < cutoff))
+        )
+        links = await tx.conn.execute(delete(account_links).where(account_links.c.expires_ms < cutoff))
+    return int(gone.rowcount or 0) + int(links.rowcount or 0)
+
+
 def schedule_purge(core: Core, due_ms: int) -> None:
     async def run() -> None:
         await purge_and_plan(core)
@@ -762,13 +778,17 @@ def schedule_purge(core: Core, due_ms: int) -> None:
 
 
 async def purge_and_plan(core: Core) -> None:
-    """Delete what is due and plan the next deletion of a closed account (run on start, too)."""
+    """Delete closed accounts whose grace period is over and stale sessions; plan the next run.
+
+    Runs on start, then hourly or when the next closed account falls due, whichever is first.
+    """
     await purge_closed(core)
+    await purge_stale(core)
     async with core.read() as conn:
         next_due = await conn.scalar(
             select(func.min(accounts.c.delete_after_ms)).where(
                 (accounts.c.status == CLOSED) & accounts.c.tenant_id.is_(None)
             )
         )
-    if next_due is not None:
-        schedule_purge(core, int(next_due))
+    hourly = now_ms() + HOUSEKEEPING_EVERY_MS
+    schedule_purge(core, min(hourly, int(next_due)) if next_due is not None else hourly)
