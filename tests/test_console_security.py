@@ -32,6 +32,9 @@ def test_root_opens_the_console_but_wire_paths_never_redirect(server: Server) ->
     r = httpx.get(f"{server.url}/waInstance{inst['idInstance']}/getStateInstance/wrong")
     assert r.status_code == 401
     assert httpx.get(server.url + "/console/instances/1").status_code == 303  # not logged in → login page
+    page = httpx.get(server.url + "/console/login")
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
 
 
 def test_wrong_password_is_refused_and_recorded(server: Server) -> None:

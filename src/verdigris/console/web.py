@@ -31,6 +31,19 @@ ANON_COOKIE = "vg_form"  # double-submit CSRF token for forms shown before login
 FLASH_COOKIE = "vg_flash"
 PREFIX = "/console"
 
+# Every console answer: never framed, never cached (pages show tokens), no URL leaks in Referer
+# (verification and reset links carry secrets in the path), forms only post to this site.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+}
+
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
@@ -163,6 +176,11 @@ class Web:
 
     def page(self, handler: Handler, *, login: bool = True) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
+            response = await serve(request)
+            response.headers.update(SECURITY_HEADERS)
+            return response
+
+        async def serve(request: Request) -> Response:
             forwarded = request.client.host if request.client else ""
             ctx = Ctx(request, Origin(forwarded, request.headers.get("user-agent", "")[:300]))
             secret = request.cookies.get(SESSION_COOKIE, "")
