@@ -176,21 +176,27 @@ class Web:
 
     def page(self, handler: Handler, *, login: bool = True) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            response = await serve(request)
+            address = request.client.host if request.client else ""
+            ctx = Ctx(request, Origin(address, request.headers.get("user-agent", "")[:300]))
+            response = await serve(ctx)
             response.headers.update(SECURITY_HEADERS)
+            stale = request.cookies.get(SESSION_COOKIE) and ctx.session is None
+            sets_session = any(
+                value.startswith(SESSION_COOKIE.encode() + b"=")
+                for name, value in response.raw_headers
+                if name == b"set-cookie"
+            )
+            if stale and not sets_session:
+                self.clear_session_cookie(ctx, response)  # an ended session's cookie is dropped once seen
             return response
 
-        async def serve(request: Request) -> Response:
-            forwarded = request.client.host if request.client else ""
-            ctx = Ctx(request, Origin(forwarded, request.headers.get("user-agent", "")[:300]))
+        async def serve(ctx: Ctx) -> Response:
+            request = ctx.request
             secret = request.cookies.get(SESSION_COOKIE, "")
             if secret:
                 ctx.session = await auth.resolve(self.core, secret, ctx.origin)
             if login and ctx.session is None:
-                response = self.redirect(ctx, "/login?next=" + quote(request.url.path), "Please log in.")
-                if secret:
-                    self.clear_session_cookie(ctx, response)
-                return response
+                return self.redirect(ctx, "/login?next=" + quote(request.url.path), "Please log in.")
             if not login:
                 ctx.anon_token = request.cookies.get(ANON_COOKIE, "")
                 if not ctx.anon_token:
