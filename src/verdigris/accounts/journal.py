@@ -7,7 +7,7 @@ Each entry has the time, the address and the user agent of the request, and belo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from verdigris.accounts.models import auth_events
 from verdigris.accounts.records import Account
 from verdigris.store.clock import now_ms
+
+if TYPE_CHECKING:
+    from verdigris.core import Core
 
 # Kinds of entries (the journal's vocabulary, shown to users).
 LOGIN_OK = "login_ok"
@@ -78,6 +81,21 @@ async def record(
             at_ms=now_ms(),
         )
     )
+
+
+async def note(
+    core: Core,
+    kind: str,
+    *,
+    ok: bool,
+    origin: Origin,
+    account: Account | None = None,
+    username: str = "",
+    detail: str = "",
+) -> None:
+    """:func:`record` in a transaction of its own (for refusals, where nothing else changes)."""
+    async with core.tx() as tx:
+        await record(tx.conn, kind, ok=ok, origin=origin, account=account, username=username, detail=detail)
 
 
 async def entries(

@@ -112,20 +112,26 @@ async def create_account(
         taken = await tx.conn.scalar(select(accounts.c.id).where(accounts.c.username == username))
         if taken is not None:
             raise AccountError(f"username {username!r} is taken")
-        created = now_ms()
-        result = await tx.conn.execute(
-            insert(accounts).values(
-                username=username,
-                email=email,
-                name=name,
-                phone=phone,
-                organisation=organisation,
-                role=role,
-                password_hash=hash_password(password),
-                created_ms=created,
-                email_verified_ms=created,
-            )
+        return await _insert_account(
+            tx.conn,
+            username=username,
+            password=password,
+            role=role,
+            email=email,
+            name=name,
+            phone=phone,
+            organisation=organisation,
+            email_verified_ms=now_ms(),
         )
+
+
+async def _insert_account(conn: AsyncConnection, *, username: str, password: str, **values: Any) -> int:
+    """Insert an account row (``values``: further columns); returns its id."""
+    result = await conn.execute(
+        insert(accounts).values(
+            username=username, password_hash=hash_password(password), created_ms=now_ms(), **values
+        )
+    )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
@@ -271,19 +277,16 @@ async def register(core: Core, form: Registration, origin: Origin) -> Account:
             raise PolicyError(f"username: {username!r} is taken, choose another")
         if await _email_taken(tx.conn, email):
             raise PolicyError("e-mail: an account with this address exists (reset its password instead)")
-        result = await tx.conn.execute(
-            insert(accounts).values(
-                username=username,
-                email=email,
-                name=name,
-                phone=phone,
-                organisation=organisation,
-                role=LICENSEE,
-                password_hash=hash_password(password),
-                created_ms=now_ms(),
-            )
+        account_id = await _insert_account(
+            tx.conn,
+            username=username,
+            password=password,
+            role=LICENSEE,
+            email=email,
+            name=name,
+            phone=phone,
+            organisation=organisation,
         )
-        account_id = int(result.inserted_primary_key[0])  # type: ignore[index]
         await _record_consents(tx.conn, core, account_id, origin, form.marketing)
         verify = await _new_link(tx.conn, account_id, VERIFY)
         account = await load_account(tx.conn, account_id)
@@ -491,19 +494,16 @@ async def invite_member(core: Core, actor: Account, email: str, role: str, origi
     async with core.tx() as tx:
         if await _email_taken(tx.conn, address):
             raise PolicyError("e-mail: an account with this address exists")
-        result = await tx.conn.execute(
-            insert(accounts).values(
-                username=f"invited-{secrets.token_hex(6)}",
-                email=address,
-                role=LICENSEE,
-                password_hash=hash_password(secrets.token_urlsafe(24)),
-                created_ms=now_ms(),
-                status=INVITED,
-                tenant_id=actor.tenant,
-                team_role=role,
-            )
+        member_id = await _insert_account(
+            tx.conn,
+            username=f"invited-{secrets.token_hex(6)}",
+            password=secrets.token_urlsafe(24),  # unusable until the member chooses one
+            role=LICENSEE,
+            email=address,
+            status=INVITED,
+            tenant_id=actor.tenant,
+            team_role=role,
         )
-        member_id = int(result.inserted_primary_key[0])  # type: ignore[index]
         secret = await _new_link(tx.conn, member_id, INVITE)
         member = await load_account(tx.conn, member_id)
         assert member is not None

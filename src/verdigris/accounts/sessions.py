@@ -170,10 +170,9 @@ async def resolve(core: Core, secret: str, origin: Origin) -> Session | None:
     elif account.status != ACTIVE:
         problem = f"account {account.status}"
     if problem:
-        async with core.tx() as tx:
-            await journal.record(
-                tx.conn, journal.SESSION_REJECTED, ok=False, origin=origin, account=account, detail=problem
-            )
+        await journal.note(
+            core, journal.SESSION_REJECTED, ok=False, origin=origin, account=account, detail=problem
+        )
         return None
     if at - int(row.last_seen_ms) > SEEN_EVERY_MS:
         async with core.tx() as tx:

@@ -56,15 +56,14 @@ class Console:
         raw = ctx.param("instance_id")
         rec = await self.core.instances.get(int(raw)) if raw.isdigit() and len(raw) < 19 else None
         if rec is None or rec.account_id != ctx.account.tenant:
-            async with self.core.tx() as tx:
-                await journal.record(
-                    tx.conn,
-                    journal.FOREIGN_INSTANCE,
-                    ok=False,
-                    origin=ctx.origin,
-                    account=ctx.account,
-                    detail=f"instance {raw[:20]} ({'not theirs' if rec else 'does not exist'})",
-                )
+            await journal.note(
+                self.core,
+                journal.FOREIGN_INSTANCE,
+                ok=False,
+                origin=ctx.origin,
+                account=ctx.account,
+                detail=f"instance {raw[:20]} ({'not theirs' if rec else 'does not exist'})",
+            )
             raise NotFound()
         return rec
 
@@ -243,15 +242,14 @@ class Console:
     async def reveal_token(self, ctx: Ctx) -> Response:
         rec = await self.instance(ctx)
         self.web.require(ctx, "instance.token")
-        async with self.core.tx() as tx:
-            await journal.record(
-                tx.conn,
-                journal.TOKEN_REVEALED,
-                ok=True,
-                origin=ctx.origin,
-                account=ctx.account,
-                detail=f"instance {rec.id}",
-            )
+        await journal.note(
+            self.core,
+            journal.TOKEN_REVEALED,
+            ok=True,
+            origin=ctx.origin,
+            account=ctx.account,
+            detail=f"instance {rec.id}",
+        )
         return HTMLResponse(f'<code id="token" class="token">{rec.token}</code>')
 
     async def rotate_token(self, ctx: Ctx) -> Response:

@@ -205,15 +205,14 @@ class Web:
                 form = await request.form()
                 ctx.form = {k: v for k, v in form.items() if isinstance(v, str)}
                 if not self._csrf_ok(ctx):
-                    async with self.core.tx() as tx:
-                        await journal.record(
-                            tx.conn,
-                            journal.CSRF_REJECTED,
-                            ok=False,
-                            origin=ctx.origin,
-                            account=ctx.session.account if ctx.session else None,
-                            detail=f"POST {request.url.path}",
-                        )
+                    await journal.note(
+                        self.core,
+                        journal.CSRF_REJECTED,
+                        ok=False,
+                        origin=ctx.origin,
+                        account=ctx.session.account if ctx.session else None,
+                        detail=f"POST {request.url.path}",
+                    )
                     return self.problem(
                         ctx,
                         403,
@@ -225,15 +224,14 @@ class Web:
             except NotFound:
                 return self.problem(ctx, 404, "Not found", "There is nothing here, or it is not yours.")
             except Forbidden as exc:
-                async with self.core.tx() as tx:
-                    await journal.record(
-                        tx.conn,
-                        journal.FORBIDDEN,
-                        ok=False,
-                        origin=ctx.origin,
-                        account=ctx.session.account if ctx.session else None,
-                        detail=f"{request.method} {request.url.path}: {exc}",
-                    )
+                await journal.note(
+                    self.core,
+                    journal.FORBIDDEN,
+                    ok=False,
+                    origin=ctx.origin,
+                    account=ctx.session.account if ctx.session else None,
+                    detail=f"{request.method} {request.url.path}: {exc}",
+                )
                 return self.problem(ctx, 403, "Not allowed", f"Your role does not allow this ({exc}).")
 
         return endpoint
