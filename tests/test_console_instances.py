@@ -204,3 +204,16 @@ def test_operator_reads_the_outbox(server: Server) -> None:
     demo = Console(server)
     demo.login("demo", server.demo["console"]["password"])
     assert demo.get("/operator/outbox").status_code == 403
+
+
+def test_token_rotation_through_the_api_is_in_the_journal(server: Server) -> None:
+    console, _ = new_user(server, unique("ra"))
+    instance_id = create_instance(console)
+    inst = {"idInstance": instance_id, "apiTokenInstance": token_of(console, instance_id)}
+    r = server.wire(inst, "updateApiToken", headers={"User-Agent": "rotating-bot"})
+    assert r.status_code == 200
+    new_token = r.json()["apiTokenInstance"]
+    assert token_of(console, instance_id) == new_token
+    rotated = [e for e in console.events() if e["kind"] == "token_rotated"]
+    assert rotated and rotated[0]["user"] == "(API)" and rotated[0]["agent"] == "rotating-bot"
+    assert rotated[0]["detail"] == f"instance {instance_id} via updateApiToken"

@@ -67,11 +67,13 @@ async def record(
     account: Account | None = None,
     username: str = "",
     detail: str = "",
+    tenant_id: int | None = None,
 ) -> None:
+    """Add an entry; ``tenant_id`` places it in a team's journal when no account acted (the API)."""
     await conn.execute(
         insert(auth_events).values(
             account_id=account.id if account else None,
-            tenant_id=account.tenant if account else None,
+            tenant_id=account.tenant if account else tenant_id,
             username=(username or (account.username if account else ""))[:254],
             kind=kind,
             ok=ok,

@@ -633,11 +633,21 @@ async def tenant_instances(core: Core, tenant_id: int) -> list[InstanceRecord]:
     return [r for r in recs if r is not None]
 
 
-async def rotate_instance_token(core: Core, actor: Account, rec: InstanceRecord, origin: Origin) -> str:
+async def rotate_instance_token(
+    core: Core, actor: Account | None, rec: InstanceRecord, origin: Origin
+) -> str:
+    """Replace an instance's API token and journal it (``actor`` None: through the API itself)."""
     async with core.tx() as tx:
         await _rotate_tokens(tx, [rec])
         await journal.record(
-            tx.conn, journal.TOKEN_ROTATED, ok=True, origin=origin, account=actor, detail=f"instance {rec.id}"
+            tx.conn,
+            journal.TOKEN_ROTATED,
+            ok=True,
+            origin=origin,
+            account=actor,
+            username="" if actor else "(API)",
+            tenant_id=rec.account_id,
+            detail=f"instance {rec.id}" + ("" if actor else " via updateApiToken"),
         )
     return rec.token
 

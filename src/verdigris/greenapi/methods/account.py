@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from verdigris.accounts import service as accounts
+from verdigris.accounts.journal import Origin
 from verdigris.greenapi.errors import WireError, validation
 from verdigris.greenapi.fields import Body
 from verdigris.greenapi.registry import Call, wire_method
@@ -151,7 +153,10 @@ async def logout(call: Call) -> dict[str, Any]:
 @wire_method("updateApiToken", "GET", "account")
 async def update_api_token(call: Call) -> dict[str, Any]:
     """Replace the instance token; the old one stops working at once."""
-    return {"apiTokenInstance": await instances.rotate_token(call.core, call.instance)}
+    origin = Origin(
+        call.request.client.host if call.request.client else "", call.request.headers.get("user-agent", "")
+    )
+    return {"apiTokenInstance": await accounts.rotate_instance_token(call.core, None, call.instance, origin)}
 
 
 @wire_method("qr", "GET", "account")
