@@ -257,3 +257,26 @@ def test_close_account_blocks_at_once_and_deletes_after_grace(make_server) -> No
     assert all(e["user"] != "closer" for e in operator.events("/operator/events"))
     r = Console(srv).login("closer", password)
     assert r.status_code == 401 and "Wrong username or password" in r.text
+
+
+def test_cookies_are_secure_when_the_request_came_over_tls(server: Server) -> None:
+    tls = {"X-Forwarded-Proto": "https"}  # as a TLS-terminating proxy on this host sends it
+    client = httpx.Client(base_url=server.url, headers=tls)
+    form = client.get("/console/login")
+    csrf = form.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    assert "secure" in form.headers["set-cookie"].lower()
+    # A Secure cookie is not sent back over plain HTTP, so hand it over as the browser would over TLS.
+    form_cookie = form.headers["set-cookie"].split(";", 1)[0].split("=", 1)[1]
+    r = httpx.post(
+        server.url + "/console/login",
+        headers=tls,
+        cookies={"vg_form": form_cookie},
+        data={"csrf": csrf, "username": "demo", "password": server.demo["console"]["password"], "next": ""},
+    )
+    assert r.status_code == 303
+    cookie = r.headers["set-cookie"].lower()
+    assert cookie.startswith("vg_session=") and "secure" in cookie and "httponly" in cookie
+    assert "samesite=lax" in cookie and "path=/console" in cookie
+    plain = Console(server)
+    r = plain.login("demo", server.demo["console"]["password"])
+    assert "secure" not in r.headers["set-cookie"].lower() and "httponly" in r.headers["set-cookie"].lower()
