@@ -67,16 +67,18 @@ async def open_session(conn: AsyncConnection, core: Core, account: Account, orig
     return secret
 
 
-async def _failures(conn: AsyncConnection, core: Core, identifier: str, ip: str) -> tuple[int, int]:
+async def _failures(
+    conn: AsyncConnection, core: Core, identifier: str, account: Account | None, ip: str
+) -> tuple[int, int]:
+    """Recent failed logins for this username or e-mail (or its account, whichever was typed), and from ``ip``."""
     since = now_ms() - core.settings.login_window_seconds * 1000
+    who = auth_events.c.username == identifier
+    if account is not None:
+        who = who | (auth_events.c.account_id == account.id)
     by_name = await conn.scalar(
         select(func.count())
         .select_from(auth_events)
-        .where(
-            (auth_events.c.kind == journal.LOGIN_FAILED)
-            & (auth_events.c.username == identifier)
-            & (auth_events.c.at_ms >= since)
-        )
+        .where((auth_events.c.kind == journal.LOGIN_FAILED) & who & (auth_events.c.at_ms >= since))
     )
     by_ip = await conn.scalar(
         select(func.count())
@@ -101,8 +103,6 @@ async def login(core: Core, identifier: str, password: str, origin: Origin) -> t
     refusal: str | None = None
     detail = ""
     async with core.tx() as tx:
-        by_name, by_ip = await _failures(tx.conn, core, ident, origin.ip)
-        limit = core.settings.login_max_failures
         row = (
             await tx.conn.execute(
                 select(accounts).where(
@@ -111,6 +111,8 @@ async def login(core: Core, identifier: str, password: str, origin: Origin) -> t
             )
         ).first()
         account = account_from_row(row) if row else None
+        by_name, by_ip = await _failures(tx.conn, core, ident, account, origin.ip)
+        limit = core.settings.login_max_failures
         if by_name >= limit or (origin.ip and by_ip >= limit * 4):
             await journal.record(
                 tx.conn, journal.LOGIN_THROTTLED, ok=False, origin=origin, account=account, username=ident
