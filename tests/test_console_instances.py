@@ -201,6 +201,8 @@ def test_operator_reads_the_outbox(server: Server) -> None:
     assert operator.login("operator", server.demo["operator"]["password"]).status_code == 303
     page = operator.get("/operator/outbox").text
     assert f"{name}@example.test" in page and "Your Verdigris account" in page
+    # The phone number given at registration got an SMS through the default (outbox) transport.
+    assert f"Verdigris: your username is {name}. The password was sent to {name}@example.test." in page
     demo = Console(server)
     demo.login("demo", server.demo["console"]["password"])
     assert demo.get("/operator/outbox").status_code == 403
