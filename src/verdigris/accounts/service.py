@@ -37,7 +37,7 @@ from verdigris.accounts.records import (
     load_account,
 )
 from verdigris.instances.models import instance_state_history, instances
-from verdigris.instances.service import new_token as new_instance_token
+from verdigris.instances.service import replace_token
 from verdigris.messaging.models import messages, notifications
 from verdigris.store.clock import now_ms
 
@@ -609,13 +609,7 @@ async def remove_member(core: Core, actor: Account, member_id: int, origin: Orig
 
 async def _rotate_tokens(tx: Tx, recs: list[InstanceRecord]) -> None:
     for rec in recs:
-        token = new_instance_token()
-        await tx.conn.execute(update(instances).where(instances.c.id == rec.id).values(token=token))
-
-        def apply(rec: InstanceRecord = rec, token: str = token) -> None:
-            rec.token = token
-
-        tx.on_commit(apply)
+        await replace_token(tx, rec)
 
 
 async def tenant_instances(core: Core, tenant_id: int) -> list[InstanceRecord]:
