@@ -217,6 +217,7 @@ def test_new_user_from_registration_to_a_delivered_message(
     expect(viewer.locator("#token-hidden")).to_be_visible()  # tokens: no
     expect(viewer.locator("#reveal-token")).to_have_count(0)
     expect(viewer.locator("#send")).to_have_count(0)
+    expect(viewer.locator("#webhook-token-hidden")).to_be_visible()  # nor the webhook's token
     assert token not in viewer.content()
     asked = viewer.request.get(f"{srv.url}/console/instances/{instance_id}/token")
     assert asked.status == 403 and token not in asked.text()
