@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     password_min_length: int = Field(default=10, ge=6)
     # Comma-separated extra passwords to refuse (a built-in list of common ones always applies).
     password_blocklist: str = ""
+    # A file of refused passwords, one per line (e.g. a breached-password list); empty: none.
+    password_blocklist_file: str = ""
     # Comma-separated usernames nobody may register or rename to (plus the built-in ones).
     reserved_usernames: str = ""
     # Console sessions end after this many hours (idle or not).

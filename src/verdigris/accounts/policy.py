@@ -6,6 +6,7 @@ Every place that sets a username or a password calls these functions, so the rul
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from verdigris.config import Settings
 
@@ -97,13 +98,38 @@ def check_username(settings: Settings, username: str) -> str:
     return value
 
 
+_FILE_LISTS: dict[tuple[str, float], frozenset[str]] = {}
+
+
+def _file_list(path_text: str) -> frozenset[str]:
+    """The operator's blocklist file, read once per modification (lowercased, one per line)."""
+    if not path_text:
+        return frozenset()
+    path = Path(path_text)
+    try:
+        key = (str(path), path.stat().st_mtime)
+    except OSError:
+        return frozenset()
+    cached = _FILE_LISTS.get(key)
+    if cached is None:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            cached = frozenset(line.strip().lower() for line in handle if line.strip())
+        _FILE_LISTS.clear()
+        _FILE_LISTS[key] = cached
+    return cached
+
+
 def check_password(settings: Settings, password: str, *, username: str = "", email: str = "") -> str:
     if len(password) < settings.password_min_length:
         raise PolicyError(f"password: at least {settings.password_min_length} characters")
     if len(password) > 200:
         raise PolicyError("password: at most 200 characters")
     lowered = password.lower()
-    if lowered in COMMON_PASSWORDS or lowered in _listed(settings.password_blocklist):
+    if (
+        lowered in COMMON_PASSWORDS
+        or lowered in _listed(settings.password_blocklist)
+        or lowered in _file_list(settings.password_blocklist_file)
+    ):
         raise PolicyError("password: this password is on the list of common or blocked passwords")
     if username and username.lower() in lowered:
         raise PolicyError("password: must not contain the username")
