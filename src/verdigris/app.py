@@ -15,9 +15,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from verdigris import __version__, metrics
+from verdigris.accounts import service as accounts_service
 from verdigris.channels.sandbox.network import SandboxChannel
 from verdigris.channels.sandbox.routes import build_router as sandbox_router
 from verdigris.config import Settings
+from verdigris.console.routes import build_routes as console_routes
+from verdigris.console.routes import root_redirect
 from verdigris.core import Core
 from verdigris.greenapi import render
 from verdigris.greenapi.openapi import wire_paths
@@ -60,6 +63,7 @@ async def start(core: Core) -> None:
         core.timers.schedule("purge", now_ms() + PURGE_EVERY_MS, purge)
 
     core.timers.schedule("purge", now_ms() + PURGE_EVERY_MS, purge)
+    await accounts_service.purge_and_plan(core)  # closed accounts whose grace period is over
 
 
 def create_app(settings: Settings | None = None, *, print_banner: bool = False) -> FastAPI:
@@ -107,6 +111,8 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(sandbox_router(core))
+    app.router.routes.extend(console_routes(core))  # the personal area, under /console
+    app.add_route("/", root_redirect, include_in_schema=False)
     for route in wire_routes(core) + partner_routes(core):
         app.router.routes.append(route)
 

@@ -66,6 +66,38 @@ class Settings(BaseSettings):
     # Create the demo workspace on an empty data dir.
     demo: bool = True
 
+    # --- accounts and the personal area (console) ---
+    # Outgoing mail. Empty smtp_host: mails are written to {data_dir}/outbox (listed in the console).
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    # "none", "starttls" or "tls" (implicit TLS, usually port 465).
+    smtp_security: str = Field(default="none", pattern="^(none|starttls|tls)$")
+    mail_from: str = "Verdigris <noreply@verdigris.invalid>"
+    # SMS provider plug-in "package.module:ClassName"; empty writes SMS to the outbox.
+    sms_transport: str = ""
+    # Password policy, enforced wherever a password is set.
+    password_min_length: int = Field(default=10, ge=6)
+    # Comma-separated extra passwords to refuse (a built-in list of common ones always applies).
+    password_blocklist: str = ""
+    # A file of refused passwords, one per line (e.g. a breached-password list); empty: none.
+    password_blocklist_file: str = ""
+    # Comma-separated usernames nobody may register or rename to (plus the built-in ones).
+    reserved_usernames: str = ""
+    # Console sessions end after this many hours (idle or not).
+    session_hours: int = Field(default=24 * 7, ge=1)
+    # "auto": Secure cookies when the request came over https; "always" / "never" override.
+    cookie_secure: str = Field(default="auto", pattern="^(auto|always|never)$")
+    # Login throttling: this many failures per username or per address within the window lock it.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_seconds: int = Field(default=900, ge=1)
+    # A closed account is blocked at once; its data is deleted after this grace period.
+    account_delete_grace_seconds: int = Field(default=30 * 86400, ge=0)
+    # Versions of the texts users accept at registration (recorded with each consent).
+    agreement_version: str = "1"
+    privacy_version: str = "1"
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -105,6 +105,7 @@ def banner(info: dict[str, Any]) -> str:
         "",
         "Verdigris is running.",
         f"  API and media URL : {info['apiUrl']}   (OpenAPI docs: {info['apiUrl']}/docs)",
+        f"  console (web)     : {info['apiUrl']}/console",
         f"  operator login    : {info['operator']['username']} / {info['operator']['password']}",
         f"  licensee login    : {info['console']['username']} / {info['console']['password']}",
         f"  partner token     : {info['partnerToken']}",

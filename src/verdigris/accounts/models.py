@@ -1,8 +1,9 @@
-"""Tables of the accounts domain."""
+"""Tables of the accounts domain: accounts and team members, sessions, the auth-event journal,
+consents and one-time e-mail links."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Integer, String, Table
+from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Index, Integer, String, Table, Text
 
 from verdigris.store.db import metadata
 
@@ -17,6 +18,17 @@ accounts = Table(
     Column("role", String(16), nullable=False),
     Column("password_hash", String(200), nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+    Column("phone", String(32), nullable=False, server_default=""),
+    Column("organisation", String(200), nullable=False, server_default=""),
+    # active | invited (a team member who has not accepted yet) | closed (blocked, deleted later)
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("email_verified_ms", BigInteger, nullable=True),
+    # Team members point at the account that owns the instances (their tenant); owners have NULL.
+    Column("tenant_id", Integer, nullable=True, index=True),
+    # owner | admin | developer | viewer
+    Column("team_role", String(16), nullable=False, server_default="owner"),
+    Column("closed_ms", BigInteger, nullable=True),
+    Column("delete_after_ms", BigInteger, nullable=True),
 )
 
 partner_tokens = Table(
@@ -25,4 +37,68 @@ partner_tokens = Table(
     Column("token", String(100), primary_key=True),
     Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("created_ms", BigInteger, nullable=False),
+)
+
+# Console sessions. The cookie holds a random secret; only its SHA-256 is stored.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("csrf", String(64), nullable=False),
+    Column("ip", String(64), nullable=False, server_default=""),
+    Column("user_agent", String(300), nullable=False, server_default=""),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("last_seen_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("revoked_ms", BigInteger, nullable=True),
+    Column("revoked_why", String(40), nullable=False, server_default=""),
+)
+
+# Every authorization, exit and security-relevant action (T-13): kept for the user and the operator.
+auth_events = Table(
+    "auth_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, nullable=True),
+    # The tenant the event belongs to (so owners see their team's events).
+    Column("tenant_id", Integer, nullable=True),
+    Column("username", String(254), nullable=False, server_default=""),
+    Column("kind", String(40), nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("ip", String(64), nullable=False, server_default=""),
+    Column("user_agent", String(300), nullable=False, server_default=""),
+    Column("detail", String(400), nullable=False, server_default=""),
+    Column("at_ms", BigInteger, nullable=False),
+    sqlite_autoincrement=True,
+)
+Index("ix_auth_events_account", auth_events.c.account_id, auth_events.c.id)
+Index("ix_auth_events_tenant", auth_events.c.tenant_id, auth_events.c.id)
+Index("ix_auth_events_username_kind", auth_events.c.username, auth_events.c.kind, auth_events.c.at_ms)
+Index("ix_auth_events_ip_kind", auth_events.c.ip, auth_events.c.kind, auth_events.c.at_ms)
+
+# Agreement acceptance and consents (T-09, T-19): what, which text version, when, granted or withdrawn.
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("granted", Boolean, nullable=False),
+    Column("ip", String(64), nullable=False, server_default=""),
+    Column("at_ms", BigInteger, nullable=False),
+)
+
+# One-time links sent by e-mail: verify the address, reset the password, accept a team invitation.
+account_links = Table(
+    "account_links",
+    metadata,
+    Column("id", String(64), primary_key=True),  # SHA-256 of the secret in the link
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("purpose", String(16), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("used_ms", BigInteger, nullable=True),
+    Column("data", Text, nullable=False, server_default=""),
 )

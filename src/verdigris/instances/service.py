@@ -334,10 +334,20 @@ async def reboot(core: Core, rec: InstanceRecord) -> None:
 
 
 async def rotate_token(core: Core, rec: InstanceRecord) -> str:
-    token = new_token()
     async with core.tx() as tx:
-        await tx.conn.execute(update(instances).where(instances.c.id == rec.id).values(token=token))
-    rec.token = token
+        token = await replace_token(tx, rec)
+    return token
+
+
+async def replace_token(tx: Tx, rec: InstanceRecord) -> str:
+    """Give the instance a new token inside ``tx``; the cached record switches once it commits."""
+    token = new_token()
+    await tx.conn.execute(update(instances).where(instances.c.id == rec.id).values(token=token))
+
+    def switch() -> None:
+        rec.token = token
+
+    tx.on_commit(switch)
     return token
 
 

@@ -7,7 +7,10 @@ and docs. Flags are the strings ``"yes"``/``"no"``; everything is off on a new i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from verdigris.config import Settings
 
 Kind = Literal["flag", "string", "int", "bool"]
 
@@ -73,3 +76,14 @@ def defaults(send_delay_ms: int) -> dict[str, Any]:
 
 def is_on(settings: dict[str, Any], name: str) -> bool:
     return settings.get(name) == "yes"
+
+
+def delay_error(config: Settings, delay: int | None) -> str | None:
+    """Why a requested delaySendMessagesMilliseconds is refused (None when it is fine)."""
+    if delay is None:
+        return None
+    if delay < config.send_delay_min_ms:
+        return f"'delaySendMessagesMilliseconds' must be larger than or equal to {config.send_delay_min_ms}"
+    if delay > config.send_delay_max_ms:
+        return f"'delaySendMessagesMilliseconds' must be less than or equal to {config.send_delay_max_ms}"
+    return None

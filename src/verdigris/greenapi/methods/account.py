@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import io
 from typing import TYPE_CHECKING, Any, Literal
 
-import segno
 from pydantic import Field, field_validator
 
+from verdigris.accounts import service as accounts
+from verdigris.accounts.journal import Origin
 from verdigris.greenapi.errors import WireError, validation
 from verdigris.greenapi.fields import Body
 from verdigris.greenapi.registry import Call, wire_method
 from verdigris.instances import service as instances
-from verdigris.instances.settings import CATALOGUE, SETTABLE
+from verdigris.instances.qrimage import qr_png_base64
+from verdigris.instances.settings import CATALOGUE, SETTABLE, delay_error
 
 if TYPE_CHECKING:
     from verdigris.core import Core
@@ -64,13 +64,9 @@ class SettingsBody(Body):
 def settings_changes(core: Core, body: SettingsBody) -> dict[str, Any]:
     """The settable fields a validated settings body sets (also used by partner createInstance)."""
     changes = {k: v for k, v in body.model_dump(exclude_none=True).items() if k in SETTABLE}
-    delay = changes.get("delaySendMessagesMilliseconds")
-    if delay is not None:
-        low, high = core.settings.send_delay_min_ms, core.settings.send_delay_max_ms
-        if delay < low:
-            raise validation(f"'delaySendMessagesMilliseconds' must be larger than or equal to {low}")
-        if delay > high:
-            raise validation(f"'delaySendMessagesMilliseconds' must be less than or equal to {high}")
+    problem = delay_error(core.settings, changes.get("delaySendMessagesMilliseconds"))
+    if problem:
+        raise validation(problem)
     return changes
 
 
@@ -166,13 +162,10 @@ async def logout(call: Call) -> dict[str, Any]:
 @wire_method("updateApiToken", "GET", "account")
 async def update_api_token(call: Call) -> dict[str, Any]:
     """Replace the instance token; the old one stops working at once."""
-    return {"apiTokenInstance": await instances.rotate_token(call.core, call.instance)}
-
-
-def qr_png_base64(payload: str) -> str:
-    buffer = io.BytesIO()
-    segno.make(payload, error="m").save(buffer, kind="png", scale=6, border=3)
-    return base64.b64encode(buffer.getvalue()).decode()
+    origin = Origin(
+        call.request.client.host if call.request.client else "", call.request.headers.get("user-agent", "")
+    )
+    return {"apiTokenInstance": await accounts.rotate_instance_token(call.core, None, call.instance, origin)}
 
 
 @wire_method("qr", "GET", "account")

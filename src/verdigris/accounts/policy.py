@@ -1,0 +1,166 @@
+"""Rules for usernames, passwords and contact details (T-11), configured by the operator.
+
+Every place that sets a username or a password calls these functions, so the rules live here only.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from verdigris.config import Settings
+
+# Never available to users: names that could be mistaken for the platform or its staff.
+BUILTIN_RESERVED = frozenset(
+    {
+        "admin",
+        "administrator",
+        "root",
+        "operator",
+        "support",
+        "security",
+        "system",
+        "staff",
+        "verdigris",
+        "api",
+        "console",
+        "sandbox",
+        "postmaster",
+        "abuse",
+        "noreply",
+        "help",
+    }
+)
+
+# Passwords seen at the top of every breach list; refused whatever the policy length.
+COMMON_PASSWORDS = frozenset(
+    {
+        "123456",
+        "12345678",
+        "123456789",
+        "1234567890",
+        "12345678910",
+        "password",
+        "password1",
+        "password123",
+        "passw0rd",
+        "qwerty",
+        "qwerty123",
+        "qwertyuiop",
+        "1q2w3e4r5t",
+        "1q2w3e4r5t6y",
+        "abc123",
+        "111111",
+        "000000",
+        "iloveyou",
+        "letmein",
+        "welcome",
+        "welcome123",
+        "admin123",
+        "monkey",
+        "dragon",
+        "sunshine",
+        "football",
+        "baseball",
+        "princess",
+        "trustno1",
+        "superman",
+        "1qaz2wsx",
+        "zaq12wsx",
+        "changeme",
+        "whatsapp",
+        "whatsapp123",
+    }
+)
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,31}$")
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+PHONE_RE = re.compile(r"^\+?[0-9]{7,15}$")
+
+
+class PolicyError(ValueError):
+    """A value the operator's rules refuse; the message says what to change."""
+
+
+def _listed(text: str) -> set[str]:
+    return {item.strip().lower() for item in text.split(",") if item.strip()}
+
+
+def check_username(settings: Settings, username: str) -> str:
+    value = username.strip().lower()
+    if not USERNAME_RE.match(value):
+        raise PolicyError(
+            "username: 3 to 32 characters, lowercase letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    if value in BUILTIN_RESERVED or value in _listed(settings.reserved_usernames):
+        raise PolicyError(f"username: {value!r} is reserved, choose another")
+    return value
+
+
+_FILE_LISTS: dict[tuple[str, float], frozenset[str]] = {}
+
+
+def _file_list(path_text: str) -> frozenset[str]:
+    """The operator's blocklist file, read once per modification (lowercased, one per line)."""
+    if not path_text:
+        return frozenset()
+    path = Path(path_text)
+    try:
+        key = (str(path), path.stat().st_mtime)
+    except OSError:
+        return frozenset()
+    cached = _FILE_LISTS.get(key)
+    if cached is None:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            cached = frozenset(line.strip().lower() for line in handle if line.strip())
+        _FILE_LISTS.clear()
+        _FILE_LISTS[key] = cached
+    return cached
+
+
+def check_password(settings: Settings, password: str, *, username: str = "", email: str = "") -> str:
+    if len(password) < settings.password_min_length:
+        raise PolicyError(f"password: at least {settings.password_min_length} characters")
+    if len(password) > 200:
+        raise PolicyError("password: at most 200 characters")
+    lowered = password.lower()
+    if (
+        lowered in COMMON_PASSWORDS
+        or lowered in _listed(settings.password_blocklist)
+        or lowered in _file_list(settings.password_blocklist_file)
+    ):
+        raise PolicyError("password: this password is on the list of common or blocked passwords")
+    if username and username.lower() in lowered:
+        raise PolicyError("password: must not contain the username")
+    local = email.split("@", 1)[0].lower()
+    if len(local) >= 4 and local in lowered:
+        raise PolicyError("password: must not contain the e-mail address")
+    if len(set(password)) < 4:
+        raise PolicyError("password: use more different characters")
+    return password
+
+
+def check_email(email: str) -> str:
+    value = email.strip()
+    if len(value) > 254 or not EMAIL_RE.match(value):
+        raise PolicyError("e-mail: not a valid address")
+    return value
+
+
+def check_phone(phone: str, *, required: bool = False) -> str:
+    value = phone.strip().replace(" ", "").replace("-", "")
+    if not value and not required:
+        return ""
+    if not PHONE_RE.match(value):
+        raise PolicyError("phone: international format, 7 to 15 digits (e.g. +79991234567)")
+    return value.lstrip("+")
+
+
+def check_text(label: str, value: str, *, required: bool = False, limit: int = 200) -> str:
+    text = value.strip()
+    if required and not text:
+        raise PolicyError(f"{label}: required")
+    if len(text) > limit:
+        raise PolicyError(f"{label}: at most {limit} characters")
+    return text

@@ -1,0 +1,573 @@
+"""The personal area: login and registration, instances, team, account settings, journals.
+
+Handlers are thin: they read the form, call a service (accounts, instances, messaging) and render
+a template. Tenant isolation is one function (:func:`Console.instance`): an instance that is not
+the tenant's answers 404, exactly like one that does not exist, and the attempt is journalled.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from verdigris.accounts import journal, mail
+from verdigris.accounts import service as accounts
+from verdigris.accounts import sessions as auth
+from verdigris.accounts.policy import PolicyError
+from verdigris.accounts.records import INVITABLE_ROLES
+from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web
+from verdigris.core import Core
+from verdigris.greenapi.methods.account import SettingsBody
+from verdigris.instances import service as instances
+from verdigris.instances.qrimage import qr_png_base64
+from verdigris.instances.service import InstanceRecord
+from verdigris.instances.settings import CATALOGUE, SETTABLE, delay_error
+from verdigris.messaging import notifications
+from verdigris.messaging import service as messaging
+from verdigris.messaging.content import plain_text, text_content, text_type
+
+STATIC = Path(__file__).parent / "static"
+_PHONE = re.compile(r"^\+?\d{7,15}$")
+_CHAT = re.compile(r"^(\d{5,20}@c\.us|\d{5,20}(-\d{6,12})?@g\.us)$")
+
+
+def _error_text(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+    return str(exc)
+
+
+class Console:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.web = Web(core)
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    async def instance(self, ctx: Ctx) -> InstanceRecord:
+        """The instance named in the URL, if it is the tenant's; otherwise 404 (and journalled)."""
+        raw = ctx.param("instance_id")
+        rec = await self.core.instances.get(int(raw)) if raw.isdigit() and len(raw) < 19 else None
+        if rec is None or rec.account_id != ctx.account.tenant:
+            await journal.note(
+                self.core,
+                journal.FOREIGN_INSTANCE,
+                ok=False,
+                origin=ctx.origin,
+                account=ctx.account,
+                detail=f"instance {raw[:20]} ({'not theirs' if rec else 'does not exist'})",
+            )
+            raise NotFound()
+        return rec
+
+    def fragment(self, ctx: Ctx, template: str, **values: Any) -> Response:
+        return self.web.render(ctx, template, **values)
+
+    # --- login, logout, registration -------------------------------------------------------------
+
+    async def login_form(self, ctx: Ctx) -> Response:
+        if ctx.session is not None:
+            return self.web.redirect(ctx, "/")
+        return self.web.render(ctx, "login.html", next=ctx.request.query_params.get("next", ""))
+
+    async def login(self, ctx: Ctx) -> Response:
+        try:
+            secret, _ = await auth.login(self.core, ctx.field("username"), ctx.field("password"), ctx.origin)
+        except auth.LoginRefused as exc:
+            return self.web.render(
+                ctx,
+                "login.html",
+                status=401,
+                error=str(exc),
+                username=ctx.field("username"),
+                next=ctx.field("next"),
+            )
+        target = ctx.field("next")
+        if not target.startswith(PREFIX + "/") or target.startswith(PREFIX + "//"):
+            target = PREFIX + "/"
+        response = RedirectResponse(target, status_code=303)
+        self.web.set_session_cookie(ctx, response, secret)
+        return response
+
+    async def logout(self, ctx: Ctx) -> Response:
+        assert ctx.session is not None
+        await auth.logout(self.core, ctx.session, ctx.origin)
+        response = self.web.redirect(ctx, "/login", "You are logged out.")
+        self.web.clear_session_cookie(ctx, response)
+        return response
+
+    async def register_form(self, ctx: Ctx) -> Response:
+        return self.web.render(ctx, "register.html", values={}, settings=self.core.settings)
+
+    async def register(self, ctx: Ctx) -> Response:
+        form = accounts.Registration(
+            name=ctx.field("name"),
+            email=ctx.field("email"),
+            phone=ctx.field("phone"),
+            organisation=ctx.field("organisation"),
+            username=ctx.field("username"),
+            accept_agreement=ctx.checked("accept_agreement"),
+            accept_privacy=ctx.checked("accept_privacy"),
+            marketing=ctx.checked("marketing"),
+        )
+        try:
+            account = await accounts.register(self.core, form, ctx.origin)
+        except PolicyError as exc:
+            return self.web.render(
+                ctx, "register.html", status=400, error=str(exc), values=ctx.form, settings=self.core.settings
+            )
+        return self.web.render(ctx, "registered.html", email=account.email)
+
+    async def verify(self, ctx: Ctx) -> Response:
+        try:
+            await accounts.verify_email(self.core, ctx.param("secret"), ctx.origin)
+        except accounts.AccountError as exc:
+            return self.web.problem(ctx, 400, "Link not valid", str(exc))
+        return self.web.redirect(ctx, "/login", "Your e-mail address is confirmed. You can log in now.")
+
+    async def reset_form(self, ctx: Ctx) -> Response:
+        return self.web.render(ctx, "reset.html")
+
+    async def reset_request(self, ctx: Ctx) -> Response:
+        await accounts.request_password_reset(self.core, ctx.field("email"), ctx.origin)
+        return self.web.render(ctx, "reset.html", sent=True)
+
+    async def reset_choose_form(self, ctx: Ctx) -> Response:
+        return self.web.render(ctx, "reset_choose.html", secret=ctx.param("secret"))
+
+    async def reset_choose(self, ctx: Ctx) -> Response:
+        try:
+            await accounts.reset_password(self.core, ctx.param("secret"), ctx.field("password"), ctx.origin)
+        except (PolicyError, accounts.AccountError) as exc:
+            return self.web.render(
+                ctx, "reset_choose.html", status=400, error=str(exc), secret=ctx.param("secret")
+            )
+        return self.web.redirect(ctx, "/login", "Your password is changed. Log in with the new one.")
+
+    async def invite_form(self, ctx: Ctx) -> Response:
+        try:
+            member = await accounts.invitation(self.core, ctx.param("secret"))
+        except accounts.AccountError as exc:
+            return self.web.problem(ctx, 400, "Link not valid", str(exc))
+        return self.web.render(ctx, "invite.html", member=member, secret=ctx.param("secret"))
+
+    async def invite_accept(self, ctx: Ctx) -> Response:
+        secret = ctx.param("secret")
+        try:
+            await accounts.accept_invitation(
+                self.core,
+                secret,
+                ctx.field("username"),
+                ctx.field("password"),
+                ctx.checked("accept_agreement") and ctx.checked("accept_privacy"),
+                ctx.origin,
+            )
+        except (PolicyError, accounts.AccountError) as exc:
+            try:
+                member = await accounts.invitation(self.core, secret)
+            except accounts.AccountError:
+                return self.web.problem(ctx, 400, "Link not valid", str(exc))
+            return self.web.render(
+                ctx, "invite.html", status=400, error=str(exc), member=member, secret=secret
+            )
+        return self.web.redirect(ctx, "/login", "Welcome to the team. Log in with your new username.")
+
+    # --- instances -------------------------------------------------------------------------------
+
+    async def home(self, ctx: Ctx) -> Response:
+        items = await instances.list_for_account(self.core, ctx.account.tenant)
+        return self.web.render(ctx, "instances.html", items=items)
+
+    async def create_instance(self, ctx: Ctx) -> Response:
+        self.web.require(ctx, "instance.create")
+        name = ctx.field("name").strip()[:200]
+        rec = await instances.create(self.core, account_id=ctx.account.tenant, name=name)
+        return self.web.redirect(
+            ctx, f"/instances/{rec.id}", f"Instance {rec.id} created. Link a phone to it."
+        )
+
+    async def instance_page(self, ctx: Ctx) -> Response:
+        rec = await self.instance(ctx)
+        return self.web.render(
+            ctx,
+            "instance.html",
+            inst=rec,
+            api_url=self.core.public_url,
+            catalogue=[(name, spec) for name, spec in CATALOGUE.items()],
+            settable=SETTABLE,
+            pairing=ctx.request.query_params.get("pairing", ""),
+            **(await self._status_values(rec)),
+        )
+
+    async def _status_values(self, rec: InstanceRecord) -> dict[str, Any]:
+        out_rows = await messaging.recent(self.core, rec.id, "out", 1440)
+        in_rows = await messaging.recent(self.core, rec.id, "in", 1440)
+        rows = sorted(out_rows[:50] + in_rows[:50], key=lambda m: m.row_id, reverse=True)[:50]
+        return {
+            "queued": await messaging.queued_count(self.core, rec.id),
+            "waiting": await notifications.count(self.core, rec.id),
+            "journal": [
+                {
+                    "at": m.created_ms,
+                    "direction": m.direction,
+                    "chat": m.chat_id,
+                    "type": m.type_message,
+                    "text": plain_text(m.type_message, m.content),
+                    "status": m.status,
+                    "id": m.id_message,
+                }
+                for m in rows
+            ],
+        }
+
+    async def instance_link(self, ctx: Ctx) -> Response:
+        """The linking panel: a fresh QR code until linked (the page polls it), then the state."""
+        rec = await self.instance(ctx)
+        qr = ""
+        if rec.state == instances.NOT_AUTHORIZED and ctx.account.can("instance.manage"):
+            qr = qr_png_base64(await instances.qr_payload(self.core, rec))
+        return self.fragment(ctx, "_link.html", inst=rec, qr=qr)
+
+    async def instance_activity(self, ctx: Ctx) -> Response:
+        rec = await self.instance(ctx)
+        return self.fragment(ctx, "_activity.html", inst=rec, **(await self._status_values(rec)))
+
+    async def reveal_token(self, ctx: Ctx) -> Response:
+        rec = await self.instance(ctx)
+        self.web.require(ctx, "instance.token")
+        await journal.note(
+            self.core,
+            journal.TOKEN_REVEALED,
+            ok=True,
+            origin=ctx.origin,
+            account=ctx.account,
+            detail=f"instance {rec.id}",
+        )
+        return HTMLResponse(f'<code id="token" class="token">{rec.token}</code>')
+
+    async def rotate_token(self, ctx: Ctx) -> Response:
+        rec = await self.instance(ctx)
+        self.web.require(ctx, "instance.token")
+        await accounts.rotate_instance_token(self.core, ctx.account, rec, ctx.origin)
+        return self.web.redirect(
+            ctx, f"/instances/{rec.id}", "The API token was replaced; the old one no longer works."
+        )
+
+    async def pairing_code(self, ctx: Ctx) -> Response:
+        rec = await self.instance(ctx)
+        self.web.require(ctx, "instance.manage")
+        phone = ctx.field("phone").strip().lstrip("+")
+        if not _PHONE.match(phone):
+            return self.web.redirect(
+                ctx, f"/instances/{rec.id}", "Phone number: 7 to 15 digits, international format."
+            )
+        try:
+            code = await instances.request_pairing_code(self.core, rec, phone)
+        except instances.InstanceError as exc:
+            return self.web.redirect(ctx, f"/instances/{rec.id}", str(exc))
+        return self.web.redirect(
+            ctx, f"/instances/{rec.id}?pairing={code}", f"Pairing code for +{phone}: {code[:4]}-{code[4:]}"
+        )
+
+    async def instance_logout(self, ctx: Ctx) -> Response:
+        rec = await self.instance(ctx)
+        self.web.require(ctx, "instance.manage")
+        await instances.logout(self.core, rec)
+        return self.web.redirect(ctx, f"/instances/{rec.id}", "The instance is unlinked from its phone.")
+
+    async def instance_settings(self, ctx: Ctx) -> Response:
+        rec = await self.instance(ctx)
+        self.web.require(ctx, "instance.manage")
+        values: dict[str, Any] = {}
+        for name, spec in CATALOGUE.items():
+            if name not in SETTABLE or name not in ctx.form:
+                continue
+            raw = ctx.form[name].strip()
+            if spec.kind == "bool":
+                values[name] = raw == "true"
+            elif spec.kind == "int":
+                values[name] = raw if raw else spec.default
+            else:
+                values[name] = raw
+        try:
+            body = SettingsBody.model_validate(values)
+        except ValidationError as exc:
+            return self.web.redirect(ctx, f"/instances/{rec.id}", "Settings not saved: " + _error_text(exc))
+        changes = {k: v for k, v in body.model_dump(exclude_none=True).items() if k in SETTABLE}
+        problem = delay_error(self.core.settings, changes.get("delaySendMessagesMilliseconds"))
+        if problem:
+            return self.web.redirect(ctx, f"/instances/{rec.id}", "Settings not saved: " + problem)
+        if changes:
+            await instances.update_settings(self.core, rec, changes)
+        return self.web.redirect(ctx, f"/instances/{rec.id}", "Settings saved.")
+
+    async def send_message(self, ctx: Ctx) -> Response:
+        rec = await self.instance(ctx)
+        self.web.require(ctx, "instance.manage")
+        chat = ctx.field("chat").strip().lstrip("+")
+        if chat.isdigit():
+            chat += "@c.us"
+        text = ctx.field("message")
+        if not _CHAT.match(chat) or not text.strip() or len(text) > 20000:
+            return self.web.redirect(
+                ctx, f"/instances/{rec.id}", "Not sent: give a phone number (or chat id) and a text."
+            )
+        content = text_content(text, link_preview=bool(rec.settings.get("linkPreview", True)))
+        await messaging.send(
+            self.core,
+            rec,
+            messaging.OutgoingMessage(
+                chat_id=chat,
+                kind="sendMessage",
+                type_message=text_type(content),
+                content=content,
+                request={"chatId": chat, "message": text},
+            ),
+        )
+        return self.web.redirect(ctx, f"/instances/{rec.id}", "Message queued.")
+
+    async def clear_queue(self, ctx: Ctx) -> Response:
+        rec = await self.instance(ctx)
+        self.web.require(ctx, "instance.manage")
+        count = await messaging.clear_queue(self.core, rec.id)
+        return self.web.redirect(ctx, f"/instances/{rec.id}", f"{count} queued messages withdrawn.")
+
+    async def clear_notifications(self, ctx: Ctx) -> Response:
+        rec = await self.instance(ctx)
+        self.web.require(ctx, "instance.manage")
+        count = await notifications.clear(self.core, rec.id)
+        return self.web.redirect(ctx, f"/instances/{rec.id}", f"{count} waiting notifications dropped.")
+
+    async def delete_instance(self, ctx: Ctx) -> Response:
+        rec = await self.instance(ctx)
+        self.web.require(ctx, "instance.delete")
+        if ctx.field("confirm").strip() != str(rec.id):
+            return self.web.redirect(ctx, f"/instances/{rec.id}", "Type the instance id to confirm deletion.")
+        await instances.delete(self.core, rec)
+        return self.web.redirect(ctx, "/", f"Instance {rec.id} deleted.")
+
+    # --- account ---------------------------------------------------------------------------------
+
+    async def account_page(self, ctx: Ctx, error: str = "", status: int = 200) -> Response:
+        consents = await accounts.consents_of(self.core, ctx.account)
+        marketing = next((c for c in consents if c["kind"] == "marketing"), None)
+        return self.web.render(
+            ctx,
+            "account.html",
+            status=status,
+            error=error,
+            sessions=await auth.active_sessions(self.core, ctx.account),
+            consents=consents,
+            marketing=bool(marketing and marketing["granted"]),
+            grace_days=round(self.core.settings.account_delete_grace_seconds / 86400, 1),
+        )
+
+    async def change_password(self, ctx: Ctx) -> Response:
+        assert ctx.session is not None
+        if ctx.field("new_password") != ctx.field("repeat_password"):
+            return await self.account_page(ctx, "new password: the two entries differ", 400)
+        try:
+            ended = await accounts.change_password(
+                self.core,
+                ctx.account,
+                ctx.field("password"),
+                ctx.field("new_password"),
+                ctx.session.id,
+                ctx.origin,
+            )
+        except PolicyError as exc:
+            return await self.account_page(ctx, str(exc), 400)
+        return self.web.redirect(ctx, "/account", f"Password changed; {ended} other sessions ended.")
+
+    async def change_username(self, ctx: Ctx) -> Response:
+        try:
+            name = await accounts.change_username(
+                self.core, ctx.account, ctx.field("username"), ctx.field("password"), ctx.origin
+            )
+        except PolicyError as exc:
+            return await self.account_page(ctx, str(exc), 400)
+        return self.web.redirect(ctx, "/account", f"Your username is now {name}.")
+
+    async def marketing(self, ctx: Ctx) -> Response:
+        granted = ctx.field("granted") == "yes"
+        await accounts.set_marketing_consent(self.core, ctx.account, granted, ctx.origin)
+        return self.web.redirect(
+            ctx, "/account", "Marketing consent " + ("given." if granted else "withdrawn.")
+        )
+
+    async def end_session(self, ctx: Ctx) -> Response:
+        assert ctx.session is not None
+        await auth.revoke_one(self.core, ctx.session, ctx.param("sid"), ctx.origin)
+        return self.web.redirect(ctx, "/account", "Session ended.")
+
+    async def logout_everywhere(self, ctx: Ctx) -> Response:
+        assert ctx.session is not None
+        count = await auth.logout_everywhere(self.core, ctx.session, ctx.origin)
+        response = self.web.redirect(ctx, "/login", f"{count} sessions ended, this one included.")
+        self.web.clear_session_cookie(ctx, response)
+        return response
+
+    async def compromise(self, ctx: Ctx) -> Response:
+        ended, rotated = await accounts.report_compromise(self.core, ctx.account, ctx.origin)
+        response = self.web.redirect(
+            ctx,
+            "/login",
+            f"Recorded. {ended} sessions ended and {rotated} API tokens replaced. "
+            "Log in again and change your password.",
+        )
+        self.web.clear_session_cookie(ctx, response)
+        return response
+
+    async def close(self, ctx: Ctx) -> Response:
+        try:
+            await accounts.close_account(
+                self.core, ctx.account, ctx.field("password"), ctx.field("confirm"), ctx.origin
+            )
+        except PolicyError as exc:
+            return await self.account_page(ctx, str(exc), 400)
+        response = self.web.redirect(ctx, "/login", "Your account is closed. Its data will be deleted.")
+        self.web.clear_session_cookie(ctx, response)
+        return response
+
+    async def events(self, ctx: Ctx) -> Response:
+        team = ctx.account.can("team")
+        async with self.core.read() as conn:
+            rows = await journal.entries(conn, ctx.account, team=team)
+        return self.web.render(ctx, "events.html", rows=rows, team=team)
+
+    # --- team ------------------------------------------------------------------------------------
+
+    async def team(self, ctx: Ctx, error: str = "", status: int = 200) -> Response:
+        members = await accounts.team_members(self.core, ctx.account)
+        return self.web.render(
+            ctx, "team.html", status=status, error=error, members=members, roles=INVITABLE_ROLES
+        )
+
+    async def invite(self, ctx: Ctx) -> Response:
+        try:
+            await accounts.invite_member(
+                self.core, ctx.account, ctx.field("email"), ctx.field("role"), ctx.origin
+            )
+        except PolicyError as exc:
+            if not ctx.account.can("team"):
+                raise Forbidden("team") from None
+            return await self.team(ctx, str(exc), 400)
+        return self.web.redirect(ctx, "/team", f"Invitation sent to {ctx.field('email').strip()}.")
+
+    def _member_id(self, ctx: Ctx) -> int:
+        raw = ctx.param("member_id")
+        if not raw.isdigit():
+            raise NotFound()
+        return int(raw)
+
+    async def member_role(self, ctx: Ctx) -> Response:
+        self.web.require(ctx, "team")
+        try:
+            await accounts.change_member_role(
+                self.core, ctx.account, self._member_id(ctx), ctx.field("role"), ctx.origin
+            )
+        except accounts.AccountError:
+            raise NotFound() from None
+        except PolicyError as exc:
+            return await self.team(ctx, str(exc), 400)
+        return self.web.redirect(ctx, "/team", "Role changed.")
+
+    async def member_remove(self, ctx: Ctx) -> Response:
+        self.web.require(ctx, "team")
+        try:
+            await accounts.remove_member(self.core, ctx.account, self._member_id(ctx), ctx.origin)
+        except accounts.AccountError:
+            raise NotFound() from None
+        except PolicyError as exc:
+            return await self.team(ctx, str(exc), 400)
+        return self.web.redirect(ctx, "/team", "Member removed; their sessions have ended.")
+
+    # --- operator --------------------------------------------------------------------------------
+
+    def _operator(self, ctx: Ctx) -> None:
+        if not ctx.account.is_operator:
+            raise Forbidden("operator pages")
+
+    async def outbox(self, ctx: Ctx) -> Response:
+        self._operator(ctx)
+        return self.web.render(
+            ctx, "outbox.html", items=mail.list_outbox(self.core), smtp=self.core.settings.smtp_host
+        )
+
+    async def all_events(self, ctx: Ctx) -> Response:
+        self._operator(ctx)
+        async with self.core.read() as conn:
+            rows = await journal.entries(conn, None, limit=500)
+        return self.web.render(ctx, "events.html", rows=rows, team=True, everyone=True)
+
+
+def build_routes(core: Core) -> list[BaseRoute]:
+    """The console's routes, to be appended to the application (all under ``/console``)."""
+    c = Console(core)
+    page = c.web.page
+
+    def anon(handler: Any) -> Any:
+        return page(handler, login=False)
+
+    table: list[tuple[str, str, Any]] = [
+        ("GET", "/login", anon(c.login_form)),
+        ("POST", "/login", anon(c.login)),
+        ("POST", "/logout", page(c.logout)),
+        ("GET", "/register", anon(c.register_form)),
+        ("POST", "/register", anon(c.register)),
+        ("GET", "/verify/{secret}", anon(c.verify)),
+        ("GET", "/reset", anon(c.reset_form)),
+        ("POST", "/reset", anon(c.reset_request)),
+        ("GET", "/reset/{secret}", anon(c.reset_choose_form)),
+        ("POST", "/reset/{secret}", anon(c.reset_choose)),
+        ("GET", "/invite/{secret}", anon(c.invite_form)),
+        ("POST", "/invite/{secret}", anon(c.invite_accept)),
+        ("GET", "", page(c.home)),
+        ("GET", "/", page(c.home)),
+        ("POST", "/instances", page(c.create_instance)),
+        ("GET", "/instances/{instance_id}", page(c.instance_page)),
+        ("GET", "/instances/{instance_id}/link", page(c.instance_link)),
+        ("GET", "/instances/{instance_id}/activity", page(c.instance_activity)),
+        ("GET", "/instances/{instance_id}/token", page(c.reveal_token)),
+        ("POST", "/instances/{instance_id}/token", page(c.rotate_token)),
+        ("POST", "/instances/{instance_id}/pairing", page(c.pairing_code)),
+        ("POST", "/instances/{instance_id}/logout", page(c.instance_logout)),
+        ("POST", "/instances/{instance_id}/settings", page(c.instance_settings)),
+        ("POST", "/instances/{instance_id}/send", page(c.send_message)),
+        ("POST", "/instances/{instance_id}/queue/clear", page(c.clear_queue)),
+        ("POST", "/instances/{instance_id}/notifications/clear", page(c.clear_notifications)),
+        ("POST", "/instances/{instance_id}/delete", page(c.delete_instance)),
+        ("GET", "/account", page(c.account_page)),
+        ("POST", "/account/password", page(c.change_password)),
+        ("POST", "/account/username", page(c.change_username)),
+        ("POST", "/account/marketing", page(c.marketing)),
+        ("POST", "/account/sessions/{sid}/end", page(c.end_session)),
+        ("POST", "/account/logout-everywhere", page(c.logout_everywhere)),
+        ("POST", "/account/compromise", page(c.compromise)),
+        ("POST", "/account/close", page(c.close)),
+        ("GET", "/events", page(c.events)),
+        ("GET", "/team", page(c.team)),
+        ("POST", "/team/invite", page(c.invite)),
+        ("POST", "/team/{member_id}/role", page(c.member_role)),
+        ("POST", "/team/{member_id}/remove", page(c.member_remove)),
+        ("GET", "/operator/outbox", page(c.outbox)),
+        ("GET", "/operator/events", page(c.all_events)),
+    ]
+    routes: list[BaseRoute] = [
+        Route(PREFIX + path, endpoint, methods=[verb], include_in_schema=False)
+        for verb, path, endpoint in table
+    ]
+    routes.append(Mount(PREFIX + "/static", app=StaticFiles(directory=str(STATIC)), name="console-static"))
+    return routes
+
+
+async def root_redirect(request: Request) -> Response:
+    """``/`` opens the console (only this path; the wire API never redirects)."""
+    return RedirectResponse(PREFIX + "/", status_code=307)

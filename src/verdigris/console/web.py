@@ -1,0 +1,249 @@
+"""Plumbing of the console: sessions from cookies, CSRF checks, templates, flash messages.
+
+Every console endpoint is wrapped by :meth:`Web.page`, which resolves the session (or sends the
+browser to the login page), checks the CSRF token of every POST, and turns the console's
+exceptions into pages. Refusals are written to the auth-event journal.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from verdigris.accounts import journal
+from verdigris.accounts import sessions as auth
+from verdigris.accounts.journal import Origin
+from verdigris.accounts.records import Account
+from verdigris.core import Core
+
+SESSION_COOKIE = "vg_session"
+ANON_COOKIE = "vg_form"  # double-submit CSRF token for forms shown before login
+FLASH_COOKIE = "vg_flash"
+PREFIX = "/console"
+
+# Every console answer: never framed, never cached (pages show tokens), no URL leaks in Referer
+# (verification and reset links carry secrets in the path), forms only post to this site.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+}
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def _when(ms: int | None) -> str:
+    if not ms:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+TEMPLATES.env.filters["when"] = _when
+
+
+class NotFound(Exception):
+    pass
+
+
+class Forbidden(Exception):
+    pass
+
+
+@dataclass
+class Ctx:
+    """One console request: who asks, from where, and the form it sent."""
+
+    request: Request
+    origin: Origin
+    session: auth.Session | None = None
+    form: dict[str, str] = field(default_factory=dict)
+    anon_token: str = ""
+    set_anon: bool = False
+
+    @property
+    def account(self) -> Account:
+        assert self.session is not None
+        return self.session.account
+
+    def param(self, name: str) -> str:
+        return str(self.request.path_params[name])
+
+    def field(self, name: str, default: str = "") -> str:
+        return self.form.get(name, default)
+
+    def checked(self, name: str) -> bool:
+        return self.form.get(name, "") in ("on", "yes", "true", "1")
+
+
+Handler = Callable[[Ctx], Awaitable[Response]]
+
+
+class Web:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    # --- responses -------------------------------------------------------------------------------
+
+    def render(self, ctx: Ctx, template: str, status: int = 200, **values: Any) -> Response:
+        flash = ctx.request.cookies.get(FLASH_COOKIE, "")
+        response = TEMPLATES.TemplateResponse(
+            ctx.request,
+            template,
+            {
+                "session": ctx.session,
+                "me": ctx.session.account if ctx.session else None,
+                "csrf": ctx.session.csrf if ctx.session else ctx.anon_token,
+                "flash": unquote(flash),
+                "prefix": PREFIX,
+                **values,
+            },
+            status_code=status,
+        )
+        if flash and not template.startswith("_"):
+            response.delete_cookie(FLASH_COOKIE, path=PREFIX)
+        self._anon_cookie(ctx, response)
+        return response
+
+    def redirect(self, ctx: Ctx, path: str, flash: str = "") -> Response:
+        target = PREFIX + path
+        if ctx.request.headers.get("hx-request"):
+            response: Response = Response(status_code=204, headers={"HX-Redirect": target})
+        else:
+            response = RedirectResponse(target, status_code=303)
+        if flash:
+            response.set_cookie(
+                FLASH_COOKIE,
+                quote(flash),
+                path=PREFIX,
+                httponly=True,
+                samesite="lax",
+                secure=self.secure(ctx),
+            )
+        return response
+
+    def secure(self, ctx: Ctx) -> bool:
+        mode = self.core.settings.cookie_secure
+        return mode == "always" or (mode == "auto" and ctx.request.url.scheme == "https")
+
+    def set_session_cookie(self, ctx: Ctx, response: Response, secret: str) -> None:
+        response.set_cookie(
+            SESSION_COOKIE,
+            secret,
+            max_age=self.core.settings.session_hours * 3600,
+            path=PREFIX,
+            httponly=True,
+            samesite="lax",
+            secure=self.secure(ctx),
+        )
+
+    def clear_session_cookie(self, ctx: Ctx, response: Response) -> None:
+        response.delete_cookie(
+            SESSION_COOKIE, path=PREFIX, httponly=True, samesite="lax", secure=self.secure(ctx)
+        )
+
+    def _anon_cookie(self, ctx: Ctx, response: Response) -> None:
+        if ctx.set_anon:
+            response.set_cookie(
+                ANON_COOKIE,
+                ctx.anon_token,
+                path=PREFIX,
+                httponly=True,
+                samesite="lax",
+                secure=self.secure(ctx),
+            )
+
+    def problem(self, ctx: Ctx, status: int, title: str, text: str) -> Response:
+        if ctx.request.headers.get("hx-request"):
+            return HTMLResponse(f'<p class="error">{title}: {text}</p>', status_code=status)
+        return self.render(ctx, "problem.html", status=status, title=title, text=text)
+
+    # --- the wrapper -----------------------------------------------------------------------------
+
+    def page(self, handler: Handler, *, login: bool = True) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            address = request.client.host if request.client else ""
+            ctx = Ctx(request, Origin(address, request.headers.get("user-agent", "")[:300]))
+            response = await serve(ctx)
+            response.headers.update(SECURITY_HEADERS)
+            stale = request.cookies.get(SESSION_COOKIE) and ctx.session is None
+            sets_session = any(
+                value.startswith(SESSION_COOKIE.encode() + b"=")
+                for name, value in response.raw_headers
+                if name == b"set-cookie"
+            )
+            if stale and not sets_session:
+                self.clear_session_cookie(ctx, response)  # an ended session's cookie is dropped once seen
+            return response
+
+        async def serve(ctx: Ctx) -> Response:
+            request = ctx.request
+            secret = request.cookies.get(SESSION_COOKIE, "")
+            if secret:
+                ctx.session = await auth.resolve(self.core, secret, ctx.origin)
+            if login and ctx.session is None:
+                return self.redirect(ctx, "/login?next=" + quote(request.url.path), "Please log in.")
+            if not login:
+                ctx.anon_token = request.cookies.get(ANON_COOKIE, "")
+                if not ctx.anon_token:
+                    ctx.anon_token, ctx.set_anon = secrets.token_urlsafe(24), True
+            if request.method == "POST":
+                form = await request.form()
+                ctx.form = {k: v for k, v in form.items() if isinstance(v, str)}
+                if not self._csrf_ok(ctx):
+                    await journal.note(
+                        self.core,
+                        journal.CSRF_REJECTED,
+                        ok=False,
+                        origin=ctx.origin,
+                        account=ctx.session.account if ctx.session else None,
+                        detail=f"POST {request.url.path}",
+                    )
+                    return self.problem(
+                        ctx,
+                        403,
+                        "Form refused",
+                        "The form expired or did not come from this site. Reload the page and try again.",
+                    )
+            try:
+                return await handler(ctx)
+            except NotFound:
+                return self.problem(ctx, 404, "Not found", "There is nothing here, or it is not yours.")
+            except Forbidden as exc:
+                await journal.note(
+                    self.core,
+                    journal.FORBIDDEN,
+                    ok=False,
+                    origin=ctx.origin,
+                    account=ctx.session.account if ctx.session else None,
+                    detail=f"{request.method} {request.url.path}: {exc}",
+                )
+                return self.problem(ctx, 403, "Not allowed", f"Your role does not allow this ({exc}).")
+
+        return endpoint
+
+    def _csrf_ok(self, ctx: Ctx) -> bool:
+        given = ctx.form.get("csrf") or ctx.request.headers.get("x-csrf-token", "")
+        if ctx.session is not None:
+            expected = ctx.session.csrf
+        else:
+            expected = ctx.request.cookies.get(ANON_COOKIE, "")
+        return bool(given and expected) and hmac.compare_digest(given.encode(), expected.encode())
+
+    def require(self, ctx: Ctx, permission: str) -> None:
+        if not ctx.account.can(permission):
+            raise Forbidden(permission)
