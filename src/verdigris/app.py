@@ -15,6 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from verdigris import __version__
+from verdigris.channels.sandbox import calls as sandbox_calls
+from verdigris.channels.sandbox import social_routes
 from verdigris.channels.sandbox.network import SandboxChannel
 from verdigris.channels.sandbox.routes import build_router as sandbox_router
 from verdigris.config import Settings
@@ -51,6 +53,7 @@ async def start(core: Core) -> None:
     core.timers.start()
     assert core.sender is not None
     await core.sender.start()
+    await sandbox_calls.resume(core)
 
     async def purge() -> None:
         removed = await notifications.purge_expired(core)
@@ -105,6 +108,8 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(sandbox_router(core))
+    app.include_router(social_routes.build_router(core))
+    app.include_router(social_routes.build_public_router(core))
     for route in wire_routes(core):
         app.router.routes.append(route)
 

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from verdigris.core import Core, Tx
 
 
+# The chat that status (story) posts are sent to (channels/sandbox/statuses.py).
+STATUS_BROADCAST = "status@broadcast"
+
+
 class SandboxError(Exception):
     """A request to the sandbox network that cannot be carried out (unknown phone, bad chat...)."""
 
@@ -108,6 +112,11 @@ class SandboxChannel:
             update(messages).where(messages.c.id.in_([r.id for r in rows])).values(status="read")
         )
         for row in rows:
+            if chat_id.endswith("@g.us"):
+                from verdigris.channels.sandbox import groups
+
+                await groups.report_read(self, tx, chat_id, row.sender, row.id_message)
+                continue
             await self._report_status(tx, row.sender, rec.wid, row.id_message, "read")
         return len(rows)
 
@@ -120,6 +129,16 @@ class SandboxChannel:
     # --- routing -------------------------------------------------------------------------------
 
     async def _route(self, tx: Tx, msg: Outgoing) -> None:
+        if msg.chat_id.endswith("@g.us"):
+            from verdigris.channels.sandbox import groups
+
+            await groups.route(self, tx, msg)
+            return
+        if msg.chat_id == STATUS_BROADCAST:
+            from verdigris.channels.sandbox import statuses
+
+            await statuses.route(self, tx, msg)
+            return
         recipient_phone = phone_of(msg.chat_id)
         if recipient_phone is None or not await self.has_account(tx, recipient_phone):
             status = "noAccount" if recipient_phone is not None else "failed"
@@ -182,7 +201,7 @@ class SandboxChannel:
         if auto_read:
             await self._report_status(tx, msg.sender_wid, recipient_wid, msg.id_message, "read")
 
-    async def _sender_copies(self, tx: Tx, msg: Outgoing, now: int) -> None:
+    async def _sender_copies(self, tx: Tx, msg: Outgoing, now: int, chat_name: str | None = None) -> None:
         """Record the message on the sender's phone and announce it to the sender's instances."""
         sender_phone = phone_of(msg.sender_wid)
         if sender_phone is not None and msg.by_api:
@@ -213,7 +232,8 @@ class SandboxChannel:
                         created_ms=now,
                     )
                 )
-            chat_name = await phone_name(tx, phone_of(msg.chat_id) or "")
+            if chat_name is None:
+                chat_name = await phone_name(tx, phone_of(msg.chat_id) or "")
             await emit(
                 tx,
                 inst,
@@ -337,6 +357,7 @@ class SandboxChannel:
                         sandbox_phone_messages.c.id,
                         sandbox_phone_messages.c.id_message,
                         sandbox_phone_messages.c.sender,
+                        sandbox_phone_messages.c.chat_id,
                     ).where(cond)
                 )
             ).all()
@@ -348,6 +369,11 @@ class SandboxChannel:
                 .values(read=True, status="read")
             )
             for row in rows:
+                if row.chat_id.endswith("@g.us"):
+                    from verdigris.channels.sandbox import groups
+
+                    await groups.report_read(self, tx, row.chat_id, row.sender, row.id_message)
+                    continue
                 await self._report_status(tx, row.sender, wid_of(phone), row.id_message, "read")
         return len(rows)
 

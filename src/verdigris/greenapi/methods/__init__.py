@@ -1,3 +1,14 @@
 """Wire method handlers, one module per group of the GREEN-API documentation."""
 
-from verdigris.greenapi.methods import account, journals, marks, planned, queues, receiving, sending  # noqa: F401
+from verdigris.greenapi.methods import (  # noqa: F401
+    account,
+    calls,
+    groups,
+    journals,
+    marks,
+    planned,
+    queues,
+    receiving,
+    sending,
+    statuses,
+)
