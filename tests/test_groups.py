@@ -1,0 +1,286 @@
+"""Groups on the sandbox network, driven with the official SDK; effects checked on the other side."""
+
+from __future__ import annotations
+
+import io
+import random
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from harness import Server, wait_for
+
+
+def fresh_number() -> str:
+    return "7956" + "".join(random.choice("0123456789") for _ in range(7))
+
+
+def member(server: Server) -> tuple[dict[str, Any], Any]:
+    """A new instance linked to a new sandbox phone (message notifications on)."""
+    inst = server.new_instance("--link", fresh_number())
+    return inst, server.api(inst)
+
+
+def phone(server: Server) -> str:
+    number = fresh_number()
+    server.new_phone(number, f"Phone {number[-4:]}")
+    return number
+
+
+def group_data(api: Any, group_id: str) -> dict[str, Any]:
+    r = api.groups.getGroupData(group_id)
+    assert r.code == 200, r.error
+    return dict(r.data)
+
+
+def roles(data: dict[str, Any]) -> dict[str, tuple[bool, bool]]:
+    return {p["id"]: (p["isAdmin"], p["isSuperAdmin"]) for p in data["participants"]}
+
+
+def phone_inbox(server: Server, number: str, chat_id: str) -> list[dict[str, Any]]:
+    r = server.sandbox("GET", f"/phones/{number}/messages", params={"chatId": chat_id})
+    assert r.status_code == 200, r.text
+    return list(r.json())
+
+
+def wait_until(check: Any, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+def status_of(api: Any, id_message: str, status: str) -> dict[str, Any]:
+    return wait_for(
+        api,
+        lambda n: n["typeWebhook"] == "outgoingMessageStatus"
+        and n["idMessage"] == id_message
+        and n["status"] == status,
+    )
+
+
+def test_create_group_and_every_member_receives(server: Server) -> None:
+    a_inst, a = member(server)
+    b_inst, b = member(server)
+    c = phone(server)
+    nobody = fresh_number()  # no account: left out, as WhatsApp does
+    created = a.groups.createGroup("Team", [b_inst["wid"], f"{c}@c.us", f"{nobody}@c.us"])
+    assert created.code == 200, created.error
+    group_id = created.data["chatId"]
+    assert created.data["created"] is True
+    assert re.fullmatch(r"\d{18}@g\.us", group_id)
+    assert created.data["groupInviteLink"].startswith("https://chat.whatsapp.com/")
+
+    data = group_data(b, group_id)
+    assert data["groupId"] == group_id and data["subject"] == "Team" and data["owner"] == a_inst["wid"]
+    assert data["subjectOwner"] == a_inst["wid"]
+    assert isinstance(data["creation"], int) and isinstance(data["subjectTime"], int)
+    assert data["groupInviteLink"] == created.data["groupInviteLink"]
+    assert roles(data) == {
+        a_inst["wid"]: (True, True),
+        b_inst["wid"]: (False, False),
+        f"{c}@c.us": (False, False),
+    }
+
+    sent = a.sending.sendMessage(group_id, "hello team")
+    assert sent.code == 200, sent.error
+    id_message = sent.data["idMessage"]
+    got = wait_for(b, lambda n: n.get("idMessage") == id_message)
+    assert got["typeWebhook"] == "incomingMessageReceived"
+    assert got["senderData"]["chatId"] == group_id
+    assert got["senderData"]["sender"] == a_inst["wid"]
+    assert got["senderData"]["chatName"] == "Team"
+    assert got["messageData"]["textMessageData"]["textMessage"] == "hello team"
+    inbox = wait_until(lambda: phone_inbox(server, c, group_id))
+    assert inbox[-1]["idMessage"] == id_message and inbox[-1]["sender"] == a_inst["wid"]
+    status_of(a, id_message, "delivered")
+
+    # Read by one member is not enough; read by every member is.
+    r = server.sandbox("POST", f"/phones/{c}/read", json={"chatId": group_id})
+    assert r.json() == {"read": 1}
+    assert a.journals.getMessage(group_id, id_message).data["statusMessage"] == "delivered"
+    assert b.marking.readChat(group_id).code == 200
+    body = status_of(a, id_message, "read")
+    assert body["chatId"] == group_id
+
+    # A phone member writes to the group: both instances get it, sender = the phone.
+    r = server.sandbox("POST", f"/phones/{c}/messages", json={"chatId": group_id, "message": "from the phone"})
+    assert r.status_code == 200, r.text
+    from_phone = r.json()["idMessage"]
+    for api in (a, b):
+        n = wait_for(api, lambda n: n.get("idMessage") == from_phone)
+        assert n["senderData"]["chatId"] == group_id and n["senderData"]["sender"] == f"{c}@c.us"
+    history = a.journals.getChatHistory(group_id).data
+    assert [m["idMessage"] for m in history[:2]] == [from_phone, id_message]
+    assert history[0]["senderId"] == f"{c}@c.us"
+
+
+def test_admin_rights_and_membership_changes(server: Server) -> None:
+    a_inst, a = member(server)
+    b_inst, b = member(server)
+    c, d = phone(server), phone(server)
+    c_wid, d_wid = f"{c}@c.us", f"{d}@c.us"
+    group_id = a.groups.createGroup("Club", [b_inst["wid"], c_wid]).data["chatId"]
+
+    # A plain member may not manage the group: soft failures, nothing changes.
+    assert b.groups.addGroupParticipant(group_id, d_wid).data == {"addParticipant": False}
+    assert b.groups.setGroupAdmin(group_id, b_inst["wid"]).data == {"setGroupAdmin": False}
+    assert b.groups.removeGroupParticipant(group_id, c_wid).data == {"removeParticipant": False}
+    assert set(roles(group_data(a, group_id))) == {a_inst["wid"], b_inst["wid"], c_wid}
+
+    # Members may rename while the group lets them edit its info.
+    assert b.groups.updateGroupName(group_id, "Book club").data == {"updateGroupName": True}
+    data = group_data(a, group_id)
+    assert data["subject"] == "Book club" and data["subjectOwner"] == b_inst["wid"]
+
+    assert a.groups.setGroupAdmin(group_id, b_inst["wid"]).data == {"setGroupAdmin": True}
+    assert roles(group_data(a, group_id))[b_inst["wid"]] == (True, False)
+    assert b.groups.addGroupParticipant(group_id, d_wid).data == {"addParticipant": True}
+    assert b.groups.addGroupParticipant(group_id, d_wid).data == {"addParticipant": False}  # already in
+    no_account = f"{fresh_number()}@c.us"
+    assert b.groups.addGroupParticipant(group_id, no_account).data == {"addParticipant": False}
+    assert b.groups.removeGroupParticipant(group_id, a_inst["wid"]).data == {"removeParticipant": False}
+    assert a.groups.removeAdmin(group_id, b_inst["wid"]).data == {"removeAdmin": True}
+    assert roles(group_data(a, group_id))[b_inst["wid"]] == (False, False)
+    assert a.groups.removeGroupParticipant(group_id, c_wid).data == {"removeParticipant": True}
+    data = group_data(a, group_id)
+    assert set(roles(data)) == {a_inst["wid"], b_inst["wid"], d_wid}
+
+    # The removed phone can no longer write to the group; the new member receives.
+    r = server.sandbox("POST", f"/phones/{c}/messages", json={"chatId": group_id, "message": "still here?"})
+    assert r.status_code == 200, r.text
+    refused = r.json()["idMessage"]
+    out = wait_until(lambda: [m for m in phone_inbox(server, c, group_id) if m["idMessage"] == refused])
+    assert out[0]["status"] == "notInGroup"
+    sent = a.sending.sendMessage(group_id, "welcome d").data["idMessage"]
+    assert wait_until(lambda: [m for m in phone_inbox(server, d, group_id) if m["idMessage"] == sent])
+    assert not [m for m in phone_inbox(server, c, group_id) if m["idMessage"] == sent]
+
+    # The control API shows what happened to the group.
+    events = server.sandbox("GET", f"/groups/{group_id}").json()["events"]
+    kinds = [(e["kind"], e["target"]) for e in events]
+    assert ("add", d_wid) in kinds and ("remove", c_wid) in kinds and ("promote", b_inst["wid"]) in kinds
+
+
+def test_update_group_settings(server: Server) -> None:
+    a_inst, a = member(server)
+    b_inst, b = member(server)
+    _, outsider = member(server)
+    group_id = a.groups.createGroup("Announcements", [b_inst["wid"]]).data["chatId"]
+
+    r = b.groups.updateGroupSettings(group_id, allowParticipantsSendMessages=False)
+    assert r.code == 200 and r.data == {"updateGroupSettings": False, "reason": "NOT_ENOUGH_RIGHTS"}
+    r = outsider.groups.updateGroupSettings(group_id, allowParticipantsSendMessages=False)
+    assert r.code == 200 and r.data == {"updateGroupSettings": False, "reason": "FORBIDDEN"}
+    r = a.groups.updateGroupSettings(
+        group_id, allowParticipantsEditGroupSettings=False, allowParticipantsSendMessages=False
+    )
+    assert r.data == {"updateGroupSettings": True}
+
+    # Only admins may now rename or write.
+    assert b.groups.updateGroupName(group_id, "Mine").data == {"updateGroupName": False}
+    assert group_data(a, group_id)["subject"] == "Announcements"
+    blocked = b.sending.sendMessage(group_id, "may I?").data["idMessage"]
+    failed = status_of(b, blocked, "failed")
+    assert "admins" in failed["description"]
+    ok = a.sending.sendMessage(group_id, "news").data["idMessage"]
+    assert wait_for(b, lambda n: n.get("idMessage") == ok)["senderData"]["chatId"] == group_id
+
+    # Nothing to change is bad input.
+    r = server.wire(a_inst, "updateGroupSettings", verb="POST", json={"groupId": group_id})
+    assert r.status_code == 400 and "Validation failed" in r.json()["message"]
+
+
+def test_leave_group(server: Server) -> None:
+    a_inst, a = member(server)
+    b_inst, b = member(server)
+    c = phone(server)
+    group_id = a.groups.createGroup("Short-lived", [b_inst["wid"], f"{c}@c.us"]).data["chatId"]
+    assert b.groups.leaveGroup(group_id).data == {"leaveGroup": True}
+    assert b.groups.leaveGroup(group_id).data == {"leaveGroup": False}
+    assert set(roles(group_data(a, group_id))) == {a_inst["wid"], f"{c}@c.us"}
+    r = b.groups.getGroupData(group_id)
+    assert r.code == 400 and "not found" in r.error.lower()
+
+    gone = b.sending.sendMessage(group_id, "let me back in").data["idMessage"]
+    assert status_of(b, gone, "notInGroup")["chatId"] == group_id
+
+    # The creator leaves last-admin: the longest-standing member becomes admin.
+    assert a.groups.leaveGroup(group_id).data == {"leaveGroup": True}
+    view = server.sandbox("GET", f"/groups/{group_id}").json()
+    assert view["participants"] == [{"id": f"{c}@c.us", "role": "admin"}]
+
+
+def jpeg_bytes(color: str = "red") -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), color).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_set_group_picture(server: Server, tmp_path: Path) -> None:
+    a_inst, a = member(server)
+    b_inst, _ = member(server)
+    group_id = a.groups.createGroup("Pictures", [b_inst["wid"]]).data["chatId"]
+    picture = tmp_path / "group.jpg"
+    picture.write_bytes(jpeg_bytes())
+    r = a.groups.setGroupPicture(group_id, str(picture))
+    assert r.code == 200, r.error
+    assert r.data["setGroupPicture"] is True and r.data["reason"] == ""
+    fetched = httpx.get(r.data["urlAvatar"], timeout=30)
+    assert fetched.status_code == 200 and fetched.content == picture.read_bytes()
+
+    # A group that does not exist: the documented soft failure.
+    r = a.groups.setGroupPicture("120363999999999999@g.us", str(picture))
+    assert r.code == 200 and r.data == {"reason": "Timed Out", "urlAvatar": None, "setGroupPicture": False}
+
+    not_image = tmp_path / "notes.jpg"
+    not_image.write_bytes(b"these are not image bytes")
+    r = a.groups.setGroupPicture(group_id, str(not_image))
+    assert r.code == 400 and "Unsupported media type" in r.error
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    r = a.groups.setGroupPicture(group_id, str(empty))
+    assert r.code == 400 and "File is empty" in r.error
+    r = server.wire(a_inst, "setGroupPicture", verb="POST", files={"file": ("x.jpg", jpeg_bytes(), "image/jpeg")})
+    assert r.status_code == 400 and "'groupId' is required" in r.json()["message"]
+    # The picture stayed the one set first.
+    view = server.sandbox("GET", f"/groups/{group_id}").json()
+    assert httpx.get(view["pictureUrl"], timeout=30).content == picture.read_bytes()
+
+
+def test_bad_input_changes_nothing(server: Server) -> None:
+    a_inst, a = member(server)
+    b_inst, _ = member(server)
+    number = a_inst["wid"].split("@")[0]
+
+    def my_groups() -> int:
+        return len(server.sandbox("GET", f"/phones/{number}/groups").json())
+
+    cases = [
+        ("createGroup", {"chatIds": [b_inst["wid"]]}, "'groupName' is required"),
+        ("createGroup", {"groupName": "x" * 101, "chatIds": [b_inst["wid"]]}, "groupName"),
+        ("createGroup", {"groupName": "G", "chatIds": []}, "'chatIds' must contain at least 1 items"),
+        ("createGroup", {"groupName": "G", "chatIds": ["120363000000000001@g.us"]}, "personal chat ids"),
+        ("createGroup", {"groupName": "G", "chatIds": "79990000001@c.us"}, "'chatIds' must be an array"),
+        ("getGroupData", {"groupId": "79990000001@c.us"}, "'groupId' must be a group chat id"),
+        ("getGroupData", {"groupId": "120363000000000001@g.us"}, "Group not found"),
+        ("updateGroupName", {"groupId": "120363000000000001@g.us", "groupName": "N"}, "Group not found"),
+        ("addGroupParticipant", {"groupId": "120363000000000001@g.us"}, "'participantChatId' is required"),
+        ("leaveGroup", {"groupId": "120363000000000001@g.us"}, "Group not found"),
+    ]
+    for method, body, message in cases:
+        r = server.wire(a_inst, method, verb="POST", json=body)
+        assert r.status_code == 400, (method, body, r.text)
+        assert message in r.json()["message"], (method, r.json())
+    assert my_groups() == 0
+    group_id = a.groups.createGroup("Real", [b_inst["wid"]]).data["chatId"]
+    r = server.wire(a_inst, "addGroupParticipant", verb="POST", json={"groupId": group_id, "participantChatId": "x"})
+    assert r.status_code == 400
+    assert my_groups() == 1 and len(group_data(a, group_id)["participants"]) == 2
