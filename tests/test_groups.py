@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from harness import Server, wait_for
 
 
@@ -58,9 +59,11 @@ def wait_until(check: Any, timeout: float = 30) -> Any:
 def status_of(api: Any, id_message: str, status: str) -> dict[str, Any]:
     return wait_for(
         api,
-        lambda n: n["typeWebhook"] == "outgoingMessageStatus"
-        and n["idMessage"] == id_message
-        and n["status"] == status,
+        lambda n: (
+            n["typeWebhook"] == "outgoingMessageStatus"
+            and n["idMessage"] == id_message
+            and n["status"] == status
+        ),
     )
 
 
@@ -109,7 +112,9 @@ def test_create_group_and_every_member_receives(server: Server) -> None:
     assert body["chatId"] == group_id
 
     # A phone member writes to the group: both instances get it, sender = the phone.
-    r = server.sandbox("POST", f"/phones/{c}/messages", json={"chatId": group_id, "message": "from the phone"})
+    r = server.sandbox(
+        "POST", f"/phones/{c}/messages", json={"chatId": group_id, "message": "from the phone"}
+    )
     assert r.status_code == 200, r.text
     from_phone = r.json()["idMessage"]
     for api in (a, b):
@@ -248,7 +253,9 @@ def test_set_group_picture(server: Server, tmp_path: Path) -> None:
     empty.write_bytes(b"")
     r = a.groups.setGroupPicture(group_id, str(empty))
     assert r.code == 400 and "File is empty" in r.error
-    r = server.wire(a_inst, "setGroupPicture", verb="POST", files={"file": ("x.jpg", jpeg_bytes(), "image/jpeg")})
+    r = server.wire(
+        a_inst, "setGroupPicture", verb="POST", files={"file": ("x.jpg", jpeg_bytes(), "image/jpeg")}
+    )
     assert r.status_code == 400 and "'groupId' is required" in r.json()["message"]
     # The picture stayed the one set first.
     view = server.sandbox("GET", f"/groups/{group_id}").json()
@@ -281,6 +288,8 @@ def test_bad_input_changes_nothing(server: Server) -> None:
         assert message in r.json()["message"], (method, r.json())
     assert my_groups() == 0
     group_id = a.groups.createGroup("Real", [b_inst["wid"]]).data["chatId"]
-    r = server.wire(a_inst, "addGroupParticipant", verb="POST", json={"groupId": group_id, "participantChatId": "x"})
+    r = server.wire(
+        a_inst, "addGroupParticipant", verb="POST", json={"groupId": group_id, "participantChatId": "x"}
+    )
     assert r.status_code == 400
     assert my_groups() == 1 and len(group_data(a, group_id)["participants"]) == 2

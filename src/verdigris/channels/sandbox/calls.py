@@ -80,14 +80,14 @@ async def phone_call(
             raise SandboxError(f"{callee} has no account on the sandbox network")
         offer = Event("incomingCall", {"from": caller, "status": "offer", "idMessage": call_id}, now)
         for instance_id in await find_by_wid(tx.conn, callee):
-            inst = await core.instances.get(instance_id)
+            inst = await core.instances.get(instance_id, tx.conn)
             if inst is None or inst.state != AUTHORIZED or not wanted(inst.settings, offer):
                 continue
             await _journal(tx.conn, inst.id, call_id, "in", caller, is_video, outcome, duration, now, due)
             await emit(tx, inst, offer)
         finished = Event("outgoingCall", {"idMessage": call_id}, now)
         for instance_id in await find_by_wid(tx.conn, caller):
-            inst = await core.instances.get(instance_id)
+            inst = await core.instances.get(instance_id, tx.conn)
             if inst is None or not wanted(inst.settings, finished):
                 continue
             await _journal(tx.conn, inst.id, call_id, "out", callee, is_video, outcome, duration, now, due)
@@ -140,7 +140,7 @@ async def finish(core: Core, call_id: str) -> None:
             await tx.conn.execute(
                 update(call_journal).where(call_journal.c.id == row.id).values(status=status, ended_ms=now)
             )
-            inst = await core.instances.get(int(row.instance_id))
+            inst = await core.instances.get(int(row.instance_id), tx.conn)
             if inst is None:
                 continue
             if row.direction == "in":

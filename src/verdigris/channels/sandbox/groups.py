@@ -430,7 +430,7 @@ async def route(channel: SandboxChannel, tx: Tx, msg: Outgoing) -> None:
             await _insert_phone_message(tx, phone, group.id, "in", msg, msg.sender_wid, "delivered", now)
             delivered = True
         for instance_id in await find_by_wid(tx.conn, wid):
-            target = await channel.core.instances.get(instance_id)
+            target = await channel.core.instances.get(instance_id, tx.conn)
             if target is None or target.state != AUTHORIZED:
                 continue
             read = is_on(target.settings, "markIncomingMessagesReaded")
@@ -484,7 +484,7 @@ async def report_read(channel: SandboxChannel, tx: Tx, group_id: str, author: st
         )
     )
     for row in inst_rows:
-        rec = await channel.core.instances.get(int(row.instance_id))
+        rec = await channel.core.instances.get(int(row.instance_id), tx.conn)
         if rec is None or not rec.wid:
             continue
         seen[rec.wid] = seen.get(rec.wid, False) or row.status == "read"
