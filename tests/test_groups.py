@@ -67,6 +67,23 @@ def status_of(api: Any, id_message: str, status: str) -> dict[str, Any]:
     )
 
 
+def check_message_notification(body: dict[str, Any]) -> None:
+    """The fields the official webhook JSON Schema requires of a message notification."""
+    assert {"typeWebhook", "instanceData", "timestamp", "idMessage", "senderData", "messageData"} <= set(body)
+    assert isinstance(body["timestamp"], int) and isinstance(body["instanceData"]["idInstance"], int)
+    assert {"idInstance", "wid", "typeInstance"} <= set(body["instanceData"])
+    sender = body["senderData"]
+    assert all(isinstance(sender[k], str) for k in ("chatId", "sender", "senderName"))
+    assert isinstance(body["messageData"]["typeMessage"], str)
+
+
+def check_status_notification(body: dict[str, Any]) -> None:
+    assert {"typeWebhook", "chatId", "instanceData", "timestamp", "idMessage", "status", "sendByApi"} <= set(
+        body
+    )
+    assert isinstance(body["sendByApi"], bool) and isinstance(body["timestamp"], int)
+
+
 def test_create_group_and_every_member_receives(server: Server) -> None:
     a_inst, a = member(server)
     b_inst, b = member(server)
@@ -99,8 +116,15 @@ def test_create_group_and_every_member_receives(server: Server) -> None:
     assert got["senderData"]["sender"] == a_inst["wid"]
     assert got["senderData"]["chatName"] == "Team"
     assert got["messageData"]["textMessageData"]["textMessage"] == "hello team"
+    check_message_notification(got)
     inbox = wait_until(lambda: phone_inbox(server, c, group_id))
     assert inbox[-1]["idMessage"] == id_message and inbox[-1]["sender"] == a_inst["wid"]
+    echo = wait_for(
+        a, lambda n: n["typeWebhook"] == "outgoingAPIMessageReceived" and n["idMessage"] == id_message
+    )
+    assert echo["senderData"]["chatId"] == group_id and echo["senderData"]["sender"] == a_inst["wid"]
+    assert echo["senderData"]["chatName"] == "Team"
+    check_message_notification(echo)
     status_of(a, id_message, "delivered")
 
     # Read by one member is not enough; read by every member is.
@@ -110,6 +134,7 @@ def test_create_group_and_every_member_receives(server: Server) -> None:
     assert b.marking.readChat(group_id).code == 200
     body = status_of(a, id_message, "read")
     assert body["chatId"] == group_id
+    check_status_notification(body)
 
     # A phone member writes to the group: both instances get it, sender = the phone.
     r = server.sandbox(
@@ -120,6 +145,7 @@ def test_create_group_and_every_member_receives(server: Server) -> None:
     for api in (a, b):
         n = wait_for(api, lambda n: n.get("idMessage") == from_phone)
         assert n["senderData"]["chatId"] == group_id and n["senderData"]["sender"] == f"{c}@c.us"
+        check_message_notification(n)
     history = a.journals.getChatHistory(group_id).data
     assert [m["idMessage"] for m in history[:2]] == [from_phone, id_message]
     assert history[0]["senderId"] == f"{c}@c.us"
@@ -213,7 +239,9 @@ def test_leave_group(server: Server) -> None:
     assert r.code == 400 and "not found" in r.error.lower()
 
     gone = b.sending.sendMessage(group_id, "let me back in").data["idMessage"]
-    assert status_of(b, gone, "notInGroup")["chatId"] == group_id
+    refused = status_of(b, gone, "notInGroup")
+    assert refused["chatId"] == group_id
+    check_status_notification(refused)
 
     # The creator leaves last-admin: the longest-standing member becomes admin.
     assert a.groups.leaveGroup(group_id).data == {"leaveGroup": True}

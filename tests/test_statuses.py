@@ -66,6 +66,8 @@ def test_text_status_reaches_contacts_and_views_count(server: Server) -> None:
     assert entry["chatId"] == inst["wid"] and entry["textMessage"] == "Out for lunch"
     assert entry["extendedTextMessage"]["backgroundColor"] == "#228B22"
     assert entry["statusMessage"] == "delivered" and entry["sendByApi"] is True
+    # Statuses have their own journals: the message journal does not list them.
+    assert id_message not in [m["idMessage"] for m in api.journals.lastOutgoingMessages().data]
 
     stats = api.statuses.getStatusStatistic(id_message).data
     assert [(s["participant"], s["status"]) for s in stats] == [(f"{friend}@c.us", "delivered")]
