@@ -134,3 +134,19 @@ def test_a_ringing_call_survives_a_restart(make_server: Callable[..., Server]) -
     srv.start()
     assert wait_for(api, calls_of(api, call_id), timeout=60)["status"] == "missed"
     assert api.journals.lastIncomingCalls().data[0]["status"] == "missed"
+
+
+def test_async_sdk_call_journals(server: Server) -> None:
+    import asyncio
+
+    inst, api = callee(server, incomingCallWebhook="yes", outgoingCallWebhook="yes")
+    caller = phone(server)
+    call_id = call(server, caller, to=inst["wid"], outcome="pickUp", durationSeconds=7)
+    wait_for(api, lambda n: n["typeWebhook"] == "incomingCall" and n["status"] == "pickUp")
+
+    async def scenario() -> None:
+        incoming = (await api.journals.lastIncomingCallsAsync(30)).data  # minutes go as a GET body
+        assert [(c["idMessage"], c["status"]) for c in incoming] == [(call_id, "pickUp")]
+        assert (await api.journals.lastOutgoingCallsAsync()).data == []
+
+    asyncio.run(scenario())

@@ -321,3 +321,38 @@ def test_bad_input_changes_nothing(server: Server) -> None:
     )
     assert r.status_code == 400
     assert my_groups() == 1 and len(group_data(a, group_id)["participants"]) == 2
+
+
+def test_async_sdk_group_methods(server: Server, tmp_path: Path) -> None:
+    import asyncio
+
+    a_inst, a = member(server)
+    b_inst, b = member(server)
+    picture = tmp_path / "картинка.jpg"  # the async SDK percent-encodes this name
+    picture.write_bytes(jpeg_bytes("blue"))
+
+    async def scenario() -> None:
+        created = await a.groups.createGroupAsync("Async", [b_inst["wid"]])
+        assert created.code == 200, created.error
+        group_id = created.data["chatId"]
+        r = await a.groups.setGroupAdminAsync(group_id, b_inst["wid"])
+        assert r.data == {"setGroupAdmin": True}
+        r = await b.groups.updateGroupNameAsync(group_id, "Async renamed")
+        assert r.data == {"updateGroupName": True}
+        r = await a.groups.updateGroupSettingsAsync(group_id, allowParticipantsSendMessages=False)
+        assert r.data == {"updateGroupSettings": True}
+        r = await a.groups.setGroupPictureAsync(group_id, str(picture))
+        assert r.code == 200 and r.data["setGroupPicture"] is True, r.error
+        assert httpx.get(r.data["urlAvatar"], timeout=30).content == picture.read_bytes()
+        data = (await b.groups.getGroupDataAsync(group_id)).data
+        assert data["subject"] == "Async renamed"
+        assert roles(data)[b_inst["wid"]] == (True, False)
+        assert (await a.groups.removeAdminAsync(group_id, b_inst["wid"])).data == {"removeAdmin": True}
+        r = await a.groups.removeGroupParticipantAsync(group_id, b_inst["wid"])
+        assert r.data == {"removeParticipant": True}
+        r = await a.groups.addGroupParticipantAsync(group_id, b_inst["wid"])
+        assert r.data == {"addParticipant": True}
+        assert (await b.groups.leaveGroupAsync(group_id)).data == {"leaveGroup": True}
+        assert set(roles((await a.groups.getGroupDataAsync(group_id)).data)) == {a_inst["wid"]}
+
+    asyncio.run(scenario())

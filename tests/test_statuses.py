@@ -173,3 +173,39 @@ def test_bad_input_changes_nothing(server: Server) -> None:
     time.sleep(0.5)  # nothing was queued: the journal stays empty
     assert api.statuses.getOutgoingStatuses().data == []
     assert api.queues.showMessagesQueue().data == []
+
+
+def test_async_sdk_status_methods(server: Server) -> None:
+    import asyncio
+
+    inst, api = author(server)
+    viewer = phone(server)
+    r = server.sandbox(
+        "POST", f"/phones/{viewer}/statuses", json={"message": "to you", "participants": [inst["wid"]]}
+    )
+    incoming_id = r.json()["idMessage"]
+
+    async def scenario() -> None:
+        r = await api.statuses.sendTextStatusAsync(
+            "async status", "#112233", "OSWALD_HEAVY", [f"{viewer}@c.us"]
+        )
+        assert r.code == 200, r.error
+        id_message = r.data["idMessage"]
+        for _ in range(100):
+            out = (await api.statuses.getOutgoingStatusesAsync(60)).data  # minutes go as a GET body
+            if out and out[0]["idMessage"] == id_message:
+                break
+            await asyncio.sleep(0.2)
+        assert out[0]["extendedTextMessage"]["font"] == "OSWALD_HEAVY"
+        incoming = (await api.statuses.getIncomingStatusesAsync(60)).data
+        assert [s["idMessage"] for s in incoming] == [incoming_id]
+        r = await api.statuses.sendMediaStatusAsync("https://example.com/v.mp4", "v.mp4", "clip")
+        assert r.code == 200, r.error
+        assert (await api.statuses.deleteStatusAsync(id_message)).code == 200
+
+    asyncio.run(scenario())
+    assert id_not_listed(api, incoming_id)
+
+
+def id_not_listed(api: Any, incoming_id: str) -> bool:
+    return incoming_id not in [s["idMessage"] for s in api.statuses.getOutgoingStatuses().data]
