@@ -315,6 +315,9 @@ def test_bad_input_changes_nothing(server: Server) -> None:
         assert r.status_code == 400, (method, body, r.text)
         assert message in r.json()["message"], (method, r.json())
     assert my_groups() == 0
+    unlinked = server.new_instance()
+    r = server.wire(unlinked, "createGroup", verb="POST", json={"groupName": "G", "chatIds": [b_inst["wid"]]})
+    assert r.status_code == 400 and r.json()["message"] == "instance is starting or not authorized"
     group_id = a.groups.createGroup("Real", [b_inst["wid"]]).data["chatId"]
     r = server.wire(
         a_inst, "addGroupParticipant", verb="POST", json={"groupId": group_id, "participantChatId": "x"}
