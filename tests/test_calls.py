@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from typing import Any
 
 from harness import Server, wait_for
+from sandbox_kit import fresh_number as kit_number
+from sandbox_kit import wire
 
 CALL_FIELDS = {"typeWebhook", "instanceData", "timestamp", "idMessage", "from", "status"}
 
 
 def fresh_number() -> str:
-    return "7958" + "".join(random.choice("0123456789") for _ in range(7))
+    return kit_number("7958")
 
 
 def phone(server: Server) -> str:
@@ -119,7 +120,7 @@ def test_bad_calls_change_nothing(server: Server) -> None:
     assert r.status_code == 422
     r = server.sandbox("POST", f"/phones/{fresh_number()}/calls", json={"to": inst["wid"]})
     assert r.status_code == 404
-    r = server.wire(inst, "lastIncomingCalls", params={"minutes": "0"})
+    r = wire(server, inst, "lastIncomingCalls", params={"minutes": "0"})
     assert r.status_code == 400
     assert api.journals.lastIncomingCalls().data == []
 

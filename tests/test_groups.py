@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import io
-import random
 import re
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from harness import Server, wait_for
+from sandbox_kit import fresh_number as kit_number
+from sandbox_kit import wait_until, wire
 
 
 def fresh_number() -> str:
-    return "7956" + "".join(random.choice("0123456789") for _ in range(7))
+    return kit_number("7956")
 
 
 def member(server: Server) -> tuple[dict[str, Any], Any]:
@@ -44,16 +44,6 @@ def phone_inbox(server: Server, number: str, chat_id: str) -> list[dict[str, Any
     r = server.sandbox("GET", f"/phones/{number}/messages", params={"chatId": chat_id})
     assert r.status_code == 200, r.text
     return list(r.json())
-
-
-def wait_until(check: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
 
 
 def status_of(api: Any, id_message: str, status: str) -> dict[str, Any]:
@@ -223,7 +213,7 @@ def test_update_group_settings(server: Server) -> None:
     assert wait_for(b, lambda n: n.get("idMessage") == ok)["senderData"]["chatId"] == group_id
 
     # Nothing to change is bad input.
-    r = server.wire(a_inst, "updateGroupSettings", verb="POST", json={"groupId": group_id})
+    r = wire(server, a_inst, "updateGroupSettings", verb="POST", json={"groupId": group_id})
     assert r.status_code == 400 and "Validation failed" in r.json()["message"]
 
 
@@ -281,8 +271,8 @@ def test_set_group_picture(server: Server, tmp_path: Path) -> None:
     empty.write_bytes(b"")
     r = a.groups.setGroupPicture(group_id, str(empty))
     assert r.code == 400 and "File is empty" in r.error
-    r = server.wire(
-        a_inst, "setGroupPicture", verb="POST", files={"file": ("x.jpg", jpeg_bytes(), "image/jpeg")}
+    r = wire(
+        server, a_inst, "setGroupPicture", verb="POST", files={"file": ("x.jpg", jpeg_bytes(), "image/jpeg")}
     )
     assert r.status_code == 400 and "'groupId' is required" in r.json()["message"]
     # The picture stayed the one set first.
@@ -311,16 +301,22 @@ def test_bad_input_changes_nothing(server: Server) -> None:
         ("leaveGroup", {"groupId": "120363000000000001@g.us"}, "Group not found"),
     ]
     for method, body, message in cases:
-        r = server.wire(a_inst, method, verb="POST", json=body)
+        r = wire(server, a_inst, method, verb="POST", json=body)
         assert r.status_code == 400, (method, body, r.text)
         assert message in r.json()["message"], (method, r.json())
     assert my_groups() == 0
     unlinked = server.new_instance()
-    r = server.wire(unlinked, "createGroup", verb="POST", json={"groupName": "G", "chatIds": [b_inst["wid"]]})
+    r = wire(
+        server, unlinked, "createGroup", verb="POST", json={"groupName": "G", "chatIds": [b_inst["wid"]]}
+    )
     assert r.status_code == 400 and r.json()["message"] == "instance is starting or not authorized"
     group_id = a.groups.createGroup("Real", [b_inst["wid"]]).data["chatId"]
-    r = server.wire(
-        a_inst, "addGroupParticipant", verb="POST", json={"groupId": group_id, "participantChatId": "x"}
+    r = wire(
+        server,
+        a_inst,
+        "addGroupParticipant",
+        verb="POST",
+        json={"groupId": group_id, "participantChatId": "x"},
     )
     assert r.status_code == 400
     assert my_groups() == 1 and len(group_data(a, group_id)["participants"]) == 2
@@ -359,3 +355,52 @@ def test_async_sdk_group_methods(server: Server, tmp_path: Path) -> None:
         assert set(roles((await a.groups.getGroupDataAsync(group_id)).data)) == {a_inst["wid"]}
 
     asyncio.run(scenario())
+
+
+def test_phones_manage_groups_and_join_by_link(server: Server) -> None:
+    a_inst, a = member(server)
+    owner, joiner = phone(server), phone(server)
+    r = server.sandbox(
+        "POST", f"/phones/{owner}/groups", json={"name": "Phone's group", "participants": [a_inst["wid"]]}
+    )
+    assert r.status_code == 200, r.text
+    group_id = r.json()["id"]
+    assert [g["id"] for g in server.sandbox("GET", f"/phones/{owner}/groups").json()] == [group_id]
+    data = group_data(a, group_id)
+    assert data["owner"] == f"{owner}@c.us" and roles(data)[a_inst["wid"]] == (False, False)
+
+    # The instance is a plain member until the phone promotes it.
+    assert a.groups.updateGroupSettings(group_id, allowParticipantsSendMessages=False).data["reason"] == (
+        "NOT_ENOUGH_RIGHTS"
+    )
+    r = server.sandbox(
+        "POST",
+        f"/phones/{owner}/groups/{group_id}/participants",
+        json={"participant": a_inst["wid"], "action": "promote"},
+    )
+    assert r.status_code == 200, r.text
+    assert roles(group_data(a, group_id))[a_inst["wid"]] == (True, False)
+
+    # Someone with the invite link joins and then hears the group.
+    link = data["groupInviteLink"]
+    r = server.sandbox("POST", f"/phones/{joiner}/groups/join", json={"inviteLink": link})
+    assert r.status_code == 200 and r.json() == {"groupId": group_id}
+    r = server.sandbox("POST", f"/phones/{joiner}/groups/join", json={"inviteLink": link})
+    assert r.status_code == 400
+    r = server.sandbox(
+        "POST", f"/phones/{joiner}/groups/join", json={"inviteLink": "https://chat.whatsapp.com/nope"}
+    )
+    assert r.status_code == 404
+    sent = a.sending.sendMessage(group_id, "welcome, joiner").data["idMessage"]
+    assert wait_until(lambda: [m for m in phone_inbox(server, joiner, group_id) if m["idMessage"] == sent])
+
+    # A phone that is not an admin cannot manage the group.
+    r = server.sandbox(
+        "POST",
+        f"/phones/{joiner}/groups/{group_id}/participants",
+        json={"participant": a_inst["wid"], "action": "remove"},
+    )
+    assert r.status_code == 400
+    r = server.sandbox("POST", f"/phones/{joiner}/groups/{group_id}/leave")
+    assert r.status_code == 200
+    assert set(roles(group_data(a, group_id))) == {f"{owner}@c.us", a_inst["wid"]}

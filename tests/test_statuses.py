@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import random
 import time
 from typing import Any
 
 from harness import Server, wait_for
+from sandbox_kit import fresh_number as kit_number
+from sandbox_kit import wire
 
 
 def fresh_number() -> str:
-    return "7957" + "".join(random.choice("0123456789") for _ in range(7))
+    return kit_number("7957")
 
 
 def phone(server: Server) -> str:
@@ -161,14 +162,14 @@ def test_bad_input_changes_nothing(server: Server) -> None:
         ("deleteStatus", {"idMessage": "BAE5000000000000"}, "ID message notfound"),
     ]
     for method, body, message in cases:
-        r = server.wire(inst, method, verb="POST", json=body)
+        r = wire(server, inst, method, verb="POST", json=body)
         assert r.status_code == 400, (method, r.text)
         assert message in r.json()["message"], (method, r.json())
-    r = server.wire(inst, "getStatusStatistic")
+    r = wire(server, inst, "getStatusStatistic")
     assert r.status_code == 400 and "'idMessage' is required" in r.json()["message"]
     r = api.statuses.getStatusStatistic("BAE5000000000000")
     assert r.code == 400
-    r = server.wire(inst, "getOutgoingStatuses", params={"minutes": "abc"})
+    r = wire(server, inst, "getOutgoingStatuses", params={"minutes": "abc"})
     assert r.status_code == 400
     time.sleep(0.5)  # nothing was queued: the journal stays empty
     assert api.statuses.getOutgoingStatuses().data == []

@@ -338,6 +338,25 @@ async def leave(core: Core, actor: str, group_id: str) -> None:
         await _event(tx, group_id, "leave", actor)
 
 
+async def join_by_invite(core: Core, wid: str, invite_link: str) -> Group:
+    """An account opens a group's invite link and joins."""
+    code = invite_link.removeprefix(INVITE_PREFIX).strip("/")
+    async with core.tx() as tx:
+        group_id = await tx.conn.scalar(
+            select(sandbox_groups.c.id).where(sandbox_groups.c.invite_code == code)
+        )
+        group = await load(tx.conn, group_id) if group_id else None
+        if group is None:
+            raise GroupError("not_found", "this invite link does not belong to any group")
+        if group.role(wid) is not None:
+            raise GroupError("already", f"{wid} is already a participant")
+        await tx.conn.execute(
+            insert(sandbox_group_members).values(group_id=group.id, wid=wid, role=MEMBER, joined_ms=now_ms())
+        )
+        await _event(tx, group.id, "join", wid, detail="invite link")
+    return group
+
+
 async def _drop_member(tx: Tx, group: Group, wid: str) -> None:
     await tx.conn.execute(
         delete(sandbox_group_members).where(

@@ -31,6 +31,15 @@ class GroupIn(BaseModel):
     )
 
 
+class JoinIn(BaseModel):
+    inviteLink: str = Field(description="The groupInviteLink of createGroup / getGroupData")
+
+
+class MemberActionIn(BaseModel):
+    participant: str = Field(description="The member's chat id, e.g. 79990000001@c.us")
+    action: Literal["add", "remove", "promote", "demote"]
+
+
 class StatusIn(BaseModel):
     message: str = Field(min_length=1, max_length=500)
     backgroundColor: str = Field(default="#000000", pattern=r"^#[0-9A-Fa-f]{6}$")
@@ -101,6 +110,33 @@ def build_router(core: Core) -> APIRouter:
         except GroupError as exc:
             raise HTTPException(404 if exc.code == "not_found" else 400, str(exc)) from None
         return {"left": True}
+
+    @router.post("/phones/{number}/groups/join", summary="Join a group by its invite link")
+    async def join_group(number: str, body: JoinIn) -> dict[str, Any]:
+        await existing_phone(number)
+        try:
+            group = await groups.join_by_invite(core, wid_of(number), body.inviteLink)
+        except GroupError as exc:
+            raise HTTPException(404 if exc.code == "not_found" else 400, str(exc)) from None
+        return {"groupId": group.id}
+
+    @router.post(
+        "/phones/{number}/groups/{group_id}/participants",
+        summary="Add, remove, promote or demote a member, as this phone (an admin)",
+    )
+    async def manage_member(number: str, group_id: str, body: MemberActionIn) -> dict[str, bool]:
+        await existing_phone(number)
+        actor = wid_of(number)
+        try:
+            if body.action == "add":
+                await groups.add_participant(core, actor, group_id, body.participant)
+            elif body.action == "remove":
+                await groups.remove_participant(core, actor, group_id, body.participant)
+            else:
+                await groups.set_admin(core, actor, group_id, body.participant, body.action == "promote")
+        except GroupError as exc:
+            raise HTTPException(404 if exc.code == "not_found" else 400, str(exc)) from None
+        return {"done": True}
 
     @router.get("/groups/{group_id}", summary="A group: members, switches, and what happened to it")
     async def get_group(group_id: str) -> dict[str, Any]:
