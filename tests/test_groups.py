@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -404,3 +405,15 @@ def test_phones_manage_groups_and_join_by_link(server: Server) -> None:
     r = server.sandbox("POST", f"/phones/{joiner}/groups/{group_id}/leave")
     assert r.status_code == 200
     assert set(roles(group_data(a, group_id))) == {f"{owner}@c.us", a_inst["wid"]}
+
+
+def test_a_burst_to_a_big_group_arrives_once_each(server: Server) -> None:
+    a_inst, a = member(server)
+    phones = [phone(server) for _ in range(30)]
+    group_id = a.groups.createGroup("Crowd", [f"{p}@c.us" for p in phones]).data["chatId"]
+    sent = [a.sending.sendMessage(group_id, f"burst {i}").data["idMessage"] for i in range(15)]
+    for number in (phones[0], phones[-1]):
+        inbox = wait_until(lambda n=number: (m := phone_inbox(server, n, group_id)) and len(m) >= 15 and m)
+        time.sleep(0.5)  # anything duplicated would have arrived by now
+        inbox = phone_inbox(server, number, group_id)
+        assert [m["idMessage"] for m in inbox] == sent  # once each, in order

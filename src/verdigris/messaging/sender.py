@@ -110,6 +110,14 @@ class SendWorker:
         self._typing_until.pop(head.id_message, None)
         expired = head.created_ms < now - core.settings.retention_seconds * 1000
         async with core.tx() as tx:
+            # Claim the message: a run planned while this one was reading may have taken it already.
+            claimed = await tx.conn.execute(
+                update(messages)
+                .where((messages.c.id == head.row_id) & (messages.c.status == QUEUED))
+                .values(status="pending")
+            )
+            if not claimed.rowcount:
+                return
             if expired:
                 await tx.conn.execute(
                     update(messages)

@@ -42,12 +42,12 @@ from verdigris.channels.sandbox.models import (
 )
 from verdigris.channels.sandbox.network import (
     Outgoing,
-    _insert_phone_message,
     _message_event,
     phone_of,
     wid_of,
 )
-from verdigris.instances.service import AUTHORIZED, find_by_wid
+from verdigris.instances.models import instances
+from verdigris.instances.service import AUTHORIZED, NOT_AUTHORIZED
 from verdigris.instances.settings import is_on
 from verdigris.messaging.models import messages
 from verdigris.messaging.notifications import emit
@@ -146,7 +146,8 @@ async def load(conn: AsyncConnection, group_id: str) -> Group | None:
         members_edit_info=bool(row.members_edit_info),
         members_send=bool(row.members_send),
         picture=row.picture,
-        members={m.wid: m.role for m in members},
+        # The creator first, then by seniority (the order WhatsApp lists participants in).
+        members={m.wid: m.role for m in sorted(members, key=lambda m: m.role != SUPERADMIN)},
     )
 
 
@@ -440,41 +441,71 @@ async def route(channel: SandboxChannel, tx: Tx, msg: Outgoing) -> None:
     now = now_ms()
     await channel._sender_copies(tx, msg, now, chat_name=group.subject)
     await channel._report_status(tx, msg.sender_wid, msg.chat_id, msg.id_message, "sent", "", msg)
-    delivered = auto_read = False
-    for wid in group.members:
-        if wid == msg.sender_wid:
+    others = [wid for wid in group.members if wid != msg.sender_wid]
+    phones = [p for p in (phone_of(wid) for wid in others) if p is not None]
+    with_account = set(
+        (
+            await tx.conn.execute(select(sandbox_phones.c.number).where(sandbox_phones.c.number.in_(phones)))
+        ).scalars()
+    )
+    content = orjson.dumps(msg.content).decode()
+    phone_rows = [
+        {
+            "phone": phone,
+            "chat_id": group.id,
+            "id_message": msg.id_message,
+            "direction": "in",
+            "sender": msg.sender_wid,
+            "sender_name": msg.sender_name,
+            "type_message": msg.type_message,
+            "content": content,
+            "status": "delivered",
+            "read": False,
+            "created_ms": now,
+        }
+        for phone in phones
+        if phone in with_account
+    ]
+    if phone_rows:
+        await tx.conn.execute(insert(sandbox_phone_messages), phone_rows)
+    delivered = bool(phone_rows)
+    auto_read = False
+    linked = (
+        await tx.conn.execute(
+            select(instances.c.id).where(
+                instances.c.wid.in_(others)
+                & (instances.c.state != NOT_AUTHORIZED)
+                & instances.c.deleted_ms.is_(None)
+            )
+        )
+    ).scalars()
+    for instance_id in linked:
+        target = await channel.core.instances.get(int(instance_id), tx.conn)
+        if target is None or target.state != AUTHORIZED:
             continue
-        phone = phone_of(wid)
-        if phone is not None and await _has_account(tx.conn, wid):
-            await _insert_phone_message(tx, phone, group.id, "in", msg, msg.sender_wid, "delivered", now)
-            delivered = True
-        for instance_id in await find_by_wid(tx.conn, wid):
-            target = await channel.core.instances.get(instance_id, tx.conn)
-            if target is None or target.state != AUTHORIZED:
-                continue
-            read = is_on(target.settings, "markIncomingMessagesReaded")
-            await tx.conn.execute(
-                insert(messages).values(
-                    instance_id=target.id,
-                    chat_id=group.id,
-                    id_message=msg.id_message,
-                    direction="in",
-                    sent_by_api=False,
-                    kind="",
-                    type_message=msg.type_message,
-                    content=orjson.dumps(msg.content).decode(),
-                    sender=msg.sender_wid,
-                    sender_name=msg.sender_name,
-                    status="read" if read else "delivered",
-                    created_ms=now,
-                )
+        read = is_on(target.settings, "markIncomingMessagesReaded")
+        await tx.conn.execute(
+            insert(messages).values(
+                instance_id=target.id,
+                chat_id=group.id,
+                id_message=msg.id_message,
+                direction="in",
+                sent_by_api=False,
+                kind="",
+                type_message=msg.type_message,
+                content=content,
+                sender=msg.sender_wid,
+                sender_name=msg.sender_name,
+                status="read" if read else "delivered",
+                created_ms=now,
             )
-            event = _message_event(
-                "incomingMessageReceived", msg, group.id, msg.sender_wid, msg.sender_name, now, group.subject
-            )
-            await emit(tx, target, event)
-            delivered = True
-            auto_read = auto_read or read
+        )
+        event = _message_event(
+            "incomingMessageReceived", msg, group.id, msg.sender_wid, msg.sender_name, now, group.subject
+        )
+        await emit(tx, target, event)
+        delivered = True
+        auto_read = auto_read or read
     if delivered:
         await channel._report_status(tx, msg.sender_wid, group.id, msg.id_message, "delivered")
     if auto_read:
