@@ -81,15 +81,6 @@ def _status(row: Any, status: str = "sent") -> Status:
     )
 
 
-async def _exists(conn: AsyncConnection, wid: str) -> bool:
-    phone = phone_of(wid)
-    if phone is None:
-        return False
-    return (
-        await conn.scalar(select(sandbox_phones.c.number).where(sandbox_phones.c.number == phone)) is not None
-    )
-
-
 async def audience(conn: AsyncConnection, author: str, participants: list[str]) -> list[str]:
     """Who receives a status of ``author`` (see the module docstring)."""
     if participants:
@@ -113,7 +104,14 @@ async def audience(conn: AsyncConnection, author: str, participants: list[str]) 
                 )
             ).scalars()
         wanted = sorted(set(wanted))
-    return [w for w in wanted if w != author and w.endswith("@c.us") and await _exists(conn, w)]
+    candidates = {w: phone_of(w) for w in wanted if w != author}
+    numbers = [p for p in candidates.values() if p is not None]
+    existing = set(
+        (
+            await conn.execute(select(sandbox_phones.c.number).where(sandbox_phones.c.number.in_(numbers)))
+        ).scalars()
+    )
+    return [w for w, p in candidates.items() if p in existing]
 
 
 async def route(channel: SandboxChannel, tx: Tx, msg: Outgoing) -> None:
@@ -135,13 +133,12 @@ async def route(channel: SandboxChannel, tx: Tx, msg: Outgoing) -> None:
         )
     )
     await channel._report_status(tx, msg.sender_wid, STATUS_BROADCAST, msg.id_message, "sent", "", msg)
-    for viewer in viewers:
-        await tx.conn.execute(
-            insert(sandbox_status_views).values(
-                id_message=msg.id_message, viewer=viewer, status="delivered", updated_ms=now
-            )
-        )
     if viewers:
+        rows = [
+            {"id_message": msg.id_message, "viewer": v, "status": "delivered", "updated_ms": now}
+            for v in viewers
+        ]
+        await tx.conn.execute(insert(sandbox_status_views), rows)
         await channel._report_status(tx, msg.sender_wid, STATUS_BROADCAST, msg.id_message, "delivered")
 
 
