@@ -276,6 +276,10 @@ def test_set_group_picture(server: Server, tmp_path: Path) -> None:
         server, a_inst, "setGroupPicture", verb="POST", files={"file": ("x.jpg", jpeg_bytes(), "image/jpeg")}
     )
     assert r.status_code == 400 and "'groupId' is required" in r.json()["message"]
+    huge = tmp_path / "huge.jpg"
+    huge.write_bytes(jpeg_bytes() + b"\0" * (5 * 1024 * 1024))
+    r = a.groups.setGroupPicture(group_id, str(huge))
+    assert r.code == 400 and "File is too large" in r.error
     # The picture stayed the one set first.
     view = server.sandbox("GET", f"/groups/{group_id}").json()
     assert httpx.get(view["pictureUrl"], timeout=30).content == picture.read_bytes()
