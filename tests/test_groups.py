@@ -233,6 +233,8 @@ def test_leave_group(server: Server) -> None:
     refused = status_of(b, gone, "notInGroup")
     assert refused["chatId"] == group_id
     check_status_notification(refused)
+    nowhere = b.sending.sendMessage("120363000000000002@g.us", "anyone?").data["idMessage"]
+    assert status_of(b, nowhere, "notInGroup")["chatId"] == "120363000000000002@g.us"
 
     # The creator leaves last-admin: the longest-standing member becomes admin.
     assert a.groups.leaveGroup(group_id).data == {"leaveGroup": True}
