@@ -204,7 +204,7 @@ async def _event(tx: Tx, group_id: str, kind: str, actor: str, target: str = "",
 async def _acting(tx: Tx, group_id: str, actor: str, *, admin: bool) -> Group:
     group = await load(tx.conn, group_id)
     if group is None:
-        raise GroupError("not_found", f"group {group_id} not found")
+        raise GroupError("not_found", f"no group {group_id} on the sandbox network")
     if group.role(actor) is None:
         raise GroupError("not_member", f"{actor} is not a participant of {group_id}")
     if admin and not group.is_admin(actor):
@@ -399,7 +399,7 @@ async def set_picture(core: Core, actor: str, group_id: str, data: bytes) -> str
     async with core.read() as conn:
         group = await load(conn, group_id)
     if group is None:
-        raise GroupError("not_found", f"group {group_id} not found")
+        raise GroupError("not_found", f"no group {group_id} on the sandbox network")
     if group.role(actor) is None:
         raise GroupError("not_member", f"{actor} is not a participant of {group_id}")
     if not group.members_edit_info and not group.is_admin(actor):
