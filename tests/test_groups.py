@@ -423,3 +423,16 @@ def test_a_burst_to_a_big_group_arrives_once_each(server: Server) -> None:
         time.sleep(0.5)  # anything duplicated would have arrived by now
         inbox = phone_inbox(server, number, group_id)
         assert [m["idMessage"] for m in inbox] == sent  # once each, in order
+
+
+def test_sending_to_a_group_over_300_members_fails_with_swe004(server: Server) -> None:
+    a_inst, a = member(server)
+    numbers = [fresh_number() for _ in range(300)]
+    for number in numbers:
+        assert server.sandbox("POST", "/phones", json={"number": number}).status_code == 200
+    group_id = a.groups.createGroup("Too big", [f"{n}@c.us" for n in numbers]).data["chatId"]
+    assert len(group_data(a, group_id)["participants"]) == 301
+    id_message = a.sending.sendMessage(group_id, "hello everyone").data["idMessage"]
+    failed = status_of(a, id_message, "failed")
+    assert failed["description"] == "SWE004: the number of participants in the group has been exceeded - 300"
+    assert phone_inbox(server, numbers[0], group_id) == []

@@ -62,6 +62,8 @@ if TYPE_CHECKING:
 GROUP_SUFFIX = "@g.us"
 INVITE_PREFIX = "https://chat.whatsapp.com/"
 MAX_PICTURE_BYTES = 5 * 1024 * 1024
+# GREEN-API refuses to send to bigger groups (error SWE004 in the failed status).
+MAX_SEND_PARTICIPANTS = 300
 _INVITE_ALPHABET = string.ascii_letters + string.digits
 
 MEMBER, ADMIN, SUPERADMIN = "member", "admin", "superadmin"
@@ -436,6 +438,14 @@ async def route(channel: SandboxChannel, tx: Tx, msg: Outgoing) -> None:
             "failed",
             "only admins can send messages to this group",
             msg,
+        )
+        return
+    if len(group.members) > MAX_SEND_PARTICIPANTS:
+        description = (
+            f"SWE004: the number of participants in the group has been exceeded - {MAX_SEND_PARTICIPANTS}"
+        )
+        await channel._report_status(
+            tx, msg.sender_wid, msg.chat_id, msg.id_message, "failed", description, msg
         )
         return
     now = now_ms()
