@@ -148,13 +148,8 @@ class Server:
         )
 
     def wire(self, inst: dict[str, Any], method: str, *, verb: str = "GET", **kwargs: Any) -> httpx.Response:
-        """A raw wire call; a 429 is retried after Retry-After, as the official SDK does (a 429 has no
-        side effects, so retrying is always safe)."""
         url = f"{self.url}/waInstance{inst['idInstance']}/{method}/{inst['apiTokenInstance']}"
-        for _ in range(10):
-            r = httpx.request(verb, url, timeout=90, **kwargs)
-            if r.status_code != 429:
-                return r
+        return httpx.request(verb, url, timeout=90, **kwargs)
             time.sleep(float(r.headers.get("retry-after", "1")))
         return r
 

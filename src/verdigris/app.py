@@ -16,6 +16,8 @@ from starlette.responses import Response
 
 from verdigris import __version__, metrics
 from verdigris.accounts import service as accounts_service
+from verdigris.channels.sandbox import calls as sandbox_calls
+from verdigris.channels.sandbox import social_routes
 from verdigris.channels.sandbox.network import SandboxChannel
 from verdigris.channels.sandbox.routes import build_router as sandbox_router
 from verdigris.config import Settings
@@ -55,6 +57,7 @@ async def start(core: Core) -> None:
     core.timers.start()
     assert core.sender is not None
     await core.sender.start()
+    await sandbox_calls.resume(core)
 
     async def purge() -> None:
         removed = await notifications.purge_expired(core)
@@ -111,6 +114,8 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(sandbox_router(core))
+    app.include_router(social_routes.build_router(core))
+    app.include_router(social_routes.build_public_router(core))
     app.router.routes.extend(console_routes(core))  # the personal area, under /console
     app.add_route("/", root_redirect, include_in_schema=False)
     for route in wire_routes(core) + partner_routes(core):

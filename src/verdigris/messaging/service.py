@@ -234,6 +234,7 @@ async def recent(core: Core, instance_id: int, direction: str, minutes: int) -> 
                     (messages.c.instance_id == instance_id)
                     & (messages.c.direction == direction)
                     & (messages.c.created_ms >= since)
+                    & (messages.c.chat_id != "status@broadcast")  # statuses have their own journals
                     & _JOURNAL_VISIBLE
                 )
                 .order_by(messages.c.id.desc())

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
     from verdigris.core import Core, Tx
 
 
+# The chat that status (story) posts are sent to (channels/sandbox/statuses.py).
+STATUS_BROADCAST = "status@broadcast"
+
+
 class SandboxError(Exception):
     """A request to the sandbox network that cannot be carried out (unknown phone, bad chat...)."""
 
@@ -116,6 +120,11 @@ class SandboxChannel:
             update(messages).where(messages.c.id.in_([r.id for r in rows])).values(status="read")
         )
         for row in rows:
+            if chat_id.endswith("@g.us"):
+                from verdigris.channels.sandbox import groups
+
+                await groups.report_read(self, tx, chat_id, row.sender, row.id_message)
+                continue
             await self._report_status(tx, row.sender, rec.wid, row.id_message, "read")
         return len(rows)
 
@@ -128,6 +137,16 @@ class SandboxChannel:
     # --- routing -------------------------------------------------------------------------------
 
     async def _route(self, tx: Tx, msg: Outgoing) -> None:
+        if msg.chat_id.endswith("@g.us"):
+            from verdigris.channels.sandbox import groups
+
+            await groups.route(self, tx, msg)
+            return
+        if msg.chat_id == STATUS_BROADCAST:
+            from verdigris.channels.sandbox import statuses
+
+            await statuses.route(self, tx, msg)
+            return
         recipient_phone = phone_of(msg.chat_id)
         if recipient_phone is None or not await self.has_account(tx, recipient_phone):
             status = "noAccount" if recipient_phone is not None else "failed"
@@ -150,7 +169,7 @@ class SandboxChannel:
         )
         auto_read = False
         for instance_id in await find_by_wid(tx.conn, recipient_wid):
-            target = await self.core.instances.get(instance_id)
+            target = await self.core.instances.get(instance_id, tx.conn)
             if target is None or target.state != AUTHORIZED:
                 continue
             await tx.conn.execute(
@@ -191,7 +210,7 @@ class SandboxChannel:
         if auto_read:
             await self._report_status(tx, msg.sender_wid, recipient_wid, msg.id_message, "read")
 
-    async def _sender_copies(self, tx: Tx, msg: Outgoing, now: int) -> None:
+    async def _sender_copies(self, tx: Tx, msg: Outgoing, now: int, chat_name: str | None = None) -> None:
         """Record the message on the sender's phone and announce it to the sender's instances."""
         sender_phone = phone_of(msg.sender_wid)
         if sender_phone is not None and msg.by_api:
@@ -199,7 +218,7 @@ class SandboxChannel:
                 tx, sender_phone, msg.chat_id, "out", msg, msg.sender_wid, "sent", now
             )
         for instance_id in await find_by_wid(tx.conn, msg.sender_wid):
-            inst = await self.core.instances.get(instance_id)
+            inst = await self.core.instances.get(instance_id, tx.conn)
             if inst is None:
                 continue
             if instance_id == msg.api_instance_id:
@@ -222,9 +241,10 @@ class SandboxChannel:
                         created_ms=now,
                     )
                 )
-            chat_name = await contact_name(tx.conn, inst.id, msg.chat_id) or await phone_name(
-                tx, phone_of(msg.chat_id) or ""
-            )
+            if chat_name is None:
+                chat_name = await contact_name(tx.conn, inst.id, msg.chat_id) or await phone_name(
+                    tx, phone_of(msg.chat_id) or ""
+                )
             await emit(
                 tx,
                 inst,
@@ -282,7 +302,7 @@ class SandboxChannel:
             if status == "sent":
                 values["sent_ms"] = now
             await tx.conn.execute(update(messages).where(messages.c.id == row.id).values(**values))
-            inst = await self.core.instances.get(int(row.instance_id))
+            inst = await self.core.instances.get(int(row.instance_id), tx.conn)
             if inst is None:
                 continue
             data = {
@@ -354,6 +374,7 @@ class SandboxChannel:
                         sandbox_phone_messages.c.id,
                         sandbox_phone_messages.c.id_message,
                         sandbox_phone_messages.c.sender,
+                        sandbox_phone_messages.c.chat_id,
                     ).where(cond)
                 )
             ).all()
@@ -365,6 +386,11 @@ class SandboxChannel:
                 .values(read=True, status="read")
             )
             for row in rows:
+                if row.chat_id.endswith("@g.us"):
+                    from verdigris.channels.sandbox import groups
+
+                    await groups.report_read(self, tx, row.chat_id, row.sender, row.id_message)
+                    continue
                 await self._report_status(tx, row.sender, wid_of(phone), row.id_message, "read")
         return len(rows)
 

@@ -2,6 +2,8 @@
 
 from verdigris.greenapi.methods import (  # noqa: F401
     account,
+    calls,
+    groups,
     journals,
     marks,
     planned,
@@ -9,4 +11,5 @@ from verdigris.greenapi.methods import (  # noqa: F401
     receiving,
     sending,
     service,
+    statuses,
 )
