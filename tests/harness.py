@@ -150,8 +150,6 @@ class Server:
     def wire(self, inst: dict[str, Any], method: str, *, verb: str = "GET", **kwargs: Any) -> httpx.Response:
         url = f"{self.url}/waInstance{inst['idInstance']}/{method}/{inst['apiTokenInstance']}"
         return httpx.request(verb, url, timeout=90, **kwargs)
-            time.sleep(float(r.headers.get("retry-after", "1")))
-        return r
 
     def sandbox(self, verb: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.demo['sandbox']['token']}"}
