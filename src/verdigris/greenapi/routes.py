@@ -32,6 +32,7 @@ from verdigris.instances import service as instances
 
 log = structlog.get_logger("verdigris.wire")
 
+MAX_ID = 2**63 - 1  # ids are 64-bit signed integers in the store
 VERBS = ["GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS", "HEAD"]
 _SLASHES = re.compile(r"/{2,}")
 
@@ -90,7 +91,8 @@ class WireEndpoint:
     async def handle(self, request: Request) -> Response:
         params = request.path_params
         id_raw: str = params["id_instance"]
-        if not id_raw.isdigit():
+        # ASCII digits only ("²".isdigit() is true but int() refuses it) and within the id column's range.
+        if not (id_raw.isascii() and id_raw.isdigit()) or int(id_raw) > MAX_ID:
             raise WireError(400, "Parameter idInstance not an integer")
         spec = REGISTRY.get(params["method"].lower())
         if spec is None:

@@ -194,7 +194,7 @@ class AuthorizationCodeBody(Body):
     @classmethod
     def _digits(cls, value: int | str) -> str:
         text = str(value)
-        if not text.isdigit() or not 7 <= len(text) <= 15:
+        if not (text.isascii() and text.isdigit()) or not 7 <= len(text) <= 15:
             raise ValueError(
                 "Wrong format. 'phoneNumber' must contain only digits (7 to 15, international format)"
             )

@@ -12,6 +12,7 @@ from verdigris.greenapi.errors import WireError
 from verdigris.greenapi.registry import Call, wire_method
 from verdigris.messaging import notifications
 
+MAX_RECEIPT_ID = 2**63 - 1
 NULL = Response(b"null", media_type="application/json")
 
 
@@ -63,7 +64,7 @@ def _receipt_id(call: Call) -> int:
     if isinstance(raw, bool) or raw is None:
         raise WireError(400, "Parameter receiptId must be a Number")
     text = str(raw)
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise WireError(400, "Parameter receiptId must be a Number")
     return int(text)
 
@@ -72,4 +73,6 @@ def _receipt_id(call: Call) -> int:
 async def delete_notification(call: Call) -> dict[str, Any]:
     """Acknowledge a notification by its receiptId; ``result`` says whether it was in the queue."""
     receipt_id = _receipt_id(call)
+    if receipt_id > MAX_RECEIPT_ID:  # beyond the store's 64-bit ids: cannot be in the queue
+        return {"result": False}
     return {"result": await notifications.acknowledge(call.core, call.instance.id, receipt_id)}

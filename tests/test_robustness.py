@@ -1,0 +1,72 @@
+"""Odd input found by the OpenAPI fuzzer (tests/test_openapi_fuzz.py), kept as plain regression tests.
+
+Bad input gets a 4xx in the face's own format and changes nothing: never a 5xx, never a crash.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from harness import Server
+
+SUPERSCRIPT_TWO = "\u00b2"  # str.isdigit() is true for it, int() refuses it
+ARABIC_DIGITS = "\u0661\u0662\u0663\u0664\u0665\u0666\u0667"  # int() takes these, chat ids must not
+
+
+def wire_url(srv: Server, inst: dict[str, Any], method: str, *, id_instance: Any = None) -> str:
+    ident = inst["idInstance"] if id_instance is None else id_instance
+    return f"{srv.url}/waInstance{ident}/{method}/{inst['apiTokenInstance']}"
+
+
+def assert_wire_error(r: httpx.Response, status: int, text: str) -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    assert text in r.json()["message"], r.json()
+
+
+def test_id_instance_must_be_ascii_digits_within_range(server: Server) -> None:
+    inst = server.instance(0)
+    for ident in (SUPERSCRIPT_TWO, "7" + SUPERSCRIPT_TWO, ARABIC_DIGITS, "9" * 20, str(2**63)):
+        r = httpx.get(wire_url(server, inst, "getSettings", id_instance=ident), timeout=30)
+        assert_wire_error(r, 400, "Parameter idInstance not an integer")
+    # The largest 64-bit id is a well-formed id of no instance.
+    r = httpx.get(wire_url(server, inst, "getSettings", id_instance=2**63 - 1), timeout=30)
+    assert_wire_error(r, 403, "Forbidden")
+
+
+def test_receipt_id_must_be_ascii_digits(server: Server) -> None:
+    inst = server.new_instance("--link", "79996660001")
+    for receipt in (SUPERSCRIPT_TWO, ARABIC_DIGITS):
+        r = httpx.delete(wire_url(server, inst, "deleteNotification") + "/" + receipt, timeout=30)
+        assert_wire_error(r, 400, "receiptId must be a Number")
+        r = server.wire(inst, "deleteNotification", verb="DELETE", json={"receiptId": receipt})
+        assert_wire_error(r, 400, "receiptId must be a Number")
+    # Beyond the store's 64-bit ids: well-formed, but never in the queue.
+    r = httpx.delete(wire_url(server, inst, "deleteNotification") + "/" + "9" * 30, timeout=30)
+    assert r.status_code == 200 and r.json() == {"result": False}
+
+
+def test_chat_ids_take_ascii_digits_only(server: Server) -> None:
+    inst = server.new_instance("--link", "79996660002")
+    for chat_id in (f"{ARABIC_DIGITS}@c.us", "79990000003@c.us\n", f"7999{SUPERSCRIPT_TWO}0000003@c.us"):
+        r = server.wire(inst, "sendMessage", verb="POST", json={"chatId": chat_id, "message": "hi"})
+        assert_wire_error(r, 400, "'chatId' must be a chat id")
+    assert server.wire(inst, "getMessagesCount").json() == {"count": 0}
+    assert server.wire(inst, "lastOutgoingMessages").json() == []
+
+
+def test_pairing_phone_number_takes_ascii_digits_only(server: Server) -> None:
+    inst = server.new_instance()
+    r = server.wire(inst, "getAuthorizationCode", verb="POST", json={"phoneNumber": ARABIC_DIGITS * 2})
+    assert_wire_error(r, 400, "'phoneNumber' must contain only digits")
+
+
+def test_sandbox_refuses_odd_digits_in_phone_numbers_and_qr_codes(server: Server) -> None:
+    r = server.sandbox("POST", "/phones", json={"number": ARABIC_DIGITS * 2})
+    assert r.status_code == 400 and "7 to 15 digits" in r.json()["detail"]
+    for qr in (f"verdigris-link:{SUPERSCRIPT_TWO}:1:x", f"verdigris-link:1:{SUPERSCRIPT_TWO}:x"):
+        r = server.sandbox("POST", "/phones/79990000003/link", json={"qr": qr})
+        assert r.status_code == 400, r.text
+        assert "not a Verdigris QR code" in r.json()["detail"]
