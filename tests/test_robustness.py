@@ -70,3 +70,17 @@ def test_sandbox_refuses_odd_digits_in_phone_numbers_and_qr_codes(server: Server
         r = server.sandbox("POST", "/phones/79990000003/link", json={"qr": qr})
         assert r.status_code == 400, r.text
         assert "not a Verdigris QR code" in r.json()["detail"]
+
+
+def test_integer_parameters_are_strict(server: Server) -> None:
+    inst = server.new_instance("--link", "79996660003")
+    base = wire_url(server, inst, "lastIncomingMessages")
+    for query in ("minutes=%D9%A3", "minutes=5_000", "minutes=%205", "minutes=1.5", "minutes=" + "9" * 40):
+        assert_wire_error(httpx.get(f"{base}?{query}", timeout=30), 400, "'minutes' must be")
+    assert_wire_error(httpx.get(f"{base}?minutes=5&minutes=", timeout=30), 400, "'minutes' must be given once")
+    # The async SDK sends the parameter as a JSON body on the GET: JSON integers only.
+    for body in ({"minutes": "x"}, {"minutes": False}, {"minutes": 5.5}, {"minutes": [5]}):
+        r = server.wire(inst, "lastIncomingMessages", json=body)
+        assert_wire_error(r, 400, "'minutes' must be a number")
+    assert server.wire(inst, "lastIncomingMessages", params={"minutes": "60"}).json() == []
+    assert server.wire(inst, "lastIncomingMessages", json={"minutes": 60}).json() == []

@@ -4,6 +4,7 @@ the OpenAPI document and docs/compatibility.md are generated from it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,6 +27,9 @@ class Empty:
 
 
 EMPTY = Empty()
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,30}")
 
 
 @dataclass(slots=True)
@@ -53,13 +57,22 @@ class Call:
         return None
 
     def int_param(self, name: str, default: int, low: int | None = None, high: int | None = None) -> int:
+        """An integer parameter: a JSON integer or a query string of ASCII digits, given once.
+
+        ``int()`` alone would take ``True``, ``5.9``, ``" 5"``, ``"5_000"`` and other scripts' digits.
+        """
+        if len(self.request.query_params.getlist(name)) > 1:
+            raise validation(f"'{name}' must be given once")
         value = self.param(name)
         if value is None or value == "":
             return default
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            raise validation(f"'{name}' must be a number") from None
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise validation(f"'{name}' must be a number")
+        if isinstance(value, str) and not _INTEGER.fullmatch(value):
+            raise validation(f"'{name}' must be a number")
+        number = int(value)
+        if not -(2**63) <= number < 2**63:
+            raise validation(f"'{name}' must be a number between -2^63 and 2^63-1")
         if low is not None and number < low:
             raise validation(f"'{name}' must be larger than or equal to {low}")
         if high is not None and number > high:
