@@ -84,3 +84,31 @@ def test_integer_parameters_are_strict(server: Server) -> None:
         assert_wire_error(r, 400, "'minutes' must be a number")
     assert server.wire(inst, "lastIncomingMessages", params={"minutes": "60"}).json() == []
     assert server.wire(inst, "lastIncomingMessages", json={"minutes": 60}).json() == []
+
+
+def test_nul_characters_and_lone_surrogates_are_refused_everywhere(server: Server) -> None:
+    inst = server.new_instance("--link", "79996660004")
+    nul = '{"chatId": "79990000003@c.us", "message": "a\\u0000b"}'
+    r = server.wire(inst, "sendMessage", verb="POST", content=nul)
+    assert_wire_error(r, 400, "NUL character")
+    r = server.wire(inst, "setSettings", verb="POST", content='{"webhookUrlToken": "x\\u0000"}')
+    assert_wire_error(r, 400, "NUL character")
+    r = server.wire(inst, "sendMessage", verb="POST", content='{"chatId": "79990000003@c.us", "message": "\\ud800"}')
+    assert_wire_error(r, 400, "in JSON at position")
+    assert server.wire(inst, "getMessagesCount").json() == {"count": 0}
+    assert server.wire(inst, "getSettings").json()["webhookUrlToken"] == ""
+
+    partner = server.demo["partnerToken"]
+    r = httpx.post(f"{server.url}/partner/createInstance/{partner}", content='{"name": "a\\u0000"}', timeout=30)
+    assert r.status_code == 400 and "NUL character" in r.json()["message"]
+    r = httpx.get(f"{server.url}/partner/getInstances/{partner}%00", timeout=30)
+    assert r.status_code == 200 and r.json() == {"code": 401, "description": "Unauthorized"}
+
+    r = server.sandbox("GET", "/phones/7999%00")
+    assert r.status_code == 400 and "NUL character" in r.json()["detail"]
+    r = server.sandbox("GET", "/phones/79990000001/messages", params={"chatId": "a\x00"})
+    assert r.status_code == 400 and "NUL character" in r.json()["detail"]
+    for name in ('"a\\u0000"', '"a\\udc00"'):
+        r = server.sandbox("POST", "/phones", content='{"number": "79996669999", "name": %s}' % name)
+        assert r.status_code == 400, r.text
+    assert server.sandbox("GET", "/phones/79996669999").status_code == 404

@@ -10,6 +10,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from sqlalchemy import insert, select
 
+from verdigris import safetext
 from verdigris.accounts.models import accounts, partner_tokens
 from verdigris.store.clock import now_ms
 
@@ -79,8 +80,8 @@ async def issue_partner_token(core: Core, account_id: int, token: str | None = N
 
 async def partner_account(core: Core, token: str) -> int | None:
     """The account a partner token belongs to, or None for an unknown token."""
-    if not token:
-        return None
+    if not token or safetext.problem(token):
+        return None  # such a token was never issued (and PostgreSQL cannot even look it up)
     async with core.read() as conn:
         account_id = await conn.scalar(
             select(partner_tokens.c.account_id).where(partner_tokens.c.token == token)

@@ -13,6 +13,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
+from verdigris import safetext
 from verdigris.greenapi.errors import bad_request, validation
 
 if TYPE_CHECKING:
@@ -148,11 +149,15 @@ def planned(name: str, verb: str, group: str, note: str) -> None:
 
 def parse_json(raw: bytes) -> Any:
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         pos = exc.pos if exc.pos is not None else 0
         token = raw[pos : pos + 1].decode("utf-8", "replace") or "end"
         raise bad_request(f"Unexpected token {token} in JSON at position {pos}") from None
+    found = safetext.problem(data)
+    if found:
+        raise validation(found)
+    return data
 
 
 def validate_body(model: type[BaseModel], data: Any) -> BaseModel:

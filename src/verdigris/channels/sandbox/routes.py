@@ -7,11 +7,14 @@ messages and mark them read. Requests carry ``Authorization: Bearer <sandbox tok
 from __future__ import annotations
 
 import hmac
+import json
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
+from verdigris import safetext
 from verdigris.channels.sandbox import network
 from verdigris.channels.sandbox.network import SandboxError, wid_of
 from verdigris.core import Core
@@ -67,6 +70,27 @@ class ReadOut(BaseModel):
     read: int
 
 
+async def refuse_unstorable_text(request: Request) -> None:
+    """400 for text the store cannot keep (NUL, lone surrogates) in the path, query or JSON body."""
+    values: list[Any] = [*request.path_params.values(), *request.query_params.values()]
+    raw = await request.body()
+    if raw.strip():
+        try:
+            values.append(orjson.loads(raw))
+        except orjson.JSONDecodeError as exc:
+            # FastAPI's parser (Python's json module) also takes lone surrogates and NaN, which the
+            # store cannot keep; anything else that is not JSON is left to FastAPI's own 422.
+            try:
+                json.loads(raw)
+            except ValueError:
+                pass
+            else:
+                raise HTTPException(400, f"the body must be strict JSON in UTF-8: {exc}") from None
+    found = safetext.problem(values)
+    if found:
+        raise HTTPException(400, found)
+
+
 def build_router(core: Core) -> APIRouter:
     async def authorize(request: Request) -> None:
         if not core.settings.sandbox_api_enabled:
@@ -78,6 +102,7 @@ def build_router(core: Core) -> APIRouter:
             raise HTTPException(
                 401, "send 'Authorization: Bearer <sandbox token>' (verdigris demo --json prints it)"
             )
+        await refuse_unstorable_text(request)
 
     router = APIRouter(prefix="/sandbox", tags=["sandbox"], dependencies=[Depends(authorize)])
     channel: network.SandboxChannel = core.channels["sandbox"]  # type: ignore[assignment]
