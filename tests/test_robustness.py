@@ -112,3 +112,33 @@ def test_nul_characters_and_lone_surrogates_are_refused_everywhere(server: Serve
         r = server.sandbox("POST", "/phones", content='{"number": "79996669999", "name": %s}' % name)
         assert r.status_code == 400, r.text
     assert server.sandbox("GET", "/phones/79996669999").status_code == 404
+
+
+def test_body_fields_take_their_documented_json_types_only(server: Server) -> None:
+    inst = server.new_instance("--link", "79996660005")
+    before = server.wire(inst, "getSettings").json()
+    for body, detail in (
+        ({"linkPreview": 0}, "'linkPreview' must be a boolean"),
+        ({"enableLidMode": "yes"}, "'enableLidMode' must be a boolean"),
+        ({"autoTyping": True}, "'autoTyping' must be a number"),
+        ({"delaySendMessagesMilliseconds": "1000"}, "'delaySendMessagesMilliseconds' must be a number"),
+        ({"webhookUrl": 5}, "'webhookUrl' must be a string"),
+    ):
+        r = server.wire(inst, "setSettings", verb="POST", json=body)
+        assert_wire_error(r, 400, detail)
+    assert server.wire(inst, "getSettings").json() == before
+    send = {"chatId": "79990000003@c.us", "message": "hi"}
+    for extra, detail in (
+        ({"linkPreview": 1}, "'linkPreview' must be a boolean"),
+        ({"typingTime": "5000"}, "'typingTime' must be a number"),
+        ({"typingTime": 5000.5}, "'typingTime' must be"),
+        ({"customPreview": {"title": 5}}, "'customPreview.title' must be a string"),
+    ):
+        r = server.wire(inst, "sendMessage", verb="POST", json={**send, **extra})
+        assert_wire_error(r, 400, detail)
+    assert server.wire(inst, "getMessagesCount").json() == {"count": 0}
+    # Well-typed bodies still work, nested objects included.
+    r = server.wire(inst, "sendMessage", verb="POST", json={**send, "typingTime": 1000, "linkPreview": False})
+    assert r.status_code == 200 and "idMessage" in r.json()
+    r = server.wire(inst, "setSettings", verb="POST", json={"linkPreview": False, "autoTyping": 2})
+    assert r.json() == {"saveSettings": True}

@@ -166,7 +166,9 @@ def validate_body(model: type[BaseModel], data: Any) -> BaseModel:
     if not data and model.model_fields:
         raise validation("'value' must have at least 1 key")
     try:
-        return model.model_validate(data)
+        # Strict JSON types, as documented: 0 or "yes" is not a boolean, true or "5" not a number
+        # (lax mode would take them and store something the client did not mean).
+        return model.model_validate_json(orjson.dumps(data), strict=True)
     except ValidationError as exc:
         raise validation(describe(exc)) from None
 
