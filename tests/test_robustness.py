@@ -43,8 +43,10 @@ def test_receipt_id_must_be_ascii_digits(server: Server) -> None:
         assert_wire_error(r, 400, "receiptId must be a Number")
         r = server.wire(inst, "deleteNotification", verb="DELETE", json={"receiptId": receipt})
         assert_wire_error(r, 400, "receiptId must be a Number")
-    # Beyond the store's 64-bit ids: well-formed, but never in the queue.
+    # Beyond the store's 64-bit ids (the documented int64): refused like any other non-number.
     r = httpx.delete(wire_url(server, inst, "deleteNotification") + "/" + "9" * 30, timeout=30)
+    assert_wire_error(r, 400, "receiptId must be a Number")
+    r = httpx.delete(wire_url(server, inst, "deleteNotification") + "/" + str(2**63 - 1), timeout=30)
     assert r.status_code == 200 and r.json() == {"result": False}
 
 
@@ -77,7 +79,9 @@ def test_integer_parameters_are_strict(server: Server) -> None:
     base = wire_url(server, inst, "lastIncomingMessages")
     for query in ("minutes=%D9%A3", "minutes=5_000", "minutes=%205", "minutes=1.5", "minutes=" + "9" * 40):
         assert_wire_error(httpx.get(f"{base}?{query}", timeout=30), 400, "'minutes' must be")
-    assert_wire_error(httpx.get(f"{base}?minutes=5&minutes=", timeout=30), 400, "'minutes' must be given once")
+    assert_wire_error(
+        httpx.get(f"{base}?minutes=5&minutes=", timeout=30), 400, "'minutes' must be given once"
+    )
     # The async SDK sends the parameter as a JSON body on the GET: JSON integers only.
     for body in ({"minutes": "x"}, {"minutes": False}, {"minutes": 5.5}, {"minutes": [5]}):
         r = server.wire(inst, "lastIncomingMessages", json=body)
@@ -93,13 +97,17 @@ def test_nul_characters_and_lone_surrogates_are_refused_everywhere(server: Serve
     assert_wire_error(r, 400, "NUL character")
     r = server.wire(inst, "setSettings", verb="POST", content='{"webhookUrlToken": "x\\u0000"}')
     assert_wire_error(r, 400, "NUL character")
-    r = server.wire(inst, "sendMessage", verb="POST", content='{"chatId": "79990000003@c.us", "message": "\\ud800"}')
+    r = server.wire(
+        inst, "sendMessage", verb="POST", content='{"chatId": "79990000003@c.us", "message": "\\ud800"}'
+    )
     assert_wire_error(r, 400, "in JSON at position")
     assert server.wire(inst, "getMessagesCount").json() == {"count": 0}
     assert server.wire(inst, "getSettings").json()["webhookUrlToken"] == ""
 
     partner = server.demo["partnerToken"]
-    r = httpx.post(f"{server.url}/partner/createInstance/{partner}", content='{"name": "a\\u0000"}', timeout=30)
+    r = httpx.post(
+        f"{server.url}/partner/createInstance/{partner}", content='{"name": "a\\u0000"}', timeout=30
+    )
     assert r.status_code == 400 and "NUL character" in r.json()["message"]
     r = httpx.get(f"{server.url}/partner/getInstances/{partner}%00", timeout=30)
     assert r.status_code == 200 and r.json() == {"code": 401, "description": "Unauthorized"}
@@ -109,7 +117,7 @@ def test_nul_characters_and_lone_surrogates_are_refused_everywhere(server: Serve
     r = server.sandbox("GET", "/phones/79990000001/messages", params={"chatId": "a\x00"})
     assert r.status_code == 400 and "NUL character" in r.json()["detail"]
     for name in ('"a\\u0000"', '"a\\udc00"'):
-        r = server.sandbox("POST", "/phones", content='{"number": "79996669999", "name": %s}' % name)
+        r = server.sandbox("POST", "/phones", content='{"number": "79996669999", "name": ' + name + "}")
         assert r.status_code == 400, r.text
     assert server.sandbox("GET", "/phones/79996669999").status_code == 404
 

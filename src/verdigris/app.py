@@ -12,7 +12,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from verdigris import __version__
 from verdigris.channels.sandbox.network import SandboxChannel
@@ -101,7 +101,13 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     async def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "instancesCached": len(core.instances)}
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=True)
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

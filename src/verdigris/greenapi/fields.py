@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 # ASCII digits only (``\d`` would take any script's digits) and the whole value (``$`` allows a "\n").
 CHAT_ID_PATTERN = r"^([0-9]{5,20}@c\.us|[0-9]{5,20}(-[0-9]{6,12})?@g\.us|[0-9]{5,20}@lid)$"
@@ -20,7 +20,18 @@ def _chat_id(value: str) -> str:
     return value
 
 
-ChatId = Annotated[str, AfterValidator(_chat_id)]
+ChatId = Annotated[
+    str,
+    AfterValidator(_chat_id),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": CHAT_ID_PATTERN,
+            "description": "Chat id: <digits>@c.us (person), <digits>@g.us (group) or <digits>@lid",
+            "examples": ["79001234567@c.us"],
+        }
+    ),
+]
 MessageText = Annotated[str, Field(min_length=1, max_length=20000)]
 TypingTime = Annotated[int, Field(ge=1000, le=20000)]
 MessageId = Annotated[str, Field(min_length=1, max_length=64)]

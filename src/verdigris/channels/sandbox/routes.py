@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 
 from verdigris import safetext
@@ -70,6 +71,14 @@ class ReadOut(BaseModel):
     read: int
 
 
+class ErrorOut(BaseModel):
+    detail: str = Field(description="What went wrong, in words")
+
+
+# Documents the scheme in /openapi.json; ``authorize`` does the checking (and answers 401 itself).
+BEARER = HTTPBearer(auto_error=False, description="The sandbox token (`verdigris demo --json` prints it)")
+
+
 async def refuse_unstorable_text(request: Request) -> None:
     """400 for text the store cannot keep (NUL, lone surrogates) in the path, query or JSON body."""
     values: list[Any] = [*request.path_params.values(), *request.query_params.values()]
@@ -104,7 +113,16 @@ def build_router(core: Core) -> APIRouter:
             )
         await refuse_unstorable_text(request)
 
-    router = APIRouter(prefix="/sandbox", tags=["sandbox"], dependencies=[Depends(authorize)])
+    router = APIRouter(
+        prefix="/sandbox",
+        tags=["sandbox"],
+        dependencies=[Depends(authorize), Depends(BEARER)],
+        responses={
+            400: {"model": ErrorOut, "description": "Bad request data (unknown chat, bad QR code, ...)"},
+            401: {"model": ErrorOut, "description": "Missing or wrong sandbox token"},
+            404: {"model": ErrorOut, "description": "No such phone, or the sandbox API is switched off"},
+        },
+    )
     channel: network.SandboxChannel = core.channels["sandbox"]  # type: ignore[assignment]
 
     async def existing_phone(number: str) -> dict[str, Any]:

@@ -64,7 +64,8 @@ def _receipt_id(call: Call) -> int:
     if isinstance(raw, bool) or raw is None:
         raise WireError(400, "Parameter receiptId must be a Number")
     text = str(raw)
-    if not (text.isascii() and text.isdigit()):
+    # ASCII digits within the store's 64-bit ids ("²".isdigit() is true, but int() refuses it).
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_RECEIPT_ID:
         raise WireError(400, "Parameter receiptId must be a Number")
     return int(text)
 
@@ -73,6 +74,4 @@ def _receipt_id(call: Call) -> int:
 async def delete_notification(call: Call) -> dict[str, Any]:
     """Acknowledge a notification by its receiptId; ``result`` says whether it was in the queue."""
     receipt_id = _receipt_id(call)
-    if receipt_id > MAX_RECEIPT_ID:  # beyond the store's 64-bit ids: cannot be in the queue
-        return {"result": False}
     return {"result": await notifications.acknowledge(call.core, call.instance.id, receipt_id)}
