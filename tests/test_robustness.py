@@ -150,3 +150,11 @@ def test_body_fields_take_their_documented_json_types_only(server: Server) -> No
     assert r.status_code == 200 and "idMessage" in r.json()
     r = server.wire(inst, "setSettings", verb="POST", json={"linkPreview": False, "autoTyping": 2})
     assert r.json() == {"saveSettings": True}
+
+
+def test_deleting_a_receipt_id_beyond_32_bits_is_a_plain_miss(server: Server) -> None:
+    """Receipt ids are 32-bit on PostgreSQL: a larger (but documented int64) id is simply not there."""
+    inst = server.new_instance("--link", "79996660006")
+    for receipt in (2**31, 2**63 - 2):
+        r = httpx.delete(f"{wire_url(server, inst, 'deleteNotification')}/{receipt}", timeout=30)
+        assert r.status_code == 200 and r.json() == {"result": False}, r.text
