@@ -158,3 +158,23 @@ def test_deleting_a_receipt_id_beyond_32_bits_is_a_plain_miss(server: Server) ->
     for receipt in (2**31, 2**63 - 2):
         r = httpx.delete(f"{wire_url(server, inst, 'deleteNotification')}/{receipt}", timeout=30)
         assert r.status_code == 200 and r.json() == {"result": False}, r.text
+
+
+def test_webhook_settings_must_be_deliverable(server: Server) -> None:
+    inst = server.new_instance()
+    before = server.wire(inst, "getSettings").json()
+    for body, detail in (
+        ({"webhookUrl": "http://"}, "'webhookUrl' must be an http"),
+        ({"webhookUrl": "http://exa mple.com/hook"}, "'webhookUrl' must be an http"),
+        ({"webhookUrl": "http://\x01x/"}, "'webhookUrl' must be an http"),
+        ({"webhookUrl": "http://x:99999/"}, "'webhookUrl' must be an http"),
+        ({"webhookUrlToken": "Bearer a\r\nX-Injected: 1"}, "'webhookUrlToken' must be printable ASCII"),
+        ({"webhookUrlToken": "caf\u00e9"}, "'webhookUrlToken' must be printable ASCII"),
+    ):
+        assert_wire_error(server.wire(inst, "setSettings", verb="POST", json=body), 400, detail)
+    assert server.wire(inst, "getSettings").json() == before
+    ok = {"webhookUrl": "https://example.test:8443/hook?a=1", "webhookUrlToken": "Bearer abc-123"}
+    assert server.wire(inst, "setSettings", verb="POST", json=ok).json() == {"saveSettings": True}
+    assert server.wire(inst, "setSettings", verb="POST", json={"webhookUrl": ""}).json() == {
+        "saveSettings": True
+    }
