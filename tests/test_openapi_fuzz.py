@@ -54,6 +54,9 @@ CHECKS_OFF = [
 ]
 
 
+FIXED_PATH_PARAMETERS = ("idInstance", "apiTokenInstance", "partnerToken")
+
+
 def fuzz_config(srv: Server, main: dict[str, Any], spare: dict[str, Any]) -> SchemathesisConfig:
     pattern = "^wire_(" + "|".join(DISRUPTIVE) + ")$"
     return SchemathesisConfig.from_dict(
@@ -124,6 +127,18 @@ def error_is_json_with_message(ctx: Any, response: Any, case: Any) -> bool | Non
     return None
 
 
+def overridden(check: Any) -> bool:
+    """A "schema-violating request accepted" whose violation sat in a credential we fill in.
+
+    Negative cases may break idInstance or a token, but the fixed credentials replace the broken
+    value before sending, so the request that went out was valid after all.
+    """
+    if check.name != "negative_data_rejection":
+        return False
+    message = str(check.failure_info.failure.message)
+    return any(f"parameter `{name}` in path" in message for name in FIXED_PATH_PARAMETERS)
+
+
 def describe(label: str, check: Any) -> str:
     info = check.failure_info
     return f"{label}: [{check.name}] {info.failure.title}\n  {info.failure.message}\n  {info.code_sample}"
@@ -141,7 +156,7 @@ def test_openapi_fuzz(make_server: Callable[..., Server]) -> None:
             tested.add(event.recorder.label)
             for checks in event.recorder.checks.values():
                 for check in checks:
-                    if check.failure_info is None:
+                    if check.failure_info is None or overridden(check):
                         continue
                     key = (event.recorder.label, check.name, check.failure_info.failure.title)
                     if key not in seen:

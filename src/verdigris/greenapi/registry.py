@@ -65,7 +65,7 @@ class Call:
         if len(self.request.query_params.getlist(name)) > 1:
             raise validation(f"'{name}' must be given once")
         value = self.param(name)
-        if value is None or value == "":
+        if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise validation(f"'{name}' must be a number")
