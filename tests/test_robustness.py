@@ -210,3 +210,23 @@ def test_webhook_settings_must_be_deliverable(server: Server) -> None:
     assert patient(server.wire, inst, "setSettings", verb="POST", json={"webhookUrl": ""}).json() == {
         "saveSettings": True
     }
+
+
+def test_oversized_json_bodies_are_refused_before_they_fill_memory(server: Server) -> None:
+    inst = server.new_instance("--link", "79996660007")
+    huge = b'{"chatId": "79990000003@c.us", "message": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+    r = patient(server.wire, inst, "sendMessage", verb="POST", content=huge)
+    assert_wire_error(r, 413, "Payload Too Large")
+
+    def chunked() -> Any:  # no Content-Length: the limit applies while the body streams in
+        yield b'{"chatId": "79990000003@c.us", "message": "'
+        for _ in range(80):
+            yield b"y" * 65536
+        yield b'"}'
+
+    r = patient(server.wire, inst, "sendMessage", verb="POST", content=chunked())
+    assert_wire_error(r, 413, "Payload Too Large")
+    assert patient(server.wire, inst, "getMessagesCount").json() == {"count": 0}
+    partner = server.demo["partnerToken"]
+    r = patient(httpx.post, f"{server.url}/partner/createInstance/{partner}", content=huge, timeout=30)
+    assert r.status_code == 413 and "Payload Too Large" in r.json()["message"]

@@ -81,6 +81,10 @@ def wire_paths(components: dict[str, Any]) -> dict[str, Any]:
                     "description": "Unknown idInstance",
                     "content": {"application/json": {"schema": ERROR_SCHEMA}},
                 },
+                "413": {
+                    "description": "The JSON body is too large (nothing was executed)",
+                    "content": {"application/json": {"schema": ERROR_SCHEMA}},
+                },
                 "429": {
                     "description": "Rate limited (nothing was executed); see Retry-After",
                     "headers": {"Retry-After": {"schema": {"type": "integer"}}},

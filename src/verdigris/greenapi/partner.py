@@ -35,7 +35,7 @@ from verdigris.greenapi.errors import WireError, error_response
 from verdigris.greenapi.fields import Body
 from verdigris.greenapi.methods.account import SettingsBody, settings_changes
 from verdigris.greenapi.openapi import ERROR_SCHEMA
-from verdigris.greenapi.registry import parse_json, validate_body
+from verdigris.greenapi.registry import parse_json, read_body, validate_body
 from verdigris.greenapi.routes import limiter_from_settings
 from verdigris.instances import service as instances
 from verdigris.store.clock import now_ms
@@ -132,7 +132,7 @@ METHODS: dict[str, tuple[str, str, Action]] = {
 
 
 async def _body(request: Request, model: type[Body]) -> Body:
-    raw = await request.body()
+    raw = await read_body(request)
     data = parse_json(raw) if raw.strip() else {}
     result = validate_body(model, data)
     assert isinstance(result, Body)
@@ -209,6 +209,10 @@ def partner_paths(components: dict[str, Any]) -> dict[str, Any]:
                 },
                 "400": {
                     "description": "Bad request data, or an instance that is not the partner's",
+                    "content": {"application/json": {"schema": ERROR_SCHEMA}},
+                },
+                "413": {
+                    "description": "The JSON body is too large (nothing was executed)",
                     "content": {"application/json": {"schema": ERROR_SCHEMA}},
                 },
                 "429": {

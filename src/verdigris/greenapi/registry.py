@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from verdigris import safetext
-from verdigris.greenapi.errors import bad_request, validation
+from verdigris.greenapi.errors import WireError, bad_request, validation
 
 if TYPE_CHECKING:
     from verdigris.core import Core
@@ -145,6 +145,29 @@ def planned(name: str, verb: str, group: str, note: str) -> None:
 
 
 # --- request bodies ----------------------------------------------------------------------------
+
+
+# JSON bodies are small (a text message is at most 20,000 characters); file uploads use their
+# own body kinds and limits. A larger body is refused while it streams in, before it fills memory.
+MAX_JSON_BODY = 4 * 1024 * 1024
+
+
+async def read_body(request: Request, limit: int = MAX_JSON_BODY) -> bytes:
+    """The request body, or 413 as soon as it is known to exceed ``limit`` bytes."""
+    too_large = WireError(413, f"Payload Too Large: a JSON body may have at most {limit} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request._body = body  # Starlette's cache: later request.body() calls get the same bytes
+    return body
 
 
 def parse_json(raw: bytes) -> Any:

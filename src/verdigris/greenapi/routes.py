@@ -27,7 +27,7 @@ from verdigris.core import Core
 from verdigris.greenapi import methods  # noqa: F401  (registers every wire method)
 from verdigris.greenapi.errors import WireError, error_response
 from verdigris.greenapi.ratelimit import RateLimiter
-from verdigris.greenapi.registry import EMPTY, REGISTRY, Call, parse_json, validate_body
+from verdigris.greenapi.registry import EMPTY, REGISTRY, Call, parse_json, read_body, validate_body
 from verdigris.instances import service as instances
 
 log = structlog.get_logger("verdigris.wire")
@@ -140,7 +140,7 @@ class WireEndpoint:
         request = call.request
         if spec.body_kind == "multipart" or spec.body_kind == "raw":
             return  # the handler reads the stream itself (size limits apply there)
-        raw = await request.body()
+        raw = await read_body(request)
         call.raw_body = raw
         if spec.body_kind == "none":
             if raw.strip():
