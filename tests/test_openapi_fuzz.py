@@ -35,8 +35,9 @@ from schemathesis.engine import StopReason, events
 
 from harness import Server
 
-# Methods whose success ends the credentials or the link the other calls rely on.
-DISRUPTIVE = ("logout", "updateApiToken", "reboot")
+# Methods whose success ends the credentials or the link the other calls rely on; each group gets
+# a spare instance (after updateApiToken the old token is refused, so it needs one of its own).
+DISRUPTIVE = (("logout", "reboot"), ("updateApiToken",))
 EXAMPLES = int(os.environ.get("VERDIGRIS_FUZZ_EXAMPLES", "25"))
 # The default run is derandomized (the same cases every time, so it cannot flake); set a seed to
 # hunt with other random data.
@@ -62,8 +63,7 @@ CHECKS_OFF = [
 FIXED_PATH_PARAMETERS = ("idInstance", "apiTokenInstance", "partnerToken")
 
 
-def fuzz_config(srv: Server, main: dict[str, Any], spare: dict[str, Any]) -> SchemathesisConfig:
-    pattern = "^wire_(" + "|".join(DISRUPTIVE) + ")$"
+def fuzz_config(srv: Server, main: dict[str, Any], spares: list[dict[str, Any]]) -> SchemathesisConfig:
     return SchemathesisConfig.from_dict(
         {
             "seed": int(SEED) if SEED else 20251125,
@@ -83,12 +83,13 @@ def fuzz_config(srv: Server, main: dict[str, Any], spare: dict[str, Any]) -> Sch
             },
             "operations": [
                 {
-                    "include-operation-id-regex": pattern,
+                    "include-operation-id-regex": "^wire_(" + "|".join(names) + ")$",
                     "parameters": {
                         "path.idInstance": str(spare["idInstance"]),
                         "path.apiTokenInstance": spare["apiTokenInstance"],
                     },
                 }
+                for names, spare in zip(DISRUPTIVE, spares, strict=True)
             ],
         }
     )
@@ -106,8 +107,8 @@ def start_fuzz_server(make_server: Callable[..., Server]) -> tuple[Server, Any]:
         }
     )
     main = srv.new_instance("--link", "79995550001")
-    spare = srv.new_instance("--link", "79995550002")
-    schema = schemathesis.openapi.from_url(f"{srv.url}/openapi.json", config=fuzz_config(srv, main, spare))
+    spares = [srv.new_instance("--link", f"7999555001{i}") for i in range(len(DISRUPTIVE))]
+    schema = schemathesis.openapi.from_url(f"{srv.url}/openapi.json", config=fuzz_config(srv, main, spares))
     return srv, schema
 
 
