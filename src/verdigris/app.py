@@ -12,7 +12,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from verdigris import __version__, metrics
 from verdigris.accounts import service as accounts_service
@@ -109,7 +109,13 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     async def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "instancesCached": len(core.instances)}
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=True)
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -19,6 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from verdigris import safetext
 from verdigris.accounts import journal, policy
 from verdigris.accounts.journal import Origin
 from verdigris.accounts.mail import send_mail, send_sms
@@ -146,8 +147,8 @@ async def issue_partner_token(core: Core, account_id: int, token: str | None = N
 
 async def partner_account(core: Core, token: str) -> int | None:
     """The account a partner token belongs to, or None for an unknown token."""
-    if not token:
-        return None
+    if not token or safetext.problem(token):
+        return None  # such a token was never issued (and PostgreSQL cannot even look it up)
     async with core.read() as conn:
         account_id = await conn.scalar(
             select(partner_tokens.c.account_id).where(partner_tokens.c.token == token)

@@ -6,7 +6,7 @@ from typing import Any
 
 from verdigris.greenapi.registry import REGISTRY
 
-_ERROR = {
+ERROR_SCHEMA = {
     "type": "object",
     "properties": {
         "statusCode": {"type": "integer"},
@@ -18,6 +18,27 @@ _ERROR = {
 }
 
 
+# Query parameters are integers (Call.int_param: ASCII digits, 64-bit); their ranges are the
+# handlers' (a value out of range is a documented 400).
+_QUERY_INTEGER = {"type": "integer", "format": "int64", "minimum": -(2**63), "maximum": 2**63 - 1}
+# Query parameters that are not integers.
+_QUERY_TYPES: dict[str, dict[str, Any]] = {
+    "group": {"type": "string", "enum": ["true", "false", "1", "0"]},
+    "idMessage": {"type": "string", "minLength": 1},
+}
+
+# Methods that take a value as a path segment after the token.
+PATH_EXTRA: dict[str, dict[str, Any]] = {
+    "deleteNotification": {
+        "name": "receiptId",
+        "in": "path",
+        "required": True,
+        "description": "The receiptId of the notification (the async SDK may send it as a JSON body instead)",
+        "schema": {"type": "integer", "minimum": 0, "format": "int64"},
+    },
+}
+
+
 def wire_paths(components: dict[str, Any]) -> dict[str, Any]:
     """Paths of the implemented wire methods; nested body models are added to ``components``."""
     paths: dict[str, Any] = {}
@@ -25,6 +46,9 @@ def wire_paths(components: dict[str, Any]) -> dict[str, Any]:
         if not spec.done:
             continue
         path = f"/waInstance{{idInstance}}/{spec.name}/{{apiTokenInstance}}"
+        extra = PATH_EXTRA.get(spec.name)
+        if extra is not None:
+            path += f"/{{{extra['name']}}}"
         params: list[dict[str, Any]] = [
             {
                 "name": "idInstance",
@@ -32,32 +56,50 @@ def wire_paths(components: dict[str, Any]) -> dict[str, Any]:
                 "required": True,
                 "schema": {"type": "string", "pattern": "^[0-9]+$"},
             },
-            {"name": "apiTokenInstance", "in": "path", "required": True, "schema": {"type": "string"}},
+            {
+                "name": "apiTokenInstance",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "minLength": 1},
+            },
         ]
+        if extra is not None:
+            params.append(extra)
         for name in spec.query:
-            params.append({"name": name, "in": "query", "required": False, "schema": {"type": "integer"}})
+            schema = _QUERY_TYPES.get(name, _QUERY_INTEGER)
+            params.append({"name": name, "in": "query", "required": False, "schema": schema})
         operation: dict[str, Any] = {
             "tags": [f"wire: {spec.group}"],
             "summary": spec.summary or spec.name,
             "operationId": f"wire_{spec.name}",
             "parameters": params,
             "responses": {
-                "200": {"description": "Success", "content": {"application/json": {"schema": {}}}},
+                # JSON for most methods; some answer an empty body, as GREEN-API documents.
+                "200": {"description": "Success: a JSON body, or an empty one where GREEN-API sends none"},
+                "404": {
+                    "description": "Unknown method, wrong verb, or a chat/message that does not exist",
+                    "content": {"application/json": {"schema": ERROR_SCHEMA}},
+                },
                 "400": {
                     "description": "Bad request data",
-                    "content": {"application/json": {"schema": _ERROR}},
+                    "content": {"application/json": {"schema": ERROR_SCHEMA}},
                 },
                 "401": {
                     "description": "Wrong apiTokenInstance",
-                    "content": {"application/json": {"schema": _ERROR}},
+                    "content": {"application/json": {"schema": ERROR_SCHEMA}},
                 },
                 "403": {
                     "description": "Unknown idInstance",
-                    "content": {"application/json": {"schema": _ERROR}},
+                    "content": {"application/json": {"schema": ERROR_SCHEMA}},
+                },
+                "413": {
+                    "description": "The JSON body is too large (nothing was executed)",
+                    "content": {"application/json": {"schema": ERROR_SCHEMA}},
                 },
                 "429": {
-                    "description": "Rate limited (nothing was executed)",
-                    "content": {"application/json": {"schema": _ERROR}},
+                    "description": "Rate limited (nothing was executed); see Retry-After",
+                    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                    "content": {"application/json": {"schema": ERROR_SCHEMA}},
                 },
             },
         }

@@ -34,7 +34,8 @@ from verdigris.core import Core
 from verdigris.greenapi.errors import WireError, error_response
 from verdigris.greenapi.fields import Body
 from verdigris.greenapi.methods.account import SettingsBody, settings_changes
-from verdigris.greenapi.registry import parse_json, validate_body
+from verdigris.greenapi.openapi import ERROR_SCHEMA
+from verdigris.greenapi.registry import parse_json, read_body, validate_body
 from verdigris.greenapi.routes import limiter_from_settings
 from verdigris.instances import service as instances
 from verdigris.store.clock import now_ms
@@ -131,7 +132,7 @@ METHODS: dict[str, tuple[str, str, Action]] = {
 
 
 async def _body(request: Request, model: type[Body]) -> Body:
-    raw = await request.body()
+    raw = await read_body(request)
     data = parse_json(raw) if raw.strip() else {}
     result = validate_body(model, data)
     assert isinstance(result, Body)
@@ -194,14 +195,31 @@ def partner_paths(components: dict[str, Any]) -> dict[str, Any]:
             "summary": _SUMMARIES[key],
             "operationId": f"partner_{name}",
             "parameters": [
-                {"name": "partnerToken", "in": "path", "required": True, "schema": {"type": "string"}}
+                {
+                    "name": "partnerToken",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1},
+                }
             ],
             "responses": {
                 "200": {
                     "description": 'Success, or exactly {"code":401,"description":"Unauthorized"} for a bad token',
                     "content": {"application/json": {"schema": {}}},
                 },
-                "400": {"description": "Bad request data", "content": {"application/json": {"schema": {}}}},
+                "400": {
+                    "description": "Bad request data, or an instance that is not the partner's",
+                    "content": {"application/json": {"schema": ERROR_SCHEMA}},
+                },
+                "413": {
+                    "description": "The JSON body is too large (nothing was executed)",
+                    "content": {"application/json": {"schema": ERROR_SCHEMA}},
+                },
+                "429": {
+                    "description": "Rate limited (nothing was executed); see Retry-After",
+                    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                    "content": {"application/json": {"schema": ERROR_SCHEMA}},
+                },
             },
         }
         body = _BODIES.get(key)

@@ -26,12 +26,13 @@ from verdigris.core import Core
 from verdigris.greenapi import methods  # noqa: F401  (registers every wire method)
 from verdigris.greenapi.errors import WireError, error_response
 from verdigris.greenapi.ratelimit import RateLimiter
-from verdigris.greenapi.registry import EMPTY, REGISTRY, Call, parse_json, validate_body
+from verdigris.greenapi.registry import EMPTY, REGISTRY, Call, parse_json, read_body, validate_body
 from verdigris.instances import service as instances
 from verdigris.metrics import RATE_LIMITED, WIRE_REQUESTS
 
 log = structlog.get_logger("verdigris.wire")
 
+MAX_ID = 2**63 - 1  # ids are 64-bit signed integers in the store
 VERBS = ["GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS", "HEAD"]
 _SLASHES = re.compile(r"/{2,}")
 
@@ -87,7 +88,8 @@ class WireEndpoint:
     async def handle(self, request: Request) -> Response:
         params = request.path_params
         id_raw: str = params["id_instance"]
-        if not id_raw.isdigit():
+        # ASCII digits only ("²".isdigit() is true but int() refuses it) and within the id column's range.
+        if not (id_raw.isascii() and id_raw.isdigit()) or int(id_raw) > MAX_ID:
             raise WireError(400, "Parameter idInstance not an integer")
         spec = REGISTRY.get(params["method"].lower())
         if spec is None:
@@ -135,7 +137,7 @@ class WireEndpoint:
         request = call.request
         if spec.body_kind == "multipart" or spec.body_kind == "raw":
             return  # the handler reads the stream itself (size limits apply there)
-        raw = await request.body()
+        raw = await read_body(request)
         call.raw_body = raw
         if spec.body_kind == "none":
             if raw.strip():

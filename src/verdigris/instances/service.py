@@ -387,10 +387,14 @@ async def qr_payload(core: Core, rec: InstanceRecord) -> str:
     return f"{QR_PREFIX}:{rec.id}:{bucket}:{_qr_mac(secret, rec.id, bucket)}"
 
 
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 async def instance_for_qr(core: Core, payload: str) -> InstanceRecord:
     """The instance a scanned QR payload belongs to, if it is current (this or the last period)."""
     parts = payload.strip().split(":")
-    if len(parts) != 4 or parts[0] != QR_PREFIX or not parts[1].isdigit() or not parts[2].isdigit():
+    if len(parts) != 4 or parts[0] != QR_PREFIX or not _digits(parts[1]) or not _digits(parts[2]):
         raise InstanceError("not a Verdigris QR code")
     instance_id, bucket = int(parts[1]), int(parts[2])
     now_bucket = now_ms() // (core.settings.qr_rotate_seconds * 1000)

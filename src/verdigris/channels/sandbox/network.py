@@ -51,7 +51,7 @@ def phone_of(chat_id: str) -> str | None:
     if not chat_id.endswith("@c.us"):
         return None
     digits = chat_id[:-5]
-    return digits if digits.isdigit() else None
+    return digits if digits.isascii() and digits.isdigit() else None
 
 
 @dataclass(slots=True)
@@ -472,7 +472,7 @@ async def _phone_quote(tx: Tx, phone: str, id_message: str) -> dict[str, Any]:
 
 
 async def create_phone(core: Core, number: str, name: str = "") -> dict[str, Any]:
-    if not number.isdigit() or not 7 <= len(number) <= 15:
+    if not (number.isascii() and number.isdigit()) or not 7 <= len(number) <= 15:
         raise SandboxError("phone number must be 7 to 15 digits, international format, no '+'")
     async with core.tx() as tx:
         exists = await tx.conn.scalar(

@@ -7,11 +7,15 @@ messages and mark them read. Requests carry ``Authorization: Bearer <sandbox tok
 from __future__ import annotations
 
 import hmac
+import json
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, Field
+from fastapi.security import HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
 
+from verdigris import safetext
 from verdigris.channels.sandbox import network, phone_actions
 from verdigris.channels.sandbox.changes import typing_on
 from verdigris.channels.sandbox.network import SandboxError, wid_of
@@ -20,7 +24,13 @@ from verdigris.instances import service as instances
 from verdigris.messaging import rich
 
 
-class PhoneIn(BaseModel):
+class StrictIn(BaseModel):
+    """Request bodies of the control API take JSON types as they are (no "1" for 1, no 0 for false)."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class PhoneIn(StrictIn):
     number: str = Field(
         description="International number, digits only, e.g. 79990000003", examples=["79990000003"]
     )
@@ -34,13 +44,13 @@ class Phone(BaseModel):
     linkedInstances: list[int] = []
 
 
-class LinkIn(BaseModel):
+class LinkIn(StrictIn):
     qr: str = Field(
         description="The text encoded in the instance's current QR code (decode the qr method's PNG)"
     )
 
 
-class PairIn(BaseModel):
+class PairIn(StrictIn):
     code: str = Field(description="The pairing code returned by getAuthorizationCode for this phone's number")
 
 
@@ -50,7 +60,7 @@ class LinkOut(BaseModel):
     stateInstance: str
 
 
-class SendIn(BaseModel):
+class SendIn(StrictIn):
     chatId: str = Field(description="Recipient chat id, e.g. 79990000001@c.us")
     message: str = Field(min_length=1, max_length=20000)
     quotedMessageId: str | None = Field(default=None, description="Reply to a message this phone has")
@@ -60,7 +70,7 @@ class SendOut(BaseModel):
     idMessage: str
 
 
-class ReadIn(BaseModel):
+class ReadIn(StrictIn):
     chatId: str | None = Field(default=None, description="Mark every unread message of this chat read")
     idMessages: list[str] | None = Field(default=None, description="Or mark just these messages read")
 
@@ -69,7 +79,7 @@ class ReadOut(BaseModel):
     read: int
 
 
-class LocationIn(BaseModel):
+class LocationIn(StrictIn):
     chatId: str = Field(description="Recipient chat id, e.g. 79990000001@c.us")
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
@@ -78,7 +88,7 @@ class LocationIn(BaseModel):
     quotedMessageId: str | None = None
 
 
-class CardIn(BaseModel):
+class CardIn(StrictIn):
     phoneContact: int = Field(description="The shared person's number, digits only")
     firstName: str = Field(default="", max_length=200)
     middleName: str = Field(default="", max_length=200)
@@ -86,7 +96,7 @@ class CardIn(BaseModel):
     company: str = Field(default="", max_length=200)
 
 
-class ContactsIn(BaseModel):
+class ContactsIn(StrictIn):
     chatId: str
     contacts: list[CardIn] = Field(
         min_length=1, max_length=50, description="One card: contactMessage; more: contactsArrayMessage"
@@ -94,19 +104,19 @@ class ContactsIn(BaseModel):
     quotedMessageId: str | None = None
 
 
-class VoteIn(BaseModel):
+class VoteIn(StrictIn):
     options: list[str] = Field(description="The complete current choice ([] withdraws the vote)")
 
 
-class ReactionIn(BaseModel):
+class ReactionIn(StrictIn):
     reaction: str = Field(max_length=32, description='An emoji; "" removes the reaction')
 
 
-class EditIn(BaseModel):
+class EditIn(StrictIn):
     message: str = Field(min_length=1, max_length=20000)
 
 
-class PressIn(BaseModel):
+class PressIn(StrictIn):
     buttonId: str = Field(
         description="buttonId of the button (rowId for list messages, id of a quick-reply button)"
     )
@@ -118,7 +128,48 @@ class TypingOut(BaseModel):
     untilMs: int
 
 
-def build_router(core: Core) -> APIRouter:
+class ErrorOut(BaseModel):
+    detail: str = Field(description="What went wrong, in words")
+
+
+# Documents the scheme in /openapi.json; ``authorize`` does the checking (and answers 401 itself).
+BEARER = HTTPBearer(auto_error=False, description="The sandbox token (`verdigris demo --json` prints it)")
+
+
+async def refuse_unstorable_text(request: Request) -> None:
+    """400 for text the store cannot keep (NUL, lone surrogates) in the path, query or JSON body."""
+    values: list[Any] = [*request.path_params.values(), *request.query_params.values()]
+    raw = await request.body()
+    if raw.strip():
+        try:
+            values.append(orjson.loads(raw))
+        except orjson.JSONDecodeError as exc:
+            # FastAPI's parser (Python's json module) also takes lone surrogates and NaN, which the
+            # store cannot keep; anything else that is not JSON is left to FastAPI's own 422.
+            try:
+                json.loads(raw)
+            except ValueError:
+                pass
+            else:
+                raise HTTPException(400, f"the body must be strict JSON in UTF-8: {exc}") from None
+    found = safetext.problem(values)
+    if found:
+        raise HTTPException(400, found)
+
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Bad request data (unknown chat, bad QR code, ...)"},
+    401: {"model": ErrorOut, "description": "Missing or wrong sandbox token"},
+    404: {
+        "model": ErrorOut,
+        "description": "No such phone, group or message, or the sandbox API is switched off",
+    },
+}
+
+
+def guard(core: Core) -> list[Any]:
+    """The dependencies every control-API router uses: the switch, the Bearer token, storable text."""
+
     async def authorize(request: Request) -> None:
         if not core.settings.sandbox_api_enabled:
             raise HTTPException(404, "the sandbox control API is switched off on this server")
@@ -129,8 +180,13 @@ def build_router(core: Core) -> APIRouter:
             raise HTTPException(
                 401, "send 'Authorization: Bearer <sandbox token>' (verdigris demo --json prints it)"
             )
+        await refuse_unstorable_text(request)
 
-    router = APIRouter(prefix="/sandbox", tags=["sandbox"], dependencies=[Depends(authorize)])
+    return [Depends(authorize), Depends(BEARER)]
+
+
+def build_router(core: Core) -> APIRouter:
+    router = APIRouter(prefix="/sandbox", tags=["sandbox"], dependencies=guard(core), responses=RESPONSES)
     channel: network.SandboxChannel = core.channels["sandbox"]  # type: ignore[assignment]
 
     async def existing_phone(number: str) -> dict[str, Any]:

@@ -7,40 +7,39 @@ URLs are.
 
 from __future__ import annotations
 
-import hmac
 import re
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from verdigris.channels.sandbox import calls, groups, network, statuses
 from verdigris.channels.sandbox.groups import GroupError
 from verdigris.channels.sandbox.network import SandboxError, wid_of
-from verdigris.channels.sandbox.routes import sandbox_token
+from verdigris.channels.sandbox.routes import RESPONSES, ErrorOut, StrictIn, guard
 from verdigris.core import Core
 
 _PICTURE_NAME = re.compile(r"^[0-9-]+-[0-9a-f]{16}\.(jpg|png)$")
 
 
-class GroupIn(BaseModel):
+class GroupIn(StrictIn):
     name: str = Field(min_length=1, max_length=100, description="The group's name (subject)")
     participants: list[str] = Field(
         default_factory=list, max_length=1024, description="Chat ids to add, e.g. 79990000001@c.us"
     )
 
 
-class JoinIn(BaseModel):
+class JoinIn(StrictIn):
     inviteLink: str = Field(description="The groupInviteLink of createGroup / getGroupData")
 
 
-class MemberActionIn(BaseModel):
+class MemberActionIn(StrictIn):
     participant: str = Field(description="The member's chat id, e.g. 79990000001@c.us")
     action: Literal["add", "remove", "promote", "demote"]
 
 
-class StatusIn(BaseModel):
+class StatusIn(StrictIn):
     message: str = Field(min_length=1, max_length=500)
     backgroundColor: str = Field(default="#000000", pattern=r"^#[0-9A-Fa-f]{6}$")
     font: str = "SERIF"
@@ -49,7 +48,7 @@ class StatusIn(BaseModel):
     )
 
 
-class CallIn(BaseModel):
+class CallIn(StrictIn):
     to: str = Field(
         description="Who is called: a chat id (79990000001@c.us) or digits", examples=["79990000001"]
     )
@@ -66,17 +65,7 @@ class IdOut(BaseModel):
 
 
 def build_router(core: Core) -> APIRouter:
-    async def authorize(request: Request) -> None:
-        if not core.settings.sandbox_api_enabled:
-            raise HTTPException(404, "the sandbox control API is switched off on this server")
-        expected = await sandbox_token(core)
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), expected.encode()):
-            raise HTTPException(
-                401, "send 'Authorization: Bearer <sandbox token>' (verdigris demo --json prints it)"
-            )
-
-    router = APIRouter(prefix="/sandbox", tags=["sandbox"], dependencies=[Depends(authorize)])
+    router = APIRouter(prefix="/sandbox", tags=["sandbox"], dependencies=guard(core), responses=RESPONSES)
     channel: network.SandboxChannel = core.channels["sandbox"]  # type: ignore[assignment]
 
     async def existing_phone(number: str) -> None:
@@ -204,7 +193,11 @@ def build_router(core: Core) -> APIRouter:
 
 def build_public_router(core: Core) -> APIRouter:
     """Group pictures, readable by anyone who has the (unguessable) URL."""
-    router = APIRouter(prefix="/sandbox-media", tags=["sandbox"])
+    router = APIRouter(
+        prefix="/sandbox-media",
+        tags=["sandbox"],
+        responses={404: {"model": ErrorOut, "description": "No such picture"}},
+    )
 
     @router.get("/group-pictures/{name}", summary="A group picture set with setGroupPicture")
     async def group_picture(name: str) -> FileResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
+import httpx
 from pydantic import Field, field_validator
 
 from verdigris.accounts import service as accounts
@@ -54,11 +55,30 @@ class SettingsBody(Body):
     @field_validator("webhookUrl")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value and not value.lower().startswith(("http://", "https://")):
+        if value and not _deliverable_url(value):
             raise ValueError(
                 "'webhookUrl' must be an http:// or https:// URL, or \"\" to switch webhooks off"
             )
         return value
+
+    @field_validator("webhookUrlToken")
+    @classmethod
+    def _header_safe(cls, value: str | None) -> str | None:
+        # It is sent as the Authorization header of every webhook call.
+        if value and not all(" " <= ch <= "~" for ch in value):
+            raise ValueError("'webhookUrlToken' must be printable ASCII (it is sent as an HTTP header)")
+        return value
+
+
+def _deliverable_url(value: str) -> bool:
+    """An http(s) URL with a host that an HTTP client can actually call."""
+    if not value.lower().startswith(("http://", "https://")):
+        return False
+    try:
+        url = httpx.URL(value)
+    except (httpx.InvalidURL, ValueError):
+        return False
+    return bool(url.host) and " " not in value and (url.port is None or 0 < url.port < 65536)
 
 
 def settings_changes(core: Core, body: SettingsBody) -> dict[str, Any]:
@@ -187,7 +207,7 @@ class AuthorizationCodeBody(Body):
     @classmethod
     def _digits(cls, value: int | str) -> str:
         text = str(value)
-        if not text.isdigit() or not 7 <= len(text) <= 15:
+        if not (text.isascii() and text.isdigit()) or not 7 <= len(text) <= 15:
             raise ValueError(
                 "Wrong format. 'phoneNumber' must contain only digits (7 to 15, international format)"
             )

@@ -12,6 +12,7 @@ from verdigris.greenapi.errors import WireError
 from verdigris.greenapi.registry import Call, wire_method
 from verdigris.messaging import notifications
 
+MAX_RECEIPT_ID = 2**63 - 1
 NULL = Response(b"null", media_type="application/json")
 
 
@@ -63,7 +64,8 @@ def _receipt_id(call: Call) -> int:
     if isinstance(raw, bool) or raw is None:
         raise WireError(400, "Parameter receiptId must be a Number")
     text = str(raw)
-    if not text.isdigit():
+    # ASCII digits within the store's 64-bit ids ("²".isdigit() is true, but int() refuses it).
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_RECEIPT_ID:
         raise WireError(400, "Parameter receiptId must be a Number")
     return int(text)
 
