@@ -109,7 +109,7 @@ async def get_contact_info(call: Call) -> dict[str, Any]:
 
 def _bool_param(call: Call, name: str) -> bool | None:
     value = call.param(name)
-    if value is None or value == "":
+    if value is None:
         return None
     text = str(value).lower()
     if text in ("true", "1"):
