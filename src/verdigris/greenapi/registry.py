@@ -145,8 +145,10 @@ def parse_json(raw: bytes) -> Any:
 def validate_body(model: type[BaseModel], data: Any) -> BaseModel:
     if not isinstance(data, dict):
         raise validation("'value' must be of type object")
-    if not data and model.model_fields:
-        raise validation("'value' must have at least 1 key")
+    # A body model may ask for more keys (downloadFile: "'value' must have at least 2 keys").
+    need = int(getattr(model, "min_keys", 1)) if model.model_fields else 0
+    if len(data) < need:
+        raise validation(f"'value' must have at least {need} key{'s' if need > 1 else ''}")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -2,6 +2,7 @@
 
 from verdigris.greenapi.methods import (  # noqa: F401
     account,
+    files,
     journals,
     marks,
     planned,

@@ -1,0 +1,65 @@
+"""File links: ``GET|HEAD /media/{owner}/{fileId}/{fileName}`` serves a stored file's exact bytes.
+
+The link is the capability (the file id is 128 random bits), as with GREEN-API's storage links.
+Headers tell the size (Content-Length), the type, the name (Content-Disposition) and when the link
+stops working (``Expires``, and ``X-Expires-At`` as Unix seconds). Expired or unknown links answer 404.
+Byte ranges are supported for stores with local files.
+"""
+
+from __future__ import annotations
+
+from email.utils import formatdate
+from typing import Any
+
+import orjson
+from fastapi import APIRouter
+from starlette.responses import FileResponse, Response, StreamingResponse
+
+from verdigris.core import Core
+from verdigris.media.service import media_of
+from verdigris.store.clock import now_ms
+
+
+def _not_found(message: str) -> Response:
+    return Response(orjson.dumps({"message": message}), status_code=404, media_type="application/json")
+
+
+def build_router(core: Core) -> APIRouter:
+    router = APIRouter(tags=["media"])
+
+    @router.api_route(
+        "/media/{owner}/{file_id}/{file_name}",
+        methods=["GET", "HEAD"],
+        summary="Download a stored file (links returned as urlFile / downloadUrl)",
+        response_class=Response,
+        responses={
+            200: {"content": {"application/octet-stream": {}}},
+            404: {"description": "unknown or expired"},
+        },
+    )
+    async def download(owner: str, file_id: str, file_name: str) -> Any:
+        media = media_of(core)
+        record = await media.get(file_id)
+        if record is None or record.owner != owner or record.file_name != file_name:
+            return _not_found("file not found, or its link has expired")
+        remaining = max(0, (record.expires_ms - now_ms()) // 1000)
+        headers = {
+            "Expires": formatdate(record.expires_ms / 1000, usegmt=True),
+            "X-Expires-At": str(record.expires_ms // 1000),
+            "Cache-Control": f"private, max-age={remaining}",
+            "ETag": f'"{record.sha256}"',
+        }
+        path = media.store.local_path(record.key)
+        if path is not None:
+            return FileResponse(
+                path,
+                media_type=record.mime_type,
+                filename=record.file_name,
+                content_disposition_type="inline",
+                headers=headers,
+            )
+        headers["Content-Length"] = str(record.size)
+        headers["Content-Disposition"] = "inline"
+        return StreamingResponse(media.store.read(record.key), media_type=record.mime_type, headers=headers)
+
+    return router
