@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     # Media files (uploads, files of messages). GREEN-API documents 100 MB per file and links that
     # stay valid about 15 days.
     media_max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
-    media_link_seconds: int = Field(default=15 * 24 * 3600, ge=60)
+    media_link_seconds: int = Field(default=15 * 24 * 3600, ge=1)
     # Where files are kept; empty means ``{data_dir}/media``.
     media_dir: str = ""
     # sendFileByUrl: how long fetching a remote file may take in total.
