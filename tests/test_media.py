@@ -99,9 +99,11 @@ def received(srv: Server, inst: dict[str, Any], id_message: str) -> dict[str, An
 def status(srv: Server, inst: dict[str, Any], id_message: str, wanted: str) -> dict[str, Any]:
     return wait_for(
         srv.api(inst),
-        lambda n: n.get("idMessage") == id_message
-        and n["typeWebhook"] == "outgoingMessageStatus"
-        and n["status"] == wanted,
+        lambda n: (
+            n.get("idMessage") == id_message
+            and n["typeWebhook"] == "outgoingMessageStatus"
+            and n["status"] == wanted
+        ),
         timeout=60,
     )
 
@@ -297,7 +299,11 @@ def test_upload_file_encodings(srv: Server) -> None:
     assert r.json()["urlFile"].endswith(".png")
     # percent-encoded GA-Filename
     r = srv.wire(
-        a_inst, "uploadFile", verb="POST", content=payload, headers={"GA-Filename": "%D0%BF%D0%BB%D0%B0%D0%BD.txt"}
+        a_inst,
+        "uploadFile",
+        verb="POST",
+        content=payload,
+        headers={"GA-Filename": "%D0%BF%D0%BB%D0%B0%D0%BD.txt"},
     )
     assert unquote(r.json()["urlFile"]).endswith("/план.txt")
     # multipart, as JS SDKs send it
@@ -391,7 +397,11 @@ def test_bad_input_answers_400_and_changes_nothing(srv: Server, tmp_path: Path) 
         ({"fileName": "a.jpg"}, {"file": ("a.jpg", b"x")}, "'chatId' is required"),
         ({"chatId": "nonsense"}, {"file": ("a.jpg", b"x")}, "chatId"),
         ({"chatId": b_inst["wid"]}, None, "'file' is required"),
-        ({"chatId": b_inst["wid"], "typingTime": "fast"}, {"file": ("a.jpg", b"x")}, "'typingTime' must be a number"),
+        (
+            {"chatId": b_inst["wid"], "typingTime": "fast"},
+            {"file": ("a.jpg", b"x")},
+            "'typingTime' must be a number",
+        ),
         ({"chatId": b_inst["wid"]}, {"file": ("a.jpg", b"")}, "File is empty"),
     ]
     for data, files, message in cases:
@@ -405,7 +415,10 @@ def test_bad_input_answers_400_and_changes_nothing(srv: Server, tmp_path: Path) 
     assert r.status_code == 400 and "multipart" in r.json()["message"]
     for body, message in [
         ({"chatId": b_inst["wid"], "fileName": "a.jpg"}, "'urlFile' is required"),
-        ({"chatId": b_inst["wid"], "urlFile": "ftp://x/a.jpg", "fileName": "a.jpg"}, "'urlFile' must be a valid uri"),
+        (
+            {"chatId": b_inst["wid"], "urlFile": "ftp://x/a.jpg", "fileName": "a.jpg"},
+            "'urlFile' must be a valid uri",
+        ),
         ({"chatId": b_inst["wid"], "urlFile": "http://example.com/a.jpg"}, "'fileName' is required"),
     ]:
         r = srv.wire(a_inst, "sendFileByUrl", verb="POST", json=body)
@@ -429,7 +442,10 @@ def test_download_file_errors(srv: Server) -> None:
     assert r.json()["message"] == "Validation failed. Details: 'idMessage' is required"
     unknown = a.receiving.downloadFile(b_inst["wid"], "BAE5000000000000")
     assert unknown.code == 400
-    assert f"File message encrypted url not found by chatId {b_inst['wid']} and idMessage BAE5000000000000" in unknown.error
+    assert (
+        f"File message encrypted url not found by chatId {b_inst['wid']} and idMessage BAE5000000000000"
+        in unknown.error
+    )
     text = a.sending.sendMessage(b_inst["wid"], "not a file")
     not_file = a.receiving.downloadFile(b_inst["wid"], text.data["idMessage"])
     assert not_file.code == 400 and "File message encrypted url not found" in not_file.error
@@ -504,7 +520,10 @@ def test_phones_send_and_receive_files(srv: Server) -> None:
     r = srv.sandbox("POST", f"/phones/{phone}/files", files={"file": ("a.jpg", b"x")})
     assert r.status_code == 400
     r = srv.sandbox(
-        "POST", f"/phones/{phone}/files", data={"chatId": a_inst["wid"]}, files={"file": ("a.bin", b"x" * (LIMIT + 1))}
+        "POST",
+        f"/phones/{phone}/files",
+        data={"chatId": a_inst["wid"]},
+        files={"file": ("a.bin", b"x" * (LIMIT + 1))},
     )
     assert r.status_code == 413
 

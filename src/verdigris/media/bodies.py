@@ -77,6 +77,25 @@ class Form:
             await upload.close()
 
 
+class _Parser(MultiPartParser):
+    """Starlette's parser, also taking parts that name their file only by RFC 5987 ``filename*``.
+
+    The underlying header parser drops ``filename*``; such a part would pass for a text field. A
+    placeholder ``filename`` keeps it a file part; Form.file_name reads the real name.
+    """
+
+    def on_header_end(self) -> None:
+        if self._current_partial_header_name.lower() == b"content-disposition":
+            value = self._current_partial_header_value
+            if _HAS_STAR.search(value) and not _HAS_PLAIN.search(value):
+                self._current_partial_header_value = value + b'; filename="file"'
+        super().on_header_end()
+
+
+_HAS_STAR = re.compile(rb";\s*filename\*\s*=", re.IGNORECASE)
+_HAS_PLAIN = re.compile(rb";\s*filename\s*=", re.IGNORECASE)
+
+
 def clean_file_name(raw: str) -> str:
     """A safe file name: decoded, no directories or control characters, at most 200 characters."""
     name = raw.strip().strip('"')
@@ -170,7 +189,7 @@ async def read_form(
     declared = content_length(request)
     if declared is not None and declared > budget + DRAIN_EXTRA:
         raise BodyTooLarge(declared, file_limit)
-    parser = MultiPartParser(
+    parser = _Parser(
         headers or request.headers,
         bounded(stream or request.stream(), budget),
         max_files=4,
