@@ -551,3 +551,48 @@ def test_links_expire(make_server: Any, tmp_path: Path) -> None:
         raise AssertionError("the link did not expire")
     link = server.api(b_inst).receiving.downloadFile(a_inst["wid"], sent.data["idMessage"])
     assert link.code == 400 and "expired" in link.error
+
+
+# --- durability ---------------------------------------------------------------------------------
+
+
+def test_fetch_under_way_survives_kill_9(make_server: Any, tmp_path: Path) -> None:
+    """A sendFileByUrl accepted while its fetch hangs is not lost when the server is killed."""
+    first_request = threading.Event()
+    release = threading.Event()
+    payload = os.urandom(10_000)
+    calls = {"n": 0}
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            calls["n"] += 1
+            if calls["n"] == 1:
+                first_request.set()
+                release.wait(60)  # the first server dies meanwhile
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        server = make_server(data_dir=tmp_path / "srv")
+        a_inst, b_inst = server.instance(0), server.instance(1)
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/slow/track.mp3"
+        sent = server.api(a_inst).sending.sendFileByUrl(b_inst["wid"], url, "track.mp3")
+        assert sent.code == 200, sent.error
+        assert first_request.wait(60), "the fetch did not start"
+        server.kill()
+        release.set()
+        again = make_server(data_dir=tmp_path / "srv")
+        data = received(again, b_inst, sent.data["idMessage"])["messageData"]
+        assert data["typeMessage"] == "audioMessage"
+        assert fetch(data["fileMessageData"]["downloadUrl"]) == payload
+    finally:
+        release.set()
+        httpd.shutdown()

@@ -27,16 +27,6 @@ def _not_found(message: str) -> Response:
 def build_router(core: Core) -> APIRouter:
     router = APIRouter(tags=["media"])
 
-    @router.api_route(
-        "/media/{owner}/{file_id}/{file_name}",
-        methods=["GET", "HEAD"],
-        summary="Download a stored file (links returned as urlFile / downloadUrl)",
-        response_class=Response,
-        responses={
-            200: {"content": {"application/octet-stream": {}}},
-            404: {"description": "unknown or expired"},
-        },
-    )
     async def download(owner: str, file_id: str, file_name: str) -> Any:
         media = media_of(core)
         record = await media.get(file_id)
@@ -62,4 +52,27 @@ def build_router(core: Core) -> APIRouter:
         headers["Content-Disposition"] = "inline"
         return StreamingResponse(media.store.read(record.key), media_type=record.mime_type, headers=headers)
 
+    path = "/media/{owner}/{file_id}/{file_name}"
+    responses: dict[int | str, dict[str, Any]] = {
+        200: {"content": {"application/octet-stream": {}}, "description": "The file's bytes"},
+        404: {"description": "Unknown link, or its file has expired"},
+    }
+    router.add_api_route(
+        path,
+        download,
+        methods=["GET"],
+        summary="Download a stored file (the links returned as urlFile / downloadUrl)",
+        operation_id="media_download",
+        response_class=Response,
+        responses=responses,
+    )
+    router.add_api_route(
+        path,
+        download,
+        methods=["HEAD"],
+        summary="A stored file's size, type and expiry (Content-Length, Expires, X-Expires-At)",
+        operation_id="media_head",
+        response_class=Response,
+        responses=responses,
+    )
     return router
