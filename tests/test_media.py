@@ -33,7 +33,11 @@ _numbers = itertools.count(79995550001)
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = Server(
         tmp_path_factory.mktemp("media"),
-        env={"VERDIGRIS_MEDIA_MAX_FILE_BYTES": str(LIMIT), "VERDIGRIS_FILE_SEND_GAP_MS": "0"},
+        env={
+            "VERDIGRIS_MEDIA_MAX_FILE_BYTES": str(LIMIT),
+            "VERDIGRIS_FILE_SEND_GAP_MS": "0",
+            "VERDIGRIS_MEDIA_FETCH_ALLOW_PRIVATE": "true",  # the test web server is on 127.0.0.1
+        },
     ).start()
     yield server
     server.stop()
@@ -277,6 +281,8 @@ def test_upload_file_then_send_by_url(srv: Server, tmp_path: Path) -> None:
     expires = parsedate_to_datetime(head.headers["expires"]).timestamp()
     assert 14.9 * 86400 < expires - time.time() < 15.1 * 86400
     assert abs(int(head.headers["x-expires-at"]) - expires) <= 1
+    assert "sandbox" in head.headers["content-security-policy"]
+    assert head.headers["x-content-type-options"] == "nosniff"
 
     # The SDK example: the link's last segment becomes fileName.
     sent = a.sending.sendFileByUrl(b_inst["wid"], url, os.path.basename(url), caption="by link")
@@ -531,9 +537,21 @@ def test_phones_send_and_receive_files(srv: Server) -> None:
 # --- expiry -------------------------------------------------------------------------------------
 
 
-def test_links_expire(make_server: Any, tmp_path: Path) -> None:
-    server = make_server(env={"VERDIGRIS_MEDIA_LINK_SECONDS": "2"})
+def test_links_expire_and_private_addresses_are_not_fetched(
+    make_server: Any, tmp_path: Path, web: Files
+) -> None:
+    server = make_server(env={"VERDIGRIS_MEDIA_LINK_SECONDS": "10"})
     a_inst, b_inst = server.instance(0), server.instance(1)
+    # By default sendFileByUrl does not read the server's own network...
+    local = server.api(a_inst).sending.sendFileByUrl(b_inst["wid"], web.url("/p.jpg", b"x"), "p.jpg")
+    assert local.code == 200
+    failed = status(server, a_inst, local.data["idMessage"], "failed")
+    assert "private network address" in failed["description"]
+    # ...but links of the server itself are resolved without a fetch.
+    up = server.api(a_inst).sending.uploadFile(str(make_file(tmp_path, "own.pdf", 100)))
+    own = server.api(a_inst).sending.sendFileByUrl(b_inst["wid"], up.data["urlFile"], "own.pdf")
+    received(server, b_inst, own.data["idMessage"])
+
     path = make_file(tmp_path, "short.pdf", 1000)
     sent = server.api(a_inst).sending.sendFileByUpload(b_inst["wid"], str(path))
     assert sent.code == 200, sent.error
@@ -581,7 +599,8 @@ def test_fetch_under_way_survives_kill_9(make_server: Any, tmp_path: Path) -> No
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        server = make_server(data_dir=tmp_path / "srv")
+        env = {"VERDIGRIS_MEDIA_FETCH_ALLOW_PRIVATE": "true"}
+        server = make_server(env=env, data_dir=tmp_path / "srv")
         a_inst, b_inst = server.instance(0), server.instance(1)
         url = f"http://127.0.0.1:{httpd.server_address[1]}/slow/track.mp3"
         sent = server.api(a_inst).sending.sendFileByUrl(b_inst["wid"], url, "track.mp3")
@@ -589,7 +608,7 @@ def test_fetch_under_way_survives_kill_9(make_server: Any, tmp_path: Path) -> No
         assert first_request.wait(60), "the fetch did not start"
         server.kill()
         release.set()
-        again = make_server(data_dir=tmp_path / "srv")
+        again = make_server(env=env, data_dir=tmp_path / "srv")
         data = received(again, b_inst, sent.data["idMessage"])["messageData"]
         assert data["typeMessage"] == "audioMessage"
         assert fetch(data["fileMessageData"]["downloadUrl"]) == payload

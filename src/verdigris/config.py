@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     media_dir: str = ""
     # sendFileByUrl: how long fetching a remote file may take in total.
     media_fetch_timeout_seconds: float = Field(default=60.0, gt=0)
+    # sendFileByUrl may fetch from loopback, private and link-local addresses (off: only public hosts,
+    # so licensees cannot make the server read its own network).
+    media_fetch_allow_private: bool = False
 
     # The sandbox network and its control API.
     sandbox_enabled: bool = True

@@ -38,6 +38,10 @@ def build_router(core: Core) -> APIRouter:
             "X-Expires-At": str(record.expires_ms // 1000),
             "Cache-Control": f"private, max-age={remaining}",
             "ETag": f'"{record.sha256}"',
+            # Files are whatever users uploaded: never let one run as a page of this origin (the
+            # console lives here too).
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
         }
         path = media.store.local_path(record.key)
         if path is not None:

@@ -14,8 +14,10 @@ the fetch has either filled in ``downloadUrl`` or failed the message (``outgoing
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import mimetypes
 import re
+import socket
 import uuid
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
@@ -166,6 +168,12 @@ class MediaService:
             raise
         return record
 
+    async def discard(self, record: MediaFile) -> None:
+        """Forget a file that was stored for a message that did not happen."""
+        await self.store.delete(record.key)
+        async with self.core.tx() as tx:
+            await tx.conn.execute(delete(media_files).where(media_files.c.id == record.id))
+
     async def get(self, file_id: str, *, include_expired: bool = False) -> MediaFile | None:
         async with self.core.read() as conn:
             row = (await conn.execute(select(media_files).where(media_files.c.id == file_id))).first()
@@ -278,9 +286,7 @@ class MediaService:
             if rec is not None:
                 self._wake_after(tx, rec)
         if not result.rowcount:  # withdrawn (clearMessagesQueue) while fetching
-            await self.store.delete(record.key)
-            async with core.tx() as tx:
-                await tx.conn.execute(delete(media_files).where(media_files.c.id == record.id))
+            await self.discard(record)
 
     async def _fail(self, row_id: int, row: Any, rec: InstanceRecord | None, description: str) -> None:
         async with self.core.tx() as tx:
@@ -325,6 +331,7 @@ class MediaService:
                     max_redirects=5,
                     timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
                     headers={"User-Agent": f"Verdigris/{__version__}"},
+                    event_hooks={"request": [] if settings.media_fetch_allow_private else [_public_only]},
                 ) as client:
                     async with client.stream("GET", url) as response:
                         if response.status_code != 200:
@@ -348,9 +355,34 @@ class MediaService:
             raise FetchFailed(
                 f"the file could not be downloaded: {url} did not answer within {timeout:g} s"
             ) from None
+        except PrivateAddress as exc:
+            raise FetchFailed(
+                f"the file could not be downloaded: {url} is on a private network address ({exc}); "
+                "the operator allows such addresses with VERDIGRIS_MEDIA_FETCH_ALLOW_PRIVATE"
+            ) from None
         except (httpx.HTTPError, OSError, ValueError) as exc:
             reason = str(exc) or type(exc).__name__
             raise FetchFailed(f"the file could not be downloaded: {url}: {reason}") from None
+
+
+class PrivateAddress(Exception):
+    pass
+
+
+async def _public_only(request: httpx.Request) -> None:
+    """Refuse hosts that resolve to loopback, private, link-local or reserved addresses (each
+    redirect hop is checked too). Resolution happens again when connecting, so this guards
+    against mistakes and casual probing rather than a hostile DNS server."""
+    host = request.url.host
+    port = request.url.port or (443 if request.url.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise httpx.ConnectError(f"cannot resolve {host}: {exc}", request=request) from None
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not address.is_global or address.is_multicast:
+            raise PrivateAddress(str(address))
 
 
 def media_of(core: Core) -> MediaService:

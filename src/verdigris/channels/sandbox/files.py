@@ -88,6 +88,6 @@ async def send_phone_file(
             number, chat_id, type_message, content, form.fields.get("quotedMessageId") or None
         )
     except SandboxError as exc:
-        await media.store.delete(record.key)
+        await media.discard(record)
         raise HTTPException(400, str(exc)) from None
     return {"idMessage": id_message, "typeMessage": type_message, "urlFile": url}
