@@ -95,15 +95,15 @@ async def _read_form(call: Call) -> bodies.Form:
         if content_type.split(";")[0].strip().lower() == "multipart/form-data":
             return await bodies.read_form(call.request, _limit(call))
         upload = await bodies.read_upload(call.request, _limit(call))
+        if isinstance(upload, bodies.Form):
+            return upload
+        # Not multipart at all: drain what was sent so the client reads the answer.
+        async for _ in upload.chunks:
+            pass
     except bodies.BodyTooLarge as exc:
         raise too_large(exc.size, exc.limit) from None
     except bodies.BadBody as exc:
         raise WireError(400, str(exc)) from None
-    if isinstance(upload, bodies.Form):
-        return upload
-    # Not multipart at all: drain what was sent so the client reads the answer.
-    async for _ in upload.chunks:
-        pass
     raise WireError(400, "sendFileByUpload expects a multipart/form-data body with a 'file' part")
 
 
