@@ -615,3 +615,35 @@ def test_fetch_under_way_survives_kill_9(make_server: Any, tmp_path: Path) -> No
     finally:
         release.set()
         httpd.shutdown()
+
+
+def test_file_messages_wait_in_the_queue_like_any_other(srv: Server, tmp_path: Path) -> None:
+    """An instance not linked yet keeps file messages queued (showMessagesQueue lists them)."""
+    waiting = srv.new_instance()
+    _, b_inst = pair(srv)
+    path = make_file(tmp_path, "later.pdf", 500)
+    sent = srv.api(waiting).sending.sendFileByUpload(b_inst["wid"], str(path), caption="c")
+    assert sent.code == 200, sent.error
+    queue = srv.wire(waiting, "showMessagesQueue").json()
+    assert [item["messageID"] for item in queue] == [sent.data["idMessage"]]
+    assert queue[0]["type"] == "sendFileByUrl"
+    assert queue[0]["body"]["fileName"] == "later.pdf"
+    assert queue[0]["body"]["caption"] == "c"
+    assert queue[0]["body"]["urlFile"] == sent.data["urlFile"]
+    assert srv.wire(waiting, "clearMessagesQueue").json() == {"isCleared": True}
+    assert queued_count(srv, waiting) == 0
+
+
+def test_sender_sees_its_own_file_message(srv: Server, tmp_path: Path) -> None:
+    a_inst, b_inst = pair(srv)
+    path = make_file(tmp_path, "mine.jpg", 800)
+    sent = srv.api(a_inst).sending.sendFileByUpload(b_inst["wid"], str(path))
+    echo = wait_for(
+        srv.api(a_inst),
+        lambda n: (
+            n.get("idMessage") == sent.data["idMessage"] and n["typeWebhook"] == "outgoingAPIMessageReceived"
+        ),
+    )
+    assert echo["messageData"]["typeMessage"] == "imageMessage"
+    assert fetch(echo["messageData"]["fileMessageData"]["downloadUrl"]) == path.read_bytes()
+    status(srv, a_inst, sent.data["idMessage"], "delivered")
