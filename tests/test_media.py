@@ -647,3 +647,28 @@ def test_sender_sees_its_own_file_message(srv: Server, tmp_path: Path) -> None:
     assert echo["messageData"]["typeMessage"] == "imageMessage"
     assert fetch(echo["messageData"]["fileMessageData"]["downloadUrl"]) == path.read_bytes()
     status(srv, a_inst, sent.data["idMessage"], "delivered")
+
+
+def test_pictures_get_a_jpeg_thumbnail(srv: Server, tmp_path: Path) -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    a_inst, b_inst = pair(srv)
+    small = tmp_path / "sunset.png"
+    Image.new("RGB", (640, 480), (250, 120, 30)).save(small)
+    huge = tmp_path / "panorama.png"
+    Image.new("RGB", (3001, 20), (0, 0, 0)).save(huge)
+    thumbs = {}
+    for path in (small, huge):
+        sent = srv.api(a_inst).sending.sendFileByUpload(b_inst["wid"], str(path))
+        assert sent.code == 200, sent.error
+        data = received(srv, b_inst, sent.data["idMessage"])["messageData"]
+        assert data["typeMessage"] == "imageMessage"
+        assert fetch(data["fileMessageData"]["downloadUrl"]) == path.read_bytes()
+        thumbs[path.name] = data["fileMessageData"]["jpegThumbnail"]
+    with Image.open(io.BytesIO(base64.b64decode(thumbs["sunset.png"]))) as preview:
+        assert preview.format == "JPEG" and max(preview.size) <= 96
+        assert preview.getpixel((10, 10))[0] > 200  # the orange survived
+    assert thumbs["panorama.png"] == ""  # over 3000 px: no thumbnail, as documented

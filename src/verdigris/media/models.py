@@ -7,7 +7,7 @@ media store (verdigris.store.media) under ``{owner}/{id}``.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, String, Table
+from sqlalchemy import BigInteger, Column, Index, String, Table, Text
 
 from verdigris.store.db import metadata
 
@@ -21,6 +21,8 @@ media_files = Table(
     Column("mime_type", String(200), nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("sha256", String(64), nullable=False),
+    # Pictures: a small base64 JPEG preview (the messages' jpegThumbnail); empty otherwise.
+    Column("jpeg_thumbnail", Text, nullable=False, server_default=""),
     Column("created_ms", BigInteger, nullable=False),
     # The link answers 404 from this moment; the purge then removes the bytes.
     Column("expires_ms", BigInteger, nullable=False),

@@ -32,6 +32,8 @@ from sqlalchemy import delete, insert, select, update
 
 from verdigris import __version__
 from verdigris.media.models import media_files
+from verdigris.media.thumbnails import jpeg_thumbnail
+from verdigris.messaging.content import PICTURE_MIME
 from verdigris.messaging.models import messages
 from verdigris.messaging.notifications import Event, emit
 from verdigris.messaging.service import QUEUED
@@ -46,6 +48,8 @@ log = structlog.get_logger("verdigris.media")
 
 PURGE_EVERY_MS = 10 * 60 * 1000
 FETCH_CONCURRENCY = 16
+# Stores without local files: pictures up to this size are read back for their thumbnail.
+THUMBNAIL_SOURCE_MAX_BYTES = 25 * 1024 * 1024
 _OWN_PATH = re.compile(r"^/media/([A-Za-z0-9_-]{1,64})/([0-9a-f]{32})/[^/]+$")
 
 
@@ -78,6 +82,7 @@ class MediaFile:
     sha256: str
     created_ms: int
     expires_ms: int
+    jpeg_thumbnail: str = ""
 
     @property
     def key(self) -> str:
@@ -94,6 +99,7 @@ def _file(row: Any) -> MediaFile:
         sha256=row.sha256,
         created_ms=int(row.created_ms),
         expires_ms=int(row.expires_ms),
+        jpeg_thumbnail=row.jpeg_thumbnail or "",
     )
 
 
@@ -138,6 +144,7 @@ class MediaService:
             await self.store.delete(key)
             raise EmptyFile()
         mime = mime_type or mimetypes.guess_type(file_name, strict=False)[0] or "application/octet-stream"
+        thumbnail = await self._thumbnail(key, mime, blob.size)
         now = now_ms()
         record = MediaFile(
             id=file_id,
@@ -148,6 +155,7 @@ class MediaService:
             sha256=blob.sha256,
             created_ms=now,
             expires_ms=now + self.core.settings.media_link_seconds * 1000,
+            jpeg_thumbnail=thumbnail,
         )
         try:
             async with self.core.tx() as tx:
@@ -161,12 +169,24 @@ class MediaService:
                         sha256=record.sha256,
                         created_ms=record.created_ms,
                         expires_ms=record.expires_ms,
+                        jpeg_thumbnail=record.jpeg_thumbnail,
                     )
                 )
         except BaseException:
             await self.store.delete(key)
             raise
         return record
+
+    async def _thumbnail(self, key: str, mime: str, size: int) -> str:
+        if mime not in PICTURE_MIME:
+            return ""
+        path = self.store.local_path(key)
+        if path is not None:
+            return await asyncio.to_thread(jpeg_thumbnail, path)
+        if size > THUMBNAIL_SOURCE_MAX_BYTES:
+            return ""
+        data = b"".join([chunk async for chunk in self.store.read(key)])
+        return await asyncio.to_thread(jpeg_thumbnail, data)
 
     async def discard(self, record: MediaFile) -> None:
         """Forget a file that was stored for a message that did not happen."""
@@ -277,6 +297,7 @@ class MediaService:
         content["downloadUrl"] = self.url(record)
         content["fileId"] = record.id
         content["mimeType"] = content.get("mimeType") or record.mime_type
+        content["jpegThumbnail"] = record.jpeg_thumbnail
         async with core.tx() as tx:
             result = await tx.conn.execute(
                 update(messages)

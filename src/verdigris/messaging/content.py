@@ -69,7 +69,7 @@ def plain_text(type_message: str, content: dict[str, Any]) -> str:
 # --- files -----------------------------------------------------------------------------------------
 
 # Image formats WhatsApp shows as pictures; other image/* files (svg, tiff, ico...) travel as documents.
-_PICTURE_MIME = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/heic"})
+PICTURE_MIME = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/heic"})
 
 
 def file_type(file_name: str, mime_type: str = "") -> str:
@@ -79,7 +79,7 @@ def file_type(file_name: str, mime_type: str = "") -> str:
     only when the extension says nothing.
     """
     guessed = guess_mime(file_name) or (mime_type or "").split(";")[0].strip().lower()
-    if guessed in _PICTURE_MIME:
+    if guessed in PICTURE_MIME:
         return "imageMessage"
     if guessed.startswith("video/"):
         return "videoMessage"
@@ -104,6 +104,7 @@ def file_content(
     file_id: str = "",
     fetch_url: str = "",
     quoted: dict[str, Any] | None = None,
+    jpeg_thumbnail: str = "",
 ) -> dict[str, Any]:
     """A file message. ``fetchUrl`` marks a file still to be fetched (sendFileByUrl): the send
     worker holds the message until the fetch fills ``downloadUrl`` in."""
@@ -112,7 +113,7 @@ def file_content(
         "caption": caption,
         "fileName": file_name,
         "mimeType": mime_type,
-        "jpegThumbnail": "",
+        "jpegThumbnail": jpeg_thumbnail,
     }
     if file_id:
         content["fileId"] = file_id

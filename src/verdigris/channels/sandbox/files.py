@@ -81,7 +81,12 @@ async def send_phone_file(
     url = media.url(record)
     type_message = file_type(name, record.mime_type)
     content = file_content(
-        file_name=name, mime_type=record.mime_type, caption=caption, download_url=url, file_id=record.id
+        file_name=name,
+        mime_type=record.mime_type,
+        caption=caption,
+        download_url=url,
+        file_id=record.id,
+        jpeg_thumbnail=record.jpeg_thumbnail,
     )
     try:
         id_message = await channel.phone_send_content(

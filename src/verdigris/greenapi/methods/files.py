@@ -143,6 +143,7 @@ async def send_file_by_upload(call: Call) -> dict[str, Any]:
         caption=body.caption or "",
         download_url=url,
         file_id=record.id,
+        jpeg_thumbnail=record.jpeg_thumbnail,
         quoted=quoted,
     )
     request = body.model_dump(exclude_none=True, mode="json")
@@ -178,6 +179,7 @@ async def send_file_by_url(call: Call) -> dict[str, Any]:
             caption=body.caption or "",
             download_url=media.url(own),
             file_id=own.id,
+            jpeg_thumbnail=own.jpeg_thumbnail,
             quoted=quoted,
         )
     else:

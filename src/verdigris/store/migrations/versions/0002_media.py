@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("mime_type", sa.String(length=200), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("jpeg_thumbnail", sa.Text(), server_default="", nullable=False),
         sa.Column("created_ms", sa.BigInteger(), nullable=False),
         sa.Column("expires_ms", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_media_files")),
