@@ -18,12 +18,11 @@ from verdigris.greenapi.errors import WireError, validation
 from verdigris.greenapi.fields import Body, ChatId, MessageId, TypingTime
 from verdigris.greenapi.methods.sending import resolve_quote
 from verdigris.greenapi.registry import Call, validate_body, wire_method
+from verdigris.greenapi.render import FILE_TYPES
 from verdigris.media import bodies
 from verdigris.media.service import EmptyFile, FileTooLarge, MediaFile, media_of
 from verdigris.messaging import service as messaging
 from verdigris.messaging.content import file_content, file_type, guess_mime
-
-FILE_TYPES = frozenset({"imageMessage", "videoMessage", "audioMessage", "documentMessage", "stickerMessage"})
 
 
 def _file_name(value: str) -> str:
