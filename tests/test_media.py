@@ -547,10 +547,12 @@ def test_links_expire_and_private_addresses_are_not_fetched(
     assert local.code == 200
     failed = status(server, a_inst, local.data["idMessage"], "failed")
     assert "private network address" in failed["description"]
-    # ...but links of the server itself are resolved without a fetch.
+    # ...but links of the server itself are resolved without a fetch, under any host name.
     up = server.api(a_inst).sending.uploadFile(str(make_file(tmp_path, "own.pdf", 100)))
-    own = server.api(a_inst).sending.sendFileByUrl(b_inst["wid"], up.data["urlFile"], "own.pdf")
-    received(server, b_inst, own.data["idMessage"])
+    alias = up.data["urlFile"].replace("127.0.0.1", "localhost")
+    own = server.api(a_inst).sending.sendFileByUrl(b_inst["wid"], alias, "own.pdf")
+    data = received(server, b_inst, own.data["idMessage"])["messageData"]
+    assert data["fileMessageData"]["downloadUrl"] == up.data["urlFile"]
 
     path = make_file(tmp_path, "short.pdf", 1000)
     sent = server.api(a_inst).sending.sendFileByUpload(b_inst["wid"], str(path))

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 import orjson
@@ -50,7 +50,7 @@ PURGE_EVERY_MS = 10 * 60 * 1000
 FETCH_CONCURRENCY = 16
 # Stores without local files: pictures up to this size are read back for their thumbnail.
 THUMBNAIL_SOURCE_MAX_BYTES = 25 * 1024 * 1024
-_OWN_PATH = re.compile(r"^/media/([A-Za-z0-9_-]{1,64})/([0-9a-f]{32})/[^/]+$")
+_OWN_PATH = re.compile(r"/media/([A-Za-z0-9_-]{1,64})/([0-9a-f]{32})/([^/]+)$")
 
 
 class FileTooLarge(Exception):
@@ -207,19 +207,24 @@ class MediaService:
     def url(self, record: MediaFile) -> str:
         return f"{self.core.public_url}/media/{record.owner}/{record.id}/{quote(record.file_name, safe='')}"
 
-    def own_file_id(self, url: str, also_base: str = "") -> str | None:
-        """The file id when ``url`` is a link of this server (public URL or ``also_base``), else None."""
+    async def resolve_link(self, url: str) -> MediaFile | None:
+        """The live file behind ``url`` when it is one of this server's links, else None.
+
+        The host is not compared (clients reach the server under several names, or through a
+        proxy with a path prefix): a 128-bit file id with its owner and name is proof enough.
+        """
         try:
-            parts = urlsplit(url)
+            path = unquote(urlsplit(url).path)
         except ValueError:
             return None
-        hosts = {urlsplit(self.core.public_url).netloc.lower()}
-        if also_base:
-            hosts.add(urlsplit(also_base).netloc.lower())
-        if parts.netloc.lower() not in hosts:
+        match = _OWN_PATH.search(path)
+        if match is None:
             return None
-        match = _OWN_PATH.match(parts.path)
-        return match.group(2) if match else None
+        owner, file_id, name = match.groups()
+        record = await self.get(file_id)
+        if record is None or record.owner != owner or record.file_name != name:
+            return None
+        return record
 
     async def delete_owner(self, owner: str) -> int:
         """Forget every file of an owner (an instance being deleted, a sandbox phone)."""

@@ -167,10 +167,7 @@ async def send_file_by_url(call: Call) -> dict[str, Any]:
     quoted = await resolve_quote(call, body.chatId, body.quotedMessageId)
     media = media_of(call.core)
     mime = guess_mime(body.fileName)
-    own: MediaFile | None = None
-    own_id = media.own_file_id(body.urlFile, str(call.request.base_url))
-    if own_id is not None:
-        own = await media.get(own_id)
+    own = await media.resolve_link(body.urlFile)
     if own is not None:
         content = file_content(
             file_name=body.fileName,
