@@ -350,19 +350,7 @@ class SandboxChannel:
                 raise SandboxError(f"no sandbox phone {phone}")
             if quoted_id:
                 content = {**content, "quoted": await _phone_quote(tx, phone, quoted_id)}
-            msg = Outgoing(
-                sender_wid=wid_of(phone),
-                sender_name=await phone_name(tx, phone),
-                chat_id=chat_id,
-                id_message=new_device_id(),
-                type_message=type_message,
-                content=content,
-                by_api=False,
-                api_instance_id=None,
-            )
-            await _insert_phone_message(tx, phone, chat_id, "out", msg, msg.sender_wid, "pending", now_ms())
-            await self._route(tx, msg)
-        return msg.id_message
+            return await self.phone_send(tx, phone, chat_id, type_message, content)
 
     async def phone_read(self, phone: str, chat_id: str | None, id_messages: list[str] | None) -> int:
         """The person opens a chat (or specific messages): senders learn they were read."""
