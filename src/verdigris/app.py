@@ -28,6 +28,8 @@ from verdigris.greenapi import render
 from verdigris.greenapi.openapi import wire_paths
 from verdigris.greenapi.partner import partner_paths, partner_routes
 from verdigris.greenapi.routes import PathNormalizer, wire_routes
+from verdigris.media.routes import build_router as media_router
+from verdigris.media.service import MediaService
 from verdigris.messaging import notifications
 from verdigris.messaging.sender import SendWorker
 from verdigris.store.clock import now_ms
@@ -44,6 +46,7 @@ def build_core(settings: Settings) -> Core:
     core.channels["sandbox"] = SandboxChannel(core)
     core.render = render.notification
     core.sender = SendWorker(core)
+    core.media = MediaService(core)
     return core
 
 
@@ -58,6 +61,8 @@ async def start(core: Core) -> None:
     assert core.sender is not None
     await core.sender.start()
     await sandbox_calls.resume(core)
+    assert core.media is not None
+    await core.media.start()
 
     async def purge() -> None:
         removed = await notifications.purge_expired(core)
@@ -124,6 +129,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     app.include_router(social_routes.build_public_router(core))
     app.router.routes.extend(console_routes(core))  # the personal area, under /console
     app.add_route("/", root_redirect, include_in_schema=False)
+    app.include_router(media_router(core))
     for route in wire_routes(core) + partner_routes(core):
         app.router.routes.append(route)
 

@@ -47,6 +47,18 @@ class Settings(BaseSettings):
     # How long a reboot keeps an instance in ``starting``.
     reboot_seconds: float = 1.0
 
+    # Media files (uploads, files of messages). GREEN-API documents 100 MB per file and links that
+    # stay valid about 15 days.
+    media_max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
+    media_link_seconds: int = Field(default=15 * 24 * 3600, ge=1)
+    # Where files are kept; empty means ``{data_dir}/media``.
+    media_dir: str = ""
+    # sendFileByUrl: how long fetching a remote file may take in total.
+    media_fetch_timeout_seconds: float = Field(default=60.0, gt=0)
+    # sendFileByUrl may fetch from loopback, private and link-local addresses (off: only public hosts,
+    # so licensees cannot make the server read its own network).
+    media_fetch_allow_private: bool = False
+
     # The sandbox network and its control API.
     sandbox_enabled: bool = True
     sandbox_api_enabled: bool = True
@@ -102,6 +114,9 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'verdigris.sqlite3').resolve()}"
+
+    def resolved_media_dir(self) -> Path:
+        return Path(self.media_dir) if self.media_dir else self.data_dir / "media"
 
     def resolved_public_url(self) -> str:
         if self.public_url:

@@ -24,6 +24,7 @@ from verdigris.store.db import Database
 
 if TYPE_CHECKING:
     from verdigris.channels.base import Channel
+    from verdigris.media.service import MediaService
     from verdigris.messaging.notifications import Renderer
     from verdigris.messaging.sender import SendWorker
 
@@ -213,6 +214,7 @@ class Core:
         self.channels: dict[str, Channel] = {}
         self.render: Renderer | None = None
         self.sender: SendWorker | None = None
+        self.media: MediaService | None = None
         self.public_url = settings.resolved_public_url()
 
     @asynccontextmanager

@@ -38,6 +38,26 @@ PATH_EXTRA: dict[str, dict[str, Any]] = {
     },
 }
 
+_FILE = {"type": "string", "format": "binary"}
+# Upload bodies (files are read by the handlers as streams): a form with a ``file`` part, text
+# fields as strings; or the raw bytes (uploadFile, which also takes the form).
+_UPLOAD_BODIES: dict[str, dict[str, Any]] = {
+    "multipart": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": _FILE},
+                "additionalProperties": {"type": "string"},
+            }
+        }
+    },
+    "raw": {
+        "application/octet-stream": {"schema": _FILE},
+        "multipart/form-data": {"schema": {"type": "object", "properties": {"file": _FILE}}},
+    },
+}
+
 
 def wire_paths(components: dict[str, Any]) -> dict[str, Any]:
     """Paths of the implemented wire methods; nested body models are added to ``components``."""
@@ -107,5 +127,11 @@ def wire_paths(components: dict[str, Any]) -> dict[str, Any]:
             schema = spec.body.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(schema.pop("$defs", {}))
             operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+        elif spec.body_kind in ("multipart", "raw"):
+            operation["requestBody"] = {"required": True, "content": _UPLOAD_BODIES[spec.body_kind]}
+            operation["responses"]["413"] = {
+                "description": "The file is over the size limit (nothing was stored or sent)",
+                "content": {"application/json": {"schema": ERROR_SCHEMA}},
+            }
         paths[path] = {spec.verb.lower(): operation}
     return paths

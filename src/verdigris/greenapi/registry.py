@@ -183,14 +183,20 @@ def parse_json(raw: bytes) -> Any:
     return data
 
 
-def validate_body(model: type[BaseModel], data: Any) -> BaseModel:
+def validate_body(model: type[BaseModel], data: Any, *, strict: bool = True) -> BaseModel:
+    """Validate a parsed body. JSON bodies are strict; multipart forms pass ``strict=False``
+    because every form field arrives as text (``typingTime="3000"``)."""
     if not isinstance(data, dict):
         raise validation("'value' must be of type object")
-    if not data and model.model_fields:
-        raise validation("'value' must have at least 1 key")
+    # A body model may ask for more keys (downloadFile: "'value' must have at least 2 keys").
+    need = int(getattr(model, "min_keys", 1)) if model.model_fields else 0
+    if len(data) < need:
+        raise validation(f"'value' must have at least {need} key{'s' if need > 1 else ''}")
     try:
         # Strict JSON types, as documented: 0 or "yes" is not a boolean, true or "5" not a number
         # (lax mode would take them and store something the client did not mean).
+        if not strict:
+            return model.model_validate(data)
         return model.model_validate_json(orjson.dumps(data), strict=True)
     except ValidationError as exc:
         raise validation(describe(exc)) from None

@@ -12,6 +12,7 @@ here, so every producer of messages agrees on it.
 
 from __future__ import annotations
 
+import mimetypes
 import re
 import secrets
 from typing import Any
@@ -63,3 +64,61 @@ def quote_of(id_message: str, sender: str, type_message: str, content: dict[str,
 def plain_text(type_message: str, content: dict[str, Any]) -> str:
     """The readable text of a message, for journals and phone inboxes."""
     return str(content.get("text") or content.get("caption") or "")
+
+
+# --- files -----------------------------------------------------------------------------------------
+
+# Image formats WhatsApp shows as pictures; other image/* files (svg, tiff, ico...) travel as documents.
+PICTURE_MIME = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/heic"})
+
+
+def file_type(file_name: str, mime_type: str = "") -> str:
+    """imageMessage, videoMessage, audioMessage or documentMessage, from the name's extension first.
+
+    The extension decides (as GREEN-API documents); the MIME type given with the file is used
+    only when the extension says nothing.
+    """
+    guessed = guess_mime(file_name) or (mime_type or "").split(";")[0].strip().lower()
+    if guessed in PICTURE_MIME:
+        return "imageMessage"
+    if guessed.startswith("video/"):
+        return "videoMessage"
+    if guessed.startswith("audio/") or guessed == "application/ogg":
+        return "audioMessage"
+    return "documentMessage"
+
+
+def guess_mime(file_name: str) -> str:
+    guessed = mimetypes.guess_type(file_name, strict=False)[0] or ""
+    if not guessed and file_name.lower().endswith((".opus", ".oga")):
+        guessed = "audio/ogg"
+    return guessed
+
+
+def file_content(
+    *,
+    file_name: str,
+    mime_type: str,
+    caption: str = "",
+    download_url: str = "",
+    file_id: str = "",
+    fetch_url: str = "",
+    quoted: dict[str, Any] | None = None,
+    jpeg_thumbnail: str = "",
+) -> dict[str, Any]:
+    """A file message. ``fetchUrl`` marks a file still to be fetched (sendFileByUrl): the send
+    worker holds the message until the fetch fills ``downloadUrl`` in."""
+    content: dict[str, Any] = {
+        "downloadUrl": download_url,
+        "caption": caption,
+        "fileName": file_name,
+        "mimeType": mime_type,
+        "jpegThumbnail": jpeg_thumbnail,
+    }
+    if file_id:
+        content["fileId"] = file_id
+    if fetch_url:
+        content["fetchUrl"] = fetch_url
+    if quoted is not None:
+        content["quoted"] = quoted
+    return content

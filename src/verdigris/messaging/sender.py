@@ -126,6 +126,8 @@ class SendWorker:
         if not rows:
             return
         head = _stored(rows[0])
+        if head.content.get("fetchUrl"):
+            return  # its file is still being fetched; the fetch wakes this instance when done
         now = now_ms()
         is_file = head.type_message in FILE_TYPES
         last = self._last_sent.get(instance_id)

@@ -356,6 +356,22 @@ class SandboxChannel:
         await self._route(tx, msg)
         return msg.id_message
 
+    async def phone_send_content(
+        self,
+        phone: str,
+        chat_id: str,
+        type_message: str,
+        content: dict[str, Any],
+        quoted_id: str | None = None,
+    ) -> str:
+        """A person sends any message (a file, ...) from a sandbox phone; ``content`` in domain form."""
+        async with self.core.tx() as tx:
+            if not await self.has_account(tx, phone):
+                raise SandboxError(f"no sandbox phone {phone}")
+            if quoted_id:
+                content = {**content, "quoted": await _phone_quote(tx, phone, quoted_id)}
+            return await self.phone_send(tx, phone, chat_id, type_message, content)
+
     async def phone_read(self, phone: str, chat_id: str | None, id_messages: list[str] | None) -> int:
         """The person opens a chat (or specific messages): senders learn they were read."""
         async with self.core.tx() as tx:
@@ -534,9 +550,17 @@ async def phone_messages(
             "senderName": r.sender_name,
             "typeMessage": r.type_message,
             "content": orjson.loads(r.content),
+            # Files: where the phone's owner would open them.
+            **_file_link(r.content),
             "status": r.status,
             "read": bool(r.read),
             "timestamp": int(r.created_ms) // 1000,
         }
         for r in reversed(rows)
     ]
+
+
+def _file_link(content_json: str) -> dict[str, Any]:
+    """A file message's link, shown next to the content in a phone's message list."""
+    url = orjson.loads(content_json).get("downloadUrl")
+    return {"downloadUrl": url} if url else {}

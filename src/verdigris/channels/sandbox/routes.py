@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from verdigris import safetext
 from verdigris.channels.sandbox import network, phone_actions
 from verdigris.channels.sandbox.changes import typing_on
+from verdigris.channels.sandbox.files import FILE_FORM_SCHEMA, send_phone_file
 from verdigris.channels.sandbox.network import SandboxError, wid_of
 from verdigris.core import Core
 from verdigris.instances import service as instances
@@ -68,6 +69,12 @@ class SendIn(StrictIn):
 
 class SendOut(BaseModel):
     idMessage: str
+
+
+class FileOut(BaseModel):
+    idMessage: str
+    typeMessage: str = Field(description="imageMessage, videoMessage, audioMessage or documentMessage")
+    urlFile: str = Field(description="Where the stored file is served (the recipients' downloadUrl)")
 
 
 class ReadIn(StrictIn):
@@ -249,6 +256,16 @@ def build_router(core: Core) -> APIRouter:
         except SandboxError as exc:
             raise HTTPException(400, str(exc)) from None
         return {"idMessage": id_message}
+
+    @router.post(
+        "/phones/{number}/files",
+        response_model=FileOut,
+        summary="Send a file as this phone (multipart: chatId, file, caption?, fileName?, quotedMessageId?)",
+        openapi_extra=FILE_FORM_SCHEMA,
+    )
+    async def send_file(number: str, request: Request) -> Any:
+        await existing_phone(number)
+        return await send_phone_file(core, channel, number, request)
 
     @router.get("/phones/{number}/messages", summary="Messages this phone sent and received, oldest first")
     async def messages(

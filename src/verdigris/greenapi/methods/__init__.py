@@ -3,6 +3,7 @@
 from verdigris.greenapi.methods import (  # noqa: F401
     account,
     calls,
+    files,
     groups,
     journals,
     marks,

@@ -11,10 +11,6 @@ _ISSUE3 = "issue 3: the complete method surface"
 for _name, _verb, _group in [
     ("setProfilePicture", "POST", "account"),
     ("setSystemProxy", "GET", "account"),
-    ("sendFileByUpload", "POST", "sending"),
-    ("sendFileByUrl", "POST", "sending"),
-    ("uploadFile", "POST", "sending"),
-    ("downloadFile", "POST", "receiving"),
 ]:
     planned(_name, _verb, _group, _ISSUE3)
 

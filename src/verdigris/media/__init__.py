@@ -1,0 +1,1 @@
+"""Media files: uploads, files of messages, the links that serve them."""
