@@ -19,6 +19,8 @@ from verdigris.channels.sandbox.network import SandboxChannel
 from verdigris.channels.sandbox.routes import build_router as sandbox_router
 from verdigris.config import Settings
 from verdigris.core import Core
+from verdigris.delivery.dispatcher import WebhookDispatcher
+from verdigris.delivery.routes import build_router as delivery_router
 from verdigris.greenapi import render
 from verdigris.greenapi.openapi import wire_paths
 from verdigris.greenapi.routes import PathNormalizer, wire_routes
@@ -38,6 +40,7 @@ def build_core(settings: Settings) -> Core:
     core.channels["sandbox"] = SandboxChannel(core)
     core.render = render.notification
     core.sender = SendWorker(core)
+    core.dispatcher = WebhookDispatcher(core)
     return core
 
 
@@ -51,6 +54,8 @@ async def start(core: Core) -> None:
     core.timers.start()
     assert core.sender is not None
     await core.sender.start()
+    assert core.dispatcher is not None
+    await core.dispatcher.start()
 
     async def purge() -> None:
         removed = await notifications.purge_expired(core)
@@ -79,6 +84,8 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
             sys.stdout.flush()
         log.info("started", url=core.public_url, database=core.db.url.split("://", 1)[0])
         yield
+        if core.dispatcher is not None:
+            await core.dispatcher.stop()
         await core.timers.stop()
         await core.db.dispose()
 
@@ -105,6 +112,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(sandbox_router(core))
+    app.include_router(delivery_router(core))
     for route in wire_routes(core):
         app.router.routes.append(route)
 

@@ -2,5 +2,6 @@
 
 from verdigris.accounts import models as accounts_models  # noqa: F401
 from verdigris.channels.sandbox import models as sandbox_models  # noqa: F401
+from verdigris.delivery import models as delivery_models  # noqa: F401
 from verdigris.instances import models as instances_models  # noqa: F401
 from verdigris.messaging import models as messaging_models  # noqa: F401

@@ -114,6 +114,10 @@ class InstanceCache:
         while len(self._items) > self._capacity:
             self._items.popitem(last=False)
 
+    def peek(self, instance_id: int) -> InstanceRecord | None:
+        """The cached record, if it is in memory (no query, no reordering)."""
+        return self._items.get(instance_id)
+
     def forget(self, instance_id: int) -> None:
         self._items.pop(instance_id, None)
 
@@ -249,6 +253,8 @@ async def update_settings(core: Core, rec: InstanceRecord, changes: dict[str, An
     rec.settings = merged
     if core.sender is not None:
         core.sender.wake(rec)  # the gap may have changed
+    if "webhookUrl" in changes or "webhookUrlToken" in changes:
+        core.hub.notify(rec.id)  # the queue now goes to (or stops going to) a webhook
     return rec
 
 
