@@ -66,6 +66,11 @@ class Recorder:
         return self.texts()
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that went away (a killed server) is expected here
+
+
 # --- a scriptable receiver --------------------------------------------------------------------------
 
 
@@ -135,7 +140,7 @@ class ScriptedReceiver:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._httpd = _QuietServer(("127.0.0.1", self.port), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
