@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING
 
 import httpx
 import structlog
+from prometheus_client import Counter, Histogram
 
 from verdigris.delivery import service
+from verdigris.delivery.batching import Coalescer
 from verdigris.delivery.service import Item, Options, Outcome, Retry
 from verdigris.store.clock import now_ms
 
@@ -33,6 +35,16 @@ if TYPE_CHECKING:
 log = structlog.get_logger("verdigris.delivery")
 
 PURGE_EVERY_MS = 10 * 60 * 1000
+STEP_ERROR_PAUSE_MS = 5_000
+
+ATTEMPTS = Counter(
+    "verdigris_webhook_attempts", "Webhook POST attempts by result (delivered, failed, dead)", ["outcome"]
+)
+LATENCY = Histogram(
+    "verdigris_webhook_attempt_seconds",
+    "Time a webhook receiver took to answer",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 180),
+)
 
 
 def _key(instance_id: int) -> tuple[str, int]:
@@ -54,6 +66,13 @@ class WebhookDispatcher:
         self._busy: set[int] = set()
         self._again: set[int] = set()
         self._options: dict[int, Options] = {}
+        # Reads of the next notification and records of deliveries, batched over instances.
+        self._next_item: Coalescer[tuple[int, bool], Item | None] = Coalescer(
+            lambda requests: service.next_items(core, requests)
+        )
+        self._delivered: Coalescer[tuple[Item, int, Outcome, bool], None] = Coalescer(
+            lambda batch: service.record_delivered_many(core, batch)
+        )
         self.delivered_total = 0
         self.failed_total = 0
         self.started = False
@@ -129,6 +148,10 @@ class WebhookDispatcher:
         due: int | None = None
         try:
             due = await self._step(instance_id)
+        except Exception:
+            # The database was unavailable or similar: nothing was lost, try again a bit later.
+            log.exception("webhook step failed", instance=instance_id)
+            due = now_ms() + STEP_ERROR_PAUSE_MS
         finally:
             self._busy.discard(instance_id)
             again = instance_id in self._again
@@ -151,7 +174,7 @@ class WebhookDispatcher:
             return retry.next_attempt_ms
         async with self._sem:
             generation = self._replaying.get(instance_id)
-            item = await service.next_item(core, instance_id, generation is not None)
+            item = await self._next_item((instance_id, generation is not None))
             if generation is not None and (item is None or item.source == service.QUEUE):
                 # No replay left: stop looking, unless a new one arrived meanwhile.
                 if self._replaying.get(instance_id) == generation:
@@ -169,15 +192,18 @@ class WebhookDispatcher:
                     f"; last error: {retry.last_error}" if retry is not None and retry.last_error else ""
                 )
                 await service.record_dead(core, item, attempts, reason)
+                ATTEMPTS.labels("dead").inc()
                 self._retry.pop(instance_id, None)
                 return now_ms()
             attempt = attempts + 1
             outcome = await self._post(rec, url, item, attempt)
+        LATENCY.observe(outcome.latency_ms / 1000)
         had_retry = instance_id in self._retry
         if outcome.ok:
-            await service.record_delivered(core, item, attempt, outcome, had_retry)
+            await self._delivered((item, attempt, outcome, had_retry))
             self._retry.pop(instance_id, None)
             self.delivered_total += 1
+            ATTEMPTS.labels("delivered").inc()
             return now_ms()
         delay = service.retry_delay_ms(core.settings, attempt)
         error = outcome.error or f"HTTP {outcome.status_code}"
@@ -193,6 +219,7 @@ class WebhookDispatcher:
         await service.record_failed(core, item, new, outcome, had_retry)
         self._retry[instance_id] = new
         self.failed_total += 1
+        ATTEMPTS.labels("failed").inc()
         if attempt == 1 or attempt % 10 == 0:
             log.info(
                 "webhook delivery failed",

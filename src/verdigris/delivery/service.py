@@ -255,6 +255,31 @@ async def next_item(core: Core, instance_id: int, with_replays: bool) -> Item | 
     return Item(instance_id, QUEUE, int(row.receipt_id), row.type, row.body, created, created)
 
 
+async def next_items(core: Core, requests: list[tuple[int, bool]]) -> list[Item | None]:
+    """:func:`next_item` for many instances at once (one query for those without replays)."""
+    plain = sorted({instance_id for instance_id, with_replays in requests if not with_replays})
+    heads: dict[int, Item] = {}
+    if plain:
+        firsts = (
+            select(func.min(notifications.c.receipt_id))
+            .where(notifications.c.instance_id.in_(plain))
+            .group_by(notifications.c.instance_id)
+        )
+        async with core.read() as conn:
+            rows = (
+                await conn.execute(select(notifications).where(notifications.c.receipt_id.in_(firsts)))
+            ).all()
+        for row in rows:
+            created = int(row.created_ms)
+            heads[int(row.instance_id)] = Item(
+                int(row.instance_id), QUEUE, int(row.receipt_id), row.type, row.body, created, created
+            )
+    out: list[Item | None] = []
+    for instance_id, with_replays in requests:
+        out.append(await next_item(core, instance_id, True) if with_replays else heads.get(instance_id))
+    return out
+
+
 async def _take(conn: AsyncConnection, item: Item) -> None:
     """Remove the item from where it waits."""
     if item.source == QUEUE:
@@ -293,27 +318,63 @@ async def _log(
     )
 
 
-async def record_delivered(core: Core, item: Item, attempt: int, outcome: Outcome, had_retry: bool) -> None:
-    """The receiver answered 200: the notification leaves the queue and is kept for replay."""
+async def record_delivered_many(core: Core, batch: list[tuple[Item, int, Outcome, bool]]) -> list[None]:
+    """Receivers answered 200: the notifications leave the queue and are kept for replay.
+
+    One transaction for many notifications (of different instances: one each at most).
+    """
+    if not batch:
+        return []
+    queue_ids = [item.receipt_id for item, *_ in batch if item.source == QUEUE]
+    replay_ids = [item.receipt_id for item, *_ in batch if item.source == REPLAY]
+    retry_instances = [item.instance_id for item, _, _, had_retry in batch if had_retry]
     async with core.tx() as tx:
         conn = tx.conn
-        await _take(conn, item)
-        await conn.execute(delete(webhook_delivered).where(webhook_delivered.c.receipt_id == item.receipt_id))
-        await conn.execute(
-            insert(webhook_delivered).values(
-                receipt_id=item.receipt_id,
-                instance_id=item.instance_id,
-                type=item.kind,
-                body=item.body,
-                created_ms=item.created_ms,
-                delivered_ms=outcome.at_ms,
-            )
-        )
-        await _log(conn, item, attempt, outcome, DELIVERED, None)
-        if had_retry:
+        if queue_ids:
+            await conn.execute(delete(notifications).where(notifications.c.receipt_id.in_(queue_ids)))
+        if replay_ids:
+            await conn.execute(delete(webhook_replays).where(webhook_replays.c.receipt_id.in_(replay_ids)))
             await conn.execute(
-                delete(webhook_retries).where(webhook_retries.c.instance_id == item.instance_id)
+                delete(webhook_delivered).where(webhook_delivered.c.receipt_id.in_(replay_ids))
             )
+        await conn.execute(
+            insert(webhook_delivered),
+            [
+                {
+                    "receipt_id": item.receipt_id,
+                    "instance_id": item.instance_id,
+                    "type": item.kind,
+                    "body": item.body,
+                    "created_ms": item.created_ms,
+                    "delivered_ms": outcome.at_ms,
+                }
+                for item, _, outcome, _ in batch
+            ],
+        )
+        await conn.execute(
+            insert(webhook_attempts),
+            [
+                {
+                    "instance_id": item.instance_id,
+                    "receipt_id": item.receipt_id,
+                    "type": item.kind,
+                    "source": item.source,
+                    "attempt": attempt,
+                    "at_ms": outcome.at_ms,
+                    "latency_ms": outcome.latency_ms,
+                    "status_code": outcome.status_code,
+                    "error": outcome.error[:400],
+                    "outcome": DELIVERED,
+                    "next_attempt_ms": None,
+                }
+                for item, attempt, outcome, _ in batch
+            ],
+        )
+        if retry_instances:
+            await conn.execute(
+                delete(webhook_retries).where(webhook_retries.c.instance_id.in_(retry_instances))
+            )
+    return [None] * len(batch)
 
 
 async def record_failed(core: Core, item: Item, retry: Retry, outcome: Outcome, had_retry: bool) -> None:
