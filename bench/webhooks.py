@@ -92,7 +92,9 @@ def create_instances(data_dir: Path, count: int) -> list[dict[str, Any]]:
             for i in range(count):
                 phone = f"7997{i:07d}"
                 await network.create_phone(core, phone)
-                rec = await instances.create(core, account_id=None, settings=dict.fromkeys(MESSAGE_FLAGS, "yes"))
+                rec = await instances.create(
+                    core, account_id=None, settings=dict.fromkeys(MESSAGE_FLAGS, "yes")
+                )
                 await instances.link(core, rec, network.wid_of(phone))
                 out.append({"idInstance": rec.id, "apiTokenInstance": rec.token, "wid": rec.wid})
         finally:
@@ -147,7 +149,9 @@ async def run(args: argparse.Namespace, srv: Server, insts: list[dict[str, Any]]
     receiver = Receiver()
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(receiver, host="127.0.0.1", port=port, log_level="error", lifespan="off", access_log=False)
+        uvicorn.Config(
+            receiver, host="127.0.0.1", port=port, log_level="error", lifespan="off", access_log=False
+        )
     )
     serving = asyncio.create_task(server.serve())
     while not server.started:
@@ -159,7 +163,9 @@ async def run(args: argparse.Namespace, srv: Server, insts: list[dict[str, Any]]
         # is not cached yet waits for a second database connection inside its transaction, which
         # SQLite's single connection cannot give (a core issue, reported; not what we measure).
         for inst in insts:
-            r = await client.get(f"{srv.url}/waInstance{inst['idInstance']}/getStateInstance/{inst['apiTokenInstance']}")
+            r = await client.get(
+                f"{srv.url}/waInstance{inst['idInstance']}/getStateInstance/{inst['apiTokenInstance']}"
+            )
             r.raise_for_status()
         # 1. Throughput: build a backlog in polling mode, then switch the webhooks on.
         jobs = [(inst, f"bulk {inst['idInstance']} {n}") for n in range(args.per_instance) for inst in insts]
@@ -194,7 +200,9 @@ async def run(args: argparse.Namespace, srv: Server, insts: list[dict[str, Any]]
             await asyncio.sleep(gap)
         await asyncio.gather(*tasks)
         deadline = time.monotonic() + 120
-        while len([t for t in started if t in receiver.arrivals]) < len(started) and time.monotonic() < deadline:
+        while (
+            len([t for t in started if t in receiver.arrivals]) < len(started) and time.monotonic() < deadline
+        ):
             await asyncio.sleep(0.05)
         lat = [(receiver.arrivals[t] - s) * 1000 for t, s in started.items() if t in receiver.arrivals]
         results["latency_ms"] = lat
@@ -205,7 +213,9 @@ async def run(args: argparse.Namespace, srv: Server, insts: list[dict[str, Any]]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--instances", type=int, default=50)
     parser.add_argument("--per-instance", type=int, default=40)
     parser.add_argument("--latency-samples", type=int, default=300)
@@ -230,7 +240,10 @@ def main() -> None:
         ("webhook concurrency", f"{args.concurrency}"),
         ("ingest (phone → instance messages/s)", f"{res['deliveries'] / res['ingest_s']:.0f}"),
         ("**webhook deliveries/s** (backlog drain)", f"**{res['deliveries'] / res['drain_s']:.0f}**"),
-        ("latency samples (steady load)", f"{len(lat)} at {args.rate:g}/s ({res['latency_missing']} missing)"),
+        (
+            "latency samples (steady load)",
+            f"{len(lat)} at {args.rate:g}/s ({res['latency_missing']} missing)",
+        ),
         ("event → delivery latency p50", f"{statistics.median(lat):.1f} ms"),
         ("event → delivery latency p99", f"{pct(lat, 99):.1f} ms"),
         ("event → delivery latency max", f"{max(lat):.1f} ms"),
