@@ -219,7 +219,7 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=50)
     parser.add_argument("--per-instance", type=int, default=40)
     parser.add_argument("--latency-samples", type=int, default=300)
-    parser.add_argument("--rate", type=float, default=30.0, help="messages per second in the latency phase")
+    parser.add_argument("--rate", type=float, default=10.0, help="messages per second in the latency phase")
     parser.add_argument("--concurrency", type=int, default=64, help="VERDIGRIS_WEBHOOK_CONCURRENCY")
     args = parser.parse_args()
 

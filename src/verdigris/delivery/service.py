@@ -332,6 +332,8 @@ async def record_delivered_many(core: Core, batch: list[tuple[Item, int, Outcome
         conn = tx.conn
         if queue_ids:
             await conn.execute(delete(notifications).where(notifications.c.receipt_id.in_(queue_ids)))
+            # The periodic purge may have moved one to the dead letters while it was in flight.
+            await conn.execute(delete(dead_letters).where(dead_letters.c.receipt_id.in_(queue_ids)))
         if replay_ids:
             await conn.execute(delete(webhook_replays).where(webhook_replays.c.receipt_id.in_(replay_ids)))
             await conn.execute(
