@@ -416,3 +416,32 @@ def test_retry_delays_fixed_and_exponential_with_jitter() -> None:
     ]
     assert retry_delay_ms(exp, 3, rand=lambda: 1.0) == 2000
     assert all(2000 <= retry_delay_ms(exp, 3) <= 4000 for _ in range(100))
+
+
+async def test_coalescer_groups_concurrent_requests_and_reports_failures() -> None:
+    import asyncio
+
+    from verdigris.delivery.batching import Coalescer
+
+    batches: list[list[int]] = []
+
+    async def run(batch: list[int]) -> list[int]:
+        batches.append(batch)
+        await asyncio.sleep(0.01)
+        if 13 in batch:
+            raise ValueError("unlucky")
+        return [n * 2 for n in batch]
+
+    co: Coalescer[int, int] = Coalescer(run)
+    # Requests made together run as one batch, each caller getting its own result.
+    assert await asyncio.gather(*(co(n) for n in range(5))) == [0, 2, 4, 6, 8]
+    assert batches == [[0, 1, 2, 3, 4]]
+    # While a batch runs, new requests wait and then go together in the next one.
+    first = asyncio.create_task(co(100))
+    await asyncio.sleep(0.005)
+    assert await asyncio.gather(co(1), co(2), first) == [2, 4, 200]
+    assert batches[1:] == [[100], [1, 2]]
+    # A failing batch fails each of its callers, and the coalescer goes on working.
+    results = await asyncio.gather(co(12), co(13), return_exceptions=True)
+    assert all(isinstance(r, ValueError) for r in results)
+    assert await co(7) == 14
