@@ -84,9 +84,9 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
             sys.stdout.flush()
         log.info("started", url=core.public_url, database=core.db.url.split("://", 1)[0])
         yield
+        await core.timers.stop()  # cancels in-flight webhook POSTs: they are re-sent after a restart
         if core.dispatcher is not None:
             await core.dispatcher.stop()
-        await core.timers.stop()
         await core.db.dispose()
 
     app = FastAPI(
