@@ -345,6 +345,9 @@ def test_delivery_api_rejects_bad_requests_and_changes_nothing(hooks_server: Ser
     assert hooks_api(hooks_server, inst, "DELETE", "/dead-letters/12345").status_code == 404
     status = hooks_api(hooks_server, inst, "GET").json()
     assert status["signing"] is False and status["eventIdHeader"] is False and status["replaysQueued"] == 0
+    # The API is described on the OpenAPI page.
+    paths = httpx.get(f"{hooks_server.url}/openapi.json", timeout=30).json()["paths"]
+    assert "/api/v1/instances/{instance_id}/webhooks/replay" in paths
 
 
 # --- retention: dead letters ---------------------------------------------------------------------------------

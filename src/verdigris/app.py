@@ -60,7 +60,7 @@ async def start(core: Core) -> None:
     async def purge() -> None:
         removed = await notifications.purge_expired(core)
         if removed:
-            log.info("expired notifications removed", count=removed)
+            log.info("expired notifications moved to the dead letters", count=removed)
         core.timers.schedule("purge", now_ms() + PURGE_EVERY_MS, purge)
 
     core.timers.schedule("purge", now_ms() + PURGE_EVERY_MS, purge)
