@@ -448,3 +448,56 @@ async def test_coalescer_groups_concurrent_requests_and_reports_failures() -> No
     results = await asyncio.gather(co(12), co(13), return_exceptions=True)
     assert all(isinstance(r, ValueError) for r in results)
     assert await co(7) == 14
+
+
+def test_many_instances_each_in_order(hooks_server: Server) -> None:
+    receiver = ScriptedReceiver().start()
+    try:
+        insts = [fresh_instance(hooks_server) for _ in range(6)]
+        for inst in insts:
+            set_webhook(hooks_server, inst, receiver.url)
+        expected = {inst["idInstance"]: texts(f"many {inst['idInstance']}", 8) for inst in insts}
+        # Interleave the instances' messages, as real traffic would.
+        for n in range(8):
+            for inst in insts:
+                send_texts(hooks_server, inst, [expected[inst["idInstance"]][n]])
+        receiver.received.wait_texts(6 * 8)
+        by_instance: dict[int, list[str]] = {}
+        for item in receiver.received.snapshot():
+            text = item.body["messageData"]["textMessageData"]["textMessage"]
+            by_instance.setdefault(item.body["instanceData"]["idInstance"], []).append(text)
+        assert by_instance == expected
+    finally:
+        receiver.stop()
+
+
+def test_exponential_backoff_spaces_the_retries(make_server: Any) -> None:
+    srv = make_server(
+        env={
+            "VERDIGRIS_WEBHOOK_RETRY_POLICY": "exponential",
+            "VERDIGRIS_WEBHOOK_BACKOFF_INITIAL_SECONDS": "0.2",
+            "VERDIGRIS_WEBHOOK_BACKOFF_MULTIPLIER": "2",
+            "VERDIGRIS_WEBHOOK_BACKOFF_JITTER": "0",
+        }
+    )
+    receiver = ScriptedReceiver(fail_first=4).start()
+    try:
+        inst = fresh_instance(srv)
+        set_webhook(srv, inst, receiver.url)
+        send_texts(srv, inst, ["backoff 1", "backoff 2"])
+        assert receiver.received.wait_texts(2) == ["backoff 1", "backoff 2"]
+        log = hooks_api(srv, inst, "GET", "/deliveries").json()
+        failed = sorted((e for e in log if e["outcome"] == "failed"), key=lambda e: e["attempt"])
+        planned = [e["nextAttemptMs"] - e["atMs"] for e in failed]
+        # Each pause is at least 0.2 s × 2^(attempt-1): 200, 400, 800, 1600 ms.
+        assert [e["attempt"] for e in failed] == [1, 2, 3, 4]
+        assert all(p >= 200 * 2**i for i, p in enumerate(planned)), planned
+        # And no attempt came before its planned time (50 ms for clock granularity).
+        attempts = sorted(
+            (e for e in log if e["receiptId"] == failed[0]["receiptId"]), key=lambda e: e["attempt"]
+        )
+        assert all(b["atMs"] >= a["nextAttemptMs"] - 50 for a, b in zip(attempts, attempts[1:], strict=False))
+        policy = hooks_api(srv, inst, "GET").json()["retryPolicy"]
+        assert policy["policy"] == "exponential" and policy["initialSeconds"] == 0.2
+    finally:
+        receiver.stop()
