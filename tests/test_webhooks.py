@@ -303,6 +303,8 @@ def test_replay_from_a_receipt_id_and_from_a_time(hooks_server: Server) -> None:
         first = texts("replay", 5)
         send_texts(hooks_server, inst, first)
         receiver.received.wait_texts(5)
+        # Acknowledged (recorded as delivered) once they have left the queue.
+        wait_until(lambda: queue_empty(hooks_server, inst), what="the queue to drain")
         ids = [s.headers["x-verdigris-event-id"] for s in receiver.received.snapshot()]
         third_receipt = int(ids[2].split("-")[1])
 
@@ -312,6 +314,7 @@ def test_replay_from_a_receipt_id_and_from_a_time(hooks_server: Server) -> None:
         assert receiver.received.texts() == first + first[2:]
         replayed = [s.headers["x-verdigris-event-id"] for s in receiver.received.snapshot()[5:]]
         assert replayed == ids[2:]
+        wait_until(lambda: hooks_api(hooks_server, inst, "GET").json()["replaysQueued"] == 0, what="replays")
 
         # From a time: everything of this instance (it is younger than the moment below).
         r = hooks_api(hooks_server, inst, "POST", "/replay", json={"since": int(time.time()) - 3600})
