@@ -504,3 +504,15 @@ def test_exponential_backoff_spaces_the_retries(make_server: Any) -> None:
         assert policy["policy"] == "exponential" and policy["initialSeconds"] == 0.2
     finally:
         receiver.stop()
+
+
+def test_events_for_an_instance_not_loaded_yet_are_queued_and_pushed(hooks_server: Server) -> None:
+    """Created by the CLI, so the server has never seen it: the phone's message still lands."""
+    receiver = ScriptedReceiver().start()
+    try:
+        inst = fresh_instance(hooks_server)
+        send_texts(hooks_server, inst, ["before any API call"])
+        set_webhook(hooks_server, inst, receiver.url)
+        assert receiver.received.wait_texts(1) == ["before any API call"]
+    finally:
+        receiver.stop()

@@ -89,19 +89,22 @@ class InstanceCache:
         self._items: OrderedDict[int, InstanceRecord] = OrderedDict()
         self._capacity = capacity
 
-    async def get(self, instance_id: int) -> InstanceRecord | None:
+    async def get(self, instance_id: int, conn: AsyncConnection | None = None) -> InstanceRecord | None:
+        """The instance, from memory or the database.
+
+        Inside a transaction pass its connection: SQLite has one, and waiting for a second one
+        there would wait forever.
+        """
         rec = self._items.get(instance_id)
         if rec is not None:
             self._items.move_to_end(instance_id)
             return rec
-        async with self._core.read() as conn:
-            row = (
-                await conn.execute(
-                    select(instances).where(
-                        (instances.c.id == instance_id) & instances.c.deleted_ms.is_(None)
-                    )
-                )
-            ).first()
+        query = select(instances).where((instances.c.id == instance_id) & instances.c.deleted_ms.is_(None))
+        if conn is not None:
+            row = (await conn.execute(query)).first()
+        else:
+            async with self._core.read() as own:
+                row = (await own.execute(query)).first()
         if row is None:
             return None
         rec = _record(row)

@@ -141,7 +141,7 @@ class SandboxChannel:
         )
         auto_read = False
         for instance_id in await find_by_wid(tx.conn, recipient_wid):
-            target = await self.core.instances.get(instance_id)
+            target = await self.core.instances.get(instance_id, tx.conn)
             if target is None or target.state != AUTHORIZED:
                 continue
             await tx.conn.execute(
@@ -190,7 +190,7 @@ class SandboxChannel:
                 tx, sender_phone, msg.chat_id, "out", msg, msg.sender_wid, "sent", now
             )
         for instance_id in await find_by_wid(tx.conn, msg.sender_wid):
-            inst = await self.core.instances.get(instance_id)
+            inst = await self.core.instances.get(instance_id, tx.conn)
             if inst is None:
                 continue
             if instance_id == msg.api_instance_id:
@@ -271,7 +271,7 @@ class SandboxChannel:
             if status == "sent":
                 values["sent_ms"] = now
             await tx.conn.execute(update(messages).where(messages.c.id == row.id).values(**values))
-            inst = await self.core.instances.get(int(row.instance_id))
+            inst = await self.core.instances.get(int(row.instance_id), tx.conn)
             if inst is None:
                 continue
             data = {
