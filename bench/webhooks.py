@@ -159,14 +159,6 @@ async def run(args: argparse.Namespace, srv: Server, insts: list[dict[str, Any]]
     url = f"http://127.0.0.1:{port}/hook"
     results: dict[str, Any] = {}
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=32)) as client:
-        # Load every instance into the server's cache first: a phone's message to an instance that
-        # is not cached yet waits for a second database connection inside its transaction, which
-        # SQLite's single connection cannot give (a core issue, reported; not what we measure).
-        for inst in insts:
-            r = await client.get(
-                f"{srv.url}/waInstance{inst['idInstance']}/getStateInstance/{inst['apiTokenInstance']}"
-            )
-            r.raise_for_status()
         # 1. Throughput: build a backlog in polling mode, then switch the webhooks on.
         jobs = [(inst, f"bulk {inst['idInstance']} {n}") for n in range(args.per_instance) for inst in insts]
         t = time.perf_counter()
