@@ -431,20 +431,21 @@ async def forget_retry(core: Core, instance_id: int) -> None:
         await tx.conn.execute(delete(webhook_retries).where(webhook_retries.c.instance_id == instance_id))
 
 
+def _retry(row: Any) -> Retry:
+    return Retry(
+        row.source,
+        int(row.receipt_id),
+        int(row.attempts),
+        int(row.first_failure_ms),
+        int(row.next_attempt_ms),
+        row.last_error,
+    )
+
+
 async def load_retries(core: Core) -> dict[int, Retry]:
     async with core.read() as conn:
         rows = (await conn.execute(select(webhook_retries))).all()
-    return {
-        int(r.instance_id): Retry(
-            r.source,
-            int(r.receipt_id),
-            int(r.attempts),
-            int(r.first_failure_ms),
-            int(r.next_attempt_ms),
-            r.last_error,
-        )
-        for r in rows
-    }
+    return {int(r.instance_id): _retry(r) for r in rows}
 
 
 async def instances_with_work(core: Core) -> tuple[set[int], set[int]]:
@@ -632,16 +633,7 @@ async def retry_state(core: Core, instance_id: int) -> Retry | None:
         row = (
             await conn.execute(select(webhook_retries).where(webhook_retries.c.instance_id == instance_id))
         ).first()
-    if row is None:
-        return None
-    return Retry(
-        row.source,
-        int(row.receipt_id),
-        int(row.attempts),
-        int(row.first_failure_ms),
-        int(row.next_attempt_ms),
-        row.last_error,
-    )
+    return None if row is None else _retry(row)
 
 
 async def attempts_log(
