@@ -24,6 +24,8 @@ from verdigris.config import Settings
 from verdigris.console.routes import build_routes as console_routes
 from verdigris.console.routes import root_redirect
 from verdigris.core import Core
+from verdigris.delivery.dispatcher import WebhookDispatcher
+from verdigris.delivery.routes import build_router as delivery_router
 from verdigris.greenapi import render
 from verdigris.greenapi.openapi import wire_paths
 from verdigris.greenapi.partner import partner_paths, partner_routes
@@ -47,6 +49,7 @@ def build_core(settings: Settings) -> Core:
     core.render = render.notification
     core.sender = SendWorker(core)
     core.media = MediaService(core)
+    core.dispatcher = WebhookDispatcher(core)
     return core
 
 
@@ -63,11 +66,13 @@ async def start(core: Core) -> None:
     await sandbox_calls.resume(core)
     assert core.media is not None
     await core.media.start()
+    assert core.dispatcher is not None
+    await core.dispatcher.start()
 
     async def purge() -> None:
         removed = await notifications.purge_expired(core)
         if removed:
-            log.info("expired notifications removed", count=removed)
+            log.info("expired notifications moved to the dead letters", count=removed)
         core.timers.schedule("purge", now_ms() + PURGE_EVERY_MS, purge)
 
     core.timers.schedule("purge", now_ms() + PURGE_EVERY_MS, purge)
@@ -92,7 +97,9 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
             sys.stdout.flush()
         log.info("started", url=core.public_url, database=core.db.url.split("://", 1)[0])
         yield
-        await core.timers.stop()
+        await core.timers.stop()  # cancels in-flight webhook POSTs: they are re-sent after a restart
+        if core.dispatcher is not None:
+            await core.dispatcher.stop()
         await core.db.dispose()
 
     app = FastAPI(
@@ -130,6 +137,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     app.router.routes.extend(console_routes(core))  # the personal area, under /console
     app.add_route("/", root_redirect, include_in_schema=False)
     app.include_router(media_router(core))
+    app.include_router(delivery_router(core))
     for route in wire_routes(core) + partner_routes(core):
         app.router.routes.append(route)
 

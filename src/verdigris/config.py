@@ -40,6 +40,23 @@ class Settings(BaseSettings):
     receive_timeout_min: int = 5
     receive_timeout_max: int = 60
 
+    # Webhook delivery (docs/webhooks.md). Each attempt waits this long for the receiver's answer.
+    webhook_enabled: bool = True
+    webhook_timeout_seconds: float = Field(default=180.0, gt=0)
+    # How many webhook POSTs may be in flight at once (over all instances).
+    webhook_concurrency: int = Field(default=64, ge=1)
+    # "fixed": wait webhook_retry_delay_seconds after every failure (GREEN-API: 60 s).
+    # "exponential": webhook_backoff_initial_seconds * multiplier^(attempt-1), capped, with jitter.
+    webhook_retry_policy: str = Field(default="fixed", pattern="^(fixed|exponential)$")
+    webhook_retry_delay_seconds: float = Field(default=60.0, ge=0)
+    webhook_backoff_initial_seconds: float = Field(default=5.0, ge=0)
+    webhook_backoff_multiplier: float = Field(default=2.0, ge=1)
+    webhook_backoff_max_seconds: float = Field(default=3600.0, ge=0)
+    # Fraction of an exponential delay taken off at random (0 = none, 1 = "full jitter").
+    webhook_backoff_jitter: float = Field(default=0.2, ge=0, le=1)
+    # Dead letters (notifications whose retention ran out) are kept this long.
+    webhook_dead_letter_seconds: int = Field(default=7 * 24 * 3600, ge=0)
+
     # QR codes rotate this often, as on WhatsApp.
     qr_rotate_seconds: int = 20
     # Pairing codes stay valid this long (GREEN-API: about 2.5 minutes).

@@ -24,6 +24,7 @@ from verdigris.store.db import Database
 
 if TYPE_CHECKING:
     from verdigris.channels.base import Channel
+    from verdigris.delivery.dispatcher import WebhookDispatcher
     from verdigris.media.service import MediaService
     from verdigris.messaging.notifications import Renderer
     from verdigris.messaging.sender import SendWorker
@@ -215,6 +216,7 @@ class Core:
         self.render: Renderer | None = None
         self.sender: SendWorker | None = None
         self.media: MediaService | None = None
+        self.dispatcher: WebhookDispatcher | None = None
         self.public_url = settings.resolved_public_url()
 
     @asynccontextmanager

@@ -90,8 +90,8 @@ class InstanceCache:
         self._capacity = capacity
 
     async def get(self, instance_id: int, conn: AsyncConnection | None = None) -> InstanceRecord | None:
-        """The instance (cached). Inside a transaction pass its ``conn``: with SQLite's single
-        pooled connection, a cache miss would otherwise wait for the connection the caller holds."""
+        """The instance, from memory or the database (inside a transaction, ``conn`` may be its
+        connection; ``Core.read`` does the same on its own)."""
         rec = self._items.get(instance_id)
         if rec is not None:
             self._items.move_to_end(instance_id)
@@ -113,6 +113,10 @@ class InstanceCache:
         self._items.move_to_end(rec.id)
         while len(self._items) > self._capacity:
             self._items.popitem(last=False)
+
+    def peek(self, instance_id: int) -> InstanceRecord | None:
+        """The cached record, if it is in memory (no query, no reordering)."""
+        return self._items.get(instance_id)
 
     def forget(self, instance_id: int) -> None:
         self._items.pop(instance_id, None)
@@ -264,6 +268,8 @@ async def update_settings(core: Core, rec: InstanceRecord, changes: dict[str, An
     rec.settings = merged
     if core.sender is not None:
         core.sender.wake(rec)  # the gap may have changed
+    if "webhookUrl" in changes or "webhookUrlToken" in changes:
+        core.hub.notify(rec.id)  # the queue now goes to (or stops going to) a webhook
     return rec
 
 

@@ -148,8 +148,14 @@ async def clear(core: Core, instance_id: int) -> int:
 
 
 async def purge_expired(core: Core) -> int:
-    """Delete notifications older than the retention period (run periodically)."""
+    """Move notifications older than the retention period to the dead letters (run periodically).
+
+    Nothing is dropped silently: dead letters stay visible and re-sendable (docs/webhooks.md).
+    """
+    from verdigris.delivery.service import move_expired_to_dead_letters
+
     oldest = now_ms() - core.settings.retention_seconds * 1000
     async with core.tx() as tx:
-        result = await tx.conn.execute(delete(notifications).where(notifications.c.created_ms < oldest))
-    return int(result.rowcount or 0)
+        return await move_expired_to_dead_letters(
+            tx.conn, oldest, "expired: not taken within the retention period"
+        )

@@ -1,0 +1,260 @@
+"""Webhook delivery benchmark: deliveries per second and event → delivery latency.
+
+    python bench/webhooks.py [--instances 50] [--per-instance 40] [--latency-samples 300]
+
+Starts a real server (its own temp data dir) and a local receiver (uvicorn, in this process).
+
+1. Throughput: every instance gets ``--per-instance`` incoming messages while it is in polling
+   mode; then webhookUrl is switched on for all of them at once and the backlog drains to the
+   receiver. Deliveries/s = notifications / time until the receiver has them all.
+2. Latency: with the webhooks on, a sandbox phone writes to the instances at a steady rate; the
+   latency of one notification is the time from the start of the phone's send request (the event)
+   to its arrival at the receiver.
+
+Prints a table (Markdown) to paste into docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import uvicorn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from harness import Server, free_port  # noqa: E402
+
+CUSTOMER = "79990000003"
+
+
+class Receiver:
+    """An ASGI app that answers 200 and notes when each message arrived (by its text)."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, float] = {}
+        self.count = 0
+        self.changed = asyncio.Event()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        now = time.perf_counter()
+        body = orjson.loads(b"".join(chunks))
+        text = ((body.get("messageData") or {}).get("textMessageData") or {}).get("textMessage")
+        if text is not None:
+            self.arrivals.setdefault(text, now)
+            self.count += 1
+            self.changed.set()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def wait_count(self, n: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.count < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"receiver got {self.count} of {n}")
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), 1.0)
+            except TimeoutError:
+                pass
+
+
+def create_instances(data_dir: Path, count: int) -> list[dict[str, Any]]:
+    """Create linked instances straight in the data dir (faster than one CLI call each)."""
+    from verdigris.app import build_core, prepare
+    from verdigris.channels.sandbox import network
+    from verdigris.config import Settings
+    from verdigris.instances import service as instances
+    from verdigris.instances.settings import MESSAGE_FLAGS
+
+    async def main() -> list[dict[str, Any]]:
+        core = build_core(Settings(data_dir=data_dir, demo=False))
+        await prepare(core)
+        out = []
+        try:
+            for i in range(count):
+                phone = f"7997{i:07d}"
+                await network.create_phone(core, phone)
+                rec = await instances.create(
+                    core, account_id=None, settings=dict.fromkeys(MESSAGE_FLAGS, "yes")
+                )
+                await instances.link(core, rec, network.wid_of(phone))
+                out.append({"idInstance": rec.id, "apiTokenInstance": rec.token, "wid": rec.wid})
+        finally:
+            await core.db.dispose()
+        return out
+
+    return asyncio.run(main())
+
+
+async def send_all(
+    client: httpx.AsyncClient, srv: Server, jobs: list[tuple[dict[str, Any], str]], parallel: int
+) -> dict[str, float]:
+    """Phone → instance messages, ``parallel`` at a time; returns each text's send start time."""
+    started: dict[str, float] = {}
+    queue: asyncio.Queue[tuple[dict[str, Any], str]] = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+    headers = {"Authorization": f"Bearer {srv.demo['sandbox']['token']}"}
+
+    async def worker() -> None:
+        while not queue.empty():
+            inst, text = queue.get_nowait()
+            started[text] = time.perf_counter()
+            r = await client.post(
+                f"{srv.url}/sandbox/phones/{CUSTOMER}/messages",
+                json={"chatId": inst["wid"], "message": text},
+                headers=headers,
+            )
+            r.raise_for_status()
+
+    await asyncio.gather(*(worker() for _ in range(parallel)))
+    return started
+
+
+async def set_webhooks(client: httpx.AsyncClient, srv: Server, insts: list[dict[str, Any]], url: str) -> None:
+    async def one(inst: dict[str, Any]) -> None:
+        r = await client.post(
+            f"{srv.url}/waInstance{inst['idInstance']}/setSettings/{inst['apiTokenInstance']}",
+            json={"webhookUrl": url},
+        )
+        r.raise_for_status()
+
+    await asyncio.gather(*(one(i) for i in insts))
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+async def run(args: argparse.Namespace, srv: Server, insts: list[dict[str, Any]]) -> dict[str, Any]:
+    receiver = Receiver()
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            receiver, host="127.0.0.1", port=port, log_level="error", lifespan="off", access_log=False
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.05)
+    url = f"http://127.0.0.1:{port}/hook"
+    results: dict[str, Any] = {}
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=32)) as client:
+        # 1. Throughput: build a backlog in polling mode, then switch the webhooks on.
+        jobs = [(inst, f"bulk {inst['idInstance']} {n}") for n in range(args.per_instance) for inst in insts]
+        t = time.perf_counter()
+        await send_all(client, srv, jobs, parallel=16)
+        results["ingest_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        await set_webhooks(client, srv, insts, url)
+        await receiver.wait_count(len(jobs), timeout=600)
+        results["drain_s"] = time.perf_counter() - t
+        results["deliveries"] = len(jobs)
+
+        # 2. Latency under a steady load.
+        receiver.arrivals.clear()
+        gap = 1.0 / args.rate
+        started: dict[str, float] = {}
+        answered: dict[str, float] = {}
+        headers = {"Authorization": f"Bearer {srv.demo['sandbox']['token']}"}
+
+        async def one(inst: dict[str, Any], text: str) -> None:
+            started[text] = time.perf_counter()
+            r = await client.post(
+                f"{srv.url}/sandbox/phones/{CUSTOMER}/messages",
+                json={"chatId": inst["wid"], "message": text},
+                headers=headers,
+            )
+            answered[text] = time.perf_counter()
+            r.raise_for_status()
+
+        tasks = []
+        for n in range(args.latency_samples):
+            inst = insts[n % len(insts)]
+            tasks.append(asyncio.create_task(one(inst, f"lat {n}")))
+            await asyncio.sleep(gap)
+        await asyncio.gather(*tasks)
+        deadline = time.monotonic() + 120
+        while (
+            len([t for t in started if t in receiver.arrivals]) < len(started) and time.monotonic() < deadline
+        ):
+            await asyncio.sleep(0.05)
+        lat = [(receiver.arrivals[t] - s) * 1000 for t, s in started.items() if t in receiver.arrivals]
+        results["latency_ms"] = lat
+        # The phone's own send request (the event itself): part of the latency above.
+        results["send_ms"] = [(answered[t] - s) * 1000 for t, s in started.items()]
+        results["latency_missing"] = len(started) - len(lat)
+    server.should_exit = True
+    await serving
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--instances", type=int, default=50)
+    parser.add_argument("--per-instance", type=int, default=40)
+    parser.add_argument("--latency-samples", type=int, default=300)
+    parser.add_argument("--rate", type=float, default=10.0, help="messages per second in the latency phase")
+    parser.add_argument("--concurrency", type=int, default=64, help="VERDIGRIS_WEBHOOK_CONCURRENCY")
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="verdigris-bench-webhooks-"))
+    srv = Server(data_dir, env={"VERDIGRIS_WEBHOOK_CONCURRENCY": str(args.concurrency)}).start()
+    try:
+        srv.stop()  # create the instances while the server is down (one process writes)
+        insts = create_instances(data_dir, args.instances)
+        srv.start()
+        res = asyncio.run(run(args, srv, insts))
+    finally:
+        srv.stop()
+
+    lat = res["latency_ms"]
+    sends = res["send_ms"]
+    rows = [
+        ("instances", f"{args.instances}"),
+        ("notifications drained", f"{res['deliveries']}"),
+        ("webhook concurrency", f"{args.concurrency}"),
+        ("ingest (phone → instance messages/s)", f"{res['deliveries'] / res['ingest_s']:.0f}"),
+        ("**webhook deliveries/s** (backlog drain)", f"**{res['deliveries'] / res['drain_s']:.0f}**"),
+        (
+            "latency samples (steady load)",
+            f"{len(lat)} at {args.rate:g}/s ({res['latency_missing']} missing)",
+        ),
+        ("event → delivery latency p50", f"{statistics.median(lat):.1f} ms"),
+        ("event → delivery latency p99", f"{pct(lat, 99):.1f} ms"),
+        ("event → delivery latency max", f"{max(lat):.1f} ms"),
+        (
+            "(of which the phone's send request) p50 / p99",
+            f"{statistics.median(sends):.1f} / {pct(sends, 99):.1f} ms",
+        ),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"| {'measure'.ljust(width)} | value |")
+    print(f"|{'-' * (width + 2)}|-------|")
+    for name, value in rows:
+        print(f"| {name.ljust(width)} | {value} |")
+
+
+if __name__ == "__main__":
+    main()

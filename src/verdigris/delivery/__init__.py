@@ -1,0 +1,1 @@
+"""Webhook delivery: pushes each instance's notification queue to its ``webhookUrl`` (docs/webhooks.md)."""
