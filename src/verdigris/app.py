@@ -22,6 +22,9 @@ from verdigris.core import Core
 from verdigris.greenapi import render
 from verdigris.greenapi.openapi import wire_paths
 from verdigris.greenapi.routes import PathNormalizer, wire_routes
+from verdigris.licensing.enforce import Licensing
+from verdigris.licensing.routes import build_router as licensing_router
+from verdigris.licensing.worker import LicensingWorker
 from verdigris.messaging import notifications
 from verdigris.messaging.sender import SendWorker
 from verdigris.store.clock import now_ms
@@ -38,6 +41,7 @@ def build_core(settings: Settings) -> Core:
     core.channels["sandbox"] = SandboxChannel(core)
     core.render = render.notification
     core.sender = SendWorker(core)
+    core.licensing = Licensing(core)
     return core
 
 
@@ -51,6 +55,7 @@ async def start(core: Core) -> None:
     core.timers.start()
     assert core.sender is not None
     await core.sender.start()
+    LicensingWorker(core).start()
 
     async def purge() -> None:
         removed = await notifications.purge_expired(core)
@@ -80,6 +85,8 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
         log.info("started", url=core.public_url, database=core.db.url.split("://", 1)[0])
         yield
         await core.timers.stop()
+        if core.licensing is not None:
+            await core.licensing.flush()  # metered counts survive a clean shutdown
         await core.db.dispose()
 
     app = FastAPI(
@@ -105,6 +112,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(sandbox_router(core))
+    app.include_router(licensing_router(core))
     for route in wire_routes(core):
         app.router.routes.append(route)
 

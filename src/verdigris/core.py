@@ -23,6 +23,7 @@ from verdigris.store.db import Database
 
 if TYPE_CHECKING:
     from verdigris.channels.base import Channel
+    from verdigris.licensing.enforce import Licensing
     from verdigris.messaging.notifications import Renderer
     from verdigris.messaging.sender import SendWorker
 
@@ -209,6 +210,7 @@ class Core:
         self.channels: dict[str, Channel] = {}
         self.render: Renderer | None = None
         self.sender: SendWorker | None = None
+        self.licensing: Licensing | None = None
         self.public_url = settings.resolved_public_url()
 
     @asynccontextmanager

@@ -3,4 +3,5 @@
 from verdigris.accounts import models as accounts_models  # noqa: F401
 from verdigris.channels.sandbox import models as sandbox_models  # noqa: F401
 from verdigris.instances import models as instances_models  # noqa: F401
+from verdigris.licensing import models as licensing_models  # noqa: F401
 from verdigris.messaging import models as messaging_models  # noqa: F401

@@ -23,6 +23,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from verdigris.core import Core
 from verdigris.greenapi import methods  # noqa: F401  (registers every wire method)
 from verdigris.greenapi.errors import WireError, error_response
+from verdigris.greenapi.quota import chat_of as _chat_of
+from verdigris.greenapi.quota import quota_refusal
 from verdigris.greenapi.registry import EMPTY, REGISTRY, Call, parse_json, validate_body
 
 log = structlog.get_logger("verdigris.wire")
@@ -92,6 +94,10 @@ class WireEndpoint:
             )
         call = Call(self.core, request, inst, extra=params.get("extra", ""))
         await self._read_body(call, spec)
+        if self.core.licensing is not None:
+            refusal = await self.core.licensing.admit(inst, spec.name, _chat_of(call))
+            if refusal is not None:
+                return quota_refusal(refusal)
         if spec.needs_link and inst.state != "authorized":
             if inst.state == "starting":
                 raise WireError(400, "instance in starting process try later")

@@ -160,13 +160,15 @@ class SandboxChannel:
                     created_ms=now,
                 )
             )
-            await emit(
-                tx,
-                target,
-                _message_event(
-                    "incomingMessageReceived", msg, msg.sender_wid, msg.sender_wid, msg.sender_name, now
-                ),
-            )
+            licensing = self.core.licensing
+            if licensing is None or await licensing.admit_incoming(tx, target, msg.sender_wid):
+                await emit(
+                    tx,
+                    target,
+                    _message_event(
+                        "incomingMessageReceived", msg, msg.sender_wid, msg.sender_wid, msg.sender_name, now
+                    ),
+                )
             if is_on(target.settings, "markIncomingMessagesReaded"):
                 auto_read = True
                 await tx.conn.execute(
