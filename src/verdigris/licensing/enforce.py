@@ -182,7 +182,7 @@ class Licensing:
         if ent.unlicensed.startswith("assign:") and not ent.licenses:
             from verdigris.licensing import service
 
-            await service.assign_default(self.core, inst, ent.unlicensed.split(":", 1)[1])
+            await service.assign_default(self.core, inst, ent.unlicensed.split(":", 1)[1], at_ms)
             async with self.core.read() as own:
                 ent = await self.load(own, inst.id, at_ms)
         return ent

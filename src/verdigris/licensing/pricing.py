@@ -21,6 +21,8 @@ from verdigris.licensing import dates, money
 DISCOUNT = "discount"
 MARKUP = "markup"
 RULE_KINDS = ("percent", "fixed", "volume", "bonus_days")
+# A conversion never extends a license by more than this (a guard against absurd price ratios).
+MAX_EXTENSION_DAYS = 36_500
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +164,7 @@ def convert(
     period_end = dates.period_end(switch_day, new_unit, new_count)
     period_days = dates.days_between(switch_day, period_end)
     if new_price > 0 and period_days > 0:
-        extension = money.floor_int(unused_value * period_days / new_price)
+        extension = min(MAX_EXTENSION_DAYS, money.floor_int(unused_value * period_days / new_price))
         used_up = money.round_money(new_price * extension / period_days, currency)
         remainder = max(Decimal(0), unused_value - used_up)
     else:

@@ -256,9 +256,9 @@ async def unlicensed_policy_for(core: Core, conn: AsyncConnection, instance_id: 
     return value if value in ("open", "deny") or value.startswith("assign:") else "open"
 
 
-async def assign_default(core: Core, inst: InstanceRecord, code: str) -> None:
+async def assign_default(core: Core, inst: InstanceRecord, code: str, at_ms: int | None = None) -> None:
     try:
-        await start_free(core, inst.account_id, inst.id, code, check_owner=False)
+        await start_free(core, inst.account_id, inst.id, code, check_owner=False, at_ms=at_ms)
     except BillingError:
         pass  # e.g. the account has used its free instances: the instance stays unlicensed (denied)
 
