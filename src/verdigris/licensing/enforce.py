@@ -14,14 +14,12 @@ an unlimited instance costs one dict lookup and one counter increment. Counters 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from verdigris.licensing import dates
 from verdigris.licensing.limits import CORRESPONDENTS, MESSAGES, SENDING_METHODS, Limits, parse_limits
@@ -428,15 +426,8 @@ async def _add_chat(conn: AsyncConnection, instance_id: int, period: str, chat_i
         )
     )
     if exists is None:
-        try:
-            await conn.execute(
-                insert(correspondents).values(
-                    instance_id=instance_id, period=period, chat_id=chat_id, first_ms=at_ms
-                )
+        await conn.execute(
+            insert(correspondents).values(
+                instance_id=instance_id, period=period, chat_id=chat_id, first_ms=at_ms
             )
-        except IntegrityError:  # pragma: no cover - another process added it first
-            pass
-
-
-def chat_ids(values: Iterable[str]) -> list[str]:
-    return list(values)
+        )

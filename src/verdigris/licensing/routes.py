@@ -400,6 +400,10 @@ def build_router(core: Core) -> APIRouter:
         data = await _body(request)
         return await service.extend(core, _path_int(request, "license_id"), int(_int(data, "days") or 0))
 
+    @add("/operator/licenses/{license_id}/revoke", "POST", accounts.OPERATOR, "End a license now")
+    async def op_revoke(request: Request, account: dict[str, Any]) -> Any:
+        return await service.revoke(core, _path_int(request, "license_id"))
+
     @add("/operator/revenue", "GET", accounts.OPERATOR, "Revenue per period (?from=&to=, local dates)")
     async def op_revenue(request: Request, account: dict[str, Any]) -> Any:
         start = _date(request.query_params.get("from"), "from")

@@ -487,6 +487,24 @@ async def extend(core: Core, license_id: int, days: int) -> dict[str, Any]:
     return license_json(row)
 
 
+async def revoke(core: Core, license_id: int, at_ms: int | None = None) -> dict[str, Any]:
+    """The operator ends a license now (e.g. a breach of the terms); no refund is made."""
+    at = _now(at_ms)
+    async with core.tx() as tx:
+        row = (await tx.conn.execute(select(licenses).where(licenses.c.id == license_id))).first()
+        if row is None or row.status != "active":
+            raise BillingError(404, f"no active license {license_id}")
+        await tx.conn.execute(
+            update(licenses)
+            .where(licenses.c.id == license_id)
+            .values(status="revoked", ends_on=dates.local_date(at, _tz(core)).isoformat(), end_ms=at)
+        )
+        for action in _after_change(core, [int(row.instance_id)]):
+            tx.on_commit(action)
+        row = (await tx.conn.execute(select(licenses).where(licenses.c.id == license_id))).first()
+    return license_json(row)
+
+
 async def instance_status(core: Core, instance_id: int, at_ms: int | None = None) -> dict[str, Any]:
     """The license state of an instance: current license, next ones, quotas used and left (T-06)."""
     at = _now(at_ms)
