@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -116,8 +117,18 @@ class Licensing:
         self._usage: dict[tuple[int, str], _Usage] = {}
         self._lock = asyncio.Lock()
         self.flushed_total = 0
-        # Hook for the unlicensed policy "assign:<tariff>" (set by the service module).
-        self.policy: tuple[str, int] | None = None
+        # The current quota period and its bounds, so most calls skip the calendar arithmetic.
+        self._period: tuple[str, int, int] = ("", 0, 0)
+
+    def period(self, at_ms: int) -> str:
+        key, start, end = self._period
+        if start <= at_ms < end:
+            return key
+        key = dates.month_key(at_ms, self.tz)
+        year, month = int(key[:4]), int(key[5:])
+        start = dates.day_start_ms(date(year, month, 1), self.tz)
+        self._period = (key, start, dates.next_month_start_ms(at_ms, self.tz))
+        return key
 
     # --- entitlements ---------------------------------------------------------------------------
 
@@ -271,7 +282,7 @@ class Licensing:
         now = now_ms()
         lowered = method.lower()
         ent = await self.entitlement(inst, now)
-        period = dates.month_key(now, self.tz)
+        period = self.period(now)
         if ent.open:
             self.count(inst.id, period, lowered, None)
             return None
@@ -333,7 +344,7 @@ class Licensing:
         lic = ent.current(now)
         if lic is None or lic.limits.correspondents is None:
             return True  # an expired instance keeps receiving into its queue (kept for renewal)
-        period = dates.month_key(now, self.tz)
+        period = self.period(now)
         state = await self._usage_of(tx.conn, inst.id, period)
         if chat_id in state.chats:
             return True
