@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -60,6 +61,7 @@ def render_invoice(invoice: dict[str, Any], time_zone: str = "UTC") -> bytes:
     )
     head = ParagraphStyle("head", fontName=bold, fontSize=15, leading=19, spaceAfter=4)
     label = ParagraphStyle("label", fontName=bold, fontSize=9, leading=12)
+    indented = ParagraphStyle("indented", parent=small, leftIndent=10)
     req = invoice["requisites"]
     buyer = invoice["buyer"]
     cur = invoice["currency"]
@@ -119,20 +121,26 @@ def render_invoice(invoice: dict[str, Any], time_zone: str = "UTC") -> bytes:
             ]
         )
         for adj in line["adjustments"]:
-            what = f'    {adj["kind"].replace("_", " ")}: rule "{adj["rule"]}" (#{adj["ruleId"]})'
+            what = f'{adj["kind"].replace("_", " ")}: rule "{adj["rule"]}" (#{adj["ruleId"]})'
             if adj.get("bonusDays"):
                 what += f", +{adj['bonusDays']} bonus day(s)"
-            rows.append(["", _p(what, small), "", "", _p(f"{adj['amount']} {cur}", small)])
+            rows.append(["", _p(what, indented), "", "", _p(f"{adj['amount']} {cur}", small)])
         if line["adjustments"]:
-            rows.append(["", _p("    line total", small), "", "", _p(f"{line['amount']} {cur}", body)])
+            rows.append(["", _p("line total", indented), "", "", _p(f"{line['amount']} {cur}", body)])
+    subtotal_row = len(rows)
     rows.append(["", _p("Subtotal", label), "", "", _p(f"{invoice['subtotal']} {cur}", body)])
+    if invoice["subtotal"] != invoice["total"]:
+        change = Decimal(invoice["total"]) - Decimal(invoice["subtotal"])
+        rows.append(
+            ["", _p("Loyalty program (rules listed above)", body), "", "", _p(f"{change} {cur}", body)]
+        )
     rows.append(["", _p("Total to pay", label), "", "", _p(f"{invoice['total']} {cur}", label)])
     table = Table(rows, colWidths=[8 * mm, 96 * mm, 28 * mm, 12 * mm, 30 * mm], repeatRows=1)
     table.setStyle(
         TableStyle(
             [
                 ("LINEBELOW", (0, 0), (-1, 0), 0.8, colors.black),
-                ("LINEABOVE", (0, -2), (-1, -2), 0.5, colors.grey),
+                ("LINEABOVE", (0, subtotal_row), (-1, subtotal_row), 0.5, colors.grey),
                 ("VALIGN", (0, 0), (-1, -1), "TOP"),
                 ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8f0ec")),
             ]
