@@ -117,6 +117,10 @@ class InstanceCache:
     def forget(self, instance_id: int) -> None:
         self._items.pop(instance_id, None)
 
+    def peek(self, instance_id: int) -> InstanceRecord | None:
+        """The cached record, if any (no database read)."""
+        return self._items.get(instance_id)
+
     def __len__(self) -> int:
         return len(self._items)
 

@@ -208,22 +208,25 @@ class Licensing:
         state = self._usage.get((instance_id, period))
         if state is not None:
             return state
-        async with self._lock:
-            state = self._usage.get((instance_id, period))
-            if state is not None:
-                return state
-            if conn is None:
-                async with self.core.read() as own:
-                    state = await self._read_usage(own, instance_id, period)
-            else:
-                state = await self._read_usage(conn, instance_id, period)
-            for (inst_id, per, method), delta in self._pending.items():
-                if inst_id == instance_id and per == period:
-                    state.counts[method] = state.counts.get(method, 0) + delta
-            for key in [k for k in self._usage if k[0] == instance_id and k[1] != period]:
-                del self._usage[key]  # an older period of this instance is over
-            self._usage[(instance_id, period)] = state
-            return state
+        # No lock is held across the read: a caller inside a transaction holds the (single SQLite)
+        # connection, so waiting here for anything that needs a connection would deadlock. A batch
+        # that is being flushed at this very moment may be missed by this first read (at most one
+        # flush interval of calls made before the instance was limited).
+        if conn is None:
+            async with self.core.read() as own:
+                loaded = await self._read_usage(own, instance_id, period)
+        else:
+            loaded = await self._read_usage(conn, instance_id, period)
+        state = self._usage.get((instance_id, period))
+        if state is not None:
+            return state  # loaded meanwhile by another call
+        for (inst_id, per, method), delta in self._pending.items():
+            if inst_id == instance_id and per == period:
+                loaded.counts[method] = loaded.counts.get(method, 0) + delta
+        for key in [k for k in self._usage if k[0] == instance_id and k[1] != period]:
+            del self._usage[key]  # an older period of this instance is over
+        self._usage[(instance_id, period)] = loaded
+        return loaded
 
     async def _read_usage(self, conn: AsyncConnection, instance_id: int, period: str) -> _Usage:
         state = _Usage()
@@ -259,7 +262,7 @@ class Licensing:
         """Write pending counts to the database; returns how many counter rows changed."""
         if not self._pending:
             return 0
-        async with self._lock:
+        async with self._lock:  # one flush at a time (the timer and shutdown)
             batch, self._pending = self._pending, {}
             try:
                 async with self.core.tx() as tx:

@@ -67,7 +67,7 @@ def _after_change(core: Core, instance_ids: list[int]) -> list[Any]:
         for instance_id in instance_ids:
             if lic is not None:
                 lic.forget(instance_id)
-            rec = core.instances._items.get(instance_id)
+            rec = core.instances.peek(instance_id)
             if rec is not None and core.sender is not None:
                 core.sender.wake(rec)
 
@@ -1310,7 +1310,7 @@ async def accept_transfer(
 
         def refresh() -> None:
             for instance_id in moved:
-                rec = core.instances._items.get(instance_id)
+                rec = core.instances.peek(instance_id)
                 if rec is not None:
                     rec.account_id = account_id
 
