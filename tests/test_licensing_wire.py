@@ -142,6 +142,7 @@ def test_expiry_payment_callback_pdf_and_restoring_service(make_server: Any) -> 
     srv: Server = make_server(
         env={
             "VERDIGRIS_PAYMENT_CALLBACK_SECRET": secret,
+            "VERDIGRIS_LICENSING_FLUSH_SECONDS": "0.2",
             "VERDIGRIS_OPERATOR_TIMEZONE": "Europe/Moscow",
             "VERDIGRIS_OPERATOR_LEGAL_NAME": "Wire Test Operator GmbH",
             "VERDIGRIS_OPERATOR_REGISTRATION_NUMBER": "HRB 424242",
@@ -304,3 +305,46 @@ def test_json_api_auth_and_errors(server: Server) -> None:
         httpx.post(f"{server.url}/api/v1/payments/callback/acme", content=b"{}", timeout=30).status_code
         == 404
     )
+
+
+def test_bot_library_sees_quota_exceeded(server: Server) -> None:
+    """whatsapp-chatbot-python routes by typeWebhook; a bot that subscribes to quotaExceeded gets it."""
+    import threading
+
+    from whatsapp_chatbot_python import GreenAPIBot
+    from whatsapp_chatbot_python.manager.observer import Observer
+
+    code = f"bot-{uuid.uuid4().hex[:8]}"
+    r = call(
+        server,
+        "POST",
+        "/operator/tariffs",
+        json={"code": code, "name": "Bot dev", "kind": "free", "limits": {"correspondents": 1}},
+    )
+    assert r.status_code == 201, r.text
+    inst = server.new_instance("--link", "79996670000")
+    assert (
+        call(
+            server, "POST", f"/instances/{inst['idInstance']}/license", who="licensee", json={"tariff": code}
+        ).status_code
+        == 200
+    )
+    bot = GreenAPIBot(str(inst["idInstance"]), inst["apiTokenInstance"], host=server.url, media=server.url)
+    seen: list[dict[str, Any]] = []
+
+    def on_quota(notification: Any) -> None:
+        seen.append(notification.event)
+        raise KeyboardInterrupt  # run_forever's documented way out
+
+    observer = Observer(bot.router)
+    observer.add_handler(on_quota)
+    bot.router.observers["quotaExceeded"] = observer
+    api = server.api(inst)
+    assert api.sending.sendMessage("79996670001@c.us", "first chat").code == 200
+    assert api.sending.sendMessage("79996670002@c.us", "second chat").code == 466
+    runner = threading.Thread(target=bot.run_forever, daemon=True)
+    runner.start()
+    runner.join(timeout=60)
+    assert not runner.is_alive(), "the bot never saw the quotaExceeded notification"
+    assert seen and seen[0]["quotaData"]["status"] == "CORRESPONDENTS_QUOTA_EXCEEDED"
+    assert seen[0]["quotaData"]["description"].count("79996670001@c.us") == 1
