@@ -348,3 +348,41 @@ def test_bot_library_sees_quota_exceeded(server: Server) -> None:
     assert not runner.is_alive(), "the bot never saw the quotaExceeded notification"
     assert seen and seen[0]["quotaData"]["status"] == "CORRESPONDENTS_QUOTA_EXCEEDED"
     assert seen[0]["quotaData"]["description"].count("79996670001@c.us") == 1
+
+
+def test_metered_counts_survive_a_crash_after_a_flush(make_server: Any, tmp_path: Any) -> None:
+    env = {"VERDIGRIS_LICENSING_FLUSH_SECONDS": "0.2"}
+    srv: Server = make_server(env=env, data_dir=tmp_path / "crash")
+    r = call(
+        srv,
+        "POST",
+        "/operator/tariffs",
+        json={"code": "dev", "name": "Dev", "kind": "free", "limits": {"methods": {"getMessage": 3}}},
+    )
+    assert r.status_code == 201, r.text
+    inst = srv.new_instance()
+    assert (
+        call(
+            srv, "POST", f"/instances/{inst['idInstance']}/license", who="licensee", json={"tariff": "dev"}
+        ).status_code
+        == 200
+    )
+    for _ in range(2):
+        got = srv.wire(inst, "getMessage", verb="POST", json={"chatId": "79990000001@c.us", "idMessage": "X"})
+        assert got.status_code != 466
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # wait until the counts are flushed (the documented bound)
+        status = call(srv, "GET", f"/instances/{inst['idInstance']}/license", who="licensee").json()
+        if status["quotas"][0]["used"] == 2:
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    srv.kill()
+    again: Server = make_server(env=env, data_dir=tmp_path / "crash")
+    third = again.wire(inst, "getMessage", verb="POST", json={"chatId": "79990000001@c.us", "idMessage": "X"})
+    assert third.status_code != 466
+    fourth = again.wire(
+        inst, "getMessage", verb="POST", json={"chatId": "79990000001@c.us", "idMessage": "X"}
+    )
+    assert fourth.status_code == 466
+    assert fourth.json()["invokeStatus"]["used"] == 3
