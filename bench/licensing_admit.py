@@ -61,6 +61,17 @@ async def main() -> None:
         start = time.perf_counter()
         rows = await lic.flush()
         print(f"flush of {rows} counter rows: {(time.perf_counter() - start) * 1000:.1f} ms")
+        # A busy server: 10 000 active instances, two methods each, in one flush interval.
+        period = lic.period(0 + int(time.time() * 1000))
+        for i in range(10_000):
+            lic.count(9_000_000_000 + i, period, "sendmessage", None)
+            lic.count(9_000_000_000 + i, period, "receivenotification", None)
+        for _ in range(2):  # inserts first, then updates of the same rows
+            for i in range(10_000):
+                lic.count(9_000_000_000 + i, period, "sendmessage", None)
+            start = time.perf_counter()
+            rows = await lic.flush()
+            print(f"flush of {rows} counter rows: {(time.perf_counter() - start) * 1000:.1f} ms")
         await core.db.dispose()
 
 

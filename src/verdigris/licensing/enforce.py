@@ -41,6 +41,8 @@ EXPIRED_MESSAGE = "Instance account is expired. Renew your instance from persona
 # Read-only account methods that still answer on an expired instance, so monitoring can see it.
 ALLOWED_WHEN_EXPIRED = frozenset({"getsettings", "getstateinstance", "getstatusinstance", "getwasettings"})
 NOTICE_PREFIX = "notice:"
+# Counter rows written per statement when flushing.
+FLUSH_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,13 +266,22 @@ class Licensing:
             return 0
         async with self._lock:  # one flush at a time (the timer and shutdown)
             batch, self._pending = self._pending, {}
+            keys = list(batch)
+            done = 0
             try:
-                async with self.core.tx() as tx:
-                    for (instance_id, period, method), delta in batch.items():
-                        await _add_usage(tx.conn, instance_id, period, method, delta)
-            except Exception:
-                for key, delta in batch.items():  # keep them for the next flush
-                    self._pending[key] = self._pending.get(key, 0) + delta
+                # Small transactions, so wire calls waiting for the connection interleave.
+                for start in range(0, len(keys), FLUSH_CHUNK):
+                    chunk = keys[start : start + FLUSH_CHUNK]
+                    rows = [
+                        {"instance_id": i, "period": p, "method": m, "count": batch[(i, p, m)]}
+                        for (i, p, m) in chunk
+                    ]
+                    async with self.core.tx() as tx:
+                        await _upsert_usage(tx.conn, rows)
+                    done += len(chunk)
+            except BaseException:
+                for key in keys[done:]:  # keep what was not written for the next flush
+                    self._pending[key] = self._pending.get(key, 0) + batch[key]
                 raise
         self.flushed_total += len(batch)
         return len(batch)
@@ -425,6 +436,20 @@ async def _add_usage(conn: AsyncConnection, instance_id: int, period: str, metho
         await conn.execute(
             insert(usage).values(instance_id=instance_id, period=period, method=method, count=delta)
         )
+
+
+async def _upsert_usage(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Add many deltas in one statement (INSERT ... ON CONFLICT DO UPDATE, SQLite and PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    stmt = dialect_insert(usage)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[usage.c.instance_id, usage.c.period, usage.c.method],
+        set_={"count": usage.c.count + stmt.excluded.count},
+    )
+    await conn.execute(stmt, rows)
 
 
 async def _mark_noticed(conn: AsyncConnection, instance_id: int, period: str, limit: str) -> None:
