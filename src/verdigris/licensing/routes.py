@@ -103,6 +103,13 @@ def _int(data: dict[str, Any], key: str, required: bool = True) -> int | None:
     return value
 
 
+def _bool(data: dict[str, Any], key: str, default: bool) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise BillingError(400, f"'{key}' must be true or false")
+    return value
+
+
 def _date(value: Any, key: str) -> date | None:
     if value is None:
         return None
@@ -336,7 +343,7 @@ def build_router(core: Core) -> APIRouter:
             trial_days=_int(data, "trialDays", required=False) or 0,
             limits=data.get("limits"),
             features=features,
-            public=bool(data.get("public", True)),
+            public=_bool(data, "public", True),
             description=str(data.get("description") or ""),
         )
         return _json(tariff, 201)
@@ -391,7 +398,7 @@ def build_router(core: Core) -> APIRouter:
             starts_on=_date(data.get("startsOn"), "startsOn"),
             days=_int(data, "days", required=False),
             periods=_int(data, "periods", required=False),
-            unlimited=bool(data.get("unlimited", False)),
+            unlimited=_bool(data, "unlimited", False),
         )
         return _json(result, 201)
 
