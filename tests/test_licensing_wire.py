@@ -386,3 +386,98 @@ def test_metered_counts_survive_a_crash_after_a_flush(make_server: Any, tmp_path
     )
     assert fourth.status_code == 466
     assert fourth.json()["invokeStatus"]["used"] == 3
+
+
+def test_json_api_offer_rules_plan_change_and_operator_actions(server: Server) -> None:
+    tag = uuid.uuid4().hex[:6]
+    pro, biz, promo = f"pro-{tag}", f"biz-{tag}", f"P{tag}".upper()
+    for code, price in ((pro, "30.00"), (biz, "90.00")):
+        r = call(
+            server,
+            "POST",
+            "/operator/tariffs",
+            json={"code": code, "name": code, "price": price, "currency": "USD", "public": False},
+        )
+        assert r.status_code == 201, r.text
+    rule = call(
+        server,
+        "POST",
+        "/operator/loyalty-rules",
+        json={"name": "Ten off", "kind": "percent", "value": "10", "promoCode": promo, "tariffCode": pro},
+    )
+    assert rule.status_code == 201, rule.text
+    inst = server.new_instance()
+    item = {"instanceId": inst["idInstance"], "tariff": pro}
+    offer = call(
+        server, "POST", "/invoices", who="licensee", json={"items": [item], "promoCode": promo.lower()}
+    )
+    assert offer.status_code == 201, offer.text
+    invoice = offer.json()
+    assert invoice["total"] == "27.00"
+    assert invoice["lines"][0]["adjustments"] == [
+        {"ruleId": rule.json()["id"], "rule": "Ten off", "kind": "percent", "amount": "-3.00", "bonusDays": 0}
+    ]
+    spare = call(server, "POST", "/invoices", who="licensee", json={"items": [item]}).json()
+    assert (
+        call(server, "POST", f"/invoices/{spare['id']}/cancel", who="licensee").json()["status"]
+        == "cancelled"
+    )
+    assert call(server, "POST", f"/operator/invoices/{spare['id']}/mark-paid", json={}).status_code == 409
+    paid = call(
+        server,
+        "POST",
+        f"/operator/invoices/{invoice['id']}/mark-paid",
+        json={"reference": f"bank-{tag}", "amount": "27.00"},
+    )
+    assert paid.status_code == 200 and paid.json()["status"] == "paid", paid.text
+    assert any(
+        p["reference"] == f"bank-{tag}" for p in call(server, "GET", "/operator/payments").json()["payments"]
+    )
+    # The paid license starts tomorrow; a grant covers today so there is a running license to change.
+    assert (
+        call(
+            server,
+            "POST",
+            f"/instances/{inst['idInstance']}/plan-change/preview",
+            who="licensee",
+            json={"tariff": biz},
+        ).status_code
+        == 409
+    )
+    grant = call(
+        server,
+        "POST",
+        "/operator/licenses",
+        json={"instanceId": inst["idInstance"], "tariff": pro, "days": 30},
+    ).json()
+    preview = call(
+        server,
+        "POST",
+        f"/instances/{inst['idInstance']}/plan-change/preview",
+        who="licensee",
+        json={"tariff": biz},
+    )
+    assert preview.status_code == 200, preview.text
+    data = preview.json()
+    assert (
+        data["current"]["id"] == grant["id"]
+        and data["price"] == "90.00"
+        and data["refund"].startswith("none")
+    )
+    assert data["unusedValue"] == "0.00" and data["extensionDays"] == 0  # a grant was not paid for
+    confirmed = call(
+        server, "POST", f"/instances/{inst['idInstance']}/plan-change", who="licensee", json={"tariff": biz}
+    )
+    assert confirmed.status_code == 201 and confirmed.json()["invoice"]["kind"] == "plan_change"
+    extended = call(server, "POST", f"/operator/licenses/{grant['id']}/extend", json={"days": 5}).json()
+    assert extended["endsOn"] > grant["endsOn"]
+    assert any(
+        lic["id"] == grant["id"] for lic in call(server, "GET", "/operator/licenses").json()["licenses"]
+    )
+    assert call(server, "DELETE", f"/operator/loyalty-rules/{rule.json()['id']}").json() == {"result": True}
+    gone = call(server, "POST", "/invoices", who="licensee", json={"items": [item], "promoCode": promo})
+    assert gone.status_code == 400 and "unknown promo code" in gone.json()["error"]
+    # Non-public tariffs are not in the public list.
+    assert pro not in [
+        t["code"] for t in httpx.get(f"{server.url}/api/v1/tariffs", timeout=30).json()["tariffs"]
+    ]
