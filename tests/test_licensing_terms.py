@@ -109,7 +109,11 @@ def test_t01_method_quota_and_message_cap(tmp_path: Path, monkeypatch: pytest.Mo
     clock = Clock(monkeypatch, msk(2026, 2, 10, 9))
 
     async def scenario(core: Core) -> None:
-        await free_tariff(core, methods={"lastIncomingMessages": 2, "checkWhatsapp": 100}, messagesPerMonth=2)
+        await free_tariff(
+            core,
+            methods={"lastIncomingMessages": 2, "checkWhatsapp": 100, "sendLocation": 0},
+            messagesPerMonth=2,
+        )
         owner = await licensee(core)
         rec = await instance(core, owner)
         await service.start_free(core, owner, rec.id, "developer", at_ms=clock.at)
@@ -125,19 +129,21 @@ def test_t01_method_quota_and_message_cap(tmp_path: Path, monkeypatch: pytest.Mo
             2,
         )
         assert refusal.invoke.exceeded and "Monthly quota has been exceeded" in refusal.invoke.description
+        blocked = await lic.admit(rec, "sendLocation", "1@c.us")  # a quota of 0 blocks the feature
+        assert blocked is not None and blocked.invoke is not None and blocked.invoke.total == 0
         assert await lic.admit(rec, "sendMessage", "1@c.us") is None
         assert await lic.admit(rec, "sendMessage", "2@c.us") is None
         capped = await lic.admit(rec, "sendMessage", "3@c.us")
         assert capped is not None and capped.invoke is not None and capped.invoke.method == "messages"
         kinds = [b["quotaData"]["method"] for b in await notification_bodies(core, rec.id, "quotaExceeded")]
-        assert sorted(kinds) == ["lastincomingmessages", "messages"]
+        assert sorted(kinds) == ["lastincomingmessages", "messages", "sendlocation"]
         # Counts survive a restart within the flush bound: flush, then a fresh runtime reads them.
         await lic.flush()
         fresh = Licensing(core)
         core.licensing = fresh
         again = await fresh.admit(rec, "lastIncomingMessages", None)
         assert again is not None and again.invoke is not None and again.invoke.used == 2
-        assert len(await notification_bodies(core, rec.id, "quotaExceeded")) == 2  # already noticed
+        assert len(await notification_bodies(core, rec.id, "quotaExceeded")) == 3  # already noticed
 
     run(tmp_path, scenario)
 
