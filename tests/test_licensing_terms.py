@@ -70,6 +70,10 @@ def test_t01_free_tier_correspondents_limit_466_and_notice(
         corr = refusal.correspondents
         assert (corr.method, corr.used, corr.total, corr.exceeded) == ("correspondents", 3, 3, True)
         assert ", ".join(chats) in corr.description
+        # Handlers that parse their own (multipart) body ask for the chat separately.
+        upload = await lic.admit_chat(rec, "sendFileByUpload", "79990000098@c.us")
+        assert upload is not None and upload.correspondents is not None
+        assert await lic.admit_chat(rec, "sendFileByUpload", chats[1]) is None
         # No side effect: the refused chat was not recorded, the refused call not counted.
         again = await lic.admit(rec, "sendMessage", "79990000099@c.us")
         assert again is not None and again.invoke is not None and again.invoke.used == 4

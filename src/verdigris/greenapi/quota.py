@@ -40,10 +40,29 @@ def quota_body(refusal: Refusal) -> dict[str, Any]:
     return body
 
 
+class QuotaRefused(Exception):
+    """Raised by a handler to answer 466 (the router turns it into the response)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("quota exceeded")
+        self.response = response
+
+
 def quota_refusal(refusal: Refusal) -> Response:
     if refusal.expired:
         raise WireError(400, EXPIRED_MESSAGE)
     return Response(orjson.dumps(quota_body(refusal)), status_code=466, media_type="application/json")
+
+
+async def check_chat(call: Call, method: str, chat_id: str) -> None:
+    """For handlers that read their own body (multipart): apply the free tier's correspondents
+    limit to ``chat_id`` before anything is queued; raises :class:`QuotaRefused` with the 466."""
+    licensing = call.core.licensing
+    if licensing is None:
+        return
+    refusal = await licensing.admit_chat(call.instance, method, chat_id)
+    if refusal is not None:
+        raise QuotaRefused(quota_refusal(refusal))
 
 
 def chat_of(call: Call) -> str | None:

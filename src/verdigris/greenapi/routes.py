@@ -23,8 +23,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from verdigris.core import Core
 from verdigris.greenapi import methods  # noqa: F401  (registers every wire method)
 from verdigris.greenapi.errors import WireError, error_response
+from verdigris.greenapi.quota import QuotaRefused, quota_refusal
 from verdigris.greenapi.quota import chat_of as _chat_of
-from verdigris.greenapi.quota import quota_refusal
 from verdigris.greenapi.registry import EMPTY, REGISTRY, Call, parse_json, validate_body
 
 log = structlog.get_logger("verdigris.wire")
@@ -64,6 +64,8 @@ class WireEndpoint:
             response = await self.handle(request)
         except WireError as exc:
             response = error_response(exc.status, exc.message, request.url.path, exc.headers)
+        except QuotaRefused as exc:
+            response = exc.response
         await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:

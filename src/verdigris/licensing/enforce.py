@@ -325,19 +325,57 @@ class Licensing:
                 )
                 await self._notice(inst, period, state, MESSAGES, status, None)
                 return Refusal(invoke=status)
-        if sending and chat_id and limits.correspondents is not None and chat_id not in state.chats:
-            if len(state.chats) >= limits.correspondents:
-                invoke = QuotaStatus(lowered, used, total or 0, False)
-                corr = self._correspondents_status(state, limits.correspondents, "these numbers")
-                await self._notice(inst, period, state, CORRESPONDENTS, corr, None)
-                return Refusal(invoke=invoke, correspondents=corr)
-            state.chats.append(chat_id)
-            async with self.core.tx() as tx:
-                await _add_chat(tx.conn, inst.id, period, chat_id, now)
+        if sending and chat_id:
+            refusal = await self._correspondent(
+                inst, lowered, chat_id, limits, state, period, now, used, total
+            )
+            if refusal is not None:
+                return refusal
         self.count(inst.id, period, lowered, state)
         if sending:
             self.count(inst.id, period, MESSAGES, state)
         return None
+
+    async def _correspondent(
+        self,
+        inst: InstanceRecord,
+        method: str,
+        chat_id: str,
+        limits: Limits,
+        state: _Usage,
+        period: str,
+        now: int,
+        used: int,
+        total: int | None,
+    ) -> Refusal | None:
+        if limits.correspondents is None or chat_id in state.chats:
+            return None
+        if len(state.chats) >= limits.correspondents:
+            invoke = QuotaStatus(method, used, total or 0, False)
+            corr = self._correspondents_status(state, limits.correspondents, "these numbers")
+            await self._notice(inst, period, state, CORRESPONDENTS, corr, None)
+            return Refusal(invoke=invoke, correspondents=corr)
+        state.chats.append(chat_id)
+        async with self.core.tx() as tx:
+            await _add_chat(tx.conn, inst.id, period, chat_id, now)
+        return None
+
+    async def admit_chat(self, inst: InstanceRecord, method: str, chat_id: str) -> Refusal | None:
+        """The correspondents check alone, for handlers that learn the chat only from a body the
+        router does not parse (multipart uploads). Call it before anything is queued; the call
+        itself was already admitted and counted by :meth:`admit`."""
+        now = now_ms()
+        ent = await self.entitlement(inst, now)
+        lic = ent.current(now)
+        if ent.open or lic is None or lic.limits.correspondents is None:
+            return None
+        lowered = method.lower()
+        period = self.period(now)
+        state = await self._usage_of(None, inst.id, period)
+        used = state.counts.get(lowered, 0)
+        return await self._correspondent(
+            inst, lowered, chat_id, lic.limits, state, period, now, used, lic.limits.methods.get(lowered)
+        )
 
     async def may_send(self, inst: InstanceRecord) -> bool:
         """Whether the send worker may deliver the instance's queued messages now."""
