@@ -868,6 +868,7 @@ async def invoice_json(conn: AsyncConnection, invoice_id: int) -> dict[str, Any]
         ],
         "payments": [payment_json(p) for p in pay_rows],
         "licenseIds": [int(r.id) for r in lic_rows],
+        "pdf": f"/api/v1/invoices/{int(row.id)}/pdf",
     }
 
 
