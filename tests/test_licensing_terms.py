@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from licensing_helpers import Clock, instance, licensee, msk, notification_bodies, run
 from verdigris.core import Core
-from verdigris.licensing import service
+from verdigris.licensing import billing, reports, service, transfers
 from verdigris.licensing.enforce import Licensing
 from verdigris.licensing.models import licenses, payments
 from verdigris.licensing.pdf import render_invoice
@@ -224,7 +224,7 @@ def test_t02_payment_concludes_and_license_starts_next_local_day(
         owner = await licensee(core)
         rec = await instance(core, owner)
         await service.start_free(core, owner, rec.id, "developer", at_ms=clock.at)
-        invoice = await service.issue_invoice(
+        invoice = await billing.issue_invoice(
             core, owner, [{"instanceId": rec.id, "tariff": "pro"}], at_ms=clock.at
         )
         assert (
@@ -235,11 +235,11 @@ def test_t02_payment_concludes_and_license_starts_next_local_day(
         assert invoice["requisites"]["registrationNumber"] == "1027700000042"
         # A wrong amount is refused and changes nothing.
         with pytest.raises(BillingError, match="does not match"):
-            await service.record_payment(
+            await billing.record_payment(
                 core, invoice["id"], method="manual", reference="r1", amount="29.99", at_ms=clock.at
             )
-        assert (await service.get_invoice(core, invoice["id"]))["status"] == "issued"
-        paid = await service.record_payment(
+        assert (await billing.get_invoice(core, invoice["id"]))["status"] == "issued"
+        paid = await billing.record_payment(
             core,
             invoice["id"],
             method="manual",
@@ -260,27 +260,27 @@ def test_t02_payment_concludes_and_license_starts_next_local_day(
         # Until then the free license still applies; it gives way at the paid license's start.
         assert status["current"]["kind"] == "free" and status["current"]["endsOn"] == "2027-01-02"
         # Paying again with the same reference is harmless; paying a paid invoice is refused.
-        dup = await service.record_payment(
+        dup = await billing.record_payment(
             core, invoice["id"], method="manual", reference="bank-1", at_ms=clock.at
         )
         assert dup["duplicate"] is True
         with pytest.raises(BillingError, match="is paid"):
-            await service.record_payment(
+            await billing.record_payment(
                 core, invoice["id"], method="manual", reference="bank-2", at_ms=clock.at
             )
         async with core.read() as conn:
             assert await conn.scalar(select(func.count()).select_from(payments)) == 1
         # A renewal bought before the end starts when the current license ends.
         clock.at = msk(2027, 1, 20, 10)
-        renewal = await service.issue_invoice(
+        renewal = await billing.issue_invoice(
             core, owner, [{"instanceId": rec.id, "tariff": "pro", "periods": 2}], at_ms=clock.at
         )
         assert renewal["total"] == "60.00"
-        await service.record_payment(core, renewal["id"], method="manual", reference="bank-3", at_ms=clock.at)
+        await billing.record_payment(core, renewal["id"], method="manual", reference="bank-3", at_ms=clock.at)
         status = await service.instance_status(core, rec.id, clock.at)
         assert [(u["startsOn"], u["endsOn"]) for u in status["upcoming"]] == [("2027-02-02", "2027-04-02")]
         # The PDF carries the operator's requisites and the amounts (T-27).
-        pdf = render_invoice(await service.get_invoice(core, invoice["id"]), "Europe/Moscow")
+        pdf = render_invoice(await billing.get_invoice(core, invoice["id"]), "Europe/Moscow")
         text = pdf_text(pdf)
         for needle in (
             "Verdigris Test Operator LLC",
@@ -344,10 +344,10 @@ def test_t03_licenses_keep_their_tariff_version(tmp_path: Path, monkeypatch: pyt
         v1 = await service.publish_tariff(core, **PRO, limits={"methods": {"getMessage": 5}})
         owner = await licensee(core)
         rec = await instance(core, owner)
-        inv = await service.issue_invoice(
+        inv = await billing.issue_invoice(
             core, owner, [{"instanceId": rec.id, "tariff": "pro"}], at_ms=clock.at
         )
-        await service.record_payment(core, inv["id"], method="manual", reference="a", at_ms=clock.at)
+        await billing.record_payment(core, inv["id"], method="manual", reference="a", at_ms=clock.at)
         v2 = await service.publish_tariff(
             core, **{**PRO, "price": "40.00"}, limits={"methods": {"getMessage": 1}}
         )
@@ -365,14 +365,14 @@ def test_t03_licenses_keep_their_tariff_version(tmp_path: Path, monkeypatch: pyt
             assert await lic.admit(rec, "getMessage", None) is None
         assert await lic.admit(rec, "getMessage", None) is not None
         # New agreements use the current version.
-        inv2 = await service.issue_invoice(
+        inv2 = await billing.issue_invoice(
             core, owner, [{"instanceId": rec.id, "tariff": "pro"}], at_ms=clock.at
         )
         assert inv2["total"] == "40.00" and inv2["lines"][0]["tariffId"] == v2["id"]
         await service.withdraw_tariff(core, "pro")
         assert await service.list_tariffs(core) == []
         with pytest.raises(BillingError, match="no current tariff"):
-            await service.issue_invoice(core, owner, [{"instanceId": rec.id, "tariff": "pro"}])
+            await billing.issue_invoice(core, owner, [{"instanceId": rec.id, "tariff": "pro"}])
         for bad in ({"price": "-1"}, {"price": 1.5}, {"currency": "US"}, {"price": "0"}):
             with pytest.raises(BillingError):
                 await service.publish_tariff(core, **{**PRO, **bad})  # type: ignore[arg-type]
@@ -393,12 +393,12 @@ def test_t04_plan_change_mid_period_extends_the_new_license(
         await service.publish_tariff(core, code="business", name="Business", price="90.00", currency="USD")
         owner = await licensee(core)
         rec = await instance(core, owner)
-        inv = await service.issue_invoice(
+        inv = await billing.issue_invoice(
             core, owner, [{"instanceId": rec.id, "tariff": "pro"}], at_ms=clock.at
         )
-        await service.record_payment(core, inv["id"], method="manual", reference="p1", at_ms=clock.at)
+        await billing.record_payment(core, inv["id"], method="manual", reference="p1", at_ms=clock.at)
         clock.at = msk(2026, 3, 10, 12)
-        preview = await service.preview_plan_change(core, owner, rec.id, "business", at_ms=clock.at)
+        preview = await billing.preview_plan_change(core, owner, rec.id, "business", at_ms=clock.at)
         assert preview["current"]["startsOn"] == "2026-03-01" and preview["current"]["endsOn"] == "2026-04-01"
         assert {
             k: preview[k]
@@ -424,10 +424,10 @@ def test_t04_plan_change_mid_period_extends_the_new_license(
             "remainder": "2.90",
             "newEndsOn": "2026-04-17",
         }
-        confirmed = await service.request_plan_change(core, owner, rec.id, "business", at_ms=clock.at)
+        confirmed = await billing.request_plan_change(core, owner, rec.id, "business", at_ms=clock.at)
         invoice = confirmed["invoice"]
         assert invoice["kind"] == "plan_change" and invoice["total"] == "90.00"
-        await service.record_payment(core, invoice["id"], method="manual", reference="p2", at_ms=clock.at)
+        await billing.record_payment(core, invoice["id"], method="manual", reference="p2", at_ms=clock.at)
         async with core.read() as conn:
             rows = {
                 r.id: r
@@ -454,7 +454,7 @@ def test_t04_plan_change_mid_period_extends_the_new_license(
         # Without a running paid license there is nothing to change.
         other = await instance(core, owner)
         with pytest.raises(BillingError, match="no running paid license"):
-            await service.preview_plan_change(core, owner, other.id, "business", at_ms=clock.at)
+            await billing.preview_plan_change(core, owner, other.id, "business", at_ms=clock.at)
 
     run(tmp_path, scenario)
 
@@ -490,10 +490,10 @@ def test_t05_reminders_expiry_and_renewal(tmp_path: Path, monkeypatch: pytest.Mo
         kinds = [n["kind"] for n in await service.list_notices(core, owner)]
         assert kinds == ["licenseExpired", "licenseExpiring", "licenseExpiring"]
         # Renewal restores service (from the next day, T-02).
-        inv = await service.issue_invoice(
+        inv = await billing.issue_invoice(
             core, owner, [{"instanceId": rec.id, "tariff": "pro"}], at_ms=clock.at
         )
-        await service.record_payment(core, inv["id"], method="manual", reference="renew", at_ms=clock.at)
+        await billing.record_payment(core, inv["id"], method="manual", reference="renew", at_ms=clock.at)
         clock.at = msk(2026, 7, 12)
         assert await lic.admit(rec, "sendMessage", "1@c.us") is None
         assert await lic.may_send(rec)
@@ -513,23 +513,23 @@ def test_t06_t07_overview_and_invoice_rules(tmp_path: Path, monkeypatch: pytest.
 
     async def scenario(core: Core) -> None:
         await service.publish_tariff(core, **PRO, limits={"methods": {"getMessage": 10}})
-        await service.create_rule(core, name="Autumn 10%", kind="percent", value="10", priority=1)
-        await service.create_rule(
+        await billing.create_rule(core, name="Autumn 10%", kind="percent", value="10", priority=1)
+        await billing.create_rule(
             core, name="Promo AUTUMN", kind="fixed", value="2.50", promo_code="AUTUMN", priority=2
         )
-        await service.create_rule(
+        await billing.create_rule(
             core, name="Promo bonus", kind="bonus_days", value="5", promo_code="autumn", priority=3
         )
-        await service.create_rule(
+        await billing.create_rule(
             core, name="Volume", kind="volume", tiers=[{"minQuantity": 2, "percent": "5"}], priority=4
         )
         owner = await licensee(core)
         a, b = await instance(core, owner), await instance(core, owner)
         with pytest.raises(BillingError, match="unknown promo code"):
-            await service.issue_invoice(
+            await billing.issue_invoice(
                 core, owner, [{"instanceId": a.id, "tariff": "pro"}], promo_code="NOPE"
             )
-        inv = await service.issue_invoice(
+        inv = await billing.issue_invoice(
             core,
             owner,
             [{"instanceId": a.id, "tariff": "pro"}, {"instanceId": b.id, "tariff": "pro"}],
@@ -548,12 +548,12 @@ def test_t06_t07_overview_and_invoice_rules(tmp_path: Path, monkeypatch: pytest.
         assert (inv["subtotal"], inv["total"]) == ("60.00", "46.54")
         text = pdf_text(render_invoice(inv, "Europe/Moscow"))
         assert 'rule "Promo AUTUMN"' in text and "46.54 USD" in text
-        await service.record_payment(core, inv["id"], method="manual", reference="x", at_ms=clock.at)
+        await billing.record_payment(core, inv["id"], method="manual", reference="x", at_ms=clock.at)
         clock.at = msk(2026, 9, 16, 12)
         lic = core.licensing
         assert lic is not None
         assert await lic.admit(a, "getMessage", None) is None
-        view = await service.overview(core, owner, clock.at)
+        view = await reports.overview(core, owner, clock.at)
         first = view["instances"][0]
         # Bonus days extend the period: 16 Sep + 1 month + 5 days.
         assert first["current"]["endsOn"] == "2026-10-21"
@@ -575,22 +575,22 @@ def test_t08_transfer_once_with_consent(tmp_path: Path, monkeypatch: pytest.Monk
         carol = await licensee(core, "carol")
         rec = await instance(core, alice)
         granted = await service.grant(core, instance_id=rec.id, code="pro", periods=3, at_ms=clock.at)
-        transfer = await service.request_transfer(core, alice, "bob", [granted["id"]], at_ms=clock.at)
+        transfer = await transfers.request_transfer(core, alice, "bob", [granted["id"]], at_ms=clock.at)
         with pytest.raises(BillingError, match="approves it first"):
-            await service.accept_transfer(core, bob, transfer["id"], at_ms=clock.at)
+            await transfers.accept_transfer(core, bob, transfer["id"], at_ms=clock.at)
         with pytest.raises(BillingError, match="pending transfer"):
-            await service.request_transfer(core, alice, "carol", [granted["id"]], at_ms=clock.at)
-        await service.decide_transfer(core, 0, transfer["id"], True, at_ms=clock.at)
+            await transfers.request_transfer(core, alice, "carol", [granted["id"]], at_ms=clock.at)
+        await transfers.decide_transfer(core, 0, transfer["id"], True, at_ms=clock.at)
         with pytest.raises(BillingError):
-            await service.accept_transfer(core, carol, transfer["id"], at_ms=clock.at)
-        done = await service.accept_transfer(core, bob, transfer["id"], at_ms=clock.at)
+            await transfers.accept_transfer(core, carol, transfer["id"], at_ms=clock.at)
+        done = await transfers.accept_transfer(core, bob, transfer["id"], at_ms=clock.at)
         assert done["status"] == "accepted"
-        moved = (await service.account_licenses(core, bob))[0]
+        moved = (await reports.account_licenses(core, bob))[0]
         assert moved["transferredFrom"] == alice and moved["transferable"] is False
         assert (await core.instances.get(rec.id)).account_id == bob  # type: ignore[union-attr]
-        assert await service.account_licenses(core, alice) == []
+        assert await reports.account_licenses(core, alice) == []
         with pytest.raises(BillingError, match="never be transferred again"):
-            await service.request_transfer(core, bob, "carol", [granted["id"]], at_ms=clock.at)
+            await transfers.request_transfer(core, bob, "carol", [granted["id"]], at_ms=clock.at)
         assert [n["kind"] for n in await service.list_notices(core, bob)] == ["transferOffered"]
 
     run(tmp_path, scenario)
@@ -614,11 +614,11 @@ def test_revenue_per_local_month(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             ("b", msk(2026, 2, 1, 1, 30)),
             ("c", msk(2026, 3, 2, 12)),
         ):
-            inv = await service.issue_invoice(
+            inv = await billing.issue_invoice(
                 core, owner, [{"instanceId": rec.id, "tariff": "pro"}], at_ms=at
             )
-            await service.record_payment(core, inv["id"], method="manual", reference=reference, at_ms=at)
-        report = await service.revenue(core, date(2026, 1, 1), date(2026, 2, 28))
+            await billing.record_payment(core, inv["id"], method="manual", reference=reference, at_ms=at)
+        report = await reports.revenue(core, date(2026, 1, 1), date(2026, 2, 28))
         assert report["payments"] == 2 and report["totals"] == {"USD": "60.00"}
         assert report["months"] == [
             {"month": "2026-01", "totals": {"USD": "30.00"}},

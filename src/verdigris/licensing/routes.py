@@ -23,7 +23,7 @@ from starlette.responses import Response
 
 from verdigris.accounts import service as accounts
 from verdigris.core import Core
-from verdigris.licensing import dates, service
+from verdigris.licensing import billing, dates, reports, service, transfers
 from verdigris.licensing.pdf import render_invoice
 from verdigris.licensing.provider import CallbackError, SignedCallbackProvider
 from verdigris.licensing.service import BillingError
@@ -186,10 +186,10 @@ def build_router(core: Core) -> APIRouter:
             return _error(exc.status, exc.message)
         if event.status != "succeeded":
             return {"result": "ignored", "status": event.status}
-        invoice_id = await service.find_invoice_id(core, event.invoice_number)
+        invoice_id = await billing.find_invoice_id(core, event.invoice_number)
         if invoice_id is None:
             raise BillingError(404, f"no invoice {event.invoice_number}")
-        invoice = await service.record_payment(
+        invoice = await billing.record_payment(
             core,
             invoice_id,
             method=f"provider:{name}"[:32],
@@ -202,8 +202,8 @@ def build_router(core: Core) -> APIRouter:
     # --- licensee ------------------------------------------------------------------------------------
 
     @add("/billing", "GET", "any", "Billing section: licenses, quotas, invoices, payments (T-06)")
-    async def billing(request: Request, account: dict[str, Any]) -> Any:
-        return await service.overview(core, int(account["id"]))
+    async def billing_section(request: Request, account: dict[str, Any]) -> Any:
+        return await reports.overview(core, int(account["id"]))
 
     @add("/notices", "GET", "any", "Service notices of the account (expiry reminders, transfers)")
     async def notices(request: Request, account: dict[str, Any]) -> Any:
@@ -235,7 +235,7 @@ def build_router(core: Core) -> APIRouter:
         items = data.get("items")
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise BillingError(400, "'items' must be a list of {instanceId, tariff, periods}")
-        invoice = await service.issue_invoice(
+        invoice = await billing.issue_invoice(
             core, int(account["id"]), items, promo_code=_str(data, "promoCode", required=False)
         )
         return _json(invoice, 201)
@@ -243,18 +243,18 @@ def build_router(core: Core) -> APIRouter:
     @add("/invoices", "GET", "any", "Invoices (the licensee's own; all for the operator)")
     async def invoices(request: Request, account: dict[str, Any]) -> Any:
         owner = None if account["role"] == accounts.OPERATOR else int(account["id"])
-        return {"invoices": await service.list_invoices(core, owner)}
+        return {"invoices": await billing.list_invoices(core, owner)}
 
     def _owner(account: dict[str, Any]) -> int | None:
         return None if account["role"] == accounts.OPERATOR else int(account["id"])
 
     @add("/invoices/{invoice_id}", "GET", "any", "One invoice")
     async def invoice(request: Request, account: dict[str, Any]) -> Any:
-        return await service.get_invoice(core, _path_int(request, "invoice_id"), _owner(account))
+        return await billing.get_invoice(core, _path_int(request, "invoice_id"), _owner(account))
 
     @add("/invoices/{invoice_id}/pdf", "GET", "any", "The invoice as a PDF")
     async def invoice_pdf(request: Request, account: dict[str, Any]) -> Any:
-        data = await service.get_invoice(core, _path_int(request, "invoice_id"), _owner(account))
+        data = await billing.get_invoice(core, _path_int(request, "invoice_id"), _owner(account))
         pdf = await asyncio.to_thread(render_invoice, data, core.settings.operator_timezone)
         return Response(
             pdf,
@@ -264,7 +264,7 @@ def build_router(core: Core) -> APIRouter:
 
     @add("/invoices/{invoice_id}/cancel", "POST", "any", "Withdraw an unpaid invoice")
     async def cancel(request: Request, account: dict[str, Any]) -> Any:
-        return await service.cancel_invoice(core, _path_int(request, "invoice_id"), _owner(account))
+        return await billing.cancel_invoice(core, _path_int(request, "invoice_id"), _owner(account))
 
     @add(
         "/instances/{instance_id}/plan-change/preview",
@@ -274,7 +274,7 @@ def build_router(core: Core) -> APIRouter:
     )
     async def plan_preview(request: Request, account: dict[str, Any]) -> Any:
         data = await _body(request)
-        return await service.preview_plan_change(
+        return await billing.preview_plan_change(
             core,
             int(account["id"]),
             _path_int(request, "instance_id"),
@@ -290,7 +290,7 @@ def build_router(core: Core) -> APIRouter:
     )
     async def plan_change(request: Request, account: dict[str, Any]) -> Any:
         data = await _body(request)
-        result = await service.request_plan_change(
+        result = await billing.request_plan_change(
             core,
             int(account["id"]),
             _path_int(request, "instance_id"),
@@ -305,16 +305,18 @@ def build_router(core: Core) -> APIRouter:
         ids = data.get("licenseIds")
         if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
             raise BillingError(400, "'licenseIds' must be a list of integers")
-        result = await service.request_transfer(core, int(account["id"]), str(_str(data, "toUsername")), ids)
+        result = await transfers.request_transfer(
+            core, int(account["id"]), str(_str(data, "toUsername")), ids
+        )
         return _json(result, 201)
 
     @add("/transfers", "GET", "any", "Transfers of the account (all for the operator)")
-    async def transfers(request: Request, account: dict[str, Any]) -> Any:
-        return {"transfers": await service.list_transfers(core, _owner(account))}
+    async def my_transfers(request: Request, account: dict[str, Any]) -> Any:
+        return {"transfers": await transfers.list_transfers(core, _owner(account))}
 
     @add("/transfers/{transfer_id}/accept", "POST", accounts.LICENSEE, "The receiver accepts the agreement")
     async def accept(request: Request, account: dict[str, Any]) -> Any:
-        return await service.accept_transfer(core, int(account["id"]), _path_int(request, "transfer_id"))
+        return await transfers.accept_transfer(core, int(account["id"]), _path_int(request, "transfer_id"))
 
     # --- operator --------------------------------------------------------------------------------------
 
@@ -369,7 +371,7 @@ def build_router(core: Core) -> APIRouter:
         data = await _body(request)
         invoice_id = _path_int(request, "invoice_id")
         reference = _str(data, "reference", required=False) or f"manual-{invoice_id}"
-        return await service.record_payment(
+        return await billing.record_payment(
             core,
             invoice_id,
             method="manual",
@@ -381,12 +383,12 @@ def build_router(core: Core) -> APIRouter:
 
     @add("/operator/payments", "GET", accounts.OPERATOR, "Payments of every invoice")
     async def op_payments(request: Request, account: dict[str, Any]) -> Any:
-        invoices_all = await service.list_invoices(core, None)
+        invoices_all = await billing.list_invoices(core, None)
         return {"payments": [p for inv in invoices_all for p in inv["payments"]]}
 
     @add("/operator/licenses", "GET", accounts.OPERATOR, "Every license")
     async def op_licenses(request: Request, account: dict[str, Any]) -> Any:
-        return {"licenses": await service.account_licenses(core, None)}
+        return {"licenses": await reports.account_licenses(core, None)}
 
     @add("/operator/licenses", "POST", accounts.OPERATOR, "Grant a license by hand")
     async def op_grant(request: Request, account: dict[str, Any]) -> Any:
@@ -417,11 +419,11 @@ def build_router(core: Core) -> APIRouter:
         end = _date(request.query_params.get("to"), "to")
         if start is None or end is None:
             raise BillingError(400, "'from' and 'to' (YYYY-MM-DD) are required")
-        return await service.revenue(core, start, end)
+        return await reports.revenue(core, start, end)
 
     @add("/operator/loyalty-rules", "GET", accounts.OPERATOR, "Loyalty rules")
     async def op_rules(request: Request, account: dict[str, Any]) -> Any:
-        return {"rules": await service.list_rules(core)}
+        return {"rules": await billing.list_rules(core)}
 
     @add("/operator/loyalty-rules", "POST", accounts.OPERATOR, "Create a loyalty rule (T-07)")
     async def op_create_rule(request: Request, account: dict[str, Any]) -> Any:
@@ -429,7 +431,7 @@ def build_router(core: Core) -> APIRouter:
         tiers = data.get("tiers") or []
         if not isinstance(tiers, list) or not all(isinstance(t, dict) for t in tiers):
             raise BillingError(400, "'tiers' must be a list of {minQuantity, percent}")
-        rule = await service.create_rule(
+        rule = await billing.create_rule(
             core,
             name=str(_str(data, "name")),
             kind=str(_str(data, "kind")),
@@ -444,18 +446,18 @@ def build_router(core: Core) -> APIRouter:
 
     @add("/operator/loyalty-rules/{rule_id}", "DELETE", accounts.OPERATOR, "Deactivate a loyalty rule")
     async def op_drop_rule(request: Request, account: dict[str, Any]) -> Any:
-        await service.deactivate_rule(core, _path_int(request, "rule_id"))
+        await billing.deactivate_rule(core, _path_int(request, "rule_id"))
         return {"result": True}
 
     @add("/operator/transfers/{transfer_id}/approve", "POST", accounts.OPERATOR, "Approve a transfer")
     async def op_approve(request: Request, account: dict[str, Any]) -> Any:
-        return await service.decide_transfer(
+        return await transfers.decide_transfer(
             core, int(account["id"]), _path_int(request, "transfer_id"), True
         )
 
     @add("/operator/transfers/{transfer_id}/reject", "POST", accounts.OPERATOR, "Reject a transfer")
     async def op_reject(request: Request, account: dict[str, Any]) -> Any:
-        return await service.decide_transfer(
+        return await transfers.decide_transfer(
             core, int(account["id"]), _path_int(request, "transfer_id"), False
         )
 
