@@ -485,3 +485,29 @@ def test_json_api_offer_rules_plan_change_and_operator_actions(server: Server) -
     assert pro not in [
         t["code"] for t in httpx.get(f"{server.url}/api/v1/tariffs", timeout=30).json()["tariffs"]
     ]
+
+
+def test_a_clean_shutdown_flushes_the_counters(make_server: Any, tmp_path: Any) -> None:
+    env = {"VERDIGRIS_LICENSING_FLUSH_SECONDS": "3600"}  # only the shutdown can write them
+    srv: Server = make_server(env=env, data_dir=tmp_path / "clean")
+    r = call(
+        srv,
+        "POST",
+        "/operator/tariffs",
+        json={"code": "dev", "name": "Dev", "kind": "free", "limits": {"methods": {"getMessage": 2}}},
+    )
+    assert r.status_code == 201, r.text
+    inst = srv.new_instance()
+    assert (
+        call(
+            srv, "POST", f"/instances/{inst['idInstance']}/license", who="licensee", json={"tariff": "dev"}
+        ).status_code
+        == 200
+    )
+    body = {"chatId": "79990000001@c.us", "idMessage": "X"}
+    assert srv.wire(inst, "getMessage", verb="POST", json=body).status_code != 466
+    assert srv.wire(inst, "getMessage", verb="POST", json=body).status_code != 466
+    srv.stop()
+    again: Server = make_server(env=env, data_dir=tmp_path / "clean")
+    refused = again.wire(inst, "getMessage", verb="POST", json=body)
+    assert refused.status_code == 466 and refused.json()["invokeStatus"]["used"] == 2
