@@ -30,6 +30,9 @@ from verdigris.greenapi import render
 from verdigris.greenapi.openapi import wire_paths
 from verdigris.greenapi.partner import partner_paths, partner_routes
 from verdigris.greenapi.routes import PathNormalizer, wire_routes
+from verdigris.licensing.enforce import Licensing
+from verdigris.licensing.routes import build_router as licensing_router
+from verdigris.licensing.worker import LicensingWorker
 from verdigris.media.routes import build_router as media_router
 from verdigris.media.service import MediaService
 from verdigris.messaging import notifications
@@ -50,6 +53,7 @@ def build_core(settings: Settings) -> Core:
     core.sender = SendWorker(core)
     core.media = MediaService(core)
     core.dispatcher = WebhookDispatcher(core)
+    core.licensing = Licensing(core)
     return core
 
 
@@ -68,6 +72,7 @@ async def start(core: Core) -> None:
     await core.media.start()
     assert core.dispatcher is not None
     await core.dispatcher.start()
+    LicensingWorker(core).start()
 
     async def purge() -> None:
         removed = await notifications.purge_expired(core)
@@ -100,6 +105,8 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
         await core.timers.stop()  # cancels in-flight webhook POSTs: they are re-sent after a restart
         if core.dispatcher is not None:
             await core.dispatcher.stop()
+        if core.licensing is not None:
+            await core.licensing.flush()  # metered counts survive a clean shutdown
         await core.db.dispose()
 
     app = FastAPI(
@@ -138,6 +145,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     app.add_route("/", root_redirect, include_in_schema=False)
     app.include_router(media_router(core))
     app.include_router(delivery_router(core))
+    app.include_router(licensing_router(core))
     for route in wire_routes(core) + partner_routes(core):
         app.router.routes.append(route)
 

@@ -127,6 +127,31 @@ class Settings(BaseSettings):
     agreement_version: str = "1"
     privacy_version: str = "1"
 
+    # Licensing and billing (docs/licensing.md).
+    # The operator's time zone: license days, "the day after conclusion", monthly quota periods.
+    operator_timezone: str = "UTC"
+    # The operator's requisites (T-27), printed on invoices and the public tariff list.
+    operator_legal_name: str = "Verdigris operator"
+    operator_registration_number: str = ""
+    operator_tax_id: str = ""
+    operator_address: str = ""
+    operator_bank_details: str = ""
+    operator_email: str = ""
+    # What instances without any license may do: "open" (unlimited; the default, so the demo and
+    # `verdigris instances create` keep working), "deny" (expired-account error), or the code of a
+    # free/trial tariff assigned on first use to instances created after the policy was set.
+    licensing_unlicensed: str = "open"
+    # Metering: in-memory call counters are written to the database this often (seconds).
+    licensing_flush_seconds: float = Field(default=5.0, gt=0)
+    # Expiry reminders and the trial/expiry sweep.
+    licensing_sweep_seconds: float = Field(default=300.0, gt=0)
+    licensing_reminder_days: str = "7,1"
+    # The personal area address printed in quota errors (default {public_url}/console).
+    console_url: str = ""
+    # HMAC-SHA256 secret of the payment-provider callback; empty disables the callback.
+    payment_callback_secret: str = ""
+    payment_callback_tolerance_seconds: int = 300
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

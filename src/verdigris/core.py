@@ -25,6 +25,7 @@ from verdigris.store.db import Database
 if TYPE_CHECKING:
     from verdigris.channels.base import Channel
     from verdigris.delivery.dispatcher import WebhookDispatcher
+    from verdigris.licensing.enforce import Licensing
     from verdigris.media.service import MediaService
     from verdigris.messaging.notifications import Renderer
     from verdigris.messaging.sender import SendWorker
@@ -217,6 +218,7 @@ class Core:
         self.sender: SendWorker | None = None
         self.media: MediaService | None = None
         self.dispatcher: WebhookDispatcher | None = None
+        self.licensing: Licensing | None = None
         self.public_url = settings.resolved_public_url()
 
     @asynccontextmanager

@@ -5,5 +5,6 @@ from verdigris.channels.sandbox import models as sandbox_models  # noqa: F401
 from verdigris.chats import models as chats_models  # noqa: F401
 from verdigris.delivery import models as delivery_models  # noqa: F401
 from verdigris.instances import models as instances_models  # noqa: F401
+from verdigris.licensing import models as licensing_models  # noqa: F401
 from verdigris.media import models as media_models  # noqa: F401
 from verdigris.messaging import models as messaging_models  # noqa: F401

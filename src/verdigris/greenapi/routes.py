@@ -25,6 +25,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from verdigris.core import Core
 from verdigris.greenapi import methods  # noqa: F401  (registers every wire method)
 from verdigris.greenapi.errors import WireError, error_response
+from verdigris.greenapi.quota import QuotaRefused, quota_refusal
+from verdigris.greenapi.quota import chat_of as _chat_of
 from verdigris.greenapi.ratelimit import RateLimiter
 from verdigris.greenapi.registry import EMPTY, REGISTRY, Call, parse_json, read_body, validate_body
 from verdigris.instances import service as instances
@@ -81,6 +83,8 @@ class WireEndpoint:
             response = await self.handle(request)
         except WireError as exc:
             response = error_response(exc.status, exc.message, request.url.path, exc.headers)
+        except QuotaRefused as exc:
+            response = exc.response
         spec = REGISTRY.get(str(request.path_params.get("method", "")).lower())
         WIRE_REQUESTS.labels(spec.name if spec else "unknown", str(response.status_code)).inc()
         await response(scope, receive, send)
@@ -122,6 +126,10 @@ class WireEndpoint:
             )
         call = Call(self.core, request, inst, extra=params.get("extra", ""))
         await self._read_body(call, spec)
+        if self.core.licensing is not None:
+            refusal = await self.core.licensing.admit(inst, spec.name, _chat_of(call))
+            if refusal is not None:
+                return quota_refusal(refusal)
         if spec.needs_link and inst.state != "authorized":
             if inst.state == "starting":
                 raise WireError(400, "instance in starting process try later")

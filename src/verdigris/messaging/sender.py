@@ -114,6 +114,8 @@ class SendWorker:
         rec = await core.instances.get(instance_id)
         if rec is None or rec.state != AUTHORIZED:
             return
+        if core.licensing is not None and not await core.licensing.may_send(rec):
+            return  # expired: the queue is kept; a renewal wakes the instance again
         async with core.read() as conn:
             rows = (
                 await conn.execute(

@@ -188,13 +188,15 @@ class SandboxChannel:
                     created_ms=now,
                 )
             )
-            contact = await contact_name(tx.conn, target.id, msg.sender_wid)
-            event = _message_event(
-                "incomingMessageReceived", msg, msg.sender_wid, msg.sender_wid, msg.sender_name, now
-            )
-            if contact:
-                event.data.update(sender_contact_name=contact, chat_name=contact)
-            await emit(tx, target, event)
+            licensing = self.core.licensing
+            if licensing is None or await licensing.admit_incoming(tx, target, msg.sender_wid):
+                contact = await contact_name(tx.conn, target.id, msg.sender_wid)
+                event = _message_event(
+                    "incomingMessageReceived", msg, msg.sender_wid, msg.sender_wid, msg.sender_name, now
+                )
+                if contact:
+                    event.data.update(sender_contact_name=contact, chat_name=contact)
+                await emit(tx, target, event)
             if is_on(target.settings, "markIncomingMessagesReaded"):
                 auto_read = True
                 await tx.conn.execute(

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field, model_validator
 from verdigris.greenapi.errors import WireError, validation
 from verdigris.greenapi.fields import Body, ChatId, MessageId, TypingTime
 from verdigris.greenapi.methods.sending import resolve_quote
+from verdigris.greenapi.quota import check_chat
 from verdigris.greenapi.registry import Call, validate_body, wire_method
 from verdigris.greenapi.render import FILE_TYPES
 from verdigris.media import bodies
@@ -131,6 +132,9 @@ async def send_file_by_upload(call: Call) -> dict[str, Any]:
         if not file_name:
             raise validation("'fileName' is required when the file part has no filename")
         quoted = await resolve_quote(call, body.chatId, body.quotedMessageId)
+        # The router cannot see the chat inside a form: the free tier's limit is applied here,
+        # before the file is stored or anything is queued.
+        await check_chat(call, "sendFileByUpload", body.chatId)
         mime = guess_mime(file_name) or form.file_type
         record = await _store(call, str(call.instance.id), bodies.upload_chunks(form.file), file_name, mime)
     finally:

@@ -1,0 +1,1 @@
+"""Licensing and billing: tariffs, licenses, quotas, invoices, payments, plan changes, loyalty, transfers."""
