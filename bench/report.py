@@ -54,8 +54,8 @@ def _plots(results: dict[str, Any]) -> list[str]:
     drawn = False
     for name, got in stores.items():
         b3 = got.get("B3", {})
-        for phase in ("idle", "load"):
-            samples = sorted(b3.get("samples", {}).get(phase, []))
+        for phase, values in b3.get("samples", {}).items():
+            samples = sorted(values)
             if samples:
                 ys = [(k + 1) / len(samples) for k in range(len(samples))]
                 ax.plot(samples, ys, label=f"{name}, {phase}")
