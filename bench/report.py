@@ -33,10 +33,13 @@ def _plots(results: dict[str, Any]) -> list[str]:
         if "rps" in got.get("B1", {}):
             labels.append(f"B1 send\n{name}")
             values.append(got["B1"]["rps"])
+        if "rps" in got.get("B1a", {}):
+            labels.append(f"B1a accept\n{name}")
+            values.append(got["B1a"]["rps"])
         if "pairs_per_s" in got.get("B2", {}):
             labels.append(f"B2 pairs\n{name}")
             values.append(got["B2"]["pairs_per_s"])
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = plt.subplots(figsize=(9, 3.5))
     bars = ax.bar(labels, values, color=["#888"] + ["#2a7"] * (len(values) - 1))
     ax.axhline(0.25 * base["rps"], color="#c33", linestyle="--", label="target 0.25 × B0")
     ax.set_yscale("log")

@@ -59,8 +59,10 @@ class Store:
         data_dir.mkdir(parents=True)
         if self.name == "sqlite":
             return data_dir, f"sqlite+aiosqlite:///{data_dir / 'verdigris.sqlite3'}", {}
-        uvloop.run(_pg_recreate(PG_URL))
-        return data_dir, PG_URL, {"VERDIGRIS_DATABASE_URL": PG_URL}
+        # One database per benchmark step, so two servers can run side by side (B5, B6).
+        url = f"{PG_URL}_{tag.replace('-', '_')}"
+        uvloop.run(_pg_recreate(url))
+        return data_dir, url, {"VERDIGRIS_DATABASE_URL": url}
 
 
 async def _pg_recreate(url: str) -> None:
@@ -71,6 +73,20 @@ async def _pg_recreate(url: str) -> None:
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         await conn.execute(f'CREATE DATABASE "{dbname}"')
+    finally:
+        await conn.close()
+
+
+async def _pg_drop_all(url: str) -> None:
+    """Drop every database this runner created (``<name>_<step>``) once PostgreSQL is done."""
+    import asyncpg
+
+    base, dbname = url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)
+    conn = await asyncpg.connect(f"{base}/postgres")
+    try:
+        names = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", f"{dbname}\\_%")
+        for row in names:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{row[0]}" WITH (FORCE)')
     finally:
         await conn.close()
 
@@ -109,7 +125,8 @@ async def db_query(url: str, sql: str) -> list[Any]:
     engine = create_async_engine(url)
     try:
         async with engine.connect() as conn:
-            return list((await conn.execute(text(sql))).all())
+            result = await conn.execute(text(sql))
+            return list(result.all()) if result.returns_rows else []
     finally:
         await engine.dispose()
 
@@ -348,7 +365,7 @@ def b4(store: Store, opts: Opts) -> dict[str, Any]:
     # within what one server delivers per second on a small machine, so lateness measures the
     # scheduler and not a delivery backlog.
     count = 10_000
-    messages, rate = (600, 100) if opts.quick else (2000, 100)
+    messages, rate = (500, 50) if opts.quick else (1000, 50)
     items = seed.make_instances(count)
     data_dir, url, env = prepare(store, "b4", items, phones=[seed.SINK_PHONE])
     chosen = random.Random(4).sample(items, messages)
@@ -398,22 +415,16 @@ def b4(store: Store, opts: Opts) -> dict[str, Any]:
 def b5(store: Store, opts: Opts) -> dict[str, Any]:
     levels = [100, 1000, 10_000, 100_000]
     rss: dict[int, int] = {}
-    latency: dict[int, dict[str, float]] = {}
     warm: dict[str, float] = {}
+    kept: dict[int, tuple[Path, dict[str, str], list[seed.Inst]]] = {}
     for n in levels:
         items = seed.make_instances(n)
         data_dir, _url, env = prepare(store, f"b5-{n}", items)
+        kept[n] = (data_dir, env, items)
         with Server.verdigris(data_dir, env) as server:
             server.start()
             time.sleep(1.0)
             rss[n] = server.rss_kib()
-            if n in (100, 100_000):
-                rng = random.Random(n)
-                paths = [("GET", wire(rng.choice(items), "getStateInstance")) for _ in range(3000)]
-                # First pass: most of these instances are read from the store (cache misses at 100k);
-                # second pass: the same requests again, now served from the instance cache.
-                latency[n] = summary(uvloop.run(sequential(server.port, paths)))
-                latency[-n] = summary(uvloop.run(sequential(server.port, paths)))
             if n == 10_000:
                 # Touch every instance once: the cache now holds them all.
                 async def touch_all(port: int, everyone: list[seed.Inst]) -> None:
@@ -426,6 +437,25 @@ def b5(store: Store, opts: Opts) -> dict[str, Any]:
                 time.sleep(0.5)
                 warm = {"instances": n, "rss_before_kib": rss[n], "rss_after_kib": server.rss_kib()}
                 warm["per_instance_bytes"] = (warm["rss_after_kib"] - rss[n]) * 1024 / n
+    # Latency at 100 vs 100,000 instances: both servers run side by side and are asked in
+    # alternating batches, so a change in the machine's load hits both equally.
+    latency: dict[int, dict[str, float]] = {}
+    with Server.verdigris(*kept[100][:2]) as small, Server.verdigris(*kept[100_000][:2]) as big:
+        small.start()
+        big.start()
+        paths = {}
+        for n in (100, 100_000):
+            rng = random.Random(n)
+            paths[n] = [("GET", wire(rng.choice(kept[n][2]), "getStateInstance")) for _ in range(3000)]
+        # First pass: most of the 100k server's instances are read from the store (cache misses);
+        # second pass: the same requests again, now served from the instance cache.
+        for key in (1, -1):
+            got: dict[int, list[float]] = {100: [], 100_000: []}
+            for k in range(0, 3000, 100):
+                for n, server in ((100_000, big), (100, small)):
+                    got[n] += uvloop.run(sequential(server.port, paths[n][k : k + 100]))
+            for n in got:
+                latency[key * n] = summary(got[n])
     per_idle = (rss[100_000] - rss[1000]) * 1024 / 99_000
     return {
         "rss_kib": rss,
@@ -440,40 +470,49 @@ def b5(store: Store, opts: Opts) -> dict[str, Any]:
 # --- B6 -----------------------------------------------------------------------------------------
 
 
+async def receive_delete_pairs(n: int, inst: seed.Inst, port: int) -> tuple[list[float], list[float]]:
+    """``n`` receive + delete pairs one at a time; the latency of each call (ms)."""
+    conn = await Conn(port).open()
+    receive, delete = [], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        status, data = await conn.request("GET", wire(inst, "receiveNotification", "?receiveTimeout=5"))
+        t1 = time.perf_counter()
+        receipt = json.loads(data)["receiptId"]
+        status, data = await conn.request("DELETE", wire(inst, "deleteNotification", f"/{receipt}"))
+        t2 = time.perf_counter()
+        assert data == b'{"result":true}', data
+        receive.append((t1 - t0) * 1000)
+        delete.append((t2 - t1) * 1000)
+    await conn.close()
+    return receive, delete
+
+
 def b6(store: Store, opts: Opts) -> dict[str, Any]:
     out: dict[str, Any] = {}
     deep = 100_000 if opts.quick else 1_000_000
-    for depth in (1000, deep):
+    depths = (1000, deep)
+    setups = {}
+    for depth in depths:
         inst = seed.make_instances(1)[0]
         t = time.perf_counter()
         data_dir, _url, env = prepare(store, f"b6-{depth}", [inst], notifications={inst.id: depth})
-        seeded_s = time.perf_counter() - t
-        with Server.verdigris(data_dir, env) as server:
+        setups[depth] = (data_dir, env, inst)
+        out[str(depth)] = {"seed_s": time.perf_counter() - t}
+    # Both servers run side by side and are asked in alternating batches of 25 pairs.
+    with Server.verdigris(*setups[1000][:2]) as shallow, Server.verdigris(*setups[deep][:2]) as deep_server:
+        servers = {1000: shallow, deep: deep_server}
+        for server in servers.values():
             server.start()
-
-            async def pairs(n: int, inst: seed.Inst, port: int) -> tuple[list[float], list[float]]:
-                conn = await Conn(port).open()
-                rec, dele = [], []
-                for _ in range(n):
-                    t0 = time.perf_counter()
-                    status, data = await conn.request(
-                        "GET", wire(inst, "receiveNotification", "?receiveTimeout=5")
-                    )
-                    t1 = time.perf_counter()
-                    receipt = json.loads(data)["receiptId"]
-                    status, data = await conn.request(
-                        "DELETE", wire(inst, "deleteNotification", f"/{receipt}")
-                    )
-                    t2 = time.perf_counter()
-                    assert data == b'{"result":true}', data
-                    rec.append((t1 - t0) * 1000)
-                    dele.append((t2 - t1) * 1000)
-                await conn.close()
-                return rec, dele
-
-            uvloop.run(pairs(50, inst, server.port))
-            receive, delete = uvloop.run(pairs(450, inst, server.port))
-        out[str(depth)] = {"receive_ms": summary(receive), "delete_ms": summary(delete), "seed_s": seeded_s}
+        got: dict[int, tuple[list[float], list[float]]] = {d: ([], []) for d in depths}
+        for round_no in range(19):
+            for depth in depths:
+                receive, delete = uvloop.run(receive_delete_pairs(25, setups[depth][2], servers[depth].port))
+                if round_no:  # the first round warms up
+                    got[depth][0].extend(receive)
+                    got[depth][1].extend(delete)
+    for depth in depths:
+        out[str(depth)].update({"receive_ms": summary(got[depth][0]), "delete_ms": summary(got[depth][1])})
     out["deep"] = deep
     pair = {k: out[k]["receive_ms"]["p50"] + out[k]["delete_ms"]["p50"] for k in ("1000", str(deep))}
     out["ratio"] = pair[str(deep)] / pair["1000"]
@@ -793,6 +832,8 @@ def main() -> None:
                 print(f"  {bid} failed: {exc}", flush=True)
             print(f"  done in {time.perf_counter() - t:.0f} s", flush=True)
         results["stores"][store.name] = got
+        if store.name == "postgresql":
+            uvloop.run(_pg_drop_all(PG_URL))
     results["elapsed_s"] = time.perf_counter() - t_start
     rows: list[Row] = []
     errors = []
