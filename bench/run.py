@@ -646,7 +646,7 @@ def rows_for(store: str, r: dict[str, Any], base: dict[str, Any]) -> list[Row]:
             Row(
                 "B4",
                 store,
-                f"send time − due time ({x['instances']:,} instances, {x['sent']:,} due over 20 s{unsent})",
+                f"send time − due time ({x['instances']:,} instances, {x['sent']:,} due over ~40 s{unsent})",
                 f"p50 {lat['p50']:.1f} / p99 {lat['p99']:.1f} ms",
                 f"bare timers p99 {floor['p99']:.2f} ms",
                 f"{lat['p99'] / max(floor['p99'], 0.01):.0f}×",
