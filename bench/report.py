@@ -124,7 +124,11 @@ def _plots(results: dict[str, Any]) -> list[str]:
 
 
 def write_docs(results: dict[str, Any], table: str, errors: list[str]) -> None:
-    made = _plots(results)
+    try:
+        made = _plots(results)
+    except ImportError:
+        print("matplotlib is missing (pip install -e '.[bench]'): the table is written without plots")
+        made = []
     m = results["machine"]
     parts = [
         BEGIN,
