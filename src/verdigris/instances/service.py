@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from verdigris.instances import settings as catalogue
 from verdigris.instances.models import instance_state_history, instances, workspace_meta
@@ -90,6 +90,16 @@ def _record(row: Any) -> InstanceRecord:
     )
 
 
+# Hot-path statements, built once: building a statement and its cache key costs more CPU than
+# SQLite takes to answer these lookups (find_by_wid runs four times per sandbox delivery).
+_BY_ID = select(instances).where((instances.c.id == bindparam("id")) & instances.c.deleted_ms.is_(None))
+_BY_WID = select(instances.c.id).where(
+    (instances.c.wid == bindparam("wid"))
+    & (instances.c.state != NOT_AUTHORIZED)
+    & instances.c.deleted_ms.is_(None)
+)
+
+
 class InstanceCache:
     """Instances by id, loaded on first use and kept up to date by this module's actions.
 
@@ -108,13 +118,7 @@ class InstanceCache:
             self._items.move_to_end(instance_id)
             return rec
         async with self._core.read() as conn:
-            row = (
-                await conn.execute(
-                    select(instances).where(
-                        (instances.c.id == instance_id) & instances.c.deleted_ms.is_(None)
-                    )
-                )
-            ).first()
+            row = (await conn.execute(_BY_ID, {"id": instance_id})).first()
         if row is None:
             return None
         rec = _record(row)
@@ -235,13 +239,7 @@ async def list_for_account(core: Core, account_id: int | None) -> list[InstanceR
 
 async def find_by_wid(conn: AsyncConnection, wid: str) -> list[int]:
     """Ids of the authorized instances linked to ``wid`` (the network routes messages to them)."""
-    rows = await conn.execute(
-        select(instances.c.id).where(
-            (instances.c.wid == wid)
-            & (instances.c.state != NOT_AUTHORIZED)
-            & instances.c.deleted_ms.is_(None)
-        )
-    )
+    rows = await conn.execute(_BY_WID, {"wid": wid})
     return [int(r[0]) for r in rows]
 
 
