@@ -245,8 +245,10 @@ def test_new_user_from_registration_to_a_delivered_message(
     context.close()
 
 
-def test_demo_account_in_the_browser(server: Server, browser: Any) -> None:
+def test_demo_account_in_the_browser(make_server: Any, browser: Any) -> None:
     from playwright.sync_api import expect
+
+    server = make_server()  # a fresh workspace: other tests add instances to the shared one
 
     page = browser.new_page(viewport={"width": 1100, "height": 700})
     page.set_default_timeout(30_000)

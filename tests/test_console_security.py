@@ -15,7 +15,8 @@ def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
-def test_demo_licensee_sees_its_two_instances(server: Server) -> None:
+def test_demo_licensee_sees_its_two_instances(make_server) -> None:  # type: ignore[no-untyped-def]
+    server = make_server()  # a fresh workspace: other tests add instances to the shared one
     console = Console(server)
     r = console.login("demo", server.demo["console"]["password"])
     assert r.status_code == 303

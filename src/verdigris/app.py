@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -84,6 +85,20 @@ async def start(core: Core) -> None:
     await accounts_service.purge_and_plan(core)  # closed accounts whose grace period is over
 
 
+def declare_path_parameters(schema: dict[str, Any]) -> None:
+    """Declare every ``{name}`` of a path that its operations leave undeclared (routes that read
+    ``request.path_params`` themselves), as a required string, so the document is valid."""
+    for path, operations in schema["paths"].items():
+        names = re.findall(r"{(\w+)}", path)
+        for operation in operations.values():
+            declared = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "path"}
+            for name in names:
+                if name not in declared:
+                    operation.setdefault("parameters", []).append(
+                        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                    )
+
+
 def create_app(settings: Settings | None = None, *, print_banner: bool = False) -> FastAPI:
     settings = settings or Settings()
     core = build_core(settings)
@@ -157,6 +172,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
             schema["paths"].update(wire_paths(schemas))
             schema["paths"].update(partner_paths(schemas))
+            declare_path_parameters(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -117,8 +117,8 @@ def _retry_out(retry: service.Retry | None) -> RetryOut | None:
 
 def build_router(core: Core) -> APIRouter:
     async def instance(instance_id: str, request: Request) -> InstanceRecord:
-        if not instance_id.isdigit():
-            raise HTTPException(400, "idInstance must be a number")
+        if not (instance_id.isascii() and instance_id.isdigit()) or len(instance_id) > 18:
+            raise HTTPException(400, "idInstance must be a number (ASCII digits, at most 18)")
         rec = await core.instances.get(int(instance_id))
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
@@ -129,7 +129,20 @@ def build_router(core: Core) -> APIRouter:
             raise HTTPException(401, "wrong apiTokenInstance for this instance")
         return rec
 
-    router = APIRouter(prefix="/api/v1/instances/{instance_id}/webhooks", tags=["webhooks"])
+    router = APIRouter(
+        prefix="/api/v1/instances/{instance_id}/webhooks",
+        tags=["webhooks"],
+        responses={
+            status: {"description": text, "content": {"application/json": {"schema": {"type": "object"}}}}
+            for status, text in (
+                (400, "Bad request data"),
+                (401, "Missing or wrong Bearer token (the instance's apiTokenInstance)"),
+                (403, "Unknown instance"),
+                (404, "No such instance, notification or dead letter"),
+                (413, "Body too large"),
+            )
+        },
+    )
 
     def policy() -> dict[str, Any]:
         s = core.settings

@@ -35,9 +35,36 @@ def _json(value: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(value), status_code=status, media_type="application/json")
 
 
+_ERROR_BODY = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+                "required": ["message"],
+            }
+        }
+    }
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": text, **_ERROR_BODY}
+    for status, text in (
+        (400, "Bad request data"),
+        (401, "Missing or wrong credentials (HTTP Basic)"),
+        (403, "The account's role may not do this"),
+        (404, "No such tariff, license, invoice, instance or transfer"),
+        (409, "The request conflicts with the current state"),
+        (422, "A field has the wrong type"),
+    )
+}
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        orjson.dumps({"error": message}), status_code=status, media_type="application/json", headers=headers
+        orjson.dumps({"error": message, "message": message}),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
     )
 
 
@@ -125,7 +152,7 @@ Handler = Callable[[Request], Awaitable[Any]]
 
 
 def build_router(core: Core) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", tags=["licensing"])
+    router = APIRouter(prefix="/api/v1", tags=["licensing"], responses=ERROR_RESPONSES)
     auth = Auth(core)
 
     def endpoint(role: str | None) -> Callable[[Callable[..., Awaitable[Any]]], Handler]:

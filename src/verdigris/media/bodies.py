@@ -186,6 +186,8 @@ async def read_form(
 ) -> Form:
     """Parse a multipart body whose file part may be up to ``file_limit`` bytes."""
     budget = file_limit + MULTIPART_OVERHEAD
+    if not (headers or request.headers).get("content-type", "").lower().startswith("multipart/form-data"):
+        raise BadBody("the body must be multipart/form-data")
     declared = content_length(request)
     if declared is not None and declared > budget + DRAIN_EXTRA:
         raise BodyTooLarge(declared, file_limit)

@@ -385,6 +385,30 @@ def picture_url(core: Core, name: str) -> str:
     return f"{core.public_url}/sandbox-media/group-pictures/{name}" if name else ""
 
 
+async def set_profile_picture(core: Core, phone: str, data: bytes) -> str:
+    """Store a phone's profile picture (a checked image) and return its URL."""
+    kind = picture_kind(data)
+    assert kind is not None
+    name = f"profile-{phone}-{secrets.token_hex(8)}.{kind}"
+    folder = picture_dir(core)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(data)
+    async with core.tx() as tx:
+        old = await tx.conn.scalar(select(sandbox_phones.c.picture).where(sandbox_phones.c.number == phone))
+        await tx.conn.execute(
+            update(sandbox_phones).where(sandbox_phones.c.number == phone).values(picture=name)
+        )
+    if old and old != name:
+        (folder / old).unlink(missing_ok=True)
+    return picture_url(core, name)
+
+
+async def profile_picture_url(core: Core, phone: str) -> str:
+    async with core.read() as conn:
+        name = await conn.scalar(select(sandbox_phones.c.picture).where(sandbox_phones.c.number == phone))
+    return picture_url(core, name or "")
+
+
 def picture_kind(data: bytes) -> str | None:
     """The image type of the bytes (by signature): jpg or png, else None."""
     if data[:3] == b"\xff\xd8\xff":

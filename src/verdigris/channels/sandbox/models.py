@@ -12,6 +12,8 @@ sandbox_phones = Table(
     Column("number", String(20), primary_key=True),
     Column("name", String(200), nullable=False, server_default=""),
     Column("created_ms", BigInteger, nullable=False),
+    # The file name of the profile picture in the pictures folder (setProfilePicture); "" = none.
+    Column("picture", String(100), nullable=False, server_default=""),
 )
 
 # Every message a phone sent or received, as its owner would see it in the phone's app.

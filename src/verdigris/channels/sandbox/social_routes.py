@@ -20,7 +20,8 @@ from verdigris.channels.sandbox.network import SandboxError, wid_of
 from verdigris.channels.sandbox.routes import RESPONSES, ErrorOut, StrictIn, guard
 from verdigris.core import Core
 
-_PICTURE_NAME = re.compile(r"^[0-9-]+-[0-9a-f]{16}\.(jpg|png)$")
+# Group pictures (<group digits>-<hex>) and profile pictures (profile-<phone>-<hex>).
+_PICTURE_NAME = re.compile(r"^(profile-)?[0-9-]+-[0-9a-f]{16}\.(jpg|png)$")
 
 
 class GroupIn(StrictIn):
@@ -199,7 +200,7 @@ def build_public_router(core: Core) -> APIRouter:
         responses={404: {"model": ErrorOut, "description": "No such picture"}},
     )
 
-    @router.get("/group-pictures/{name}", summary="A group picture set with setGroupPicture")
+    @router.get("/group-pictures/{name}", summary="A picture set with setGroupPicture or setProfilePicture")
     async def group_picture(name: str) -> FileResponse:
         path = groups.picture_dir(core) / name
         if not _PICTURE_NAME.match(name) or not path.is_file():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
@@ -135,13 +136,36 @@ async def get_state_instance_history(call: Call) -> list[dict[str, Any]]:
     ]
 
 
+# setProfilePicture: at most one change per 10 s per instance (documented soft failure).
+PROFILE_PICTURE_INTERVAL = 10.0
+_last_profile_picture: dict[int, float] = {}
+
+
+@wire_method("setProfilePicture", "POST", "account", body_kind="multipart", needs_link=True)
+async def set_profile_picture(call: Call) -> dict[str, Any]:
+    """Set the linked account's profile picture: multipart ``file`` (JPEG or PNG)."""
+    from verdigris.channels.sandbox import groups as pictures
+    from verdigris.greenapi.methods.groups import read_picture_form
+
+    _, data = await read_picture_form(call, with_group=False)
+    now = time.monotonic()
+    last = _last_profile_picture.get(call.instance.id)
+    if last is not None and now - last < PROFILE_PICTURE_INTERVAL:
+        return {"reason": "rate-overlimit", "urlAvatar": "", "setProfilePicture": False}
+    _last_profile_picture[call.instance.id] = now
+    url = await pictures.set_profile_picture(call.core, call.instance.phone, data)
+    return {"reason": None, "urlAvatar": url, "setProfilePicture": True}
+
+
 @wire_method("getWaSettings", "GET", "account")
 async def get_wa_settings(call: Call) -> dict[str, Any]:
     """Information about the linked messenger account."""
+    from verdigris.channels.sandbox import groups as pictures
+
     inst = call.instance
     linked = inst.state == instances.AUTHORIZED
     return {
-        "avatar": "",
+        "avatar": await pictures.profile_picture_url(call.core, inst.phone) if linked else "",
         "base64Avatar": "",
         "phone": inst.phone if linked else "",
         "chatId": "",

@@ -195,7 +195,7 @@ async def leave_group(call: Call) -> dict[str, Any]:
 @wire_method("setGroupPicture", "POST", "groups", body_kind="multipart", needs_link=True)
 async def set_group_picture(call: Call) -> dict[str, Any]:
     """Set the group's picture: multipart ``file`` (JPEG or PNG) and ``groupId``."""
-    group_id, data = await _read_picture_form(call)
+    group_id, data = await read_picture_form(call, with_group=True)
     try:
         url = await groups.set_picture(call.core, call.instance.wid, group_id, data)
     except GroupError as exc:
@@ -204,25 +204,30 @@ async def set_group_picture(call: Call) -> dict[str, Any]:
     return {"setGroupPicture": True, "urlAvatar": url, "reason": ""}
 
 
-async def _read_picture_form(call: Call) -> tuple[str, bytes]:
+async def read_picture_form(call: Call, *, with_group: bool) -> tuple[str, bytes]:
+    """The ``file`` part (a JPEG or PNG, checked by content) and, for groups, ``groupId`` of a
+    multipart picture upload (setGroupPicture, setProfilePicture)."""
+    fields = "'file' and 'groupId'" if with_group else "'file'"
     content_type = call.request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise WireError(
-            400, "Validation failed. Details: the body must be multipart/form-data with 'file' and 'groupId'"
+            400, f"Validation failed. Details: the body must be multipart/form-data with {fields}"
         )
     try:
         form = await call.request.form(max_files=1, max_fields=20)
     except Exception as exc:  # malformed multipart (starlette raises several kinds)
         raise WireError(400, f"bad request data: {exc}") from None
+    group_id = ""
     try:
-        group_id = form.get("groupId")
+        if with_group:
+            value = form.get("groupId")
+            if value is None or not isinstance(value, str) or not value:
+                raise validation("'groupId' is required")
+            try:
+                group_id = _group_id(value)
+            except ValueError as exc:
+                raise validation(str(exc)) from None
         upload = form.get("file")
-        if group_id is None or not isinstance(group_id, str) or not group_id:
-            raise validation("'groupId' is required")
-        try:
-            _group_id(group_id)
-        except ValueError as exc:
-            raise validation(str(exc)) from None
         if upload is None or isinstance(upload, str):
             raise validation("'file' is required")
         data = await upload.read(groups.MAX_PICTURE_BYTES + 1)

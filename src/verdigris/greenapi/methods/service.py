@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import Field, StrictBool, field_validator, model_validator
 
+from verdigris.channels.sandbox import groups as pictures
 from verdigris.chats import service as chats
 from verdigris.greenapi.errors import WireError, validation
 from verdigris.greenapi.fields import Body, ChatId, MessageId, MessageText
@@ -68,11 +69,12 @@ class ChatBody(Body):
 
 @wire_method("getAvatar", "POST", "service", body=ChatBody, needs_link=True)
 async def get_avatar(call: Call) -> dict[str, Any]:
-    """A chat's avatar URL; ``""`` when none is set (sandbox phones have no pictures)."""
+    """A chat's avatar URL (set with setProfilePicture / setGroupPicture); ``""`` when none is set."""
     chat_id = call.body.chatId
     phone = _personal(chat_id)
     exists = phone is not None and await _on_network(call, phone)
-    return {"urlAvatar": "", "available": exists, "existsWhatsapp": exists, "reason": ""}
+    url = await pictures.profile_picture_url(call.core, phone) if exists and phone else ""
+    return {"urlAvatar": url, "available": exists, "existsWhatsapp": exists, "reason": ""}
 
 
 @wire_method("getContactInfo", "POST", "service", body=ChatBody, needs_link=True)
@@ -89,7 +91,7 @@ async def get_contact_info(call: Call) -> dict[str, Any]:
         push = await chats.push_name(conn, chat_id)
         state = await chats.chat_state(conn, call.instance.id, chat_id)
     return {
-        "avatar": "",
+        "avatar": await pictures.profile_picture_url(call.core, phone),
         "name": contact or push,
         "contactName": contact,
         "email": "",
