@@ -285,7 +285,8 @@ def test_json_api_auth_and_errors(server: Server) -> None:
     anon = httpx.get(f"{server.url}/api/v1/billing", timeout=30)
     assert anon.status_code == 401 and anon.headers["www-authenticate"].startswith("Basic")
     wrong = httpx.get(f"{server.url}/api/v1/billing", auth=("operator", "nope"), timeout=30)
-    assert wrong.status_code == 401 and wrong.json() == {"error": "wrong username or password"}
+    assert wrong.status_code == 401 and wrong.json()["error"] == "wrong username or password"
+    assert wrong.json()["message"] == "wrong username or password"  # every face's errors carry a message
     assert call(server, "GET", "/operator/tariffs", who="licensee").status_code == 403
     bad = call(
         server,
