@@ -17,6 +17,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = Server(tmp_path_factory.mktemp("server")).start()
     yield srv
     srv.stop()
+    srv.drop_database()
 
 
 @pytest.fixture
@@ -32,3 +33,5 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield make
     for srv in started:
         srv.stop()
+    for srv in started:
+        srv.drop_database()

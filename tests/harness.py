@@ -131,6 +131,28 @@ class Server:
                 self.proc.wait()
         self.proc = None
 
+    def drop_database(self) -> None:
+        """Drop the PostgreSQL database this test server was given (fixtures call this at the end)."""
+        url = self.env.get("VERDIGRIS_DATABASE_URL", "")
+        name = url.rsplit("/", 1)[-1]
+        if url.startswith("postgresql") and name.startswith("vt_"):
+            host = os.environ.get("VERDIGRIS_TEST_PG_HOST", "127.0.0.1")
+            subprocess.run(
+                [
+                    "psql",
+                    "-h",
+                    host,
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-qc",
+                    f"DROP DATABASE IF EXISTS {name} WITH (FORCE)",
+                ],
+                check=False,
+                capture_output=True,
+            )
+
     def kill(self) -> None:
         """``kill -9``: no shutdown code runs."""
         self.stop(signal.SIGKILL)
