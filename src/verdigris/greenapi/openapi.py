@@ -18,6 +18,19 @@ ERROR_SCHEMA = {
 }
 
 
+def error_doc(description: str) -> dict[str, Any]:
+    """An OpenAPI response entry for a wire error (the JSON error body)."""
+    return {"description": description, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+
+
+# Answers every wire and partner call may get before anything runs.
+TOO_LARGE_DOC = error_doc("The JSON body is too large (nothing was executed)")
+RATE_LIMITED_DOC = {
+    **error_doc("Rate limited (nothing was executed); see Retry-After"),
+    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+}
+
+
 # Query parameters are integers (Call.int_param: ASCII digits, 64-bit); their ranges are the
 # handlers' (a value out of range is a documented 400).
 _QUERY_INTEGER = {"type": "integer", "format": "int64", "minimum": -(2**63), "maximum": 2**63 - 1}
@@ -48,7 +61,7 @@ _UPLOAD_BODIES: dict[str, dict[str, Any]] = {
                 "type": "object",
                 "required": ["file"],
                 "properties": {"file": _FILE},
-                "additionalProperties": {"type": "string"},
+                # Other fields are text by nature of a form (typingTime="3000"): not constrained.
             }
         }
     },
@@ -112,15 +125,8 @@ def wire_paths(components: dict[str, Any]) -> dict[str, Any]:
                     "description": "Unknown idInstance",
                     "content": {"application/json": {"schema": ERROR_SCHEMA}},
                 },
-                "413": {
-                    "description": "The JSON body is too large (nothing was executed)",
-                    "content": {"application/json": {"schema": ERROR_SCHEMA}},
-                },
-                "429": {
-                    "description": "Rate limited (nothing was executed); see Retry-After",
-                    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-                    "content": {"application/json": {"schema": ERROR_SCHEMA}},
-                },
+                "413": TOO_LARGE_DOC,
+                "429": RATE_LIMITED_DOC,
             },
         }
         if spec.body is not None:

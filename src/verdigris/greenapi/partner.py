@@ -34,7 +34,7 @@ from verdigris.core import Core
 from verdigris.greenapi.errors import WireError, error_response
 from verdigris.greenapi.fields import Body
 from verdigris.greenapi.methods.account import SettingsBody, settings_changes
-from verdigris.greenapi.openapi import ERROR_SCHEMA
+from verdigris.greenapi.openapi import ERROR_SCHEMA, RATE_LIMITED_DOC, TOO_LARGE_DOC
 from verdigris.greenapi.registry import parse_json, read_body, validate_body
 from verdigris.greenapi.routes import limiter_from_settings
 from verdigris.instances import service as instances
@@ -211,15 +211,8 @@ def partner_paths(components: dict[str, Any]) -> dict[str, Any]:
                     "description": "Bad request data, or an instance that is not the partner's",
                     "content": {"application/json": {"schema": ERROR_SCHEMA}},
                 },
-                "413": {
-                    "description": "The JSON body is too large (nothing was executed)",
-                    "content": {"application/json": {"schema": ERROR_SCHEMA}},
-                },
-                "429": {
-                    "description": "Rate limited (nothing was executed); see Retry-After",
-                    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-                    "content": {"application/json": {"schema": ERROR_SCHEMA}},
-                },
+                "413": TOO_LARGE_DOC,
+                "429": RATE_LIMITED_DOC,
             },
         }
         body = _BODIES.get(key)
