@@ -17,6 +17,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from verdigris import __version__, metrics
 from verdigris.accounts import service as accounts_service
+from verdigris.accounts.moderation import Moderation
 from verdigris.channels.sandbox import calls as sandbox_calls
 from verdigris.channels.sandbox import social_routes
 from verdigris.channels.sandbox.network import SandboxChannel
@@ -55,6 +56,7 @@ def build_core(settings: Settings) -> Core:
     core.media = MediaService(core)
     core.dispatcher = WebhookDispatcher(core)
     core.licensing = Licensing(core)
+    core.moderation = Moderation(core)
     return core
 
 
@@ -83,6 +85,8 @@ async def start(core: Core) -> None:
 
     core.timers.schedule("purge", now_ms() + PURGE_EVERY_MS, purge)
     await accounts_service.purge_and_plan(core)  # closed accounts whose grace period is over
+    assert core.moderation is not None
+    await core.moderation.start()
 
 
 def declare_path_parameters(schema: dict[str, Any]) -> None:

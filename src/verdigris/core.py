@@ -23,6 +23,7 @@ from verdigris.store.clock import now_ms
 from verdigris.store.db import Database
 
 if TYPE_CHECKING:
+    from verdigris.accounts.moderation import Moderation
     from verdigris.channels.base import Channel
     from verdigris.delivery.dispatcher import WebhookDispatcher
     from verdigris.licensing.enforce import Licensing
@@ -219,6 +220,7 @@ class Core:
         self.media: MediaService | None = None
         self.dispatcher: WebhookDispatcher | None = None
         self.licensing: Licensing | None = None
+        self.moderation: Moderation | None = None
         self.public_url = settings.resolved_public_url()
 
     @asynccontextmanager

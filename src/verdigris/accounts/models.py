@@ -102,3 +102,54 @@ account_links = Table(
     Column("used_ms", BigInteger, nullable=True),
     Column("data", Text, nullable=False, server_default=""),
 )
+
+# --- moderation and agreement versions (T-16, T-17) ----------------------------------------------
+
+# The operator's current measure on an account: blocked, restricted (no sending) or suspended
+# until ``until_ms``. No row: full access. Lifting a measure deletes its row; the history is in
+# ``moderation_log``.
+account_measures = Table(
+    "account_measures",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("reason", String(400), nullable=False),
+    Column("until_ms", BigInteger, nullable=True),
+    Column("set_ms", BigInteger, nullable=False),
+    Column("set_by", Integer, nullable=True),
+)
+
+# The operator's audit log of moderation: every block, restriction, suspension, unblock and
+# deletion with its reason. When an account is deleted its entries lose every identifying field
+# (``account_id`` NULL, ``target`` replaced by a random erasure reference), the reasons stay.
+moderation_log = Table(
+    "moderation_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("operator_id", Integer, nullable=True),
+    Column("operator", String(64), nullable=False, server_default=""),
+    Column("action", String(24), nullable=False),
+    Column("account_id", Integer, nullable=True),
+    Column("target", String(300), nullable=False, server_default=""),
+    Column("reason", String(400), nullable=False, server_default=""),
+    Column("until_ms", BigInteger, nullable=True),
+    Column("detail", String(400), nullable=False, server_default=""),
+    sqlite_autoincrement=True,
+)
+Index("ix_moderation_log_account", moderation_log.c.account_id, moderation_log.c.id)
+
+# Published versions of the user agreement (T-17); the newest is the current one. Acceptances
+# are ``consents`` rows of kind "agreement" with the version accepted.
+agreement_versions = Table(
+    "agreement_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version", String(32), nullable=False, unique=True),
+    Column("title", String(200), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("requires_acceptance", Boolean, nullable=False),
+    Column("published_ms", BigInteger, nullable=False),
+    Column("published_by", Integer, nullable=True),
+    sqlite_autoincrement=True,
+)

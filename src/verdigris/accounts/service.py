@@ -20,10 +20,10 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from verdigris import safetext
-from verdigris.accounts import journal, policy
+from verdigris.accounts import agreements, erasure, journal, policy
 from verdigris.accounts.journal import Origin
 from verdigris.accounts.mail import send_mail, send_sms
-from verdigris.accounts.models import account_links, accounts, auth_events, consents, partner_tokens, sessions
+from verdigris.accounts.models import account_links, accounts, consents, partner_tokens, sessions
 from verdigris.accounts.policy import PolicyError
 from verdigris.accounts.records import (
     ACTIVE,
@@ -37,9 +37,8 @@ from verdigris.accounts.records import (
     account_from_row,
     load_account,
 )
-from verdigris.instances.models import instance_state_history, instances
+from verdigris.instances.models import instances
 from verdigris.instances.service import replace_token
-from verdigris.messaging.models import messages, notifications
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -251,7 +250,7 @@ async def _record_consents(
 ) -> None:
     at = now_ms()
     rows = [
-        ("agreement", core.settings.agreement_version, True),
+        ("agreement", await agreements.current_label(conn, core), True),
         ("personal_data", core.settings.privacy_version, True),
         ("marketing", core.settings.privacy_version, marketing),
     ]
@@ -730,43 +729,8 @@ async def purge_closed(core: Core) -> int:
             )
         ]
     for owner_id in due:
-        async with core.tx() as tx:
-            ids = [
-                int(r[0])
-                for r in await tx.conn.execute(
-                    select(accounts.c.id).where(
-                        (accounts.c.id == owner_id) | (accounts.c.tenant_id == owner_id)
-                    )
-                )
-            ]
-            instance_ids = [
-                int(r[0])
-                for r in await tx.conn.execute(
-                    select(instances.c.id).where(instances.c.account_id == owner_id)
-                )
-            ]
-            if instance_ids:
-                await tx.conn.execute(delete(messages).where(messages.c.instance_id.in_(instance_ids)))
-                await tx.conn.execute(
-                    delete(notifications).where(notifications.c.instance_id.in_(instance_ids))
-                )
-                await tx.conn.execute(
-                    delete(instance_state_history).where(
-                        instance_state_history.c.instance_id.in_(instance_ids)
-                    )
-                )
-                await tx.conn.execute(delete(instances).where(instances.c.id.in_(instance_ids)))
-            await tx.conn.execute(
-                delete(auth_events).where(
-                    auth_events.c.account_id.in_(ids) | (auth_events.c.tenant_id == owner_id)
-                )
-            )
-            await tx.conn.execute(delete(accounts).where(accounts.c.id.in_(ids)))
-        for instance_id in instance_ids:
-            core.instances.forget(instance_id)
-            if core.sender is not None:
-                core.sender.forget(instance_id)
-        log.info("closed account deleted", account_id=owner_id, instances=len(instance_ids))
+        done = await erasure.erase(core, owner_id)
+        log.info("closed account deleted", account_id=owner_id, instances=done.instances, rows=done.rows)
     return len(due)
 
 

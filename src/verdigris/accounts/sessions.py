@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from verdigris.accounts import journal
+from verdigris.accounts import journal, moderation
 from verdigris.accounts.journal import Origin
 from verdigris.accounts.models import accounts, auth_events, sessions
 from verdigris.accounts.records import ACTIVE, CLOSED, INVITED, Account, account_from_row, load_account
@@ -135,6 +135,9 @@ async def login(core: Core, identifier: str, password: str, origin: Origin) -> t
         elif account.email_verified_ms is None:
             refusal = "Confirm your e-mail address first: open the link in the mail we sent you."
             detail = "e-mail not verified"
+        elif (measure := await moderation.measure_in_store(tx.conn, account)) and measure.locks_out:
+            refusal = measure.describe()
+            detail = f"account {measure.kind}"
         if refusal is None:
             assert account is not None
             secret = await open_session(tx.conn, core, account, origin)
@@ -171,6 +174,8 @@ async def resolve(core: Core, secret: str, origin: Origin) -> Session | None:
         problem = "session expired"
     elif account.status != ACTIVE:
         problem = f"account {account.status}"
+    elif core.moderation is not None and (measure := core.moderation.of(account)) and measure.locks_out:
+        problem = f"account {measure.kind}"
     if problem:
         await journal.note(
             core, journal.SESSION_REJECTED, ok=False, origin=origin, account=account, detail=problem

@@ -22,6 +22,7 @@ from verdigris.accounts import service as accounts
 from verdigris.accounts import sessions as auth
 from verdigris.accounts.policy import PolicyError
 from verdigris.accounts.records import INVITABLE_ROLES
+from verdigris.console import moderation as moderation_pages
 from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web
 from verdigris.core import Core
 from verdigris.greenapi.methods.account import SettingsBody
@@ -560,6 +561,7 @@ def build_routes(core: Core) -> list[BaseRoute]:
         ("GET", "/operator/outbox", page(c.outbox)),
         ("GET", "/operator/events", page(c.all_events)),
     ]
+    table += moderation_pages.routes(core, c.web)  # T-16, T-17: console/moderation.py
     routes: list[BaseRoute] = [
         Route(PREFIX + path, endpoint, methods=[verb], include_in_schema=False)
         for verb, path, endpoint in table

@@ -91,11 +91,15 @@ class Ctx:
 
 
 Handler = Callable[[Ctx], Awaitable[Response]]
+Guard = Callable[[Ctx], Awaitable[Response | None]]
 
 
 class Web:
     def __init__(self, core: Core) -> None:
         self.core = core
+        # Checks run before every logged-in page (e.g. "accept the new agreement first"); one that
+        # returns a response answers instead of the page.
+        self.guards: list[Guard] = []
 
     # --- responses -------------------------------------------------------------------------------
 
@@ -220,6 +224,11 @@ class Web:
                         "The form expired or did not come from this site. Reload the page and try again.",
                     )
             try:
+                if login:
+                    for guard in self.guards:
+                        stop = await guard(ctx)
+                        if stop is not None:
+                            return stop
                 return await handler(ctx)
             except NotFound:
                 return self.problem(ctx, 404, "Not found", "There is nothing here, or it is not yours.")

@@ -168,6 +168,9 @@ class PartnerEndpoint:
         account_id = await accounts.partner_account(self.core, params.get("token", ""))
         if account_id is None:
             return Response(UNAUTHORIZED, media_type="application/json")
+        measure = self.core.moderation.measure(account_id) if self.core.moderation is not None else None
+        if measure is not None and measure.locks_out:
+            raise WireError(403, "Forbidden. " + measure.describe())
         verdict = self.limiter.check(account_id, name.lower())
         if not verdict.allowed:
             raise WireError(429, "Too Many Requests", {"Retry-After": str(verdict.retry_after_s)})

@@ -3,7 +3,7 @@
 Order of checks, each answered in the wire's own format and before anything changes:
 idInstance not digits → 400; unknown method → 404; OPTIONS → 204; wrong verb → 404;
 no token → 400; unknown instance → 403 (a deleted one: 400 ``Instance is deleted``); wrong token →
-401; rate limit → 429 (before the body is even read: a refused call has no effect); body → 400;
+401; account blocked, suspended or (for sending methods) restricted by the operator → 403; rate limit → 429 (before the body is even read: a refused call has no effect); body → 400;
 handler.
 The path normaliser (``//`` collapsed, optional ``/v3`` prefix, method names in any case) runs
 before routing, and nothing here ever redirects.
@@ -116,6 +116,10 @@ class WireEndpoint:
             raise WireError(401, "Unauthorized")
         if inst is None:
             raise WireError(400, "Instance is deleted")
+        if self.core.moderation is not None:  # the operator's measures (T-16): a dict lookup
+            refused = self.core.moderation.wire_refusal(inst.account_id, spec.name)
+            if refused is not None:
+                raise WireError(403, refused)
         verdict = self.limiter.check(inst.id, spec.name.lower())
         if not verdict.allowed:
             RATE_LIMITED.labels(spec.name).inc()

@@ -116,6 +116,8 @@ class SendWorker:
             return
         if core.licensing is not None and not await core.licensing.may_send(rec):
             return  # expired: the queue is kept; a renewal wakes the instance again
+        if core.moderation is not None and not core.moderation.may_send(rec.account_id):
+            return  # blocked, suspended or restricted by the operator: the queue is kept; lifting wakes it
         async with core.read() as conn:
             rows = (
                 await conn.execute(
