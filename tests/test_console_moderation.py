@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -450,3 +451,76 @@ def test_new_agreement_version_must_be_accepted_before_anything_else(make_server
     versions = httpx.get(f"{srv.url}/console/agreement?version=2026-12", timeout=30).text
     assert "Clause two." in versions and "not the current version" in versions
     assert httpx.get(f"{srv.url}/console/agreement?version=nope", timeout=30).status_code == 404
+
+
+# --- in process: the end of a suspension, measures on team members -------------------------------
+
+
+def test_suspension_ends_by_itself_and_member_measures_stay_personal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from licensing_helpers import run
+    from verdigris.accounts import journal, moderation
+    from verdigris.accounts import service as accounts
+    from verdigris.instances import service as instances
+
+    origin = journal.Origin("127.0.0.1", "test")
+
+    async def scenario(core: Any) -> None:
+        op_id = await accounts.create_account(core, username="op", password="Op-Pass-123456", role="operator")
+        owner_id = await accounts.create_account(
+            core, username="owner", password="Owner-Pass-123456", role="licensee", email="o@example.test"
+        )
+        op = await accounts.get_account(core, op_id)
+        owner = await accounts.get_account(core, owner_id)
+        assert op is not None and owner is not None
+        inst = await instances.create(core, account_id=owner_id)
+        runtime = core.moderation
+        start = moderation.now_ms()
+        await moderation.apply(
+            core, op, owner_id, moderation.SUSPENDED, "late payment", origin, until_ms=start + 60_000
+        )
+        refusal = runtime.wire_refusal(inst.account_id, "getSettings")
+        assert refusal and "suspended by the operator until" in refusal and not runtime.may_send(owner_id)
+        # A minute later the suspension is over: the lookups see it at once, the sweep records it.
+        monkeypatch.setattr(moderation, "now_ms", lambda: start + 61_000)
+        assert runtime.wire_refusal(inst.account_id, "sendMessage") is None
+        assert await moderation.lift_ended(core) == 1
+        entries = await moderation.log_entries(core, owner_id)
+        assert [e["action"] for e in entries] == ["suspension_ended", "suspended"]
+        assert entries[0]["operator"] == "(system)" and entries[0]["reason"] == "late payment"
+        monkeypatch.undo()
+
+        # A team member's measure is the member's own; the owner's covers the member too.
+        member = await accounts.invite_member(core, owner, "m@example.test", "viewer", origin)
+        await moderation.apply(core, op, member.id, moderation.BLOCKED, "shared password", origin)
+        assert runtime.wire_refusal(owner_id, "sendMessage") is None
+        found = runtime.of(member)
+        assert found is not None and found.reason == "shared password"
+        assert runtime.of(owner) is None
+        await moderation.lift(core, op, member.id, "new password set", origin)
+        await moderation.apply(core, op, owner_id, moderation.RESTRICTED, "spam", origin)
+        found = runtime.of(member)
+        assert found is not None and found.kind == moderation.RESTRICTED
+        assert runtime.wire_refusal(owner_id, "getSettings") is None
+        assert runtime.wire_refusal(owner_id, "sendMessage") is not None
+
+        # Deleting the member leaves the owner and its instance; the log keeps no name of the member.
+        done = await moderation.delete_account(
+            core, op, member.id, "left the company", member.username, origin
+        )
+        assert done.accounts == 1 and done.instances == 0
+        assert await accounts.get_account(core, member.id) is None
+        assert await accounts.get_account(core, owner_id) is not None
+        assert await core.instances.get(inst.id) is not None
+        rows = await moderation.log_entries(core)
+        erased = [r for r in rows if r["target"] == done.reference]
+        assert {r["action"] for r in erased} == {"blocked", "unblocked", "deleted"}
+        assert all(r["account_id"] is None and "m@example.test" not in r["target"] for r in erased)
+        # Operators are not moderated, and a reason is required.
+        with pytest.raises(moderation.PolicyError):
+            await moderation.apply(core, op, op_id, moderation.BLOCKED, "self", origin)
+        with pytest.raises(moderation.PolicyError):
+            await moderation.apply(core, op, owner_id, moderation.BLOCKED, " ", origin)
+
+    run(tmp_path, scenario)
