@@ -150,6 +150,7 @@ def test_block_restrict_suspend_unblock(server: Server) -> None:
     for reason in ("spam reports", BLOCK_REASON, "complaint withdrawn", "payment dispute", "dispute settled"):
         assert reason in page
     assert "operator" in op.get("/operator/moderation").text
+    assert op.get("/operator/accounts?q=%00").status_code == 200  # odd search text finds nothing
 
     # Only the operator moderates.
     assert again.login(name, password).status_code == 303
@@ -451,6 +452,7 @@ def test_new_agreement_version_must_be_accepted_before_anything_else(make_server
     versions = httpx.get(f"{srv.url}/console/agreement?version=2026-12", timeout=30).text
     assert "Clause two." in versions and "not the current version" in versions
     assert httpx.get(f"{srv.url}/console/agreement?version=nope", timeout=30).status_code == 404
+    assert httpx.get(f"{srv.url}/console/agreement?version=%00", timeout=30).status_code == 404
 
 
 # --- in process: the end of a suspension, measures on team members -------------------------------

@@ -83,7 +83,8 @@ def _conditions(
     if "account_id" in cols:
         found.append(cols.account_id.in_(account_ids))
     for name in EXTRA_KEYS.get(table.name, ()):
-        found.append(cols[name].in_(account_ids))
+        if name in cols:
+            found.append(cols[name].in_(account_ids))
     if instance_ids and "instance_id" in cols:
         found.append(cols.instance_id.in_(instance_ids))
     if invoice_ids and "invoice_id" in cols:

@@ -192,10 +192,10 @@ def runtime(core: Core) -> Moderation:
 
 async def measure_in_store(conn: AsyncConnection, account: Account) -> Measure | None:
     """The measure on the user or its team owner, read from the store (for logins)."""
-    ids = {account.id, account.tenant}
+    ids = sorted({account.id, account.tenant})
     rows = (await conn.execute(select(account_measures).where(account_measures.c.account_id.in_(ids)))).all()
     at = now_ms()
-    found = [_measure(r) for r in rows if _measure(r).active(at)]
+    found = [m for m in map(_measure, rows) if m.active(at)]
     found.sort(key=lambda m: m.account_id != account.id)
     return found[0] if found else None
 
@@ -218,6 +218,8 @@ async def accounts_overview(core: Core, search: str = "", limit: int = 500) -> l
         .limit(limit)
     )
     text = search.strip().lower()[:100]
+    if safetext.problem(text):
+        return []  # such text is in no account (and PostgreSQL cannot even compare it)
     if text:
         pattern = f"%{text}%"
         query = query.where(

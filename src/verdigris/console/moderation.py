@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from starlette.responses import Response
 
+from verdigris import safetext
 from verdigris.accounts import agreements, moderation
 from verdigris.accounts.policy import PolicyError
 from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web
@@ -74,6 +75,8 @@ class ModerationPages:
 
     async def agreement_page(self, ctx: Ctx) -> Response:
         wanted = ctx.request.query_params.get("version", "")
+        if wanted and safetext.problem(wanted):
+            raise NotFound()
         shown = await agreements.get(self.core, wanted) if wanted else await agreements.latest(self.core)
         if wanted and shown is None:
             raise NotFound()
