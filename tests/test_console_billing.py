@@ -162,3 +162,63 @@ def test_team_roles_and_the_json_api(server: Server) -> None:
     assert wrong.status_code == 401 and wrong.headers["www-authenticate"].startswith("Basic")
     events = owner.events()
     assert any(e["kind"] == "login_failed" and "HTTP Basic" in e["detail"] for e in events), events
+
+
+def test_desk_rules_promo_codes_grants_and_a_transfer(server: Server) -> None:
+    op = operator(server)
+    code = paid_tariff(op, "40.00")
+    promo = unique("P").upper()
+    op.get("/operator/billing")
+    r = op.post(
+        "/operator/billing/rules",
+        {"name": "Spring promo", "kind": "percent", "effect": "discount", "value": "25", "promo": promo},
+    )
+    assert r.status_code == 303, error_of(r)
+    r = op.post("/operator/billing/rules", {"name": "Broken", "kind": "volume", "tiers": "[1, 2]"})
+    assert r.status_code == 400 and "tiers must be a JSON list" in error_of(r)
+
+    giver_name, receiver_name = unique("giv"), unique("rec")
+    giver, _ = new_user(server, giver_name)
+    receiver, _ = new_user(server, receiver_name)
+    instance_id = new_instance(giver)
+
+    # The promo code's rule is named on the invoice line that it changed.
+    giver.get("/billing")
+    r = giver.post("/billing/buy", {"instance": str(instance_id), "tariff": code, "promo": promo.lower()})
+    assert r.status_code == 303, error_of(r)
+    invoice = giver.get(r.headers["location"].split("/console", 1)[1]).text
+    assert "30.00 EUR" in invoice and "Spring promo" in invoice and "was 40.00" in invoice
+
+    # The operator grants a license by hand; the giver offers it to the receiver.
+    op.get("/operator/billing")
+    r = op.post("/operator/billing/licenses", {"instance": str(instance_id), "tariff": code, "days": "30"})
+    assert r.status_code == 303, error_of(r)
+    license_id = re.search(r"License (\d+) granted", html.unescape(op.get("/operator/billing").text))
+    section = giver.get("/billing").text
+    offered = re.findall(r'name="license" value="(\d+)"', section)
+    assert license_id and offered == [license_id.group(1)], section
+    r = giver.post("/billing/transfers", {"license": offered[0], "to": receiver_name})
+    assert r.status_code == 303, error_of(r)
+    r = giver.post("/billing/transfers", {"license": offered[0], "to": receiver_name})
+    assert r.status_code == 409 and "pending transfer" in error_of(r)
+
+    # Not yet approved: the receiver cannot accept.
+    transfer_id = re.findall(r"/operator/billing/transfers/(\d+)/approve", op.get("/operator/billing").text)[
+        -1
+    ]
+    receiver.get("/billing")
+    r = receiver.post(f"/billing/transfers/{transfer_id}/accept")
+    assert r.status_code == 409 and "approves it first" in error_of(r)
+    op.get("/operator/billing")
+    assert op.post(f"/operator/billing/transfers/{transfer_id}/approve").status_code == 303
+    assert op.post(f"/operator/billing/transfers/{transfer_id}/approve").status_code == 409
+    assert giver.post(f"/billing/transfers/{transfer_id}/accept").status_code == 404  # not theirs to accept
+    section = receiver.get("/billing").text
+    assert f"/billing/transfers/{transfer_id}/accept" in section
+    assert receiver.post(f"/billing/transfers/{transfer_id}/accept").status_code == 303
+
+    # The license and its instance moved; a license that arrived by transfer is never offered again.
+    section = receiver.get("/billing").text
+    assert f'id="license-{instance_id}"' in section and "received by transfer" in section
+    assert 'name="license"' not in section
+    assert f'id="license-{instance_id}"' not in giver.get("/billing").text
