@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from harness import Server
+from harness import CHROMIUM, Server
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +35,20 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         srv.stop()
     for srv in started:
         srv.drop_database()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Playwright driving Debian's chromium (headless)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=30_000)  # pages refresh themselves every few seconds; be patient under load
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
+        )
+        yield chromium
+        chromium.close()

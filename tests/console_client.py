@@ -7,6 +7,7 @@ import email.policy
 import html
 import re
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,29 @@ def new_user(server: Server, username: str) -> tuple[Console, str]:
     r = console.login(username, password)
     assert r.status_code == 303, r.text
     return console, password
+
+
+def join_team(server: Server, owner: Console, role: str) -> tuple[Console, int]:
+    """Invite a member with ``role`` by mail, accept the invitation, log in; returns (client, member id)."""
+    address = f"m{uuid.uuid4().hex[:10]}@example.test"
+    owner.get("/team")
+    assert owner.post("/team/invite", {"email": address, "role": role}).status_code == 303
+    link = re.search(r"(http\S+/console/invite/\S+)", mail_text(outbox_mail(server.data_dir, address)))
+    assert link
+    path = link.group(1).split("/console", 1)[1]
+    member = Console(server)
+    member.get(path)
+    username = f"u{uuid.uuid4().hex[:10]}"
+    r = member.post(
+        path,
+        {
+            "username": username,
+            "password": "Member-Pass-9999",
+            "accept_agreement": "on",
+            "accept_privacy": "on",
+        },
+    )
+    assert r.status_code == 303, r.text
+    assert member.login(username, "Member-Pass-9999").status_code == 303
+    member_id = re.findall(r"/console/team/(\d+)/remove", owner.get("/team").text)
+    return member, int(member_id[-1])

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; Playwright's own browser download fails here
 
 
 def free_port() -> int:

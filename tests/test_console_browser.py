@@ -22,9 +22,8 @@ from typing import Any
 import pytest
 
 from console_client import credentials
-from harness import Server, decode_qr, free_port
+from harness import CHROMIUM, Server, decode_qr, free_port
 
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[1] / "docs" / "console"
 
 pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="chromium is not installed")
@@ -66,22 +65,6 @@ def smtp() -> Iterator[MailCatcher]:
     catcher.controller.start()
     yield catcher
     catcher.controller.stop()
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=30_000)  # pages refresh themselves every few seconds; be patient under load
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
-        )
-        yield chromium
-        chromium.close()
 
 
 def shot(page: Any, name: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from console_client import Console, mail_text, new_user, outbox_mail
+from console_client import Console, join_team, new_user
 from harness import Server
 
 
@@ -124,35 +124,10 @@ def test_delete_instance_needs_confirmation(server: Server) -> None:
     assert console.get(f"/instances/{instance_id}").status_code == 404
 
 
-def _join(server: Server, owner: Console, role: str) -> tuple[Console, int]:
-    address = f"{unique('m')}@example.test"
-    owner.get("/team")
-    assert owner.post("/team/invite", {"email": address, "role": role}).status_code == 303
-    link = re.search(r"(http\S+/console/invite/\S+)", mail_text(outbox_mail(server.data_dir, address)))
-    assert link
-    path = link.group(1).split("/console", 1)[1]
-    member = Console(server)
-    member.get(path)
-    username = unique("u")
-    r = member.post(
-        path,
-        {
-            "username": username,
-            "password": "Member-Pass-9999",
-            "accept_agreement": "on",
-            "accept_privacy": "on",
-        },
-    )
-    assert r.status_code == 303, r.text
-    assert member.login(username, "Member-Pass-9999").status_code == 303
-    member_id = re.findall(r"/console/team/(\d+)/remove", owner.get("/team").text)
-    return member, int(member_id[-1])
-
-
 def test_team_roles_decide_what_members_do(server: Server) -> None:
     owner, _ = new_user(server, unique("ow"))
     instance_id = create_instance(owner)
-    developer, developer_id = _join(server, owner, "developer")
+    developer, developer_id = join_team(server, owner, "developer")
     # A developer sees tokens and changes settings, but neither creates instances nor manages the team.
     token = token_of(developer, instance_id)
     assert len(token) == 50

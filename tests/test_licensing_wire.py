@@ -157,9 +157,9 @@ def test_expiry_payment_callback_pdf_and_restoring_service(make_server: Any) -> 
     )
     assert r.status_code == 201, r.text
     public = httpx.get(f"{srv.url}/api/v1/tariffs", timeout=30).json()
-    assert [t["code"] for t in public["tariffs"]] == ["pro"] and public["operator"][
-        "legalName"
-    ] == "Wire Test Operator GmbH"
+    pro = [t for t in public["tariffs"] if t["code"] == "pro"]
+    assert len(pro) == 1 and pro[0]["version"] == 1 and pro[0]["price"] == "30.00"
+    assert public["operator"]["legalName"] == "Wire Test Operator GmbH"
     owner_phone, friend = "79997770001", "79997770002"
     srv.new_phone(owner_phone)
     srv.new_phone(friend)

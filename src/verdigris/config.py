@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     sandbox_api_enabled: bool = True
     # Fixed credentials for the sandbox control API; empty means one is generated per data dir.
     sandbox_token: str = ""
+    # Lets the sandbox control API move this server's clock forward (POST /sandbox/clock), to test
+    # date-dependent behaviour (license starts, trials, expiry). Never switch it on in production.
+    sandbox_clock: bool = False
 
     # Wire API rate limits per instance and method (GREEN-API spec section 5; docs/rate-limits.md).
     # ``VERDIGRIS_RATE_LIMITS=off`` switches them off; the multiplier scales every limit; the

@@ -153,6 +153,10 @@ class Timers:
     def pending(self, key: Any) -> bool:
         return key in self._by_key
 
+    def poke(self) -> None:
+        """Look at the due times again now (the sandbox clock moved)."""
+        self._wake.set()
+
     def __len__(self) -> int:
         return len(self._by_key)
 

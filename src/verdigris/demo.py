@@ -18,6 +18,36 @@ from verdigris.channels.sandbox.routes import sandbox_token
 from verdigris.core import Core
 from verdigris.instances import service as instances
 from verdigris.instances.settings import MESSAGE_FLAGS
+from verdigris.licensing import service as licensing
+
+# A starter price list the operator edits on the billing desk. Demo instances stay unlicensed: the
+# default unlicensed policy ("open") lets them work without limits.
+DEMO_TARIFFS: list[dict[str, Any]] = [
+    {
+        "code": "developer",
+        "name": "Developer",
+        "kind": "free",
+        "price": "0",
+        "limits": {"correspondents": 3, "methods": {"checkWhatsapp": 100}},
+        "description": "Free for development: three correspondents a month.",
+    },
+    {"code": "trial", "name": "Business trial", "kind": "trial", "price": "0", "trial_days": 3},
+    {
+        "code": "business",
+        "name": "Business",
+        "kind": "paid",
+        "price": "12.00",
+        "features": ["unlimited correspondents", "webhooks", "groups"],
+    },
+    {
+        "code": "business-quarter",
+        "name": "Business, 3 months",
+        "kind": "paid",
+        "price": "33.00",
+        "period_count": 3,
+        "features": ["unlimited correspondents", "webhooks", "groups"],
+    },
+]
 
 DEMO_PHONES = [
     ("79990000001", "Ada (demo A)"),
@@ -50,6 +80,8 @@ async def _create(core: Core) -> str:
         email="demo@example.test",
     )
     partner_token = await accounts.issue_partner_token(core, licensee_id)
+    for tariff in DEMO_TARIFFS:
+        await licensing.publish_tariff(core, currency="USD", **tariff)
     for number, name in DEMO_PHONES:
         await network.create_phone(core, number, name)
     ids = []

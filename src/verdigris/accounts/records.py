@@ -22,9 +22,19 @@ ACTIVE, INVITED, CLOSED = "active", "invited", "closed"
 # What each team role may do beyond looking at instances, their state, queues and journals.
 PERMISSIONS: dict[str, frozenset[str]] = {
     OWNER: frozenset(
-        {"instance.create", "instance.delete", "instance.token", "instance.manage", "team", "close"}
+        {
+            "instance.create",
+            "instance.delete",
+            "instance.token",
+            "instance.manage",
+            "team",
+            "billing",
+            "close",
+        }
     ),
-    ADMIN: frozenset({"instance.create", "instance.delete", "instance.token", "instance.manage", "team"}),
+    ADMIN: frozenset(
+        {"instance.create", "instance.delete", "instance.token", "instance.manage", "team", "billing"}
+    ),
     DEVELOPER: frozenset({"instance.token", "instance.manage"}),
     VIEWER: frozenset(),
 }

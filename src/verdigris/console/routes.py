@@ -23,6 +23,7 @@ from verdigris.accounts import sessions as auth
 from verdigris.accounts.policy import PolicyError
 from verdigris.accounts.records import INVITABLE_ROLES
 from verdigris.console import moderation as moderation_pages
+from verdigris.console.billing import BillingPages
 from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web
 from verdigris.core import Core
 from verdigris.greenapi.methods.account import SettingsBody
@@ -560,8 +561,9 @@ def build_routes(core: Core) -> list[BaseRoute]:
         ("POST", "/team/{member_id}/remove", page(c.member_remove)),
         ("GET", "/operator/outbox", page(c.outbox)),
         ("GET", "/operator/events", page(c.all_events)),
+        *BillingPages(core, c.web).routes(),
+        *moderation_pages.routes(core, c.web),  # T-16, T-17: operator moderation, agreement versions
     ]
-    table += moderation_pages.routes(core, c.web)  # T-16, T-17: console/moderation.py
     routes: list[BaseRoute] = [
         Route(PREFIX + path, endpoint, methods=[verb], include_in_schema=False)
         for verb, path, endpoint in table

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
+from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -53,7 +54,15 @@ def _when(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _localday(ms: int | None, zone: str) -> str:
+    """The calendar day of ``ms`` in ``zone`` (license days are the operator's)."""
+    if not ms:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, ZoneInfo(zone)).date().isoformat()
+
+
 TEMPLATES.env.filters["when"] = _when
+TEMPLATES.env.filters["localday"] = _localday
 
 
 class NotFound(Exception):

@@ -1,9 +1,12 @@
 """The licensing JSON API (``/api/v1``): public tariff list, the licensee's billing section, the
 operator's side, and the payment-provider callback. Pages of the personal area build on it.
 
-Authentication for now: ``Authorization: Basic`` with an account's username and password; the
-role (operator or licensee) decides what is allowed. Errors are ``{"error": "..."}`` with a 4xx
-status; a refused request changes nothing.
+This is the face for scripts and accounting systems; people use the same services through the
+console's billing pages (``console/billing.py``). Authentication: ``Authorization: Basic`` with an
+account's username and password (failures are written to the auth journal). The role decides what
+is allowed: the operator sees everything; a licensee account works on its team's (tenant's)
+licenses and needs the ``billing`` permission (owner or admin). Errors are
+``{"error": "...", "message": "..."}`` with a 4xx status; a refused request changes nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from verdigris.accounts import journal
 from verdigris.accounts import service as accounts
+from verdigris.accounts.records import ACTIVE, Account, account_from_row
 from verdigris.core import Core
 from verdigris.licensing import billing, dates, reports, service, transfers
 from verdigris.licensing.pdf import render_invoice
@@ -73,9 +78,9 @@ class Auth:
 
     def __init__(self, core: Core) -> None:
         self.core = core
-        self._seen: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self._seen: dict[tuple[str, str], tuple[float, Account]] = {}
 
-    async def account(self, request: Request) -> dict[str, Any]:
+    async def account(self, request: Request) -> Account:
         header = request.headers.get("authorization", "")
         if not header.lower().startswith("basic "):
             raise BillingError(401, "authentication required (Authorization: Basic)")
@@ -91,12 +96,32 @@ class Auth:
         ok = row is not None and await asyncio.to_thread(
             accounts.verify_password, row["password_hash"], password
         )
-        if not ok or row is None:
+        if not ok or row is None or row["status"] != ACTIVE:
+            origin = journal.Origin(
+                request.client.host if request.client else "", request.headers.get("user-agent", "")[:300]
+            )
+            await journal.note(
+                self.core,
+                journal.LOGIN_FAILED,
+                ok=False,
+                origin=origin,
+                account=account_from_row(_Row(row)) if row is not None else None,
+                username=username[:60],
+                detail=f"HTTP Basic on {request.url.path}",
+            )
             raise BillingError(401, "wrong username or password")
+        account = account_from_row(_Row(row))
         if len(self._seen) > 1000:
             self._seen.clear()
-        self._seen[key] = (time.monotonic(), row)
-        return row
+        self._seen[key] = (time.monotonic(), account)
+        return account
+
+
+class _Row:
+    """Attribute access over a mapping (account_from_row reads attributes)."""
+
+    def __init__(self, mapping: dict[str, Any]) -> None:
+        self.__dict__.update(mapping)
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -165,10 +190,12 @@ def build_router(core: Core) -> APIRouter:
                         result = await fn(request)
                     else:
                         account = await auth.account(request)
-                        if role == accounts.OPERATOR and account["role"] != accounts.OPERATOR:
+                        if role == accounts.OPERATOR and not account.is_operator:
                             raise BillingError(403, "operator only")
-                        if role == accounts.LICENSEE and account["role"] != accounts.LICENSEE:
+                        if role == accounts.LICENSEE and account.is_operator:
                             raise BillingError(403, "licensee accounts only")
+                        if not account.is_operator and not account.can("billing"):
+                            raise BillingError(403, "billing needs the owner or admin role of the team")
                         result = await fn(request, account)
                 except BillingError as exc:
                     headers = {"WWW-Authenticate": 'Basic realm="verdigris"'} if exc.status == 401 else None
@@ -229,58 +256,58 @@ def build_router(core: Core) -> APIRouter:
     # --- licensee ------------------------------------------------------------------------------------
 
     @add("/billing", "GET", "any", "Billing section: licenses, quotas, invoices, payments (T-06)")
-    async def billing_section(request: Request, account: dict[str, Any]) -> Any:
-        return await reports.overview(core, int(account["id"]))
+    async def billing_section(request: Request, account: Account) -> Any:
+        return await reports.overview(core, account.tenant)
 
     @add("/notices", "GET", "any", "Service notices of the account (expiry reminders, transfers)")
-    async def notices(request: Request, account: dict[str, Any]) -> Any:
-        return {"notices": await service.list_notices(core, int(account["id"]))}
+    async def notices(request: Request, account: Account) -> Any:
+        return {"notices": await service.list_notices(core, account.tenant)}
 
-    async def _own_instance(account: dict[str, Any], instance_id: int) -> None:
-        if account["role"] == accounts.OPERATOR:
+    async def _own_instance(account: Account, instance_id: int) -> None:
+        if account.is_operator:
             return
         rec = await core.instances.get(instance_id)
-        if rec is None or rec.account_id != int(account["id"]):
+        if rec is None or rec.account_id != account.tenant:
             raise BillingError(404, f"no instance {instance_id}")
 
     @add("/instances/{instance_id}/license", "GET", "any", "License state and quotas of an instance")
-    async def instance_license(request: Request, account: dict[str, Any]) -> Any:
+    async def instance_license(request: Request, account: Account) -> Any:
         instance_id = _path_int(request, "instance_id")
         await _own_instance(account, instance_id)
         return await service.instance_status(core, instance_id)
 
     @add("/instances/{instance_id}/license", "POST", accounts.LICENSEE, "Start a free or trial license")
-    async def start_free(request: Request, account: dict[str, Any]) -> Any:
+    async def start_free(request: Request, account: Account) -> Any:
         data = await _body(request)
         return await service.start_free(
-            core, int(account["id"]), _path_int(request, "instance_id"), str(_str(data, "tariff"))
+            core, account.tenant, _path_int(request, "instance_id"), str(_str(data, "tariff"))
         )
 
     @add("/invoices", "POST", accounts.LICENSEE, "Issue an invoice (offer) for tariffs of instances")
-    async def issue(request: Request, account: dict[str, Any]) -> Any:
+    async def issue(request: Request, account: Account) -> Any:
         data = await _body(request)
         items = data.get("items")
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise BillingError(400, "'items' must be a list of {instanceId, tariff, periods}")
         invoice = await billing.issue_invoice(
-            core, int(account["id"]), items, promo_code=_str(data, "promoCode", required=False)
+            core, account.tenant, items, promo_code=_str(data, "promoCode", required=False)
         )
         return _json(invoice, 201)
 
     @add("/invoices", "GET", "any", "Invoices (the licensee's own; all for the operator)")
-    async def invoices(request: Request, account: dict[str, Any]) -> Any:
-        owner = None if account["role"] == accounts.OPERATOR else int(account["id"])
+    async def invoices(request: Request, account: Account) -> Any:
+        owner = None if account.is_operator else account.tenant
         return {"invoices": await billing.list_invoices(core, owner)}
 
-    def _owner(account: dict[str, Any]) -> int | None:
-        return None if account["role"] == accounts.OPERATOR else int(account["id"])
+    def _owner(account: Account) -> int | None:
+        return None if account.is_operator else account.tenant
 
     @add("/invoices/{invoice_id}", "GET", "any", "One invoice")
-    async def invoice(request: Request, account: dict[str, Any]) -> Any:
+    async def invoice(request: Request, account: Account) -> Any:
         return await billing.get_invoice(core, _path_int(request, "invoice_id"), _owner(account))
 
     @add("/invoices/{invoice_id}/pdf", "GET", "any", "The invoice as a PDF")
-    async def invoice_pdf(request: Request, account: dict[str, Any]) -> Any:
+    async def invoice_pdf(request: Request, account: Account) -> Any:
         data = await billing.get_invoice(core, _path_int(request, "invoice_id"), _owner(account))
         pdf = await asyncio.to_thread(render_invoice, data, core.settings.operator_timezone)
         return Response(
@@ -290,7 +317,7 @@ def build_router(core: Core) -> APIRouter:
         )
 
     @add("/invoices/{invoice_id}/cancel", "POST", "any", "Withdraw an unpaid invoice")
-    async def cancel(request: Request, account: dict[str, Any]) -> Any:
+    async def cancel(request: Request, account: Account) -> Any:
         return await billing.cancel_invoice(core, _path_int(request, "invoice_id"), _owner(account))
 
     @add(
@@ -299,11 +326,11 @@ def build_router(core: Core) -> APIRouter:
         accounts.LICENSEE,
         "Preview a plan change (T-04)",
     )
-    async def plan_preview(request: Request, account: dict[str, Any]) -> Any:
+    async def plan_preview(request: Request, account: Account) -> Any:
         data = await _body(request)
         return await billing.preview_plan_change(
             core,
-            int(account["id"]),
+            account.tenant,
             _path_int(request, "instance_id"),
             str(_str(data, "tariff")),
             promo_code=_str(data, "promoCode", required=False),
@@ -315,11 +342,11 @@ def build_router(core: Core) -> APIRouter:
         accounts.LICENSEE,
         "Confirm a plan change: issues its invoice",
     )
-    async def plan_change(request: Request, account: dict[str, Any]) -> Any:
+    async def plan_change(request: Request, account: Account) -> Any:
         data = await _body(request)
         result = await billing.request_plan_change(
             core,
-            int(account["id"]),
+            account.tenant,
             _path_int(request, "instance_id"),
             str(_str(data, "tariff")),
             promo_code=_str(data, "promoCode", required=False),
@@ -327,32 +354,30 @@ def build_router(core: Core) -> APIRouter:
         return _json(result, 201)
 
     @add("/transfers", "POST", accounts.LICENSEE, "Request a transfer of rights (T-08)")
-    async def transfer(request: Request, account: dict[str, Any]) -> Any:
+    async def transfer(request: Request, account: Account) -> Any:
         data = await _body(request)
         ids = data.get("licenseIds")
         if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
             raise BillingError(400, "'licenseIds' must be a list of integers")
-        result = await transfers.request_transfer(
-            core, int(account["id"]), str(_str(data, "toUsername")), ids
-        )
+        result = await transfers.request_transfer(core, account.tenant, str(_str(data, "toUsername")), ids)
         return _json(result, 201)
 
     @add("/transfers", "GET", "any", "Transfers of the account (all for the operator)")
-    async def my_transfers(request: Request, account: dict[str, Any]) -> Any:
+    async def my_transfers(request: Request, account: Account) -> Any:
         return {"transfers": await transfers.list_transfers(core, _owner(account))}
 
     @add("/transfers/{transfer_id}/accept", "POST", accounts.LICENSEE, "The receiver accepts the agreement")
-    async def accept(request: Request, account: dict[str, Any]) -> Any:
-        return await transfers.accept_transfer(core, int(account["id"]), _path_int(request, "transfer_id"))
+    async def accept(request: Request, account: Account) -> Any:
+        return await transfers.accept_transfer(core, account.tenant, _path_int(request, "transfer_id"))
 
     # --- operator --------------------------------------------------------------------------------------
 
     @add("/operator/tariffs", "GET", accounts.OPERATOR, "All tariffs, with every version")
-    async def op_tariffs(request: Request, account: dict[str, Any]) -> Any:
+    async def op_tariffs(request: Request, account: Account) -> Any:
         return {"tariffs": await service.list_tariffs(core, public_only=False, all_versions=True)}
 
     @add("/operator/tariffs", "POST", accounts.OPERATOR, "Publish a tariff or a new version of it")
-    async def op_publish(request: Request, account: dict[str, Any]) -> Any:
+    async def op_publish(request: Request, account: Account) -> Any:
         data = await _body(request)
         period = data.get("period") or {"unit": "month", "count": 1}
         if not isinstance(period, dict):
@@ -380,21 +405,21 @@ def build_router(core: Core) -> APIRouter:
     @add(
         "/operator/tariffs/{code}", "DELETE", accounts.OPERATOR, "Withdraw a tariff (existing licenses stay)"
     )
-    async def op_withdraw(request: Request, account: dict[str, Any]) -> Any:
+    async def op_withdraw(request: Request, account: Account) -> Any:
         await service.withdraw_tariff(core, request.path_params["code"])
         return {"result": True}
 
     @add("/operator/policy", "GET", accounts.OPERATOR, "What unlicensed instances may do")
-    async def op_policy(request: Request, account: dict[str, Any]) -> Any:
+    async def op_policy(request: Request, account: Account) -> Any:
         return await service.get_policy(core)
 
     @add("/operator/policy", "PUT", accounts.OPERATOR, "Set the unlicensed policy")
-    async def op_set_policy(request: Request, account: dict[str, Any]) -> Any:
+    async def op_set_policy(request: Request, account: Account) -> Any:
         data = await _body(request)
         return await service.set_policy(core, str(_str(data, "unlicensed")))
 
     @add("/operator/invoices/{invoice_id}/mark-paid", "POST", accounts.OPERATOR, "Record a bank transfer")
-    async def op_mark_paid(request: Request, account: dict[str, Any]) -> Any:
+    async def op_mark_paid(request: Request, account: Account) -> Any:
         data = await _body(request)
         invoice_id = _path_int(request, "invoice_id")
         reference = _str(data, "reference", required=False) or f"manual-{invoice_id}"
@@ -405,20 +430,20 @@ def build_router(core: Core) -> APIRouter:
             reference=reference,
             amount=data.get("amount"),
             currency=_str(data, "currency", required=False),
-            recorded_by=int(account["id"]),
+            recorded_by=account.id,
         )
 
     @add("/operator/payments", "GET", accounts.OPERATOR, "Payments of every invoice")
-    async def op_payments(request: Request, account: dict[str, Any]) -> Any:
+    async def op_payments(request: Request, account: Account) -> Any:
         invoices_all = await billing.list_invoices(core, None)
         return {"payments": [p for inv in invoices_all for p in inv["payments"]]}
 
     @add("/operator/licenses", "GET", accounts.OPERATOR, "Every license")
-    async def op_licenses(request: Request, account: dict[str, Any]) -> Any:
+    async def op_licenses(request: Request, account: Account) -> Any:
         return {"licenses": await reports.account_licenses(core, None)}
 
     @add("/operator/licenses", "POST", accounts.OPERATOR, "Grant a license by hand")
-    async def op_grant(request: Request, account: dict[str, Any]) -> Any:
+    async def op_grant(request: Request, account: Account) -> Any:
         data = await _body(request)
         result = await service.grant(
             core,
@@ -432,16 +457,16 @@ def build_router(core: Core) -> APIRouter:
         return _json(result, 201)
 
     @add("/operator/licenses/{license_id}/extend", "POST", accounts.OPERATOR, "Extend a license by days")
-    async def op_extend(request: Request, account: dict[str, Any]) -> Any:
+    async def op_extend(request: Request, account: Account) -> Any:
         data = await _body(request)
         return await service.extend(core, _path_int(request, "license_id"), int(_int(data, "days") or 0))
 
     @add("/operator/licenses/{license_id}/revoke", "POST", accounts.OPERATOR, "End a license now")
-    async def op_revoke(request: Request, account: dict[str, Any]) -> Any:
+    async def op_revoke(request: Request, account: Account) -> Any:
         return await service.revoke(core, _path_int(request, "license_id"))
 
     @add("/operator/revenue", "GET", accounts.OPERATOR, "Revenue per period (?from=&to=, local dates)")
-    async def op_revenue(request: Request, account: dict[str, Any]) -> Any:
+    async def op_revenue(request: Request, account: Account) -> Any:
         start = _date(request.query_params.get("from"), "from")
         end = _date(request.query_params.get("to"), "to")
         if start is None or end is None:
@@ -449,11 +474,11 @@ def build_router(core: Core) -> APIRouter:
         return await reports.revenue(core, start, end)
 
     @add("/operator/loyalty-rules", "GET", accounts.OPERATOR, "Loyalty rules")
-    async def op_rules(request: Request, account: dict[str, Any]) -> Any:
+    async def op_rules(request: Request, account: Account) -> Any:
         return {"rules": await billing.list_rules(core)}
 
     @add("/operator/loyalty-rules", "POST", accounts.OPERATOR, "Create a loyalty rule (T-07)")
-    async def op_create_rule(request: Request, account: dict[str, Any]) -> Any:
+    async def op_create_rule(request: Request, account: Account) -> Any:
         data = await _body(request)
         tiers = data.get("tiers") or []
         if not isinstance(tiers, list) or not all(isinstance(t, dict) for t in tiers):
@@ -472,21 +497,17 @@ def build_router(core: Core) -> APIRouter:
         return _json(rule, 201)
 
     @add("/operator/loyalty-rules/{rule_id}", "DELETE", accounts.OPERATOR, "Deactivate a loyalty rule")
-    async def op_drop_rule(request: Request, account: dict[str, Any]) -> Any:
+    async def op_drop_rule(request: Request, account: Account) -> Any:
         await billing.deactivate_rule(core, _path_int(request, "rule_id"))
         return {"result": True}
 
     @add("/operator/transfers/{transfer_id}/approve", "POST", accounts.OPERATOR, "Approve a transfer")
-    async def op_approve(request: Request, account: dict[str, Any]) -> Any:
-        return await transfers.decide_transfer(
-            core, int(account["id"]), _path_int(request, "transfer_id"), True
-        )
+    async def op_approve(request: Request, account: Account) -> Any:
+        return await transfers.decide_transfer(core, account.id, _path_int(request, "transfer_id"), True)
 
     @add("/operator/transfers/{transfer_id}/reject", "POST", accounts.OPERATOR, "Reject a transfer")
-    async def op_reject(request: Request, account: dict[str, Any]) -> Any:
-        return await transfers.decide_transfer(
-            core, int(account["id"]), _path_int(request, "transfer_id"), False
-        )
+    async def op_reject(request: Request, account: Account) -> Any:
+        return await transfers.decide_transfer(core, account.id, _path_int(request, "transfer_id"), False)
 
     return router
 

@@ -23,6 +23,7 @@ from verdigris.channels.sandbox.network import SandboxError, wid_of
 from verdigris.core import Core
 from verdigris.instances import service as instances
 from verdigris.messaging import rich
+from verdigris.store import clock
 
 
 class StrictIn(BaseModel):
@@ -80,6 +81,15 @@ class FileOut(BaseModel):
 class ReadIn(StrictIn):
     chatId: str | None = Field(default=None, description="Mark every unread message of this chat read")
     idMessages: list[str] | None = Field(default=None, description="Or mark just these messages read")
+
+
+class ClockIn(StrictIn):
+    advanceSeconds: int = Field(gt=0, le=10 * 366 * 86400, description="Seconds to move forward")
+
+
+class ClockOut(BaseModel):
+    nowMs: int = Field(description="This server's time now, milliseconds since the epoch")
+    offsetSeconds: int = Field(description="How far the sandbox clock is ahead of the real one")
 
 
 class ReadOut(BaseModel):
@@ -362,6 +372,22 @@ def build_router(core: Core) -> APIRouter:
     async def typing(number: str) -> Any:
         await existing_phone(number)
         return typing_on(channel, number)
+
+    def clock_on() -> None:
+        if not core.settings.sandbox_clock:
+            raise HTTPException(404, "the sandbox clock is off on this server (VERDIGRIS_SANDBOX_CLOCK)")
+
+    @router.get("/clock", response_model=ClockOut, summary="This server's time (sandbox clock)")
+    async def get_clock() -> Any:
+        clock_on()
+        return ClockOut(nowMs=clock.now_ms(), offsetSeconds=clock.offset_ms() // 1000)
+
+    @router.post("/clock", response_model=ClockOut, summary="Move this server's clock forward")
+    async def move_clock(body: ClockIn) -> Any:
+        clock_on()
+        clock.advance(body.advanceSeconds * 1000)
+        core.timers.poke()
+        return ClockOut(nowMs=clock.now_ms(), offsetSeconds=clock.offset_ms() // 1000)
 
     return router
 
