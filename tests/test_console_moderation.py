@@ -22,6 +22,7 @@ import verdigris.models  # noqa: F401  (every table in the metadata)
 from console_client import Console, new_user
 from harness import Server, cli
 from verdigris.store.db import metadata
+from webhook_receivers import ScriptedReceiver
 
 BLOCK_REASON = "fraud complaint no. 12"
 
@@ -83,6 +84,8 @@ def test_block_restrict_suspend_unblock(server: Server) -> None:
     assert code.status_code == 200, code.text
     queued = api.sending.sendMessage(f"{friend}@c.us", "queued before the block")
     assert queued.code == 200, queued.error
+    receiver = ScriptedReceiver().start()
+    assert api.account.setSettings({"webhookUrl": receiver.url}).code == 200
     op = operator(server)
     target = account_id(op, name)
 
@@ -115,12 +118,17 @@ def test_block_restrict_suspend_unblock(server: Server) -> None:
         server.sandbox("POST", f"/phones/{owner_phone}/pair", json={"code": code.json()["code"]}).status_code
         == 200
     )
+    incoming = {"chatId": f"{owner_phone}@c.us", "message": "arrives while blocked"}
+    assert server.sandbox("POST", f"/phones/{friend}/messages", json=incoming).status_code == 200
     time.sleep(1.0)
     assert "queued before the block" not in phone_texts(server, friend)
+    assert "arrives while blocked" not in receiver.received.texts()  # kept in the queue, not pushed
 
     # Unblocked: the queue goes out (nothing was lost), login and the API work again.
     assert measure(op, target, "unblock", "complaint withdrawn").status_code == 303
     wait_until(lambda: "queued before the block" in phone_texts(server, friend))
+    wait_until(lambda: "arrives while blocked" in receiver.received.texts())
+    receiver.stop()
     assert again.login(name, password).status_code == 303
     assert api.account.getStateInstance().code == 200
     kinds = [e["kind"] for e in again.events()]

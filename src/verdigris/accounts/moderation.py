@@ -4,7 +4,8 @@ A measure is one row of ``account_measures`` per account; every change is one tr
 also writes the moderation audit log (and the account's own journal, so its users see it).
 
 * **blocked**: no console login (its sessions end at once), every wire and partner API call of
-  its instances answers 403, its instances send nothing (queued messages wait, nothing is lost).
+  its instances answers 403, its instances send nothing and nothing is pushed to their webhooks
+  (queued messages and notifications wait, nothing is lost).
 * **suspended** until a moment: the same as blocked, lifted by itself at that moment.
 * **restricted** (read-only): the console and the API work, but nothing is sent: the sending
   methods answer 403 and queued messages wait.
@@ -14,8 +15,8 @@ also writes the moderation audit log (and the account's own journal, so its user
 A measure on a licensee account that owns instances applies to its whole team; a measure on a
 team member applies to that member's login only (the instances belong to the owner).
 
-Hot path: the wire router asks :meth:`Moderation.wire_refusal` and the send worker
-:meth:`Moderation.may_send`: dictionary lookups in memory, kept current by this module's actions
+Hot path: the wire router asks :meth:`Moderation.wire_refusal`, the send worker
+:meth:`Moderation.may_send` and the webhook dispatcher :meth:`Moderation.may_push`: dictionary lookups in memory, kept current by this module's actions
 and re-read from the store every ``RELOAD_MS`` (for other processes sharing a PostgreSQL store).
 """
 
@@ -179,6 +180,11 @@ class Moderation:
     def may_send(self, account_id: int | None) -> bool:
         """Whether the send worker may deliver queued messages of the account's instances."""
         return self.measure(account_id) is None
+
+    def may_push(self, account_id: int | None) -> bool:
+        """Whether notifications of the account's instances may be pushed to their webhooks."""
+        found = self.measure(account_id)
+        return found is None or not found.locks_out
 
 
 def runtime(core: Core) -> Moderation:
@@ -365,10 +371,14 @@ async def lift(core: Core, operator: Account, account_id: int, reason: str, orig
 
 
 async def _wake(core: Core, target: Account) -> None:
-    if core.sender is None or target.tenant_id is not None:
+    """A measure ended: the held queues of the account's instances go out (messages, webhooks)."""
+    if target.tenant_id is not None:
         return
     for rec in await tenant_instances(core, target.id):
-        core.sender.wake(rec)
+        if core.sender is not None:
+            core.sender.wake(rec)
+        if core.dispatcher is not None:
+            core.dispatcher.wake(rec.id)
 
 
 async def lift_ended(core: Core) -> int:
