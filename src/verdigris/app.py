@@ -25,6 +25,8 @@ from verdigris.config import Settings
 from verdigris.console.routes import build_routes as console_routes
 from verdigris.console.routes import root_redirect
 from verdigris.core import Core
+from verdigris.customers import campaigns
+from verdigris.customers import service as customers_service
 from verdigris.delivery.dispatcher import WebhookDispatcher
 from verdigris.delivery.routes import build_router as delivery_router
 from verdigris.greenapi import render
@@ -55,6 +57,7 @@ def build_core(settings: Settings) -> Core:
     core.media = MediaService(core)
     core.dispatcher = WebhookDispatcher(core)
     core.licensing = Licensing(core)
+    core.incoming_hooks.append(customers_service.on_incoming)
     return core
 
 
@@ -74,6 +77,7 @@ async def start(core: Core) -> None:
     assert core.dispatcher is not None
     await core.dispatcher.start()
     LicensingWorker(core).start()
+    await campaigns.resume_all(core)
 
     async def purge() -> None:
         removed = await notifications.purge_expired(core)

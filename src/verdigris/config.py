@@ -130,6 +130,13 @@ class Settings(BaseSettings):
     agreement_version: str = "1"
     privacy_version: str = "1"
 
+    # The customer database and campaigns (docs/customers.md). Replies that withdraw consent
+    # (compared without case and trailing '.'/'!'), the line every campaign message ends with, and
+    # the smallest pause between two recipients of a campaign.
+    customers_optout_words: str = "STOP,UNSUBSCRIBE,STOPALL,CANCEL,END,QUIT,СТОП,ОТПИСАТЬСЯ"
+    customers_optout_footer: str = "Reply STOP to unsubscribe."
+    customers_min_interval_seconds: int = Field(default=1, ge=1)
+
     # Licensing and billing (docs/licensing.md).
     # The operator's time zone: license days, "the day after conclusion", monthly quota periods.
     operator_timezone: str = "UTC"

@@ -25,6 +25,7 @@ from verdigris.store.db import Database
 if TYPE_CHECKING:
     from verdigris.channels.base import Channel
     from verdigris.delivery.dispatcher import WebhookDispatcher
+    from verdigris.instances.service import InstanceRecord
     from verdigris.licensing.enforce import Licensing
     from verdigris.media.service import MediaService
     from verdigris.messaging.notifications import Renderer
@@ -223,6 +224,11 @@ class Core:
         self.media: MediaService | None = None
         self.dispatcher: WebhookDispatcher | None = None
         self.licensing: Licensing | None = None
+        # Called by channels for every incoming message, inside the transaction that stores it
+        # (the customer database's opt-out by reply is one); they must be cheap when not concerned.
+        self.incoming_hooks: list[
+            Callable[[Tx, InstanceRecord, str, str, dict[str, Any]], Awaitable[None]]
+        ] = []
         self.public_url = settings.resolved_public_url()
 
     @asynccontextmanager

@@ -23,6 +23,7 @@ from verdigris.accounts import sessions as auth
 from verdigris.accounts.policy import PolicyError
 from verdigris.accounts.records import INVITABLE_ROLES
 from verdigris.console.billing import BillingPages
+from verdigris.console.customers import CustomerPages
 from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web
 from verdigris.core import Core
 from verdigris.greenapi.methods.account import SettingsBody
@@ -561,6 +562,7 @@ def build_routes(core: Core) -> list[BaseRoute]:
         ("GET", "/operator/outbox", page(c.outbox)),
         ("GET", "/operator/events", page(c.all_events)),
         *BillingPages(core, c.web).routes(),
+        *CustomerPages(core, c.web).routes(),
     ]
     routes: list[BaseRoute] = [
         Route(PREFIX + path, endpoint, methods=[verb], include_in_schema=False)

@@ -19,7 +19,7 @@ from verdigris.metrics import MESSAGES_ACCEPTED
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
-    from verdigris.core import Core
+    from verdigris.core import Core, Tx
     from verdigris.instances.service import InstanceRecord
 
 QUEUED = "queued"
@@ -95,38 +95,42 @@ async def send(core: Core, rec: InstanceRecord, message: OutgoingMessage) -> str
 
 async def send_many(core: Core, rec: InstanceRecord, batch: list[OutgoingMessage]) -> list[str]:
     """Accept several messages in one transaction (all or none), in order; returns their ids."""
-    ids = []
     async with core.tx() as tx:
-        for message in batch:
-            id_message = new_outgoing_id()
-            request = dict(message.request)
-            if message.typing_ms:
-                request["_typing_ms"] = message.typing_ms
-            if message.kind == "ForwardMessages":
-                request["_ids"] = [id_message]
-            await tx.conn.execute(
-                insert(messages).values(
-                    instance_id=rec.id,
-                    chat_id=message.chat_id,
-                    id_message=id_message,
-                    direction="out",
-                    sent_by_api=True,
-                    kind=message.kind,
-                    type_message=message.type_message,
-                    content=orjson.dumps(message.content).decode(),
-                    request=orjson.dumps(request).decode(),
-                    sender=rec.wid,
-                    sender_name="",
-                    status=QUEUED,
-                    created_ms=now_ms(),
-                )
-            )
-            ids.append(id_message)
-        sender = core.sender
-        if sender is not None and ids:
-            tx.on_commit(lambda: sender.wake(rec))
-    MESSAGES_ACCEPTED.inc(len(ids))
+        ids = [await enqueue(tx, rec, message) for message in batch]
     return ids
+
+
+async def enqueue(tx: Tx, rec: InstanceRecord, message: OutgoingMessage) -> str:
+    """Put one message into the instance's outgoing queue within ``tx`` (the caller's other
+    changes commit with it); the send worker is woken after the commit. Returns its idMessage."""
+    id_message = new_outgoing_id()
+    request = dict(message.request)
+    if message.typing_ms:
+        request["_typing_ms"] = message.typing_ms
+    if message.kind == "ForwardMessages":
+        request["_ids"] = [id_message]
+    await tx.conn.execute(
+        insert(messages).values(
+            instance_id=rec.id,
+            chat_id=message.chat_id,
+            id_message=id_message,
+            direction="out",
+            sent_by_api=True,
+            kind=message.kind,
+            type_message=message.type_message,
+            content=orjson.dumps(message.content).decode(),
+            request=orjson.dumps(request).decode(),
+            sender=rec.wid,
+            sender_name="",
+            status=QUEUED,
+            created_ms=now_ms(),
+        )
+    )
+    sender = tx.core.sender
+    if sender is not None:
+        tx.on_commit(lambda: sender.wake(rec))
+    tx.on_commit(lambda: MESSAGES_ACCEPTED.inc())
+    return id_message
 
 
 # --- the outgoing queue --------------------------------------------------------------------------
