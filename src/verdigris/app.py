@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import PlainTextResponse, Response
 
 from verdigris import __version__, metrics
+from verdigris.accounts import announcements
 from verdigris.accounts import service as accounts_service
 from verdigris.channels.sandbox import calls as sandbox_calls
 from verdigris.channels.sandbox import social_routes
@@ -78,6 +79,7 @@ async def start(core: Core) -> None:
     await core.dispatcher.start()
     LicensingWorker(core).start()
     await campaigns.resume_all(core)
+    await announcements.resume_all(core)
 
     async def purge() -> None:
         removed = await notifications.purge_expired(core)

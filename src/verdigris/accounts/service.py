@@ -23,7 +23,15 @@ from verdigris import safetext
 from verdigris.accounts import journal, policy
 from verdigris.accounts.journal import Origin
 from verdigris.accounts.mail import send_mail, send_sms
-from verdigris.accounts.models import account_links, accounts, auth_events, consents, partner_tokens, sessions
+from verdigris.accounts.models import (
+    account_links,
+    accounts,
+    announcement_deliveries,
+    auth_events,
+    consents,
+    partner_tokens,
+    sessions,
+)
 from verdigris.accounts.policy import PolicyError
 from verdigris.accounts.records import (
     ACTIVE,
@@ -37,6 +45,7 @@ from verdigris.accounts.records import (
     account_from_row,
     load_account,
 )
+from verdigris.customers import service as customers
 from verdigris.instances.models import instance_state_history, instances
 from verdigris.instances.service import replace_token
 from verdigris.messaging.models import messages, notifications
@@ -760,6 +769,10 @@ async def purge_closed(core: Core) -> int:
                 delete(auth_events).where(
                     auth_events.c.account_id.in_(ids) | (auth_events.c.tenant_id == owner_id)
                 )
+            )
+            await customers.erase_account(tx.conn, owner_id)
+            await tx.conn.execute(
+                delete(announcement_deliveries).where(announcement_deliveries.c.account_id.in_(ids))
             )
             await tx.conn.execute(delete(accounts).where(accounts.c.id.in_(ids)))
         for instance_id in instance_ids:

@@ -22,6 +22,7 @@ from verdigris.accounts import service as accounts
 from verdigris.accounts import sessions as auth
 from verdigris.accounts.policy import PolicyError
 from verdigris.accounts.records import INVITABLE_ROLES
+from verdigris.console.announcements import AnnouncementPages
 from verdigris.console.billing import BillingPages
 from verdigris.console.customers import CustomerPages
 from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web
@@ -567,6 +568,7 @@ def build_routes(core: Core) -> list[BaseRoute]:
         ("GET", "/operator/events", page(c.all_events)),
         *BillingPages(core, c.web).routes(),
         *CustomerPages(core, c.web).routes(),
+        *AnnouncementPages(core, c.web).routes(),
     ]
     routes: list[BaseRoute] = [
         Route(PREFIX + path, endpoint, methods=[verb], include_in_schema=False)

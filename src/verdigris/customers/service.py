@@ -302,6 +302,18 @@ async def delete_contact(core: Core, account_id: int, contact_id: int) -> None:
         await tx.conn.execute(delete(contacts).where(contacts.c.id == contact_id))
 
 
+async def erase_account(conn: AsyncConnection, account_id: int) -> None:
+    """Delete every contact and campaign of a tenant (account deletion)."""
+    own_contacts = select(contacts.c.id).where(contacts.c.account_id == account_id)
+    own_campaigns = select(campaigns.c.id).where(campaigns.c.account_id == account_id)
+    await conn.execute(delete(contact_tags).where(contact_tags.c.contact_id.in_(own_contacts)))
+    await conn.execute(
+        delete(campaign_recipients).where(campaign_recipients.c.campaign_id.in_(own_campaigns))
+    )
+    await conn.execute(delete(campaigns).where(campaigns.c.account_id == account_id))
+    await conn.execute(delete(contacts).where(contacts.c.account_id == account_id))
+
+
 # --- CSV -----------------------------------------------------------------------------------------
 
 
