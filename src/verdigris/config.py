@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     port: int = 7700
     # The address clients use to reach this server (used in urlFile/downloadUrl and printed hints).
     public_url: str = ""
+    # HTTPS (T-26): the server terminates TLS itself when both files are given (PEM); otherwise run it
+    # behind a TLS proxy, whose X-Forwarded-Proto/-For headers are trusted from these addresses
+    # (comma-separated, "*" for any).
+    tls_certfile: str = ""
+    tls_keyfile: str = ""
+    forwarded_allow_ips: str = "127.0.0.1"
     log_level: str = "info"
     log_format: str = Field(default="console", pattern="^(console|json)$")
 
@@ -174,7 +180,8 @@ class Settings(BaseSettings):
         if self.public_url:
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.tls_certfile else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     def clamp_send_delay(self, value: int) -> int:
         return max(self.send_delay_min_ms, min(self.send_delay_max_ms, value))
