@@ -41,6 +41,7 @@ from verdigris.media.routes import build_router as media_router
 from verdigris.media.service import MediaService
 from verdigris.messaging import notifications
 from verdigris.messaging.sender import SendWorker
+from verdigris.screening.service import Screening
 from verdigris.store.clock import now_ms
 from verdigris.store.migrate import upgrade
 
@@ -58,6 +59,7 @@ def build_core(settings: Settings) -> Core:
     core.media = MediaService(core)
     core.dispatcher = WebhookDispatcher(core)
     core.licensing = Licensing(core)
+    core.screening = Screening(core)
     core.incoming_hooks.append(customers_service.on_incoming)
     return core
 

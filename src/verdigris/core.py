@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from verdigris.media.service import MediaService
     from verdigris.messaging.notifications import Renderer
     from verdigris.messaging.sender import SendWorker
+    from verdigris.screening.service import Screening
 
 log = structlog.get_logger("verdigris")
 
@@ -224,6 +225,7 @@ class Core:
         self.media: MediaService | None = None
         self.dispatcher: WebhookDispatcher | None = None
         self.licensing: Licensing | None = None
+        self.screening: Screening | None = None
         # Called by channels for every incoming message, inside the transaction that stores it
         # (the customer database's opt-out by reply is one); they must be cheap when not concerned.
         self.incoming_hooks: list[

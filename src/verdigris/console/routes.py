@@ -25,6 +25,7 @@ from verdigris.accounts.records import INVITABLE_ROLES
 from verdigris.console.announcements import AnnouncementPages
 from verdigris.console.billing import BillingPages
 from verdigris.console.customers import CustomerPages
+from verdigris.console.screening import ScreeningPages
 from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web
 from verdigris.core import Core
 from verdigris.greenapi.methods.account import SettingsBody
@@ -327,17 +328,20 @@ class Console:
         if refusal is not None:
             return self.web.redirect(ctx, f"/instances/{rec.id}", f"Not sent: {refusal.reason}.")
         content = text_content(text, link_preview=bool(rec.settings.get("linkPreview", True)))
-        await messaging.send(
-            self.core,
-            rec,
-            messaging.OutgoingMessage(
-                chat_id=chat,
-                kind="sendMessage",
-                type_message=text_type(content),
-                content=content,
-                request={"chatId": chat, "message": text},
-            ),
-        )
+        try:
+            await messaging.send(
+                self.core,
+                rec,
+                messaging.OutgoingMessage(
+                    chat_id=chat,
+                    kind="sendMessage",
+                    type_message=text_type(content),
+                    content=content,
+                    request={"chatId": chat, "message": text},
+                ),
+            )
+        except messaging.ContentRefused as exc:
+            return self.web.redirect(ctx, f"/instances/{rec.id}", f"Not sent: {exc.reason}.")
         return self.web.redirect(ctx, f"/instances/{rec.id}", "Message queued.")
 
     async def clear_queue(self, ctx: Ctx) -> Response:
@@ -569,6 +573,7 @@ def build_routes(core: Core) -> list[BaseRoute]:
         *BillingPages(core, c.web).routes(),
         *CustomerPages(core, c.web).routes(),
         *AnnouncementPages(core, c.web).routes(),
+        *ScreeningPages(core, c.web).routes(),
     ]
     routes: list[BaseRoute] = [
         Route(PREFIX + path, endpoint, methods=[verb], include_in_schema=False)

@@ -326,35 +326,40 @@ async def step(core: Core, campaign_id: int) -> None:
         await _pause_for(core, campaign_id, f"the license refused sending: {refusal.reason}")
         return
     content = text_content(message_text(core, row.text, nxt.name), link_preview=True)
-    async with core.tx() as tx:
-        # Checked again inside the writing transaction: a STOP stored meanwhile wins.
-        still = await tx.conn.scalar(
-            consenting(select(func.count()).select_from(contacts).where(contacts.c.id == nxt.contact_id))
-        )
-        state = await tx.conn.scalar(select(campaigns.c.status).where(campaigns.c.id == campaign_id))
-        if state != RUNNING:
-            return
-        due = now + int(row.interval_s) * 1000
-        if not still:
-            await tx.conn.execute(mark.values(status="skipped", done_ms=now))
-            due = now  # nothing was sent: go on at once
-        else:
-            id_message = await messaging.enqueue(
-                tx,
-                rec,
-                messaging.OutgoingMessage(
-                    chat_id=chat_id,
-                    kind="sendMessage",
-                    type_message=text_type(content),
-                    content=content,
-                    request={"chatId": chat_id, "message": content.get("text", "")},
-                ),
+    try:
+        async with core.tx() as tx:
+            # Checked again inside the writing transaction: a STOP stored meanwhile wins.
+            still = await tx.conn.scalar(
+                consenting(select(func.count()).select_from(contacts).where(contacts.c.id == nxt.contact_id))
             )
-            await tx.conn.execute(mark.values(status="sent", id_message=id_message, done_ms=now))
-            await tx.conn.execute(
-                update(contacts)
-                .where(contacts.c.id == nxt.contact_id)
-                .values(campaigns_reached=contacts.c.campaigns_reached + 1)
-            )
-        await tx.conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(next_ms=due))
-        tx.on_commit(lambda: schedule(core, campaign_id, due))
+            state = await tx.conn.scalar(select(campaigns.c.status).where(campaigns.c.id == campaign_id))
+            if state != RUNNING:
+                return
+            due = now + int(row.interval_s) * 1000
+            if not still:
+                await tx.conn.execute(mark.values(status="skipped", done_ms=now))
+                due = now  # nothing was sent: go on at once
+            else:
+                id_message = await messaging.enqueue(
+                    tx,
+                    rec,
+                    messaging.OutgoingMessage(
+                        chat_id=chat_id,
+                        kind="sendMessage",
+                        type_message=text_type(content),
+                        content=content,
+                        request={"chatId": chat_id, "message": content.get("text", "")},
+                    ),
+                )
+                await tx.conn.execute(mark.values(status="sent", id_message=id_message, done_ms=now))
+                await tx.conn.execute(
+                    update(contacts)
+                    .where(contacts.c.id == nxt.contact_id)
+                    .values(campaigns_reached=contacts.c.campaigns_reached + 1)
+                )
+            await tx.conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(next_ms=due))
+            tx.on_commit(lambda: schedule(core, campaign_id, due))
+    except messaging.ContentBlocked as blocked:
+        async with core.tx() as tx:
+            await blocked.record(tx)
+        await _pause_for(core, campaign_id, f"the content rules block this text: {blocked.verdict.reason}")
