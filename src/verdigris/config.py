@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     # so licensees cannot make the server read its own network).
     media_fetch_allow_private: bool = False
 
+    # A ClamAV daemon that scans every stored file (uploads, fetched URLs, sandbox phones' files):
+    # "host:port" or "unix:/path/clamd.sock"; empty = no scanning. Infected files are refused; while
+    # the daemon is unreachable, files are refused too (503 on the wire).
+    clamav_address: str = ""
+
     # The sandbox network and its control API.
     sandbox_enabled: bool = True
     sandbox_api_enabled: bool = True
