@@ -106,11 +106,12 @@ def register(console: Console, username: str, email_address: str, **extra: str) 
     return console.post("/register", form)
 
 
-def new_user(server: Server, username: str) -> tuple[Console, str]:
-    """Register ``username`` through the console, confirm the address, log in; returns (client, password)."""
+def new_user(server: Server, username: str, **extra: str) -> tuple[Console, str]:
+    """Register ``username`` through the console (``extra``: more form fields, e.g. marketing="on"),
+    confirm the address, log in; returns (client, password)."""
     console = Console(server)
     address = f"{username}@example.test"
-    r = register(console, username, address)
+    r = register(console, username, address, **extra)
     assert r.status_code == 200 and "Check your mail" in r.text, r.text
     _, password, link = credentials(mail_text(outbox_mail(server.data_dir, address)))
     assert console.http.get(link).status_code in (200, 303)

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -81,7 +82,14 @@ class Server:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.env.get("VERDIGRIS_TLS_CERTFILE") else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> Any:
+        """What an HTTP client needs to trust this server (its own certificate when it speaks TLS)."""
+        cert = self.env.get("VERDIGRIS_TLS_CERTFILE")
+        return ssl.create_default_context(cafile=cert) if cert else True
 
     def start(self, timeout: float = 60) -> Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -108,7 +116,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/health", timeout=1, verify=self.verify).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -172,11 +180,13 @@ class Server:
 
     def wire(self, inst: dict[str, Any], method: str, *, verb: str = "GET", **kwargs: Any) -> httpx.Response:
         url = f"{self.url}/waInstance{inst['idInstance']}/{method}/{inst['apiTokenInstance']}"
-        return httpx.request(verb, url, timeout=90, **kwargs)
+        return httpx.request(verb, url, timeout=90, verify=self.verify, **kwargs)
 
     def sandbox(self, verb: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.demo['sandbox']['token']}"}
-        return httpx.request(verb, f"{self.url}/sandbox{path}", headers=headers, timeout=30, **kwargs)
+        return httpx.request(
+            verb, f"{self.url}/sandbox{path}", headers=headers, timeout=30, verify=self.verify, **kwargs
+        )
 
     def new_instance(self, *args: str) -> dict[str, Any]:
         """``verdigris instances create <args>`` against this server's data dir."""

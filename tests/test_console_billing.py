@@ -222,3 +222,29 @@ def test_desk_rules_promo_codes_grants_and_a_transfer(server: Server) -> None:
     assert f'id="license-{instance_id}"' in section and "received by transfer" in section
     assert 'name="license"' not in section
     assert f'id="license-{instance_id}"' not in giver.get("/billing").text
+
+
+def test_console_sending_obeys_the_license(server: Server) -> None:
+    op = operator(server)
+    code = unique("free")
+    op.get("/operator/billing")
+    r = op.post(
+        "/operator/billing/tariffs",
+        {"code": code, "name": "Tiny", "kind": "free", "limits": '{"correspondents": 1}', "public": "on"},
+    )
+    assert r.status_code == 303, error_of(r)
+    lee, _ = new_user(server, unique("tiny"))
+    instance_id = new_instance(lee)
+    lee.get("/billing")
+    assert lee.post(f"/billing/instances/{instance_id}/start", {"tariff": code}).status_code == 303
+
+    def send(chat: str) -> str:
+        lee.get(f"/instances/{instance_id}")
+        r = lee.post(f"/instances/{instance_id}/send", {"chat": chat, "message": "hello"})
+        assert r.status_code == 303
+        found = re.search(r'class="flash"[^>]*>([^<]*)<', lee.get(f"/instances/{instance_id}").text)
+        return html.unescape(found.group(1)) if found else ""
+
+    assert send("79994040001") == "Message queued."
+    assert send("79994040002") == "Not sent: the license allows 1 correspondents a month, all used."
+    assert send("79994040001") == "Message queued."  # the allowed correspondent still works

@@ -301,6 +301,26 @@ def test_operator_deletes_an_account_and_nothing_of_it_remains(make_server: Any,
     )
     assert r.status_code == 201, r.text
     partner = cli(srv.data_dir, "partner-token", "--account", name, env=srv.env)["partnerToken"]
+    # The customer database: a tagged contact with consent and a draft campaign to its tag.
+    tag = unique("tag")
+    user.get("/customers")
+    form = {
+        "phone": "79995550009",
+        "name": "Dana Doomed",
+        "tags": tag,
+        "consent": "on",
+        "consent_source": "form",
+    }
+    assert user.post("/customers", form).status_code == 303
+    user.get("/campaigns")
+    campaign = {
+        "instance": str(inst["idInstance"]),
+        "name": "Sale",
+        "tag": tag,
+        "text": "Hi {name}",
+        "interval": "60",
+    }
+    assert user.post("/campaigns", campaign).status_code == 303
 
     op = operator(srv)
     target = account_id(op, name)
@@ -310,7 +330,9 @@ def test_operator_deletes_an_account_and_nothing_of_it_remains(make_server: Any,
     account_ids = {target} | member_ids
     instance_ids = {int(inst["idInstance"]), spare_id}
     identity = {name, email, member_email, inst["apiTokenInstance"], partner}
-    content = {out_text, in_text, "file of the doomed account"} | {str(i) for i in instance_ids}
+    content = {out_text, in_text, "file of the doomed account", tag, "Dana Doomed"} | {
+        str(i) for i in instance_ids
+    }
     media_root = srv.data_dir / "media"
 
     # The scanner finds the account everywhere before the deletion (so it can fail).
@@ -330,6 +352,9 @@ def test_operator_deletes_an_account_and_nothing_of_it_remains(make_server: Any,
         "licenses",
         "invoices",
         "invoice_lines",
+        "contacts",
+        "contact_tags",
+        "campaigns",
     ):
         assert table in touched, (table, sorted(touched))
     assert (media_root / str(inst["idInstance"])).is_dir()

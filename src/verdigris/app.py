@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import PlainTextResponse, Response
 
 from verdigris import __version__, metrics
+from verdigris.accounts import announcements
 from verdigris.accounts import service as accounts_service
 from verdigris.accounts.moderation import Moderation
 from verdigris.channels.sandbox import calls as sandbox_calls
@@ -26,6 +27,8 @@ from verdigris.config import Settings
 from verdigris.console.routes import build_routes as console_routes
 from verdigris.console.routes import root_redirect
 from verdigris.core import Core
+from verdigris.customers import campaigns
+from verdigris.customers import service as customers_service
 from verdigris.delivery.dispatcher import WebhookDispatcher
 from verdigris.delivery.routes import build_router as delivery_router
 from verdigris.greenapi import render
@@ -39,6 +42,7 @@ from verdigris.media.routes import build_router as media_router
 from verdigris.media.service import MediaService
 from verdigris.messaging import notifications
 from verdigris.messaging.sender import SendWorker
+from verdigris.screening.service import Screening
 from verdigris.store.clock import now_ms
 from verdigris.store.migrate import upgrade
 
@@ -56,6 +60,8 @@ def build_core(settings: Settings) -> Core:
     core.media = MediaService(core)
     core.dispatcher = WebhookDispatcher(core)
     core.licensing = Licensing(core)
+    core.screening = Screening(core)
+    core.incoming_hooks.append(customers_service.on_incoming)
     core.moderation = Moderation(core)
     return core
 
@@ -76,6 +82,8 @@ async def start(core: Core) -> None:
     assert core.dispatcher is not None
     await core.dispatcher.start()
     LicensingWorker(core).start()
+    await campaigns.resume_all(core)
+    await announcements.resume_all(core)
 
     async def purge() -> None:
         removed = await notifications.purge_expired(core)

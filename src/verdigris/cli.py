@@ -68,6 +68,11 @@ def serve(
 
     settings = _settings(data_dir, database_url, host=host, port=port, public_url=public_url)
     configure_logs(settings.log_level, settings.log_format)
+    if bool(settings.tls_certfile) != bool(settings.tls_keyfile):
+        raise typer.BadParameter("give both VERDIGRIS_TLS_CERTFILE and VERDIGRIS_TLS_KEYFILE, or neither")
+    for path in (settings.tls_certfile, settings.tls_keyfile):
+        if path and not Path(path).is_file():
+            raise typer.BadParameter(f"TLS file not found: {path}")
     application = create_app(settings, print_banner=True)
     uvicorn.run(
         application,
@@ -78,6 +83,10 @@ def serve(
         log_level="warning",
         access_log=False,
         timeout_keep_alive=75,
+        ssl_certfile=settings.tls_certfile or None,
+        ssl_keyfile=settings.tls_keyfile or None,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 

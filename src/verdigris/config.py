@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     port: int = 7700
     # The address clients use to reach this server (used in urlFile/downloadUrl and printed hints).
     public_url: str = ""
+    # HTTPS (T-26): the server terminates TLS itself when both files are given (PEM); otherwise run it
+    # behind a TLS proxy, whose X-Forwarded-Proto/-For headers are trusted from these addresses
+    # (comma-separated, "*" for any).
+    tls_certfile: str = ""
+    tls_keyfile: str = ""
+    forwarded_allow_ips: str = "127.0.0.1"
     log_level: str = "info"
     log_format: str = Field(default="console", pattern="^(console|json)$")
 
@@ -75,6 +81,11 @@ class Settings(BaseSettings):
     # sendFileByUrl may fetch from loopback, private and link-local addresses (off: only public hosts,
     # so licensees cannot make the server read its own network).
     media_fetch_allow_private: bool = False
+
+    # A ClamAV daemon that scans every stored file (uploads, fetched URLs, sandbox phones' files):
+    # "host:port" or "unix:/path/clamd.sock"; empty = no scanning. Infected files are refused; while
+    # the daemon is unreachable, files are refused too (503 on the wire).
+    clamav_address: str = ""
 
     # The sandbox network and its control API.
     sandbox_enabled: bool = True
@@ -130,6 +141,13 @@ class Settings(BaseSettings):
     agreement_version: str = "1"
     privacy_version: str = "1"
 
+    # The customer database and campaigns (docs/customers.md). Replies that withdraw consent
+    # (compared without case and trailing '.'/'!'), the line every campaign message ends with, and
+    # the smallest pause between two recipients of a campaign.
+    customers_optout_words: str = "STOP,UNSUBSCRIBE,STOPALL,CANCEL,END,QUIT,СТОП,ОТПИСАТЬСЯ"
+    customers_optout_footer: str = "Reply STOP to unsubscribe."
+    customers_min_interval_seconds: int = Field(default=1, ge=1)
+
     # Licensing and billing (docs/licensing.md).
     # The operator's time zone: license days, "the day after conclusion", monthly quota periods.
     operator_timezone: str = "UTC"
@@ -167,7 +185,8 @@ class Settings(BaseSettings):
         if self.public_url:
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.tls_certfile else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     def clamp_send_delay(self, value: int) -> int:
         return max(self.send_delay_min_ms, min(self.send_delay_max_ms, value))

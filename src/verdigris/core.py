@@ -26,10 +26,12 @@ if TYPE_CHECKING:
     from verdigris.accounts.moderation import Moderation
     from verdigris.channels.base import Channel
     from verdigris.delivery.dispatcher import WebhookDispatcher
+    from verdigris.instances.service import InstanceRecord
     from verdigris.licensing.enforce import Licensing
     from verdigris.media.service import MediaService
     from verdigris.messaging.notifications import Renderer
     from verdigris.messaging.sender import SendWorker
+    from verdigris.screening.service import Screening
 
 log = structlog.get_logger("verdigris")
 
@@ -225,6 +227,12 @@ class Core:
         self.dispatcher: WebhookDispatcher | None = None
         self.licensing: Licensing | None = None
         self.moderation: Moderation | None = None
+        self.screening: Screening | None = None
+        # Called by channels for every incoming message, inside the transaction that stores it
+        # (the customer database's opt-out by reply is one); they must be cheap when not concerned.
+        self.incoming_hooks: list[
+            Callable[[Tx, InstanceRecord, str, str, dict[str, Any]], Awaitable[None]]
+        ] = []
         self.public_url = settings.resolved_public_url()
 
     @asynccontextmanager

@@ -9,7 +9,9 @@ the auth-event journal; its media files (rows and bytes) and the mails and SMS t
 
 The tables are walked generically (``metadata.sorted_tables``, children first), so a table added
 later that keys its rows by ``account_id`` or ``instance_id`` is covered without touching this
-module; tables that name the account differently are listed in :data:`EXTRA_KEYS`.
+module; tables that name the account differently are listed in :data:`EXTRA_KEYS`, and the
+customer database (whose tags and campaign recipients hang off contacts and campaigns) is erased
+by its own service.
 The moderation audit log is not deleted: its entries about the account are anonymised.
 
 What stays: what other people received from the account (messages in other instances' journals
@@ -30,6 +32,7 @@ from sqlalchemy import ColumnElement, Table, delete, or_, select, update
 
 from verdigris.accounts.mail import outbox_dir
 from verdigris.accounts.models import accounts, auth_events, moderation_log
+from verdigris.customers import service as customers
 from verdigris.instances.models import instances
 from verdigris.store.db import metadata
 
@@ -133,6 +136,8 @@ async def erase(core: Core, account_id: int, reference: str | None = None) -> Er
             "auth_events",
             await conn.execute(delete(auth_events).where(auth_events.c.username.in_(names))),
         )
+        if owner:  # contact tags and campaign recipients hang off the tenant's contacts and campaigns
+            await customers.erase_account(conn, account_id)
         for table in reversed(metadata.sorted_tables):
             if table is moderation_log:
                 continue

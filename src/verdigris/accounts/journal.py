@@ -45,6 +45,7 @@ MEMBER_ROLE_CHANGED = "member_role_changed"
 MEMBER_REMOVED = "member_removed"
 CONSENT_CHANGED = "consent_changed"
 ACCOUNT_CLOSED = "account_closed"
+ANNOUNCEMENT_SENT = "announcement_sent"
 
 
 @dataclass(frozen=True, slots=True)

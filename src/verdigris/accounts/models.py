@@ -103,6 +103,32 @@ account_links = Table(
     Column("data", Text, nullable=False, server_default=""),
 )
 
+# Mail from the operator to the users (T-20): one row per announcement, one per recipient.
+announcements = Table(
+    "announcements",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(12), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_by", Integer, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("recipients", Integer, nullable=False),
+    Column("finished_ms", BigInteger, nullable=True),
+)
+
+announcement_deliveries = Table(
+    "announcement_deliveries",
+    metadata,
+    Column("announcement_id", Integer, primary_key=True),
+    Column("account_id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False),
+    # pending → sent
+    Column("status", String(8), nullable=False),
+    Column("sent_ms", BigInteger, nullable=True),
+    Index("ix_announcement_deliveries_pending", "status", "announcement_id"),
+)
+
 # --- moderation and agreement versions (T-16, T-17) ----------------------------------------------
 
 # The operator's current measure on an account: blocked, restricted (no sending) or suspended

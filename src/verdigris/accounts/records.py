@@ -29,13 +29,22 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "instance.manage",
             "team",
             "billing",
+            "customers",
             "close",
         }
     ),
     ADMIN: frozenset(
-        {"instance.create", "instance.delete", "instance.token", "instance.manage", "team", "billing"}
+        {
+            "instance.create",
+            "instance.delete",
+            "instance.token",
+            "instance.manage",
+            "team",
+            "billing",
+            "customers",
+        }
     ),
-    DEVELOPER: frozenset({"instance.token", "instance.manage"}),
+    DEVELOPER: frozenset({"instance.token", "instance.manage", "customers"}),
     VIEWER: frozenset(),
 }
 

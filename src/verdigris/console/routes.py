@@ -23,7 +23,10 @@ from verdigris.accounts import sessions as auth
 from verdigris.accounts.policy import PolicyError
 from verdigris.accounts.records import INVITABLE_ROLES
 from verdigris.console import moderation as moderation_pages
+from verdigris.console.announcements import AnnouncementPages
 from verdigris.console.billing import BillingPages
+from verdigris.console.customers import CustomerPages
+from verdigris.console.screening import ScreeningPages
 from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web
 from verdigris.core import Core
 from verdigris.greenapi.methods.account import SettingsBody
@@ -321,18 +324,25 @@ class Console:
             return self.web.redirect(
                 ctx, f"/instances/{rec.id}", "Not sent: give a phone number (or chat id) and a text."
             )
+        licensing = self.core.licensing
+        refusal = await licensing.admit(rec, "sendMessage", chat) if licensing is not None else None
+        if refusal is not None:
+            return self.web.redirect(ctx, f"/instances/{rec.id}", f"Not sent: {refusal.reason}.")
         content = text_content(text, link_preview=bool(rec.settings.get("linkPreview", True)))
-        await messaging.send(
-            self.core,
-            rec,
-            messaging.OutgoingMessage(
-                chat_id=chat,
-                kind="sendMessage",
-                type_message=text_type(content),
-                content=content,
-                request={"chatId": chat, "message": text},
-            ),
-        )
+        try:
+            await messaging.send(
+                self.core,
+                rec,
+                messaging.OutgoingMessage(
+                    chat_id=chat,
+                    kind="sendMessage",
+                    type_message=text_type(content),
+                    content=content,
+                    request={"chatId": chat, "message": text},
+                ),
+            )
+        except messaging.ContentRefused as exc:
+            return self.web.redirect(ctx, f"/instances/{rec.id}", f"Not sent: {exc.reason}.")
         return self.web.redirect(ctx, f"/instances/{rec.id}", "Message queued.")
 
     async def clear_queue(self, ctx: Ctx) -> Response:
@@ -562,6 +572,9 @@ def build_routes(core: Core) -> list[BaseRoute]:
         ("GET", "/operator/outbox", page(c.outbox)),
         ("GET", "/operator/events", page(c.all_events)),
         *BillingPages(core, c.web).routes(),
+        *CustomerPages(core, c.web).routes(),
+        *AnnouncementPages(core, c.web).routes(),
+        *ScreeningPages(core, c.web).routes(),
         *moderation_pages.routes(core, c.web),  # T-16, T-17: operator moderation, agreement versions
     ]
     routes: list[BaseRoute] = [

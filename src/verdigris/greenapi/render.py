@@ -21,7 +21,7 @@ MESSAGE_KINDS = frozenset(
 )
 FILE_TYPES = frozenset({"imageMessage", "videoMessage", "audioMessage", "documentMessage", "stickerMessage"})
 # Internal statuses that have no wire name of their own.
-_WIRE_STATUS = {"queued": "pending", "expired": "failed", "cleared": "failed"}
+_WIRE_STATUS = {"queued": "pending", "review": "pending", "expired": "failed", "cleared": "failed"}
 
 
 def wire_status(status: str) -> str:

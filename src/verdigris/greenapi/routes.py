@@ -30,6 +30,7 @@ from verdigris.greenapi.quota import chat_of as _chat_of
 from verdigris.greenapi.ratelimit import RateLimiter
 from verdigris.greenapi.registry import EMPTY, REGISTRY, Call, parse_json, read_body, validate_body
 from verdigris.instances import service as instances
+from verdigris.messaging.service import ContentRefused
 from verdigris.metrics import RATE_LIMITED, WIRE_REQUESTS
 
 log = structlog.get_logger("verdigris.wire")
@@ -85,6 +86,10 @@ class WireEndpoint:
             response = error_response(exc.status, exc.message, request.url.path, exc.headers)
         except QuotaRefused as exc:
             response = exc.response
+        except ContentRefused as exc:
+            response = error_response(
+                400, f"Message refused by the content rules of this service: {exc.reason}", request.url.path
+            )
         spec = REGISTRY.get(str(request.path_params.get("method", "")).lower())
         WIRE_REQUESTS.labels(spec.name if spec else "unknown", str(response.status_code)).inc()
         await response(scope, receive, send)

@@ -96,6 +96,19 @@ class Refusal:
     invoke: QuotaStatus | None = None
     correspondents: QuotaStatus | None = None
 
+    @property
+    def reason(self) -> str:
+        """In words, for the console and campaigns (the wire renders its own bodies)."""
+        if self.expired:
+            return "the instance's license has expired or it has none"
+        if self.correspondents is not None:
+            return f"the license allows {self.correspondents.total} correspondents a month, all used"
+        if self.invoke is not None:
+            return (
+                f"the monthly quota of {self.invoke.method} is used ({self.invoke.used}/{self.invoke.total})"
+            )
+        return "refused by the license"
+
 
 @dataclass(slots=True)
 class _Usage:

@@ -31,6 +31,7 @@ import structlog
 from sqlalchemy import delete, insert, select, update
 
 from verdigris import __version__
+from verdigris.media import scan
 from verdigris.media.models import media_files
 from verdigris.media.thumbnails import jpeg_thumbnail
 from verdigris.messaging.content import PICTURE_MIME
@@ -62,6 +63,14 @@ class FileTooLarge(Exception):
 
 class EmptyFile(Exception):
     pass
+
+
+class FileInfected(Exception):
+    """The malware scanner found ``signature`` in the file; it was not kept."""
+
+    def __init__(self, signature: str) -> None:
+        super().__init__(f"malware detected ({signature})")
+        self.signature = signature
 
 
 class FetchFailed(Exception):
@@ -143,6 +152,18 @@ class MediaService:
         if blob.size == 0:
             await self.store.delete(key)
             raise EmptyFile()
+        clamd = self.core.settings.clamav_address
+        if clamd:
+            try:
+                found = await scan.scan(clamd, self.store.read(key))
+            except scan.ScannerUnavailable:
+                await self.store.delete(key)
+                log.error("file refused: the malware scanner is unavailable", address=clamd)
+                raise
+            if found is not None:
+                await self.store.delete(key)
+                log.warning("file refused: malware", owner=owner, signature=found, sha256=blob.sha256)
+                raise FileInfected(found)
         mime = mime_type or mimetypes.guess_type(file_name, strict=False)[0] or "application/octet-stream"
         thumbnail = await self._thumbnail(key, mime, blob.size)
         now = now_ms()
@@ -377,6 +398,12 @@ class MediaService:
             raise too_large(exc.size) from None
         except EmptyFile:
             raise FetchFailed(f"the file could not be downloaded: {url} returned no bytes") from None
+        except FileInfected as exc:
+            raise FetchFailed(f"the file from {url} was refused: {exc}") from None
+        except scan.ScannerUnavailable:
+            raise FetchFailed(
+                f"the file from {url} could not be checked for malware; send it again later"
+            ) from None
         except TimeoutError:
             raise FetchFailed(
                 f"the file could not be downloaded: {url} did not answer within {timeout:g} s"

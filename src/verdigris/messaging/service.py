@@ -19,10 +19,12 @@ from verdigris.metrics import MESSAGES_ACCEPTED
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
-    from verdigris.core import Core
+    from verdigris.core import Core, Tx
     from verdigris.instances.service import InstanceRecord
 
 QUEUED = "queued"
+HELD = "review"  # accepted, waiting for the operator's review (screening)
+WAITING = (QUEUED, HELD)  # not sent yet: shown by showMessagesQueue, withdrawn by clearMessagesQueue
 FINAL_STATUSES = ("failed", "noAccount", "notInGroup", "expired")
 STATUS_ORDER = {"queued": 0, "pending": 0, "sent": 1, "delivered": 2, "read": 3}
 
@@ -93,40 +95,84 @@ async def send(core: Core, rec: InstanceRecord, message: OutgoingMessage) -> str
     return (await send_many(core, rec, [message]))[0]
 
 
+class ContentRefused(Exception):
+    """The content rules of the service (``core.screening``) block this message; nothing was queued."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 async def send_many(core: Core, rec: InstanceRecord, batch: list[OutgoingMessage]) -> list[str]:
     """Accept several messages in one transaction (all or none), in order; returns their ids."""
-    ids = []
-    async with core.tx() as tx:
-        for message in batch:
-            id_message = new_outgoing_id()
-            request = dict(message.request)
-            if message.typing_ms:
-                request["_typing_ms"] = message.typing_ms
-            if message.kind == "ForwardMessages":
-                request["_ids"] = [id_message]
-            await tx.conn.execute(
-                insert(messages).values(
-                    instance_id=rec.id,
-                    chat_id=message.chat_id,
-                    id_message=id_message,
-                    direction="out",
-                    sent_by_api=True,
-                    kind=message.kind,
-                    type_message=message.type_message,
-                    content=orjson.dumps(message.content).decode(),
-                    request=orjson.dumps(request).decode(),
-                    sender=rec.wid,
-                    sender_name="",
-                    status=QUEUED,
-                    created_ms=now_ms(),
-                )
-            )
-            ids.append(id_message)
-        sender = core.sender
-        if sender is not None and ids:
-            tx.on_commit(lambda: sender.wake(rec))
-    MESSAGES_ACCEPTED.inc(len(ids))
+    try:
+        async with core.tx() as tx:
+            ids = [await enqueue(tx, rec, message) for message in batch]
+    except ContentBlocked as blocked:
+        # Nothing of the batch was queued; the block itself is recorded for the operator.
+        async with core.tx() as tx:
+            await blocked.record(tx)
+        raise ContentRefused(blocked.verdict.reason) from None
     return ids
+
+
+class ContentBlocked(Exception):
+    """Raised by :func:`enqueue` inside the caller's transaction (which must roll back); the caller
+    records the block in a transaction of its own with :meth:`record`."""
+
+    def __init__(self, rec: InstanceRecord, message: OutgoingMessage, verdict: Any) -> None:
+        super().__init__(verdict.reason)
+        self.rec, self.message, self.verdict = rec, message, verdict
+
+    async def record(self, tx: Tx) -> None:
+        screening = tx.core.screening
+        if screening is not None:
+            await screening.record(tx, self.rec, self.message.chat_id, "", self.verdict, self.message.content)
+
+
+async def enqueue(tx: Tx, rec: InstanceRecord, message: OutgoingMessage) -> str:
+    """Put one message into the instance's outgoing queue within ``tx`` (the caller's other
+    changes commit with it); the send worker is woken after the commit. Returns its idMessage."""
+    status = QUEUED
+    screening = tx.core.screening
+    verdict = await screening.check(message.content) if screening is not None else None
+    if verdict is not None:
+        if verdict.action == "block":
+            raise ContentBlocked(rec, message, verdict)
+        status = HELD
+    id_message = new_outgoing_id()
+    request = dict(message.request)
+    if message.typing_ms:
+        request["_typing_ms"] = message.typing_ms
+    if message.kind == "ForwardMessages":
+        request["_ids"] = [id_message]
+    await tx.conn.execute(
+        insert(messages).values(
+            instance_id=rec.id,
+            chat_id=message.chat_id,
+            id_message=id_message,
+            direction="out",
+            sent_by_api=True,
+            kind=message.kind,
+            type_message=message.type_message,
+            content=orjson.dumps(message.content).decode(),
+            request=orjson.dumps(request).decode(),
+            sender=rec.wid,
+            sender_name="",
+            status=status,
+            created_ms=now_ms(),
+        )
+    )
+    if verdict is not None:
+        assert screening is not None
+        await screening.record(tx, rec, message.chat_id, id_message, verdict, message.content)
+        tx.on_commit(lambda: MESSAGES_ACCEPTED.inc())
+        return id_message  # held for review: the send worker does not see it
+    sender = tx.core.sender
+    if sender is not None:
+        tx.on_commit(lambda: sender.wake(rec))
+    tx.on_commit(lambda: MESSAGES_ACCEPTED.inc())
+    return id_message
 
 
 # --- the outgoing queue --------------------------------------------------------------------------
@@ -137,7 +183,7 @@ async def queued(core: Core, instance_id: int, limit: int) -> list[StoredMessage
         rows = (
             await conn.execute(
                 select(messages)
-                .where((messages.c.instance_id == instance_id) & (messages.c.status == QUEUED))
+                .where((messages.c.instance_id == instance_id) & messages.c.status.in_(WAITING))
                 .order_by(messages.c.id)
                 .limit(limit)
             )
@@ -150,7 +196,7 @@ async def queued_count(core: Core, instance_id: int) -> int:
         value = await conn.scalar(
             select(func.count())
             .select_from(messages)
-            .where((messages.c.instance_id == instance_id) & (messages.c.status == QUEUED))
+            .where((messages.c.instance_id == instance_id) & messages.c.status.in_(WAITING))
         )
     return int(value or 0)
 
@@ -160,7 +206,7 @@ async def clear_queue(core: Core, instance_id: int) -> int:
     async with core.tx() as tx:
         result = await tx.conn.execute(
             update(messages)
-            .where((messages.c.instance_id == instance_id) & (messages.c.status == QUEUED))
+            .where((messages.c.instance_id == instance_id) & messages.c.status.in_(WAITING))
             .values(status="cleared")
         )
     return int(result.rowcount or 0)

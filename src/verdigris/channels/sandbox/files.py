@@ -13,7 +13,8 @@ from fastapi import HTTPException, Request
 
 from verdigris.channels.sandbox.network import SandboxError
 from verdigris.media import bodies
-from verdigris.media.service import EmptyFile, FileTooLarge, media_of
+from verdigris.media.scan import ScannerUnavailable
+from verdigris.media.service import EmptyFile, FileInfected, FileTooLarge, media_of
 from verdigris.messaging.content import file_content, file_type, guess_mime
 
 if TYPE_CHECKING:
@@ -76,6 +77,10 @@ async def send_phone_file(
             raise HTTPException(413, f"file too large: the limit is {exc.limit} bytes") from None
         except EmptyFile:
             raise HTTPException(400, "the file is empty") from None
+        except FileInfected as exc:
+            raise HTTPException(400, f"file refused: {exc}") from None
+        except ScannerUnavailable:
+            raise HTTPException(400, "the file could not be checked for malware; try again later") from None
     finally:
         await form.close()
     url = media.url(record)

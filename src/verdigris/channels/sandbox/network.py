@@ -188,6 +188,8 @@ class SandboxChannel:
                     created_ms=now,
                 )
             )
+            for hook in self.core.incoming_hooks:
+                await hook(tx, target, msg.sender_wid, msg.type_message, msg.content)
             licensing = self.core.licensing
             if licensing is None or await licensing.admit_incoming(tx, target, msg.sender_wid):
                 contact = await contact_name(tx.conn, target.id, msg.sender_wid)

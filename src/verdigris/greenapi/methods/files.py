@@ -21,7 +21,8 @@ from verdigris.greenapi.quota import check_chat
 from verdigris.greenapi.registry import Call, validate_body, wire_method
 from verdigris.greenapi.render import FILE_TYPES
 from verdigris.media import bodies
-from verdigris.media.service import EmptyFile, FileTooLarge, MediaFile, media_of
+from verdigris.media.scan import ScannerUnavailable
+from verdigris.media.service import EmptyFile, FileInfected, FileTooLarge, MediaFile, media_of
 from verdigris.messaging import service as messaging
 from verdigris.messaging.content import file_content, file_type, guess_mime
 
@@ -114,6 +115,10 @@ async def _store(call: Call, owner: str, chunks: Any, file_name: str, mime_type:
         raise too_large(exc.size, exc.limit) from None
     except EmptyFile:
         raise WireError(400, "File is empty") from None
+    except FileInfected as exc:
+        raise WireError(400, f"File refused: {exc}") from None
+    except ScannerUnavailable:
+        raise WireError(503, "The file could not be checked for malware; try again later") from None
 
 
 @wire_method("sendFileByUpload", "POST", "sending", body_kind="multipart", host="media")

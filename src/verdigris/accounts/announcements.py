@@ -1,0 +1,281 @@
+"""Mail from the operator to the users (T-20): service announcements reach every active user;
+advertising (``marketing``) reaches only users whose latest recorded marketing consent is "granted",
+and every such mail carries an unsubscribe link that needs no login.
+
+Sending is durable: an announcement and one delivery row per recipient are written in one
+transaction; the deliveries are then mailed in small batches on the timer heap (a restart resumes
+them). A crash between mailing and marking can repeat that one mail (at least once, never lost).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import func, insert, select, update
+
+from verdigris import safetext
+from verdigris.accounts import journal, mail
+from verdigris.accounts.models import accounts, announcement_deliveries, announcements, consents
+from verdigris.accounts.records import ACTIVE, LICENSEE, Account
+from verdigris.instances.service import meta_get, meta_set
+from verdigris.store.clock import now_ms
+
+if TYPE_CHECKING:
+    from verdigris.core import Core
+
+log = structlog.get_logger("verdigris.announcements")
+
+SERVICE, MARKETING = "service", "marketing"
+BATCH = 20
+
+
+class AnnouncementError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# --- who receives what ---------------------------------------------------------------------------
+
+
+def _latest_marketing() -> Any:
+    """Per account, the id of its newest marketing consent record."""
+    return (
+        select(consents.c.account_id, func.max(consents.c.id).label("last_id"))
+        .where(consents.c.kind == MARKETING)
+        .group_by(consents.c.account_id)
+        .subquery()
+    )
+
+
+def _recipients_query(kind: str) -> Any:
+    query = select(accounts.c.id, accounts.c.email).where(
+        (accounts.c.status == ACTIVE)
+        & (accounts.c.role == LICENSEE)
+        & accounts.c.email_verified_ms.is_not(None)
+        & (accounts.c.email != "")
+    )
+    if kind == MARKETING:
+        latest = _latest_marketing()
+        query = (
+            query.join(latest, latest.c.account_id == accounts.c.id)
+            .join(consents, consents.c.id == latest.c.last_id)
+            .where(consents.c.granted.is_(True))
+        )
+    return query.order_by(accounts.c.id)
+
+
+async def count_recipients(core: Core) -> dict[str, int]:
+    async with core.read() as conn:
+        return {
+            kind: int(
+                await conn.scalar(select(func.count()).select_from(_recipients_query(kind).subquery())) or 0
+            )
+            for kind in (SERVICE, MARKETING)
+        }
+
+
+# --- unsubscribe links -----------------------------------------------------------------------------
+
+
+async def _secret(core: Core) -> bytes:
+    cached = getattr(core, "_unsubscribe_secret", None)
+    if cached:
+        return bytes(cached)
+    async with core.tx() as tx:
+        value = await meta_get(tx.conn, "unsubscribe_secret")
+        if value is None:
+            value = secrets.token_hex(32)
+            await meta_set(tx.conn, "unsubscribe_secret", value)
+    core._unsubscribe_secret = value.encode()  # type: ignore[attr-defined]
+    return value.encode()
+
+
+async def unsubscribe_token(core: Core, account_id: int) -> str:
+    sig = hmac.new(await _secret(core), f"unsubscribe:{account_id}".encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{account_id}.{sig}"
+
+
+async def account_of_token(core: Core, token: str) -> int | None:
+    """The account an unsubscribe token was made for, or None if it is not genuine."""
+    raw_id, _, sig = token.partition(".")
+    if not raw_id.isdigit() or len(raw_id) > 12 or not sig:
+        return None
+    expected = (await unsubscribe_token(core, int(raw_id))).partition(".")[2]
+    return int(raw_id) if hmac.compare_digest(sig.encode(), expected.encode()) else None
+
+
+# --- sending ---------------------------------------------------------------------------------------
+
+
+async def create(core: Core, operator: Account, *, kind: str, subject: str, text: str) -> dict[str, Any]:
+    if kind not in (SERVICE, MARKETING):
+        raise AnnouncementError(400, "kind must be 'service' or 'marketing'")
+    subject, text = subject.strip(), text.strip()
+    if not subject or len(subject) > 200 or "\n" in subject or "\r" in subject:
+        raise AnnouncementError(400, "the subject is one line of 1 to 200 characters")
+    if not text or len(text) > 20_000:
+        raise AnnouncementError(400, "the text is required (at most 20000 characters)")
+    for value, what in ((subject, "subject"), (text, "text")):
+        problem = safetext.problem(value)
+        if problem:
+            raise AnnouncementError(400, f"{what}: {problem}")
+    at = now_ms()
+    async with core.tx() as tx:
+        recipients = (await tx.conn.execute(_recipients_query(kind))).all()
+        if not recipients:
+            raise AnnouncementError(
+                409, "nobody would receive it" + (" (no marketing consent)" if kind == MARKETING else "")
+            )
+        result = await tx.conn.execute(
+            insert(announcements).values(
+                kind=kind,
+                subject=subject,
+                text=text,
+                created_by=operator.id,
+                created_ms=at,
+                recipients=len(recipients),
+            )
+        )
+        announcement_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        await tx.conn.execute(
+            insert(announcement_deliveries),
+            [
+                {
+                    "announcement_id": announcement_id,
+                    "account_id": int(r.id),
+                    "email": r.email,
+                    "status": "pending",
+                }
+                for r in recipients
+            ],
+        )
+        await journal.record(
+            tx.conn,
+            journal.ANNOUNCEMENT_SENT,
+            ok=True,
+            origin=journal.SYSTEM,
+            account=operator,
+            detail=f"{kind} announcement {announcement_id} to {len(recipients)} users: {subject[:80]}",
+        )
+        tx.on_commit(lambda: schedule(core, announcement_id, at))
+    return {"id": announcement_id, "kind": kind, "recipients": len(recipients)}
+
+
+async def list_all(core: Core) -> list[dict[str, Any]]:
+    async with core.read() as conn:
+        rows = (
+            await conn.execute(select(announcements).order_by(announcements.c.id.desc()).limit(100))
+        ).all()
+        sent: dict[int, int] = dict(
+            (
+                await conn.execute(
+                    select(announcement_deliveries.c.announcement_id, func.count())
+                    .where(announcement_deliveries.c.status == "sent")
+                    .group_by(announcement_deliveries.c.announcement_id)
+                )
+            ).all()
+        )
+    return [
+        {
+            "id": int(r.id),
+            "kind": r.kind,
+            "subject": r.subject,
+            "createdMs": int(r.created_ms),
+            "recipients": int(r.recipients),
+            "sent": int(sent.get(r.id, 0)),
+            "finishedMs": r.finished_ms,
+        }
+        for r in rows
+    ]
+
+
+def schedule(core: Core, announcement_id: int, due_ms: int) -> None:
+    async def run() -> None:
+        await step(core, announcement_id)
+
+    core.timers.schedule(("announcement", announcement_id), due_ms, run)
+
+
+async def resume_all(core: Core) -> None:
+    async with core.read() as conn:
+        ids = (
+            await conn.execute(select(announcements.c.id).where(announcements.c.finished_ms.is_(None)))
+        ).all()
+    for (announcement_id,) in ids:
+        schedule(core, int(announcement_id), now_ms())
+
+
+def _body(core: Core, kind: str, text: str, unsubscribe: str) -> str:
+    name = core.settings.operator_legal_name
+    if kind == SERVICE:
+        return f"{text}\n\n--\nA service message from {name} to every user of {core.public_url}."
+    return (
+        f"{text}\n\n--\nYou receive news and offers from {name} because you agreed to them.\n"
+        f"Unsubscribe: {core.public_url}/console/unsubscribe/{unsubscribe}"
+    )
+
+
+async def step(core: Core, announcement_id: int) -> None:
+    """Mail the next batch of recipients; reschedule until none is left."""
+    async with core.read() as conn:
+        row = (await conn.execute(select(announcements).where(announcements.c.id == announcement_id))).first()
+        batch = (
+            await conn.execute(
+                select(announcement_deliveries)
+                .where(
+                    (announcement_deliveries.c.announcement_id == announcement_id)
+                    & (announcement_deliveries.c.status == "pending")
+                )
+                .order_by(announcement_deliveries.c.account_id)
+                .limit(BATCH)
+            )
+        ).all()
+    if row is None or row.finished_ms is not None:
+        return
+    if not batch:
+        async with core.tx() as tx:
+            await tx.conn.execute(
+                update(announcements)
+                .where(announcements.c.id == announcement_id)
+                .values(finished_ms=now_ms())
+            )
+        return
+    for delivery in batch:
+        if row.kind == MARKETING and not await _still_consents(core, int(delivery.account_id)):
+            status = "skipped"  # withdrew since the announcement was made
+        else:
+            token = await unsubscribe_token(core, int(delivery.account_id))
+            try:
+                await mail.send_mail(
+                    core, delivery.email, row.subject, _body(core, row.kind, row.text, token)
+                )
+            except Exception:  # pragma: no cover - a broken transport must not stop the others
+                log.exception("announcement mail failed", account=delivery.account_id)
+            status = "sent"
+        async with core.tx() as tx:
+            await tx.conn.execute(
+                update(announcement_deliveries)
+                .where(
+                    (announcement_deliveries.c.announcement_id == announcement_id)
+                    & (announcement_deliveries.c.account_id == delivery.account_id)
+                )
+                .values(status=status, sent_ms=now_ms())
+            )
+    schedule(core, announcement_id, now_ms())
+
+
+async def _still_consents(core: Core, account_id: int) -> bool:
+    async with core.read() as conn:
+        granted = await conn.scalar(
+            select(consents.c.granted)
+            .where((consents.c.account_id == account_id) & (consents.c.kind == MARKETING))
+            .order_by(consents.c.id.desc())
+            .limit(1)
+        )
+    return bool(granted)

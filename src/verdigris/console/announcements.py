@@ -1,0 +1,74 @@
+"""The operator's announcements (T-20) and the unsubscribe page their marketing mails link to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from verdigris.accounts import announcements
+from verdigris.accounts import service as accounts
+from verdigris.accounts.announcements import AnnouncementError
+from verdigris.console.web import Ctx, Forbidden, Web
+from verdigris.core import Core
+
+
+class AnnouncementPages:
+    def __init__(self, core: Core, web: Web) -> None:
+        self.core = core
+        self.web = web
+
+    def _operator(self, ctx: Ctx) -> None:
+        if not ctx.account.is_operator:
+            raise Forbidden("operator pages")
+
+    async def page(self, ctx: Ctx, error: str = "", status: int = 200) -> Response:
+        self._operator(ctx)
+        return self.web.render(
+            ctx,
+            "announcements.html",
+            status=status,
+            error=error,
+            items=await announcements.list_all(self.core),
+            counts=await announcements.count_recipients(self.core),
+            values=ctx.form if status != 200 else {},
+        )
+
+    async def send(self, ctx: Ctx) -> Response:
+        self._operator(ctx)
+        try:
+            result = await announcements.create(
+                self.core,
+                ctx.account,
+                kind=ctx.field("kind"),
+                subject=ctx.field("subject"),
+                text=ctx.field("text"),
+            )
+        except AnnouncementError as exc:
+            return await self.page(ctx, exc.message, exc.status)
+        return self.web.redirect(
+            ctx, "/operator/announcements", f"Sending to {result['recipients']} users ({result['kind']})."
+        )
+
+    async def unsubscribe_form(self, ctx: Ctx) -> Response:
+        account_id = await announcements.account_of_token(self.core, ctx.param("token"))
+        if account_id is None:
+            return self.web.problem(ctx, 404, "Link not valid", "This unsubscribe link is not one of ours.")
+        return self.web.render(ctx, "unsubscribe.html", token=ctx.param("token"), done=False)
+
+    async def unsubscribe(self, ctx: Ctx) -> Response:
+        account_id = await announcements.account_of_token(self.core, ctx.param("token"))
+        account = await accounts.get_account(self.core, account_id) if account_id is not None else None
+        if account is None:
+            return self.web.problem(ctx, 404, "Link not valid", "This unsubscribe link is not one of ours.")
+        await accounts.set_marketing_consent(self.core, account, False, ctx.origin)
+        return self.web.render(ctx, "unsubscribe.html", token=ctx.param("token"), done=True)
+
+    def routes(self) -> list[tuple[str, str, Any]]:
+        page = self.web.page
+        return [
+            ("GET", "/operator/announcements", page(self.page)),
+            ("POST", "/operator/announcements", page(self.send)),
+            ("GET", "/unsubscribe/{token}", page(self.unsubscribe_form, login=False)),
+            ("POST", "/unsubscribe/{token}", page(self.unsubscribe, login=False)),
+        ]

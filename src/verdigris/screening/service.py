@@ -1,0 +1,320 @@
+"""Screening of outgoing content (T-23).
+
+The operator defines rules: a *keyword* or phrase (case-insensitive, on word boundaries), a
+*pattern* (regular expression) or a *domain* (links to that host or its subdomains, in the text or
+as a file URL). A rule either **blocks** (the send is refused with a clear error and nothing is
+queued) or sends the message to **review** (it is accepted, 200 with its idMessage, and waits in
+status ``review`` until the operator approves it into the queue or rejects it, which fails it with an
+``outgoingMessageStatus`` notice). Blocking rules win over review rules. Every block and hold is a
+case with the rule, an excerpt and, for holds, the decision: who and when.
+
+Installed as ``core.screening``; the messaging service asks :meth:`Screening.check` for every
+outgoing message. With no active rule that is one attribute test; rules are compiled once and
+reloaded whenever they change (in this process; other processes re-read them every minute).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import orjson
+from sqlalchemy import insert, select, update
+
+from verdigris.instances.service import InstanceRecord
+from verdigris.messaging.models import messages
+from verdigris.messaging.notifications import Event, emit
+from verdigris.messaging.service import QUEUED
+from verdigris.screening.models import screening_cases, screening_rules
+from verdigris.store.clock import now_ms
+
+if TYPE_CHECKING:
+    from verdigris.core import Core, Tx
+
+KINDS = ("keyword", "pattern", "domain")
+BLOCK, REVIEW = "block", "review"
+HELD_STATUS = "review"
+RELOAD_EVERY_MS = 60_000
+_URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"']+")
+
+
+class ScreeningError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    rule_id: int
+    action: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    id: int
+    kind: str
+    action: str
+    note: str
+    regex: re.Pattern[str] | None
+    domain: str
+
+    def matches(self, text: str, hosts: list[str]) -> bool:
+        if self.kind == "domain":
+            return any(h == self.domain or h.endswith("." + self.domain) for h in hosts)
+        assert self.regex is not None
+        return self.regex.search(text) is not None
+
+
+def _compile(kind: str, value: str) -> re.Pattern[str] | None:
+    if kind == "keyword":
+        return re.compile(r"(?<!\w)" + re.escape(value) + r"(?!\w)", re.IGNORECASE)
+    if kind == "pattern":
+        return re.compile(value, re.IGNORECASE)
+    return None
+
+
+def _texts(value: Any, out: list[str]) -> list[str]:
+    """Every string inside a message's content (text, captions, poll options, file names, URLs)."""
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _texts(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            _texts(item, out)
+    return out
+
+
+def _hosts(texts: list[str]) -> list[str]:
+    hosts = []
+    for text in texts:
+        for found in _URL.findall(text):
+            url = found if "://" in found else "http://" + found
+            host = (urlsplit(url).hostname or "").lower().rstrip(".")
+            if host:
+                hosts.append(host)
+    return hosts
+
+
+class Screening:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self._rules: list[_Rule] = []
+        self._loaded_ms = -RELOAD_EVERY_MS
+
+    async def reload(self) -> None:
+        async with self.core.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(screening_rules)
+                    .where(screening_rules.c.active.is_(True))
+                    .order_by(screening_rules.c.id)
+                )
+            ).all()
+        rules = []
+        for r in rows:
+            try:
+                regex = _compile(r.kind, r.value)
+            except re.error:  # stored before validation existed; skip rather than fail every send
+                continue
+            rules.append(_Rule(int(r.id), r.kind, r.action, r.note, regex, r.value.lower()))
+        # Blocking rules first: a message both rules match is refused, not held.
+        self._rules = sorted(rules, key=lambda rule: (rule.action != BLOCK, rule.id))
+        self._loaded_ms = now_ms()
+
+    async def check(self, content: dict[str, Any]) -> Verdict | None:
+        if now_ms() - self._loaded_ms >= RELOAD_EVERY_MS:
+            await self.reload()
+        if not self._rules:
+            return None
+        texts = _texts(content, [])
+        joined = "\n".join(texts)
+        hosts = _hosts(texts)
+        for rule in self._rules:
+            if rule.matches(joined, hosts):
+                return Verdict(rule.id, rule.action, rule.note or f"{rule.kind} rule {rule.id}")
+        return None
+
+    async def record(
+        self,
+        tx: Tx,
+        rec: InstanceRecord,
+        chat_id: str,
+        id_message: str,
+        verdict: Verdict,
+        content: dict[str, Any],
+    ) -> None:
+        await tx.conn.execute(
+            insert(screening_cases).values(
+                instance_id=rec.id,
+                account_id=rec.account_id,
+                chat_id=chat_id[:100],
+                id_message=id_message,
+                rule_id=verdict.rule_id,
+                action="blocked" if verdict.action == BLOCK else "held",
+                excerpt="\n".join(_texts(content, []))[:500],
+                created_ms=now_ms(),
+            )
+        )
+
+
+# --- the operator's side ---------------------------------------------------------------------------
+
+
+def rule_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": int(row.id),
+        "kind": row.kind,
+        "value": row.value,
+        "action": row.action,
+        "note": row.note,
+        "active": bool(row.active),
+        "createdMs": int(row.created_ms),
+    }
+
+
+async def list_rules(core: Core) -> list[dict[str, Any]]:
+    async with core.read() as conn:
+        rows = (await conn.execute(select(screening_rules).order_by(screening_rules.c.id.desc()))).all()
+    return [rule_json(r) for r in rows]
+
+
+async def add_rule(
+    core: Core, operator_id: int, *, kind: str, value: str, action: str, note: str
+) -> dict[str, Any]:
+    value, note = value.strip(), note.strip()
+    if kind not in KINDS:
+        raise ScreeningError(400, f"kind must be one of {', '.join(KINDS)}")
+    if action not in (BLOCK, REVIEW):
+        raise ScreeningError(400, "action must be 'block' or 'review'")
+    if not value or len(value) > 500:
+        raise ScreeningError(400, "the value is 1 to 500 characters")
+    if len(note) > 400:
+        raise ScreeningError(400, "the note is at most 400 characters")
+    if kind == "pattern":
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ScreeningError(400, f"not a valid regular expression: {exc}") from None
+    if kind == "domain":
+        value = value.lower().removeprefix("http://").removeprefix("https://").strip("/").rstrip(".")
+        if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", value):
+            raise ScreeningError(400, "a domain looks like example.com")
+    async with core.tx() as tx:
+        result = await tx.conn.execute(
+            insert(screening_rules).values(
+                kind=kind,
+                value=value,
+                action=action,
+                note=note,
+                active=True,
+                created_by=operator_id,
+                created_ms=now_ms(),
+            )
+        )
+        rule_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        row = (await tx.conn.execute(select(screening_rules).where(screening_rules.c.id == rule_id))).first()
+    await _reload(core)
+    return rule_json(row)
+
+
+async def deactivate_rule(core: Core, rule_id: int) -> None:
+    async with core.tx() as tx:
+        result = await tx.conn.execute(
+            update(screening_rules)
+            .where((screening_rules.c.id == rule_id) & screening_rules.c.active.is_(True))
+            .values(active=False)
+        )
+        if not result.rowcount:
+            raise ScreeningError(404, f"no active rule {rule_id}")
+    await _reload(core)
+
+
+async def _reload(core: Core) -> None:
+    screening = getattr(core, "screening", None)
+    if screening is not None:
+        await screening.reload()
+
+
+async def list_cases(core: Core, *, waiting_only: bool = False, limit: int = 200) -> list[dict[str, Any]]:
+    query = select(
+        screening_cases, screening_rules.c.kind, screening_rules.c.value, screening_rules.c.note
+    ).join(screening_rules, screening_rules.c.id == screening_cases.c.rule_id, isouter=True)
+    if waiting_only:
+        query = query.where((screening_cases.c.action == "held") & (screening_cases.c.decision == ""))
+    async with core.read() as conn:
+        rows = (await conn.execute(query.order_by(screening_cases.c.id.desc()).limit(limit))).all()
+    return [
+        {
+            "id": int(r.id),
+            "instanceId": int(r.instance_id),
+            "accountId": r.account_id,
+            "chatId": r.chat_id,
+            "idMessage": r.id_message,
+            "action": r.action,
+            "excerpt": r.excerpt,
+            "rule": {"id": int(r.rule_id), "kind": r.kind, "value": r.value, "note": r.note},
+            "createdMs": int(r.created_ms),
+            "decision": r.decision,
+            "decidedMs": r.decided_ms,
+        }
+        for r in rows
+    ]
+
+
+async def decide(core: Core, operator_id: int, case_id: int, approve: bool) -> dict[str, Any]:
+    """Approve a held message into the queue, or reject it (it fails with a status notice)."""
+    at = now_ms()
+    async with core.tx() as tx:
+        case = (await tx.conn.execute(select(screening_cases).where(screening_cases.c.id == case_id))).first()
+        if case is None or case.action != "held":
+            raise ScreeningError(404, f"no held message {case_id}")
+        if case.decision:
+            raise ScreeningError(409, f"case {case_id} was already {case.decision}")
+        row = (
+            await tx.conn.execute(
+                select(messages).where(
+                    (messages.c.instance_id == case.instance_id)
+                    & (messages.c.id_message == case.id_message)
+                    & (messages.c.direction == "out")
+                    & (messages.c.status == HELD_STATUS)
+                )
+            )
+        ).first()
+        rec = await core.instances.get(int(case.instance_id), tx.conn)
+        if row is not None and rec is not None:
+            if approve:
+                await tx.conn.execute(update(messages).where(messages.c.id == row.id).values(status=QUEUED))
+                content = orjson.loads(row.content)
+                media, sender = core.media, core.sender
+                if content.get("fetchUrl") and not content.get("downloadUrl") and media is not None:
+                    tx.on_commit(lambda: media.schedule_fetch(int(row.id)))
+                if sender is not None:
+                    tx.on_commit(lambda: sender.wake(rec))
+            else:
+                description = "rejected by the content rules of this service"
+                await tx.conn.execute(
+                    update(messages)
+                    .where(messages.c.id == row.id)
+                    .values(status="failed", description=description)
+                )
+                data = {
+                    "chat_id": row.chat_id,
+                    "id_message": row.id_message,
+                    "status": "failed",
+                    "description": description,
+                    "sent_by_api": True,
+                }
+                await emit(tx, rec, Event("outgoingMessageStatus", data))
+        await tx.conn.execute(
+            update(screening_cases)
+            .where(screening_cases.c.id == case_id)
+            .values(decision="approved" if approve else "rejected", decided_by=operator_id, decided_ms=at)
+        )
+    return {"id": case_id, "decision": "approved" if approve else "rejected", "messageFound": row is not None}
