@@ -106,6 +106,8 @@ def test_block_restrict_suspend_unblock(server: Server) -> None:
     again = Console(server)
     r = again.login(name, password)
     assert r.status_code == 401 and f"blocked by the operator: {BLOCK_REASON}" in r.text
+    billing = httpx.get(f"{server.url}/api/v1/billing", auth=(name, password), timeout=30)
+    assert billing.status_code == 403 and BLOCK_REASON in billing.json()["message"]
     raw = server.wire(inst, "getStateInstance")
     assert raw.status_code == 403
     body = raw.json()

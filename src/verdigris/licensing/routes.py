@@ -190,6 +190,12 @@ def build_router(core: Core) -> APIRouter:
                         result = await fn(request)
                     else:
                         account = await auth.account(request)
+                        moderation = getattr(core, "moderation", None)
+                        measure = moderation.of(account) if moderation is not None else None
+                        if measure is not None and measure.locks_out:
+                            raise BillingError(
+                                403, f"the account is blocked by the operator: {measure.reason}"
+                            )
                         if role == accounts.OPERATOR and not account.is_operator:
                             raise BillingError(403, "operator only")
                         if role == accounts.LICENSEE and account.is_operator:
