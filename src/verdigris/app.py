@@ -42,6 +42,7 @@ from verdigris.media.routes import build_router as media_router
 from verdigris.media.service import MediaService
 from verdigris.messaging import notifications
 from verdigris.messaging.sender import SendWorker
+from verdigris.policy.service import OutgoingPolicy
 from verdigris.screening.service import Screening
 from verdigris.store.clock import now_ms
 from verdigris.store.migrate import upgrade
@@ -61,6 +62,8 @@ def build_core(settings: Settings) -> Core:
     core.dispatcher = WebhookDispatcher(core)
     core.licensing = Licensing(core)
     core.screening = Screening(core)
+    core.policy = OutgoingPolicy(core)
+    core.event_hooks.append(core.policy.on_event)
     core.incoming_hooks.append(customers_service.on_incoming)
     core.moderation = Moderation(core)
     return core
@@ -74,6 +77,8 @@ async def prepare(core: Core) -> None:
 
 async def start(core: Core) -> None:
     core.timers.start()
+    if core.policy is not None:
+        await core.policy.load()
     assert core.sender is not None
     await core.sender.start()
     await sandbox_calls.resume(core)

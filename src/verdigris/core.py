@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from verdigris.instances.service import InstanceRecord
     from verdigris.licensing.enforce import Licensing
     from verdigris.media.service import MediaService
-    from verdigris.messaging.notifications import Renderer
+    from verdigris.messaging.notifications import Event, Renderer
     from verdigris.messaging.sender import SendWorker
+    from verdigris.policy.service import OutgoingPolicy
     from verdigris.screening.service import Screening
 
 log = structlog.get_logger("verdigris")
@@ -228,6 +229,10 @@ class Core:
         self.licensing: Licensing | None = None
         self.moderation: Moderation | None = None
         self.screening: Screening | None = None
+        self.policy: OutgoingPolicy | None = None
+        # Called for every event of every instance, in its transaction, before the settings decide
+        # whether it becomes a notification (the policy engine counts failed sends here).
+        self.event_hooks: list[Callable[[Tx, InstanceRecord, Event], Awaitable[None]]] = []
         # Called by channels for every incoming message, inside the transaction that stores it
         # (the customer database's opt-out by reply is one); they must be cheap when not concerned.
         self.incoming_hooks: list[

@@ -9,4 +9,5 @@ from verdigris.instances import models as instances_models  # noqa: F401
 from verdigris.licensing import models as licensing_models  # noqa: F401
 from verdigris.media import models as media_models  # noqa: F401
 from verdigris.messaging import models as messaging_models  # noqa: F401
+from verdigris.policy import models as policy_models  # noqa: F401
 from verdigris.screening import models as screening_models  # noqa: F401

@@ -37,6 +37,7 @@ from verdigris.instances.settings import CATALOGUE, SETTABLE, delay_error
 from verdigris.messaging import notifications
 from verdigris.messaging import service as messaging
 from verdigris.messaging.content import plain_text, text_content, text_type
+from verdigris.policy import service as send_policy
 
 STATIC = Path(__file__).parent / "static"
 _PHONE = re.compile(r"^\+?\d{7,15}$")
@@ -208,6 +209,8 @@ class Console:
             catalogue=[(name, spec) for name, spec in CATALOGUE.items()],
             settable=SETTABLE,
             pairing=ctx.request.query_params.get("pairing", ""),
+            policy=await send_policy.of_instance(self.core, rec.id),
+            zone=self.core.settings.operator_timezone,
             **(await self._status_values(rec)),
         )
 
@@ -356,6 +359,32 @@ class Console:
         self.web.require(ctx, "instance.manage")
         count = await notifications.clear(self.core, rec.id)
         return self.web.redirect(ctx, f"/instances/{rec.id}", f"{count} waiting notifications dropped.")
+
+    async def save_policy(self, ctx: Ctx) -> Response:
+        rec = await self.instance(ctx)
+        self.web.require(ctx, "instance.manage")
+        try:
+            await send_policy.save(
+                self.core,
+                rec,
+                quiet_from=ctx.field("quiet_from"),
+                quiet_to=ctx.field("quiet_to"),
+                timezone=ctx.field("timezone"),
+                daily_limit=ctx.field("daily_limit"),
+                pause_after_failures=ctx.field("pause_after_failures"),
+            )
+        except send_policy.PolicyError as exc:
+            return self.web.redirect(ctx, f"/instances/{rec.id}", f"Policy not saved: {exc.message}")
+        return self.web.redirect(ctx, f"/instances/{rec.id}", "Sending policy saved.")
+
+    async def pause_queue(self, ctx: Ctx) -> Response:
+        rec = await self.instance(ctx)
+        self.web.require(ctx, "instance.manage")
+        paused = ctx.request.url.path.endswith("/pause")
+        await send_policy.set_paused(self.core, rec, paused, f"paused by {ctx.account.username}")
+        return self.web.redirect(
+            ctx, f"/instances/{rec.id}", "Sending paused." if paused else "Sending resumed."
+        )
 
     async def delete_instance(self, ctx: Ctx) -> Response:
         rec = await self.instance(ctx)
@@ -556,6 +585,9 @@ def build_routes(core: Core) -> list[BaseRoute]:
         ("POST", "/instances/{instance_id}/queue/clear", page(c.clear_queue)),
         ("POST", "/instances/{instance_id}/notifications/clear", page(c.clear_notifications)),
         ("POST", "/instances/{instance_id}/delete", page(c.delete_instance)),
+        ("POST", "/instances/{instance_id}/policy", page(c.save_policy)),
+        ("POST", "/instances/{instance_id}/pause", page(c.pause_queue)),
+        ("POST", "/instances/{instance_id}/resume", page(c.pause_queue)),
         ("GET", "/account", page(c.account_page)),
         ("POST", "/account/password", page(c.change_password)),
         ("POST", "/account/username", page(c.change_username)),

@@ -86,6 +86,8 @@ def wanted(settings: dict[str, Any], event: Event) -> bool:
 
 async def emit(tx: Tx, inst: InstanceRecord, event: Event) -> int | None:
     """Queue the event for the instance if its settings want it; returns the receiptId."""
+    for hook in tx.core.event_hooks:
+        await hook(tx, inst, event)
     if not wanted(inst.settings, event):
         return None
     render = tx.core.render

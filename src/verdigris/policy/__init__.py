@@ -1,0 +1,1 @@
+"""The outgoing-queue policy engine: quiet hours, a daily cap and auto-pause per instance."""
