@@ -44,6 +44,7 @@ from verdigris.messaging import notifications
 from verdigris.messaging.sender import SendWorker
 from verdigris.policy.service import OutgoingPolicy
 from verdigris.screening.service import Screening
+from verdigris.store.bus import ClusterBus
 from verdigris.store.clock import now_ms
 from verdigris.store.migrate import upgrade
 
@@ -100,6 +101,9 @@ async def start(core: Core) -> None:
     await accounts_service.purge_and_plan(core)  # closed accounts whose grace period is over
     assert core.moderation is not None
     await core.moderation.start()
+    if ClusterBus.wanted(core):
+        core.bus = ClusterBus(core)
+        await core.bus.start()
 
 
 def declare_path_parameters(schema: dict[str, Any]) -> None:
@@ -135,6 +139,8 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
         log.info("started", url=core.public_url, database=core.db.url.split("://", 1)[0])
         yield
         await core.timers.stop()  # cancels in-flight webhook POSTs: they are re-sent after a restart
+        if core.bus is not None:
+            await core.bus.stop()
         if core.dispatcher is not None:
             await core.dispatcher.stop()
         if core.licensing is not None:

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
 
     # Webhook delivery (docs/webhooks.md). Each attempt waits this long for the receiver's answer.
     webhook_enabled: bool = True
+    # On PostgreSQL, tell the other server processes on the same database about new notifications
+    # (LISTEN/NOTIFY), so long-polls and the webhook dispatcher wake at once wherever they run.
+    cluster_notify: bool = True
     webhook_timeout_seconds: float = Field(default=180.0, gt=0)
     # How many webhook POSTs may be in flight at once (over all instances).
     webhook_concurrency: int = Field(default=64, ge=1)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from verdigris.messaging.sender import SendWorker
     from verdigris.policy.service import OutgoingPolicy
     from verdigris.screening.service import Screening
+    from verdigris.store.bus import ClusterBus
 
 log = structlog.get_logger("verdigris")
 
@@ -73,8 +74,15 @@ class NotificationHub:
         self._waiters: dict[int, set[asyncio.Future[None]]] = {}
         # Other consumers of "instance X has a new notification" (the webhook dispatcher).
         self.listeners: list[Callable[[int], None]] = []
+        # Tells other processes on the same store (store/bus.py), when there are any.
+        self.publisher: Callable[[int], None] | None = None
 
     def notify(self, instance_id: int) -> None:
+        if self.publisher is not None:
+            self.publisher(instance_id)
+        self.notify_local(instance_id)
+
+    def notify_local(self, instance_id: int) -> None:
         for listener in self.listeners:
             listener(instance_id)
         for fut in self._waiters.pop(instance_id, ()):
@@ -230,6 +238,7 @@ class Core:
         self.moderation: Moderation | None = None
         self.screening: Screening | None = None
         self.policy: OutgoingPolicy | None = None
+        self.bus: ClusterBus | None = None
         # Called for every event of every instance, in its transaction, before the settings decide
         # whether it becomes a notification (the policy engine counts failed sends here).
         self.event_hooks: list[Callable[[Tx, InstanceRecord, Event], Awaitable[None]]] = []

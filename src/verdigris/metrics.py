@@ -17,6 +17,11 @@ MESSAGES_ACCEPTED = Counter("verdigris_messages_accepted_total", "Outgoing messa
 MESSAGES_SENT = Counter("verdigris_messages_sent_total", "Queued messages handed to their channel")
 NOTIFICATIONS = Counter("verdigris_notifications_total", "Notifications queued", ["type"])
 LONG_POLLS = Gauge("verdigris_long_polls_waiting", "receiveNotification calls waiting right now")
+CLUSTER_NOTIFIES = Counter(
+    "verdigris_cluster_notifies_total",
+    "LISTEN/NOTIFY wake-up batches between server processes on one PostgreSQL store",
+    ["direction"],
+)
 TIMERS = Gauge("verdigris_timers_pending", "Due-time timers planned (sends, reboots, ...)")
 
 

@@ -1,0 +1,106 @@
+"""Cross-process wake-ups on PostgreSQL (LISTEN/NOTIFY), for several server processes on one store.
+
+In one process, a committed notification wakes the instance's long-polling readers and the webhook
+dispatcher through ``core.hub``. With several processes on one PostgreSQL database, the reader or
+the dispatcher may live in another process: the hub then also *publishes* the instance ids it was
+told about, and every process *listens* and wakes its own readers for ids published elsewhere.
+
+Publishing is batched: ids collected while the event loop runs other work go out as one
+``pg_notify`` on a dedicated connection (nothing is added to the transactions on the hot path).
+A notification lost in transit (a reconnect) costs latency only: readers re-read the queue when
+their long-poll times out and the dispatcher sweeps its queues periodically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from verdigris.metrics import CLUSTER_NOTIFIES
+
+if TYPE_CHECKING:
+    from verdigris.core import Core
+
+log = structlog.get_logger("verdigris.bus")
+
+CHANNEL = "verdigris_notifications"
+MAX_PAYLOAD = 7000  # PostgreSQL allows 8000 bytes per notification
+
+
+def asyncpg_dsn(url: str) -> str:
+    """``postgresql+asyncpg://...`` (SQLAlchemy) → ``postgresql://...`` (asyncpg)."""
+    scheme, _, rest = url.partition("://")
+    return "postgresql://" + rest if scheme.startswith("postgres") else url
+
+
+class ClusterBus:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._conn: Any = None
+        self._pending: set[int] = set()
+        self._flushing = False
+        self.published = 0
+        self.received = 0
+
+    @staticmethod
+    def wanted(core: Core) -> bool:
+        return not core.db.is_sqlite and core.settings.cluster_notify
+
+    async def start(self) -> None:
+        import asyncpg  # the PostgreSQL driver SQLAlchemy uses here
+
+        self._conn = await asyncpg.connect(asyncpg_dsn(self.core.db.url))
+        await self._conn.add_listener(CHANNEL, self._on_notify)
+        self.core.hub.publisher = self.publish
+        log.info("listening for other processes' notifications", channel=CHANNEL)
+
+    async def stop(self) -> None:
+        self.core.hub.publisher = None
+        if self._conn is not None:
+            await self._flush()
+            await self._conn.close()
+            self._conn = None
+
+    def publish(self, instance_id: int) -> None:
+        self._pending.add(instance_id)
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._flush()))
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending and self._conn is not None:
+                ids, self._pending = self._pending, set()
+                payload = self.origin + ":"
+                for instance_id in ids:
+                    part = f"{instance_id},"
+                    if len(payload) + len(part) > MAX_PAYLOAD:
+                        await self._send(payload.rstrip(","))
+                        payload = self.origin + ":"
+                    payload += part
+                await self._send(payload.rstrip(","))
+        finally:
+            self._flushing = False
+
+    async def _send(self, payload: str) -> None:
+        try:
+            await self._conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+            self.published += 1
+            CLUSTER_NOTIFIES.labels("published").inc()
+        except Exception as exc:  # a lost wake-up only costs latency (see the module doc)
+            log.warning("could not publish notifications", error=str(exc))
+
+    def _on_notify(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        origin, _, ids = payload.partition(":")
+        if origin == self.origin:
+            return
+        self.received += 1
+        CLUSTER_NOTIFIES.labels("received").inc()
+        for raw in ids.split(","):
+            if raw.isdigit():
+                self.core.hub.notify_local(int(raw))
