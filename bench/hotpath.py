@@ -99,7 +99,9 @@ async def main(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="verdigris-hotpath-"))
     env_url = ""
     if args.pg:
-        base = os.environ.get("VERDIGRIS_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/verdigris_hotpath")
+        base = os.environ.get(
+            "VERDIGRIS_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/verdigris_hotpath"
+        )
         server, name = base.rsplit("/", 1)
         admin = create_async_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
         async with admin.connect() as conn:
@@ -141,7 +143,9 @@ async def main(args: argparse.Namespace) -> None:
     await seed.seed(url, warm, phones=[])
     (warm_rec,) = await recs(warm)
     for _ in range(3):
-        msg = messaging.OutgoingMessage(f"{seed.SINK_PHONE}@c.us", "sendMessage", "textMessage", {"text": "w"})
+        msg = messaging.OutgoingMessage(
+            f"{seed.SINK_PHONE}@c.us", "sendMessage", "textMessage", {"text": "w"}
+        )
         await messaging.send(core, warm_rec, msg)
         await sender._send_head(warm_rec.id)
         while (head := await notifications.head(core, warm_rec.id)) is not None:
@@ -187,7 +191,9 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=300)
     parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions per phase")
     parser.add_argument("--pg", action="store_true")
