@@ -13,7 +13,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import BigInteger, bindparam, func, select, update
 
 from verdigris.instances.service import AUTHORIZED, InstanceRecord
 from verdigris.messaging.models import messages
@@ -26,6 +26,19 @@ if TYPE_CHECKING:
     from verdigris.core import Core
 
 log = structlog.get_logger("verdigris.sender")
+
+# Built once with bind parameters (statement building costs more CPU than SQLite's answer).
+_QUEUE_HEAD = (
+    select(messages)
+    .where((messages.c.instance_id == bindparam("instance_id")) & (messages.c.status == QUEUED))
+    .order_by(messages.c.id)
+    .limit(2)
+)
+_CLAIM = (
+    update(messages)
+    .where((messages.c.id == bindparam("row_id")) & (messages.c.status == QUEUED))
+    .values(status="pending", sent_ms=bindparam("now", type_=BigInteger))
+)
 
 FILE_TYPES = frozenset({"imageMessage", "videoMessage", "audioMessage", "documentMessage", "stickerMessage"})
 
@@ -117,14 +130,7 @@ class SendWorker:
         if core.licensing is not None and not await core.licensing.may_send(rec):
             return  # expired: the queue is kept; a renewal wakes the instance again
         async with core.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(messages)
-                    .where((messages.c.instance_id == instance_id) & (messages.c.status == QUEUED))
-                    .order_by(messages.c.id)
-                    .limit(2)
-                )
-            ).all()
+            rows = (await conn.execute(_QUEUE_HEAD, {"instance_id": instance_id})).all()
         if not rows:
             return
         head = _stored(rows[0])
@@ -147,11 +153,7 @@ class SendWorker:
         expired = head.created_ms < now - core.settings.retention_seconds * 1000
         async with core.tx() as tx:
             # Claim the message: only one sender (in any process) moves it out of the queue.
-            claimed = await tx.conn.execute(
-                update(messages)
-                .where((messages.c.id == head.row_id) & (messages.c.status == QUEUED))
-                .values(status="pending", sent_ms=now)
-            )
+            claimed = await tx.conn.execute(_CLAIM, {"row_id": head.row_id, "now": now})
             if not claimed.rowcount:
                 return
             if expired:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from verdigris.instances.service import InstanceRecord
 
 QUEUED = "queued"
+_INSERT = insert(messages)  # built once: see docs/performance.md (statement building)
 FINAL_STATUSES = ("failed", "noAccount", "notInGroup", "expired")
 STATUS_ORDER = {"queued": 0, "pending": 0, "sent": 1, "delivered": 2, "read": 3}
 
@@ -105,21 +106,22 @@ async def send_many(core: Core, rec: InstanceRecord, batch: list[OutgoingMessage
             if message.kind == "ForwardMessages":
                 request["_ids"] = [id_message]
             await tx.conn.execute(
-                insert(messages).values(
-                    instance_id=rec.id,
-                    chat_id=message.chat_id,
-                    id_message=id_message,
-                    direction="out",
-                    sent_by_api=True,
-                    kind=message.kind,
-                    type_message=message.type_message,
-                    content=orjson.dumps(message.content).decode(),
-                    request=orjson.dumps(request).decode(),
-                    sender=rec.wid,
-                    sender_name="",
-                    status=QUEUED,
-                    created_ms=now_ms(),
-                )
+                _INSERT,
+                {
+                    "instance_id": rec.id,
+                    "chat_id": message.chat_id,
+                    "id_message": id_message,
+                    "direction": "out",
+                    "sent_by_api": True,
+                    "kind": message.kind,
+                    "type_message": message.type_message,
+                    "content": orjson.dumps(message.content).decode(),
+                    "request": orjson.dumps(request).decode(),
+                    "sender": rec.wid,
+                    "sender_name": "",
+                    "status": QUEUED,
+                    "created_ms": now_ms(),
+                },
             )
             ids.append(id_message)
         sender = core.sender
