@@ -188,6 +188,11 @@ async def main(args: argparse.Namespace) -> None:
     await phase.run("deliver, pair shape (B3)", n, lambda: deliver(a_recs))
     await phase.run("receive+delete A and B (per message)", n, lambda: drain(a_recs + b_recs))
     await core.db.dispose()
+    if args.pg:
+        admin = create_async_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        await admin.dispose()
 
 
 if __name__ == "__main__":
