@@ -160,7 +160,8 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     app.state.core = core
     metrics.bind(core)
     app.router.redirect_slashes = False
-    app.add_middleware(PathNormalizer)
+    wire = wire_routes(core)
+    app.add_middleware(PathNormalizer, wire=wire)
 
     @app.get("/health", tags=["operations"], summary="Liveness and basic facts")
     async def health() -> dict[str, Any]:
@@ -184,7 +185,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     app.include_router(media_router(core))
     app.include_router(delivery_router(core))
     app.include_router(licensing_router(core))
-    for route in wire_routes(core) + partner_routes(core):
+    for route in wire + partner_routes(core):
         app.router.routes.append(route)
 
     def openapi() -> dict[str, Any]:

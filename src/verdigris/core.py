@@ -52,6 +52,9 @@ class Tx:
         self.core = core
         self.conn = conn
         self._after: list[Callable[[], None]] = []
+        # Lookups a service may reuse within this transaction (e.g. the instances linked to an
+        # account, read up to four times by one sandbox delivery). Cleared by whatever changes them.
+        self.memo: dict[Any, Any] = {}
 
     def on_commit(self, action: Callable[[], None]) -> None:
         self._after.append(action)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from verdigris.channels.sandbox.models import sandbox_phones
 from verdigris.chats.models import chat_settings, phonebook
@@ -51,15 +51,15 @@ class ChatState:
 # --- lookups used on the hot path ------------------------------------------------------------
 
 
+# Built once: contact_name runs on every sandbox delivery (docs/performance.md).
+_CONTACT_NAME = select(phonebook.c.first_name, phonebook.c.last_name).where(
+    (phonebook.c.instance_id == bindparam("instance_id")) & (phonebook.c.chat_id == bindparam("chat_id"))
+)
+
+
 async def contact_name(conn: AsyncConnection, instance_id: int, chat_id: str) -> str:
     """The phonebook name of ``chat_id`` for the instance, or ``""``."""
-    row = (
-        await conn.execute(
-            select(phonebook.c.first_name, phonebook.c.last_name).where(
-                (phonebook.c.instance_id == instance_id) & (phonebook.c.chat_id == chat_id)
-            )
-        )
-    ).first()
+    row = (await conn.execute(_CONTACT_NAME, {"instance_id": instance_id, "chat_id": chat_id})).first()
     return f"{row.first_name} {row.last_name}".strip() if row else ""
 
 

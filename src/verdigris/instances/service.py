@@ -307,6 +307,7 @@ async def set_state(tx: Tx, rec: InstanceRecord, state: str, wid: str | None = N
     )
     rec.state = state
     rec.wid = new_wid
+    tx.memo.clear()  # lookups of linked instances made earlier in this transaction are stale
     await emit(tx, rec, Event("stateInstanceChanged", {"stateInstance": state}, at))
     sender = tx.core.sender
     if state == AUTHORIZED and sender is not None:

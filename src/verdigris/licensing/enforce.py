@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
-from sqlalchemy import insert, select, update
+from sqlalchemy import BigInteger, bindparam, insert, select, update
 
 from verdigris.licensing import dates
 from verdigris.licensing.limits import CORRESPONDENTS, MESSAGES, SENDING_METHODS, Limits, parse_limits
@@ -43,6 +43,21 @@ ALLOWED_WHEN_EXPIRED = frozenset({"getsettings", "getstateinstance", "getstatusi
 NOTICE_PREFIX = "notice:"
 # Counter rows written per statement when flushing.
 FLUSH_CHUNK = 500
+
+
+# An instance's entitlement is read on its first call and then every ENTITLEMENT_TTL_MS, i.e.
+# once per active instance per minute: built once, as statement building costs more than the query.
+_ACTIVE_LICENSES = (
+    select(licenses, tariffs.c.code, tariffs.c.name.label("tariff_name"), tariffs.c.limits)
+    .join(tariffs, tariffs.c.id == licenses.c.tariff_id)
+    .where(
+        (licenses.c.instance_id == bindparam("instance_id"))
+        & (licenses.c.status == "active")
+        & (licenses.c.end_ms.is_(None) | (licenses.c.end_ms > bindparam("at_ms", type_=BigInteger)))
+    )
+    .order_by(licenses.c.start_ms, licenses.c.id)
+)
+_ANY_LICENSE = select(licenses.c.id).where(licenses.c.instance_id == bindparam("instance_id")).limit(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,18 +167,7 @@ class Licensing:
         self._entitlements.pop(instance_id, None)
 
     async def load(self, conn: AsyncConnection, instance_id: int, at_ms: int) -> Entitlement:
-        rows = (
-            await conn.execute(
-                select(licenses, tariffs.c.code, tariffs.c.name.label("tariff_name"), tariffs.c.limits)
-                .join(tariffs, tariffs.c.id == licenses.c.tariff_id)
-                .where(
-                    (licenses.c.instance_id == instance_id)
-                    & (licenses.c.status == "active")
-                    & (licenses.c.end_ms.is_(None) | (licenses.c.end_ms > at_ms))
-                )
-                .order_by(licenses.c.start_ms, licenses.c.id)
-            )
-        ).all()
+        rows = (await conn.execute(_ACTIVE_LICENSES, {"instance_id": instance_id, "at_ms": at_ms})).all()
         views = [
             LicenseView(
                 id=int(r.id),
@@ -177,10 +181,7 @@ class Licensing:
             )
             for r in rows
         ]
-        has_any = bool(views) or (
-            await conn.scalar(select(licenses.c.id).where(licenses.c.instance_id == instance_id).limit(1))
-            is not None
-        )
+        has_any = bool(views) or (await conn.scalar(_ANY_LICENSE, {"instance_id": instance_id}) is not None)
         unlicensed = "deny" if has_any else await self._unlicensed(conn, instance_id)
         ent = Entitlement(views, unlicensed, at_ms)
         self._entitlements[instance_id] = ent

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 
 from verdigris.instances.settings import is_on
 from verdigris.messaging.models import notifications
@@ -63,6 +63,23 @@ _SIMPLE_KINDS = {
 ALWAYS_SENT_STATUSES = frozenset({"failed", "noAccount", "notInGroup", "expired"})
 
 
+# Hot-path statements, built once with bind parameters.
+_INSERT = insert(notifications)
+_HEAD = (
+    select(notifications.c.receipt_id, notifications.c.body)
+    .where(
+        (notifications.c.instance_id == bindparam("instance_id"))
+        & (notifications.c.created_ms >= bindparam("oldest"))
+    )
+    .order_by(notifications.c.receipt_id)
+    .limit(1)
+)
+_ACKNOWLEDGE = delete(notifications).where(
+    (notifications.c.instance_id == bindparam("instance_id"))
+    & (notifications.c.receipt_id == bindparam("receipt_id"))
+)
+
+
 def wanted(settings: dict[str, Any], event: Event) -> bool:
     """The settings → notification matrix (GREEN-API spec, Appendix B), in one place."""
     kind = event.kind
@@ -94,7 +111,7 @@ async def emit(tx: Tx, inst: InstanceRecord, event: Event) -> int | None:
     assert render is not None, "no notification renderer installed"
     body = render(inst, event)
     result = await tx.conn.execute(
-        insert(notifications).values(instance_id=inst.id, type=event.kind, body=body, created_ms=event.at_ms)
+        _INSERT, {"instance_id": inst.id, "type": event.kind, "body": body, "created_ms": event.at_ms}
     )
     tx.on_commit(partial(tx.core.hub.notify, inst.id))
     NOTIFICATIONS.labels(event.kind).inc()
@@ -108,15 +125,9 @@ def _live(core: Core, instance_id: int) -> Any:
 
 async def head(core: Core, instance_id: int) -> tuple[int, str] | None:
     """The oldest notification still in the queue: (receiptId, body)."""
+    oldest = now_ms() - core.settings.retention_seconds * 1000
     async with core.read() as conn:
-        row = (
-            await conn.execute(
-                select(notifications.c.receipt_id, notifications.c.body)
-                .where(_live(core, instance_id))
-                .order_by(notifications.c.receipt_id)
-                .limit(1)
-            )
-        ).first()
+        row = (await conn.execute(_HEAD, {"instance_id": instance_id, "oldest": oldest})).first()
     return (int(row[0]), row[1]) if row else None
 
 
@@ -125,11 +136,7 @@ async def acknowledge(core: Core, instance_id: int, receipt_id: int) -> bool:
     async with core.tx() as tx:
         if receipt_id > 2**31 - 1 and tx.conn.dialect.name == "postgresql":
             return False  # receipt_id is a 32-bit SERIAL there: such an id cannot exist (nor be queried)
-        result = await tx.conn.execute(
-            delete(notifications).where(
-                (notifications.c.instance_id == instance_id) & (notifications.c.receipt_id == receipt_id)
-            )
-        )
+        result = await tx.conn.execute(_ACKNOWLEDGE, {"instance_id": instance_id, "receipt_id": receipt_id})
     return bool(result.rowcount)
 
 

@@ -13,7 +13,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import BigInteger, bindparam, func, select, update
 
 from verdigris.instances.service import AUTHORIZED, InstanceRecord
 from verdigris.messaging.models import messages
@@ -26,6 +26,19 @@ if TYPE_CHECKING:
     from verdigris.core import Core
 
 log = structlog.get_logger("verdigris.sender")
+
+# Built once with bind parameters (statement building costs more CPU than SQLite's answer).
+_QUEUE_HEAD = (
+    select(messages)
+    .where((messages.c.instance_id == bindparam("instance_id")) & (messages.c.status == QUEUED))
+    .order_by(messages.c.id)
+    .limit(2)
+)
+_CLAIM = (
+    update(messages)
+    .where((messages.c.id == bindparam("row_id")) & (messages.c.status == QUEUED))
+    .values(status="pending", sent_ms=bindparam("now", type_=BigInteger))
+)
 
 FILE_TYPES = frozenset({"imageMessage", "videoMessage", "audioMessage", "documentMessage", "stickerMessage"})
 
@@ -125,14 +138,7 @@ class SendWorker:
                     core.timers.schedule(("send", instance_id), hold, partial(self._run, instance_id))
                 return  # paused: resuming wakes the instance
         async with core.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(messages)
-                    .where((messages.c.instance_id == instance_id) & (messages.c.status == QUEUED))
-                    .order_by(messages.c.id)
-                    .limit(2)
-                )
-            ).all()
+            rows = (await conn.execute(_QUEUE_HEAD, {"instance_id": instance_id})).all()
         if not rows:
             return
         head = _stored(rows[0])
@@ -155,11 +161,7 @@ class SendWorker:
         expired = head.created_ms < now - core.settings.retention_seconds * 1000
         async with core.tx() as tx:
             # Claim the message: only one sender (in any process) moves it out of the queue.
-            claimed = await tx.conn.execute(
-                update(messages)
-                .where((messages.c.id == head.row_id) & (messages.c.status == QUEUED))
-                .values(status="pending", sent_ms=now)
-            )
+            claimed = await tx.conn.execute(_CLAIM, {"row_id": head.row_id, "now": now})
             if not claimed.rowcount:
                 return
             if expired:

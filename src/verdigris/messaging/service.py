@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 QUEUED = "queued"
 HELD = "review"  # accepted, waiting for the operator's review (screening)
 WAITING = (QUEUED, HELD)  # not sent yet: shown by showMessagesQueue, withdrawn by clearMessagesQueue
+_INSERT = insert(messages)  # built once: see docs/performance.md (statement building)
 FINAL_STATUSES = ("failed", "noAccount", "notInGroup", "expired")
 STATUS_ORDER = {"queued": 0, "pending": 0, "sent": 1, "delivered": 2, "read": 3}
 
@@ -147,21 +148,22 @@ async def enqueue(tx: Tx, rec: InstanceRecord, message: OutgoingMessage) -> str:
     if message.kind == "ForwardMessages":
         request["_ids"] = [id_message]
     await tx.conn.execute(
-        insert(messages).values(
-            instance_id=rec.id,
-            chat_id=message.chat_id,
-            id_message=id_message,
-            direction="out",
-            sent_by_api=True,
-            kind=message.kind,
-            type_message=message.type_message,
-            content=orjson.dumps(message.content).decode(),
-            request=orjson.dumps(request).decode(),
-            sender=rec.wid,
-            sender_name="",
-            status=status,
-            created_ms=now_ms(),
-        )
+        _INSERT,
+        {
+            "instance_id": rec.id,
+            "chat_id": message.chat_id,
+            "id_message": id_message,
+            "direction": "out",
+            "sent_by_api": True,
+            "kind": message.kind,
+            "type_message": message.type_message,
+            "content": orjson.dumps(message.content).decode(),
+            "request": orjson.dumps(request).decode(),
+            "sender": rec.wid,
+            "sender_name": "",
+            "status": status,
+            "created_ms": now_ms(),
+        },
     )
     if verdict is not None:
         assert screening is not None

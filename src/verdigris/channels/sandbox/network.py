@@ -12,11 +12,11 @@ always online), ``read`` when the recipient reads it (readChat, a phone marking 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from verdigris.channels.sandbox.changes import apply_change, show_typing
 from verdigris.channels.sandbox.models import sandbox_phone_messages, sandbox_phones
@@ -55,6 +55,22 @@ def phone_of(chat_id: str) -> str | None:
 
 
 @dataclass(slots=True)
+class ApiRow:
+    """The journal row of a message sent through the API, as the delivery that owns it knows it.
+
+    The delivery claimed the row (status ``pending``) in its own transaction, so it knows the row
+    without reading it again; ``_report_status`` keeps ``status`` current as it moves the row on.
+    """
+
+    id: int
+    instance_id: int
+    status: str
+    sent_by_api: bool = True
+    # Columns to write together with the row's next status change (one UPDATE instead of two).
+    pending: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class Outgoing:
     """A message leaving an account, in the network's words."""
 
@@ -66,6 +82,39 @@ class Outgoing:
     content: dict[str, Any]
     by_api: bool
     api_instance_id: int | None  # the instance that sent it through the API, if any
+    api_row: ApiRow | None = None  # that instance's journal row, when the delivery knows it
+    # The status of the sender's phone copy as written in this transaction (None: not known).
+    phone_status: str | None = None
+
+
+# Hot-path statements, built once with bind parameters: building a statement and its cache key
+# costs more CPU than SQLite takes to run it (docs/performance.md). UPDATEs without values() take
+# their SET columns from the parameters given at execution.
+_PHONE_NAME = select(sandbox_phones.c.name).where(sandbox_phones.c.number == bindparam("number"))
+_INSERT_MESSAGE = insert(messages)
+_INSERT_PHONE_MESSAGE = insert(sandbox_phone_messages)
+_UPDATE_MESSAGE = update(messages).where(messages.c.id == bindparam("row_id"))
+_API_ROWS = select(messages.c.id, messages.c.instance_id, messages.c.status, messages.c.sent_by_api).where(
+    (messages.c.instance_id == bindparam("instance_id"))
+    & (messages.c.id_message == bindparam("id_message"))
+    & (messages.c.direction == "out")
+)
+_HOLDER_ROWS = _API_ROWS.where(messages.c.chat_id == bindparam("chat_id"))
+_PHONE_OUT_STATUS = update(sandbox_phone_messages).where(
+    (sandbox_phone_messages.c.phone == bindparam("w_phone"))
+    & (sandbox_phone_messages.c.id_message == bindparam("w_id_message"))
+    & (sandbox_phone_messages.c.direction == "out")
+)
+
+
+async def linked_instances(tx: Tx, wid: str) -> list[int]:
+    """The authorized instances linked to ``wid``, read once per transaction (a delivery asks for
+    the sender's up to three times); ``instances.set_state`` clears the memo when a link changes."""
+    key = ("linked", wid)
+    found: list[int] | None = tx.memo.get(key)
+    if found is None:
+        found = tx.memo[key] = await find_by_wid(tx.conn, wid)
+    return found
 
 
 class SandboxChannel:
@@ -83,6 +132,8 @@ class SandboxChannel:
             await show_typing(self, tx, rec, message)
             return
         sender_phone = rec.phone
+        # The send worker has just claimed the row: it is "pending" and this instance's own.
+        api_row = ApiRow(message.row_id, rec.id, "pending")
         msg = Outgoing(
             sender_wid=rec.wid,
             sender_name=await phone_name(tx, sender_phone),
@@ -92,13 +143,16 @@ class SandboxChannel:
             content=message.content,
             by_api=True,
             api_instance_id=rec.id,
+            api_row=api_row,
         )
-        await tx.conn.execute(
-            update(messages)
-            .where(messages.c.id == message.row_id)
-            .values(sender=rec.wid, sender_name=msg.sender_name)
-        )
+        # Who sent it, as the journal shows it: written with the row's first status change
+        # during routing, or below if the routing left the row alone.
+        if message.sender != rec.wid or message.sender_name != msg.sender_name:
+            api_row.pending = {"sender": rec.wid, "sender_name": msg.sender_name}
         await self._route(tx, msg)
+        if api_row.pending:
+            await tx.conn.execute(_UPDATE_MESSAGE, {"row_id": api_row.id, **api_row.pending})
+            api_row.pending = {}
         if is_on(rec.settings, "markIncomingMessagesReadedOnReply"):
             await self.mark_read(tx, rec, message.chat_id, None)
 
@@ -129,10 +183,7 @@ class SandboxChannel:
         return len(rows)
 
     async def has_account(self, tx: Tx, phone: str) -> bool:
-        return (
-            await tx.conn.scalar(select(sandbox_phones.c.number).where(sandbox_phones.c.number == phone))
-            is not None
-        )
+        return await _phone_row_name(tx, phone) is not None
 
     # --- routing -------------------------------------------------------------------------------
 
@@ -168,25 +219,26 @@ class SandboxChannel:
             tx, recipient_phone, msg.sender_wid, "in", msg, msg.sender_wid, "delivered", now
         )
         auto_read = False
-        for instance_id in await find_by_wid(tx.conn, recipient_wid):
+        for instance_id in await linked_instances(tx, recipient_wid):
             target = await self.core.instances.get(instance_id, tx.conn)
             if target is None or target.state != AUTHORIZED:
                 continue
             await tx.conn.execute(
-                insert(messages).values(
-                    instance_id=target.id,
-                    chat_id=msg.sender_wid,
-                    id_message=msg.id_message,
-                    direction="in",
-                    sent_by_api=False,
-                    kind="",
-                    type_message=msg.type_message,
-                    content=orjson.dumps(msg.content).decode(),
-                    sender=msg.sender_wid,
-                    sender_name=msg.sender_name,
-                    status="delivered",
-                    created_ms=now,
-                )
+                _INSERT_MESSAGE,
+                {
+                    "instance_id": target.id,
+                    "chat_id": msg.sender_wid,
+                    "id_message": msg.id_message,
+                    "direction": "in",
+                    "sent_by_api": False,
+                    "kind": "",
+                    "type_message": msg.type_message,
+                    "content": orjson.dumps(msg.content).decode(),
+                    "sender": msg.sender_wid,
+                    "sender_name": msg.sender_name,
+                    "status": "delivered",
+                    "created_ms": now,
+                },
             )
             for hook in self.core.incoming_hooks:
                 await hook(tx, target, msg.sender_wid, msg.type_message, msg.content)
@@ -210,9 +262,11 @@ class SandboxChannel:
                     )
                     .values(status="read")
                 )
-        await self._report_status(tx, msg.sender_wid, recipient_wid, msg.id_message, "delivered")
+        # recipient_wid is msg.chat_id here (a personal chat id is its phone's wid), so passing msg
+        # selects the same rows; it lets the API row be updated without reading it again.
+        await self._report_status(tx, msg.sender_wid, recipient_wid, msg.id_message, "delivered", "", msg)
         if auto_read:
-            await self._report_status(tx, msg.sender_wid, recipient_wid, msg.id_message, "read")
+            await self._report_status(tx, msg.sender_wid, recipient_wid, msg.id_message, "read", "", msg)
 
     async def _sender_copies(self, tx: Tx, msg: Outgoing, now: int, chat_name: str | None = None) -> None:
         """Record the message on the sender's phone and announce it to the sender's instances."""
@@ -221,7 +275,8 @@ class SandboxChannel:
             await _insert_phone_message(
                 tx, sender_phone, msg.chat_id, "out", msg, msg.sender_wid, "sent", now
             )
-        for instance_id in await find_by_wid(tx.conn, msg.sender_wid):
+            msg.phone_status = "sent"
+        for instance_id in await linked_instances(tx, msg.sender_wid):
             inst = await self.core.instances.get(instance_id, tx.conn)
             if inst is None:
                 continue
@@ -230,20 +285,21 @@ class SandboxChannel:
             else:
                 kind = "outgoingMessageReceived"
                 await tx.conn.execute(
-                    insert(messages).values(
-                        instance_id=inst.id,
-                        chat_id=msg.chat_id,
-                        id_message=msg.id_message,
-                        direction="out",
-                        sent_by_api=False,
-                        kind="",
-                        type_message=msg.type_message,
-                        content=orjson.dumps(msg.content).decode(),
-                        sender=msg.sender_wid,
-                        sender_name=msg.sender_name,
-                        status="pending",
-                        created_ms=now,
-                    )
+                    _INSERT_MESSAGE,
+                    {
+                        "instance_id": inst.id,
+                        "chat_id": msg.chat_id,
+                        "id_message": msg.id_message,
+                        "direction": "out",
+                        "sent_by_api": False,
+                        "kind": "",
+                        "type_message": msg.type_message,
+                        "content": orjson.dumps(msg.content).decode(),
+                        "sender": msg.sender_wid,
+                        "sender_name": msg.sender_name,
+                        "status": "pending",
+                        "created_ms": now,
+                    },
                 )
             if chat_name is None:
                 chat_name = await contact_name(tx.conn, inst.id, msg.chat_id) or await phone_name(
@@ -271,31 +327,21 @@ class SandboxChannel:
         message gets an outgoingMessageStatus notification.
         """
         rows: list[Any] = []
-        if msg is not None and msg.api_instance_id is not None:
+        api_row = msg.api_row if msg is not None and msg.id_message == id_message else None
+        if api_row is not None:
+            rows = [api_row]
+        elif msg is not None and msg.api_instance_id is not None:
             rows = list(
                 await tx.conn.execute(
-                    select(
-                        messages.c.id, messages.c.instance_id, messages.c.status, messages.c.sent_by_api
-                    ).where(
-                        (messages.c.instance_id == msg.api_instance_id)
-                        & (messages.c.id_message == id_message)
-                        & (messages.c.direction == "out")
-                    )
+                    _API_ROWS, {"instance_id": msg.api_instance_id, "id_message": id_message}
                 )
             )
-        for instance_id in await find_by_wid(tx.conn, sender_wid):
+        for instance_id in await linked_instances(tx, sender_wid):
             if msg is not None and instance_id == msg.api_instance_id:
                 continue
             rows += list(
                 await tx.conn.execute(
-                    select(
-                        messages.c.id, messages.c.instance_id, messages.c.status, messages.c.sent_by_api
-                    ).where(
-                        (messages.c.instance_id == instance_id)
-                        & (messages.c.id_message == id_message)
-                        & (messages.c.direction == "out")
-                        & (messages.c.chat_id == chat_id)
-                    )
+                    _HOLDER_ROWS, {"instance_id": instance_id, "id_message": id_message, "chat_id": chat_id}
                 )
             )
         now = now_ms()
@@ -305,7 +351,11 @@ class SandboxChannel:
             values: dict[str, Any] = {"status": status, "description": description}
             if status == "sent":
                 values["sent_ms"] = now
-            await tx.conn.execute(update(messages).where(messages.c.id == row.id).values(**values))
+            if row is api_row:
+                values.update(api_row.pending)
+                api_row.pending = {}
+                api_row.status = status
+            await tx.conn.execute(_UPDATE_MESSAGE, {"row_id": row.id, **values})
             inst = await self.core.instances.get(int(row.instance_id), tx.conn)
             if inst is None:
                 continue
@@ -318,16 +368,13 @@ class SandboxChannel:
             }
             await emit(tx, inst, Event("outgoingMessageStatus", data, now))
         sender_phone = phone_of(sender_wid)
-        if sender_phone is not None:
+        own_copy = msg is not None and msg.sender_wid == sender_wid and msg.id_message == id_message
+        if sender_phone is not None and not (own_copy and msg is not None and msg.phone_status == status):
             await tx.conn.execute(
-                update(sandbox_phone_messages)
-                .where(
-                    (sandbox_phone_messages.c.phone == sender_phone)
-                    & (sandbox_phone_messages.c.id_message == id_message)
-                    & (sandbox_phone_messages.c.direction == "out")
-                )
-                .values(status=status)
+                _PHONE_OUT_STATUS, {"w_phone": sender_phone, "w_id_message": id_message, "status": status}
             )
+            if own_copy and msg is not None:
+                msg.phone_status = status
 
     # --- what phones do ------------------------------------------------------------------------
 
@@ -448,29 +495,42 @@ def _message_event(
     )
 
 
+async def _phone_row_name(tx: Tx, phone: str) -> str | None:
+    """The phone's name, ``None`` when there is no such phone; read once per transaction (phones
+    are created and renamed in transactions of their own)."""
+    key = ("phone", phone)
+    if key in tx.memo:
+        name: str | None = tx.memo[key]
+        return name
+    name = await tx.conn.scalar(_PHONE_NAME, {"number": phone})
+    tx.memo[key] = name
+    return name
+
+
 async def phone_name(tx: Tx, phone: str) -> str:
     if not phone:
         return ""
-    return await tx.conn.scalar(select(sandbox_phones.c.name).where(sandbox_phones.c.number == phone)) or ""
+    return await _phone_row_name(tx, phone) or ""
 
 
 async def _insert_phone_message(
     tx: Tx, phone: str, chat_id: str, direction: str, msg: Outgoing, sender: str, status: str, at: int
 ) -> None:
     await tx.conn.execute(
-        insert(sandbox_phone_messages).values(
-            phone=phone,
-            chat_id=chat_id,
-            id_message=msg.id_message,
-            direction=direction,
-            sender=sender,
-            sender_name=msg.sender_name,
-            type_message=msg.type_message,
-            content=orjson.dumps(msg.content).decode(),
-            status=status,
-            read=direction == "out",
-            created_ms=at,
-        )
+        _INSERT_PHONE_MESSAGE,
+        {
+            "phone": phone,
+            "chat_id": chat_id,
+            "id_message": msg.id_message,
+            "direction": direction,
+            "sender": sender,
+            "sender_name": msg.sender_name,
+            "type_message": msg.type_message,
+            "content": orjson.dumps(msg.content).decode(),
+            "status": status,
+            "read": direction == "out",
+            "created_ms": at,
+        },
     )
 
 
