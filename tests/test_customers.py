@@ -8,7 +8,6 @@ import csv
 import html
 import io
 import re
-import time
 import uuid
 from typing import Any
 
@@ -16,6 +15,7 @@ import httpx
 
 from console_client import Console, join_team, new_user
 from harness import Server
+from sandbox_kit import wait_until
 
 FOOTER = "Reply STOP to unsubscribe."
 
@@ -56,16 +56,6 @@ def phone_texts(server: Server, phone: str) -> list[str]:
     r = server.sandbox("GET", f"/phones/{phone}/messages", params={"direction": "incoming"})
     assert r.status_code == 200, r.text
     return [m["content"].get("text", "") for m in r.json()]
-
-
-def wait_until(check: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not reached")
 
 
 def campaign_state(console: Console, path: str) -> tuple[str, dict[str, str]]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from console_client import Console
 from harness import Server, drain
+from sandbox_kit import wait_until
 
 
 def flash_of(console: Console, path: str) -> str:
@@ -22,16 +23,6 @@ def flash_of(console: Console, path: str) -> str:
 def inbox(srv: Server, phone: str) -> list[str]:
     r = srv.sandbox("GET", f"/phones/{phone}/messages", params={"direction": "incoming"})
     return [m["content"].get("text", "") for m in r.json()]
-
-
-def wait_until(check: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not reached")
 
 
 def settle() -> None:

@@ -21,6 +21,7 @@ from verdigris import safetext
 from verdigris.accounts import journal, mail
 from verdigris.accounts.models import accounts, announcement_deliveries, announcements, consents
 from verdigris.accounts.records import ACTIVE, LICENSEE, Account
+from verdigris.errors import ServiceError
 from verdigris.instances.service import meta_get, meta_set
 from verdigris.store.clock import now_ms
 
@@ -33,11 +34,8 @@ SERVICE, MARKETING = "service", "marketing"
 BATCH = 20
 
 
-class AnnouncementError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class AnnouncementError(ServiceError):
+    pass
 
 
 # --- who receives what ---------------------------------------------------------------------------

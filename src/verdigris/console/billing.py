@@ -115,13 +115,6 @@ class BillingPages:
             now=now_ms(),
         )
 
-    async def _attempt(self, ctx: Ctx, action: Any, back: Any) -> Response:
-        """Run a service call; a BillingError re-renders ``back`` with its message and status."""
-        try:
-            return await action()
-        except BillingError as exc:
-            return await back(ctx, exc.message, exc.status)
-
     async def start_free(self, ctx: Ctx) -> Response:
         owner = self._tenant(ctx)
         instance_id = self._id(ctx, "instance_id")
@@ -132,7 +125,7 @@ class BillingPages:
                 ctx, "/billing", f"{lic['tariff']['name']} started on instance {instance_id}."
             )
 
-        return await self._attempt(ctx, run, self.section)
+        return await self.web.attempt(ctx, run, self.section)
 
     async def buy(self, ctx: Ctx) -> Response:
         owner = self._tenant(ctx)
@@ -150,7 +143,7 @@ class BillingPages:
                 ctx, f"/billing/invoices/{invoice['id']}", f"Invoice {invoice['number']} issued."
             )
 
-        return await self._attempt(ctx, run, self.section)
+        return await self.web.attempt(ctx, run, self.section)
 
     async def change_preview(self, ctx: Ctx, error: str = "", status: int = 200) -> Response:
         owner = self._tenant(ctx)
@@ -194,7 +187,7 @@ class BillingPages:
                 "the extension is computed again on the day it is paid.",
             )
 
-        return await self._attempt(ctx, run, self.change_preview)
+        return await self.web.attempt(ctx, run, self.change_preview)
 
     def _invoice_owner(self, ctx: Ctx) -> int | None:
         return None if ctx.account.is_operator else self._tenant(ctx)
@@ -237,7 +230,7 @@ class BillingPages:
                 ctx, f"/billing/invoices/{invoice_id}", f"{invoice['number']} withdrawn."
             )
 
-        return await self._attempt(ctx, run, self.invoice_page)
+        return await self.web.attempt(ctx, run, self.invoice_page)
 
     async def request_transfer(self, ctx: Ctx) -> Response:
         owner = self._tenant(ctx)
@@ -254,7 +247,7 @@ class BillingPages:
                 f"Transfer {result['id']} requested; it waits for the operator's approval.",
             )
 
-        return await self._attempt(ctx, run, self.section)
+        return await self.web.attempt(ctx, run, self.section)
 
     async def accept_transfer(self, ctx: Ctx) -> Response:
         owner = self._tenant(ctx)
@@ -264,7 +257,7 @@ class BillingPages:
             await transfers.accept_transfer(self.core, owner, transfer_id)
             return self.web.redirect(ctx, "/billing", "Transfer accepted: the licenses are yours now.")
 
-        return await self._attempt(ctx, run, self.section)
+        return await self.web.attempt(ctx, run, self.section)
 
     # --- the operator's billing desk --------------------------------------------------------------
 
@@ -305,7 +298,7 @@ class BillingPages:
             message = await action()
             return self.web.redirect(ctx, "/operator/billing", message)
 
-        return await self._attempt(ctx, run, self.desk)
+        return await self.web.attempt(ctx, run, self.desk)
 
     async def publish_tariff(self, ctx: Ctx) -> Response:
         async def run() -> str:

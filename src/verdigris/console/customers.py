@@ -38,12 +38,7 @@ class CustomerPages:
         self, ctx: Ctx, action: Callable[[], Awaitable[Response]], back: Callable[..., Awaitable[Response]]
     ) -> Response:
         self.web.require(ctx, "customers")
-        try:
-            return await action()
-        except CustomerError as exc:
-            if exc.status == 404:
-                raise NotFound() from None
-            return await back(ctx, exc.message, exc.status)
+        return await self.web.attempt(ctx, action, back)
 
     # --- contacts --------------------------------------------------------------------------------
 

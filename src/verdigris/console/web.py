@@ -26,6 +26,7 @@ from verdigris.accounts import sessions as auth
 from verdigris.accounts.journal import Origin
 from verdigris.accounts.records import Account
 from verdigris.core import Core
+from verdigris.errors import ServiceError
 
 SESSION_COOKIE = "vg_session"
 ANON_COOKIE = "vg_form"  # double-submit CSRF token for forms shown before login
@@ -261,6 +262,16 @@ class Web:
         else:
             expected = ctx.request.cookies.get(ANON_COOKIE, "")
         return bool(given and expected) and hmac.compare_digest(given.encode(), expected.encode())
+
+    async def attempt(
+        self, ctx: Ctx, action: Callable[[], Awaitable[Response]], back: Callable[..., Awaitable[Response]]
+    ) -> Response:
+        """Run a service call; a refusal (:class:`ServiceError`) re-renders the page ``back`` with its
+        message and status (the service changed nothing)."""
+        try:
+            return await action()
+        except ServiceError as exc:
+            return await back(ctx, exc.message, exc.status)
 
     def require(self, ctx: Ctx, permission: str) -> None:
         if not ctx.account.can(permission):

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from verdigris import safetext
 from verdigris.customers.models import campaign_recipients, campaigns, contact_tags, contacts
+from verdigris.errors import ServiceError
 from verdigris.instances.models import instances
 from verdigris.messaging.content import plain_text
 from verdigris.messaging.models import messages
@@ -34,11 +35,8 @@ MAX_IMPORT_ROWS = 100_000
 CSV_COLUMNS = ("phone", "name", "tags", "consent", "consent_source", "note")
 
 
-class CustomerError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class CustomerError(ServiceError):
+    pass
 
 
 # --- field rules ---------------------------------------------------------------------------------

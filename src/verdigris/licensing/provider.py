@@ -22,14 +22,13 @@ from typing import Any, Protocol
 
 import orjson
 
+from verdigris.errors import ServiceError
+
 SIGNATURE_HEADER = "x-verdigris-signature"
 
 
-class CallbackError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class CallbackError(ServiceError):
+    pass
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import func, insert, select, update
 
+from verdigris.errors import ServiceError
 from verdigris.instances.models import instances, workspace_meta
 from verdigris.licensing import dates, money
 from verdigris.licensing.limits import LimitsError, parse_limits
@@ -39,11 +40,8 @@ PERIOD_UNITS = ("month", "day")
 POLICY_KEY = "licensing.unlicensed"
 
 
-class BillingError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class BillingError(ServiceError):
+    pass
 
 
 def _now(at_ms: int | None) -> int:

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, insert, select, update
 
+from verdigris.errors import ServiceError
 from verdigris.messaging.models import messages
 from verdigris.messaging.notifications import Event
 from verdigris.policy.models import send_policies
@@ -40,11 +41,8 @@ FAILURES = frozenset({"failed", "noAccount"})
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
-class PolicyError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class PolicyError(ServiceError):
+    pass
 
 
 @dataclass(slots=True)

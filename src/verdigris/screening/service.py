@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import orjson
 from sqlalchemy import insert, select, update
 
+from verdigris.errors import ServiceError
 from verdigris.instances.service import InstanceRecord
 from verdigris.messaging.models import messages
 from verdigris.messaging.notifications import Event, emit
@@ -40,11 +41,8 @@ RELOAD_EVERY_MS = 60_000
 _URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"']+")
 
 
-class ScreeningError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class ScreeningError(ServiceError):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
