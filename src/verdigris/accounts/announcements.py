@@ -95,14 +95,18 @@ async def _secret(core: Core) -> bytes:
 
 
 async def unsubscribe_token(core: Core, account_id: int) -> str:
-    sig = hmac.new(await _secret(core), f"unsubscribe:{account_id}".encode(), hashlib.sha256).hexdigest()[:32]
-    return f"{account_id}.{sig}"
+    """``<account id>.<signature>``; the signature also covers the account's creation time, so a
+    link of a deleted account never works for a later account that gets the same id."""
+    async with core.read() as conn:
+        created = await conn.scalar(select(accounts.c.created_ms).where(accounts.c.id == account_id))
+    message = f"unsubscribe:{account_id}:{created}".encode()
+    return f"{account_id}.{hmac.new(await _secret(core), message, hashlib.sha256).hexdigest()[:32]}"
 
 
 async def account_of_token(core: Core, token: str) -> int | None:
     """The account an unsubscribe token was made for, or None if it is not genuine."""
     raw_id, _, sig = token.partition(".")
-    if not raw_id.isdigit() or len(raw_id) > 12 or not sig:
+    if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 12 or not sig:
         return None
     expected = (await unsubscribe_token(core, int(raw_id))).partition(".")[2]
     return int(raw_id) if hmac.compare_digest(sig.encode(), expected.encode()) else None
@@ -219,24 +223,47 @@ def _body(core: Core, kind: str, text: str, unsubscribe: str) -> str:
     )
 
 
+CLAIM_LEASE_MS = 10 * 60 * 1000  # a claimed delivery not marked sent by then is mailed again
+
+
 async def step(core: Core, announcement_id: int) -> None:
-    """Mail the next batch of recipients; reschedule until none is left."""
+    """Mail the next batch of recipients; reschedule until none is left.
+
+    Each delivery is claimed (``pending`` → ``sending``) before it is mailed and marked ``sent``
+    after, so two steps (another process, a restart) never mail it at the same time; a claim that
+    was never completed (a crash mid-mail) is taken again after its lease."""
+    at = now_ms()
+    waiting = (announcement_deliveries.c.announcement_id == announcement_id) & (
+        (announcement_deliveries.c.status == "pending")
+        | (
+            (announcement_deliveries.c.status == "sending")
+            & (announcement_deliveries.c.sent_ms < at - CLAIM_LEASE_MS)
+        )
+    )
     async with core.read() as conn:
         row = (await conn.execute(select(announcements).where(announcements.c.id == announcement_id))).first()
         batch = (
             await conn.execute(
                 select(announcement_deliveries)
-                .where(
-                    (announcement_deliveries.c.announcement_id == announcement_id)
-                    & (announcement_deliveries.c.status == "pending")
-                )
+                .where(waiting)
                 .order_by(announcement_deliveries.c.account_id)
                 .limit(BATCH)
             )
         ).all()
+        unfinished = await conn.scalar(
+            select(func.count())
+            .select_from(announcement_deliveries)
+            .where(
+                (announcement_deliveries.c.announcement_id == announcement_id)
+                & announcement_deliveries.c.status.in_(("pending", "sending"))
+            )
+        )
     if row is None or row.finished_ms is not None:
         return
     if not batch:
+        if unfinished:  # claimed by another step that is mailing now: look again after its lease
+            schedule(core, announcement_id, at + CLAIM_LEASE_MS)
+            return
         async with core.tx() as tx:
             await tx.conn.execute(
                 update(announcements)
@@ -245,6 +272,23 @@ async def step(core: Core, announcement_id: int) -> None:
             )
         return
     for delivery in batch:
+        this = (announcement_deliveries.c.announcement_id == announcement_id) & (
+            announcement_deliveries.c.account_id == delivery.account_id
+        )
+        async with core.tx() as tx:
+            claimed = await tx.conn.execute(
+                update(announcement_deliveries)
+                .where(this & (announcement_deliveries.c.status == delivery.status))
+                .where(
+                    announcement_deliveries.c.sent_ms.is_(None)
+                    if delivery.sent_ms is None
+                    else announcement_deliveries.c.sent_ms == delivery.sent_ms
+                )
+                .values(status="sending", sent_ms=now_ms())
+            )
+        if not claimed.rowcount:
+            continue  # another step has it
+        status = "sent"
         if row.kind == MARKETING and not await _still_consents(core, int(delivery.account_id)):
             status = "skipped"  # withdrew since the announcement was made
         else:
@@ -255,15 +299,10 @@ async def step(core: Core, announcement_id: int) -> None:
                 )
             except Exception:  # pragma: no cover - a broken transport must not stop the others
                 log.exception("announcement mail failed", account=delivery.account_id)
-            status = "sent"
+                status = "failed"
         async with core.tx() as tx:
             await tx.conn.execute(
-                update(announcement_deliveries)
-                .where(
-                    (announcement_deliveries.c.announcement_id == announcement_id)
-                    & (announcement_deliveries.c.account_id == delivery.account_id)
-                )
-                .values(status=status, sent_ms=now_ms())
+                update(announcement_deliveries).where(this).values(status=status, sent_ms=now_ms())
             )
     schedule(core, announcement_id, now_ms())
 

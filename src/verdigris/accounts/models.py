@@ -123,7 +123,7 @@ announcement_deliveries = Table(
     Column("announcement_id", Integer, primary_key=True),
     Column("account_id", Integer, primary_key=True),
     Column("email", String(320), nullable=False),
-    # pending → sent
+    # pending → sending (claimed) → sent | skipped | failed
     Column("status", String(8), nullable=False),
     Column("sent_ms", BigInteger, nullable=True),
     Index("ix_announcement_deliveries_pending", "status", "announcement_id"),

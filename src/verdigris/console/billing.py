@@ -28,7 +28,7 @@ def _int(raw: str, what: str, default: int | None = None) -> int:
     raw = raw.strip()
     if not raw and default is not None:
         return default
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise BillingError(400, f"{what} must be a whole number")
     return int(raw)
 
@@ -74,7 +74,7 @@ class BillingPages:
 
     def _id(self, ctx: Ctx, name: str) -> int:
         raw = ctx.param(name)
-        if not raw.isdigit() or len(raw) > 18:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
             raise NotFound()
         return int(raw)
 

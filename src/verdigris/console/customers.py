@@ -30,7 +30,7 @@ class CustomerPages:
 
     def _id(self, ctx: Ctx, name: str) -> int:
         raw = ctx.param(name)
-        if not raw.isdigit() or len(raw) > 12:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
             raise NotFound()
         return int(raw)
 
@@ -167,9 +167,9 @@ class CustomerPages:
     async def create_campaign(self, ctx: Ctx) -> Response:
         async def run() -> Response:
             instance, interval = ctx.field("instance").strip(), ctx.field("interval").strip() or "60"
-            if not instance.isdigit() or len(instance) > 18:
+            if not (instance.isascii() and instance.isdigit()) or len(instance) > 18:
                 raise CustomerError(400, "choose an instance")
-            if not interval.isdigit() or len(interval) > 9:
+            if not (interval.isascii() and interval.isdigit()) or len(interval) > 9:
                 raise CustomerError(400, "interval: a whole number of seconds")
             campaign = await campaigns.create(
                 self.core,

@@ -60,7 +60,11 @@ class Console:
     async def instance(self, ctx: Ctx) -> InstanceRecord:
         """The instance named in the URL, if it is the tenant's; otherwise 404 (and journalled)."""
         raw = ctx.param("instance_id")
-        rec = await self.core.instances.get(int(raw)) if raw.isdigit() and len(raw) < 19 else None
+        rec = (
+            await self.core.instances.get(int(raw))
+            if raw.isascii() and raw.isdigit() and len(raw) < 19
+            else None
+        )
         if rec is None or rec.account_id != ctx.account.tenant:
             await journal.note(
                 self.core,
@@ -320,7 +324,7 @@ class Console:
         rec = await self.instance(ctx)
         self.web.require(ctx, "instance.manage")
         chat = ctx.field("chat").strip().lstrip("+")
-        if chat.isdigit():
+        if chat.isascii() and chat.isdigit():
             chat += "@c.us"
         text = ctx.field("message")
         if not _CHAT.match(chat) or not text.strip() or len(text) > 20000:
@@ -504,7 +508,7 @@ class Console:
 
     def _member_id(self, ctx: Ctx) -> int:
         raw = ctx.param("member_id")
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):
             raise NotFound()
         return int(raw)
 

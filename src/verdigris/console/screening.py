@@ -23,7 +23,7 @@ class ScreeningPages:
 
     def _id(self, ctx: Ctx, name: str) -> int:
         raw = ctx.param(name)
-        if not raw.isdigit() or len(raw) > 12:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
             raise NotFound()
         return int(raw)
 

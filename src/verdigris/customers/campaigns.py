@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,6 +26,8 @@ from verdigris.messaging import service as messaging
 from verdigris.messaging.content import text_content, text_type
 from verdigris.messaging.models import messages
 from verdigris.store.clock import now_ms
+
+log = structlog.get_logger("verdigris.campaigns")
 
 if TYPE_CHECKING:
     from verdigris.core import Core
@@ -178,7 +181,14 @@ async def start(core: Core, account_id: int, campaign_id: int) -> dict[str, Any]
     at = now_ms()
     async with core.tx() as tx:
         row = await _row(tx.conn, account_id, campaign_id)
-        if row.status != DRAFT:
+        await _own_instance(core, account_id, int(row.instance_id))
+        # Claim the transition first: of two concurrent starts, one changes the row, the other 409s.
+        moved = await tx.conn.execute(
+            update(campaigns)
+            .where((campaigns.c.id == campaign_id) & (campaigns.c.status == DRAFT))
+            .values(status=RUNNING, started_ms=at, next_ms=at, pause_reason="")
+        )
+        if not moved.rowcount:
             raise CustomerError(409, f"the campaign is {row.status}; only a draft can start")
         query = consenting(select(contacts.c.id).where(contacts.c.account_id == account_id))
         if row.tag:
@@ -196,11 +206,6 @@ async def start(core: Core, account_id: int, campaign_id: int) -> dict[str, Any]
                 for n, cid in enumerate(ids)
             ],
         )
-        await tx.conn.execute(
-            update(campaigns)
-            .where(campaigns.c.id == campaign_id)
-            .values(status=RUNNING, started_ms=at, next_ms=at, pause_reason="")
-        )
         tx.on_commit(lambda: schedule(core, campaign_id, at))
     return await get(core, account_id, campaign_id)
 
@@ -212,6 +217,9 @@ async def pause(core: Core, account_id: int, campaign_id: int) -> dict[str, Any]
 
 async def resume(core: Core, account_id: int, campaign_id: int) -> dict[str, Any]:
     at = now_ms()
+    async with core.read() as conn:
+        row = await _row(conn, account_id, campaign_id)
+    await _own_instance(core, account_id, int(row.instance_id))
     await _move(core, account_id, campaign_id, (PAUSED,), RUNNING, "", next_ms=at)
     schedule(core, campaign_id, at)
     return await get(core, account_id, campaign_id)
@@ -234,13 +242,19 @@ async def _move(
 ) -> None:
     async with core.tx() as tx:
         row = await _row(tx.conn, account_id, campaign_id)
-        if row.status not in allowed:
-            raise CustomerError(409, f"the campaign is {row.status}")
-        await tx.conn.execute(
+        moved = await tx.conn.execute(
             update(campaigns)
-            .where(campaigns.c.id == campaign_id)
+            .where((campaigns.c.id == campaign_id) & campaigns.c.status.in_(allowed))
             .values(status=to, pause_reason=reason, **values)
         )
+        if not moved.rowcount:
+            raise CustomerError(409, f"the campaign is {row.status}")
+
+
+async def _own_instance(core: Core, account_id: int, instance_id: int) -> None:
+    rec = await core.instances.get(instance_id)
+    if rec is None or rec.account_id != account_id:
+        raise CustomerError(409, "the campaign's instance no longer belongs to this team")
 
 
 # --- the runner ----------------------------------------------------------------------------------
@@ -275,6 +289,15 @@ async def _pause_for(core: Core, campaign_id: int, reason: str) -> None:
 
 
 async def step(core: Core, campaign_id: int) -> None:
+    """One step; anything unexpected pauses the campaign with the error (never a silent stall)."""
+    try:
+        await _step(core, campaign_id)
+    except Exception as exc:
+        log.exception("campaign step failed", campaign=campaign_id)
+        await _pause_for(core, campaign_id, f"stopped by an error: {type(exc).__name__}: {exc}"[:400])
+
+
+async def _step(core: Core, campaign_id: int) -> None:
     """Send to the next recipient who still consents; skip those who withdrew; then wait."""
     async with core.read() as conn:
         row = (await conn.execute(select(campaigns).where(campaigns.c.id == campaign_id))).first()
@@ -287,6 +310,13 @@ async def step(core: Core, campaign_id: int) -> None:
     rec = await core.instances.get(int(row.instance_id))
     if rec is None:
         await _pause_for(core, campaign_id, "the instance was deleted")
+        return
+    if rec.account_id != int(row.account_id):
+        await _pause_for(core, campaign_id, "the instance no longer belongs to this team")
+        return
+    moderation = core.moderation
+    if moderation is not None and not moderation.may_send(rec.account_id):
+        await _pause_for(core, campaign_id, "the account may not send now (a measure of the operator)")
         return
     if rec.state != AUTHORIZED:
         await _pause_for(core, campaign_id, f"the instance is {rec.state}: link it to a phone, then resume")
@@ -336,8 +366,16 @@ async def step(core: Core, campaign_id: int) -> None:
             if state != RUNNING:
                 return
             due = now + int(row.interval_s) * 1000
+            # Claim the recipient: a concurrent step (a resume racing a running one, another
+            # process) finds it no longer pending and does nothing.
+            claimed = await tx.conn.execute(
+                mark.where(campaign_recipients.c.status == "pending").values(
+                    status="sent" if still else "skipped", done_ms=now
+                )
+            )
+            if not claimed.rowcount:
+                return
             if not still:
-                await tx.conn.execute(mark.values(status="skipped", done_ms=now))
                 due = now  # nothing was sent: go on at once
             else:
                 id_message = await messaging.enqueue(
@@ -351,7 +389,7 @@ async def step(core: Core, campaign_id: int) -> None:
                         request={"chatId": chat_id, "message": content.get("text", "")},
                     ),
                 )
-                await tx.conn.execute(mark.values(status="sent", id_message=id_message, done_ms=now))
+                await tx.conn.execute(mark.values(id_message=id_message))
                 await tx.conn.execute(
                     update(contacts)
                     .where(contacts.c.id == nxt.contact_id)

@@ -81,8 +81,15 @@ def next_month_start_ms(at_ms: int, tz: ZoneInfo) -> int:
     return day_start_ms(first, tz)
 
 
+MIN_YEAR, MAX_YEAR = 1970, 9000  # far enough for any license; keeps date arithmetic in range
+MAX_DAYS = 36_600  # about a hundred years: the longest grant, extension or trial
+
+
 def parse_date(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        value = date.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"{text!r}: dates from {MIN_YEAR} to {MAX_YEAR}")
+    return value

@@ -26,6 +26,9 @@ def quantum(currency: str) -> Decimal:
     return Decimal(1).scaleb(-minor_digits(currency))
 
 
+MAX_AMOUNT = Decimal(10) ** 12  # a price or payment of a trillion is an input error
+
+
 def parse(value: object, currency: str = "", *, allow_negative: bool = False) -> Decimal:
     """A Decimal from text or an int (floats are refused: they cannot hold money exactly)."""
     if isinstance(value, bool) or isinstance(value, float):
@@ -36,6 +39,8 @@ def parse(value: object, currency: str = "", *, allow_negative: bool = False) ->
         raise MoneyError(f"{value!r} is not an amount") from None
     if not amount.is_finite():
         raise MoneyError(f"{value!r} is not an amount")
+    if abs(amount) >= MAX_AMOUNT:
+        raise MoneyError(f"{value!r} is too large (at most {MAX_AMOUNT - 1} per amount)")
     if amount < 0 and not allow_negative:
         raise MoneyError("amount must not be negative")
     if currency and amount != round_money(amount, currency):

@@ -129,8 +129,12 @@ async def publish_tariff(
         raise BillingError(400, f"tariff kind must be one of {', '.join(TARIFF_KINDS)}")
     if period_unit not in PERIOD_UNITS or not isinstance(period_count, int) or period_count < 1:
         raise BillingError(400, "period must be a positive count of 'month' or 'day'")
+    if period_count > (1200 if period_unit == "month" else dates.MAX_DAYS):
+        raise BillingError(400, "the period is at most 1200 months or 36600 days")
     if kind == "trial" and trial_days < 1:
         raise BillingError(400, "a trial tariff needs trialDays >= 1")
+    if not 0 <= trial_days <= 3650:
+        raise BillingError(400, "trialDays is at most 3650")
     try:
         currency = money.valid_currency(currency)
         amount = money.parse(price, currency)
@@ -411,8 +415,15 @@ async def grant(
     at = _now(at_ms)
     tz = _tz(core)
     start = starts_on or dates.local_date(at, tz)
-    if days is not None and days < 1 or periods is not None and periods < 1:
-        raise BillingError(400, "days and periods must be positive")
+    if (
+        days is not None
+        and not 1 <= days <= dates.MAX_DAYS
+        or periods is not None
+        and not 1 <= periods <= 120
+    ):
+        raise BillingError(400, f"days must be 1 to {dates.MAX_DAYS} and periods 1 to 120")
+    if not dates.MIN_YEAR <= start.year <= dates.MAX_YEAR:
+        raise BillingError(400, f"startsOn: dates from {dates.MIN_YEAR} to {dates.MAX_YEAR}")
     async with core.tx() as tx:
         inst = await _instance_row(tx.conn, instance_id)
         tariff = await current_tariff(tx.conn, code)
@@ -459,8 +470,8 @@ async def _end_free_at(conn: AsyncConnection, instance_id: int, start_ms: int, s
 
 async def extend(core: Core, license_id: int, days: int) -> dict[str, Any]:
     """The operator extends a license by ``days`` (its end moves; later licenses are not moved)."""
-    if days < 1:
-        raise BillingError(400, "days must be positive")
+    if not 1 <= days <= dates.MAX_DAYS:
+        raise BillingError(400, f"days must be 1 to {dates.MAX_DAYS}")
     tz = _tz(core)
     async with core.tx() as tx:
         row = (await tx.conn.execute(select(licenses).where(licenses.c.id == license_id))).first()
@@ -469,6 +480,8 @@ async def extend(core: Core, license_id: int, days: int) -> dict[str, Any]:
         if row.ends_on is None:
             raise BillingError(409, "the license does not expire")
         end = dates.parse_date(row.ends_on) + dates.DAY * days
+        if end.year > dates.MAX_YEAR:
+            raise BillingError(400, f"the license would end after {dates.MAX_YEAR}")
         await tx.conn.execute(
             update(licenses)
             .where(licenses.c.id == license_id)

@@ -27,11 +27,21 @@ async def _connect(address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWr
     return await asyncio.open_connection(host.strip("[]") or "127.0.0.1", int(port))
 
 
-async def scan(address: str, chunks: AsyncIterator[bytes]) -> str | None:
-    """The signature clamd found in the file, or None when it is clean."""
+async def scan(address: str, chunks: AsyncIterator[bytes], size: int = 0) -> str | None:
+    """The signature clamd found in the file, or None when it is clean. The whole exchange is
+    bounded (a minute plus a second per megabyte): a daemon that stops reading cannot hold the
+    upload, or a fetch slot, forever."""
     try:
-        reader, writer = await asyncio.wait_for(_connect(address), TIMEOUT_S)
-    except (OSError, ValueError, TimeoutError) as exc:
+        async with asyncio.timeout(TIMEOUT_S + size / 1_000_000):
+            return await _exchange(address, chunks)
+    except TimeoutError:
+        raise ScannerUnavailable(f"clamd at {address} did not finish in time") from None
+
+
+async def _exchange(address: str, chunks: AsyncIterator[bytes]) -> str | None:
+    try:
+        reader, writer = await _connect(address)
+    except (OSError, ValueError) as exc:
         raise ScannerUnavailable(f"cannot reach clamd at {address}: {exc}") from None
     try:
         writer.write(b"zINSTREAM\0")
@@ -42,8 +52,8 @@ async def scan(address: str, chunks: AsyncIterator[bytes]) -> str | None:
                 await writer.drain()
         writer.write(struct.pack(">I", 0))
         await writer.drain()
-        answer = await asyncio.wait_for(reader.readuntil(b"\0"), TIMEOUT_S)
-    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError) as exc:
+        answer = await reader.readuntil(b"\0")
+    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
         raise ScannerUnavailable(f"clamd did not answer: {exc}") from None
     finally:
         writer.close()

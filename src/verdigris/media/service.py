@@ -155,7 +155,7 @@ class MediaService:
         clamd = self.core.settings.clamav_address
         if clamd:
             try:
-                found = await scan.scan(clamd, self.store.read(key))
+                found = await scan.scan(clamd, self.store.read(key), blob.size)
             except scan.ScannerUnavailable:
                 await self.store.delete(key)
                 log.error("file refused: the malware scanner is unavailable", address=clamd)

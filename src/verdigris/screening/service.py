@@ -18,9 +18,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote
 
 import orjson
+import re2
 from sqlalchemy import insert, select, update
 
 from verdigris.errors import ServiceError
@@ -38,7 +39,11 @@ KINDS = ("keyword", "pattern", "domain")
 BLOCK, REVIEW = "block", "review"
 HELD_STATUS = "review"
 RELOAD_EVERY_MS = 60_000
-_URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"']+")
+# Host-like runs: labels of letters, digits, '-' or percent-escapes joined by dots, anywhere in the
+# text (after "scheme://", "user@", or on their own).
+_HOST = re.compile(r"(?:[\w%-]+\.)+[\w%-]*[^\W\d_%][\w%-]*")
+_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+MAX_SCREENED = 64 * 1024  # characters of one message that are screened (longer texts: the start)
 
 
 class ScreeningError(ServiceError):
@@ -58,7 +63,7 @@ class _Rule:
     kind: str
     action: str
     note: str
-    regex: re.Pattern[str] | None
+    regex: Any
     domain: str
 
     def matches(self, text: str, hosts: list[str]) -> bool:
@@ -68,11 +73,13 @@ class _Rule:
         return self.regex.search(text) is not None
 
 
-def _compile(kind: str, value: str) -> re.Pattern[str] | None:
+def _compile(kind: str, value: str) -> Any:
+    """Keywords: an escaped phrase on word boundaries (stdlib ``re``; a literal cannot backtrack
+    badly). Patterns: RE2, which matches in linear time, so no rule can stall the server."""
     if kind == "keyword":
         return re.compile(r"(?<!\w)" + re.escape(value) + r"(?!\w)", re.IGNORECASE)
     if kind == "pattern":
-        return re.compile(value, re.IGNORECASE)
+        return re2.compile("(?i)" + value)
     return None
 
 
@@ -89,13 +96,23 @@ def _texts(value: Any, out: list[str]) -> list[str]:
     return out
 
 
+def _host(raw: str) -> str:
+    """A host name as rules compare it: unquoted, dots normalised, lower case, IDNA (punycode)."""
+    host = unquote(raw).translate(_DOTS).strip(".").lower()
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
+
+
 def _hosts(texts: list[str]) -> list[str]:
+    """Every host a link in the text could lead to: with or without a scheme (messengers make bare
+    domains clickable), percent-encoded or with look-alike dots."""
     hosts = []
     for text in texts:
-        for found in _URL.findall(text):
-            url = found if "://" in found else "http://" + found
-            host = (urlsplit(url).hostname or "").lower().rstrip(".")
-            if host:
+        for found in _HOST.findall(re.sub(r"(?i)%2e", ".", text.translate(_DOTS))):
+            host = _host(found)
+            if "." in host:
                 hosts.append(host)
     return hosts
 
@@ -119,7 +136,7 @@ class Screening:
         for r in rows:
             try:
                 regex = _compile(r.kind, r.value)
-            except re.error:  # stored before validation existed; skip rather than fail every send
+            except (re.error, re2.error):  # stored before validation changed; skip, never fail sends
                 continue
             rules.append(_Rule(int(r.id), r.kind, r.action, r.note, regex, r.value.lower()))
         # Blocking rules first: a message both rules match is refused, not held.
@@ -131,8 +148,8 @@ class Screening:
             await self.reload()
         if not self._rules:
             return None
-        texts = _texts(content, [])
-        joined = "\n".join(texts)
+        texts = [t[:MAX_SCREENED] for t in _texts(content, [])]
+        joined = "\n".join(texts)[:MAX_SCREENED]
         hosts = _hosts(texts)
         for rule in self._rules:
             if rule.matches(joined, hosts):
@@ -197,11 +214,15 @@ async def add_rule(
         raise ScreeningError(400, "the note is at most 400 characters")
     if kind == "pattern":
         try:
-            re.compile(value)
-        except re.error as exc:
-            raise ScreeningError(400, f"not a valid regular expression: {exc}") from None
+            compiled = re2.compile("(?i)" + value)
+        except re2.error as exc:
+            raise ScreeningError(
+                400, f"not a valid regular expression (RE2 syntax: no backreferences or lookarounds): {exc}"
+            ) from None
+        if compiled.search("") is not None:
+            raise ScreeningError(400, "the pattern matches an empty text, so it would match every message")
     if kind == "domain":
-        value = value.lower().removeprefix("http://").removeprefix("https://").strip("/").rstrip(".")
+        value = _host(value.lower().removeprefix("http://").removeprefix("https://").strip("/"))
         if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", value):
             raise ScreeningError(400, "a domain looks like example.com")
     async with core.tx() as tx:
@@ -273,8 +294,14 @@ async def decide(core: Core, operator_id: int, case_id: int, approve: bool) -> d
         case = (await tx.conn.execute(select(screening_cases).where(screening_cases.c.id == case_id))).first()
         if case is None or case.action != "held":
             raise ScreeningError(404, f"no held message {case_id}")
-        if case.decision:
-            raise ScreeningError(409, f"case {case_id} was already {case.decision}")
+        # Decide first, conditionally: of two concurrent decisions, only one changes the case.
+        decided = await tx.conn.execute(
+            update(screening_cases)
+            .where((screening_cases.c.id == case_id) & (screening_cases.c.decision == ""))
+            .values(decision="approved" if approve else "rejected", decided_by=operator_id, decided_ms=at)
+        )
+        if not decided.rowcount:
+            raise ScreeningError(409, f"case {case_id} was already {case.decision or 'decided'}")
         row = (
             await tx.conn.execute(
                 select(messages).where(
@@ -310,9 +337,4 @@ async def decide(core: Core, operator_id: int, case_id: int, approve: bool) -> d
                     "sent_by_api": True,
                 }
                 await emit(tx, rec, Event("outgoingMessageStatus", data))
-        await tx.conn.execute(
-            update(screening_cases)
-            .where(screening_cases.c.id == case_id)
-            .values(decision="approved" if approve else "rejected", decided_by=operator_id, decided_ms=at)
-        )
     return {"id": case_id, "decision": "approved" if approve else "rejected", "messageFound": row is not None}

@@ -385,7 +385,10 @@ def build_router(core: Core) -> APIRouter:
     @router.post("/clock", response_model=ClockOut, summary="Move this server's clock forward")
     async def move_clock(body: ClockIn) -> Any:
         clock_on()
-        clock.advance(body.advanceSeconds * 1000)
+        try:
+            clock.advance(body.advanceSeconds * 1000)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
         core.timers.poke()
         return ClockOut(nowMs=clock.now_ms(), offsetSeconds=clock.offset_ms() // 1000)
 
