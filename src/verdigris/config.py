@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     # "host:port" or "unix:/path/clamd.sock"; empty = no scanning. Infected files are refused; while
     # the daemon is unreachable, files are refused too (503 on the wire).
     clamav_address: str = ""
+    # How long one scan may take: this many seconds plus one per megabyte of the file.
+    clamav_timeout_seconds: float = Field(default=60.0, gt=0)
 
     # The sandbox network and its control API.
     sandbox_enabled: bool = True

@@ -27,12 +27,14 @@ async def _connect(address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWr
     return await asyncio.open_connection(host.strip("[]") or "127.0.0.1", int(port))
 
 
-async def scan(address: str, chunks: AsyncIterator[bytes], size: int = 0) -> str | None:
+async def scan(
+    address: str, chunks: AsyncIterator[bytes], size: int = 0, timeout_s: float = TIMEOUT_S
+) -> str | None:
     """The signature clamd found in the file, or None when it is clean. The whole exchange is
-    bounded (a minute plus a second per megabyte): a daemon that stops reading cannot hold the
+    bounded (``timeout_s`` plus a second per megabyte): a daemon that stops reading cannot hold the
     upload, or a fetch slot, forever."""
     try:
-        async with asyncio.timeout(TIMEOUT_S + size / 1_000_000):
+        async with asyncio.timeout(timeout_s + size / 1_000_000):
             return await _exchange(address, chunks)
     except TimeoutError:
         raise ScannerUnavailable(f"clamd at {address} did not finish in time") from None

@@ -155,7 +155,9 @@ class MediaService:
         clamd = self.core.settings.clamav_address
         if clamd:
             try:
-                found = await scan.scan(clamd, self.store.read(key), blob.size)
+                found = await scan.scan(
+                    clamd, self.store.read(key), blob.size, self.core.settings.clamav_timeout_seconds
+                )
             except scan.ScannerUnavailable:
                 await self.store.delete(key)
                 log.error("file refused: the malware scanner is unavailable", address=clamd)
