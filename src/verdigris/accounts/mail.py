@@ -43,13 +43,17 @@ def _outbox_write(core: Core, name_suffix: str, data: bytes) -> Path:
     return path
 
 
-async def send_mail(core: Core, to: str, subject: str, body: str) -> str:
+async def send_mail(
+    core: Core, to: str, subject: str, body: str, headers: dict[str, str] | None = None
+) -> str:
     """Deliver a plain-text mail; returns "smtp" or the outbox file it was written to."""
     settings = core.settings
     message = EmailMessage()
     message["From"] = settings.mail_from
     message["To"] = to
     message["Subject"] = subject
+    for name, value in (headers or {}).items():
+        message[name] = value
     message.set_content(body)
     if settings.smtp_host:
         try:
