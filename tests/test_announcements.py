@@ -75,7 +75,9 @@ def test_marketing_only_to_consenting_users_and_unsubscribe(make_server: Any) ->
     offer = unique("Offer ")
     assert announce(op, "marketing", offer, "Half price this week.").status_code == 303
     wait_mailed(op, offer)
-    body = mail_text(outbox_mail(srv.data_dir, yes_mail, offer))
+    offer_mail = outbox_mail(srv.data_dir, yes_mail, offer)
+    body = mail_text(offer_mail)
+    assert str(offer_mail["List-Unsubscribe"]).startswith(f"<{srv.url}/console/unsubscribe/")
     assert "Half price this week." in body
     assert mails_to(srv.data_dir, no_mail, offer) == 0
     link = re.search(r"Unsubscribe: (http\S+)", body)
