@@ -294,8 +294,11 @@ async def step(core: Core, announcement_id: int) -> None:
         else:
             token = await unsubscribe_token(core, int(delivery.account_id))
             try:
+                extra = {}
+                if row.kind == MARKETING:  # mail clients show their own "unsubscribe" for this (RFC 2369)
+                    extra["List-Unsubscribe"] = f"<{core.public_url}/console/unsubscribe/{token}>"
                 await mail.send_mail(
-                    core, delivery.email, row.subject, _body(core, row.kind, row.text, token)
+                    core, delivery.email, row.subject, _body(core, row.kind, row.text, token), extra
                 )
             except Exception:  # pragma: no cover - a broken transport must not stop the others
                 log.exception("announcement mail failed", account=delivery.account_id)
