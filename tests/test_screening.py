@@ -121,3 +121,36 @@ def test_rules_block_hold_approve_reject(make_server: Any) -> None:
     lee = Console(srv)
     assert lee.login("demo", srv.demo["console"]["password"]).status_code == 303
     assert lee.get("/operator/screening").status_code == 403
+
+
+def test_operator_removes_a_stored_message_and_its_file(make_server: Any, tmp_path: Any) -> None:
+    srv: Server = make_server()
+    op = Console(srv)
+    assert op.login(srv.demo["operator"]["username"], srv.demo["operator"]["password"]).status_code == 303
+    inst = srv.instance(0)
+    api = srv.api(inst)
+    leaflet = tmp_path / "leaflet.txt"
+    leaflet.write_bytes(b"fraudulent offer\n")
+    sent = api.sending.sendFileByUpload("79990000002@c.us", str(leaflet), caption="act now")
+    assert sent.code == 200
+    id_message, url = sent.data["idMessage"], sent.data["urlFile"]
+    assert httpx.get(url, timeout=30).status_code == 200
+    journal = api.journals.getMessage("79990000002@c.us", id_message)
+    assert journal.code == 200
+
+    op.get("/operator/screening")
+    form = {"instance": str(inst["idInstance"]), "id_message": id_message}
+    r = op.post("/operator/screening/remove", {**form, "reason": ""})
+    assert r.status_code == 400 and "reason" in error_of(r)
+    r = op.post("/operator/screening/remove", {**form, "id_message": "NOPE", "reason": "fraud"})
+    assert r.status_code == 404 and "has no message" in error_of(r)
+    assert api.journals.getMessage("79990000002@c.us", id_message).code == 200  # nothing changed yet
+
+    assert (
+        op.post("/operator/screening/remove", {**form, "reason": "fraud reported by users"}).status_code
+        == 303
+    )
+    assert api.journals.getMessage("79990000002@c.us", id_message).code != 200
+    assert httpx.get(url, timeout=30).status_code == 404
+    page = html.unescape(op.get("/operator/screening").text)
+    assert "removed" in page and "fraud reported by users" in page

@@ -84,6 +84,18 @@ class ScreeningPages:
 
         return await self._act(ctx, run)
 
+    async def remove_message(self, ctx: Ctx) -> Response:
+        async def run() -> str:
+            raw = ctx.field("instance").strip()
+            if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+                raise ScreeningError(400, "give the instance's id (idInstance)")
+            done = await screening.remove_message(
+                self.core, ctx.account.id, int(raw), ctx.field("id_message"), ctx.field("reason")
+            )
+            return f"Message {done['idMessage']} of instance {done['instanceId']} removed."
+
+        return await self._act(ctx, run)
+
     def routes(self) -> list[tuple[str, str, Any]]:
         page = self.web.page
         return [
@@ -91,4 +103,5 @@ class ScreeningPages:
             ("POST", "/operator/screening/rules", page(self.add_rule)),
             ("POST", "/operator/screening/rules/{rule_id}/deactivate", page(self.deactivate_rule)),
             ("POST", "/operator/screening/cases/{case_id}/{decision}", page(self.decide)),
+            ("POST", "/operator/screening/remove", page(self.remove_message)),
         ]

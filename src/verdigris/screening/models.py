@@ -33,8 +33,10 @@ screening_cases = Table(
     # Empty for a blocked message (it never got one).
     Column("id_message", String(64), nullable=False, server_default=""),
     Column("rule_id", Integer, nullable=False),
-    # "blocked" or "held"
+    # "blocked", "held", or "removed" (the operator deleted a stored message; rule_id 0)
     Column("action", String(8), nullable=False),
+    # Why the operator removed a message (empty for rule cases: the rule's note says it).
+    Column("reason", String(400), nullable=False, server_default=""),
     Column("excerpt", Text, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
     # "" while waiting; "approved" or "rejected"

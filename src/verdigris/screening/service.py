@@ -22,7 +22,7 @@ from urllib.parse import unquote
 
 import orjson
 import re2
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from verdigris.errors import ServiceError
 from verdigris.instances.service import InstanceRecord
@@ -278,7 +278,8 @@ async def list_cases(core: Core, *, waiting_only: bool = False, limit: int = 200
             "idMessage": r.id_message,
             "action": r.action,
             "excerpt": r.excerpt,
-            "rule": {"id": int(r.rule_id), "kind": r.kind, "value": r.value, "note": r.note},
+            "rule": {"id": int(r.rule_id), "kind": r.kind, "value": r.value, "note": r.note or r.reason},
+            "reason": r.reason,
             "createdMs": int(r.created_ms),
             "decision": r.decision,
             "decidedMs": r.decided_ms,
@@ -338,3 +339,58 @@ async def decide(core: Core, operator_id: int, case_id: int, approve: bool) -> d
                 }
                 await emit(tx, rec, Event("outgoingMessageStatus", data))
     return {"id": case_id, "decision": "approved" if approve else "rejected", "messageFound": row is not None}
+
+
+async def remove_message(
+    core: Core, operator_id: int, instance_id: int, id_message: str, reason: str
+) -> dict[str, Any]:
+    """The operator deletes a stored message of an instance that breaks the rules (T-16): its
+    journal rows and its file go; a case keeps what was removed, why, by whom and when. What other
+    parties received stays with them (as for a deleted account, decision 0006)."""
+    reason, id_message = reason.strip(), id_message.strip()
+    if not reason or len(reason) > 400:
+        raise ScreeningError(400, "give the reason (at most 400 characters)")
+    if not id_message or len(id_message) > 64:
+        raise ScreeningError(400, "give the message's idMessage")
+    async with core.read() as conn:
+        rows = (
+            await conn.execute(
+                select(messages).where(
+                    (messages.c.instance_id == instance_id) & (messages.c.id_message == id_message)
+                )
+            )
+        ).all()
+    if not rows:
+        raise ScreeningError(404, f"instance {instance_id} has no message {id_message}")
+    media = core.media
+    if media is not None:
+        for row in rows:
+            content = orjson.loads(row.content)
+            for url in {content.get("downloadUrl"), content.get("urlFile")} - {None, ""}:
+                record = await media.resolve_link(str(url))
+                if record is not None and record.owner == str(instance_id):
+                    await media.discard(record)
+    first = rows[0]
+    async with core.tx() as tx:
+        await tx.conn.execute(
+            delete(messages).where(
+                (messages.c.instance_id == instance_id) & (messages.c.id_message == id_message)
+            )
+        )
+        await tx.conn.execute(
+            insert(screening_cases).values(
+                instance_id=instance_id,
+                account_id=None,
+                chat_id=first.chat_id[:100],
+                id_message=id_message,
+                rule_id=0,
+                action="removed",
+                reason=reason,
+                excerpt="\n".join(_texts(orjson.loads(first.content), []))[:500],
+                created_ms=now_ms(),
+                decision="removed",
+                decided_by=operator_id,
+                decided_ms=now_ms(),
+            )
+        )
+    return {"instanceId": instance_id, "idMessage": id_message, "removed": len(rows)}
