@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0014_case_reason"
 down_revision = "0013_send_policies"
 branch_labels = None
