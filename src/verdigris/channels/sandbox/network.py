@@ -24,6 +24,7 @@ from verdigris.chats.service import contact_name
 from verdigris.instances.service import AUTHORIZED, InstanceRecord, find_by_wid
 from verdigris.instances.settings import is_on
 from verdigris.messaging.content import new_device_id, quote_of, text_content, text_type
+from verdigris.messaging.incoming import IncomingMessage, message_event, receive
 from verdigris.messaging.models import messages
 from verdigris.messaging.notifications import Event, emit
 from verdigris.messaging.rich import TYPING
@@ -219,49 +220,20 @@ class SandboxChannel:
             tx, recipient_phone, msg.sender_wid, "in", msg, msg.sender_wid, "delivered", now
         )
         auto_read = False
+        incoming = IncomingMessage(
+            msg.id_message,
+            msg.sender_wid,
+            msg.sender_wid,
+            msg.sender_name,
+            msg.type_message,
+            msg.content,
+            now,
+        )
         for instance_id in await linked_instances(tx, recipient_wid):
             target = await self.core.instances.get(instance_id, tx.conn)
             if target is None or target.state != AUTHORIZED:
                 continue
-            await tx.conn.execute(
-                _INSERT_MESSAGE,
-                {
-                    "instance_id": target.id,
-                    "chat_id": msg.sender_wid,
-                    "id_message": msg.id_message,
-                    "direction": "in",
-                    "sent_by_api": False,
-                    "kind": "",
-                    "type_message": msg.type_message,
-                    "content": orjson.dumps(msg.content).decode(),
-                    "sender": msg.sender_wid,
-                    "sender_name": msg.sender_name,
-                    "status": "delivered",
-                    "created_ms": now,
-                },
-            )
-            for hook in self.core.incoming_hooks:
-                await hook(tx, target, msg.sender_wid, msg.type_message, msg.content)
-            licensing = self.core.licensing
-            if licensing is None or await licensing.admit_incoming(tx, target, msg.sender_wid):
-                contact = await contact_name(tx.conn, target.id, msg.sender_wid)
-                event = _message_event(
-                    "incomingMessageReceived", msg, msg.sender_wid, msg.sender_wid, msg.sender_name, now
-                )
-                if contact:
-                    event.data.update(sender_contact_name=contact, chat_name=contact)
-                await emit(tx, target, event)
-            if is_on(target.settings, "markIncomingMessagesReaded"):
-                auto_read = True
-                await tx.conn.execute(
-                    update(messages)
-                    .where(
-                        (messages.c.instance_id == target.id)
-                        & (messages.c.id_message == msg.id_message)
-                        & (messages.c.direction == "in")
-                    )
-                    .values(status="read")
-                )
+            auto_read = await receive(tx, target, incoming) or auto_read
         # recipient_wid is msg.chat_id here (a personal chat id is its phone's wid), so passing msg
         # selects the same rows; it lets the API row be updated without reading it again.
         await self._report_status(tx, msg.sender_wid, recipient_wid, msg.id_message, "delivered", "", msg)
@@ -479,19 +451,8 @@ def _message_event(
     at: int,
     chat_name: str | None = None,
 ) -> Event:
-    return Event(
-        kind,
-        {
-            "id_message": msg.id_message,
-            "chat_id": chat_id,
-            "chat_name": sender_name if chat_name is None else chat_name,
-            "sender": sender,
-            "sender_name": sender_name,
-            "sender_contact_name": "",
-            "type_message": msg.type_message,
-            "content": msg.content,
-        },
-        at,
+    return message_event(
+        kind, msg.id_message, msg.type_message, msg.content, chat_id, sender, sender_name, at, chat_name
     )
 
 
