@@ -25,6 +25,7 @@ from verdigris.accounts.records import INVITABLE_ROLES
 from verdigris.console import moderation as moderation_pages
 from verdigris.console.announcements import AnnouncementPages
 from verdigris.console.billing import BillingPages
+from verdigris.console.cloud import CloudPages
 from verdigris.console.customers import CustomerPages
 from verdigris.console.screening import ScreeningPages
 from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web
@@ -54,6 +55,7 @@ class Console:
     def __init__(self, core: Core) -> None:
         self.core = core
         self.web = Web(core)
+        self.cloud = CloudPages(core, self.web, self.instance)
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -216,6 +218,7 @@ class Console:
             policy=await send_policy.of_instance(self.core, rec.id),
             zone=self.core.settings.operator_timezone,
             **(await self._status_values(rec)),
+            **(await self.cloud.values(rec)),
         )
 
     async def _status_values(self, rec: InstanceRecord) -> dict[str, Any]:
@@ -243,7 +246,11 @@ class Console:
         """The linking panel: a fresh QR code until linked (the page polls it), then the state."""
         rec = await self.instance(ctx)
         qr = ""
-        if rec.state == instances.NOT_AUTHORIZED and ctx.account.can("instance.manage"):
+        if (
+            rec.state == instances.NOT_AUTHORIZED
+            and rec.channel == "sandbox"
+            and ctx.account.can("instance.manage")
+        ):
             qr = qr_png_base64(await instances.qr_payload(self.core, rec))
         return self.fragment(ctx, "_link.html", inst=rec, qr=qr)
 
@@ -348,7 +355,7 @@ class Console:
                     request={"chatId": chat, "message": text},
                 ),
             )
-        except messaging.ContentRefused as exc:
+        except messaging.MessageRefused as exc:
             return self.web.redirect(ctx, f"/instances/{rec.id}", f"Not sent: {exc.reason}.")
         return self.web.redirect(ctx, f"/instances/{rec.id}", "Message queued.")
 
@@ -607,6 +614,7 @@ def build_routes(core: Core) -> list[BaseRoute]:
         ("POST", "/team/{member_id}/remove", page(c.member_remove)),
         ("GET", "/operator/outbox", page(c.outbox)),
         ("GET", "/operator/events", page(c.all_events)),
+        *c.cloud.routes(),
         *BillingPages(core, c.web).routes(),
         *CustomerPages(core, c.web).routes(),
         *AnnouncementPages(core, c.web).routes(),

@@ -3,8 +3,8 @@
 Order of checks, each answered in the wire's own format and before anything changes:
 idInstance not digits → 400; unknown method → 404; OPTIONS → 204; wrong verb → 404;
 no token → 400; unknown instance → 403 (a deleted one: 400 ``Instance is deleted``); wrong token →
-401; account blocked, suspended or (for sending methods) restricted by the operator → 403; rate limit → 429 (before the body is even read: a refused call has no effect); body → 400;
-handler.
+401; account blocked, suspended or (for sending methods) restricted by the operator → 403; rate limit → 429 (before the body is even read: a refused call has no effect); a method the
+instance's channel cannot do (the WhatsApp Cloud API has no groups, say) → 501; body → 400; handler.
 The path normaliser (``//`` collapsed, optional ``/v3`` prefix, method names in any case) runs
 before routing, and nothing here ever redirects.
 """
@@ -30,7 +30,7 @@ from verdigris.greenapi.quota import chat_of as _chat_of
 from verdigris.greenapi.ratelimit import RateLimiter
 from verdigris.greenapi.registry import EMPTY, REGISTRY, Call, parse_json, read_body, validate_body
 from verdigris.instances import service as instances
-from verdigris.messaging.service import ContentRefused
+from verdigris.messaging.service import MessageRefused
 from verdigris.metrics import RATE_LIMITED, WIRE_REQUESTS
 
 log = structlog.get_logger("verdigris.wire")
@@ -100,10 +100,8 @@ class WireEndpoint:
             response = error_response(exc.status, exc.message, request.url.path, exc.headers)
         except QuotaRefused as exc:
             response = exc.response
-        except ContentRefused as exc:
-            response = error_response(
-                400, f"Message refused by the content rules of this service: {exc.reason}", request.url.path
-            )
+        except MessageRefused as exc:
+            response = error_response(400, exc.answer, request.url.path)
         spec = REGISTRY.get(str(request.path_params.get("method", "")).lower())
         WIRE_REQUESTS.labels(spec.name if spec else "unknown", str(response.status_code)).inc()
         await response(scope, receive, send)
@@ -147,6 +145,9 @@ class WireEndpoint:
             raise WireError(
                 501, f"{spec.name} is not implemented yet ({spec.note}); see docs/compatibility.md"
             )
+        channel = self.core.channels[inst.channel]
+        if channel.methods is not None and spec.name not in channel.methods:
+            raise WireError(501, channel.unsupported(spec.name))
         call = Call(self.core, request, inst, extra=params.get("extra", ""))
         await self._read_body(call, spec)
         if self.core.licensing is not None:

@@ -314,6 +314,17 @@ async def set_state(tx: Tx, rec: InstanceRecord, state: str, wid: str | None = N
         tx.on_commit(lambda: sender.wake(rec))
 
 
+async def set_channel(tx: Tx, rec: InstanceRecord, channel: str) -> None:
+    """Connect the instance through another messenger network (``core.channels``' key); the
+    cached record switches once ``tx`` commits."""
+    await tx.conn.execute(update(instances).where(instances.c.id == rec.id).values(channel=channel))
+
+    def switch() -> None:
+        rec.channel = channel
+
+    tx.on_commit(switch)
+
+
 async def state_history(core: Core, rec: InstanceRecord, count: int) -> list[dict[str, Any]]:
     async with core.read() as conn:
         rows = (
@@ -329,6 +340,8 @@ async def state_history(core: Core, rec: InstanceRecord, count: int) -> list[dic
 
 async def link(core: Core, rec: InstanceRecord, wid: str) -> None:
     """The account ``wid`` has authorized this instance as a linked device."""
+    if rec.channel != "sandbox":
+        raise InstanceError("the instance connects through the WhatsApp Cloud API, not by linking a phone")
     if rec.state == AUTHORIZED:
         raise InstanceError("instance account already authorized")
     async with core.tx() as tx:

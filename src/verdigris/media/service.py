@@ -36,7 +36,7 @@ from verdigris.media.models import media_files
 from verdigris.media.thumbnails import jpeg_thumbnail
 from verdigris.messaging.content import PICTURE_MIME
 from verdigris.messaging.models import messages
-from verdigris.messaging.notifications import Event, emit
+from verdigris.messaging.notifications import emit, status_event
 from verdigris.messaging.service import QUEUED
 from verdigris.store.clock import now_ms
 from verdigris.store.media import BlobTooLarge, LocalMediaStore, MediaStore
@@ -345,14 +345,7 @@ class MediaService:
                 .values(status="failed", description=description[:400])
             )
             if result.rowcount and rec is not None:
-                data = {
-                    "chat_id": row.chat_id,
-                    "id_message": row.id_message,
-                    "status": "failed",
-                    "description": description[:400],
-                    "sent_by_api": True,
-                }
-                await emit(tx, rec, Event("outgoingMessageStatus", data))
+                await emit(tx, rec, status_event(row.chat_id, row.id_message, "failed", description[:400]))
             if rec is not None:
                 self._wake_after(tx, rec)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, insert, select, update
 
 from verdigris.chats.service import contact_name
 from verdigris.instances.settings import is_on
@@ -23,6 +23,7 @@ from verdigris.messaging.notifications import Event, emit
 if TYPE_CHECKING:
     from verdigris.core import Tx
     from verdigris.instances.service import InstanceRecord
+    from verdigris.messaging.service import StoredMessage
 
 # Built once with bind parameters (docs/performance.md: statement building is the hot spot).
 _INSERT = insert(messages)
@@ -116,3 +117,28 @@ async def receive(tx: Tx, rec: InstanceRecord, msg: IncomingMessage) -> bool:
     row_id = result.inserted_primary_key[0]  # type: ignore[index]
     await tx.conn.execute(_MARK_READ, {"row_id": row_id})
     return True
+
+
+async def mark_chat_read(tx: Tx, rec: InstanceRecord, chat_id: str, up_to: StoredMessage | None) -> list[Any]:
+    """Mark the chat's unread incoming messages (all, or up to ``up_to``) read; returns their rows
+    (``id``, ``id_message``, ``sender``, oldest first), so the channel can tell the senders."""
+    cond = (
+        (messages.c.instance_id == rec.id)
+        & (messages.c.chat_id == chat_id)
+        & (messages.c.direction == "in")
+        & (messages.c.status != "read")
+    )
+    if up_to is not None:
+        cond = cond & (messages.c.id <= up_to.row_id)
+    rows = list(
+        await tx.conn.execute(
+            select(messages.c.id, messages.c.id_message, messages.c.sender)
+            .where(cond)
+            .order_by(messages.c.id)
+        )
+    )
+    if rows:
+        await tx.conn.execute(
+            update(messages).where(messages.c.id.in_([r.id for r in rows])).values(status="read")
+        )
+    return rows

@@ -41,6 +41,26 @@ class Event:
 
 Renderer = Callable[["InstanceRecord", Event], str]
 
+
+def status_event(
+    chat_id: str,
+    id_message: str,
+    status: str,
+    description: str = "",
+    sent_by_api: bool = True,
+    at_ms: int = 0,
+) -> Event:
+    """An ``outgoingMessageStatus`` event: a message the instance sent moved to ``status``."""
+    data = {
+        "chat_id": chat_id,
+        "id_message": id_message,
+        "status": status,
+        "description": description,
+        "sent_by_api": sent_by_api,
+    }
+    return Event("outgoingMessageStatus", data, at_ms or now_ms())
+
+
 _MESSAGE_KINDS = {
     "incomingMessageReceived": "incomingWebhook",
     "outgoingMessageReceived": "outgoingMessageWebhook",

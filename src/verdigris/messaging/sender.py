@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 import structlog
 from sqlalchemy import BigInteger, bindparam, func, select, update
 
+from verdigris.instances.models import instances
 from verdigris.instances.service import AUTHORIZED, InstanceRecord
 from verdigris.messaging.models import messages
-from verdigris.messaging.notifications import Event, emit
+from verdigris.messaging.notifications import emit, status_event
 from verdigris.messaging.service import QUEUED, _stored
 from verdigris.metrics import MESSAGES_SENT
 from verdigris.store.clock import now_ms
@@ -39,6 +40,10 @@ _CLAIM = (
     .where((messages.c.id == bindparam("row_id")) & (messages.c.status == QUEUED))
     .values(status="pending", sent_ms=bindparam("now", type_=BigInteger))
 )
+
+# A remote channel's claimed message still "pending" after this long was interrupted (twice the
+# longest network exchange a send may take: an upload and a send, each within their timeout).
+INTERRUPTED_AFTER_MS = 4 * 60_000
 
 FILE_TYPES = frozenset({"imageMessage", "videoMessage", "audioMessage", "documentMessage", "stickerMessage"})
 
@@ -78,6 +83,7 @@ class SendWorker:
 
     async def start(self) -> None:
         """Plan a send for every instance that has queued messages (after a restart)."""
+        await self.requeue_interrupted()
         async with self.core.read() as conn:
             ids = (
                 (
@@ -104,6 +110,37 @@ class SendWorker:
             rec = await self.core.instances.get(int(instance_id))
             if rec is not None:
                 self.wake(rec)
+
+    async def requeue_interrupted(self) -> None:
+        """Put back into the queue the messages a remote channel claimed but never settled (the
+        process died during the network call): sending them again may duplicate one, losing
+        them is worse (docs/decisions/0008). Runs at start and every minute after."""
+        core = self.core
+        remote = [name for name, channel in core.channels.items() if channel.remote]
+        if remote:
+            horizon = now_ms() - INTERRUPTED_AFTER_MS
+            stale = (
+                (messages.c.status == "pending")
+                & (messages.c.direction == "out")
+                & messages.c.sent_by_api
+                & (messages.c.sent_ms < horizon)
+                & messages.c.instance_id.in_(select(instances.c.id).where(instances.c.channel.in_(remote)))
+            )
+            async with core.read() as conn:
+                found = (
+                    (await conn.execute(select(messages.c.instance_id).where(stale).distinct()))
+                    .scalars()
+                    .all()
+                )
+            if found:
+                async with core.tx() as tx:
+                    await tx.conn.execute(update(messages).where(stale).values(status=QUEUED))
+                log.warning("interrupted sends queued again", instances=len(found))
+                for instance_id in found:
+                    rec = await core.instances.get(int(instance_id))
+                    if rec is not None:
+                        self.wake(rec)
+        core.timers.schedule("requeue-interrupted", now_ms() + 60_000, self.requeue_interrupted)
 
     async def _run(self, instance_id: int) -> None:
         # One send at a time per instance: a wake-up that arrives mid-send is remembered and
@@ -159,6 +196,7 @@ class SendWorker:
             return
         self._typing_until.pop(head.id_message, None)
         expired = head.created_ms < now - core.settings.retention_seconds * 1000
+        channel = core.channel(rec.channel)
         async with core.tx() as tx:
             # Claim the message: only one sender (in any process) moves it out of the queue.
             claimed = await tx.conn.execute(_CLAIM, {"row_id": head.row_id, "now": now})
@@ -170,16 +208,24 @@ class SendWorker:
                     .where(messages.c.id == head.row_id)
                     .values(status="expired", description="not sent within the queue's retention period")
                 )
-                data = {
-                    "chat_id": head.chat_id,
-                    "id_message": head.id_message,
-                    "status": "expired",
-                    "description": "not sent within the queue's retention period",
-                    "sent_by_api": True,
-                }
-                await emit(tx, rec, Event("outgoingMessageStatus", data))
-            else:
-                await core.channel(rec.channel).deliver(tx, rec, head)
+                await emit(
+                    tx,
+                    rec,
+                    status_event(
+                        head.chat_id,
+                        head.id_message,
+                        "expired",
+                        "not sent within the queue's retention period",
+                    ),
+                )
+            elif not channel.remote:
+                await channel.deliver(tx, rec, head)
+        if channel.remote and not expired:
+            # The claim is committed; the network call runs outside any transaction.
+            retry_at = await channel.transmit(rec, head)
+            if retry_at is not None:  # a temporary failure: the message is queued again
+                core.timers.schedule(("send", instance_id), retry_at, partial(self._run, instance_id))
+                return
         self._last_sent[instance_id] = (now_ms(), is_file)
         if core.policy is not None:
             core.policy.sent(instance_id)

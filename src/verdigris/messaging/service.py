@@ -30,6 +30,16 @@ FINAL_STATUSES = ("failed", "noAccount", "notInGroup", "expired")
 STATUS_ORDER = {"queued": 0, "pending": 0, "sent": 1, "delivered": 2, "read": 3}
 
 
+def status_advances(current: str, new: str) -> bool:
+    """Whether a sent message may move from ``current`` to ``new``: statuses only go forward
+    (sent → delivered → read) and a final one (failed, noAccount, ...) is never left."""
+    if current in ("failed", "noAccount", "expired", "cleared", "notInGroup"):
+        return False
+    if new in ("failed", "noAccount", "expired", "notInGroup"):
+        return True
+    return STATUS_ORDER.get(new, 0) > STATUS_ORDER.get(current, 0)
+
+
 class MessageNotFound(Exception):
     pass
 
@@ -96,12 +106,27 @@ async def send(core: Core, rec: InstanceRecord, message: OutgoingMessage) -> str
     return (await send_many(core, rec, [message]))[0]
 
 
-class ContentRefused(Exception):
-    """The content rules of the service (``core.screening``) block this message; nothing was queued."""
+class MessageRefused(Exception):
+    """A message that was not accepted; nothing was queued. ``answer`` is the text the faces show."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, answer: str) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.answer = answer
+
+
+class ContentRefused(MessageRefused):
+    """The content rules of the service (``core.screening``) block this message."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, f"Message refused by the content rules of this service: {reason}")
+
+
+class ChannelRefused(MessageRefused):
+    """The instance's messenger network cannot carry this message (the channel's ``refusal``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, f"Message refused: {reason}")
 
 
 async def send_many(core: Core, rec: InstanceRecord, batch: list[OutgoingMessage]) -> list[str]:
@@ -135,6 +160,9 @@ async def enqueue(tx: Tx, rec: InstanceRecord, message: OutgoingMessage) -> str:
     """Put one message into the instance's outgoing queue within ``tx`` (the caller's other
     changes commit with it); the send worker is woken after the commit. Returns its idMessage."""
     status = QUEUED
+    refused = tx.core.channels[rec.channel].refusal(rec, message)
+    if refused is not None:
+        raise ChannelRefused(refused)
     screening = tx.core.screening
     verdict = await screening.check(message.content) if screening is not None else None
     if verdict is not None:

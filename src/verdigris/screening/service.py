@@ -27,7 +27,7 @@ from sqlalchemy import delete, insert, select, update
 from verdigris.errors import ServiceError
 from verdigris.instances.service import InstanceRecord
 from verdigris.messaging.models import messages
-from verdigris.messaging.notifications import Event, emit
+from verdigris.messaging.notifications import emit, status_event
 from verdigris.messaging.service import QUEUED
 from verdigris.screening.models import screening_cases, screening_rules
 from verdigris.store.clock import now_ms
@@ -330,14 +330,7 @@ async def decide(core: Core, operator_id: int, case_id: int, approve: bool) -> d
                     .where(messages.c.id == row.id)
                     .values(status="failed", description=description)
                 )
-                data = {
-                    "chat_id": row.chat_id,
-                    "id_message": row.id_message,
-                    "status": "failed",
-                    "description": description,
-                    "sent_by_api": True,
-                }
-                await emit(tx, rec, Event("outgoingMessageStatus", data))
+                await emit(tx, rec, status_event(row.chat_id, row.id_message, "failed", description))
     return {"id": case_id, "decision": "approved" if approve else "rejected", "messageFound": row is not None}
 
 

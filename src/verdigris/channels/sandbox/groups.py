@@ -42,13 +42,13 @@ from verdigris.channels.sandbox.models import (
 )
 from verdigris.channels.sandbox.network import (
     Outgoing,
-    _message_event,
     phone_of,
     wid_of,
 )
 from verdigris.instances.models import instances
 from verdigris.instances.service import AUTHORIZED, NOT_AUTHORIZED
 from verdigris.instances.settings import is_on
+from verdigris.messaging.incoming import message_event
 from verdigris.messaging.models import messages
 from verdigris.messaging.notifications import emit
 from verdigris.store.clock import now_ms
@@ -534,8 +534,16 @@ async def route(channel: SandboxChannel, tx: Tx, msg: Outgoing) -> None:
                 created_ms=now,
             )
         )
-        event = _message_event(
-            "incomingMessageReceived", msg, group.id, msg.sender_wid, msg.sender_name, now, group.subject
+        event = message_event(
+            "incomingMessageReceived",
+            msg.id_message,
+            msg.type_message,
+            msg.content,
+            group.id,
+            msg.sender_wid,
+            msg.sender_name,
+            now,
+            group.subject,
         )
         await emit(tx, target, event)
         delivered = True

@@ -24,11 +24,11 @@ from verdigris.chats.service import contact_name
 from verdigris.instances.service import AUTHORIZED, InstanceRecord, find_by_wid
 from verdigris.instances.settings import is_on
 from verdigris.messaging.content import new_device_id, quote_of, text_content, text_type
-from verdigris.messaging.incoming import IncomingMessage, message_event, receive
+from verdigris.messaging.incoming import IncomingMessage, mark_chat_read, message_event, receive
 from verdigris.messaging.models import messages
-from verdigris.messaging.notifications import Event, emit
+from verdigris.messaging.notifications import emit, status_event
 from verdigris.messaging.rich import TYPING
-from verdigris.messaging.service import STATUS_ORDER, StoredMessage
+from verdigris.messaging.service import OutgoingMessage, StoredMessage, status_advances
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -120,6 +120,17 @@ async def linked_instances(tx: Tx, wid: str) -> list[int]:
 
 class SandboxChannel:
     name = "sandbox"
+    remote = False
+    methods: frozenset[str] | None = None  # the sandbox network does all the wire API offers
+
+    def unsupported(self, method: str) -> str:  # pragma: no cover - methods is None
+        return ""
+
+    def refusal(self, rec: InstanceRecord, message: OutgoingMessage) -> str | None:
+        return None
+
+    async def transmit(self, rec: InstanceRecord, message: StoredMessage) -> int | None:
+        raise AssertionError("the sandbox delivers in-process (deliver)")
 
     def __init__(self, core: Core) -> None:
         self.core = core
@@ -158,22 +169,7 @@ class SandboxChannel:
             await self.mark_read(tx, rec, message.chat_id, None)
 
     async def mark_read(self, tx: Tx, rec: InstanceRecord, chat_id: str, up_to: StoredMessage | None) -> int:
-        cond = (
-            (messages.c.instance_id == rec.id)
-            & (messages.c.chat_id == chat_id)
-            & (messages.c.direction == "in")
-            & (messages.c.status != "read")
-        )
-        if up_to is not None:
-            cond = cond & (messages.c.id <= up_to.row_id)
-        rows = (
-            await tx.conn.execute(select(messages.c.id, messages.c.id_message, messages.c.sender).where(cond))
-        ).all()
-        if not rows:
-            return 0
-        await tx.conn.execute(
-            update(messages).where(messages.c.id.in_([r.id for r in rows])).values(status="read")
-        )
+        rows = await mark_chat_read(tx, rec, chat_id, up_to)
         for row in rows:
             if chat_id.endswith("@g.us"):
                 from verdigris.channels.sandbox import groups
@@ -280,7 +276,17 @@ class SandboxChannel:
             await emit(
                 tx,
                 inst,
-                _message_event(kind, msg, msg.chat_id, msg.sender_wid, msg.sender_name, now, chat_name),
+                message_event(
+                    kind,
+                    msg.id_message,
+                    msg.type_message,
+                    msg.content,
+                    msg.chat_id,
+                    msg.sender_wid,
+                    msg.sender_name,
+                    now,
+                    chat_name,
+                ),
             )
 
     async def _report_status(
@@ -318,7 +324,7 @@ class SandboxChannel:
             )
         now = now_ms()
         for row in rows:
-            if not _advances(row.status, status):
+            if not status_advances(row.status, status):
                 continue
             values: dict[str, Any] = {"status": status, "description": description}
             if status == "sent":
@@ -331,14 +337,9 @@ class SandboxChannel:
             inst = await self.core.instances.get(int(row.instance_id), tx.conn)
             if inst is None:
                 continue
-            data = {
-                "chat_id": chat_id,
-                "id_message": id_message,
-                "status": status,
-                "description": description,
-                "sent_by_api": bool(row.sent_by_api),
-            }
-            await emit(tx, inst, Event("outgoingMessageStatus", data, now))
+            await emit(
+                tx, inst, status_event(chat_id, id_message, status, description, bool(row.sent_by_api), now)
+            )
         sender_phone = phone_of(sender_wid)
         own_copy = msg is not None and msg.sender_wid == sender_wid and msg.id_message == id_message
         if sender_phone is not None and not (own_copy and msg is not None and msg.phone_status == status):
@@ -432,28 +433,6 @@ class SandboxChannel:
                     continue
                 await self._report_status(tx, row.sender, wid_of(phone), row.id_message, "read")
         return len(rows)
-
-
-def _advances(current: str, new: str) -> bool:
-    if current in ("failed", "noAccount", "expired", "cleared", "notInGroup"):
-        return False
-    if new in ("failed", "noAccount", "expired", "notInGroup"):
-        return True
-    return STATUS_ORDER.get(new, 0) > STATUS_ORDER.get(current, 0)
-
-
-def _message_event(
-    kind: str,
-    msg: Outgoing,
-    chat_id: str,
-    sender: str,
-    sender_name: str,
-    at: int,
-    chat_name: str | None = None,
-) -> Event:
-    return message_event(
-        kind, msg.id_message, msg.type_message, msg.content, chat_id, sender, sender_name, at, chat_name
-    )
 
 
 async def _phone_row_name(tx: Tx, phone: str) -> str | None:
