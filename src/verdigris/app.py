@@ -23,6 +23,9 @@ from verdigris.channels.sandbox import calls as sandbox_calls
 from verdigris.channels.sandbox import social_routes
 from verdigris.channels.sandbox.network import SandboxChannel
 from verdigris.channels.sandbox.routes import build_router as sandbox_router
+from verdigris.channels.whatsapp_cloud.channel import CloudChannel
+from verdigris.channels.whatsapp_cloud.routes import build_router as cloud_router
+from verdigris.channels.whatsapp_cloud.service import CHANNEL as CLOUD
 from verdigris.config import Settings
 from verdigris.console.routes import build_routes as console_routes
 from verdigris.console.routes import root_redirect
@@ -57,6 +60,8 @@ def build_core(settings: Settings) -> Core:
     """A Core with its channels, renderer and send worker installed (not yet started)."""
     core = Core(settings)
     core.channels["sandbox"] = SandboxChannel(core)
+    if settings.cloud_enabled:
+        core.channels[CLOUD] = CloudChannel(core)
     core.render = render.notification
     core.sender = SendWorker(core)
     core.media = MediaService(core)
@@ -83,6 +88,9 @@ async def start(core: Core) -> None:
     assert core.sender is not None
     await core.sender.start()
     await sandbox_calls.resume(core)
+    cloud = core.channels.get(CLOUD)
+    if isinstance(cloud, CloudChannel):
+        await cloud.inbox.start()
     assert core.media is not None
     await core.media.start()
     assert core.dispatcher is not None
@@ -143,6 +151,9 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
             await core.bus.stop()
         if core.dispatcher is not None:
             await core.dispatcher.stop()
+        cloud = core.channels.get(CLOUD)
+        if isinstance(cloud, CloudChannel):
+            await cloud.close()
         if core.licensing is not None:
             await core.licensing.flush()  # metered counts survive a clean shutdown
         await core.db.dispose()
@@ -185,6 +196,9 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     app.include_router(media_router(core))
     app.include_router(delivery_router(core))
     app.include_router(licensing_router(core))
+    cloud = core.channels.get(CLOUD)
+    if isinstance(cloud, CloudChannel):
+        app.include_router(cloud_router(core, cloud.inbox))
     for route in wire + partner_routes(core):
         app.router.routes.append(route)
 

@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     # date-dependent behaviour (license starts, trials, expiry). Never switch it on in production.
     sandbox_clock: bool = False
 
+    # The WhatsApp Cloud API channel (docs/whatsapp-cloud.md): instances connected with Meta
+    # credentials send through the Graph API at this address and version, and receive through the
+    # webhook /channels/whatsapp-cloud/webhook. Each Graph API call may take this long.
+    cloud_enabled: bool = True
+    cloud_graph_url: str = "https://graph.facebook.com"
+    cloud_api_version: str = Field(default="v23.0", pattern=r"^v[0-9]{1,3}\.[0-9]{1,3}$")
+    cloud_timeout_seconds: float = Field(default=30.0, gt=0, le=60)
+
     # Wire API rate limits per instance and method (GREEN-API spec section 5; docs/rate-limits.md).
     # ``VERDIGRIS_RATE_LIMITS=off`` switches them off; the multiplier scales every limit; the
     # overrides are a JSON object of method name → requests per second (0 = unlimited).

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 
+from verdigris.channels.whatsapp_cloud.channel import METHODS as CLOUD_METHODS
 from verdigris.greenapi import methods  # noqa: F401  (registers every wire method)
 from verdigris.greenapi.registry import REGISTRY
 
@@ -35,14 +36,19 @@ def render() -> str:
         "Method names match case-insensitively; `/v3/` prefixes and doubled slashes are accepted (see",
         "`docs/architecture.md`). Partner methods (`/partner/...`) are listed in `docs/partner-api.md` when present.",
         "",
-        "| group | method | verb | status | notes |",
-        "|---|---|---|---|---|",
+        "Every method works on the sandbox network. The *Cloud API* column says which ones an instance",
+        "connected through Meta's WhatsApp Cloud API offers (`docs/whatsapp-cloud.md`); the others answer it",
+        "HTTP 501 with the reason.",
+        "",
+        "| group | method | verb | status | Cloud API | notes |",
+        "|---|---|---|---|---|---|",
     ]
     order = {g: i for i, g in enumerate(GROUP_ORDER)}
     for spec in sorted(REGISTRY.values(), key=lambda m: (order.get(m.group, 99), m.name.lower())):
         status = "done" if spec.done else "planned"
         note = spec.note if not spec.done else spec.summary
-        lines.append(f"| {spec.group} | `{spec.name}` | {spec.verb} | {status} | {note} |")
+        cloud = "yes" if spec.name in CLOUD_METHODS else "—"
+        lines.append(f"| {spec.group} | `{spec.name}` | {spec.verb} | {status} | {cloud} | {note} |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,343 @@
+"""The WhatsApp Cloud API channel: sends an instance's queue through Meta's Graph API.
+
+A remote channel (channels/base.py): the send worker claims a message and commits, then calls
+:meth:`CloudChannel.transmit` with no transaction open. ``transmit`` uploads the message's file if
+it has one, sends the message and records the outcome:
+
+* accepted → ``sent`` (the wamid is kept in ``cloud_message_ids``; ``delivered`` and ``read``
+  follow from the status webhooks, worker.py), plus ``outgoingAPIMessageReceived``;
+* refused for this message (an invalid recipient, the 24-hour window closed, ...) → ``failed``
+  with Meta's code and text as the description;
+* refused for the moment (throughput limits, Meta's trouble, no answer) → back in the queue, tried
+  again with a growing pause, ``failed`` after :data:`MAX_ATTEMPTS`;
+* the token refused → back in the queue and the instance ``notAuthorized`` until it is connected
+  again (service.py), so nothing is lost while the owner renews the token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import bindparam, insert, select, update
+
+from verdigris.channels.base import ChannelUnsupported
+from verdigris.channels.whatsapp_cloud import outbound, service
+from verdigris.channels.whatsapp_cloud.graph import GraphClient, GraphError
+from verdigris.channels.whatsapp_cloud.models import cloud_message_ids
+from verdigris.channels.whatsapp_cloud.worker import CloudInbox
+from verdigris.instances.settings import is_on
+from verdigris.messaging.incoming import mark_chat_read, message_event
+from verdigris.messaging.models import messages
+from verdigris.messaging.notifications import emit, status_event
+from verdigris.messaging.service import QUEUED
+from verdigris.store.clock import now_ms
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from verdigris.core import Core, Tx
+    from verdigris.instances.service import InstanceRecord
+    from verdigris.messaging.service import OutgoingMessage, StoredMessage
+
+log = structlog.get_logger("verdigris.cloud")
+
+MAX_ATTEMPTS = 8
+RETRY_BASE_MS = 2_000
+RETRY_MAX_MS = 300_000
+
+# The wire methods a Cloud API instance offers. Groups, statuses (stories), calls, polls, edits,
+# deletions, forwarding and number checks have no Cloud API counterpart.
+METHODS = frozenset(
+    {
+        # account
+        "getSettings",
+        "setSettings",
+        "getStateInstance",
+        "getStatusInstance",
+        "GetStateInstanceHistory",
+        "getWaSettings",
+        "reboot",
+        "logout",
+        "updateApiToken",
+        # sending
+        "sendMessage",
+        "sendLink",
+        "sendLocation",
+        "sendContact",
+        "sendInteractiveButtonsReply",
+        "sendButtons",
+        "sendListMessage",
+        "sendTemplate",
+        "sendReaction",
+        "sendFileByUpload",
+        "sendFileByUrl",
+        "uploadFile",
+        "downloadFile",
+        # receiving, queues, journals, marks
+        "receiveNotification",
+        "deleteNotification",
+        "showMessagesQueue",
+        "clearMessagesQueue",
+        "getMessagesCount",
+        "getWebhooksCount",
+        "clearWebhooksQueue",
+        "getChatHistory",
+        "getMessage",
+        "lastIncomingMessages",
+        "lastOutgoingMessages",
+        "readChat",
+        # the instance's own phonebook
+        "getContacts",
+        "addContact",
+        "editContact",
+        "deleteContact",
+        "getChats",
+    }
+)
+_WHY = {
+    "qr": "instances on the WhatsApp Cloud API are connected with Meta credentials in the personal area, not by QR code",
+    "getAuthorizationCode": "instances on the WhatsApp Cloud API are connected with Meta credentials in the personal area",
+    "checkWhatsapp": "the WhatsApp Cloud API cannot tell whether a number has WhatsApp; a message to a number without it ends 'failed'",
+}
+
+_WAMID = select(cloud_message_ids.c.wamid).where(
+    (cloud_message_ids.c.instance_id == bindparam("instance_id"))
+    & (cloud_message_ids.c.id_message == bindparam("id_message"))
+)
+_LOCAL_ID = select(cloud_message_ids.c.id_message).where(
+    (cloud_message_ids.c.instance_id == bindparam("instance_id"))
+    & (cloud_message_ids.c.wamid == bindparam("wamid"))
+)
+_INSERT_ID = insert(cloud_message_ids)
+# Settles a claimed row; the SET columns come from the parameters given at execution.
+_SETTLE = update(messages).where((messages.c.id == bindparam("row_id")) & (messages.c.status == "pending"))
+
+
+class CloudChannel:
+    name = service.CHANNEL
+    remote = True
+    methods: frozenset[str] | None = METHODS
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self._graph: GraphClient | None = None
+        self._attempts: dict[int, int] = {}  # row id → failed attempts so far (this process)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.inbox = CloudInbox(core, self)
+
+    @property
+    def graph(self) -> GraphClient:
+        if self._graph is None:
+            settings = self.core.settings
+            self._graph = GraphClient(
+                settings.cloud_graph_url, settings.cloud_api_version, settings.cloud_timeout_seconds
+            )
+        return self._graph
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._graph is not None:
+            await self._graph.close()
+            self._graph = None
+
+    def spawn(self, work: Any) -> None:
+        """Run ``work`` (a coroutine) in the background, kept until it ends."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- the Channel interface ---------------------------------------------------------------
+
+    def unsupported(self, method: str) -> str:
+        why = _WHY.get(method, "the WhatsApp Cloud API has no such function")
+        return f"{method} is not available for this instance: {why}"
+
+    def refusal(self, rec: InstanceRecord, message: OutgoingMessage) -> str | None:
+        return outbound.refusal(message.type_message, message.content, message.chat_id)
+
+    async def deliver(self, tx: Tx, rec: InstanceRecord, message: StoredMessage) -> None:
+        raise AssertionError("the Cloud API channel is remote: the send worker calls transmit")
+
+    async def has_account(self, tx: Tx, phone: str) -> bool:
+        raise ChannelUnsupported(_WHY["checkWhatsapp"])
+
+    async def transmit(self, rec: InstanceRecord, message: StoredMessage) -> int | None:
+        known = await service.account(self.core, rec.id)
+        if known is None:
+            await self._settle_failed(rec, message, "the instance has no WhatsApp Cloud API credentials")
+            return None
+        try:
+            body = await self._body(rec, known, message)
+            wamid = await self.graph.send(known.credentials, body)
+        except ChannelUnsupported as exc:
+            await self._settle_failed(rec, message, str(exc))
+            return None
+        except GraphError as exc:
+            return await self._settle_error(rec, message, exc)
+        self._attempts.pop(message.row_id, None)
+        await self._settle_sent(rec, message, wamid, known.verified_name)
+        return None
+
+    async def mark_read(self, tx: Tx, rec: InstanceRecord, chat_id: str, up_to: StoredMessage | None) -> int:
+        """Mark the chat's incoming messages read here, and tell Meta after the commit (one call for
+        the newest: the Cloud API marks the earlier ones of the chat read with it)."""
+        rows = await mark_chat_read(tx, rec, chat_id, up_to)
+        if not rows:
+            return 0
+        wamid = await self.wamid_of(tx.conn, rec.id, rows[-1].id_message)
+        if wamid is not None:
+            tx.on_commit(lambda: self.spawn(self._tell_read(rec.id, wamid)))
+        return len(rows)
+
+    # --- ids -----------------------------------------------------------------------------------
+
+    @staticmethod
+    async def wamid_of(conn: AsyncConnection, instance_id: int, id_message: str) -> str | None:
+        found = await conn.scalar(_WAMID, {"instance_id": instance_id, "id_message": id_message})
+        return None if found is None else str(found)
+
+    @staticmethod
+    async def local_id_of(conn: AsyncConnection, instance_id: int, wamid: str) -> str | None:
+        found = await conn.scalar(_LOCAL_ID, {"instance_id": instance_id, "wamid": wamid})
+        return None if found is None else str(found)
+
+    @staticmethod
+    async def remember(tx: Tx, instance_id: int, wamid: str, id_message: str) -> None:
+        await tx.conn.execute(
+            _INSERT_ID,
+            {"instance_id": instance_id, "wamid": wamid, "id_message": id_message, "created_ms": now_ms()},
+        )
+
+    # --- sending -------------------------------------------------------------------------------
+
+    async def _body(
+        self, rec: InstanceRecord, known: service.CloudAccount, message: StoredMessage
+    ) -> dict[str, Any]:
+        content = message.content
+        context = reaction = None
+        async with self.core.read() as conn:
+            quoted = content.get("quoted")
+            if isinstance(quoted, dict) and quoted.get("id"):
+                context = await self.wamid_of(conn, rec.id, str(quoted["id"]))
+            if message.type_message == "reactionMessage":
+                target = content.get("target") or {}
+                reaction = await self.wamid_of(conn, rec.id, str(target.get("id", "")))
+        media = None
+        if message.type_message in outbound.FILE_TYPES:
+            media = await self._upload(known, message)
+        return outbound.message_body(
+            message.type_message,
+            content,
+            message.chat_id,
+            request=message.request,
+            context_wamid=context,
+            media=media,
+            reaction_wamid=reaction,
+        )
+
+    async def _upload(self, known: service.CloudAccount, message: StoredMessage) -> tuple[str, str]:
+        """Upload the message's stored file to Meta; returns (kind, media id)."""
+        content = message.content
+        media = self.core.media
+        record = await media.get(str(content.get("fileId", ""))) if media is not None else None
+        if media is None or record is None:
+            raise ChannelUnsupported("the file of this message is no longer stored on this server")
+        if record.size > outbound.SIZE_LIMITS["document"]:
+            raise ChannelUnsupported(
+                f"the file has {record.size} bytes; the WhatsApp Cloud API takes at most "
+                f"{outbound.SIZE_LIMITS['document']}"
+            )
+        data = b"".join([chunk async for chunk in media.store.read(record.key)])
+        kind = outbound.media_kind(message.type_message, record.mime_type, record.size)
+        media_id = await self.graph.upload(known.credentials, data, record.file_name, record.mime_type)
+        return kind, media_id
+
+    async def _settle_sent(self, rec: InstanceRecord, message: StoredMessage, wamid: str, name: str) -> None:
+        now = now_ms()
+        async with self.core.tx() as tx:
+            await self.remember(tx, rec.id, wamid, message.id_message)
+            await tx.conn.execute(
+                _SETTLE,
+                {
+                    "row_id": message.row_id,
+                    "status": "sent",
+                    "sent_ms": now,
+                    "sender": rec.wid,
+                    "sender_name": name,
+                },
+            )
+            await emit(
+                tx,
+                rec,
+                status_event(message.chat_id, message.id_message, "sent", at_ms=now),
+            )
+            await emit(
+                tx,
+                rec,
+                message_event(
+                    "outgoingAPIMessageReceived",
+                    message.id_message,
+                    message.type_message,
+                    message.content,
+                    message.chat_id,
+                    rec.wid,
+                    name,
+                    now,
+                ),
+            )
+            if is_on(rec.settings, "markIncomingMessagesReadedOnReply"):
+                await self.mark_read(tx, rec, message.chat_id, None)
+
+    async def _settle_failed(self, rec: InstanceRecord, message: StoredMessage, description: str) -> None:
+        self._attempts.pop(message.row_id, None)
+        async with self.core.tx() as tx:
+            await tx.conn.execute(
+                _SETTLE, {"row_id": message.row_id, "status": "failed", "description": description[:400]}
+            )
+            await emit(
+                tx,
+                rec,
+                status_event(message.chat_id, message.id_message, "failed", description[:400]),
+            )
+
+    async def _requeue(self, tx: Tx, message: StoredMessage) -> None:
+        await tx.conn.execute(_SETTLE, {"row_id": message.row_id, "status": QUEUED})
+
+    async def _settle_error(self, rec: InstanceRecord, message: StoredMessage, exc: GraphError) -> int | None:
+        reason = exc.describe()
+        if exc.credentials_refused:
+            log.warning("the Graph API refused the access token", instance=rec.id, error=reason)
+            async with self.core.tx() as tx:
+                await self._requeue(tx, message)
+                await service.credentials_refused(tx, rec, reason)
+            return None  # not authorized now: connecting again wakes the queue
+        attempts = self._attempts.get(message.row_id, 0) + 1
+        if not exc.retryable or attempts >= MAX_ATTEMPTS:
+            if exc.retryable:
+                reason = f"gave up after {attempts} attempts: {reason}"
+            await self._settle_failed(rec, message, reason)
+            return None
+        self._attempts[message.row_id] = attempts
+        if len(self._attempts) > 10_000:
+            self._attempts.clear()  # a bound; at worst a message gets a few more attempts
+        async with self.core.tx() as tx:
+            await self._requeue(tx, message)
+        delay = min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (attempts - 1))
+        log.info(
+            "send postponed", instance=rec.id, id_message=message.id_message, error=reason, delay_ms=delay
+        )
+        return now_ms() + delay
+
+    async def _tell_read(self, instance_id: int, wamid: str) -> None:
+        known = await service.account(self.core, instance_id)
+        if known is None:
+            return
+        try:
+            await self.graph.mark_read(known.credentials, wamid)
+        except GraphError as exc:
+            log.warning(
+                "read mark not delivered to the Graph API", instance=instance_id, error=exc.describe()
+            )
