@@ -14,6 +14,14 @@ def test_compatibility_table_is_current() -> None:
     assert committed == render(), "run: python -m verdigris.greenapi.compat > docs/compatibility.md"
 
 
+def test_cloud_methods_are_wire_methods() -> None:
+    from verdigris.channels.whatsapp_cloud.channel import METHODS
+    from verdigris.greenapi.registry import REGISTRY
+
+    names = {spec.name for spec in REGISTRY.values() if spec.done}
+    assert METHODS <= names, f"not wire methods: {sorted(METHODS - names)}"
+
+
 def test_every_setting_is_documented() -> None:
     from verdigris.config import Settings
 

@@ -63,6 +63,7 @@ CHECKS_OFF = [
 
 OWN_CREDENTIALS = re.compile(
     r"^\w+ /api/v1/(operator/|invoices|transfers|billing|notices|payments|instances/\{instance_id\}/(license|plan-change|webhooks))"
+    r"|^GET /channels/whatsapp-cloud/webhook$"
 )
 FIXED_PATH_PARAMETERS = ("idInstance", "apiTokenInstance", "partnerToken")
 

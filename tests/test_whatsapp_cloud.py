@@ -1,0 +1,433 @@
+"""The WhatsApp Cloud API channel end to end: a real server, the official SDK and bot library on the
+instance's side, and tests/fake_graph.py playing Meta (its Graph API and its signed webhooks).
+
+An instance is connected in the console with Meta credentials; then SDK calls become Graph API
+requests with the documented bodies, and webhook payloads become the GREEN-API notifications the
+SDK and bots read. Nothing here reaches the internet: the fake follows the published contract.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from console_client import Console
+from fake_graph import FakeGraph, Number, customer_message, envelope, graph_error, post_webhook, status_update
+from harness import Server, check_contract, drain, wait_for
+
+SECRET = "app-secret-1"
+_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def graph() -> Iterator[FakeGraph]:
+    fake = FakeGraph().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def srv(graph: FakeGraph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = Server(tmp_path_factory.mktemp("cloud"), env={"VERDIGRIS_CLOUD_GRAPH_URL": graph.url}).start()
+    yield server
+    server.stop()
+    server.drop_database()
+
+
+def connect(
+    srv: Server, graph: FakeGraph, *, token: str | None = None
+) -> tuple[dict[str, Any], Number, Console]:
+    """A new instance of the demo licensee, connected in the console to a new business number."""
+    n = next(_numbers)
+    number = graph.add_number(
+        f"10654035224{n:04d}", f"+1 555-01{n:02d}", f"Shop {n}", token or f"EAAG-token-{n}"
+    )
+    inst = srv.new_instance()
+    console = Console(srv)
+    console.login("demo", srv.demo["console"]["password"])
+    console.get(f"/instances/{inst['idInstance']}")
+    r = console.post(
+        f"/instances/{inst['idInstance']}/cloud",
+        {
+            "phone_number_id": number.phone_number_id,
+            "access_token": number.token,
+            "app_secret": SECRET,
+            "verify_token": f"verify-{n}",
+        },
+    )
+    assert r.status_code == 303, r.text
+    api = srv.api(inst)
+    # Message notifications are on (the CLI's default); state changes too.
+    assert api.account.setSettings({"stateWebhook": "yes"}).code == 200
+    drain(api, timeout=5)
+    graph.skip_sent()
+    return inst, number, console
+
+
+def digits(display: str) -> str:
+    return "".join(ch for ch in display if ch.isdigit())
+
+
+def test_connect_send_statuses_receive_reply_and_read(srv: Server, graph: FakeGraph) -> None:
+    inst, number, console = connect(srv, graph)
+    api = srv.api(inst)
+    state = api.account.getStateInstance()
+    assert state.data == {"stateInstance": "authorized"}
+    assert api.account.getSettings().data["wid"] == f"{digits(number.display)}@c.us"
+    page = console.get(f"/instances/{inst['idInstance']}").text
+    assert f"{srv.url}/channels/whatsapp-cloud/webhook" in page and number.display in page
+
+    # SDK → Graph API: the documented text body, to the customer's digits.
+    sent = api.sending.sendMessage("15550001111@c.us", "Your order has shipped: https://example.com/t/1")
+    assert sent.code == 200
+    body = graph.next_sent()
+    assert body["messaging_product"] == "whatsapp" and body["to"] == "15550001111" and body["type"] == "text"
+    assert body["text"] == {"body": "Your order has shipped: https://example.com/t/1", "preview_url": True}
+    sent_status = wait_for(api, lambda b: b["typeWebhook"] == "outgoingMessageStatus")
+    assert sent_status["idMessage"] == sent.data["idMessage"] and sent_status["status"] == "sent"
+    echo = wait_for(api, lambda b: b["typeWebhook"] == "outgoingAPIMessageReceived")
+    assert echo["idMessage"] == sent.data["idMessage"]
+    assert echo["senderData"]["chatId"] == "15550001111@c.us"
+
+    # Meta's status webhooks → outgoingMessageStatus delivered, read (for our idMessage, not the wamid).
+    wamid = body["_wamid"]
+    for status in ("delivered", "read"):
+        assert (
+            post_webhook(
+                srv.url, envelope(number, status_update(wamid, "15550001111", status)), SECRET
+            ).status_code
+            == 200
+        )
+        got = wait_for(api, lambda b: b["typeWebhook"] == "outgoingMessageStatus")
+        assert (got["idMessage"], got["status"]) == (sent.data["idMessage"], status)
+    # A late "delivered" after "read" changes nothing (statuses only go forward).
+    post_webhook(srv.url, envelope(number, status_update(wamid, "15550001111", "delivered")), SECRET)
+    assert api.journals.getMessage("15550001111@c.us", sent.data["idMessage"]).data["statusMessage"] == "read"
+
+    # A customer replies, quoting the business's message → quotedMessage naming our idMessage.
+    reply_wamid, value = customer_message(
+        "15550001111",
+        "Ann Customer",
+        "text",
+        {"body": "Thanks! When?"},
+        context={"from": digits(number.display), "id": wamid},
+    )
+    assert post_webhook(srv.url, envelope(number, value), SECRET).status_code == 200
+    incoming = wait_for(api, lambda b: b["typeWebhook"] == "incomingMessageReceived")
+    assert incoming["senderData"]["chatId"] == "15550001111@c.us"
+    assert incoming["senderData"]["senderName"] == "Ann Customer"
+    assert incoming["messageData"]["typeMessage"] == "quotedMessage"
+    assert incoming["messageData"]["extendedTextMessageData"]["text"] == "Thanks! When?"
+    assert incoming["messageData"]["extendedTextMessageData"]["stanzaId"] == sent.data["idMessage"]
+    # Meta sends the same payload again: one message, one notification.
+    post_webhook(srv.url, envelope(number, value), SECRET)
+    history = api.journals.getChatHistory("15550001111@c.us", 10).data
+    assert [m["textMessage"] for m in history if m["type"] == "incoming"] == ["Thanks! When?"]
+
+    # The business reads the chat → Meta is told, with the customer's wamid.
+    reads = len(graph.reads)
+    assert api.marking.readChat("15550001111@c.us").data == {"setRead": True}
+    assert graph.wait_reads(reads + 1)[-1] == reply_wamid
+
+    # And answers quoting the customer: the Graph API body carries the customer's wamid as context.
+    answer = api.sending.sendMessage("15550001111@c.us", "Tomorrow.", quotedMessageId=incoming["idMessage"])
+    assert answer.code == 200
+    assert graph.next_sent()["context"] == {"message_id": reply_wamid}
+
+
+def test_files_both_ways(srv: Server, graph: FakeGraph, tmp_path: Path) -> None:
+    inst, number, _ = connect(srv, graph)
+    api = srv.api(inst)
+    picture = tmp_path / "receipt.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40)
+    sent = api.sending.sendFileByUpload("15550002222@c.us", str(picture), "receipt.png", "Your receipt")
+    assert sent.code == 200, sent.data
+    body = graph.next_sent()
+    assert body["type"] == "image" and body["image"]["caption"] == "Your receipt"
+    uploaded = graph.uploads[body["image"]["id"]]
+    assert uploaded["data"] == picture.read_bytes() and uploaded["type"] == "image/png"
+
+    # A document from a customer: downloaded from Meta into this server; its link serves the bytes.
+    pdf = b"%PDF-1.4\n" + b"invoice " * 500
+    media_id = graph.add_media(pdf, "application/pdf")
+    _, value = customer_message(
+        "15550002222",
+        "Bob",
+        "document",
+        {
+            "id": media_id,
+            "mime_type": "application/pdf",
+            "sha256": hashlib.sha256(pdf).hexdigest(),
+            "filename": "invoice 7.pdf",
+            "caption": "as asked",
+        },
+    )
+    assert post_webhook(srv.url, envelope(number, value), SECRET).status_code == 200
+    got = wait_for(api, lambda b: b["typeWebhook"] == "incomingMessageReceived")
+    data = got["messageData"]
+    assert data["typeMessage"] == "documentMessage"
+    assert data["fileMessageData"]["fileName"] == "invoice 7.pdf"
+    assert data["fileMessageData"]["caption"] == "as asked"
+    assert httpx.get(data["fileMessageData"]["downloadUrl"], timeout=30).content == pdf
+
+
+def test_interactive_buttons_templates_and_the_answer(srv: Server, graph: FakeGraph) -> None:
+    inst, number, _ = connect(srv, graph)
+    api = srv.api(inst)
+    r = srv.wire(
+        inst,
+        "sendInteractiveButtonsReply",
+        verb="POST",
+        json={
+            "chatId": "15550003333@c.us",
+            "header": "Delivery",
+            "body": "When shall we come?",
+            "footer": "Shop",
+            "buttons": [
+                {"buttonId": "am", "buttonText": "Morning"},
+                {"buttonId": "pm", "buttonText": "Afternoon"},
+            ],
+        },
+    )
+    assert r.status_code == 200, r.text
+    body = graph.next_sent()
+    assert body["type"] == "interactive"
+    assert body["interactive"] == {
+        "type": "button",
+        "header": {"type": "text", "text": "Delivery"},
+        "body": {"text": "When shall we come?"},
+        "footer": {"text": "Shop"},
+        "action": {
+            "buttons": [
+                {"type": "reply", "reply": {"id": "am", "title": "Morning"}},
+                {"type": "reply", "reply": {"id": "pm", "title": "Afternoon"}},
+            ]
+        },
+    }
+    _, value = customer_message(
+        "15550003333",
+        "Cy",
+        "interactive",
+        {"type": "button_reply", "button_reply": {"id": "pm", "title": "Afternoon"}},
+        context={"from": digits(number.display), "id": body["_wamid"]},
+    )
+    post_webhook(srv.url, envelope(number, value), SECRET)
+    press = wait_for(api, lambda b: b["typeWebhook"] == "incomingMessageReceived")
+    assert press["messageData"]["typeMessage"] == "interactiveButtonsResponse"
+    data = press["messageData"]["interactiveButtonsResponse"]
+    assert (data["selectedId"], data["selectedDisplayText"], data["stanzaId"]) == (
+        "pm",
+        "Afternoon",
+        r.json()["idMessage"],
+    )
+
+    # A template (the only kind Meta takes outside the 24-hour window), with its parameters.
+    r = srv.wire(
+        inst,
+        "sendTemplate",
+        verb="POST",
+        json={
+            "chatId": "15550003333@c.us",
+            "namespace": "shop",
+            "name": "order_update",
+            "languageCode": "en_US",
+            "params": [{"default": "Cy"}, {"default": "#1042"}],
+        },
+    )
+    assert r.status_code == 200, r.text
+    body = graph.next_sent()
+    assert body["type"] == "template"
+    assert body["template"] == {
+        "name": "order_update",
+        "language": {"code": "en_US"},
+        "components": [
+            {
+                "type": "body",
+                "parameters": [{"type": "text", "text": "Cy"}, {"type": "text", "text": "#1042"}],
+            }
+        ],
+    }
+
+
+def test_what_the_cloud_api_cannot_do_is_refused_clearly(srv: Server, graph: FakeGraph) -> None:
+    inst, _, _ = connect(srv, graph)
+    before = len(graph.sent)
+    for method, verb, payload in (
+        ("createGroup", "POST", {"groupName": "x", "chatIds": ["15550004444@c.us"]}),
+        ("checkWhatsapp", "POST", {"phoneNumber": 15550004444}),
+        ("qr", "GET", None),
+        (
+            "sendPoll",
+            "POST",
+            {
+                "chatId": "15550004444@c.us",
+                "message": "?",
+                "options": [{"optionName": "a"}, {"optionName": "b"}],
+            },
+        ),
+    ):
+        r = srv.wire(inst, method, verb=verb, json=payload)
+        assert r.status_code == 501, (method, r.text)
+        assert "not available for this instance" in r.json()["message"]
+    long_text = srv.wire(
+        inst, "sendMessage", verb="POST", json={"chatId": "15550004444@c.us", "message": "x" * 5000}
+    )
+    assert long_text.status_code == 400
+    assert "at most 4096" in long_text.json()["message"]
+    group = srv.wire(
+        inst, "sendMessage", verb="POST", json={"chatId": "120363043968066561@g.us", "message": "hi"}
+    )
+    assert group.status_code == 400 and "personal chats" in group.json()["message"]
+    assert srv.wire(inst, "showMessagesQueue").json() == []
+    time.sleep(1)
+    assert len(graph.sent) == before
+
+
+def test_meta_refusals_and_retries(srv: Server, graph: FakeGraph) -> None:
+    inst, number, console = connect(srv, graph)
+    api = srv.api(inst)
+    # Refused at once for this recipient → failed, with Meta's code and text.
+    graph.send_answers.append(
+        graph_error(400, 131026, "(#131026) Message undeliverable", "the recipient is not a WhatsApp user")
+    )
+    first = api.sending.sendMessage("15550005555@c.us", "hello")
+    failed = wait_for(api, lambda b: b["typeWebhook"] == "outgoingMessageStatus")
+    assert (failed["idMessage"], failed["status"]) == (first.data["idMessage"], "failed")
+    assert "131026" in failed["description"] and "not a WhatsApp user" in failed["description"]
+
+    # Throughput limit once → tried again, then sent.
+    attempts = graph.attempts
+    graph.send_answers.append(graph_error(400, 130429, "(#130429) Rate limit hit"))
+    second = api.sending.sendMessage("15550005555@c.us", "again")
+    sent = wait_for(api, lambda b: b["typeWebhook"] == "outgoingMessageStatus", timeout=30)
+    assert (sent["idMessage"], sent["status"]) == (second.data["idMessage"], "sent")
+    assert graph.attempts == attempts + 2
+    assert graph.next_sent()["text"]["body"] == "again"
+
+    # Accepted, then failed later by webhook (the 24-hour window was closed).
+    third = api.sending.sendMessage("15550005555@c.us", "late")
+    wait_for(api, lambda b: b["typeWebhook"] == "outgoingMessageStatus" and b["status"] == "sent")
+    wamid = graph.next_sent()["_wamid"]
+    error = {
+        "code": 131047,
+        "title": "Re-engagement message",
+        "error_data": {"details": "more than 24 hours have passed"},
+    }
+    post_webhook(srv.url, envelope(number, status_update(wamid, "15550005555", "failed", [error])), SECRET)
+    late = wait_for(api, lambda b: b["typeWebhook"] == "outgoingMessageStatus")
+    assert (late["idMessage"], late["status"]) == (third.data["idMessage"], "failed")
+    assert "131047" in late["description"]
+
+    # The token expires: the message waits in the queue and the instance is not authorized...
+    number.token = "EAAG-renewed"
+    waiting = api.sending.sendMessage("15550005555@c.us", "kept")
+    state = wait_for(api, lambda b: b["typeWebhook"] == "stateInstanceChanged")
+    assert state["stateInstance"] == "notAuthorized"
+    assert [m["messageID"] for m in api.queues.showMessagesQueue().data] == [waiting.data["idMessage"]]
+    assert "190" in console.get(f"/instances/{inst['idInstance']}").text
+    # ... until it is connected with the renewed token: then the kept message goes out.
+    r = console.post(
+        f"/instances/{inst['idInstance']}/cloud",
+        {
+            "phone_number_id": number.phone_number_id,
+            "access_token": "EAAG-renewed",
+            "app_secret": SECRET,
+            "verify_token": "v",
+        },
+    )
+    assert r.status_code == 303
+    out = wait_for(api, lambda b: b["typeWebhook"] == "outgoingMessageStatus")
+    assert (out["idMessage"], out["status"]) == (waiting.data["idMessage"], "sent")
+
+
+def test_webhook_verification_and_signatures(srv: Server, graph: FakeGraph) -> None:
+    inst, number, console = connect(srv, graph)
+    api = srv.api(inst)
+    url = f"{srv.url}/channels/whatsapp-cloud/webhook"
+    n = number.phone_number_id[-4:].lstrip("0")
+    ok = httpx.get(
+        url,
+        params={"hub.mode": "subscribe", "hub.verify_token": f"verify-{n}", "hub.challenge": "1158201444"},
+    )
+    assert (ok.status_code, ok.text) == (200, "1158201444")
+    for params in (
+        {"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"},
+        {"hub.mode": "unsubscribe", "hub.verify_token": f"verify-{n}", "hub.challenge": "1"},
+    ):
+        assert httpx.get(url, params=params).status_code == 403
+
+    _, value = customer_message("15550006666", "Eve", "text", {"body": "forged"})
+    payload = envelope(number, value)
+    assert post_webhook(srv.url, payload, SECRET, signature="").status_code == 401
+    assert post_webhook(srv.url, payload, "not-the-secret").status_code == 401
+    assert post_webhook(srv.url, b"{not json", SECRET).status_code == 400
+    # A number nobody connected: accepted (Meta must not retry it) and left out.
+    stranger = Number("999000111", "+1 555-9999", "x", "t")
+    assert post_webhook(srv.url, envelope(stranger, value), SECRET).status_code == 200
+    assert drain(api, timeout=5) == []
+    # The same payload, signed: it arrives once.
+    assert post_webhook(srv.url, payload, SECRET).status_code == 200
+    got = wait_for(api, lambda b: b["typeWebhook"] == "incomingMessageReceived")
+    assert got["messageData"]["textMessageData"]["textMessage"] == "forged"
+
+    # Forgetting the credentials gives the instance back to the sandbox; payloads for the number stop.
+    assert console.post(f"/instances/{inst['idInstance']}/cloud/forget").status_code == 303
+    assert api.account.getStateInstance().data == {"stateInstance": "notAuthorized"}
+    assert api.account.qr().data["type"] == "qrCode"
+    post_webhook(
+        srv.url,
+        envelope(number, customer_message("15550006666", "Eve", "text", {"body": "after"})[1]),
+        SECRET,
+    )
+    assert [b for b in drain(api, timeout=5) if b["typeWebhook"] == "incomingMessageReceived"] == []
+
+
+def test_bot_library_answers_through_the_cloud_api(srv: Server, graph: FakeGraph) -> None:
+    from whatsapp_chatbot_python import GreenAPIBot, Notification
+
+    inst, number, _ = connect(srv, graph)
+    bot = GreenAPIBot(str(inst["idInstance"]), inst["apiTokenInstance"], host=srv.url, media=srv.url)
+
+    @bot.router.message(text_message="price?")
+    def price(notification: Notification) -> None:
+        notification.answer("It costs 12 USD.")
+
+    runner = threading.Thread(target=bot.run_forever, daemon=True)
+    runner.start()
+    time.sleep(1)
+    _, value = customer_message("15550007777", "Dan", "text", {"body": "price?"})
+    assert post_webhook(srv.url, envelope(number, value), SECRET).status_code == 200
+    answer = graph.next_sent(timeout=60)
+    assert (answer["to"], answer["text"]["body"]) == ("15550007777", "It costs 12 USD.")
+
+
+def test_accepted_webhooks_survive_a_crash(make_server: Any, graph: FakeGraph, tmp_path: Path) -> None:
+    """The 200 to Meta means stored: a server killed while it downloads the file still delivers
+    the message after its restart."""
+    srv = make_server(env={"VERDIGRIS_CLOUD_GRAPH_URL": graph.url}, data_dir=tmp_path / "crash")
+    inst, number, _ = connect(srv, graph)
+    photo = b"\xff\xd8\xff\xe0" + b"jpeg" * 3000
+    media_id = graph.add_media(photo, "image/jpeg")
+    _, value = customer_message(
+        "15550008888", "Fay", "image", {"id": media_id, "mime_type": "image/jpeg", "sha256": "x"}
+    )
+    graph.media_gate.clear()  # the download hangs
+    try:
+        assert post_webhook(srv.url, envelope(number, value), SECRET).status_code == 200
+        time.sleep(1)
+        srv.kill()
+    finally:
+        graph.media_gate.set()
+    srv.start()
+    got = wait_for(srv.api(inst), lambda b: b["typeWebhook"] == "incomingMessageReceived", timeout=60)
+    check_contract(got)
+    assert got["messageData"]["typeMessage"] == "imageMessage"
+    assert httpx.get(got["messageData"]["fileMessageData"]["downloadUrl"], timeout=30).content == photo
