@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -21,9 +22,10 @@ import pytest
 
 from console_client import Console
 from fake_graph import FakeGraph, Number, customer_message, envelope, graph_error, post_webhook, status_update
-from harness import Server, check_contract, drain, wait_for
+from harness import CHROMIUM, Server, check_contract, drain, wait_for
 
 SECRET = "app-secret-1"
+SHOTS = Path(__file__).resolve().parents[1] / "docs" / "console"
 _numbers = itertools.count(1)
 
 
@@ -431,3 +433,44 @@ def test_accepted_webhooks_survive_a_crash(make_server: Any, graph: FakeGraph, t
     check_contract(got)
     assert got["messageData"]["typeMessage"] == "imageMessage"
     assert httpx.get(got["messageData"]["fileMessageData"]["downloadUrl"], timeout=30).content == photo
+
+
+@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="chromium is not installed")
+def test_connect_in_the_browser(srv: Server, graph: FakeGraph, browser: Any) -> None:
+    """The console card in a real browser: a wrong token is refused with Meta's error, the right one
+    connects; the screenshot is docs/console/instance-cloud.png."""
+    from playwright.sync_api import expect
+
+    n = next(_numbers)
+    number = graph.add_number(f"10654035224{n:04d}", f"+1 555-02{n:02d}", "Copper Shop", f"EAAG-browser-{n}")
+    inst = srv.new_instance("--name", "Support line")
+    page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
+    page.set_default_timeout(30_000)
+    page.goto(srv.url + "/console/login")
+    page.fill("input[name=username]", "demo")
+    page.fill("input[name=password]", srv.demo["console"]["password"])
+    page.click("button[type=submit]")
+    page.goto(f"{srv.url}/console/instances/{inst['idInstance']}")
+
+    def submit(token: str) -> None:
+        page.fill("#cloud-form input[name=phone_number_id]", number.phone_number_id)
+        page.fill("#cloud-form input[name=access_token]", token)
+        page.fill("#cloud-form input[name=app_secret]", SECRET)
+        page.fill("#cloud-form input[name=verify_token]", "copper-verify")
+        page.click("#cloud-connect")
+
+    submit("EAAG-wrong")
+    expect(page.locator("body")).to_contain_text(
+        "Not connected: the Graph API refused these credentials: (#190)"
+    )
+    expect(page.locator("#state")).to_have_text("notAuthorized")
+    submit(number.token)
+    expect(page.locator("body")).to_contain_text(
+        f"Connected through the WhatsApp Cloud API as {number.display}"
+    )
+    expect(page.locator("#state")).to_have_text("authorized")
+    expect(page.locator("#cloud-number")).to_contain_text("Copper Shop")
+    expect(page.locator("#cloud-webhook")).to_have_text(f"{srv.url}/channels/whatsapp-cloud/webhook")
+    expect(page.locator("#qr")).to_have_count(0)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#cloud").screenshot(path=str(SHOTS / "instance-cloud.png"))
