@@ -76,8 +76,13 @@ class FakeGraph:
     reads: list[str] = field(default_factory=list)
     uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
     media_files: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # Scripted answers for the next sends: (status, body) pairs, used first to last.
-    send_answers: list[tuple[int, Any]] = field(default_factory=list)
+    # Scripted answers for the next sends, used first to last: (status, JSON body or text), or
+    # ("sleep", seconds) to answer that send normally but late.
+    send_answers: list[tuple[Any, Any]] = field(default_factory=list)
+    # Until this time.monotonic(), every send is refused with 130429 (throughput exceeded).
+    refuse_until: float = 0.0
+    # Called with a new message's wamid before the send is answered (Meta's webhook racing ahead).
+    before_answer: Any = None
     attempts: int = 0
     # While cleared, GET /{media-id} waits (to kill the server mid-download).
     media_gate: threading.Event = field(default_factory=threading.Event)
@@ -178,11 +183,19 @@ class FakeGraph:
         if not to.isdigit() or not isinstance(body.get(kind), dict | list):
             return JSONResponse(graph_error(400, 131009, "(#131009) Parameter value is not valid")[1], 400)
         self.attempts += 1
+        if time.monotonic() < self.refuse_until:
+            return JSONResponse(graph_error(400, 130429, "(#130429) Rate limit hit")[1], 400)
         if self.send_answers:
             status, answer = self.send_answers.pop(0)
-            if status != 200:
+            if status == "sleep":
+                await asyncio.sleep(answer)
+            elif isinstance(answer, str):
+                return Response(answer, status_code=status, media_type="text/html")
+            elif status != 200:
                 return JSONResponse(answer, status)
         wamid = new_wamid()
+        if self.before_answer is not None:
+            await asyncio.to_thread(self.before_answer, wamid)
         with self._lock:
             self.sent.append({**body, "_wamid": wamid})
         return JSONResponse(

@@ -93,11 +93,12 @@ def test_connect_send_statuses_receive_reply_and_read(srv: Server, graph: FakeGr
     body = graph.next_sent()
     assert body["messaging_product"] == "whatsapp" and body["to"] == "15550001111" and body["type"] == "text"
     assert body["text"] == {"body": "Your order has shipped: https://example.com/t/1", "preview_url": True}
-    sent_status = wait_for(api, lambda b: b["typeWebhook"] == "outgoingMessageStatus")
-    assert sent_status["idMessage"] == sent.data["idMessage"] and sent_status["status"] == "sent"
-    echo = wait_for(api, lambda b: b["typeWebhook"] == "outgoingAPIMessageReceived")
-    assert echo["idMessage"] == sent.data["idMessage"]
+    # As on the sandbox: the API message's echo first, then its status.
+    echo, sent_status = [b for b in drain(api) if b["typeWebhook"] != "stateInstanceChanged"]
+    assert (echo["typeWebhook"], echo["idMessage"]) == ("outgoingAPIMessageReceived", sent.data["idMessage"])
     assert echo["senderData"]["chatId"] == "15550001111@c.us"
+    assert (sent_status["typeWebhook"], sent_status["status"]) == ("outgoingMessageStatus", "sent")
+    assert sent_status["idMessage"] == sent.data["idMessage"]
 
     # Meta's status webhooks → outgoingMessageStatus delivered, read (for our idMessage, not the wamid).
     wamid = body["_wamid"]
@@ -328,6 +329,14 @@ def test_meta_refusals_and_retries(srv: Server, graph: FakeGraph) -> None:
     assert (late["idMessage"], late["status"]) == (third.data["idMessage"], "failed")
     assert "131047" in late["description"]
 
+    # A proxy's HTML error page instead of Meta's answer: tried again, the instance stays connected.
+    graph.send_answers.append((502, "<html><body>Bad Gateway</body></html>"))
+    proxied = api.sending.sendMessage("15550005555@c.us", "through a proxy")
+    out = wait_for(api, lambda b: b["typeWebhook"] == "outgoingMessageStatus")
+    assert (out["idMessage"], out["status"]) == (proxied.data["idMessage"], "sent")
+    assert graph.next_sent()["text"]["body"] == "through a proxy"
+    assert api.account.getStateInstance().data == {"stateInstance": "authorized"}
+
     # The token expires: the message waits in the queue and the instance is not authorized...
     number.token = "EAAG-renewed"
     waiting = api.sending.sendMessage("15550005555@c.us", "kept")
@@ -371,6 +380,19 @@ def test_webhook_verification_and_signatures(srv: Server, graph: FakeGraph) -> N
     assert post_webhook(srv.url, payload, SECRET, signature="").status_code == 401
     assert post_webhook(srv.url, payload, "not-the-secret").status_code == 401
     assert post_webhook(srv.url, b"{not json", SECRET).status_code == 400
+    for odd in ("sha256=zz", "sha1=" + "0" * 40, "sha256=" + "0" * 63):
+        assert post_webhook(srv.url, payload, SECRET, signature=odd).status_code == 401
+    raw = httpx.post(
+        f"{srv.url}/channels/whatsapp-cloud/webhook",
+        content=b"{}",
+        headers=[(b"X-Hub-Signature-256", "sha256=\u00e9".encode("latin-1") + b"0" * 63)],
+    )
+    assert raw.status_code == 401
+    many = {
+        "object": "whatsapp_business_account",
+        "entry": [envelope(Number(str(n), "+1", "x", "t"), {})["entry"][0] for n in range(100, 130)],
+    }
+    assert post_webhook(srv.url, many, SECRET).status_code == 413
     # A number nobody connected: accepted (Meta must not retry it) and left out.
     stranger = Number("999000111", "+1 555-9999", "x", "t")
     assert post_webhook(srv.url, envelope(stranger, value), SECRET).status_code == 200
@@ -474,3 +496,116 @@ def test_connect_in_the_browser(srv: Server, graph: FakeGraph, browser: Any) -> 
     expect(page.locator("#qr")).to_have_count(0)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.locator("#cloud").screenshot(path=str(SHOTS / "instance-cloud.png"))
+
+
+def test_the_business_number_is_not_a_sandbox_device_and_deletion_frees_it(
+    srv: Server, graph: FakeGraph
+) -> None:
+    inst, number, console = connect(srv, graph)
+    api = srv.api(inst)
+    business = digits(number.display)
+    # Someone creates a sandbox phone with the business number's digits and writes to it: the
+    # sandbox must not deliver into the real business instance.
+    srv.new_phone(business, "look-alike")
+    assert srv.sandbox("GET", f"/phones/{business}").json()["linkedInstances"] == []
+    r = srv.sandbox(
+        "POST", "/phones/79990000001/messages", json={"chatId": f"{business}@c.us", "message": "psst"}
+    )
+    assert r.status_code == 200
+    assert [b for b in drain(api, timeout=5) if b["typeWebhook"] == "incomingMessageReceived"] == []
+
+    # Deleting the instance frees the number (and drops its credentials): another instance connects it.
+    r = console.post(f"/instances/{inst['idInstance']}/delete", {"confirm": str(inst["idInstance"])})
+    assert r.status_code == 303
+    again = srv.new_instance()
+    console.get(f"/instances/{again['idInstance']}")
+    r = console.post(
+        f"/instances/{again['idInstance']}/cloud",
+        {
+            "phone_number_id": number.phone_number_id,
+            "access_token": number.token,
+            "app_secret": SECRET,
+            "verify_token": "v2",
+        },
+    )
+    assert r.status_code == 303
+    assert srv.api(again).account.getStateInstance().data == {"stateInstance": "authorized"}
+
+
+def test_slow_or_busy_meta_is_waited_for_not_given_up(
+    make_server: Any, graph: FakeGraph, tmp_path: Path
+) -> None:
+    """Timeouts are retried (the instance stays connected); a pause after a throughput refusal is
+    kept however often new messages wake the instance; a status that beats the send's own answer is
+    not lost; a stored file gone missing fails its message; a switched-off channel answers 501."""
+    srv = make_server(
+        env={"VERDIGRIS_CLOUD_GRAPH_URL": graph.url, "VERDIGRIS_CLOUD_TIMEOUT_SECONDS": "1"},
+        data_dir=tmp_path / "slow",
+    )
+    inst, number, console = connect(srv, graph)
+    api = srv.api(inst)
+
+    graph.send_answers.append(("sleep", 2.5))  # longer than the 1 s timeout: no answer in time
+    slow = api.sending.sendMessage("15550009999@c.us", "slow")
+    out = wait_for(
+        api, lambda b: b["typeWebhook"] in ("outgoingMessageStatus", "stateInstanceChanged"), timeout=40
+    )
+    assert (out["typeWebhook"], out.get("idMessage"), out.get("status")) == (
+        "outgoingMessageStatus",
+        slow.data["idMessage"],
+        "sent",
+    )
+    assert api.account.getStateInstance().data == {"stateInstance": "authorized"}
+    graph.skip_sent()  # the late first attempt may have been recorded by the fake too
+
+    # Meta refuses for 5 s while the client keeps sending: the first message waits it out.
+    graph.refuse_until = time.monotonic() + 5
+    ids = []
+    for n in range(8):
+        ids.append(api.sending.sendMessage("15550009999@c.us", f"busy {n}").data["idMessage"])
+        time.sleep(0.3)
+    statuses = {}
+    while len(statuses) < len(ids):
+        got = wait_for(api, lambda b: b["typeWebhook"] == "outgoingMessageStatus", timeout=120)
+        statuses[got["idMessage"]] = got["status"]
+    assert [statuses[i] for i in ids] == ["sent"] * len(ids)
+    assert [graph.next_sent()["text"]["body"] for _ in ids] == [f"busy {n}" for n in range(8)]
+
+    # Meta's "delivered" arrives before its answer to the send: it is applied once the send is recorded.
+    def race(wamid: str) -> None:
+        post_webhook(srv.url, envelope(number, status_update(wamid, "15550009999", "delivered")), SECRET)
+        time.sleep(0.5)
+
+    graph.before_answer = race
+    try:
+        early = api.sending.sendMessage("15550009999@c.us", "early bird")
+        seen = [
+            wait_for(api, lambda b: b["typeWebhook"] == "outgoingMessageStatus")["status"] for _ in range(2)
+        ]
+    finally:
+        graph.before_answer = None
+    assert seen == ["sent", "delivered"]
+    assert (
+        api.journals.getMessage("15550009999@c.us", early.data["idMessage"]).data["statusMessage"]
+        == "delivered"
+    )
+
+    # A file whose stored bytes vanished before its turn: failed, not retried for ever.
+    assert console.post(f"/instances/{inst['idInstance']}/pause").status_code == 303
+    upload = tmp_path / "menu.pdf"
+    upload.write_bytes(b"%PDF-1.4 menu")
+    sent = api.sending.sendFileByUpload("15550009999@c.us", str(upload), "menu.pdf")
+    for blob in (srv.data_dir / "media").rglob("*"):
+        if blob.is_file() and blob.read_bytes() == b"%PDF-1.4 menu":
+            blob.unlink()
+    assert console.post(f"/instances/{inst['idInstance']}/resume").status_code == 303
+    failed = wait_for(api, lambda b: b["typeWebhook"] == "outgoingMessageStatus")
+    assert (failed["idMessage"], failed["status"]) == (sent.data["idMessage"], "failed")
+    assert "could not be read" in failed["description"]
+
+    # The operator switches the channel off: the instance answers a clear 501, not a crash.
+    srv.stop()
+    srv.env["VERDIGRIS_CLOUD_ENABLED"] = "false"
+    srv.start()
+    r = srv.wire(inst, "getStateInstance")
+    assert r.status_code == 501 and "switched off" in r.json()["message"]

@@ -8,8 +8,9 @@ Two kinds of channel exist:
 * **remote** (``remote = True``, the WhatsApp Cloud API): a network call must never run inside a
   database transaction, so the send worker claims the message (``pending``), commits, and then
   calls :meth:`Channel.transmit`, which talks to the network and records the outcome in a
-  transaction of its own. A process that dies between the two leaves the row ``pending``; the
-  send worker puts such rows back into the queue after a restart (docs/decisions/0008).
+  transaction of its own, within ``deadline_seconds``. A process that dies between the two leaves
+  the row ``pending``; the send worker puts such rows back into the queue once they are older than
+  twice that deadline (docs/decisions/0008).
 
 A channel may support only part of the wire API: ``methods`` names the wire methods its
 instances may call (``None``: every method); the router answers the others 501 with
@@ -38,6 +39,10 @@ class Channel(Protocol):
     # The wire methods its instances may call; None: all of them.
     methods: frozenset[str] | None
 
+    @property
+    def deadline_seconds(self) -> float:
+        """Remote channels: the longest one transmit may take (it enforces it); 0 for in-process ones."""
+
     def unsupported(self, method: str) -> str:
         """Why ``method`` is not available on this channel (shown in the 501 answer)."""
 
@@ -58,3 +63,6 @@ class Channel(Protocol):
 
     async def has_account(self, tx: Tx, phone: str) -> bool:
         """Whether ``phone`` (digits) has an account on this network."""
+
+    async def release(self, tx: Tx, rec: InstanceRecord) -> None:
+        """The instance is being deleted (in ``tx``): drop what the channel keeps for it."""

@@ -401,3 +401,5 @@ async def _step(core: Core, campaign_id: int) -> None:
         async with core.tx() as tx:
             await blocked.record(tx)
         await _pause_for(core, campaign_id, f"the content rules block this text: {blocked.verdict.reason}")
+    except messaging.ChannelRefused as refused:
+        await _pause_for(core, campaign_id, f"the instance's network refuses this message: {refused.reason}")

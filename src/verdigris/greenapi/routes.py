@@ -145,7 +145,11 @@ class WireEndpoint:
             raise WireError(
                 501, f"{spec.name} is not implemented yet ({spec.note}); see docs/compatibility.md"
             )
-        channel = self.core.channels[inst.channel]
+        channel = self.core.channels.get(inst.channel)
+        if channel is None:
+            raise WireError(
+                501, f"the {inst.channel} network of this instance is switched off on this server"
+            )
         if channel.methods is not None and spec.name not in channel.methods:
             raise WireError(501, channel.unsupported(spec.name))
         call = Call(self.core, request, inst, extra=params.get("extra", ""))

@@ -93,9 +93,12 @@ def _record(row: Any) -> InstanceRecord:
 # Hot-path statements, built once: building a statement and its cache key costs more CPU than
 # SQLite takes to answer these lookups (find_by_wid runs four times per sandbox delivery).
 _BY_ID = select(instances).where((instances.c.id == bindparam("id")) & instances.c.deleted_ms.is_(None))
+# Instances linked to a sandbox account: an instance of another network with the same number (a
+# WhatsApp Cloud API business number) is not a device of the sandbox phone.
 _BY_WID = select(instances.c.id).where(
     (instances.c.wid == bindparam("wid"))
     & (instances.c.state != NOT_AUTHORIZED)
+    & (instances.c.channel == "sandbox")
     & instances.c.deleted_ms.is_(None)
 )
 
@@ -262,7 +265,7 @@ async def list_with_deleted(core: Core, account_id: int, deleted_since_ms: int) 
 
 
 async def find_by_wid(conn: AsyncConnection, wid: str) -> list[int]:
-    """Ids of the authorized instances linked to ``wid`` (the network routes messages to them)."""
+    """Ids of the authorized sandbox instances linked to ``wid`` (the network routes messages to them)."""
     rows = await conn.execute(_BY_WID, {"wid": wid})
     return [int(r[0]) for r in rows]
 
@@ -390,6 +393,9 @@ async def replace_token(tx: Tx, rec: InstanceRecord) -> str:
 async def delete(core: Core, rec: InstanceRecord) -> None:
     async with core.tx() as tx:
         await tx.conn.execute(update(instances).where(instances.c.id == rec.id).values(deleted_ms=now_ms()))
+        channel = core.channels.get(rec.channel)
+        if channel is not None:
+            await channel.release(tx, rec)  # credentials and other per-instance state of the network
     core.instances.forget(rec.id)
     if core.sender is not None:
         core.sender.forget(rec.id)

@@ -41,10 +41,6 @@ _CLAIM = (
     .values(status="pending", sent_ms=bindparam("now", type_=BigInteger))
 )
 
-# A remote channel's claimed message still "pending" after this long was interrupted (twice the
-# longest network exchange a send may take: an upload and a send, each within their timeout).
-INTERRUPTED_AFTER_MS = 4 * 60_000
-
 FILE_TYPES = frozenset({"imageMessage", "videoMessage", "audioMessage", "documentMessage", "stickerMessage"})
 
 
@@ -57,6 +53,10 @@ class SendWorker:
         self._typing_until: dict[str, int] = {}
         self._busy: set[int] = set()
         self._again: set[int] = set()
+        # Remote channels: no send before this time (ms) after a temporary refusal, whatever wakes
+        # the instance meanwhile; and the rows whose network call is running in this process.
+        self._hold_until: dict[int, int] = {}
+        self._in_flight: set[int] = set()
         self.sent_total = 0
 
     def _gap_ms(self, rec: InstanceRecord, is_file: bool) -> int:
@@ -72,7 +72,7 @@ class SendWorker:
         if rec.state != AUTHORIZED:
             return
         last = self._last_sent.get(rec.id)
-        due = now_ms()
+        due = max(now_ms(), self._hold_until.get(rec.id, 0))
         if last is not None:
             due = max(due, last[0] + self._gap_ms(rec, False))
         self.core.timers.schedule(("send", rec.id), due, partial(self._run, rec.id))
@@ -80,6 +80,7 @@ class SendWorker:
     def forget(self, instance_id: int) -> None:
         self.core.timers.cancel(("send", instance_id))
         self._last_sent.pop(instance_id, None)
+        self._hold_until.pop(instance_id, None)
 
     async def start(self) -> None:
         """Plan a send for every instance that has queued messages (after a restart)."""
@@ -114,18 +115,24 @@ class SendWorker:
     async def requeue_interrupted(self) -> None:
         """Put back into the queue the messages a remote channel claimed but never settled (the
         process died during the network call): sending them again may duplicate one, losing
-        them is worse (docs/decisions/0008). Runs at start and every minute after."""
+        them is worse (docs/decisions/0008). A claim counts as interrupted when it is older than
+        twice the longest a network call of its channel may run (``deadline_seconds``, enforced
+        by the channel) and not running in this process. Runs at start and every minute after."""
         core = self.core
-        remote = [name for name, channel in core.channels.items() if channel.remote]
+        remote = {name: channel for name, channel in core.channels.items() if channel.remote}
         if remote:
-            horizon = now_ms() - INTERRUPTED_AFTER_MS
+            horizon = now_ms() - int(2000 * max(c.deadline_seconds for c in remote.values()))
             stale = (
                 (messages.c.status == "pending")
                 & (messages.c.direction == "out")
                 & messages.c.sent_by_api
                 & (messages.c.sent_ms < horizon)
-                & messages.c.instance_id.in_(select(instances.c.id).where(instances.c.channel.in_(remote)))
+                & messages.c.instance_id.in_(
+                    select(instances.c.id).where(instances.c.channel.in_(list(remote)))
+                )
             )
+            if self._in_flight:
+                stale = stale & messages.c.id.not_in(list(self._in_flight))
             async with core.read() as conn:
                 found = (
                     (await conn.execute(select(messages.c.instance_id).where(stale).distinct()))
@@ -164,6 +171,12 @@ class SendWorker:
         rec = await core.instances.get(instance_id)
         if rec is None or rec.state != AUTHORIZED:
             return
+        hold = self._hold_until.get(instance_id)
+        if hold is not None:
+            if now_ms() < hold:  # a remote channel asked for a pause after a temporary refusal
+                core.timers.schedule(("send", instance_id), hold, partial(self._run, instance_id))
+                return
+            del self._hold_until[instance_id]
         if core.licensing is not None and not await core.licensing.may_send(rec):
             return  # expired: the queue is kept; a renewal wakes the instance again
         if core.moderation is not None and not core.moderation.may_send(rec.account_id):
@@ -196,7 +209,9 @@ class SendWorker:
             return
         self._typing_until.pop(head.id_message, None)
         expired = head.created_ms < now - core.settings.retention_seconds * 1000
-        channel = core.channel(rec.channel)
+        channel = core.channels.get(rec.channel)
+        if channel is None:
+            return  # its network is switched off on this server: the queue is kept
         async with core.tx() as tx:
             # Claim the message: only one sender (in any process) moves it out of the queue.
             claimed = await tx.conn.execute(_CLAIM, {"row_id": head.row_id, "now": now})
@@ -222,8 +237,13 @@ class SendWorker:
                 await channel.deliver(tx, rec, head)
         if channel.remote and not expired:
             # The claim is committed; the network call runs outside any transaction.
-            retry_at = await channel.transmit(rec, head)
-            if retry_at is not None:  # a temporary failure: the message is queued again
+            self._in_flight.add(head.row_id)
+            try:
+                retry_at = await channel.transmit(rec, head)
+            finally:
+                self._in_flight.discard(head.row_id)
+            if retry_at is not None:  # not sent for now: the message is queued again
+                self._hold_until[instance_id] = retry_at
                 core.timers.schedule(("send", instance_id), retry_at, partial(self._run, instance_id))
                 return
         self._last_sent[instance_id] = (now_ms(), is_file)

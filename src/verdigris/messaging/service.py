@@ -160,7 +160,10 @@ async def enqueue(tx: Tx, rec: InstanceRecord, message: OutgoingMessage) -> str:
     """Put one message into the instance's outgoing queue within ``tx`` (the caller's other
     changes commit with it); the send worker is woken after the commit. Returns its idMessage."""
     status = QUEUED
-    refused = tx.core.channels[rec.channel].refusal(rec, message)
+    channel = tx.core.channels.get(rec.channel)
+    refused = (
+        f"the {rec.channel} network is switched off" if channel is None else channel.refusal(rec, message)
+    )
     if refused is not None:
         raise ChannelRefused(refused)
     screening = tx.core.screening

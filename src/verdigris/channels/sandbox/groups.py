@@ -509,6 +509,7 @@ async def route(channel: SandboxChannel, tx: Tx, msg: Outgoing) -> None:
             select(instances.c.id).where(
                 instances.c.wid.in_(others)
                 & (instances.c.state != NOT_AUTHORIZED)
+                & (instances.c.channel == "sandbox")
                 & instances.c.deleted_ms.is_(None)
             )
         )

@@ -122,6 +122,7 @@ class SandboxChannel:
     name = "sandbox"
     remote = False
     methods: frozenset[str] | None = None  # the sandbox network does all the wire API offers
+    deadline_seconds = 0.0
 
     def unsupported(self, method: str) -> str:  # pragma: no cover - methods is None
         return ""
@@ -131,6 +132,9 @@ class SandboxChannel:
 
     async def transmit(self, rec: InstanceRecord, message: StoredMessage) -> int | None:
         raise AssertionError("the sandbox delivers in-process (deliver)")
+
+    async def release(self, tx: Tx, rec: InstanceRecord) -> None:
+        return None  # a deleted instance is no longer linked (find_by_wid skips it)
 
     def __init__(self, core: Core) -> None:
         self.core = core

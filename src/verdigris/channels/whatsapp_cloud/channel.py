@@ -24,7 +24,7 @@ from sqlalchemy import bindparam, insert, select, update
 
 from verdigris.channels.base import ChannelUnsupported
 from verdigris.channels.whatsapp_cloud import outbound, service
-from verdigris.channels.whatsapp_cloud.graph import GraphClient, GraphError
+from verdigris.channels.whatsapp_cloud.graph import NO_CODE, GraphClient, GraphError
 from verdigris.channels.whatsapp_cloud.models import cloud_message_ids
 from verdigris.channels.whatsapp_cloud.worker import CloudInbox
 from verdigris.instances.settings import is_on
@@ -111,8 +111,11 @@ _LOCAL_ID = select(cloud_message_ids.c.id_message).where(
     & (cloud_message_ids.c.wamid == bindparam("wamid"))
 )
 _INSERT_ID = insert(cloud_message_ids)
-# Settles a claimed row; the SET columns come from the parameters given at execution.
+# Settle a claimed row; the SET columns come from the parameters given at execution.
 _SETTLE = update(messages).where((messages.c.id == bindparam("row_id")) & (messages.c.status == "pending"))
+_SETTLE_SENT = update(messages).where(
+    (messages.c.id == bindparam("row_id")) & messages.c.status.in_(("pending", QUEUED))
+)
 
 
 class CloudChannel:
@@ -164,22 +167,49 @@ class CloudChannel:
     async def has_account(self, tx: Tx, phone: str) -> bool:
         raise ChannelUnsupported(_WHY["checkWhatsapp"])
 
+    async def release(self, tx: Tx, rec: InstanceRecord) -> None:
+        await service.drop_credentials(tx, rec.id)
+
+    @property
+    def deadline_seconds(self) -> float:
+        """The longest one transmit may take: an upload and a send, each within the call timeout,
+        and room for reading the file."""
+        return 4 * self.core.settings.cloud_timeout_seconds
+
     async def transmit(self, rec: InstanceRecord, message: StoredMessage) -> int | None:
         known = await service.account(self.core, rec.id)
         if known is None:
             await self._settle_failed(rec, message, "the instance has no WhatsApp Cloud API credentials")
             return None
         try:
-            body = await self._body(rec, known, message)
-            wamid = await self.graph.send(known.credentials, body)
+            async with asyncio.timeout(self.deadline_seconds):
+                body = await self._body(rec, known, message)
+                wamid = await self.graph.send(known.credentials, body)
         except ChannelUnsupported as exc:
             await self._settle_failed(rec, message, str(exc))
             return None
         except GraphError as exc:
             return await self._settle_error(rec, message, exc)
+        except TimeoutError:
+            error = GraphError(0, NO_CODE, f"no answer within {self.deadline_seconds:.0f} s")
+            return await self._settle_error(rec, message, error)
+        except Exception as exc:  # a stored file gone missing, a database error, ...: not Meta's answer
+            log.exception("Cloud API send failed", instance=rec.id, id_message=message.id_message)
+            return await self._settle_error(
+                rec, message, GraphError(0, NO_CODE, f"internal error: {exc!r}"[:300])
+            )
         self._attempts.pop(message.row_id, None)
-        await self._settle_sent(rec, message, wamid, known.verified_name)
-        return None
+        # Meta has the message: record that, trying again if the database is busy, never by sending again.
+        for attempt in range(3):
+            try:
+                await self._settle_sent(rec, message, wamid, known.verified_name)
+                return None
+            except Exception:
+                log.exception(
+                    "recording a sent message failed", instance=rec.id, id_message=message.id_message
+                )
+                await asyncio.sleep(0.5 * (attempt + 1))
+        return None  # still pending: after a restart the message would be sent again (decision 0008)
 
     async def mark_read(self, tx: Tx, rec: InstanceRecord, chat_id: str, up_to: StoredMessage | None) -> int:
         """Mark the chat's incoming messages read here, and tell Meta after the commit (one call for
@@ -250,7 +280,12 @@ class CloudChannel:
                 f"the file has {record.size} bytes; the WhatsApp Cloud API takes at most "
                 f"{outbound.SIZE_LIMITS['document']}"
             )
-        data = b"".join([chunk async for chunk in media.store.read(record.key)])
+        try:
+            data = b"".join([chunk async for chunk in media.store.read(record.key)])
+        except OSError as exc:
+            raise ChannelUnsupported(
+                f"the file of this message could not be read on this server ({exc.strerror})"
+            ) from None
         kind = outbound.media_kind(message.type_message, record.mime_type, record.size)
         media_id = await self.graph.upload(known.credentials, data, record.file_name, record.mime_type)
         return kind, media_id
@@ -258,9 +293,9 @@ class CloudChannel:
     async def _settle_sent(self, rec: InstanceRecord, message: StoredMessage, wamid: str, name: str) -> None:
         now = now_ms()
         async with self.core.tx() as tx:
-            await self.remember(tx, rec.id, wamid, message.id_message)
-            await tx.conn.execute(
-                _SETTLE,
+            # Also from "queued": had the claim been taken back meanwhile, the message must not go twice.
+            settled = await tx.conn.execute(
+                _SETTLE_SENT,
                 {
                     "row_id": message.row_id,
                     "status": "sent",
@@ -269,15 +304,11 @@ class CloudChannel:
                     "sender_name": name,
                 },
             )
-            await emit(
-                tx,
-                rec,
-                status_event(message.chat_id, message.id_message, "sent", at_ms=now),
-            )
-            await emit(
-                tx,
-                rec,
-                message_event(
+            if not settled.rowcount:
+                log.warning("sent message no longer claimed", instance=rec.id, id_message=message.id_message)
+            await self.remember(tx, rec.id, wamid, message.id_message)
+            if settled.rowcount:
+                api_message = message_event(
                     "outgoingAPIMessageReceived",
                     message.id_message,
                     message.type_message,
@@ -286,22 +317,23 @@ class CloudChannel:
                     rec.wid,
                     name,
                     now,
-                ),
-            )
+                )
+                await emit(tx, rec, api_message)
+                await emit(tx, rec, status_event(message.chat_id, message.id_message, "sent", at_ms=now))
+            await self.inbox.apply_early_statuses(tx, rec, wamid, message.id_message)
             if is_on(rec.settings, "markIncomingMessagesReadedOnReply"):
                 await self.mark_read(tx, rec, message.chat_id, None)
 
     async def _settle_failed(self, rec: InstanceRecord, message: StoredMessage, description: str) -> None:
         self._attempts.pop(message.row_id, None)
         async with self.core.tx() as tx:
-            await tx.conn.execute(
+            settled = await tx.conn.execute(
                 _SETTLE, {"row_id": message.row_id, "status": "failed", "description": description[:400]}
             )
-            await emit(
-                tx,
-                rec,
-                status_event(message.chat_id, message.id_message, "failed", description[:400]),
-            )
+            if settled.rowcount:
+                await emit(
+                    tx, rec, status_event(message.chat_id, message.id_message, "failed", description[:400])
+                )
 
     async def _requeue(self, tx: Tx, message: StoredMessage) -> None:
         await tx.conn.execute(_SETTLE, {"row_id": message.row_id, "status": QUEUED})
@@ -313,7 +345,7 @@ class CloudChannel:
             async with self.core.tx() as tx:
                 await self._requeue(tx, message)
                 await service.credentials_refused(tx, rec, reason)
-            return None  # not authorized now: connecting again wakes the queue
+            return now_ms() + 1000  # not sent: the instance is not authorized until it is connected again
         attempts = self._attempts.get(message.row_id, 0) + 1
         if not exc.retryable or attempts >= MAX_ATTEMPTS:
             if exc.retryable:

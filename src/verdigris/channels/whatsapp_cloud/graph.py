@@ -36,6 +36,8 @@ RETRYABLE_CODES = frozenset(
 )
 # Codes that mean the credentials are refused: every send would fail the same way.
 CREDENTIAL_CODES = frozenset({0, 190})
+# The code of a failure that carried no Graph error (no answer, a proxy's HTML page, ...).
+NO_CODE = -1
 
 
 @dataclass(slots=True)
@@ -64,7 +66,9 @@ class GraphError(Exception):
 
     def describe(self) -> str:
         """One line for a message status or the console: Meta's code, its text and its details."""
-        text = self.message if self.message.startswith("(#") else f"(#{self.code}) {self.message}"
+        text = self.message
+        if self.code != NO_CODE and not text.startswith("(#"):
+            text = f"(#{self.code}) {text}"
         if self.details and self.details not in text:
             text = f"{text}: {self.details}"
         return text[:400]
@@ -77,13 +81,13 @@ def _error(response: httpx.Response) -> GraphError:
     except orjson.JSONDecodeError:
         error = None
     if not isinstance(error, dict):
-        return GraphError(response.status_code, 0, f"HTTP {response.status_code} from the Graph API")
+        return GraphError(response.status_code, NO_CODE, f"HTTP {response.status_code} from the Graph API")
     code = error.get("code")
     data = error.get("error_data")
     details = data.get("details", "") if isinstance(data, dict) else ""
     return GraphError(
         response.status_code,
-        code if isinstance(code, int) else 0,
+        code if isinstance(code, int) and not isinstance(code, bool) else NO_CODE,
         str(error.get("message") or f"HTTP {response.status_code}"),
         str(details or ""),
     )
@@ -109,14 +113,14 @@ class GraphClient:
         try:
             response = await self.http.request(method, url, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
-            raise GraphError(0, 0, f"the Graph API did not answer: {type(exc).__name__}") from None
+            raise GraphError(0, NO_CODE, f"the Graph API did not answer: {type(exc).__name__}") from None
         if response.status_code >= 300:
             raise _error(response)
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError:
             raise GraphError(
-                response.status_code, 0, "the Graph API answered something that is not JSON"
+                response.status_code, NO_CODE, "the Graph API answered something that is not JSON"
             ) from None
 
     async def send(self, creds: Credentials, body: dict[str, Any]) -> str:
@@ -130,7 +134,9 @@ class GraphClient:
         try:
             return str(answer["messages"][0]["id"])
         except (KeyError, IndexError, TypeError):
-            raise GraphError(200, 0, "the Graph API accepted the message but named no message id") from None
+            raise GraphError(
+                200, NO_CODE, "the Graph API accepted the message but named no message id"
+            ) from None
 
     async def mark_read(self, creds: Credentials, wamid: str) -> None:
         await self._call(
@@ -151,7 +157,7 @@ class GraphClient:
         )
         media_id = answer.get("id") if isinstance(answer, dict) else None
         if not media_id:
-            raise GraphError(200, 0, "the Graph API stored the file but named no media id")
+            raise GraphError(200, NO_CODE, "the Graph API stored the file but named no media id")
         return str(media_id)
 
     async def media(self, creds: Credentials, media_id: str) -> dict[str, Any]:
@@ -160,7 +166,7 @@ class GraphClient:
             "GET", f"{self.base}/{media_id}", creds, params={"phone_number_id": creds.phone_number_id}
         )
         if not isinstance(answer, dict) or not answer.get("url"):
-            raise GraphError(200, 0, f"the Graph API has no download address for media {media_id}")
+            raise GraphError(200, NO_CODE, f"the Graph API has no download address for media {media_id}")
         return answer
 
     async def download(self, creds: Credentials, url: str, limit: int) -> AsyncIterator[bytes]:
@@ -176,11 +182,11 @@ class GraphClient:
                     seen += len(chunk)
                     if seen > limit:
                         raise GraphError(
-                            200, 0, f"the file is larger than this server's limit of {limit} bytes"
+                            200, NO_CODE, f"the file is larger than this server's limit of {limit} bytes"
                         )
                     yield chunk
         except httpx.HTTPError as exc:
-            raise GraphError(0, 0, f"the file download failed: {type(exc).__name__}") from None
+            raise GraphError(0, NO_CODE, f"the file download failed: {type(exc).__name__}") from None
 
     async def phone_number(self, creds: Credentials) -> dict[str, Any]:
         """The business number behind the credentials: ``display_phone_number``, ``verified_name``."""
@@ -191,5 +197,5 @@ class GraphClient:
             params={"fields": "display_phone_number,verified_name"},
         )
         if not isinstance(answer, dict) or not answer.get("display_phone_number"):
-            raise GraphError(200, 0, "the Graph API did not name the business phone number")
+            raise GraphError(200, NO_CODE, "the Graph API did not name the business phone number")
         return answer

@@ -181,9 +181,14 @@ def _message(raw: dict[str, Any], names: dict[str, str]) -> Received | str:
     return got
 
 
+def phone_number_id(value: dict[str, Any]) -> str:
+    """The business number a ``value`` is for (``metadata.phone_number_id``), ``""`` if none."""
+    found = _dict(value.get("metadata")).get("phone_number_id", "")
+    return found if isinstance(found, str) else str(found) if isinstance(found, int) else ""
+
+
 def parse_value(value: dict[str, Any]) -> Value:
-    metadata = _dict(value.get("metadata"))
-    out = Value(str(metadata.get("phone_number_id", "")))
+    out = Value(phone_number_id(value))
     names: dict[str, str] = {}
     for contact in _list(value.get("contacts")):
         if isinstance(contact, dict) and isinstance(contact.get("profile"), dict):

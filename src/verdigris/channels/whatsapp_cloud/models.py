@@ -6,6 +6,9 @@ ways, next to this server's ``idMessage`` (wamids are longer than the journal's 
 already holds the ``idMessage`` it was answered when the network names the message).
 ``cloud_inbox``: webhook payloads accepted (answered 200) but not yet turned into journal rows and
 notifications; a row goes in the transaction that applies it.
+``cloud_early_statuses``: statuses naming a wamid this server does not know (yet): Meta's webhook
+may be applied before the send that got the wamid has recorded it. Applied when it does; kept an
+hour (statuses of messages another tool sent on the same number never match).
 """
 
 from __future__ import annotations
@@ -57,3 +60,18 @@ cloud_inbox = Table(
     sqlite_autoincrement=True,
 )
 Index("ix_cloud_inbox_instance", cloud_inbox.c.instance_id, cloud_inbox.c.id)
+
+cloud_early_statuses = Table(
+    "cloud_early_statuses",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("instance_id", BigInteger, nullable=False),
+    Column("wamid", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("description", String(400), nullable=False, server_default=""),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("received_ms", BigInteger, nullable=False),
+    sqlite_autoincrement=True,
+)
+Index("ix_cloud_early_statuses_wamid", cloud_early_statuses.c.instance_id, cloud_early_statuses.c.wamid)
+Index("ix_cloud_early_statuses_received", cloud_early_statuses.c.received_ms)

@@ -4,10 +4,10 @@
 of the connected instances' verify tokens) and ``hub.challenge``, echoed as plain text; anything
 else is 403. ``POST`` carries notifications, signed ``X-Hub-Signature-256: sha256=<HMAC-SHA256 of
 the raw body with the app secret>``. Each ``value`` names its business number
-(``metadata.phone_number_id``); it is accepted only for the instance connected to that number and
-only when the signature checks out with that instance's app secret (compared in constant time).
-A bad signature is 401 and nothing is stored; values for numbers no instance is connected to are
-left out. Accepted values are committed to the inbox (worker.py) before the 200. Refusals are
+(``metadata.phone_number_id``); the numbers are looked up in one query, and the signature must
+check out with the app secret of every connected number the payload names (compared in constant
+time), else 401 and nothing is stored. Values for numbers no instance is connected to are left
+out; a payload is bounded in size, changes and numbers. Accepted values are committed to the inbox (worker.py) before the 200. Refusals are
 JSON ``{"error", "message"}``, like the other JSON faces.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from typing import Any
 
 import orjson
@@ -30,6 +31,9 @@ from verdigris.media.bodies import BodyTooLarge, bounded
 log = structlog.get_logger("verdigris.cloud")
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
+MAX_VALUES = 1000  # changes in one payload (Meta sends a few)
+MAX_NUMBERS = 20  # distinct business numbers in one payload
+_SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
 
 
 def _refused(status: int, message: str) -> Response:
@@ -38,13 +42,6 @@ def _refused(status: int, message: str) -> Response:
         status_code=status,
         media_type="application/json",
     )
-
-
-def signature_ok(secret: str, body: bytes, header: str) -> bool:
-    if not header.startswith("sha256="):
-        return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header[7:].strip().lower())
 
 
 def build_router(core: Core, inbox: CloudInbox) -> APIRouter:
@@ -86,25 +83,35 @@ def build_router(core: Core, inbox: CloudInbox) -> APIRouter:
         except BodyTooLarge:
             return _refused(413, "body too large")
         body = b"".join(chunks)
-        header = request.headers.get("x-hub-signature-256", "")
-        if not header:
-            return _refused(401, "X-Hub-Signature-256 is missing")
+        signature = _SIGNATURE.fullmatch(request.headers.get("x-hub-signature-256", ""))
+        if signature is None:
+            return _refused(401, "X-Hub-Signature-256 is missing or not sha256=<64 hex digits>")
         try:
             payload: Any = orjson.loads(body)
         except orjson.JSONDecodeError:
             return _refused(400, "the body is not JSON")
-        accepted: list[tuple[int, dict[str, Any]]] = []
-        for value in inbound.message_values(payload):
-            number = inbound.parse_value(value).phone_number_id
-            known = await service.account_for_number(core, number) if number.isdigit() else None
-            if known is None:
-                log.warning(
-                    "Cloud API webhook for a number no instance is connected to", phone_number_id=number[:32]
-                )
-                continue
-            if not signature_ok(known.app_secret, body, header):
+        values = inbound.message_values(payload)
+        numbers = {inbound.phone_number_id(value) for value in values}
+        if len(values) > MAX_VALUES or len(numbers) > MAX_NUMBERS:
+            return _refused(413, f"at most {MAX_VALUES} changes for {MAX_NUMBERS} numbers in one payload")
+        # One query for every number named; every account named must have signed the body.
+        known = await service.accounts_for_numbers(core, {n for n in numbers if n.isdigit()})
+        given = signature.group(1).lower()
+        for account in known.values():
+            expected = hmac.new(account.app_secret.encode(), body, hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(expected, given):
                 return _refused(401, "X-Hub-Signature-256 does not match")
-            accepted.append((known.instance_id, value))
+        unknown = numbers - set(known)
+        if unknown:
+            log.warning(
+                "Cloud API webhook for numbers no instance is connected to",
+                phone_number_ids=sorted(n[:32] for n in unknown)[:5],
+            )
+        accepted = [
+            (known[number].instance_id, value)
+            for value in values
+            if (number := inbound.phone_number_id(value)) in known
+        ]
         if accepted:
             await inbox.accept(accepted)
         return Response(

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, insert, select, update
 
 from verdigris.channels.whatsapp_cloud.graph import Credentials, GraphError
-from verdigris.channels.whatsapp_cloud.models import cloud_accounts
+from verdigris.channels.whatsapp_cloud.models import cloud_accounts, cloud_early_statuses, cloud_inbox
 from verdigris.errors import ServiceError
 from verdigris.instances import service as instances
+from verdigris.messaging.models import messages
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -95,6 +96,19 @@ async def account_for_number(core: Core, phone_number_id: str) -> CloudAccount |
     return None if row is None else _account(row)
 
 
+async def accounts_for_numbers(core: Core, phone_number_ids: set[str]) -> dict[str, CloudAccount]:
+    """The accounts of these phone number ids (the ones a webhook payload names), in one query."""
+    if not phone_number_ids:
+        return {}
+    async with core.read() as conn:
+        rows = (
+            await conn.execute(
+                select(cloud_accounts).where(cloud_accounts.c.phone_number_id.in_(sorted(phone_number_ids)))
+            )
+        ).all()
+    return {row.phone_number_id: _account(row) for row in rows}
+
+
 async def verify_token_known(core: Core, token: str) -> bool:
     """Whether some connected instance expects this ``hub.verify_token`` (webhook verification)."""
     async with core.read() as conn:
@@ -145,7 +159,8 @@ async def connect(
         raise CloudError("the instance is linked to a phone of the sandbox network: log it out first", 409)
     other = await account_for_number(core, phone_number_id)
     if other is not None and other.instance_id != rec.id:
-        raise CloudError(f"this phone number is already connected to instance {other.instance_id}", 409)
+        # Which instance (perhaps another customer's) is not said.
+        raise CloudError("this phone number is already connected to another instance", 409)
     try:
         number = await _channel(core).graph.phone_number(Credentials(phone_number_id, access_token))
     except GraphError as exc:
@@ -196,12 +211,32 @@ async def reconnect(core: Core, rec: InstanceRecord) -> CloudAccount:
     )
 
 
+async def drop_credentials(tx: Tx, instance_id: int) -> bool:
+    """Delete an instance's credentials and what waits for it from Meta; False if it had none."""
+    removed = await tx.conn.execute(delete(cloud_accounts).where(cloud_accounts.c.instance_id == instance_id))
+    await tx.conn.execute(delete(cloud_inbox).where(cloud_inbox.c.instance_id == instance_id))
+    await tx.conn.execute(
+        delete(cloud_early_statuses).where(cloud_early_statuses.c.instance_id == instance_id)
+    )
+    return bool(removed.rowcount)
+
+
 async def forget(core: Core, rec: InstanceRecord) -> None:
-    """Remove the credentials: the instance is not authorized and belongs to the sandbox again."""
+    """Remove the credentials: the instance is not authorized and belongs to the sandbox again.
+    A send caught mid-way goes back into the queue (the sandbox would deliver it once linked)."""
     async with core.tx() as tx:
-        removed = await tx.conn.execute(delete(cloud_accounts).where(cloud_accounts.c.instance_id == rec.id))
-        if not removed.rowcount:
+        if not await drop_credentials(tx, rec.id):
             raise CloudError("this instance has no WhatsApp Cloud API credentials", 404)
+        await tx.conn.execute(
+            update(messages)
+            .where(
+                (messages.c.instance_id == rec.id)
+                & (messages.c.status == "pending")
+                & (messages.c.direction == "out")
+                & messages.c.sent_by_api
+            )
+            .values(status="queued")
+        )
         await instances.set_state(tx, rec, instances.NOT_AUTHORIZED, "")
         await instances.set_channel(tx, rec, "sandbox")
 

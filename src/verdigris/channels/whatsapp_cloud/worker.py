@@ -28,7 +28,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 
 from verdigris.channels.whatsapp_cloud import inbound, service
 from verdigris.channels.whatsapp_cloud.graph import GraphError
-from verdigris.channels.whatsapp_cloud.models import cloud_inbox
+from verdigris.channels.whatsapp_cloud.models import cloud_early_statuses, cloud_inbox
 from verdigris.media.scan import ScannerUnavailable
 from verdigris.media.service import EmptyFile, FileInfected, FileTooLarge, default_name
 from verdigris.messaging import rich
@@ -48,6 +48,7 @@ log = structlog.get_logger("verdigris.cloud")
 
 MAX_ATTEMPTS = 6
 RETRY_BASE_MS = 5_000
+EARLY_STATUS_MS = 3600_000
 
 _HEAD = (
     select(cloud_inbox)
@@ -66,6 +67,8 @@ class CloudInbox:
         self.channel = channel
         self._busy: set[int] = set()
         self._again: set[int] = set()
+        # No attempt before this time (ms) after a failed download, whatever wakes the instance.
+        self._hold_until: dict[int, int] = {}
 
     async def accept(self, values: list[tuple[int, dict[str, Any]]]) -> None:
         """Store webhook ``value`` objects for their instances (committed before Meta is answered)."""
@@ -96,10 +99,22 @@ class CloudInbox:
             )
         for instance_id in ids:
             self.wake(int(instance_id))
+        await self.purge_early_statuses()
 
     def wake(self, instance_id: int, due_ms: int | None = None) -> None:
+        due = max(due_ms or now_ms(), self._hold_until.get(instance_id, 0))
+        self.core.timers.schedule(("cloud-inbox", instance_id), due, partial(self._run, instance_id))
+
+    async def purge_early_statuses(self) -> None:
+        """Forget statuses no send of this server claimed within an hour (hourly)."""
+        async with self.core.tx() as tx:
+            await tx.conn.execute(
+                delete(cloud_early_statuses).where(
+                    cloud_early_statuses.c.received_ms < now_ms() - EARLY_STATUS_MS
+                )
+            )
         self.core.timers.schedule(
-            ("cloud-inbox", instance_id), due_ms or now_ms(), partial(self._run, instance_id)
+            "cloud-early-statuses", now_ms() + EARLY_STATUS_MS, self.purge_early_statuses
         )
 
     async def _run(self, instance_id: int) -> None:
@@ -135,6 +150,11 @@ class CloudInbox:
             row = (await conn.execute(_HEAD, {"instance_id": instance_id})).first()
         if row is None:
             return False
+        hold = self._hold_until.get(instance_id, 0)
+        if now_ms() < hold:
+            self.wake(instance_id, hold)
+            return False
+        self._hold_until.pop(instance_id, None)
         rec = await self.core.instances.get(instance_id)
         known = await service.account(self.core, instance_id)
         if rec is None or known is None or rec.channel != service.CHANNEL:
@@ -149,6 +169,9 @@ class CloudInbox:
         for got in value.received:
             if got.media_id is None:
                 continue
+            async with self.core.read() as conn:
+                if await self.channel.local_id_of(conn, rec.id, got.wamid) is not None:
+                    continue  # Meta sent this payload again: the file is stored already
             try:
                 files[got.wamid] = await self._download(rec, known, got)
             except GraphError as exc:
@@ -179,7 +202,8 @@ class CloudInbox:
             error=exc.describe(),
             delay_ms=delay,
         )
-        self.wake(int(row.instance_id), now_ms() + delay)
+        self._hold_until[int(row.instance_id)] = now_ms() + delay
+        self.wake(int(row.instance_id))
 
     async def _download(
         self, rec: InstanceRecord, known: service.CloudAccount, got: inbound.Received
@@ -190,7 +214,9 @@ class CloudInbox:
         graph = self.channel.graph
         facts = await graph.media(known.credentials, got.media_id)
         mime = str(facts.get("mime_type") or got.content.get("mimeType") or "application/octet-stream")
-        name = str(got.content.get("fileName") or "") or default_name(got.media_id, mime.split(";")[0])
+        name = _bounded_name(str(got.content.get("fileName") or "")) or default_name(
+            got.media_id[:40], mime.split(";")[0]
+        )
         chunks = graph.download(known.credentials, str(facts["url"]), media.limit)
         try:
             record = await media.save(str(rec.id), chunks, file_name=name, mime_type=mime)
@@ -281,29 +307,59 @@ class CloudInbox:
     async def _status(self, tx: Tx, rec: InstanceRecord, change: inbound.StatusChange) -> None:
         id_message = await self.channel.local_id_of(tx.conn, rec.id, change.wamid)
         if id_message is None:
-            return  # a message this server did not send (another tool on the same number)
+            # Not known (yet): the send that got this wamid may not have recorded it; kept a while.
+            await tx.conn.execute(
+                insert(cloud_early_statuses).values(
+                    instance_id=rec.id,
+                    wamid=change.wamid[:255],
+                    status=change.status,
+                    description=change.description,
+                    at_ms=change.at_ms or now_ms(),
+                    received_ms=now_ms(),
+                )
+            )
+            return
+        await self.apply_status(tx, rec, id_message, change.status, change.description, change.at_ms)
+
+    async def apply_status(
+        self, tx: Tx, rec: InstanceRecord, id_message: str, status: str, description: str, at_ms: int
+    ) -> None:
+        """Move a message the instance sent forward to ``status`` (never back)."""
         row = (
             await tx.conn.execute(
                 _MESSAGE.where(messages.c.direction == "out"),
                 {"instance_id": rec.id, "id_message": id_message},
             )
         ).first()
-        if row is None or not status_advances(row.status, change.status):
+        if row is None or not status_advances(row.status, status):
             return
         await tx.conn.execute(
-            update(messages)
-            .where(messages.c.id == row.id)
-            .values(status=change.status, description=change.description)
+            update(messages).where(messages.c.id == row.id).values(status=status, description=description)
         )
         await emit(
-            tx,
-            rec,
-            status_event(
-                row.chat_id,
-                id_message,
-                change.status,
-                change.description,
-                bool(row.sent_by_api),
-                change.at_ms,
-            ),
+            tx, rec, status_event(row.chat_id, id_message, status, description, bool(row.sent_by_api), at_ms)
         )
+
+    async def apply_early_statuses(self, tx: Tx, rec: InstanceRecord, wamid: str, id_message: str) -> None:
+        """Statuses that arrived before the send recorded ``wamid``: apply them now, in order."""
+        cond = (cloud_early_statuses.c.instance_id == rec.id) & (cloud_early_statuses.c.wamid == wamid)
+        rows = (
+            await tx.conn.execute(
+                select(cloud_early_statuses).where(cond).order_by(cloud_early_statuses.c.id)
+            )
+        ).all()
+        if not rows:
+            return
+        await tx.conn.execute(delete(cloud_early_statuses).where(cond))
+        for row in rows:
+            await self.apply_status(tx, rec, id_message, row.status, row.description, int(row.at_ms))
+
+
+def _bounded_name(name: str, limit: int = 200) -> str:
+    """A received file's name cut to ``limit`` characters, keeping its extension."""
+    if len(name) <= limit:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if dot and 0 < len(ext) <= 16:
+        return stem[: limit - len(ext) - 1] + "." + ext
+    return name[:limit]

@@ -165,7 +165,10 @@ async def get_wa_settings(call: Call) -> dict[str, Any]:
     inst = call.instance
     linked = inst.state == instances.AUTHORIZED
     return {
-        "avatar": await pictures.profile_picture_url(call.core, inst.phone) if linked else "",
+        # Profile pictures exist on the sandbox network only.
+        "avatar": await pictures.profile_picture_url(call.core, inst.phone)
+        if linked and inst.channel == "sandbox"
+        else "",
         "base64Avatar": "",
         "phone": inst.phone if linked else "",
         "chatId": "",
