@@ -9,6 +9,7 @@ SDK and bots read. Nothing here reaches the internet: the fake follows the publi
 from __future__ import annotations
 
 import hashlib
+import html
 import itertools
 import shutil
 import threading
@@ -609,3 +610,34 @@ def test_slow_or_busy_meta_is_waited_for_not_given_up(
     srv.start()
     r = srv.wire(inst, "getStateInstance")
     assert r.status_code == 501 and "switched off" in r.json()["message"]
+
+
+def test_a_campaign_the_cloud_api_cannot_carry_pauses_with_the_reason(srv: Server, graph: FakeGraph) -> None:
+    from test_customers import add, campaign_state, error_of
+
+    inst, _, console = connect(srv, graph)
+    phone = f"1555{next(_numbers):07d}"
+    assert add(console, phone, name="N" * 150, consent="on", consent_source="web form").status_code == 303
+    console.get("/campaigns")
+    # 4000 characters are allowed in a campaign; with the name and the opt-out line the message
+    # grows past the Cloud API's 4096.
+    r = console.post(
+        "/campaigns",
+        {
+            "instance": str(inst["idInstance"]),
+            "name": "Long",
+            "text": "{name} " + "x" * 3990,
+            "interval": "60",
+        },
+    )
+    assert r.status_code == 303, error_of(r)
+    path = r.headers["location"].split("/console", 1)[1]
+    console.get(path)
+    assert console.post(path + "/start").status_code == 303
+    deadline = time.monotonic() + 30
+    while campaign_state(console, path)[0] != "paused" and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert campaign_state(console, path)[0] == "paused"
+    page = html.unescape(console.get(path).text)
+    assert "the instance's network refuses this message" in page and "at most 4096" in page
+    assert srv.wire(inst, "showMessagesQueue").json() == []
