@@ -219,7 +219,7 @@ class CloudChannel:
             return 0
         wamid = await self.wamid_of(tx.conn, rec.id, rows[-1].id_message)
         if wamid is not None:
-            tx.on_commit(lambda: self.spawn(self._tell_read(rec.id, wamid)))
+            tx.on_commit(lambda: self.spawn(self.tell_read(rec.id, wamid)))
         return len(rows)
 
     # --- ids -----------------------------------------------------------------------------------
@@ -363,7 +363,8 @@ class CloudChannel:
         )
         return now_ms() + delay
 
-    async def _tell_read(self, instance_id: int, wamid: str) -> None:
+    async def tell_read(self, instance_id: int, wamid: str) -> None:
+        """Tell Meta the business read the message ``wamid`` (after the commit; refusals are logged)."""
         known = await service.account(self.core, instance_id)
         if known is None:
             return

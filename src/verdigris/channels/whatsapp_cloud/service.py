@@ -85,17 +85,6 @@ async def account(core: Core, instance_id: int) -> CloudAccount | None:
         return await account_of(conn, instance_id)
 
 
-async def account_for_number(core: Core, phone_number_id: str) -> CloudAccount | None:
-    """The account a webhook's ``metadata.phone_number_id`` names."""
-    async with core.read() as conn:
-        row = (
-            await conn.execute(
-                select(cloud_accounts).where(cloud_accounts.c.phone_number_id == phone_number_id)
-            )
-        ).first()
-    return None if row is None else _account(row)
-
-
 async def accounts_for_numbers(core: Core, phone_number_ids: set[str]) -> dict[str, CloudAccount]:
     """The accounts of these phone number ids (the ones a webhook payload names), in one query."""
     if not phone_number_ids:
@@ -157,7 +146,7 @@ async def connect(
     _check(phone_number_id, access_token, app_secret, verify_token)
     if rec.channel != CHANNEL and rec.state != instances.NOT_AUTHORIZED:
         raise CloudError("the instance is linked to a phone of the sandbox network: log it out first", 409)
-    other = await account_for_number(core, phone_number_id)
+    other = (await accounts_for_numbers(core, {phone_number_id})).get(phone_number_id)
     if other is not None and other.instance_id != rec.id:
         # Which instance (perhaps another customer's) is not said.
         raise CloudError("this phone number is already connected to another instance", 409)

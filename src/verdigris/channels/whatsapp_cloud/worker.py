@@ -302,7 +302,7 @@ class CloudInbox:
         )
         if read:
             wamid = got.wamid
-            tx.on_commit(lambda: self.channel.spawn(self.channel._tell_read(rec.id, wamid)))
+            tx.on_commit(lambda: self.channel.spawn(self.channel.tell_read(rec.id, wamid)))
 
     async def _status(self, tx: Tx, rec: InstanceRecord, change: inbound.StatusChange) -> None:
         id_message = await self.channel.local_id_of(tx.conn, rec.id, change.wamid)
