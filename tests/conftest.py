@@ -22,7 +22,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture
 def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start fresh servers (own data dir) for tests that restart, kill or reconfigure them."""
+    """Start fresh servers (own data dir) for tests that restart, kill or reconfigure them.
+
+    ``make_server(env={...})`` runs the application in this process; ``make_server(subprocess=True)``
+    runs ``verdigris serve`` as a child process, for tests that ``kill()`` it or read its log.
+    """
     started: list[Server] = []
 
     def make(env: dict[str, str] | None = None, data_dir: Path | None = None, **kwargs: Any) -> Server:

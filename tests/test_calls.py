@@ -126,7 +126,7 @@ def test_bad_calls_change_nothing(server: Server) -> None:
 
 
 def test_a_ringing_call_survives_a_restart(make_server: Callable[..., Server]) -> None:
-    srv = make_server()
+    srv = make_server(subprocess=True)  # killed below
     inst, api = callee(srv, incomingCallWebhook="yes")
     caller = phone(srv)
     call_id = call(srv, caller, to=inst["wid"], outcome="missed", delaySeconds=3)

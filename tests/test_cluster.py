@@ -29,9 +29,10 @@ def counter(srv: Server, direction: str) -> float:
 
 
 def test_a_long_poll_in_one_process_is_woken_by_another(make_server: Any) -> None:
-    a: Server = make_server()
+    a: Server = make_server(subprocess=True)
     b: Server = make_server(
-        env={"VERDIGRIS_DATABASE_URL": a.env["VERDIGRIS_DATABASE_URL"], "VERDIGRIS_WEBHOOK_ENABLED": "false"}
+        subprocess=True,
+        env={"VERDIGRIS_DATABASE_URL": a.env["VERDIGRIS_DATABASE_URL"], "VERDIGRIS_WEBHOOK_ENABLED": "false"},
     )
     sender, receiver = a.instance(0), b.instance(1)
     assert b.instance(0)["apiTokenInstance"] == sender["apiTokenInstance"]  # one store, one workspace
@@ -63,12 +64,13 @@ def test_a_long_poll_in_one_process_is_woken_by_another(make_server: Any) -> Non
 def test_the_webhook_process_pushes_what_another_accepted(make_server: Any) -> None:
     hook = ScriptedReceiver().start()
     try:
-        a: Server = make_server()  # runs the webhook dispatcher
+        a: Server = make_server(subprocess=True)  # runs the webhook dispatcher
         b: Server = make_server(
+            subprocess=True,
             env={
                 "VERDIGRIS_DATABASE_URL": a.env["VERDIGRIS_DATABASE_URL"],
                 "VERDIGRIS_WEBHOOK_ENABLED": "false",
-            }
+            },
         )
         receiver = a.instance(1)
         assert a.api(receiver).account.setSettings({"webhookUrl": hook.url}).code == 200

@@ -357,7 +357,7 @@ def test_bot_library_sees_quota_exceeded(server: Server) -> None:
 
 def test_metered_counts_survive_a_crash_after_a_flush(make_server: Any, tmp_path: Any) -> None:
     env = {"VERDIGRIS_LICENSING_FLUSH_SECONDS": "0.2"}
-    srv: Server = make_server(env=env, data_dir=tmp_path / "crash")
+    srv: Server = make_server(env=env, data_dir=tmp_path / "crash", subprocess=True)  # killed below
     r = call(
         srv,
         "POST",

@@ -78,7 +78,7 @@ def test_webhooks_count_and_clear(server: Server) -> None:
 
 
 def test_accepted_messages_and_notifications_survive_kill_9(make_server) -> None:  # type: ignore[no-untyped-def]
-    srv = make_server()
+    srv = make_server(subprocess=True)  # killed below
     a, b = srv.instance(0), srv.instance(1)
     api = srv.api(a)
     api.account.setSettings({"delaySendMessagesMilliseconds": 600000})

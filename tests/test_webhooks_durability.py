@@ -28,7 +28,7 @@ def restart_after_kill(make_server: Any, srv: Server) -> Server:
 
 
 def test_kill_9_in_the_middle_loses_nothing(make_server: Any) -> None:
-    srv = make_server(env=dict(FAST_RETRIES))
+    srv = make_server(env=dict(FAST_RETRIES), subprocess=True)  # killed below
     receiver = ScriptedReceiver(delay=0.1).start()
     try:
         inst = fresh_instance(srv)
@@ -59,7 +59,7 @@ def test_kill_9_in_the_middle_loses_nothing(make_server: Any) -> None:
 
 
 def test_retry_count_and_schedule_survive_a_kill(make_server: Any) -> None:
-    srv = make_server(env={**FAST_RETRIES, "VERDIGRIS_WEBHOOK_RETRY_DELAY_SECONDS": "0.5"})
+    srv = make_server(env={**FAST_RETRIES, "VERDIGRIS_WEBHOOK_RETRY_DELAY_SECONDS": "0.5"}, subprocess=True)
     receiver = ScriptedReceiver(fail_first=4, fail_status=500).start()
     try:
         inst = fresh_instance(srv)

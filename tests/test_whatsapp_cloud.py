@@ -437,7 +437,9 @@ def test_bot_library_answers_through_the_cloud_api(srv: Server, graph: FakeGraph
 def test_accepted_webhooks_survive_a_crash(make_server: Any, graph: FakeGraph, tmp_path: Path) -> None:
     """The 200 to Meta means stored: a server killed while it downloads the file still delivers
     the message after its restart."""
-    srv = make_server(env={"VERDIGRIS_CLOUD_GRAPH_URL": graph.url}, data_dir=tmp_path / "crash")
+    srv = make_server(
+        env={"VERDIGRIS_CLOUD_GRAPH_URL": graph.url}, data_dir=tmp_path / "crash", subprocess=True
+    )  # killed below
     inst, number, _ = connect(srv, graph)
     photo = b"\xff\xd8\xff\xe0" + b"jpeg" * 3000
     media_id = graph.add_media(photo, "image/jpeg")
