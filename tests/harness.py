@@ -178,8 +178,6 @@ def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Any:
     process serves ``data_dir`` (as a separate CLI process would, on the same store), otherwise on a
     core of its own.
     """
-    import click
-
     from verdigris import cli as verdigris_cli
 
     command = typer_command()
@@ -203,7 +201,9 @@ def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Any:
                 command.main(
                     [*args, "--data-dir", str(data_dir)], prog_name="verdigris", standalone_mode=False
                 )
-        except click.ClickException as exc:
+        except Exception as exc:
+            if not hasattr(exc, "format_message"):  # not a usage error (click's, as vendored by typer)
+                raise
             raise RuntimeError(f"verdigris {' '.join(args)} failed:\n{exc.format_message()}") from None
         finally:
             verdigris_cli.Settings, verdigris_cli._run_with_core, verdigris_cli.configure_logs = saved
