@@ -15,9 +15,12 @@ import pytest
 from harness import Server, drain
 from webhook_receivers import ScriptedReceiver
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("VERDIGRIS_TEST_DB") != "postgres", reason="several processes share a PostgreSQL store"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        os.environ.get("VERDIGRIS_TEST_DB") != "postgres", reason="several processes share a PostgreSQL store"
+    ),
+    pytest.mark.subprocess,
+]
 
 
 def counter(srv: Server, direction: str) -> float:

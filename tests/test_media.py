@@ -576,6 +576,7 @@ def test_links_expire_and_private_addresses_are_not_fetched(
 # --- durability ---------------------------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_fetch_under_way_survives_kill_9(make_server: Any, tmp_path: Path) -> None:
     """A sendFileByUrl accepted while its fetch hangs is not lost when the server is killed."""
     first_request = threading.Event()

@@ -156,6 +156,7 @@ def describe(label: str, check: Any) -> str:
     return f"{label}: [{check.name}] {info.failure.title}\n  {info.failure.message}\n  {info.code_sample}"
 
 
+@pytest.mark.subprocess
 @pytest.mark.slow
 def test_openapi_fuzz(make_server: Callable[..., Server]) -> None:
     srv, schema = start_fuzz_server(make_server)

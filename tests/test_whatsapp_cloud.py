@@ -434,6 +434,7 @@ def test_bot_library_answers_through_the_cloud_api(srv: Server, graph: FakeGraph
     assert (answer["to"], answer["text"]["body"]) == ("15550007777", "It costs 12 USD.")
 
 
+@pytest.mark.subprocess
 def test_accepted_webhooks_survive_a_crash(make_server: Any, graph: FakeGraph, tmp_path: Path) -> None:
     """The 200 to Meta means stored: a server killed while it downloads the file still delivers
     the message after its restart."""
