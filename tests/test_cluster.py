@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from harness import Server, drain
+from sandbox_kit import wait_until
 from webhook_receivers import ScriptedReceiver
 
 pytestmark = [
@@ -21,6 +22,13 @@ pytestmark = [
     ),
     pytest.mark.subprocess,
 ]
+
+
+def gauge(srv: Server, name: str) -> float:
+    for line in httpx.get(f"{srv.url}/metrics", timeout=30).text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def counter(srv: Server, direction: str) -> float:
@@ -51,7 +59,7 @@ def test_a_long_poll_in_one_process_is_woken_by_another(make_server: Any) -> Non
 
     thread = threading.Thread(target=poll)
     thread.start()
-    time.sleep(1.5)  # the poll is waiting in process B now
+    wait_until(lambda: gauge(b, "verdigris_long_polls_waiting") >= 1)  # the poll is waiting in process B now
     before = counter(b, "received")
     sent = a.api(sender).sending.sendMessage(receiver["wid"], "across processes")
     assert sent.code == 200
