@@ -190,12 +190,18 @@ def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Any:
         return _in_thread(lambda: original_run_with_core(settings, action))
 
     original_run_with_core = verdigris_cli._run_with_core
+    # The command reads its settings from ``env`` (not this process's environment), runs its action
+    # as above and leaves the test process's log setup alone.
+    patches: dict[str, Any] = {
+        "Settings": lambda **values: settings_for(settings_env, **values),
+        "_run_with_core": run_with_core,
+        "configure_logs": lambda *a, **k: None,
+    }
     out = io.StringIO()
     with _cli_lock:
-        saved = verdigris_cli.Settings, verdigris_cli._run_with_core, verdigris_cli.configure_logs
-        verdigris_cli.Settings = lambda **values: settings_for(settings_env, **values)  # type: ignore[assignment,misc]
-        verdigris_cli._run_with_core = run_with_core
-        verdigris_cli.configure_logs = lambda *a, **k: None  # the test process keeps its log setup
+        saved = {name: getattr(verdigris_cli, name) for name in patches}
+        for name, value in patches.items():
+            setattr(verdigris_cli, name, value)
         try:
             with contextlib.redirect_stdout(out):
                 command.main(
@@ -206,7 +212,8 @@ def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Any:
                 raise
             raise RuntimeError(f"verdigris {' '.join(args)} failed:\n{exc.format_message()}") from None
         finally:
-            verdigris_cli.Settings, verdigris_cli._run_with_core, verdigris_cli.configure_logs = saved
+            for name, value in saved.items():
+                setattr(verdigris_cli, name, value)
     return json.loads(out.getvalue())
 
 
@@ -405,7 +412,8 @@ class Server:
     # --- conveniences ---------------------------------------------------------------------------
 
     def instance(self, index: int) -> dict[str, Any]:
-        return self.demo["instances"][index]
+        inst: dict[str, Any] = self.demo["instances"][index]
+        return inst
 
     def api(self, inst: dict[str, Any], **kwargs: Any) -> Any:
         from whatsapp_api_client_python import API
@@ -459,7 +467,7 @@ def drain(api: Any, timeout: int = 5) -> list[dict[str, Any]]:
 
     Each body is checked against the notification contract on the way.
     """
-    bodies = []
+    bodies: list[dict[str, Any]] = []
     while True:
         r = api.receiving.receiveNotification(timeout)
         assert r.code == 200, r.error
