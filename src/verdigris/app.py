@@ -32,8 +32,6 @@ from verdigris.console.routes import root_redirect
 from verdigris.core import Core
 from verdigris.customers import campaigns
 from verdigris.customers import service as customers_service
-from verdigris.delivery.dispatcher import WebhookDispatcher
-from verdigris.delivery.routes import build_router as delivery_router
 from verdigris.greenapi import render
 from verdigris.greenapi.openapi import wire_paths
 from verdigris.greenapi.partner import partner_paths, partner_routes
@@ -50,6 +48,8 @@ from verdigris.screening.service import Screening
 from verdigris.store.bus import ClusterBus
 from verdigris.store.clock import now_ms
 from verdigris.store.migrate import upgrade
+from verdigris.webhooks.dispatcher import WebhookDispatcher
+from verdigris.webhooks.routes import build_router as webhooks_router
 
 log = structlog.get_logger("verdigris")
 
@@ -194,7 +194,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     app.router.routes.extend(console_routes(core))  # the personal area, under /console
     app.add_route("/", root_redirect, include_in_schema=False)
     app.include_router(media_router(core))
-    app.include_router(delivery_router(core))
+    app.include_router(webhooks_router(core))
     app.include_router(licensing_router(core))
     cloud = core.channels.get(CLOUD)
     if isinstance(cloud, CloudChannel):

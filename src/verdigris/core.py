@@ -25,7 +25,6 @@ from verdigris.store.db import Database
 if TYPE_CHECKING:
     from verdigris.accounts.moderation import Moderation
     from verdigris.channels.base import Channel
-    from verdigris.delivery.dispatcher import WebhookDispatcher
     from verdigris.instances.service import InstanceRecord
     from verdigris.licensing.enforce import Licensing
     from verdigris.media.service import MediaService
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
     from verdigris.policy.service import OutgoingPolicy
     from verdigris.screening.service import Screening
     from verdigris.store.bus import ClusterBus
+    from verdigris.webhooks.dispatcher import WebhookDispatcher
 
 log = structlog.get_logger("verdigris")
 

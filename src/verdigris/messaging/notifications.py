@@ -181,7 +181,7 @@ async def purge_expired(core: Core) -> int:
 
     Nothing is dropped silently: dead letters stay visible and re-sendable (docs/webhooks.md).
     """
-    from verdigris.delivery.service import move_expired_to_dead_letters
+    from verdigris.webhooks.service import move_expired_to_dead_letters
 
     oldest = now_ms() - core.settings.retention_seconds * 1000
     async with core.tx() as tx:
