@@ -43,8 +43,8 @@ from verdigris.media.routes import build_router as media_router
 from verdigris.media.service import MediaService
 from verdigris.messaging import notifications
 from verdigris.messaging.sender import SendWorker
-from verdigris.policy.service import OutgoingPolicy
 from verdigris.screening.service import Screening
+from verdigris.sendpolicy.service import OutgoingPolicy
 from verdigris.store.bus import ClusterBus
 from verdigris.store.clock import now_ms
 from verdigris.store.migrate import upgrade

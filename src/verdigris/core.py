@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from verdigris.media.service import MediaService
     from verdigris.messaging.notifications import Event, Renderer
     from verdigris.messaging.sender import SendWorker
-    from verdigris.policy.service import OutgoingPolicy
     from verdigris.screening.service import Screening
+    from verdigris.sendpolicy.service import OutgoingPolicy
     from verdigris.store.bus import ClusterBus
     from verdigris.webhooks.dispatcher import WebhookDispatcher
 

@@ -38,7 +38,7 @@ from verdigris.instances.settings import CATALOGUE, SETTABLE, delay_error
 from verdigris.messaging import notifications
 from verdigris.messaging import service as messaging
 from verdigris.messaging.content import plain_text, text_content, text_type
-from verdigris.policy import service as send_policy
+from verdigris.sendpolicy import service as send_policy
 
 STATIC = Path(__file__).parent / "static"
 _PHONE = re.compile(r"^\+?\d{7,15}$")
@@ -384,7 +384,7 @@ class Console:
                 daily_limit=ctx.field("daily_limit"),
                 pause_after_failures=ctx.field("pause_after_failures"),
             )
-        except send_policy.PolicyError as exc:
+        except send_policy.SendPolicyError as exc:
             return self.web.redirect(ctx, f"/instances/{rec.id}", f"Policy not saved: {exc.message}")
         return self.web.redirect(ctx, f"/instances/{rec.id}", "Sending policy saved.")
 
