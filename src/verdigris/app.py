@@ -16,9 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import PlainTextResponse, Response
 
 from verdigris import __version__, metrics
-from verdigris.accounts import announcements
 from verdigris.accounts import service as accounts_service
-from verdigris.accounts.moderation import Moderation
 from verdigris.channels.sandbox import calls as sandbox_calls
 from verdigris.channels.sandbox import social_routes
 from verdigris.channels.sandbox.network import SandboxChannel
@@ -26,6 +24,8 @@ from verdigris.channels.sandbox.routes import build_router as sandbox_router
 from verdigris.channels.whatsapp_cloud.channel import CloudChannel
 from verdigris.channels.whatsapp_cloud.routes import build_router as cloud_router
 from verdigris.channels.whatsapp_cloud.service import CHANNEL as CLOUD
+from verdigris.compliance import announcements
+from verdigris.compliance.moderation import Moderation
 from verdigris.config import Settings
 from verdigris.console.routes import build_routes as console_routes
 from verdigris.console.routes import root_redirect

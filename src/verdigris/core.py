@@ -23,8 +23,8 @@ from verdigris.store.clock import now_ms
 from verdigris.store.db import Database
 
 if TYPE_CHECKING:
-    from verdigris.accounts.moderation import Moderation
     from verdigris.channels.base import Channel
+    from verdigris.compliance.moderation import Moderation
     from verdigris.instances.service import InstanceRecord
     from verdigris.licensing.enforce import Licensing
     from verdigris.media.service import MediaService
