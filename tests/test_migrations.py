@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -172,3 +174,30 @@ def test_a_database_with_data_upgrades_to_64_bit_ids(
             srv.stop()
         if dialect == "postgresql":
             Server(data_dir, env={"VERDIGRIS_DATABASE_URL": url}).drop_database()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_the_models_match_the_migrated_schema(dialect: str, tmp_path: Path) -> None:
+    """A table or type changed in a model needs a migration (and the other way round)."""
+    if dialect == "postgresql":
+        url = create_postgres_database()
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'verdigris.sqlite3'}"
+    try:
+        command.upgrade(alembic_config(url), "head")
+        assert asyncio.run(_differences(url)) == []
+    finally:
+        if dialect == "postgresql":
+            Server(tmp_path, env={"VERDIGRIS_DATABASE_URL": url}).drop_database()
+
+
+async def _differences(url: str) -> list[Any]:
+    engine = create_async_engine(url)
+    async with engine.connect() as conn:
+        diff = await conn.run_sync(
+            lambda sync: compare_metadata(
+                MigrationContext.configure(sync, opts={"compare_type": True}), metadata
+            )
+        )
+    await engine.dispose()
+    return list(diff)
