@@ -1,4 +1,4 @@
-"""Outgoing mail and SMS (T-10).
+"""Outgoing mail and SMS, one module for the whole product (T-10).
 
 With ``VERDIGRIS_SMTP_HOST`` set, mail goes through that SMTP server (aiosmtplib). Without it,
 the embedded default writes each mail as an ``.eml`` file into ``{data_dir}/outbox``, where the
