@@ -14,6 +14,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import IntegrityError
 from starlette.responses import PlainTextResponse, Response
 
 from verdigris import __version__, metrics
@@ -135,9 +136,13 @@ SERVED_URLS = "served_urls"
 
 async def record_served_urls(core: Core) -> None:
     """Remember where this server answers, so offline commands on its store print the real URLs."""
-    urls = {"apiUrl": core.public_url, "mediaUrl": core.media_url}
-    async with core.tx() as tx:
-        await instances.meta_set(tx.conn, SERVED_URLS, orjson.dumps(urls).decode())
+    text = orjson.dumps({"apiUrl": core.public_url, "mediaUrl": core.media_url}).decode()
+    try:
+        async with core.tx() as tx:
+            await instances.meta_set(tx.conn, SERVED_URLS, text)
+    except IntegrityError:  # another process of the cluster wrote the first row at the same moment
+        async with core.tx() as tx:
+            await instances.meta_set(tx.conn, SERVED_URLS, text)
 
 
 async def use_served_urls(core: Core) -> None:
