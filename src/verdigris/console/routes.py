@@ -213,6 +213,7 @@ class Console:
             "instance.html",
             inst=rec,
             api_url=self.core.public_url,
+            media_url=self.core.media_url,
             catalogue=[(name, spec) for name, spec in CATALOGUE.items()],
             settable=SETTABLE,
             pairing=ctx.request.query_params.get("pairing", ""),
