@@ -185,7 +185,9 @@ def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Any:
     settings_env = server_env(env)
 
     def run_with_core(settings: Any, action: Callable[[Any], Awaitable[Any]]) -> Any:
-        if live is not None and live.core is not None and live.loop is not None:
+        # An explicit --port/--public-url describes another server: the command builds its own core.
+        own_urls = {"public_url", "port"} & settings.model_fields_set
+        if live is not None and live.core is not None and live.loop is not None and not own_urls:
             return _run_on(live.loop, action(live.core))
         return _in_thread(lambda: original_run_with_core(settings, action))
 
@@ -283,7 +285,7 @@ class Server:
             self.demo = cli_process(self.data_dir, "demo", "--json", "--port", str(self.port), env=self.env)
         else:
             self._start_in_process(timeout)
-            self.demo = cli(self.data_dir, "demo", "--json", "--port", str(self.port), env=self.env)
+            self.demo = cli(self.data_dir, "demo", "--json", env=self.env)  # the live app's own URLs
         return self
 
     def _start_process(self, timeout: float) -> None:
