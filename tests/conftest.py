@@ -11,6 +11,13 @@ import pytest
 from harness import CHROMIUM, Server
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests are marked ``browser`` (scripts/test --fast leaves them out)."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One server shared by tests that do not change global state."""
@@ -22,7 +29,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture
 def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start fresh servers (own data dir) for tests that restart, kill or reconfigure them."""
+    """Start fresh servers (own data dir) for tests that restart, kill or reconfigure them.
+
+    ``make_server(env={...})`` runs the application in this process; ``make_server(subprocess=True)``
+    runs ``verdigris serve`` as a child process, for tests that ``kill()`` it or read its log.
+    """
     started: list[Server] = []
 
     def make(env: dict[str, str] | None = None, data_dir: Path | None = None, **kwargs: Any) -> Server:

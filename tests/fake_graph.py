@@ -86,6 +86,8 @@ class FakeGraph:
     attempts: int = 0
     # While cleared, GET /{media-id} waits (to kill the server mid-download).
     media_gate: threading.Event = field(default_factory=threading.Event)
+    # How many GET /{media-id} requests have arrived (counted before the gate).
+    media_requests: int = 0
 
     def __post_init__(self) -> None:
         self.media_gate.set()
@@ -226,6 +228,7 @@ class FakeGraph:
 
     async def _media(self, request: Request) -> Response:
         media_id = request.path_params["media_id"]
+        self.media_requests += 1
         await asyncio.to_thread(self.media_gate.wait)
         found = self.media_files.get(media_id)
         if found is None or not any(

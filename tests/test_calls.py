@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from harness import Server, wait_for
 from sandbox_kit import fresh_number as kit_number
 from sandbox_kit import wire
@@ -125,8 +127,9 @@ def test_bad_calls_change_nothing(server: Server) -> None:
     assert api.journals.lastIncomingCalls().data == []
 
 
+@pytest.mark.subprocess
 def test_a_ringing_call_survives_a_restart(make_server: Callable[..., Server]) -> None:
-    srv = make_server()
+    srv = make_server(subprocess=True)  # killed below
     inst, api = callee(srv, incomingCallWebhook="yes")
     caller = phone(srv)
     call_id = call(srv, caller, to=inst["wid"], outcome="missed", delaySeconds=3)

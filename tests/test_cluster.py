@@ -13,11 +13,22 @@ import httpx
 import pytest
 
 from harness import Server, drain
+from sandbox_kit import wait_until
 from webhook_receivers import ScriptedReceiver
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("VERDIGRIS_TEST_DB") != "postgres", reason="several processes share a PostgreSQL store"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        os.environ.get("VERDIGRIS_TEST_DB") != "postgres", reason="several processes share a PostgreSQL store"
+    ),
+    pytest.mark.subprocess,
+]
+
+
+def gauge(srv: Server, name: str) -> float:
+    for line in httpx.get(f"{srv.url}/metrics", timeout=30).text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def counter(srv: Server, direction: str) -> float:
@@ -29,9 +40,10 @@ def counter(srv: Server, direction: str) -> float:
 
 
 def test_a_long_poll_in_one_process_is_woken_by_another(make_server: Any) -> None:
-    a: Server = make_server()
+    a: Server = make_server(subprocess=True)
     b: Server = make_server(
-        env={"VERDIGRIS_DATABASE_URL": a.env["VERDIGRIS_DATABASE_URL"], "VERDIGRIS_WEBHOOK_ENABLED": "false"}
+        subprocess=True,
+        env={"VERDIGRIS_DATABASE_URL": a.env["VERDIGRIS_DATABASE_URL"], "VERDIGRIS_WEBHOOK_ENABLED": "false"},
     )
     sender, receiver = a.instance(0), b.instance(1)
     assert b.instance(0)["apiTokenInstance"] == sender["apiTokenInstance"]  # one store, one workspace
@@ -47,7 +59,7 @@ def test_a_long_poll_in_one_process_is_woken_by_another(make_server: Any) -> Non
 
     thread = threading.Thread(target=poll)
     thread.start()
-    time.sleep(1.5)  # the poll is waiting in process B now
+    wait_until(lambda: gauge(b, "verdigris_long_polls_waiting") >= 1)  # the poll is waiting in process B now
     before = counter(b, "received")
     sent = a.api(sender).sending.sendMessage(receiver["wid"], "across processes")
     assert sent.code == 200
@@ -63,12 +75,13 @@ def test_a_long_poll_in_one_process_is_woken_by_another(make_server: Any) -> Non
 def test_the_webhook_process_pushes_what_another_accepted(make_server: Any) -> None:
     hook = ScriptedReceiver().start()
     try:
-        a: Server = make_server()  # runs the webhook dispatcher
+        a: Server = make_server(subprocess=True)  # runs the webhook dispatcher
         b: Server = make_server(
+            subprocess=True,
             env={
                 "VERDIGRIS_DATABASE_URL": a.env["VERDIGRIS_DATABASE_URL"],
                 "VERDIGRIS_WEBHOOK_ENABLED": "false",
-            }
+            },
         )
         receiver = a.instance(1)
         assert a.api(receiver).account.setSettings({"webhookUrl": hook.url}).code == 200

@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 
 from harness import Server, drain
 from verdigris.licensing.provider import sign
@@ -355,9 +356,10 @@ def test_bot_library_sees_quota_exceeded(server: Server) -> None:
     assert seen[0]["quotaData"]["description"].count("79996670001@c.us") == 1
 
 
+@pytest.mark.subprocess
 def test_metered_counts_survive_a_crash_after_a_flush(make_server: Any, tmp_path: Any) -> None:
     env = {"VERDIGRIS_LICENSING_FLUSH_SECONDS": "0.2"}
-    srv: Server = make_server(env=env, data_dir=tmp_path / "crash")
+    srv: Server = make_server(env=env, data_dir=tmp_path / "crash", subprocess=True)  # killed below
     r = call(
         srv,
         "POST",

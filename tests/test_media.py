@@ -576,6 +576,7 @@ def test_links_expire_and_private_addresses_are_not_fetched(
 # --- durability ---------------------------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_fetch_under_way_survives_kill_9(make_server: Any, tmp_path: Path) -> None:
     """A sendFileByUrl accepted while its fetch hangs is not lost when the server is killed."""
     first_request = threading.Event()
@@ -602,7 +603,7 @@ def test_fetch_under_way_survives_kill_9(make_server: Any, tmp_path: Path) -> No
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         env = {"VERDIGRIS_MEDIA_FETCH_ALLOW_PRIVATE": "true"}
-        server = make_server(env=env, data_dir=tmp_path / "srv")
+        server = make_server(env=env, data_dir=tmp_path / "srv", subprocess=True)  # killed below
         a_inst, b_inst = server.instance(0), server.instance(1)
         url = f"http://127.0.0.1:{httpd.server_address[1]}/slow/track.mp3"
         sent = server.api(a_inst).sending.sendFileByUrl(b_inst["wid"], url, "track.mp3")

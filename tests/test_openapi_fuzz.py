@@ -102,6 +102,7 @@ def fuzz_config(srv: Server, main: dict[str, Any], spares: list[dict[str, Any]])
 
 def start_fuzz_server(make_server: Callable[..., Server]) -> tuple[Server, Any]:
     srv = make_server(
+        subprocess=True,  # its log is read at the end
         env={
             # The fuzzer hammers each method; 429 is still an accepted, documented answer.
             "VERDIGRIS_RATE_LIMIT_MULTIPLIER": "1000",
@@ -109,7 +110,7 @@ def start_fuzz_server(make_server: Callable[..., Server]) -> tuple[Server, Any]:
             "VERDIGRIS_RECEIVE_TIMEOUT_MIN": "0",
             "VERDIGRIS_RECEIVE_TIMEOUT_DEFAULT": "0",
             "VERDIGRIS_RECEIVE_TIMEOUT_MAX": "1",
-        }
+        },
     )
     main = srv.new_instance("--link", "79995550001")
     spares = [srv.new_instance("--link", f"7999555001{i}") for i in range(len(DISRUPTIVE))]
@@ -155,6 +156,7 @@ def describe(label: str, check: Any) -> str:
     return f"{label}: [{check.name}] {info.failure.title}\n  {info.failure.message}\n  {info.code_sample}"
 
 
+@pytest.mark.subprocess
 @pytest.mark.slow
 def test_openapi_fuzz(make_server: Callable[..., Server]) -> None:
     srv, schema = start_fuzz_server(make_server)

@@ -233,7 +233,7 @@ def test_example_partner_token_can_be_provisioned(make_server: Callable[..., Ser
 
 
 def test_partner_methods_are_in_the_openapi_document(server: Server) -> None:
-    paths = httpx.get(f"{server.url}/openapi.json").json()["paths"]
+    paths = httpx.get(f"{server.url}/openapi.json", timeout=60).json()["paths"]
     assert "get" in paths["/partner/getInstances/{partnerToken}"]
     create = paths["/partner/createInstance/{partnerToken}"]["post"]
     assert "webhookUrl" in str(create["requestBody"])

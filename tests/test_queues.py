@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from harness import Server, drain, wait_for
 
 
@@ -77,8 +79,9 @@ def test_webhooks_count_and_clear(server: Server) -> None:
     assert again["isCleared"] is False and again["reason"] == "Too many requests" and again["leftTime"] > 0
 
 
+@pytest.mark.subprocess
 def test_accepted_messages_and_notifications_survive_kill_9(make_server) -> None:  # type: ignore[no-untyped-def]
-    srv = make_server()
+    srv = make_server(subprocess=True)  # killed below
     a, b = srv.instance(0), srv.instance(1)
     api = srv.api(a)
     api.account.setSettings({"delaySendMessagesMilliseconds": 600000})

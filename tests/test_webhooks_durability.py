@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from sqlalchemy import insert, select
 
 from harness import Server
@@ -27,8 +28,9 @@ def restart_after_kill(make_server: Any, srv: Server) -> Server:
     return make_server(env=srv.env, data_dir=srv.data_dir)  # type: ignore[no-any-return]
 
 
+@pytest.mark.subprocess
 def test_kill_9_in_the_middle_loses_nothing(make_server: Any) -> None:
-    srv = make_server(env=dict(FAST_RETRIES))
+    srv = make_server(env=dict(FAST_RETRIES), subprocess=True)  # killed below
     receiver = ScriptedReceiver(delay=0.1).start()
     try:
         inst = fresh_instance(srv)
@@ -58,8 +60,9 @@ def test_kill_9_in_the_middle_loses_nothing(make_server: Any) -> None:
         receiver.stop()
 
 
+@pytest.mark.subprocess
 def test_retry_count_and_schedule_survive_a_kill(make_server: Any) -> None:
-    srv = make_server(env={**FAST_RETRIES, "VERDIGRIS_WEBHOOK_RETRY_DELAY_SECONDS": "0.5"})
+    srv = make_server(env={**FAST_RETRIES, "VERDIGRIS_WEBHOOK_RETRY_DELAY_SECONDS": "0.5"}, subprocess=True)
     receiver = ScriptedReceiver(fail_first=4, fail_status=500).start()
     try:
         inst = fresh_instance(srv)

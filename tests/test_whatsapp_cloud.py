@@ -24,6 +24,7 @@ import pytest
 from console_client import Console
 from fake_graph import FakeGraph, Number, customer_message, envelope, graph_error, post_webhook, status_update
 from harness import CHROMIUM, Server, check_contract, drain, wait_for
+from sandbox_kit import wait_until
 
 SECRET = "app-secret-1"
 SHOTS = Path(__file__).resolve().parents[1] / "docs" / "console"
@@ -434,10 +435,13 @@ def test_bot_library_answers_through_the_cloud_api(srv: Server, graph: FakeGraph
     assert (answer["to"], answer["text"]["body"]) == ("15550007777", "It costs 12 USD.")
 
 
+@pytest.mark.subprocess
 def test_accepted_webhooks_survive_a_crash(make_server: Any, graph: FakeGraph, tmp_path: Path) -> None:
     """The 200 to Meta means stored: a server killed while it downloads the file still delivers
     the message after its restart."""
-    srv = make_server(env={"VERDIGRIS_CLOUD_GRAPH_URL": graph.url}, data_dir=tmp_path / "crash")
+    srv = make_server(
+        env={"VERDIGRIS_CLOUD_GRAPH_URL": graph.url}, data_dir=tmp_path / "crash", subprocess=True
+    )  # killed below
     inst, number, _ = connect(srv, graph)
     photo = b"\xff\xd8\xff\xe0" + b"jpeg" * 3000
     media_id = graph.add_media(photo, "image/jpeg")
@@ -445,9 +449,10 @@ def test_accepted_webhooks_survive_a_crash(make_server: Any, graph: FakeGraph, t
         "15550008888", "Fay", "image", {"id": media_id, "mime_type": "image/jpeg", "sha256": "x"}
     )
     graph.media_gate.clear()  # the download hangs
+    asked = graph.media_requests
     try:
         assert post_webhook(srv.url, envelope(number, value), SECRET).status_code == 200
-        time.sleep(1)
+        wait_until(lambda: graph.media_requests > asked)  # the server is downloading now
         srv.kill()
     finally:
         graph.media_gate.set()

@@ -13,11 +13,11 @@ import orjson
 import structlog
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import PlainTextResponse, Response
 
-from verdigris import __version__, metrics
+from verdigris import __version__
 from verdigris.accounts import service as accounts_service
 from verdigris.channels.sandbox import calls as sandbox_calls
 from verdigris.channels.sandbox import social_routes
@@ -196,7 +196,6 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
         lifespan=lifespan,
     )
     app.state.core = core
-    metrics.bind(core)
     app.router.redirect_slashes = False
     wire = wire_routes(core)
     app.add_middleware(PathNormalizer, wire=wire)
@@ -213,7 +212,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
         responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
     )
     async def prometheus_metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(core.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(sandbox_router(core))
     app.include_router(social_routes.build_router(core))

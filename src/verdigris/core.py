@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from verdigris.config import Settings
+from verdigris.metrics import Metrics
 from verdigris.store.clock import now_ms
 from verdigris.store.db import Database
 
@@ -231,6 +232,8 @@ class Core:
         self.db = Database(settings.resolved_database_url())
         self.hub = NotificationHub()
         self.timers = Timers()
+        self.metrics = Metrics()
+        self.metrics.bind(self)
         self.instances = InstanceCache(self)
         self.channels: dict[str, Channel] = {}
         self.render: Renderer | None = None

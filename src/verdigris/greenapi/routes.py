@@ -31,7 +31,6 @@ from verdigris.greenapi.ratelimit import RateLimiter
 from verdigris.greenapi.registry import EMPTY, REGISTRY, Call, parse_json, read_body, validate_body
 from verdigris.instances import service as instances
 from verdigris.messaging.service import MessageRefused
-from verdigris.metrics import RATE_LIMITED, WIRE_REQUESTS
 
 log = structlog.get_logger("verdigris.wire")
 
@@ -103,7 +102,9 @@ class WireEndpoint:
         except MessageRefused as exc:
             response = error_response(400, exc.answer, request.url.path)
         spec = REGISTRY.get(str(request.path_params.get("method", "")).lower())
-        WIRE_REQUESTS.labels(spec.name if spec else "unknown", str(response.status_code)).inc()
+        self.core.metrics.wire_requests.labels(
+            spec.name if spec else "unknown", str(response.status_code)
+        ).inc()
         await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:
@@ -139,7 +140,7 @@ class WireEndpoint:
                 raise WireError(403, refused)
         verdict = self.limiter.check(inst.id, spec.name.lower())
         if not verdict.allowed:
-            RATE_LIMITED.labels(spec.name).inc()
+            self.core.metrics.rate_limited.labels(spec.name).inc()
             raise WireError(429, "Too Many Requests", {"Retry-After": str(verdict.retry_after_s)})
         if spec.handler is None:
             raise WireError(

@@ -18,7 +18,6 @@ from sqlalchemy import bindparam, delete, func, insert, select
 
 from verdigris.instances.settings import is_on
 from verdigris.messaging.models import notifications
-from verdigris.metrics import NOTIFICATIONS
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -134,7 +133,7 @@ async def emit(tx: Tx, inst: InstanceRecord, event: Event) -> int | None:
         _INSERT, {"instance_id": inst.id, "type": event.kind, "body": body, "created_ms": event.at_ms}
     )
     tx.on_commit(partial(tx.core.hub.notify, inst.id))
-    NOTIFICATIONS.labels(event.kind).inc()
+    tx.core.metrics.notifications.labels(event.kind).inc()
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 

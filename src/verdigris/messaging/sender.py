@@ -20,7 +20,6 @@ from verdigris.instances.service import AUTHORIZED, InstanceRecord
 from verdigris.messaging.models import messages
 from verdigris.messaging.notifications import emit, status_event
 from verdigris.messaging.service import QUEUED, _stored
-from verdigris.metrics import MESSAGES_SENT
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -250,7 +249,7 @@ class SendWorker:
         if core.policy is not None:
             core.policy.sent(instance_id)
         self.sent_total += 1
-        MESSAGES_SENT.inc()
+        core.metrics.messages_sent.inc()
         if len(self._last_sent) > 20_000:
             self._prune()
         if len(rows) > 1:

@@ -15,7 +15,6 @@ from sqlalchemy import func, insert, select, update
 
 from verdigris.messaging.content import new_outgoing_id
 from verdigris.messaging.models import messages
-from verdigris.metrics import MESSAGES_ACCEPTED
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -199,12 +198,12 @@ async def enqueue(tx: Tx, rec: InstanceRecord, message: OutgoingMessage) -> str:
     if verdict is not None:
         assert screening is not None
         await screening.record(tx, rec, message.chat_id, id_message, verdict, message.content)
-        tx.on_commit(lambda: MESSAGES_ACCEPTED.inc())
+        tx.on_commit(tx.core.metrics.messages_accepted.inc)
         return id_message  # held for review: the send worker does not see it
     sender = tx.core.sender
     if sender is not None:
         tx.on_commit(lambda: sender.wake(rec))
-    tx.on_commit(lambda: MESSAGES_ACCEPTED.inc())
+    tx.on_commit(tx.core.metrics.messages_accepted.inc)
     return id_message
 
 

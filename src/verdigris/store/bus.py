@@ -20,8 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from verdigris.metrics import CLUSTER_NOTIFIES
-
 if TYPE_CHECKING:
     from verdigris.core import Core
 
@@ -91,7 +89,7 @@ class ClusterBus:
         try:
             await self._conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
             self.published += 1
-            CLUSTER_NOTIFIES.labels("published").inc()
+            self.core.metrics.cluster_notifies.labels("published").inc()
         except Exception as exc:  # a lost wake-up only costs latency (see the module doc)
             log.warning("could not publish notifications", error=str(exc))
 
@@ -100,7 +98,7 @@ class ClusterBus:
         if origin == self.origin:
             return
         self.received += 1
-        CLUSTER_NOTIFIES.labels("received").inc()
+        self.core.metrics.cluster_notifies.labels("received").inc()
         for raw in ids.split(","):
             if raw.isdigit():
                 self.core.hub.notify_local(int(raw))
