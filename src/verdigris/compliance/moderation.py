@@ -38,6 +38,7 @@ from verdigris.accounts.records import CLOSED, Account, account_from_row, load_a
 from verdigris.accounts.service import revoke_where, tenant_instances
 from verdigris.compliance import erasure
 from verdigris.licensing.limits import SENDING_METHODS
+from verdigris.messaging import lifecycle
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -376,8 +377,7 @@ async def _wake(core: Core, target: Account) -> None:
     if target.tenant_id is not None:
         return
     for rec in await tenant_instances(core, target.id):
-        if core.sender is not None:
-            core.sender.wake(rec)
+        lifecycle.wake(core, rec)
         if core.dispatcher is not None:
             core.dispatcher.wake(rec.id)
 

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from verdigris.messaging.vocabulary import FILE_TYPES
+
 if TYPE_CHECKING:
     from verdigris.instances.service import InstanceRecord
     from verdigris.messaging.notifications import Event
@@ -19,7 +21,6 @@ if TYPE_CHECKING:
 MESSAGE_KINDS = frozenset(
     {"incomingMessageReceived", "outgoingMessageReceived", "outgoingAPIMessageReceived"}
 )
-FILE_TYPES = frozenset({"imageMessage", "videoMessage", "audioMessage", "documentMessage", "stickerMessage"})
 # Internal statuses that have no wire name of their own.
 _WIRE_STATUS = {"queued": "pending", "review": "pending", "expired": "failed", "cleared": "failed"}
 

@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 
 from verdigris.instances import settings as catalogue
 from verdigris.instances.models import instance_state_history, instances, workspace_meta
+from verdigris.messaging import lifecycle
 from verdigris.messaging.notifications import Event, emit
 from verdigris.store.clock import now_ms
 
@@ -285,8 +286,7 @@ async def update_settings(core: Core, rec: InstanceRecord, changes: dict[str, An
             update(instances).where(instances.c.id == rec.id).values(settings=orjson.dumps(merged).decode())
         )
     rec.settings = merged
-    if core.sender is not None:
-        core.sender.wake(rec)  # the gap may have changed
+    lifecycle.wake(core, rec)  # the gap may have changed
     if "webhookUrl" in changes or "webhookUrlToken" in changes:
         core.hub.notify(rec.id)  # the queue now goes to (or stops going to) a webhook
     return rec
@@ -312,9 +312,8 @@ async def set_state(tx: Tx, rec: InstanceRecord, state: str, wid: str | None = N
     rec.wid = new_wid
     tx.memo.clear()  # lookups of linked instances made earlier in this transaction are stale
     await emit(tx, rec, Event("stateInstanceChanged", {"stateInstance": state}, at))
-    sender = tx.core.sender
-    if state == AUTHORIZED and sender is not None:
-        tx.on_commit(lambda: sender.wake(rec))
+    if state == AUTHORIZED:
+        lifecycle.wake_after(tx, rec)
 
 
 async def set_channel(tx: Tx, rec: InstanceRecord, channel: str) -> None:

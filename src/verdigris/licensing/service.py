@@ -25,6 +25,7 @@ from verdigris.licensing.models import (
     notices,
     tariffs,
 )
+from verdigris.messaging import lifecycle
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -61,8 +62,8 @@ def _after_change(core: Core, instance_ids: list[int]) -> list[Any]:
             if lic is not None:
                 lic.forget(instance_id)
             rec = core.instances.peek(instance_id)
-            if rec is not None and core.sender is not None:
-                core.sender.wake(rec)
+            if rec is not None:
+                lifecycle.wake(core, rec)
 
     return [run]
 

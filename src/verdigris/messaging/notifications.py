@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, delete, func, insert, select
 
 from verdigris.instances.settings import is_on
 from verdigris.messaging.models import notifications
+from verdigris.messaging.vocabulary import FINAL
 from verdigris.metrics import NOTIFICATIONS
 from verdigris.store.clock import now_ms
 
@@ -79,8 +80,6 @@ _SIMPLE_KINDS = {
     "outgoingCall": "outgoingCallWebhook",
     "incomingBlock": "incomingBlockWebhook",
 }
-# Statuses an integrator must always learn about, whatever the settings say.
-ALWAYS_SENT_STATUSES = frozenset({"failed", "noAccount", "notInGroup", "expired"})
 
 
 # Hot-path statements, built once with bind parameters.
@@ -110,7 +109,7 @@ def wanted(settings: dict[str, Any], event: Event) -> bool:
         extra = _EXTRA_FLAG_BY_TYPE.get(event.data.get("type_message", ""))
         return extra is None or is_on(settings, extra)
     if kind == "outgoingMessageStatus":
-        return event.data.get("status") in ALWAYS_SENT_STATUSES or is_on(settings, "outgoingWebhook")
+        return event.data.get("status") in FINAL or is_on(settings, "outgoingWebhook")
     flag = _SIMPLE_KINDS.get(kind)
     if flag is not None:
         return is_on(settings, flag)

@@ -13,13 +13,14 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import BigInteger, bindparam, func, select, update
+from sqlalchemy import bindparam, func, select
 
 from verdigris.instances.models import instances
 from verdigris.instances.service import AUTHORIZED, InstanceRecord
+from verdigris.messaging import lifecycle
 from verdigris.messaging.models import messages
-from verdigris.messaging.notifications import emit, status_event
 from verdigris.messaging.service import QUEUED, _stored
+from verdigris.messaging.vocabulary import FILE_TYPES, Status
 from verdigris.metrics import MESSAGES_SENT
 from verdigris.store.clock import now_ms
 
@@ -35,13 +36,6 @@ _QUEUE_HEAD = (
     .order_by(messages.c.id)
     .limit(2)
 )
-_CLAIM = (
-    update(messages)
-    .where((messages.c.id == bindparam("row_id")) & (messages.c.status == QUEUED))
-    .values(status="pending", sent_ms=bindparam("now", type_=BigInteger))
-)
-
-FILE_TYPES = frozenset({"imageMessage", "videoMessage", "audioMessage", "documentMessage", "stickerMessage"})
 
 
 class SendWorker:
@@ -123,7 +117,7 @@ class SendWorker:
         if remote:
             horizon = now_ms() - int(2000 * max(c.deadline_seconds for c in remote.values()))
             stale = (
-                (messages.c.status == "pending")
+                (messages.c.status == Status.PENDING)
                 & (messages.c.direction == "out")
                 & messages.c.sent_by_api
                 & (messages.c.sent_ms < horizon)
@@ -141,7 +135,7 @@ class SendWorker:
                 )
             if found:
                 async with core.tx() as tx:
-                    await tx.conn.execute(update(messages).where(stale).values(status=QUEUED))
+                    await lifecycle.requeue(tx, stale)
                 log.warning("interrupted sends queued again", instances=len(found))
                 for instance_id in found:
                     rec = await core.instances.get(int(instance_id))
@@ -214,24 +208,17 @@ class SendWorker:
             return  # its network is switched off on this server: the queue is kept
         async with core.tx() as tx:
             # Claim the message: only one sender (in any process) moves it out of the queue.
-            claimed = await tx.conn.execute(_CLAIM, {"row_id": head.row_id, "now": now})
-            if not claimed.rowcount:
+            if not await lifecycle.claim(tx, head.row_id, now):
                 return
             if expired:
-                await tx.conn.execute(
-                    update(messages)
-                    .where(messages.c.id == head.row_id)
-                    .values(status="expired", description="not sent within the queue's retention period")
-                )
-                await emit(
+                await lifecycle.set_status(
                     tx,
                     rec,
-                    status_event(
-                        head.chat_id,
-                        head.id_message,
-                        "expired",
-                        "not sent within the queue's retention period",
-                    ),
+                    head.row_id,
+                    head.chat_id,
+                    head.id_message,
+                    Status.EXPIRED,
+                    "not sent within the queue's retention period",
                 )
             elif not channel.remote:
                 await channel.deliver(tx, rec, head)

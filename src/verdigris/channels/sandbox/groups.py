@@ -47,10 +47,8 @@ from verdigris.channels.sandbox.network import (
 )
 from verdigris.instances.models import instances
 from verdigris.instances.service import AUTHORIZED, NOT_AUTHORIZED
-from verdigris.instances.settings import is_on
-from verdigris.messaging.incoming import message_event
+from verdigris.messaging.incoming import IncomingMessage, receive
 from verdigris.messaging.models import messages
-from verdigris.messaging.notifications import emit
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -504,6 +502,16 @@ async def route(channel: SandboxChannel, tx: Tx, msg: Outgoing) -> None:
         await tx.conn.execute(insert(sandbox_phone_messages), phone_rows)
     delivered = bool(phone_rows)
     auto_read = False
+    incoming = IncomingMessage(
+        msg.id_message,
+        group.id,
+        msg.sender_wid,
+        msg.sender_name,
+        msg.type_message,
+        msg.content,
+        now,
+        chat_name=group.subject,
+    )
     linked = (
         await tx.conn.execute(
             select(instances.c.id).where(
@@ -518,37 +526,8 @@ async def route(channel: SandboxChannel, tx: Tx, msg: Outgoing) -> None:
         target = await channel.core.instances.get(int(instance_id), tx.conn)
         if target is None or target.state != AUTHORIZED:
             continue
-        read = is_on(target.settings, "markIncomingMessagesReaded")
-        await tx.conn.execute(
-            insert(messages).values(
-                instance_id=target.id,
-                chat_id=group.id,
-                id_message=msg.id_message,
-                direction="in",
-                sent_by_api=False,
-                kind="",
-                type_message=msg.type_message,
-                content=content,
-                sender=msg.sender_wid,
-                sender_name=msg.sender_name,
-                status="read" if read else "delivered",
-                created_ms=now,
-            )
-        )
-        event = message_event(
-            "incomingMessageReceived",
-            msg.id_message,
-            msg.type_message,
-            msg.content,
-            group.id,
-            msg.sender_wid,
-            msg.sender_name,
-            now,
-            group.subject,
-        )
-        await emit(tx, target, event)
+        auto_read = await receive(tx, target, incoming) or auto_read
         delivered = True
-        auto_read = auto_read or read
     if delivered:
         await channel._report_status(tx, msg.sender_wid, group.id, msg.id_message, "delivered")
     if auto_read:

@@ -23,12 +23,20 @@ from verdigris.channels.sandbox.models import sandbox_phone_messages, sandbox_ph
 from verdigris.chats.service import contact_name
 from verdigris.instances.service import AUTHORIZED, InstanceRecord, find_by_wid
 from verdigris.instances.settings import is_on
+from verdigris.messaging import lifecycle
 from verdigris.messaging.content import new_device_id, quote_of, text_content, text_type
-from verdigris.messaging.incoming import IncomingMessage, mark_chat_read, message_event, receive
+from verdigris.messaging.incoming import (
+    IncomingMessage,
+    mark_chat_read,
+    message_event,
+    receive,
+    record_sent_elsewhere,
+)
 from verdigris.messaging.models import messages
-from verdigris.messaging.notifications import emit, status_event
+from verdigris.messaging.notifications import emit
 from verdigris.messaging.rich import TYPING
-from verdigris.messaging.service import OutgoingMessage, StoredMessage, status_advances
+from verdigris.messaging.service import OutgoingMessage, StoredMessage, set_author
+from verdigris.messaging.vocabulary import Status, status_advances
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -92,9 +100,7 @@ class Outgoing:
 # costs more CPU than SQLite takes to run it (docs/performance.md). UPDATEs without values() take
 # their SET columns from the parameters given at execution.
 _PHONE_NAME = select(sandbox_phones.c.name).where(sandbox_phones.c.number == bindparam("number"))
-_INSERT_MESSAGE = insert(messages)
 _INSERT_PHONE_MESSAGE = insert(sandbox_phone_messages)
-_UPDATE_MESSAGE = update(messages).where(messages.c.id == bindparam("row_id"))
 _API_ROWS = select(messages.c.id, messages.c.instance_id, messages.c.status, messages.c.sent_by_api).where(
     (messages.c.instance_id == bindparam("instance_id"))
     & (messages.c.id_message == bindparam("id_message"))
@@ -167,7 +173,7 @@ class SandboxChannel:
             api_row.pending = {"sender": rec.wid, "sender_name": msg.sender_name}
         await self._route(tx, msg)
         if api_row.pending:
-            await tx.conn.execute(_UPDATE_MESSAGE, {"row_id": api_row.id, **api_row.pending})
+            await set_author(tx, api_row.id, rec.wid, msg.sender_name)
             api_row.pending = {}
         if is_on(rec.settings, "markIncomingMessagesReadedOnReply"):
             await self.mark_read(tx, rec, message.chat_id, None)
@@ -256,22 +262,18 @@ class SandboxChannel:
                 kind = "outgoingAPIMessageReceived"
             else:
                 kind = "outgoingMessageReceived"
-                await tx.conn.execute(
-                    _INSERT_MESSAGE,
-                    {
-                        "instance_id": inst.id,
-                        "chat_id": msg.chat_id,
-                        "id_message": msg.id_message,
-                        "direction": "out",
-                        "sent_by_api": False,
-                        "kind": "",
-                        "type_message": msg.type_message,
-                        "content": orjson.dumps(msg.content).decode(),
-                        "sender": msg.sender_wid,
-                        "sender_name": msg.sender_name,
-                        "status": "pending",
-                        "created_ms": now,
-                    },
+                await record_sent_elsewhere(
+                    tx,
+                    inst,
+                    IncomingMessage(
+                        msg.id_message,
+                        msg.chat_id,
+                        msg.sender_wid,
+                        msg.sender_name,
+                        msg.type_message,
+                        msg.content,
+                        now,
+                    ),
                 )
             if chat_name is None:
                 chat_name = await contact_name(tx.conn, inst.id, msg.chat_id) or await phone_name(
@@ -326,23 +328,23 @@ class SandboxChannel:
                     _HOLDER_ROWS, {"instance_id": instance_id, "id_message": id_message, "chat_id": chat_id}
                 )
             )
-        now = now_ms()
         for row in rows:
             if not status_advances(row.status, status):
                 continue
-            values: dict[str, Any] = {"status": status, "description": description}
-            if status == "sent":
-                values["sent_ms"] = now
+            columns = None
             if row is api_row:
-                values.update(api_row.pending)
-                api_row.pending = {}
+                columns, api_row.pending = api_row.pending, {}
                 api_row.status = status
-            await tx.conn.execute(_UPDATE_MESSAGE, {"row_id": row.id, **values})
-            inst = await self.core.instances.get(int(row.instance_id), tx.conn)
-            if inst is None:
-                continue
-            await emit(
-                tx, inst, status_event(chat_id, id_message, status, description, bool(row.sent_by_api), now)
+            await lifecycle.set_status(
+                tx,
+                await self.core.instances.get(int(row.instance_id), tx.conn),
+                row.id,
+                chat_id,
+                id_message,
+                Status(status),
+                description,
+                sent_by_api=bool(row.sent_by_api),
+                columns=columns,
             )
         sender_phone = phone_of(sender_wid)
         own_copy = msg is not None and msg.sender_wid == sender_wid and msg.id_message == id_message

@@ -36,9 +36,9 @@ from verdigris.channels.sandbox.network import (
     wid_of,
 )
 from verdigris.instances.service import find_by_wid
+from verdigris.messaging import lifecycle
 from verdigris.messaging.content import new_device_id
 from verdigris.messaging.models import messages
-from verdigris.messaging.service import QUEUED
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -286,17 +286,13 @@ async def delete(core: Core, rec: InstanceRecord, id_message: str) -> None:
         )
         if result.rowcount:
             return
-        queued = await tx.conn.execute(
-            update(messages)
-            .where(
-                (messages.c.instance_id == rec.id)
-                & (messages.c.id_message == id_message)
-                & (messages.c.chat_id == STATUS_BROADCAST)
-                & (messages.c.status == QUEUED)
-            )
-            .values(status="cleared")
+        withdrawn = await lifecycle.withdraw(
+            tx,
+            (messages.c.instance_id == rec.id)
+            & (messages.c.id_message == id_message)
+            & (messages.c.chat_id == STATUS_BROADCAST),
         )
-        if not queued.rowcount:
+        if not withdrawn:
             raise StatusNotFound(id_message)
 
 
