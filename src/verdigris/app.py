@@ -17,13 +17,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from verdigris import __version__, metrics
 from verdigris.accounts import service as accounts_service
-from verdigris.channels.sandbox import calls as sandbox_calls
-from verdigris.channels.sandbox import social_routes
-from verdigris.channels.sandbox.network import SandboxChannel
-from verdigris.channels.sandbox.routes import build_router as sandbox_router
-from verdigris.channels.whatsapp_cloud.channel import CloudChannel
-from verdigris.channels.whatsapp_cloud.routes import build_router as cloud_router
-from verdigris.channels.whatsapp_cloud.service import CHANNEL as CLOUD
+from verdigris.channels import registry
 from verdigris.compliance import announcements
 from verdigris.compliance.moderation import Moderation
 from verdigris.config import Settings
@@ -59,9 +53,7 @@ PURGE_EVERY_MS = 10 * 60 * 1000
 def build_core(settings: Settings) -> Core:
     """A Core with its channels, renderer and send worker installed (not yet started)."""
     core = Core(settings)
-    core.channels["sandbox"] = SandboxChannel(core)
-    if settings.cloud_enabled:
-        core.channels[CLOUD] = CloudChannel(core)
+    core.channels.update(registry.build(core))
     core.render = render.notification
     core.sender = SendWorker(core)
     core.media = MediaService(core)
@@ -87,10 +79,8 @@ async def start(core: Core) -> None:
         await core.policy.load()
     assert core.sender is not None
     await core.sender.start()
-    await sandbox_calls.resume(core)
-    cloud = core.channels.get(CLOUD)
-    if isinstance(cloud, CloudChannel):
-        await cloud.inbox.start()
+    for channel in core.channels.values():
+        await channel.start()
     assert core.media is not None
     await core.media.start()
     assert core.dispatcher is not None
@@ -151,9 +141,8 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
             await core.bus.stop()
         if core.dispatcher is not None:
             await core.dispatcher.stop()
-        cloud = core.channels.get(CLOUD)
-        if isinstance(cloud, CloudChannel):
-            await cloud.close()
+        for channel in core.channels.values():
+            await channel.stop()
         if core.licensing is not None:
             await core.licensing.flush()  # metered counts survive a clean shutdown
         await core.db.dispose()
@@ -188,17 +177,14 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(sandbox_router(core))
-    app.include_router(social_routes.build_router(core))
-    app.include_router(social_routes.build_public_router(core))
+    for channel in core.channels.values():
+        for router in channel.routers():
+            app.include_router(router)
     app.router.routes.extend(console_routes(core))  # the personal area, under /console
     app.add_route("/", root_redirect, include_in_schema=False)
     app.include_router(media_router(core))
     app.include_router(webhooks_router(core))
     app.include_router(licensing_router(core))
-    cloud = core.channels.get(CLOUD)
-    if isinstance(cloud, CloudChannel):
-        app.include_router(cloud_router(core, cloud.inbox))
     for route in wire + partner_routes(core):
         app.router.routes.append(route)
 

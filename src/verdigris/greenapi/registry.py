@@ -14,9 +14,11 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from verdigris import safetext
+from verdigris.channels.capabilities import GROUPS, STATUSES
 from verdigris.greenapi.errors import WireError, bad_request, validation
 
 if TYPE_CHECKING:
+    from verdigris.channels.base import Channel
     from verdigris.core import Core
     from verdigris.instances.service import InstanceRecord
 
@@ -45,6 +47,11 @@ class Call:
     extra: str = ""  # a path segment after the token (deleteNotification's receiptId)
     form: Mapping[str, Any] | None = None
     raw_body: bytes = b""
+
+    @property
+    def channel(self) -> Channel:
+        """The channel of the called instance."""
+        return self.core.channel(self.instance.channel)
 
     def param(self, name: str) -> Any:
         """A parameter from the query string, else from a JSON body (some SDKs send GET bodies)."""
@@ -98,6 +105,8 @@ class WireMethod:
     host: Literal["api", "media"] = "api"
     note: str = ""
     query: tuple[str, ...] = field(default_factory=tuple)
+    # The optional channel capability it needs (channels.capabilities); without it: 501.
+    capability: str | None = None
 
     @property
     def done(self) -> bool:
@@ -105,6 +114,8 @@ class WireMethod:
 
 
 REGISTRY: dict[str, WireMethod] = {}
+# Whole documentation groups that need a capability of the instance's channel.
+_GROUP_CAPABILITY = {"groups": GROUPS, "statuses": STATUSES}
 
 
 def wire_method(
@@ -118,6 +129,7 @@ def wire_method(
     needs_link: bool = False,
     host: Literal["api", "media"] = "api",
     query: tuple[str, ...] = (),
+    capability: str | None = None,
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         kind: BodyKind = body_kind or ("json" if body is not None else "none")
@@ -133,6 +145,7 @@ def wire_method(
             host,
             "",
             query,
+            capability or _GROUP_CAPABILITY.get(group),
         )
         return handler
 

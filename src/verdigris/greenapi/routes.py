@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from verdigris.channels.base import ChannelUnsupported
 from verdigris.core import Core
 from verdigris.greenapi import methods  # noqa: F401  (registers every wire method)
 from verdigris.greenapi.errors import WireError, error_response
@@ -102,6 +103,8 @@ class WireEndpoint:
             response = exc.response
         except MessageRefused as exc:
             response = error_response(400, exc.answer, request.url.path)
+        except ChannelUnsupported as exc:
+            response = error_response(501, str(exc), request.url.path)
         spec = REGISTRY.get(str(request.path_params.get("method", "")).lower())
         WIRE_REQUESTS.labels(spec.name if spec else "unknown", str(response.status_code)).inc()
         await response(scope, receive, send)
@@ -152,6 +155,10 @@ class WireEndpoint:
             )
         if channel.methods is not None and spec.name not in channel.methods:
             raise WireError(501, channel.unsupported(spec.name))
+        if spec.capability is not None:
+            lacking = channel.lacks(spec.capability)
+            if lacking is not None:
+                raise WireError(501, f"{spec.name} is not available for this instance: {lacking}")
         call = Call(self.core, request, inst, extra=params.get("extra", ""))
         await self._read_body(call, spec)
         if self.core.licensing is not None:

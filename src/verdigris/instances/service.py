@@ -340,10 +340,13 @@ async def state_history(core: Core, rec: InstanceRecord, count: int) -> list[dic
     return [{"state": r.state, "at_ms": int(r.at_ms), "wid": r.wid} for r in rows]
 
 
-async def link(core: Core, rec: InstanceRecord, wid: str) -> None:
-    """The account ``wid`` has authorized this instance as a linked device."""
-    if rec.channel != "sandbox":
-        raise InstanceError("the instance connects through the WhatsApp Cloud API, not by linking a phone")
+async def link(core: Core, rec: InstanceRecord, wid: str, channel: str = "sandbox") -> None:
+    """The account ``wid`` of the ``channel`` network has authorized this instance as a linked
+    device (the channel reports it, after a QR code or a pairing code was used)."""
+    if rec.channel != channel:
+        raise InstanceError(
+            f"the instance connects through the {rec.channel} network, not by linking a {channel} account"
+        )
     if rec.state == AUTHORIZED:
         raise InstanceError("instance account already authorized")
     async with core.tx() as tx:

@@ -52,6 +52,10 @@ def status_advances(current: str, new: str) -> bool:
     return _ORDER.get(new, 0) > _ORDER.get(current, 0)
 
 
+# The chat that status (story) posts are sent to.
+STATUS_BROADCAST = "status@broadcast"
+
+
 class EventKind(StrEnum):
     """What happened to an instance (the notification's typeWebhook)."""
 

@@ -15,12 +15,12 @@ it (``resume`` on start-up).
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 
+from verdigris.channels.capabilities import CallEntry
 from verdigris.channels.sandbox.models import call_journal
 from verdigris.channels.sandbox.network import SandboxError, phone_of, wid_of
 from verdigris.instances.service import AUTHORIZED, find_by_wid
@@ -28,7 +28,7 @@ from verdigris.messaging.notifications import Event, emit, wanted
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
-    from verdigris.channels.sandbox.network import SandboxChannel
+    from verdigris.channels.sandbox.network import SandboxNetwork
     from verdigris.core import Core
 
 OUTCOMES = ("pickUp", "hangUp", "declined", "missed")
@@ -36,20 +36,8 @@ OUTCOMES = ("pickUp", "hangUp", "declined", "missed")
 _OUTGOING_STATUS = {"pickUp": "pickUp", "hangUp": "hungUp", "declined": "declined", "missed": "missed"}
 
 
-@dataclass(slots=True)
-class CallEntry:
-    id_message: str
-    direction: str
-    chat_id: str
-    is_video: bool
-    status: str
-    duration_s: int
-    started_ms: int
-    ended_ms: int | None
-
-
 async def phone_call(
-    channel: SandboxChannel,
+    channel: SandboxNetwork,
     phone: str,
     to: str,
     outcome: str,
@@ -74,9 +62,9 @@ async def phone_call(
     due = now + delay_ms
     duration = duration_s if outcome == "pickUp" else 0
     async with core.tx() as tx:
-        if not await channel.has_account(tx, phone):
+        if not await channel.on_network(tx, phone):
             raise SandboxError(f"no sandbox phone {phone}")
-        if not await channel.has_account(tx, callee_phone):
+        if not await channel.on_network(tx, callee_phone):
             raise SandboxError(f"{callee} has no account on the sandbox network")
         offer = Event("incomingCall", {"from": caller, "status": "offer", "idMessage": call_id}, now)
         for instance_id in await find_by_wid(tx.conn, callee):

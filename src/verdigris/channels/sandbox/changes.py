@@ -91,7 +91,7 @@ async def show_typing(channel: Any, tx: Tx, rec: InstanceRecord, message: Stored
     It is not a chat message, so it leaves the queue without a journal entry or statuses.
     """
     phone = _digits(message.chat_id)
-    if phone is not None and await channel.has_account(tx, phone):
+    if phone is not None and await channel.on_network(tx, phone):
         until = now_ms() + int(message.content.get("typingTime", 1000))
         shown: dict[str, tuple[str, int]] = channel.typing.setdefault(phone, {})
         shown[rec.wid] = (str(message.content.get("typingType", "typing")), until)

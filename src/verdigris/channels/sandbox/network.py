@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import bindparam, insert, select, update
 
+from verdigris.channels.base import BaseChannel
 from verdigris.channels.sandbox.changes import apply_change, show_typing
 from verdigris.channels.sandbox.models import sandbox_phone_messages, sandbox_phones
 from verdigris.chats.service import contact_name
@@ -35,16 +36,12 @@ from verdigris.messaging.incoming import (
 from verdigris.messaging.models import messages
 from verdigris.messaging.notifications import emit
 from verdigris.messaging.rich import TYPING
-from verdigris.messaging.service import OutgoingMessage, StoredMessage, set_author
-from verdigris.messaging.vocabulary import Status, status_advances
+from verdigris.messaging.service import StoredMessage, set_author
+from verdigris.messaging.vocabulary import STATUS_BROADCAST, Status, status_advances
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
     from verdigris.core import Core, Tx
-
-
-# The chat that status (story) posts are sent to (channels/sandbox/statuses.py).
-STATUS_BROADCAST = "status@broadcast"
 
 
 class SandboxError(Exception):
@@ -124,26 +121,14 @@ async def linked_instances(tx: Tx, wid: str) -> list[int]:
     return found
 
 
-class SandboxChannel:
+class SandboxNetwork(BaseChannel):
+    """The sandbox network's routing: what the channel does with a message (channel.py declares
+    the channel itself, with its capabilities)."""
+
     name = "sandbox"
-    remote = False
-    methods: frozenset[str] | None = None  # the sandbox network does all the wire API offers
-    deadline_seconds = 0.0
-
-    def unsupported(self, method: str) -> str:  # pragma: no cover - methods is None
-        return ""
-
-    def refusal(self, rec: InstanceRecord, message: OutgoingMessage) -> str | None:
-        return None
-
-    async def transmit(self, rec: InstanceRecord, message: StoredMessage) -> int | None:
-        raise AssertionError("the sandbox delivers in-process (deliver)")
-
-    async def release(self, tx: Tx, rec: InstanceRecord) -> None:
-        return None  # a deleted instance is no longer linked (find_by_wid skips it)
 
     def __init__(self, core: Core) -> None:
-        self.core = core
+        super().__init__(core)
         # Typing indicators currently shown on phones: phone -> {chat id: (typingType, until ms)}.
         self.typing: dict[str, dict[str, tuple[str, int]]] = {}
 
@@ -189,8 +174,13 @@ class SandboxChannel:
             await self._report_status(tx, row.sender, rec.wid, row.id_message, "read")
         return len(rows)
 
-    async def has_account(self, tx: Tx, phone: str) -> bool:
+    async def on_network(self, tx: Tx, phone: str) -> bool:
+        """Whether a sandbox phone owns ``phone`` (inside the caller's transaction)."""
         return await _phone_row_name(tx, phone) is not None
+
+    async def has_account(self, phone: str) -> bool:
+        async with self.core.read() as conn:
+            return await conn.scalar(_PHONE_NAME, {"number": phone}) is not None
 
     # --- routing -------------------------------------------------------------------------------
 
@@ -206,7 +196,7 @@ class SandboxChannel:
             await statuses.route(self, tx, msg)
             return
         recipient_phone = phone_of(msg.chat_id)
-        if recipient_phone is None or not await self.has_account(tx, recipient_phone):
+        if recipient_phone is None or not await self.on_network(tx, recipient_phone):
             status = "noAccount" if recipient_phone is not None else "failed"
             description = (
                 "" if recipient_phone is not None else f"chat {msg.chat_id} is not on the sandbox network"
@@ -360,7 +350,7 @@ class SandboxChannel:
     async def phone_send_text(self, phone: str, chat_id: str, text: str, quoted_id: str | None = None) -> str:
         """A person types a message on a sandbox phone and sends it."""
         async with self.core.tx() as tx:
-            if not await self.has_account(tx, phone):
+            if not await self.on_network(tx, phone):
                 raise SandboxError(f"no sandbox phone {phone}")
             quoted = None
             if quoted_id:
@@ -396,7 +386,7 @@ class SandboxChannel:
     ) -> str:
         """A person sends any message (a file, ...) from a sandbox phone; ``content`` in domain form."""
         async with self.core.tx() as tx:
-            if not await self.has_account(tx, phone):
+            if not await self.on_network(tx, phone):
                 raise SandboxError(f"no sandbox phone {phone}")
             if quoted_id:
                 content = {**content, "quoted": await _phone_quote(tx, phone, quoted_id)}

@@ -204,7 +204,7 @@ def guard(core: Core) -> list[Any]:
 
 def build_router(core: Core) -> APIRouter:
     router = APIRouter(prefix="/sandbox", tags=["sandbox"], dependencies=guard(core), responses=RESPONSES)
-    channel: network.SandboxChannel = core.channels["sandbox"]  # type: ignore[assignment]
+    channel: network.SandboxNetwork = core.channels["sandbox"]  # type: ignore[assignment]
 
     async def existing_phone(number: str) -> dict[str, Any]:
         phone = await network.get_phone(core, number)

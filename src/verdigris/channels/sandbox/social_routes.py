@@ -67,7 +67,7 @@ class IdOut(BaseModel):
 
 def build_router(core: Core) -> APIRouter:
     router = APIRouter(prefix="/sandbox", tags=["sandbox"], dependencies=guard(core), responses=RESPONSES)
-    channel: network.SandboxChannel = core.channels["sandbox"]  # type: ignore[assignment]
+    channel: network.SandboxNetwork = core.channels["sandbox"]  # type: ignore[assignment]
 
     async def existing_phone(number: str) -> None:
         if await network.get_phone(core, number) is None:

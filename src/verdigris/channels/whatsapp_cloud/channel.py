@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy import bindparam, insert, select
 
-from verdigris.channels.base import ChannelUnsupported
-from verdigris.channels.whatsapp_cloud import outbound, service
+from verdigris.channels.base import BaseChannel, ChannelUnsupported
+from verdigris.channels.whatsapp_cloud import outbound, routes, service
 from verdigris.channels.whatsapp_cloud.graph import NO_CODE, GraphClient, GraphError
 from verdigris.channels.whatsapp_cloud.models import cloud_message_ids
 from verdigris.channels.whatsapp_cloud.worker import CloudInbox
@@ -113,13 +113,14 @@ _LOCAL_ID = select(cloud_message_ids.c.id_message).where(
 _INSERT_ID = insert(cloud_message_ids)
 
 
-class CloudChannel:
+class CloudChannel(BaseChannel):
     name = service.CHANNEL
+    title = "Cloud API"
     remote = True
-    methods: frozenset[str] | None = METHODS
+    methods = METHODS
 
     def __init__(self, core: Core) -> None:
-        self.core = core
+        super().__init__(core)
         self._graph: GraphClient | None = None
         self._attempts: dict[int, int] = {}  # row id → failed attempts so far (this process)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -134,7 +135,13 @@ class CloudChannel:
             )
         return self._graph
 
-    async def close(self) -> None:
+    async def start(self) -> None:
+        await self.inbox.start()
+
+    def routers(self) -> list[Any]:
+        return [routes.build_router(self.core, self.inbox)]
+
+    async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         if self._graph is not None:
@@ -156,10 +163,7 @@ class CloudChannel:
     def refusal(self, rec: InstanceRecord, message: OutgoingMessage) -> str | None:
         return outbound.refusal(message.type_message, message.content, message.chat_id)
 
-    async def deliver(self, tx: Tx, rec: InstanceRecord, message: StoredMessage) -> None:
-        raise AssertionError("the Cloud API channel is remote: the send worker calls transmit")
-
-    async def has_account(self, tx: Tx, phone: str) -> bool:
+    async def has_account(self, phone: str) -> bool:
         raise ChannelUnsupported(_WHY["checkWhatsapp"])
 
     async def release(self, tx: Tx, rec: InstanceRecord) -> None:
