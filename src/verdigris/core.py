@@ -251,6 +251,8 @@ class Core:
             Callable[[Tx, InstanceRecord, str, str, dict[str, Any]], Awaitable[None]]
         ] = []
         self.public_url = settings.resolved_public_url()
+        # Workspace secrets (instances.service.workspace_value), read from the store once.
+        self.secrets: dict[str, str] = {}
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[Tx]:

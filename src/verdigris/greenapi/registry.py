@@ -112,6 +112,66 @@ class WireMethod:
     def done(self) -> bool:
         return self.handler is not None
 
+    @property
+    def sends_message(self) -> bool:
+        """It sends a message to a chat: the license's monthly cap and correspondents apply."""
+        return self.name in SENDS_MESSAGE
+
+    @property
+    def acts(self) -> bool:
+        """It puts something on the messenger network: refused while the operator restricts."""
+        return self.name in SENDS_MESSAGE or self.name in ACTS
+
+    @property
+    def when_expired(self) -> bool:
+        """It is allowed while the instance has no current license."""
+        return self.name in WHEN_EXPIRED
+
+
+# The wire methods by action, in this one place (licensing and moderation are told by the router).
+SENDS_MESSAGE = frozenset(
+    {
+        "sendMessage",
+        "sendFileByUrl",
+        "sendFileByUpload",
+        "sendPoll",
+        "sendLocation",
+        "sendContact",
+        "forwardMessages",
+        "sendInteractiveButtons",
+        "sendInteractiveButtonsReply",
+        "sendReaction",
+        "sendButtons",
+        "sendTemplateButtons",
+        "sendListMessage",
+        "sendLink",
+        "sendTemplate",
+        "editMessage",
+    }
+)
+ACTS = frozenset(
+    {
+        "sendTyping",
+        "sendTextStatus",
+        "sendVoiceStatus",
+        "sendMediaStatus",
+        "deleteStatus",
+        "deleteMessage",
+        "createGroup",
+        "updateGroupName",
+        "updateGroupSettings",
+        "addGroupParticipant",
+        "removeGroupParticipant",
+        "setGroupAdmin",
+        "removeAdmin",
+        "setGroupPicture",
+        "leaveGroup",
+        "setProfilePicture",
+        "uploadFile",
+    }
+)
+WHEN_EXPIRED = frozenset({"getSettings", "getStateInstance", "getStatusInstance", "getWaSettings"})
+
 
 REGISTRY: dict[str, WireMethod] = {}
 # Whole documentation groups that need a capability of the instance's channel.

@@ -12,6 +12,7 @@ import hmac
 import secrets
 import sys
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from verdigris.instances import settings as catalogue
 from verdigris.instances.models import instance_state_history, instances, workspace_meta
 from verdigris.messaging import lifecycle
-from verdigris.messaging.notifications import Event, emit
+from verdigris.messaging.notifications import emit, state_event
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -165,19 +166,24 @@ async def meta_set(conn: AsyncConnection, key: str, value: str) -> None:
         await conn.execute(update(workspace_meta).where(workspace_meta.c.key == key).values(value=value))
 
 
+async def workspace_value(core: Core, key: str, make: Callable[[], str]) -> str:
+    """A per-workspace value kept in ``workspace_meta`` (a secret): created with ``make`` on first
+    use, then read from ``core.secrets``."""
+    cached = core.secrets.get(key)
+    if cached is not None:
+        return cached
+    async with core.tx() as tx:
+        value = await meta_get(tx.conn, key)
+        if value is None:
+            value = make()
+            await meta_set(tx.conn, key, value)
+    core.secrets[key] = value
+    return value
+
+
 async def workspace_secret(core: Core) -> bytes:
     """A per-workspace random secret (signs QR payloads); created on first use."""
-    cached = getattr(core, "_workspace_secret", None)
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
-    async with core.tx() as tx:
-        value = await meta_get(tx.conn, "secret")
-        if value is None:
-            value = secrets.token_hex(32)
-            await meta_set(tx.conn, "secret", value)
-    secret = bytes.fromhex(value)
-    core._workspace_secret = secret  # type: ignore[attr-defined]
-    return secret
+    return bytes.fromhex(await workspace_value(core, "secret", lambda: secrets.token_hex(32)))
 
 
 # --- create and read -------------------------------------------------------------------------
@@ -311,7 +317,7 @@ async def set_state(tx: Tx, rec: InstanceRecord, state: str, wid: str | None = N
     rec.state = state
     rec.wid = new_wid
     tx.memo.clear()  # lookups of linked instances made earlier in this transaction are stale
-    await emit(tx, rec, Event("stateInstanceChanged", {"stateInstance": state}, at))
+    await emit(tx, rec, state_event(state, at))
     if state == AUTHORIZED:
         lifecycle.wake_after(tx, rec)
 

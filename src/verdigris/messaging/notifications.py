@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, delete, func, insert, select
 
 from verdigris.instances.settings import is_on
 from verdigris.messaging.models import notifications
-from verdigris.messaging.vocabulary import FINAL
+from verdigris.messaging.vocabulary import FINAL, EventKind
 from verdigris.metrics import NOTIFICATIONS
 from verdigris.store.clock import now_ms
 
@@ -60,6 +60,39 @@ def status_event(
         "sent_by_api": sent_by_api,
     }
     return Event("outgoingMessageStatus", data, at_ms or now_ms())
+
+
+def state_event(state: str, at_ms: int = 0) -> Event:
+    """A ``stateInstanceChanged`` event: the instance moved to ``state`` (instances.service)."""
+    return Event(EventKind.STATE, {"state": state}, at_ms or now_ms())
+
+
+def quota_event(limit: str, method: str, used: int, total: int, description: str) -> Event:
+    """A ``quotaExceeded`` event: the license's ``limit`` (a method's monthly quota, the monthly
+    messages or the correspondents) refused ``method`` after ``used`` of ``total``."""
+    data = {"limit": limit, "method": method, "used": used, "total": total, "description": description}
+    return Event(EventKind.QUOTA_EXCEEDED, data)
+
+
+def call_event(
+    kind: EventKind,
+    call_id: str,
+    at_ms: int,
+    *,
+    peer: str | None = None,
+    status: str | None = None,
+    is_video: bool | None = None,
+    duration_s: int | None = None,
+) -> Event:
+    """An ``incomingCall`` / ``outgoingCall`` event; an outgoing call's offer carries only its id."""
+    data = {
+        "call_id": call_id,
+        "peer": peer,
+        "status": status,
+        "is_video": is_video,
+        "duration_s": duration_s,
+    }
+    return Event(kind, data, at_ms)
 
 
 _MESSAGE_KINDS = {

@@ -163,7 +163,7 @@ async def check_send(core: Core, rec: InstanceRecord, message: OutgoingMessage, 
         if core.moderation is not None and not core.moderation.may_send(rec.account_id):
             raise OperatorRefused("the operator has stopped sending for this account")
         if core.licensing is not None:
-            refusal = await core.licensing.admit(rec, message.kind, message.chat_id)
+            refusal = await core.licensing.admit(rec, message.kind, message.chat_id, sending=True)
             if refusal is not None:
                 raise LicenseRefused(refusal.reason)
     channel = core.channels.get(rec.channel)

@@ -24,7 +24,8 @@ from verdigris.channels.capabilities import CallEntry
 from verdigris.channels.sandbox.models import call_journal
 from verdigris.channels.sandbox.network import SandboxError, phone_of, wid_of
 from verdigris.instances.service import AUTHORIZED, find_by_wid
-from verdigris.messaging.notifications import Event, emit, wanted
+from verdigris.messaging.notifications import call_event, emit, wanted
+from verdigris.messaging.vocabulary import EventKind
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -66,14 +67,14 @@ async def phone_call(
             raise SandboxError(f"no sandbox phone {phone}")
         if not await channel.on_network(tx, callee_phone):
             raise SandboxError(f"{callee} has no account on the sandbox network")
-        offer = Event("incomingCall", {"from": caller, "status": "offer", "idMessage": call_id}, now)
+        offer = call_event(EventKind.INCOMING_CALL, call_id, now, peer=caller, status="offer")
         for instance_id in await find_by_wid(tx.conn, callee):
             inst = await core.instances.get(instance_id, tx.conn)
             if inst is None or inst.state != AUTHORIZED or not wanted(inst.settings, offer):
                 continue
             await _journal(tx.conn, inst.id, call_id, "in", caller, is_video, outcome, duration, now, due)
             await emit(tx, inst, offer)
-        finished = Event("outgoingCall", {"idMessage": call_id}, now)
+        finished = call_event(EventKind.OUTGOING_CALL, call_id, now)
         for instance_id in await find_by_wid(tx.conn, caller):
             inst = await core.instances.get(instance_id, tx.conn)
             if inst is None or not wanted(inst.settings, finished):
@@ -132,21 +133,16 @@ async def finish(core: Core, call_id: str) -> None:
             if inst is None:
                 continue
             if row.direction == "in":
-                event = Event(
-                    "incomingCall", {"from": row.chat_id, "status": status, "idMessage": call_id}, now
-                )
+                event = call_event(EventKind.INCOMING_CALL, call_id, now, peer=row.chat_id, status=status)
             else:
-                event = Event(
-                    "outgoingCall",
-                    {
-                        "idMessage": call_id,
-                        "from": row.chat_id,
-                        "isVideo": bool(row.is_video),
-                        "duration": int(row.duration_s),
-                        "status": status,
-                        "participants": [],
-                    },
+                event = call_event(
+                    EventKind.OUTGOING_CALL,
+                    call_id,
                     now,
+                    peer=row.chat_id,
+                    status=status,
+                    is_video=bool(row.is_video),
+                    duration_s=int(row.duration_s),
                 )
             await emit(tx, inst, event)
 
