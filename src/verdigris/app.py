@@ -75,15 +75,11 @@ async def prepare(core: Core) -> None:
 
 async def start(core: Core) -> None:
     core.timers.start()
-    if core.policy is not None:
-        await core.policy.load()
-    assert core.sender is not None
+    await core.policy.load()
     await core.sender.start()
     for channel in core.channels.values():
         await channel.start()
-    assert core.media is not None
     await core.media.start()
-    assert core.dispatcher is not None
     await core.dispatcher.start()
     LicensingWorker(core).start()
     await campaigns.resume_all(core)
@@ -97,7 +93,6 @@ async def start(core: Core) -> None:
 
     core.timers.schedule("purge", now_ms() + PURGE_EVERY_MS, purge)
     await accounts_service.purge_and_plan(core)  # closed accounts whose grace period is over
-    assert core.moderation is not None
     await core.moderation.start()
     if ClusterBus.wanted(core):
         core.bus = ClusterBus(core)
@@ -139,12 +134,10 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
         await core.timers.stop()  # cancels in-flight webhook POSTs: they are re-sent after a restart
         if core.bus is not None:
             await core.bus.stop()
-        if core.dispatcher is not None:
-            await core.dispatcher.stop()
+        await core.dispatcher.stop()
         for channel in core.channels.values():
             await channel.stop()
-        if core.licensing is not None:
-            await core.licensing.flush()  # metered counts survive a clean shutdown
+        await core.licensing.flush()  # metered counts survive a clean shutdown
         await core.db.dispose()
 
     app = FastAPI(

@@ -233,14 +233,17 @@ class Core:
         self.timers = Timers()
         self.instances = InstanceCache(self)
         self.channels: dict[str, Channel] = {}
-        self.render: Renderer | None = None
-        self.sender: SendWorker | None = None
-        self.media: MediaService | None = None
-        self.dispatcher: WebhookDispatcher | None = None
-        self.licensing: Licensing | None = None
-        self.moderation: Moderation | None = None
-        self.screening: Screening | None = None
-        self.policy: OutgoingPolicy | None = None
+        # The services every process has, built by verdigris.app.build_core (which alone sets
+        # them, each constructed with this Core): declared here so that their types are exact.
+        self.render: Renderer
+        self.sender: SendWorker
+        self.media: MediaService
+        self.dispatcher: WebhookDispatcher
+        self.licensing: Licensing
+        self.moderation: Moderation
+        self.screening: Screening
+        self.policy: OutgoingPolicy
+        # Cross-process wake-ups: only when several processes share a PostgreSQL store.
         self.bus: ClusterBus | None = None
         # Called for every event of every instance, in its transaction, before the settings decide
         # whether it becomes a notification (the policy engine counts failed sends here).

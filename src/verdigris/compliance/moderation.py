@@ -167,8 +167,6 @@ class Moderation:
 
 
 def runtime(core: Core) -> Moderation:
-    if core.moderation is None:
-        core.moderation = Moderation(core)
     return core.moderation
 
 
@@ -355,8 +353,7 @@ async def _wake(core: Core, target: Account) -> None:
         return
     for rec in await tenant_instances(core, target.id):
         lifecycle.wake(core, rec)
-        if core.dispatcher is not None:
-            core.dispatcher.wake(rec.id)
+        core.dispatcher.wake(rec.id)
 
 
 async def lift_ended(core: Core) -> int:

@@ -136,10 +136,9 @@ class WireEndpoint:
             raise WireError(401, "Unauthorized")
         if inst is None:
             raise WireError(400, "Instance is deleted")
-        if self.core.moderation is not None:  # the operator's measures (T-16): a dict lookup
-            refused = self.core.moderation.wire_refusal(inst.account_id, spec.acts)
-            if refused is not None:
-                raise WireError(403, refused)
+        refused = self.core.moderation.wire_refusal(inst.account_id, spec.acts)  # a dict lookup (T-16)
+        if refused is not None:
+            raise WireError(403, refused)
         verdict = self.limiter.check(inst.id, spec.name.lower())
         if not verdict.allowed:
             RATE_LIMITED.labels(spec.name).inc()
@@ -161,12 +160,11 @@ class WireEndpoint:
                 raise WireError(501, f"{spec.name} is not available for this instance: {lacking}")
         call = Call(self.core, request, inst, extra=params.get("extra", ""))
         await self._read_body(call, spec)
-        if self.core.licensing is not None:
-            refusal = await self.core.licensing.admit(
-                inst, spec.name, _chat_of(call), sending=spec.sends_message, when_expired=spec.when_expired
-            )
-            if refusal is not None:
-                return quota_refusal(refusal)
+        refusal = await self.core.licensing.admit(
+            inst, spec.name, _chat_of(call), sending=spec.sends_message, when_expired=spec.when_expired
+        )
+        if refusal is not None:
+            return quota_refusal(refusal)
         if spec.needs_link and inst.state != "authorized":
             if inst.state == "starting":
                 raise WireError(400, "instance in starting process try later")

@@ -405,8 +405,7 @@ async def delete(core: Core, rec: InstanceRecord) -> None:
         if channel is not None:
             await channel.release(tx, rec)  # credentials and other per-instance state of the network
     core.instances.forget(rec.id)
-    if core.sender is not None:
-        core.sender.forget(rec.id)
+    core.sender.forget(rec.id)
 
 
 async def deleted_token(core: Core, instance_id: int) -> str | None:

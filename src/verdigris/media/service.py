@@ -433,6 +433,4 @@ async def _public_only(request: httpx.Request) -> None:
 
 
 def media_of(core: Core) -> MediaService:
-    media = core.media
-    assert media is not None, "the media service is installed by verdigris.app.build_core"
-    return media
+    return core.media

@@ -100,8 +100,7 @@ async def receive(tx: Tx, rec: InstanceRecord, msg: IncomingMessage) -> bool:
     )
     for hook in tx.core.incoming_hooks:
         await hook(tx, rec, msg.sender, msg.type_message, msg.content)
-    licensing = tx.core.licensing
-    if licensing is None or await licensing.admit_incoming(tx, rec, msg.chat_id):
+    if await tx.core.licensing.admit_incoming(tx, rec, msg.chat_id):
         event = message_event(
             "incomingMessageReceived",
             msg.id_message,

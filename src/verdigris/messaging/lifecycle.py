@@ -133,9 +133,7 @@ async def mark_incoming_read(tx: Tx, row_ids: list[int]) -> None:
 
 def wake(core: Core, rec: InstanceRecord) -> None:
     """The instance's queue may move now (the caller's transaction, if any, has committed)."""
-    sender = core.sender
-    if sender is not None:
-        sender.wake(rec)
+    core.sender.wake(rec)
 
 
 def wake_after(tx: Tx, rec: InstanceRecord) -> None:

@@ -159,9 +159,7 @@ async def emit(tx: Tx, inst: InstanceRecord, event: Event) -> int | None:
         await hook(tx, inst, event)
     if not wanted(inst.settings, event):
         return None
-    render = tx.core.render
-    assert render is not None, "no notification renderer installed"
-    body = render(inst, event)
+    body = tx.core.render(inst, event)
     result = await tx.conn.execute(
         _INSERT, {"instance_id": inst.id, "type": event.kind, "body": body, "created_ms": event.at_ms}
     )

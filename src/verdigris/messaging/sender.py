@@ -171,16 +171,15 @@ class SendWorker:
                 core.timers.schedule(("send", instance_id), hold, partial(self._run, instance_id))
                 return
             del self._hold_until[instance_id]
-        if core.licensing is not None and not await core.licensing.may_send(rec):
+        if not await core.licensing.may_send(rec):
             return  # expired: the queue is kept; a renewal wakes the instance again
-        if core.moderation is not None and not core.moderation.may_send(rec.account_id):
+        if not core.moderation.may_send(rec.account_id):
             return  # blocked, suspended or restricted by the operator: the queue is kept; lifting wakes it
-        if core.policy is not None:
-            hold = await core.policy.hold(rec, now_ms())
-            if hold is not None:
-                if hold > 0:  # quiet hours or the daily cap: try again when they end
-                    core.timers.schedule(("send", instance_id), hold, partial(self._run, instance_id))
-                return  # paused: resuming wakes the instance
+        hold = await core.policy.hold(rec, now_ms())
+        if hold is not None:
+            if hold > 0:  # quiet hours or the daily cap: try again when they end
+                core.timers.schedule(("send", instance_id), hold, partial(self._run, instance_id))
+            return  # paused: resuming wakes the instance
         async with core.read() as conn:
             rows = (await conn.execute(_QUEUE_HEAD, {"instance_id": instance_id})).all()
         if not rows:
@@ -234,8 +233,7 @@ class SendWorker:
                 core.timers.schedule(("send", instance_id), retry_at, partial(self._run, instance_id))
                 return
         self._last_sent[instance_id] = (now_ms(), is_file)
-        if core.policy is not None:
-            core.policy.sent(instance_id)
+        core.policy.sent(instance_id)
         self.sent_total += 1
         MESSAGES_SENT.inc()
         if len(self._last_sent) > 20_000:

@@ -160,20 +160,18 @@ async def check_send(core: Core, rec: InstanceRecord, message: OutgoingMessage, 
     Raises a :class:`MessageRefused` with the reason otherwise.
     """
     if origin != Origin.WIRE:
-        if core.moderation is not None and not core.moderation.may_send(rec.account_id):
+        if not core.moderation.may_send(rec.account_id):
             raise OperatorRefused("the operator has stopped sending for this account")
-        if core.licensing is not None:
-            refusal = await core.licensing.admit(rec, message.kind, message.chat_id, sending=True)
-            if refusal is not None:
-                raise LicenseRefused(refusal.reason)
+        refusal = await core.licensing.admit(rec, message.kind, message.chat_id, sending=True)
+        if refusal is not None:
+            raise LicenseRefused(refusal.reason)
     channel = core.channels.get(rec.channel)
     refused = (
         f"the {rec.channel} network is switched off" if channel is None else channel.refusal(rec, message)
     )
     if refused is not None:
         raise ChannelRefused(refused)
-    screening = core.screening
-    verdict = await screening.check(message.content) if screening is not None else None
+    verdict = await core.screening.check(message.content)
     if verdict is not None and verdict.action == "block":
         raise ContentBlocked(rec, message, verdict)
     return Admission(message, verdict)
@@ -210,9 +208,9 @@ class ContentBlocked(Exception):
         self.rec, self.message, self.verdict = rec, message, verdict
 
     async def record(self, tx: Tx) -> None:
-        screening = tx.core.screening
-        if screening is not None:
-            await screening.record(tx, self.rec, self.message.chat_id, "", self.verdict, self.message.content)
+        await tx.core.screening.record(
+            tx, self.rec, self.message.chat_id, "", self.verdict, self.message.content
+        )
 
 
 async def enqueue(tx: Tx, rec: InstanceRecord, admission: Admission) -> str:
@@ -245,9 +243,8 @@ async def enqueue(tx: Tx, rec: InstanceRecord, admission: Admission) -> str:
             "created_ms": now_ms(),
         },
     )
-    screening = tx.core.screening
-    if verdict is not None and screening is not None:
-        await screening.record(tx, rec, message.chat_id, id_message, verdict, message.content)
+    if verdict is not None:
+        await tx.core.screening.record(tx, rec, message.chat_id, id_message, verdict, message.content)
         tx.on_commit(lambda: MESSAGES_ACCEPTED.inc())
         return id_message  # held for review: the send worker does not see it
     lifecycle.wake_after(tx, rec)

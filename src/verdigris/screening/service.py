@@ -255,9 +255,7 @@ async def deactivate_rule(core: Core, rule_id: int) -> None:
 
 
 async def _reload(core: Core) -> None:
-    screening = getattr(core, "screening", None)
-    if screening is not None:
-        await screening.reload()
+    await core.screening.reload()
 
 
 async def list_cases(core: Core, *, waiting_only: bool = False, limit: int = 200) -> list[dict[str, Any]]:

@@ -255,7 +255,7 @@ async def save(
         if not done.rowcount:
             await tx.conn.execute(insert(send_policies).values(instance_id=rec.id, **values))
     await _refresh(core, rec)
-    policy = core.policy.get(rec.id) if core.policy is not None else None
+    policy = core.policy.get(rec.id)
     return policy.as_json() if policy else {}
 
 
@@ -282,9 +282,8 @@ async def set_paused(core: Core, rec: InstanceRecord, paused: bool, reason: str 
 
 
 async def _refresh(core: Core, rec: InstanceRecord) -> None:
-    if core.policy is not None:
-        await core.policy.load()
-        core.policy._failures.pop(rec.id, None)
+    await core.policy.load()
+    core.policy._failures.pop(rec.id, None)
     _wake(core, rec)
 
 

@@ -399,15 +399,6 @@ async def sandbox_token(core: Core) -> str:
     """The credentials of the sandbox control API: configured, or generated once per data dir."""
     if core.settings.sandbox_token:
         return core.settings.sandbox_token
-    cached = getattr(core, "_sandbox_token", None)
-    if cached:
-        return str(cached)
     import secrets
 
-    async with core.tx() as tx:
-        value = await instances.meta_get(tx.conn, "sandbox_token")
-        if value is None:
-            value = "sbx." + secrets.token_hex(20)
-            await instances.meta_set(tx.conn, "sandbox_token", value)
-    core._sandbox_token = value  # type: ignore[attr-defined]
-    return value
+    return await instances.workspace_value(core, "sandbox_token", lambda: "sbx." + secrets.token_hex(20))
