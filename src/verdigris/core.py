@@ -254,6 +254,7 @@ class Core:
             Callable[[Tx, InstanceRecord, str, str, dict[str, Any]], Awaitable[None]]
         ] = []
         self.public_url = settings.resolved_public_url()
+        self.media_url = settings.resolved_public_media_url()
         # Workspace secrets (instances.service.workspace_value), read from the store once.
         self.secrets: dict[str, str] = {}
 
