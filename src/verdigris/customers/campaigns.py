@@ -314,10 +314,6 @@ async def _step(core: Core, campaign_id: int) -> None:
     if rec.account_id != int(row.account_id):
         await _pause_for(core, campaign_id, "the instance no longer belongs to this team")
         return
-    moderation = core.moderation
-    if moderation is not None and not moderation.may_send(rec.account_id):
-        await _pause_for(core, campaign_id, "the account may not send now (a measure of the operator)")
-        return
     if rec.state != AUTHORIZED:
         await _pause_for(core, campaign_id, f"the instance is {rec.state}: link it to a phone, then resume")
         return
