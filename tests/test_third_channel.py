@@ -36,12 +36,16 @@ class MemoryChannel(BaseChannel):
     def __init__(self, core: Any) -> None:
         super().__init__(core)
         self.outbox: list[StoredMessage] = []
+        self.logouts: list[int] = []
 
     async def qr_payload(self, rec: InstanceRecord) -> str:
         return f"memory-link:{rec.id}"
 
     async def has_account(self, phone: str) -> bool:
         return True
+
+    async def logout(self, rec: InstanceRecord) -> None:
+        self.logouts.append(rec.id)
 
     async def deliver(self, tx: Any, rec: InstanceRecord, message: StoredMessage) -> None:
         self.outbox.append(message)
@@ -67,6 +71,10 @@ class MemoryChannel(BaseChannel):
             async with core.tx() as tx:
                 await receive(tx, rec, incoming)
             return {"idMessage": incoming.id_message}
+
+        @router.get("/logouts")
+        async def logouts() -> list[int]:
+            return self.logouts
 
         @router.get("/outbox")
         async def outbox() -> list[dict[str, str]]:
@@ -136,3 +144,8 @@ def test_a_channel_declared_in_a_test_is_driven_by_the_official_sdk(make_server:
     group = api.groups.createGroup("team", ["15550002@c.us"])
     assert group.code == 501 and "the memory network has no group chats" in group.error
     assert api.account.getAuthorizationCode(15550001).code == 501
+
+    # Logout goes through the channel (it ends the session), then the instance is unlinked.
+    assert api.account.logout().data == {"isLogout": True}
+    assert httpx.get(f"{srv.url}/memory/logouts").json() == [inst["idInstance"]]
+    assert api.account.getStateInstance().data == {"stateInstance": "notAuthorized"}

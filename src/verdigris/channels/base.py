@@ -80,6 +80,14 @@ class Channel(Protocol):
     async def pairing_code(self, rec: InstanceRecord, phone: str) -> str:
         """A code the owner of ``phone`` types in to link ``rec`` (ChannelUnsupported if none)."""
 
+    async def logout(self, rec: InstanceRecord) -> None:
+        """``rec`` is being unlinked: end its session on the network (no transaction is open).
+        The state change itself is instances.logout's; a channel that loses a session by itself
+        reports it with instances.set_state."""
+
+    async def reboot(self, rec: InstanceRecord) -> None:
+        """``rec`` restarts: reconnect its session (no transaction is open)."""
+
     def refusal(self, rec: InstanceRecord, message: OutgoingMessage) -> str | None:
         """Why the network would refuse ``message`` (answered 400 at acceptance), or None."""
 
@@ -148,6 +156,12 @@ class BaseChannel:
 
     async def pairing_code(self, rec: InstanceRecord, phone: str) -> str:
         raise ChannelUnsupported(f"instances on the {self.name} network are not linked by pairing code")
+
+    async def logout(self, rec: InstanceRecord) -> None:
+        return None
+
+    async def reboot(self, rec: InstanceRecord) -> None:
+        return None
 
     def refusal(self, rec: InstanceRecord, message: OutgoingMessage) -> str | None:
         return None

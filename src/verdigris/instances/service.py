@@ -361,6 +361,11 @@ async def link(core: Core, rec: InstanceRecord, wid: str, channel: str = "sandbo
 
 
 async def logout(core: Core, rec: InstanceRecord) -> None:
+    """Unlink the instance: its channel ends the session on the network first (outside any
+    transaction), then the instance is ``notAuthorized``."""
+    channel = core.channels.get(rec.channel)
+    if channel is not None:
+        await channel.logout(rec)
     async with core.tx() as tx:
         await set_state(tx, rec, NOT_AUTHORIZED, "")
 
@@ -370,6 +375,9 @@ async def reboot(core: Core, rec: InstanceRecord) -> None:
     back_to = rec.state if rec.state != STARTING else AUTHORIZED if rec.wid else NOT_AUTHORIZED
     async with core.tx() as tx:
         await set_state(tx, rec, STARTING)
+    channel = core.channels.get(rec.channel)
+    if channel is not None:
+        await channel.reboot(rec)  # outside any transaction: it may reconnect to the network
 
     async def finish() -> None:
         if rec.state != STARTING:
