@@ -318,7 +318,7 @@ async def decide(core: Core, operator_id: int, case_id: int, approve: bool) -> d
                 )
                 content = orjson.loads(row.content)
                 media = core.media
-                if content.get("fetchUrl") and not content.get("downloadUrl") and media is not None:
+                if content.get("fetchUrl") and not content.get("downloadUrl"):
                     tx.on_commit(lambda: media.schedule_fetch(int(row.id)))
             else:
                 description = "rejected by the content rules of this service"
@@ -357,13 +357,12 @@ async def remove_message(
     if not rows:
         raise ScreeningError(404, f"instance {instance_id} has no message {id_message}")
     media = core.media
-    if media is not None:
-        for row in rows:
-            content = orjson.loads(row.content)
-            for url in {content.get("downloadUrl"), content.get("urlFile")} - {None, ""}:
-                record = await media.resolve_link(str(url))
-                if record is not None and record.owner == str(instance_id):
-                    await media.discard(record)
+    for row in rows:
+        content = orjson.loads(row.content)
+        for url in {content.get("downloadUrl"), content.get("urlFile")} - {None, ""}:
+            record = await media.resolve_link(str(url))
+            if record is not None and record.owner == str(instance_id):
+                await media.discard(record)
     first = rows[0]
     async with core.tx() as tx:
         await tx.conn.execute(

@@ -271,8 +271,8 @@ class CloudChannel(BaseChannel):
         """Upload the message's stored file to Meta; returns (kind, media id)."""
         content = message.content
         media = self.core.media
-        record = await media.get(str(content.get("fileId", ""))) if media is not None else None
-        if media is None or record is None:
+        record = await media.get(str(content.get("fileId", "")))
+        if record is None:
             raise ChannelUnsupported("the file of this message is no longer stored on this server")
         if record.size > outbound.SIZE_LIMITS["document"]:
             raise ChannelUnsupported(

@@ -209,7 +209,7 @@ class CloudInbox:
     ) -> dict[str, Any]:
         """Fetch a received file into the media store; the file fields of its content ({} if refused)."""
         media = self.core.media
-        assert media is not None and got.media_id is not None
+        assert got.media_id is not None
         graph = self.channel.graph
         facts = await graph.media(known.credentials, got.media_id)
         mime = str(facts.get("mime_type") or got.content.get("mimeType") or "application/octet-stream")
