@@ -57,6 +57,7 @@ from verdigris.instances.models import instances
 from verdigris.instances.service import AUTHORIZED, NOT_AUTHORIZED
 from verdigris.messaging.incoming import IncomingMessage, receive
 from verdigris.messaging.models import messages
+from verdigris.messaging.vocabulary import Status
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -391,7 +392,9 @@ async def route(channel: SandboxNetwork, tx: Tx, msg: Outgoing) -> None:
     """Deliver a message sent to a group (called by the network's router)."""
     group = await load(tx.conn, msg.chat_id)
     if group is None or group.role(msg.sender_wid) is None:
-        await channel._report_status(tx, msg.sender_wid, msg.chat_id, msg.id_message, "notInGroup", "", msg)
+        await channel._report_status(
+            tx, msg.sender_wid, msg.chat_id, msg.id_message, Status.NOT_IN_GROUP, "", msg
+        )
         return
     if not group.members_send and not group.is_admin(msg.sender_wid):
         await channel._report_status(
@@ -399,7 +402,7 @@ async def route(channel: SandboxNetwork, tx: Tx, msg: Outgoing) -> None:
             msg.sender_wid,
             msg.chat_id,
             msg.id_message,
-            "failed",
+            Status.FAILED,
             "only admins can send messages to this group",
             msg,
         )
@@ -409,12 +412,12 @@ async def route(channel: SandboxNetwork, tx: Tx, msg: Outgoing) -> None:
             f"SWE004: the number of participants in the group has been exceeded - {MAX_SEND_PARTICIPANTS}"
         )
         await channel._report_status(
-            tx, msg.sender_wid, msg.chat_id, msg.id_message, "failed", description, msg
+            tx, msg.sender_wid, msg.chat_id, msg.id_message, Status.FAILED, description, msg
         )
         return
     now = now_ms()
     await channel._sender_copies(tx, msg, now, chat_name=group.subject)
-    await channel._report_status(tx, msg.sender_wid, msg.chat_id, msg.id_message, "sent", "", msg)
+    await channel._report_status(tx, msg.sender_wid, msg.chat_id, msg.id_message, Status.SENT, "", msg)
     others = [wid for wid in group.members if wid != msg.sender_wid]
     phones = [p for p in (phone_of(wid) for wid in others) if p is not None]
     with_account = set(
@@ -471,7 +474,7 @@ async def route(channel: SandboxNetwork, tx: Tx, msg: Outgoing) -> None:
         auto_read = await receive(tx, target, incoming) or auto_read
         delivered = True
     if delivered:
-        await channel._report_status(tx, msg.sender_wid, group.id, msg.id_message, "delivered")
+        await channel._report_status(tx, msg.sender_wid, group.id, msg.id_message, Status.DELIVERED)
     if auto_read:
         await report_read(channel, tx, group.id, msg.sender_wid, msg.id_message)
 
@@ -504,4 +507,4 @@ async def report_read(channel: SandboxNetwork, tx: Tx, group_id: str, author: st
         seen[rec.wid] = seen.get(rec.wid, False) or row.status == "read"
     seen.pop(author, None)
     if seen and all(seen.values()):
-        await channel._report_status(tx, author, group_id, id_message, "read")
+        await channel._report_status(tx, author, group_id, id_message, Status.READ)

@@ -171,7 +171,7 @@ class SandboxNetwork(BaseChannel):
 
                 await groups.report_read(self, tx, chat_id, row.sender, row.id_message)
                 continue
-            await self._report_status(tx, row.sender, rec.wid, row.id_message, "read")
+            await self._report_status(tx, row.sender, rec.wid, row.id_message, Status.READ)
         return len(rows)
 
     async def on_network(self, tx: Tx, phone: str) -> bool:
@@ -197,7 +197,7 @@ class SandboxNetwork(BaseChannel):
             return
         recipient_phone = phone_of(msg.chat_id)
         if recipient_phone is None or not await self.on_network(tx, recipient_phone):
-            status = "noAccount" if recipient_phone is not None else "failed"
+            status = Status.NO_ACCOUNT if recipient_phone is not None else Status.FAILED
             description = (
                 "" if recipient_phone is not None else f"chat {msg.chat_id} is not on the sandbox network"
             )
@@ -209,7 +209,7 @@ class SandboxNetwork(BaseChannel):
         await apply_change(tx, msg.sender_wid, msg.chat_id, msg.type_message, msg.content)
         # The sender's side: the message leaves every device of the sender's account.
         await self._sender_copies(tx, msg, now)
-        await self._report_status(tx, msg.sender_wid, msg.chat_id, msg.id_message, "sent", "", msg)
+        await self._report_status(tx, msg.sender_wid, msg.chat_id, msg.id_message, Status.SENT, "", msg)
         # The recipient's side: the phone and every linked instance.
         recipient_wid = wid_of(recipient_phone)
         await _insert_phone_message(
@@ -232,9 +232,11 @@ class SandboxNetwork(BaseChannel):
             auto_read = await receive(tx, target, incoming) or auto_read
         # recipient_wid is msg.chat_id here (a personal chat id is its phone's wid), so passing msg
         # selects the same rows; it lets the API row be updated without reading it again.
-        await self._report_status(tx, msg.sender_wid, recipient_wid, msg.id_message, "delivered", "", msg)
+        await self._report_status(
+            tx, msg.sender_wid, recipient_wid, msg.id_message, Status.DELIVERED, "", msg
+        )
         if auto_read:
-            await self._report_status(tx, msg.sender_wid, recipient_wid, msg.id_message, "read", "", msg)
+            await self._report_status(tx, msg.sender_wid, recipient_wid, msg.id_message, Status.READ, "", msg)
 
     async def _sender_copies(self, tx: Tx, msg: Outgoing, now: int, chat_name: str | None = None) -> None:
         """Record the message on the sender's phone and announce it to the sender's instances."""
@@ -291,7 +293,7 @@ class SandboxNetwork(BaseChannel):
         sender_wid: str,
         chat_id: str,
         id_message: str,
-        status: str,
+        status: Status,
         description: str = "",
         msg: Outgoing | None = None,
     ) -> None:
@@ -331,7 +333,7 @@ class SandboxNetwork(BaseChannel):
                 row.id,
                 chat_id,
                 id_message,
-                Status(status),
+                status,
                 description,
                 sent_by_api=bool(row.sent_by_api),
                 columns=columns,
@@ -427,7 +429,7 @@ class SandboxNetwork(BaseChannel):
 
                     await groups.report_read(self, tx, row.chat_id, row.sender, row.id_message)
                     continue
-                await self._report_status(tx, row.sender, wid_of(phone), row.id_message, "read")
+                await self._report_status(tx, row.sender, wid_of(phone), row.id_message, Status.READ)
         return len(rows)
 
 

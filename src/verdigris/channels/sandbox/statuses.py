@@ -39,6 +39,7 @@ from verdigris.instances.service import find_by_wid
 from verdigris.messaging import lifecycle
 from verdigris.messaging.content import new_device_id
 from verdigris.messaging.models import messages
+from verdigris.messaging.vocabulary import Status
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -114,14 +115,14 @@ async def route(channel: SandboxNetwork, tx: Tx, msg: Outgoing) -> None:
             created_ms=now,
         )
     )
-    await channel._report_status(tx, msg.sender_wid, STATUS_BROADCAST, msg.id_message, "sent", "", msg)
+    await channel._report_status(tx, msg.sender_wid, STATUS_BROADCAST, msg.id_message, Status.SENT, "", msg)
     if viewers:
         rows = [
             {"id_message": msg.id_message, "viewer": v, "status": "delivered", "updated_ms": now}
             for v in viewers
         ]
         await tx.conn.execute(insert(sandbox_status_views), rows)
-        await channel._report_status(tx, msg.sender_wid, STATUS_BROADCAST, msg.id_message, "delivered")
+        await channel._report_status(tx, msg.sender_wid, STATUS_BROADCAST, msg.id_message, Status.DELIVERED)
 
 
 # --- what phones do ------------------------------------------------------------------------------
@@ -176,7 +177,7 @@ async def phone_view(channel: SandboxNetwork, phone: str, id_message: str) -> No
             )
             .values(status="read", updated_ms=now_ms())
         )
-        await channel._report_status(tx, row.author, STATUS_BROADCAST, id_message, "read")
+        await channel._report_status(tx, row.author, STATUS_BROADCAST, id_message, Status.READ)
 
 
 # --- journals ------------------------------------------------------------------------------------
