@@ -18,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from verdigris.accounts import service as accounts  # noqa: E402
 from verdigris.app import build_core, prepare  # noqa: E402
 from verdigris.config import Settings  # noqa: E402
+from verdigris.greenapi import methods  # noqa: E402, F401  (registers every wire method)
+from verdigris.greenapi.registry import REGISTRY  # noqa: E402
 from verdigris.instances import service as instances  # noqa: E402
 from verdigris.licensing import service  # noqa: E402
 
@@ -52,10 +54,13 @@ async def main() -> None:
             ("free tier, sendMessage to a known chat", free_rec, "sendMessage", "1@c.us"),
             ("free tier, checkWhatsapp with a quota", free_rec, "checkWhatsapp", None),
         ):
-            await lic.admit(rec, method, chat)  # warm the caches
+            # As the wire router calls it: the method registry says what the method does.
+            spec = REGISTRY[method.lower()]
+            sending, when_expired = spec.sends_message, spec.when_expired
+            await lic.admit(rec, method, chat, sending=sending, when_expired=when_expired)  # warm the caches
             start = time.perf_counter()
             for _ in range(CALLS):
-                await lic.admit(rec, method, chat)
+                await lic.admit(rec, method, chat, sending=sending, when_expired=when_expired)
             per_call = (time.perf_counter() - start) / CALLS * 1e6
             print(f"{label:45s} {per_call:6.2f} us/call")
         start = time.perf_counter()

@@ -22,6 +22,16 @@ from verdigris.licensing.worker import LicensingWorker
 PRO = {"code": "pro", "name": "Pro", "price": "30.00", "currency": "USD"}
 
 
+async def admit(lic: Any, rec: Any, method: str, chat: str | None) -> Any:
+    """Licensing.admit as the wire router calls it: the method registry says whether the method
+    sends a message and whether it is allowed while expired."""
+    from verdigris.greenapi import methods  # noqa: F401  (registers every wire method)
+    from verdigris.greenapi.registry import REGISTRY
+
+    spec = REGISTRY[method.lower()]
+    return await lic.admit(rec, method, chat, sending=spec.sends_message, when_expired=spec.when_expired)
+
+
 async def free_tariff(core: Core, **limits: Any) -> None:
     await service.publish_tariff(
         core,
@@ -51,9 +61,9 @@ def test_t01_free_tier_correspondents_limit_466_and_notice(
         assert lic is not None
         chats = ["79990000011@c.us", "79990000012@c.us", "120363000000000001@g.us"]
         for chat in chats:
-            assert await lic.admit(rec, "sendMessage", chat) is None
-        assert await lic.admit(rec, "sendMessage", chats[0]) is None  # a known chat is fine
-        refusal = await lic.admit(rec, "sendMessage", "79990000099@c.us")
+            assert await admit(lic, rec, "sendMessage", chat) is None
+        assert await admit(lic, rec, "sendMessage", chats[0]) is None  # a known chat is fine
+        refusal = await admit(lic, rec, "sendMessage", "79990000099@c.us")
         assert refusal is not None and not refusal.expired
         assert refusal.invoke is not None and refusal.correspondents is not None
         assert (
@@ -75,7 +85,7 @@ def test_t01_free_tier_correspondents_limit_466_and_notice(
         assert upload is not None and upload.correspondents is not None
         assert await lic.admit_chat(rec, "sendFileByUpload", chats[1]) is None
         # No side effect: the refused chat was not recorded, the refused call not counted.
-        again = await lic.admit(rec, "sendMessage", "79990000099@c.us")
+        again = await admit(lic, rec, "sendMessage", "79990000099@c.us")
         assert again is not None and again.invoke is not None and again.invoke.used == 4
         # One quotaExceeded notification per limit and period, in the documented shape.
         bodies = await notification_bodies(core, rec.id, "quotaExceeded")
@@ -86,12 +96,12 @@ def test_t01_free_tier_correspondents_limit_466_and_notice(
         assert "from following chats: " + ", ".join(chats) in quota["description"]
         assert bodies[0]["instanceData"]["idInstance"] == rec.id
         # Other methods are not limited by correspondents.
-        assert await lic.admit(rec, "getSettings", None) is None
+        assert await admit(lic, rec, "getSettings", None) is None
         # The counters reset on the 1st of the month, 00:00 in the operator's zone.
         clock.at = msk(2026, 5, 31, 23, 59)
-        assert await lic.admit(rec, "sendMessage", "79990000099@c.us") is not None
+        assert await admit(lic, rec, "sendMessage", "79990000099@c.us") is not None
         clock.at = msk(2026, 6, 1, 0, 0)
-        assert await lic.admit(rec, "sendMessage", "79990000099@c.us") is None
+        assert await admit(lic, rec, "sendMessage", "79990000099@c.us") is None
         status = await service.instance_status(core, rec.id, clock.at)
         corr_quota = next(q for q in status["quotas"] if q["method"] == "correspondents")
         assert corr_quota == {
@@ -123,9 +133,9 @@ def test_t01_method_quota_and_message_cap(tmp_path: Path, monkeypatch: pytest.Mo
         await service.start_free(core, owner, rec.id, "developer", at_ms=clock.at)
         lic = core.licensing
         assert lic is not None
-        assert await lic.admit(rec, "lastIncomingMessages", None) is None
-        assert await lic.admit(rec, "lastIncomingMessages", None) is None
-        refusal = await lic.admit(rec, "lastIncomingMessages", None)
+        assert await admit(lic, rec, "lastIncomingMessages", None) is None
+        assert await admit(lic, rec, "lastIncomingMessages", None) is None
+        refusal = await admit(lic, rec, "lastIncomingMessages", None)
         assert refusal is not None and refusal.correspondents is None and refusal.invoke is not None
         assert (refusal.invoke.method, refusal.invoke.used, refusal.invoke.total) == (
             "lastincomingmessages",
@@ -133,11 +143,11 @@ def test_t01_method_quota_and_message_cap(tmp_path: Path, monkeypatch: pytest.Mo
             2,
         )
         assert refusal.invoke.exceeded and "Monthly quota has been exceeded" in refusal.invoke.description
-        blocked = await lic.admit(rec, "sendLocation", "1@c.us")  # a quota of 0 blocks the feature
+        blocked = await admit(lic, rec, "sendLocation", "1@c.us")  # a quota of 0 blocks the feature
         assert blocked is not None and blocked.invoke is not None and blocked.invoke.total == 0
-        assert await lic.admit(rec, "sendMessage", "1@c.us") is None
-        assert await lic.admit(rec, "sendMessage", "2@c.us") is None
-        capped = await lic.admit(rec, "sendMessage", "3@c.us")
+        assert await admit(lic, rec, "sendMessage", "1@c.us") is None
+        assert await admit(lic, rec, "sendMessage", "2@c.us") is None
+        capped = await admit(lic, rec, "sendMessage", "3@c.us")
         assert capped is not None and capped.invoke is not None and capped.invoke.method == "messages"
         kinds = [b["quotaData"]["method"] for b in await notification_bodies(core, rec.id, "quotaExceeded")]
         assert sorted(kinds) == ["lastincomingmessages", "messages", "sendlocation"]
@@ -145,7 +155,7 @@ def test_t01_method_quota_and_message_cap(tmp_path: Path, monkeypatch: pytest.Mo
         await lic.flush()
         fresh = Licensing(core)
         core.licensing = fresh
-        again = await fresh.admit(rec, "lastIncomingMessages", None)
+        again = await admit(fresh, rec, "lastIncomingMessages", None)
         assert again is not None and again.invoke is not None and again.invoke.used == 2
         assert len(await notification_bodies(core, rec.id, "quotaExceeded")) == 3  # already noticed
 
@@ -170,11 +180,11 @@ def test_t01_trial_ends_on_its_date_without_manual_work(
         lic = core.licensing
         assert lic is not None
         clock.at = msk(2026, 3, 17, 23, 59, 59)
-        assert await lic.admit(rec, "sendMessage", "1@c.us") is None
+        assert await admit(lic, rec, "sendMessage", "1@c.us") is None
         clock.at = msk(2026, 3, 18)
-        refusal = await lic.admit(rec, "sendMessage", "1@c.us")
+        refusal = await admit(lic, rec, "sendMessage", "1@c.us")
         assert refusal is not None and refusal.expired
-        assert await lic.admit(rec, "getStateInstance", None) is None  # read-only account methods answer
+        assert await admit(lic, rec, "getStateInstance", None) is None  # read-only account methods answer
         assert not await lic.may_send(rec)
         with pytest.raises(BillingError, match="already had a trial"):
             await service.start_free(core, owner, rec.id, "trial", at_ms=clock.at)
@@ -190,19 +200,19 @@ def test_unlicensed_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         old = await instance(core, owner)
         lic = core.licensing
         assert lic is not None
-        assert await lic.admit(old, "sendMessage", "1@c.us") is None  # default "open"
+        assert await admit(lic, old, "sendMessage", "1@c.us") is None  # default "open"
         await free_tariff(core, correspondents=1)
         await service.set_policy(core, "assign:developer", at_ms=old.created_ms + 1)
         new = await instance(core, owner)
-        assert await lic.admit(new, "sendMessage", "1@c.us") is None
-        refused = await lic.admit(new, "sendMessage", "2@c.us")
+        assert await admit(lic, new, "sendMessage", "1@c.us") is None
+        refused = await admit(lic, new, "sendMessage", "2@c.us")
         assert refused is not None and refused.correspondents is not None
-        assert await lic.admit(old, "sendMessage", "2@c.us") is None  # older instances keep working
+        assert await admit(lic, old, "sendMessage", "2@c.us") is None  # older instances keep working
         status = await service.instance_status(core, new.id, clock.at)
         assert status["current"]["tariff"]["code"] == "developer"
         await service.set_policy(core, "deny")
         third = await instance(core, owner)
-        denied = await lic.admit(third, "sendMessage", "1@c.us")
+        denied = await admit(lic, third, "sendMessage", "1@c.us")
         assert denied is not None and denied.expired
         with pytest.raises(BillingError):
             await service.set_policy(core, "assign:nope")
@@ -362,8 +372,8 @@ def test_t03_licenses_keep_their_tariff_version(tmp_path: Path, monkeypatch: pyt
         lic = core.licensing
         assert lic is not None
         for _ in range(5):  # the v1 limit (5), not the v2 one (1)
-            assert await lic.admit(rec, "getMessage", None) is None
-        assert await lic.admit(rec, "getMessage", None) is not None
+            assert await admit(lic, rec, "getMessage", None) is None
+        assert await admit(lic, rec, "getMessage", None) is not None
         # New agreements use the current version.
         inv2 = await billing.issue_invoice(
             core, owner, [{"instanceId": rec.id, "tariff": "pro"}], at_ms=clock.at
@@ -483,7 +493,7 @@ def test_t05_reminders_expiry_and_renewal(tmp_path: Path, monkeypatch: pytest.Mo
         assert len(mails) == 2 and all("To: lee@example.test" in m for m in mails)
         assert any("ends in 7 day(s)" in m for m in mails) and any("ends in 1 day(s)" in m for m in mails)
         clock.at = msk(2026, 7, 11)
-        refusal = await lic.admit(rec, "sendMessage", "1@c.us")
+        refusal = await admit(lic, rec, "sendMessage", "1@c.us")
         assert refusal is not None and refusal.expired
         assert not await lic.may_send(rec)
         assert await worker.sweep(clock.at) == 1  # the expired notice
@@ -495,7 +505,7 @@ def test_t05_reminders_expiry_and_renewal(tmp_path: Path, monkeypatch: pytest.Mo
         )
         await billing.record_payment(core, inv["id"], method="manual", reference="renew", at_ms=clock.at)
         clock.at = msk(2026, 7, 12)
-        assert await lic.admit(rec, "sendMessage", "1@c.us") is None
+        assert await admit(lic, rec, "sendMessage", "1@c.us") is None
         assert await lic.may_send(rec)
         # An extension by the operator moves the end and re-arms the reminders.
         status = await service.instance_status(core, rec.id, clock.at)
@@ -552,7 +562,7 @@ def test_t06_t07_overview_and_invoice_rules(tmp_path: Path, monkeypatch: pytest.
         clock.at = msk(2026, 9, 16, 12)
         lic = core.licensing
         assert lic is not None
-        assert await lic.admit(a, "getMessage", None) is None
+        assert await admit(lic, a, "getMessage", None) is None
         view = await reports.overview(core, owner, clock.at)
         first = view["instances"][0]
         # Bonus days extend the period: 16 Sep + 1 month + 5 days.

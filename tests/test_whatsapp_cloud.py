@@ -646,3 +646,18 @@ def test_a_campaign_the_cloud_api_cannot_carry_pauses_with_the_reason(srv: Serve
     page = html.unescape(console.get(path).text)
     assert "the instance's network refuses this message" in page and "at most 4096" in page
     assert srv.wire(inst, "showMessagesQueue").json() == []
+
+
+def test_chats_and_contacts_never_show_sandbox_names(srv: Server, graph: FakeGraph) -> None:
+    """A number that also has a sandbox phone: the Cloud API instance does not know the sandbox's
+    name for it (the names of a chat come from the instance's own network and phonebook)."""
+    inst, _, _ = connect(srv, graph)
+    api = srv.api(inst)
+    customer = f"1555077{next(_numbers):04d}"
+    srv.new_phone(customer, "Sandbox Sam")
+    assert api.sending.sendMessage(f"{customer}@c.us", "hello").code == 200
+    graph.next_sent()
+    chats = {c["id"]: c for c in api.serviceMethods.getChats().data}
+    contacts = {c["id"]: c for c in api.serviceMethods.getContacts().data}
+    assert chats[f"{customer}@c.us"]["name"] == ""
+    assert contacts[f"{customer}@c.us"]["name"] == "" and contacts[f"{customer}@c.us"]["contactName"] == ""

@@ -19,13 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from verdigris import __version__
 from verdigris.accounts import service as accounts_service
-from verdigris.channels.sandbox import calls as sandbox_calls
-from verdigris.channels.sandbox import social_routes
-from verdigris.channels.sandbox.network import SandboxChannel
-from verdigris.channels.sandbox.routes import build_router as sandbox_router
-from verdigris.channels.whatsapp_cloud.channel import CloudChannel
-from verdigris.channels.whatsapp_cloud.routes import build_router as cloud_router
-from verdigris.channels.whatsapp_cloud.service import CHANNEL as CLOUD
+from verdigris.channels import registry
 from verdigris.compliance import announcements
 from verdigris.compliance.moderation import Moderation
 from verdigris.config import Settings
@@ -62,9 +56,7 @@ PURGE_EVERY_MS = 10 * 60 * 1000
 def build_core(settings: Settings) -> Core:
     """A Core with its channels, renderer and send worker installed (not yet started)."""
     core = Core(settings)
-    core.channels["sandbox"] = SandboxChannel(core)
-    if settings.cloud_enabled:
-        core.channels[CLOUD] = CloudChannel(core)
+    core.channels.update(registry.build(core))
     core.render = render.notification
     core.sender = SendWorker(core)
     core.media = MediaService(core)
@@ -86,17 +78,11 @@ async def prepare(core: Core) -> None:
 
 async def start(core: Core) -> None:
     core.timers.start()
-    if core.policy is not None:
-        await core.policy.load()
-    assert core.sender is not None
+    await core.policy.load()
     await core.sender.start()
-    await sandbox_calls.resume(core)
-    cloud = core.channels.get(CLOUD)
-    if isinstance(cloud, CloudChannel):
-        await cloud.inbox.start()
-    assert core.media is not None
+    for channel in core.channels.values():
+        await channel.start()
     await core.media.start()
-    assert core.dispatcher is not None
     await core.dispatcher.start()
     LicensingWorker(core).start()
     await campaigns.resume_all(core)
@@ -110,7 +96,6 @@ async def start(core: Core) -> None:
 
     core.timers.schedule("purge", now_ms() + PURGE_EVERY_MS, purge)
     await accounts_service.purge_and_plan(core)  # closed accounts whose grace period is over
-    assert core.moderation is not None
     await core.moderation.start()
     if ClusterBus.wanted(core):
         core.bus = ClusterBus(core)
@@ -176,13 +161,10 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
         await core.timers.stop()  # cancels in-flight webhook POSTs: they are re-sent after a restart
         if core.bus is not None:
             await core.bus.stop()
-        if core.dispatcher is not None:
-            await core.dispatcher.stop()
-        cloud = core.channels.get(CLOUD)
-        if isinstance(cloud, CloudChannel):
-            await cloud.close()
-        if core.licensing is not None:
-            await core.licensing.flush()  # metered counts survive a clean shutdown
+        await core.dispatcher.stop()
+        for channel in core.channels.values():
+            await channel.stop()
+        await core.licensing.flush()  # metered counts survive a clean shutdown
         await core.db.dispose()
 
     app = FastAPI(
@@ -214,17 +196,14 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     async def prometheus_metrics() -> Response:
         return Response(core.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(sandbox_router(core))
-    app.include_router(social_routes.build_router(core))
-    app.include_router(social_routes.build_public_router(core))
+    for channel in core.channels.values():
+        for router in channel.routers():
+            app.include_router(router)
     app.router.routes.extend(console_routes(core))  # the personal area, under /console
     app.add_route("/", root_redirect, include_in_schema=False)
     app.include_router(media_router(core))
     app.include_router(webhooks_router(core))
     app.include_router(licensing_router(core))
-    cloud = core.channels.get(CLOUD)
-    if isinstance(cloud, CloudChannel):
-        app.include_router(cloud_router(core, cloud.inbox))
     for route in wire + partner_routes(core):
         app.router.routes.append(route)
 

@@ -133,6 +133,7 @@ def instances_create(
         None, "--link", help="Link at once to this sandbox phone number (created if missing)"
     ),
     name: str = typer.Option("", "--name"),
+    channel: str = typer.Option("sandbox", "--channel", help="The messenger network it connects through"),
     account: str = typer.Option("demo", "--account", help="Username of the owning account"),
     webhooks: bool = typer.Option(
         True,
@@ -160,7 +161,13 @@ def instances_create(
         flags = {flag: "yes" for flag in MESSAGE_FLAGS} if webhooks else {}
         try:
             rec = await instances.create(
-                core, account_id=owner["id"], instance_id=instance_id, token=token, name=name, settings=flags
+                core,
+                account_id=owner["id"],
+                instance_id=instance_id,
+                token=token,
+                name=name,
+                channel=channel,
+                settings=flags,
             )
         except instances.InstanceError as exc:
             raise typer.BadParameter(str(exc)) from None

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     cloud_graph_url: str = "https://graph.facebook.com"
     cloud_api_version: str = Field(default="v23.0", pattern=r"^v[0-9]{1,3}\.[0-9]{1,3}$")
     cloud_timeout_seconds: float = Field(default=30.0, gt=0, le=60)
+    # More channels, beside the built-in ones: comma-separated import paths ``module:Class`` of
+    # channels.base.Channel implementations (constructed with the Core; docs/architecture.md).
+    channels: str = ""
 
     # Wire API rate limits per instance and method (GREEN-API spec section 5; docs/rate-limits.md).
     # ``VERDIGRIS_RATE_LIMITS=off`` switches them off; the multiplier scales every limit; the

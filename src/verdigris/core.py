@@ -236,14 +236,17 @@ class Core:
         self.metrics.bind(self)
         self.instances = InstanceCache(self)
         self.channels: dict[str, Channel] = {}
-        self.render: Renderer | None = None
-        self.sender: SendWorker | None = None
-        self.media: MediaService | None = None
-        self.dispatcher: WebhookDispatcher | None = None
-        self.licensing: Licensing | None = None
-        self.moderation: Moderation | None = None
-        self.screening: Screening | None = None
-        self.policy: OutgoingPolicy | None = None
+        # The services every process has, built by verdigris.app.build_core (which alone sets
+        # them, each constructed with this Core): declared here so that their types are exact.
+        self.render: Renderer
+        self.sender: SendWorker
+        self.media: MediaService
+        self.dispatcher: WebhookDispatcher
+        self.licensing: Licensing
+        self.moderation: Moderation
+        self.screening: Screening
+        self.policy: OutgoingPolicy
+        # Cross-process wake-ups: only when several processes share a PostgreSQL store.
         self.bus: ClusterBus | None = None
         # Called for every event of every instance, in its transaction, before the settings decide
         # whether it becomes a notification (the policy engine counts failed sends here).
@@ -255,6 +258,8 @@ class Core:
         ] = []
         self.public_url = settings.resolved_public_url()
         self.media_url = settings.resolved_public_media_url()
+        # Workspace secrets (instances.service.workspace_value), read from the store once.
+        self.secrets: dict[str, str] = {}
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[Tx]:

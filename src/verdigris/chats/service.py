@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 
-from verdigris.channels.sandbox.models import sandbox_phones
 from verdigris.chats.models import chat_settings, phonebook
 from verdigris.messaging.models import messages
 from verdigris.store.clock import now_ms
@@ -20,6 +19,7 @@ from verdigris.store.clock import now_ms
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
+    from verdigris.channels.capabilities import Profiles
     from verdigris.core import Core
     from verdigris.instances.service import InstanceRecord
 
@@ -87,12 +87,20 @@ async def get_contact(conn: AsyncConnection, instance_id: int, chat_id: str) -> 
     return Contact(row.chat_id, row.first_name, row.last_name) if row else None
 
 
-async def push_name(conn: AsyncConnection, chat_id: str) -> str:
-    """The profile (push) name an account chose for itself, ``""`` when unknown."""
-    number = chat_id.split("@", 1)[0]
-    if not chat_id.endswith("@c.us"):
+def profiles_of(core: Core, rec: InstanceRecord) -> Profiles | None:
+    """The push names and pictures of the instance's own network (None: it shows none), so that
+    an instance never shows the names of another network's accounts."""
+    channel = core.channels.get(rec.channel)
+    return channel.profiles if channel is not None else None
+
+
+async def push_name(core: Core, rec: InstanceRecord, conn: AsyncConnection, chat_id: str) -> str:
+    """The profile (push) name an account of ``rec``'s network chose for itself, ``""`` when unknown."""
+    profiles = profiles_of(core, rec)
+    if profiles is None or not chat_id.endswith("@c.us"):
         return ""
-    return await conn.scalar(select(sandbox_phones.c.name).where(sandbox_phones.c.number == number)) or ""
+    number = chat_id[:-5]
+    return (await profiles.push_names(conn, [number])).get(number, "")
 
 
 async def chat_state(conn: AsyncConnection, instance_id: int, chat_id: str) -> ChatState:
@@ -233,7 +241,9 @@ class ChatSummary:
         return self.chat_id.endswith("@g.us")
 
 
-async def _summaries(conn: AsyncConnection, rec: InstanceRecord, chat_ids: list[str]) -> list[ChatSummary]:
+async def _summaries(
+    core: Core, conn: AsyncConnection, rec: InstanceRecord, chat_ids: list[str]
+) -> list[ChatSummary]:
     """Names and settings of many chats in three queries."""
     if not chat_ids:
         return []
@@ -257,17 +267,10 @@ async def _summaries(conn: AsyncConnection, rec: InstanceRecord, chat_ids: list[
             )
         ).all()
     }
+    profiles = profiles_of(core, rec)
     numbers = [c[:-5] for c in chat_ids if c.endswith("@c.us")]
-    pushes = {
-        f"{r.number}@c.us": r.name
-        for r in (
-            await conn.execute(
-                select(sandbox_phones.c.number, sandbox_phones.c.name).where(
-                    sandbox_phones.c.number.in_(numbers)
-                )
-            )
-        ).all()
-    }
+    found = await profiles.push_names(conn, numbers) if profiles is not None else {}
+    pushes = {f"{number}@c.us": name for number, name in found.items()}
     out = []
     for chat_id in chat_ids:
         contact = book.get(chat_id, "")
@@ -289,7 +292,7 @@ async def list_chats(core: Core, rec: InstanceRecord, count: int | None) -> list
         if count is not None:
             query = query.limit(count)
         chat_ids = [r.chat_id for r in (await conn.execute(query)).all()]
-        return await _summaries(conn, rec, chat_ids)
+        return await _summaries(core, conn, rec, chat_ids)
 
 
 async def list_contacts(
@@ -330,4 +333,4 @@ async def list_contacts(
         chat_ids = list(seen)
         if count is not None:
             chat_ids = chat_ids[:count]
-        return await _summaries(conn, rec, chat_ids)
+        return await _summaries(core, conn, rec, chat_ids)

@@ -22,7 +22,7 @@ from verdigris.accounts import journal
 from verdigris.accounts.models import accounts, announcement_deliveries, announcements, consents
 from verdigris.accounts.records import ACTIVE, LICENSEE, Account
 from verdigris.errors import ServiceError
-from verdigris.instances.service import meta_get, meta_set
+from verdigris.instances.service import workspace_value
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -82,16 +82,7 @@ async def count_recipients(core: Core) -> dict[str, int]:
 
 
 async def _secret(core: Core) -> bytes:
-    cached = getattr(core, "_unsubscribe_secret", None)
-    if cached:
-        return bytes(cached)
-    async with core.tx() as tx:
-        value = await meta_get(tx.conn, "unsubscribe_secret")
-        if value is None:
-            value = secrets.token_hex(32)
-            await meta_set(tx.conn, "unsubscribe_secret", value)
-    core._unsubscribe_secret = value.encode()  # type: ignore[attr-defined]
-    return value.encode()
+    return (await workspace_value(core, "unsubscribe_secret", lambda: secrets.token_hex(32))).encode()
 
 
 async def unsubscribe_token(core: Core, account_id: int) -> str:

@@ -156,12 +156,9 @@ async def erase(core: Core, account_id: int, reference: str | None = None) -> Er
     done.instances = len(instance_ids)
     for instance_id in instance_ids:
         core.instances.forget(instance_id)
-        if core.sender is not None:
-            core.sender.forget(instance_id)
-        if core.licensing is not None:
-            core.licensing.forget(instance_id)
-        if core.media is not None:
-            await core.media.store.delete_owner(str(instance_id))
+        core.sender.forget(instance_id)
+        core.licensing.forget(instance_id)
+        await core.media.store.delete_owner(str(instance_id))
     done.files = done.tables.get("media_files", 0)
     done.mails = _delete_outbox(
         core, {p.email.lower() for p in people if p.email}, {p.phone for p in people if p.phone}

@@ -37,7 +37,7 @@ from verdigris.accounts.policy import PolicyError
 from verdigris.accounts.records import CLOSED, Account, account_from_row, load_account
 from verdigris.accounts.service import revoke_where, tenant_instances
 from verdigris.compliance import erasure
-from verdigris.licensing.limits import SENDING_METHODS
+from verdigris.messaging import lifecycle
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -55,29 +55,6 @@ UNBLOCKED, SUSPENSION_ENDED, DELETED = "unblocked", "suspension_ended", "deleted
 RELOAD_MS = 30_000
 MAX_REASON = 400
 
-# Wire methods that put something on the messenger network (refused while restricted), lower case.
-SENDING = SENDING_METHODS | frozenset(
-    name.lower()
-    for name in (
-        "sendTyping",
-        "sendTextStatus",
-        "sendVoiceStatus",
-        "sendMediaStatus",
-        "deleteStatus",
-        "deleteMessage",
-        "createGroup",
-        "updateGroupName",
-        "updateGroupSettings",
-        "addGroupParticipant",
-        "removeGroupParticipant",
-        "setGroupAdmin",
-        "removeAdmin",
-        "setGroupPicture",
-        "leaveGroup",
-        "setProfilePicture",
-        "uploadFile",
-    )
-)
 
 # Journal kinds (the account's own journal shows what the operator did to it).
 J_MEASURE = "moderation_measure"
@@ -167,14 +144,15 @@ class Moderation:
             self.measure(account.tenant) if account.tenant != account.id else None
         )
 
-    def wire_refusal(self, account_id: int | None, method: str) -> str | None:
-        """Why a wire call of an instance owned by ``account_id`` is refused (403), or None."""
+    def wire_refusal(self, account_id: int | None, acts: bool) -> str | None:
+        """Why a wire call of an instance owned by ``account_id`` is refused (403), or None;
+        ``acts``: the call puts something on the messenger network (the method registry says)."""
         if not self._measures:
             return None
         found = self.measure(account_id)
         if found is None:
             return None
-        if found.kind == RESTRICTED and method.lower() not in SENDING:
+        if found.kind == RESTRICTED and not acts:
             return None
         return "Forbidden. " + found.describe()
 
@@ -189,8 +167,6 @@ class Moderation:
 
 
 def runtime(core: Core) -> Moderation:
-    if core.moderation is None:
-        core.moderation = Moderation(core)
     return core.moderation
 
 
@@ -376,10 +352,8 @@ async def _wake(core: Core, target: Account) -> None:
     if target.tenant_id is not None:
         return
     for rec in await tenant_instances(core, target.id):
-        if core.sender is not None:
-            core.sender.wake(rec)
-        if core.dispatcher is not None:
-            core.dispatcher.wake(rec.id)
+        lifecycle.wake(core, rec)
+        core.dispatcher.wake(rec.id)
 
 
 async def lift_ended(core: Core) -> int:

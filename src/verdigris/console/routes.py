@@ -340,10 +340,6 @@ class Console:
             return self.web.redirect(
                 ctx, f"/instances/{rec.id}", "Not sent: give a phone number (or chat id) and a text."
             )
-        licensing = self.core.licensing
-        refusal = await licensing.admit(rec, "sendMessage", chat) if licensing is not None else None
-        if refusal is not None:
-            return self.web.redirect(ctx, f"/instances/{rec.id}", f"Not sent: {refusal.reason}.")
         content = text_content(text, link_preview=bool(rec.settings.get("linkPreview", True)))
         try:
             await messaging.send(
@@ -356,6 +352,7 @@ class Console:
                     content=content,
                     request={"chatId": chat, "message": text},
                 ),
+                messaging.Origin.CONSOLE,
             )
         except messaging.MessageRefused as exc:
             return self.web.redirect(ctx, f"/instances/{rec.id}", f"Not sent: {exc.reason}.")

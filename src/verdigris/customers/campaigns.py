@@ -314,10 +314,6 @@ async def _step(core: Core, campaign_id: int) -> None:
     if rec.account_id != int(row.account_id):
         await _pause_for(core, campaign_id, "the instance no longer belongs to this team")
         return
-    moderation = core.moderation
-    if moderation is not None and not moderation.may_send(rec.account_id):
-        await _pause_for(core, campaign_id, "the account may not send now (a measure of the operator)")
-        return
     if rec.state != AUTHORIZED:
         await _pause_for(core, campaign_id, f"the instance is {rec.state}: link it to a phone, then resume")
         return
@@ -351,12 +347,16 @@ async def _step(core: Core, campaign_id: int) -> None:
                 continue  # consent withdrawn since the start: never sent, try the next one
             break
     chat_id = f"{nxt.phone}@c.us"
-    refusal = await core.licensing.admit(rec, "sendMessage", chat_id) if core.licensing is not None else None
-    if refusal is not None:
-        await _pause_for(core, campaign_id, f"the license refused sending: {refusal.reason}")
-        return
     content = text_content(message_text(core, row.text, nxt.name), link_preview=True)
+    message = messaging.OutgoingMessage(
+        chat_id=chat_id,
+        kind="sendMessage",
+        type_message=text_type(content),
+        content=content,
+        request={"chatId": chat_id, "message": content.get("text", "")},
+    )
     try:
+        admission = await messaging.check_send(core, rec, message, messaging.Origin.CAMPAIGN)
         async with core.tx() as tx:
             # Checked again inside the writing transaction: a STOP stored meanwhile wins.
             still = await tx.conn.scalar(
@@ -378,17 +378,7 @@ async def _step(core: Core, campaign_id: int) -> None:
             if not still:
                 due = now  # nothing was sent: go on at once
             else:
-                id_message = await messaging.enqueue(
-                    tx,
-                    rec,
-                    messaging.OutgoingMessage(
-                        chat_id=chat_id,
-                        kind="sendMessage",
-                        type_message=text_type(content),
-                        content=content,
-                        request={"chatId": chat_id, "message": content.get("text", "")},
-                    ),
-                )
+                id_message = await messaging.enqueue(tx, rec, admission)
                 await tx.conn.execute(mark.values(id_message=id_message))
                 await tx.conn.execute(
                     update(contacts)
@@ -403,3 +393,7 @@ async def _step(core: Core, campaign_id: int) -> None:
         await _pause_for(core, campaign_id, f"the content rules block this text: {blocked.verdict.reason}")
     except messaging.ChannelRefused as refused:
         await _pause_for(core, campaign_id, f"the instance's network refuses this message: {refused.reason}")
+    except messaging.LicenseRefused as refused:
+        await _pause_for(core, campaign_id, f"the license refused sending: {refused.reason}")
+    except messaging.MessageRefused as refused:
+        await _pause_for(core, campaign_id, f"not sent: {refused.reason}")

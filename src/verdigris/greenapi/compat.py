@@ -6,10 +6,11 @@ A test checks that the committed file matches, so the table never drifts from th
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-from verdigris.channels.whatsapp_cloud.channel import METHODS as CLOUD_METHODS
+from verdigris.channels import registry as channels
 from verdigris.greenapi import methods  # noqa: F401  (registers every wire method)
-from verdigris.greenapi.registry import REGISTRY
+from verdigris.greenapi.registry import REGISTRY, WireMethod
 
 GROUP_ORDER = [
     "account",
@@ -24,7 +25,17 @@ GROUP_ORDER = [
 ]
 
 
+def offers(channel: Any, spec: WireMethod) -> bool:
+    """Whether a channel (class) declares what the wire method needs: the method itself and the
+    capability it uses (the router answers 501 otherwise)."""
+    if channel.methods is not None and spec.name not in channel.methods:
+        return False
+    return spec.capability is None or getattr(channel, spec.capability, None) is not None
+
+
 def render() -> str:
+    # The first declared channel (the sandbox) offers every method; the others get a column each.
+    others = channels.declared()[1:]
     done = sum(1 for m in REGISTRY.values() if m.done)
     lines = [
         "# GREEN-API compatibility",
@@ -40,15 +51,15 @@ def render() -> str:
         "connected through Meta's WhatsApp Cloud API offers (`docs/whatsapp-cloud.md`); the others answer it",
         "HTTP 501 with the reason.",
         "",
-        "| group | method | verb | status | Cloud API | notes |",
-        "|---|---|---|---|---|---|",
+        "| group | method | verb | status | " + "".join(f"{c.title} | " for c in others) + "notes |",
+        "|---|---|---|---|" + "---|" * len(others) + "---|",
     ]
     order = {g: i for i, g in enumerate(GROUP_ORDER)}
     for spec in sorted(REGISTRY.values(), key=lambda m: (order.get(m.group, 99), m.name.lower())):
         status = "done" if spec.done else "planned"
         note = spec.note if not spec.done else spec.summary
-        cloud = "yes" if spec.name in CLOUD_METHODS else "—"
-        lines.append(f"| {spec.group} | `{spec.name}` | {spec.verb} | {status} | {cloud} | {note} |")
+        columns = "".join(("yes" if offers(c, spec) else "—") + " | " for c in others)
+        lines.append(f"| {spec.group} | `{spec.name}` | {spec.verb} | {status} | {columns}{note} |")
     return "\n".join(lines) + "\n"
 
 

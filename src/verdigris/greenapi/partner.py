@@ -168,7 +168,7 @@ class PartnerEndpoint:
         account_id = await accounts.partner_account(self.core, params.get("token", ""))
         if account_id is None:
             return Response(UNAUTHORIZED, media_type="application/json")
-        measure = self.core.moderation.measure(account_id) if self.core.moderation is not None else None
+        measure = self.core.moderation.measure(account_id)
         if measure is not None and measure.locks_out:
             raise WireError(403, "Forbidden. " + measure.describe())
         verdict = self.limiter.check(account_id, name.lower())

@@ -57,10 +57,7 @@ def quota_refusal(refusal: Refusal) -> Response:
 async def check_chat(call: Call, method: str, chat_id: str) -> None:
     """For handlers that read their own body (multipart): apply the free tier's correspondents
     limit to ``chat_id`` before anything is queued; raises :class:`QuotaRefused` with the 466."""
-    licensing = call.core.licensing
-    if licensing is None:
-        return
-    refusal = await licensing.admit_chat(call.instance, method, chat_id)
+    refusal = await call.core.licensing.admit_chat(call.instance, method, chat_id)
     if refusal is not None:
         raise QuotaRefused(quota_refusal(refusal))
 

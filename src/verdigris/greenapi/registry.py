@@ -14,9 +14,11 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from verdigris import safetext
+from verdigris.channels.capabilities import GROUPS, STATUSES
 from verdigris.greenapi.errors import WireError, bad_request, validation
 
 if TYPE_CHECKING:
+    from verdigris.channels.base import Channel
     from verdigris.core import Core
     from verdigris.instances.service import InstanceRecord
 
@@ -45,6 +47,11 @@ class Call:
     extra: str = ""  # a path segment after the token (deleteNotification's receiptId)
     form: Mapping[str, Any] | None = None
     raw_body: bytes = b""
+
+    @property
+    def channel(self) -> Channel:
+        """The channel of the called instance."""
+        return self.core.channel(self.instance.channel)
 
     def param(self, name: str) -> Any:
         """A parameter from the query string, else from a JSON body (some SDKs send GET bodies)."""
@@ -98,13 +105,77 @@ class WireMethod:
     host: Literal["api", "media"] = "api"
     note: str = ""
     query: tuple[str, ...] = field(default_factory=tuple)
+    # The optional channel capability it needs (channels.capabilities); without it: 501.
+    capability: str | None = None
 
     @property
     def done(self) -> bool:
         return self.handler is not None
 
+    @property
+    def sends_message(self) -> bool:
+        """It sends a message to a chat: the license's monthly cap and correspondents apply."""
+        return self.name in SENDS_MESSAGE
+
+    @property
+    def acts(self) -> bool:
+        """It puts something on the messenger network: refused while the operator restricts."""
+        return self.name in SENDS_MESSAGE or self.name in ACTS
+
+    @property
+    def when_expired(self) -> bool:
+        """It is allowed while the instance has no current license."""
+        return self.name in WHEN_EXPIRED
+
+
+# The wire methods by action, in this one place (licensing and moderation are told by the router).
+SENDS_MESSAGE = frozenset(
+    {
+        "sendMessage",
+        "sendFileByUrl",
+        "sendFileByUpload",
+        "sendPoll",
+        "sendLocation",
+        "sendContact",
+        "forwardMessages",
+        "sendInteractiveButtons",
+        "sendInteractiveButtonsReply",
+        "sendReaction",
+        "sendButtons",
+        "sendTemplateButtons",
+        "sendListMessage",
+        "sendLink",
+        "sendTemplate",
+        "editMessage",
+    }
+)
+ACTS = frozenset(
+    {
+        "sendTyping",
+        "sendTextStatus",
+        "sendVoiceStatus",
+        "sendMediaStatus",
+        "deleteStatus",
+        "deleteMessage",
+        "createGroup",
+        "updateGroupName",
+        "updateGroupSettings",
+        "addGroupParticipant",
+        "removeGroupParticipant",
+        "setGroupAdmin",
+        "removeAdmin",
+        "setGroupPicture",
+        "leaveGroup",
+        "setProfilePicture",
+        "uploadFile",
+    }
+)
+WHEN_EXPIRED = frozenset({"getSettings", "getStateInstance", "getStatusInstance", "getWaSettings"})
+
 
 REGISTRY: dict[str, WireMethod] = {}
+# Whole documentation groups that need a capability of the instance's channel.
+_GROUP_CAPABILITY = {"groups": GROUPS, "statuses": STATUSES}
 
 
 def wire_method(
@@ -118,6 +189,7 @@ def wire_method(
     needs_link: bool = False,
     host: Literal["api", "media"] = "api",
     query: tuple[str, ...] = (),
+    capability: str | None = None,
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         kind: BodyKind = body_kind or ("json" if body is not None else "none")
@@ -133,6 +205,7 @@ def wire_method(
             host,
             "",
             query,
+            capability or _GROUP_CAPABILITY.get(group),
         )
         return handler
 

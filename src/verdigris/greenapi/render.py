@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from verdigris.messaging.vocabulary import FILE_TYPES
+
 if TYPE_CHECKING:
     from verdigris.instances.service import InstanceRecord
     from verdigris.messaging.notifications import Event
@@ -19,7 +21,6 @@ if TYPE_CHECKING:
 MESSAGE_KINDS = frozenset(
     {"incomingMessageReceived", "outgoingMessageReceived", "outgoingAPIMessageReceived"}
 )
-FILE_TYPES = frozenset({"imageMessage", "videoMessage", "audioMessage", "documentMessage", "stickerMessage"})
 # Internal statuses that have no wire name of their own.
 _WIRE_STATUS = {"queued": "pending", "review": "pending", "expired": "failed", "cleared": "failed"}
 
@@ -57,9 +58,44 @@ def notification(inst: InstanceRecord, event: Event) -> str:
         if data.get("description"):
             body["description"] = data["description"]
         body["sendByApi"] = bool(data.get("sent_by_api", True))
+    elif event.kind == "stateInstanceChanged":
+        body["stateInstance"] = data["state"]
+    elif event.kind == "quotaExceeded":
+        body["quotaData"] = _quota_data(data)
+    elif event.kind == "incomingCall":
+        body.update({"from": data["peer"], "status": data["status"], "idMessage": data["call_id"]})
+    elif event.kind == "outgoingCall":
+        body["idMessage"] = data["call_id"]
+        if data.get("peer") is not None:  # the end of the call; its offer carries the id alone
+            body.update(
+                {
+                    "from": data["peer"],
+                    "isVideo": bool(data["is_video"]),
+                    "duration": int(data["duration_s"] or 0),
+                    "status": data["status"],
+                    "participants": [],
+                }
+            )
     else:
-        body.update(data)
+        raise ValueError(f"no wire form for event {event.kind!r}")
     return orjson.dumps(body).decode()
+
+
+def _quota_data(data: dict[str, Any]) -> dict[str, Any]:
+    """quotaExceeded's quotaData: the correspondents limit has a status (and wording) of its own."""
+    description = data["description"]
+    if data["limit"] == "correspondents":
+        status = "CORRESPONDENTS_QUOTA_EXCEEDED"
+        description = description.replace("from these numbers:", "from following chats:")
+    else:
+        status = "QUOTA_EXCEEDED"
+    return {
+        "method": data["method"],
+        "used": data["used"],
+        "total": data["total"],
+        "status": status,
+        "description": description,
+    }
 
 
 # --- message content ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from verdigris.channels.base import ChannelUnsupported
 from verdigris.core import Core
 from verdigris.greenapi import methods  # noqa: F401  (registers every wire method)
 from verdigris.greenapi.errors import WireError, error_response
@@ -101,6 +102,8 @@ class WireEndpoint:
             response = exc.response
         except MessageRefused as exc:
             response = error_response(400, exc.answer, request.url.path)
+        except ChannelUnsupported as exc:
+            response = error_response(501, str(exc), request.url.path)
         spec = REGISTRY.get(str(request.path_params.get("method", "")).lower())
         self.core.metrics.wire_requests.labels(
             spec.name if spec else "unknown", str(response.status_code)
@@ -134,10 +137,9 @@ class WireEndpoint:
             raise WireError(401, "Unauthorized")
         if inst is None:
             raise WireError(400, "Instance is deleted")
-        if self.core.moderation is not None:  # the operator's measures (T-16): a dict lookup
-            refused = self.core.moderation.wire_refusal(inst.account_id, spec.name)
-            if refused is not None:
-                raise WireError(403, refused)
+        refused = self.core.moderation.wire_refusal(inst.account_id, spec.acts)  # a dict lookup (T-16)
+        if refused is not None:
+            raise WireError(403, refused)
         verdict = self.limiter.check(inst.id, spec.name.lower())
         if not verdict.allowed:
             self.core.metrics.rate_limited.labels(spec.name).inc()
@@ -153,12 +155,17 @@ class WireEndpoint:
             )
         if channel.methods is not None and spec.name not in channel.methods:
             raise WireError(501, channel.unsupported(spec.name))
+        if spec.capability is not None:
+            lacking = channel.lacks(spec.capability)
+            if lacking is not None:
+                raise WireError(501, f"{spec.name} is not available for this instance: {lacking}")
         call = Call(self.core, request, inst, extra=params.get("extra", ""))
         await self._read_body(call, spec)
-        if self.core.licensing is not None:
-            refusal = await self.core.licensing.admit(inst, spec.name, _chat_of(call))
-            if refusal is not None:
-                return quota_refusal(refusal)
+        refusal = await self.core.licensing.admit(
+            inst, spec.name, _chat_of(call), sending=spec.sends_message, when_expired=spec.when_expired
+        )
+        if refusal is not None:
+            return quota_refusal(refusal)
         if spec.needs_link and inst.state != "authorized":
             if inst.state == "starting":
                 raise WireError(400, "instance in starting process try later")

@@ -12,6 +12,7 @@ import hmac
 import secrets
 import sys
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,8 @@ from sqlalchemy import bindparam, func, insert, select, update
 
 from verdigris.instances import settings as catalogue
 from verdigris.instances.models import instance_state_history, instances, workspace_meta
-from verdigris.messaging.notifications import Event, emit
+from verdigris.messaging import lifecycle
+from verdigris.messaging.notifications import emit, state_event
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -164,19 +166,24 @@ async def meta_set(conn: AsyncConnection, key: str, value: str) -> None:
         await conn.execute(update(workspace_meta).where(workspace_meta.c.key == key).values(value=value))
 
 
+async def workspace_value(core: Core, key: str, make: Callable[[], str]) -> str:
+    """A per-workspace value kept in ``workspace_meta`` (a secret): created with ``make`` on first
+    use, then read from ``core.secrets``."""
+    cached = core.secrets.get(key)
+    if cached is not None:
+        return cached
+    async with core.tx() as tx:
+        value = await meta_get(tx.conn, key)
+        if value is None:
+            value = make()
+            await meta_set(tx.conn, key, value)
+    core.secrets[key] = value
+    return value
+
+
 async def workspace_secret(core: Core) -> bytes:
     """A per-workspace random secret (signs QR payloads); created on first use."""
-    cached = getattr(core, "_workspace_secret", None)
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
-    async with core.tx() as tx:
-        value = await meta_get(tx.conn, "secret")
-        if value is None:
-            value = secrets.token_hex(32)
-            await meta_set(tx.conn, "secret", value)
-    secret = bytes.fromhex(value)
-    core._workspace_secret = secret  # type: ignore[attr-defined]
-    return secret
+    return bytes.fromhex(await workspace_value(core, "secret", lambda: secrets.token_hex(32)))
 
 
 # --- create and read -------------------------------------------------------------------------
@@ -285,8 +292,7 @@ async def update_settings(core: Core, rec: InstanceRecord, changes: dict[str, An
             update(instances).where(instances.c.id == rec.id).values(settings=orjson.dumps(merged).decode())
         )
     rec.settings = merged
-    if core.sender is not None:
-        core.sender.wake(rec)  # the gap may have changed
+    lifecycle.wake(core, rec)  # the gap may have changed
     if "webhookUrl" in changes or "webhookUrlToken" in changes:
         core.hub.notify(rec.id)  # the queue now goes to (or stops going to) a webhook
     return rec
@@ -311,10 +317,9 @@ async def set_state(tx: Tx, rec: InstanceRecord, state: str, wid: str | None = N
     rec.state = state
     rec.wid = new_wid
     tx.memo.clear()  # lookups of linked instances made earlier in this transaction are stale
-    await emit(tx, rec, Event("stateInstanceChanged", {"stateInstance": state}, at))
-    sender = tx.core.sender
-    if state == AUTHORIZED and sender is not None:
-        tx.on_commit(lambda: sender.wake(rec))
+    await emit(tx, rec, state_event(state, at))
+    if state == AUTHORIZED:
+        lifecycle.wake_after(tx, rec)
 
 
 async def set_channel(tx: Tx, rec: InstanceRecord, channel: str) -> None:
@@ -341,10 +346,13 @@ async def state_history(core: Core, rec: InstanceRecord, count: int) -> list[dic
     return [{"state": r.state, "at_ms": int(r.at_ms), "wid": r.wid} for r in rows]
 
 
-async def link(core: Core, rec: InstanceRecord, wid: str) -> None:
-    """The account ``wid`` has authorized this instance as a linked device."""
-    if rec.channel != "sandbox":
-        raise InstanceError("the instance connects through the WhatsApp Cloud API, not by linking a phone")
+async def link(core: Core, rec: InstanceRecord, wid: str, channel: str = "sandbox") -> None:
+    """The account ``wid`` of the ``channel`` network has authorized this instance as a linked
+    device (the channel reports it, after a QR code or a pairing code was used)."""
+    if rec.channel != channel:
+        raise InstanceError(
+            f"the instance connects through the {rec.channel} network, not by linking a {channel} account"
+        )
     if rec.state == AUTHORIZED:
         raise InstanceError("instance account already authorized")
     async with core.tx() as tx:
@@ -353,6 +361,11 @@ async def link(core: Core, rec: InstanceRecord, wid: str) -> None:
 
 
 async def logout(core: Core, rec: InstanceRecord) -> None:
+    """Unlink the instance: its channel ends the session on the network first (outside any
+    transaction), then the instance is ``notAuthorized``."""
+    channel = core.channels.get(rec.channel)
+    if channel is not None:
+        await channel.logout(rec)
     async with core.tx() as tx:
         await set_state(tx, rec, NOT_AUTHORIZED, "")
 
@@ -362,6 +375,9 @@ async def reboot(core: Core, rec: InstanceRecord) -> None:
     back_to = rec.state if rec.state != STARTING else AUTHORIZED if rec.wid else NOT_AUTHORIZED
     async with core.tx() as tx:
         await set_state(tx, rec, STARTING)
+    channel = core.channels.get(rec.channel)
+    if channel is not None:
+        await channel.reboot(rec)  # outside any transaction: it may reconnect to the network
 
     async def finish() -> None:
         if rec.state != STARTING:
@@ -397,8 +413,7 @@ async def delete(core: Core, rec: InstanceRecord) -> None:
         if channel is not None:
             await channel.release(tx, rec)  # credentials and other per-instance state of the network
     core.instances.forget(rec.id)
-    if core.sender is not None:
-        core.sender.forget(rec.id)
+    core.sender.forget(rec.id)
 
 
 async def deleted_token(core: Core, instance_id: int) -> str | None:

@@ -23,9 +23,9 @@ import structlog
 from sqlalchemy import BigInteger, bindparam, insert, select, update
 
 from verdigris.licensing import dates
-from verdigris.licensing.limits import CORRESPONDENTS, MESSAGES, SENDING_METHODS, Limits, parse_limits
+from verdigris.licensing.limits import CORRESPONDENTS, MESSAGES, Limits, parse_limits
 from verdigris.licensing.models import correspondents, licenses, tariffs, usage
-from verdigris.messaging.notifications import Event, emit
+from verdigris.messaging.notifications import emit, quota_event
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ log = structlog.get_logger("verdigris.licensing")
 ENTITLEMENT_TTL_MS = 60_000
 EXPIRED_MESSAGE = "Instance account is expired. Renew your instance from personal area"
 # Read-only account methods that still answer on an expired instance, so monitoring can see it.
-ALLOWED_WHEN_EXPIRED = frozenset({"getsettings", "getstateinstance", "getstatusinstance", "getwasettings"})
 NOTICE_PREFIX = "notice:"
 # Counter rows written per statement when flushing.
 FLUSH_CHUNK = 500
@@ -305,8 +304,19 @@ class Licensing:
 
     # --- admission --------------------------------------------------------------------------------
 
-    async def admit(self, inst: InstanceRecord, method: str, chat_id: str | None) -> Refusal | None:
-        """Whether a wire call may run; counts it when it may. ``None`` means go ahead."""
+    async def admit(
+        self,
+        inst: InstanceRecord,
+        method: str,
+        chat_id: str | None,
+        *,
+        sending: bool,
+        when_expired: bool = False,
+    ) -> Refusal | None:
+        """Whether a call may run; counts it when it may. ``None`` means go ahead. ``sending``: it
+        sends a message to ``chat_id`` (the monthly cap and the correspondents apply);
+        ``when_expired``: it is allowed without a current license. The method registry
+        (greenapi.registry) says both for wire methods."""
         now = now_ms()
         lowered = method.lower()
         ent = await self.entitlement(inst, now)
@@ -316,7 +326,7 @@ class Licensing:
             return None
         lic = ent.current(now)
         if lic is None:
-            if lowered in ALLOWED_WHEN_EXPIRED:
+            if when_expired:
                 return None
             return Refusal(expired=True)
         limits = lic.limits
@@ -324,7 +334,6 @@ class Licensing:
             self.count(inst.id, period, lowered, None)
             return None
         state = await self._usage_of(None, inst.id, period)
-        sending = lowered in SENDING_METHODS
         total = limits.methods.get(lowered)
         used = state.counts.get(lowered, 0)
         if total is not None and used >= total:
@@ -457,28 +466,14 @@ class Licensing:
         if limit in state.noticed:
             return
         state.noticed.add(limit)
-        if limit == CORRESPONDENTS:
-            description = status.description.replace("from these numbers:", "from following chats:")
-            wire_status = "CORRESPONDENTS_QUOTA_EXCEEDED"
-        else:
-            description = status.description
-            wire_status = "QUOTA_EXCEEDED"
-        data = {
-            "quotaData": {
-                "method": status.method,
-                "used": status.used,
-                "total": status.total,
-                "status": wire_status,
-                "description": description,
-            }
-        }
+        event = quota_event(limit, status.method, status.used, status.total, status.description)
         if tx is not None:
             await _mark_noticed(tx.conn, inst.id, period, limit)
-            await emit(tx, inst, Event("quotaExceeded", data))
+            await emit(tx, inst, event)
             return
         async with self.core.tx() as own:
             await _mark_noticed(own.conn, inst.id, period, limit)
-            await emit(own, inst, Event("quotaExceeded", data))
+            await emit(own, inst, event)
 
 
 async def _add_usage(conn: AsyncConnection, instance_id: int, period: str, method: str, delta: int) -> None:

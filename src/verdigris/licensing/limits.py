@@ -5,29 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# Methods whose body names a chat the instance sends to: the correspondents limit and the
-# monthly message cap apply to them (status methods have no chat and are not counted here).
-SENDING_METHODS = frozenset(
-    name.lower()
-    for name in (
-        "sendMessage",
-        "sendFileByUrl",
-        "sendFileByUpload",
-        "sendPoll",
-        "sendLocation",
-        "sendContact",
-        "forwardMessages",
-        "sendInteractiveButtons",
-        "sendInteractiveButtonsReply",
-        "sendReaction",
-        "sendButtons",
-        "sendTemplateButtons",
-        "sendListMessage",
-        "sendLink",
-        "sendTemplate",
-        "editMessage",
-    )
-)
 # The pseudo-method the monthly message cap is counted under.
 MESSAGES = "messages"
 CORRESPONDENTS = "correspondents"

@@ -25,6 +25,7 @@ from verdigris.licensing.models import (
     notices,
     tariffs,
 )
+from verdigris.messaging import lifecycle
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -56,13 +57,11 @@ def _after_change(core: Core, instance_ids: list[int]) -> list[Any]:
     """After-commit actions: reload entitlements, wake the send worker (renewal restores sending)."""
 
     def run() -> None:
-        lic = getattr(core, "licensing", None)
         for instance_id in instance_ids:
-            if lic is not None:
-                lic.forget(instance_id)
+            core.licensing.forget(instance_id)
             rec = core.instances.peek(instance_id)
-            if rec is not None and core.sender is not None:
-                core.sender.wake(rec)
+            if rec is not None:
+                lifecycle.wake(core, rec)
 
     return [run]
 
@@ -236,9 +235,7 @@ async def set_policy(core: Core, unlicensed: str, at_ms: int | None = None) -> d
             await tx.conn.execute(
                 update(workspace_meta).where(workspace_meta.c.key == POLICY_KEY).values(value=text)
             )
-    lic = getattr(core, "licensing", None)
-    if lic is not None:
-        lic._entitlements.clear()
+    core.licensing._entitlements.clear()
     return await get_policy(core)
 
 
@@ -523,10 +520,7 @@ async def instance_status(core: Core, instance_id: int, at_ms: int | None = None
         policy = await unlicensed_policy_for(core, conn, instance_id) if ever is None else "deny"
     current = _covering(rows, at)
     period = dates.month_key(at, tz)
-    lic = getattr(core, "licensing", None)
-    used: dict[str, Any] = {"counts": {}, "correspondents": []}
-    if lic is not None:
-        used = await lic.usage_snapshot(instance_id, period)
+    used = await core.licensing.usage_snapshot(instance_id, period)
     quotas: list[dict[str, Any]] = []
     if current is not None:
         limits = parse_limits(orjson.loads(tariff_rows[int(current.tariff_id)].limits))

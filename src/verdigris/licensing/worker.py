@@ -53,9 +53,7 @@ class LicensingWorker:
 
     async def _flush_timer(self) -> None:
         try:
-            lic = self.core.licensing
-            if lic is not None:
-                await lic.flush()
+            await self.core.licensing.flush()
         finally:
             self._plan_flush()
 

@@ -34,10 +34,11 @@ from verdigris import __version__
 from verdigris.media import scan
 from verdigris.media.models import media_files
 from verdigris.media.thumbnails import jpeg_thumbnail
+from verdigris.messaging import lifecycle
 from verdigris.messaging.content import PICTURE_MIME
 from verdigris.messaging.models import messages
-from verdigris.messaging.notifications import emit, status_event
 from verdigris.messaging.service import QUEUED
+from verdigris.messaging.vocabulary import Status
 from verdigris.store.clock import now_ms
 from verdigris.store.media import BlobTooLarge, LocalMediaStore, MediaStore
 
@@ -333,26 +334,24 @@ class MediaService:
                 .values(content=orjson.dumps(content).decode())
             )
             if rec is not None:
-                self._wake_after(tx, rec)
+                lifecycle.wake_after(tx, rec)
         if not result.rowcount:  # withdrawn (clearMessagesQueue) while fetching
             await self.discard(record)
 
     async def _fail(self, row_id: int, row: Any, rec: InstanceRecord | None, description: str) -> None:
         async with self.core.tx() as tx:
-            result = await tx.conn.execute(
-                update(messages)
-                .where((messages.c.id == row_id) & (messages.c.status == QUEUED))
-                .values(status="failed", description=description[:400])
+            await lifecycle.set_status(
+                tx,
+                rec,
+                row_id,
+                row.chat_id,
+                row.id_message,
+                Status.FAILED,
+                description[:400],
+                expect=(Status.QUEUED,),
             )
-            if result.rowcount and rec is not None:
-                await emit(tx, rec, status_event(row.chat_id, row.id_message, "failed", description[:400]))
             if rec is not None:
-                self._wake_after(tx, rec)
-
-    def _wake_after(self, tx: Any, rec: InstanceRecord) -> None:
-        sender = self.core.sender
-        if sender is not None:
-            tx.on_commit(lambda: sender.wake(rec))
+                lifecycle.wake_after(tx, rec)
 
     async def fetch(self, url: str, *, owner: str, file_name: str) -> MediaFile:
         """Download ``url`` into the store (bounded in size and time). Raises FetchFailed."""
@@ -434,6 +433,4 @@ async def _public_only(request: httpx.Request) -> None:
 
 
 def media_of(core: Core) -> MediaService:
-    media = core.media
-    assert media is not None, "the media service is installed by verdigris.app.build_core"
-    return media
+    return core.media

@@ -3,8 +3,8 @@
 ``receive`` writes the journal row, runs the incoming hooks (the customer database's opt-out by
 reply), asks licensing whether the chat may be announced (free-tier correspondents) and queues the
 ``incomingMessageReceived`` notification, all in the caller's transaction. The sandbox network
-calls it for each instance linked to the recipient; the WhatsApp Cloud channel for each message a
-webhook brings.
+calls it for each instance linked to the recipient (of a direct or a group message); the WhatsApp
+Cloud channel for each message a webhook brings.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import insert, select
 
 from verdigris.chats.service import contact_name
 from verdigris.instances.settings import is_on
+from verdigris.messaging.lifecycle import mark_incoming_read
 from verdigris.messaging.models import messages
 from verdigris.messaging.notifications import Event, emit
+from verdigris.messaging.vocabulary import Status
 
 if TYPE_CHECKING:
     from verdigris.core import Tx
@@ -27,7 +29,6 @@ if TYPE_CHECKING:
 
 # Built once with bind parameters (docs/performance.md: statement building is the hot spot).
 _INSERT = insert(messages)
-_MARK_READ = update(messages).where(messages.c.id == bindparam("row_id")).values(status="read")
 
 
 @dataclass(slots=True)
@@ -41,6 +42,9 @@ class IncomingMessage:
     type_message: str
     content: dict[str, Any]
     at_ms: int
+    # The chat's name as the notification shows it (a group's subject); None: the sender's name,
+    # or the instance's contact name for the chat.
+    chat_name: str | None = None
 
 
 def message_event(
@@ -96,8 +100,7 @@ async def receive(tx: Tx, rec: InstanceRecord, msg: IncomingMessage) -> bool:
     )
     for hook in tx.core.incoming_hooks:
         await hook(tx, rec, msg.sender, msg.type_message, msg.content)
-    licensing = tx.core.licensing
-    if licensing is None or await licensing.admit_incoming(tx, rec, msg.chat_id):
+    if await tx.core.licensing.admit_incoming(tx, rec, msg.chat_id):
         event = message_event(
             "incomingMessageReceived",
             msg.id_message,
@@ -107,16 +110,39 @@ async def receive(tx: Tx, rec: InstanceRecord, msg: IncomingMessage) -> bool:
             msg.sender,
             msg.sender_name,
             msg.at_ms,
+            msg.chat_name,
         )
-        contact = await contact_name(tx.conn, rec.id, msg.chat_id)
+        contact = await contact_name(tx.conn, rec.id, msg.chat_id) if msg.chat_name is None else None
         if contact:
             event.data.update(sender_contact_name=contact, chat_name=contact)
         await emit(tx, rec, event)
     if not is_on(rec.settings, "markIncomingMessagesReaded"):
         return False
-    row_id = result.inserted_primary_key[0]  # type: ignore[index]
-    await tx.conn.execute(_MARK_READ, {"row_id": row_id})
+    await mark_incoming_read(tx, [int(result.inserted_primary_key[0])])  # type: ignore[index]
     return True
+
+
+async def record_sent_elsewhere(tx: Tx, rec: InstanceRecord, msg: IncomingMessage) -> None:
+    """A message the instance's account sent from another of its devices (its phone, another
+    linked instance): stored in ``rec``'s journal as outgoing, not sent through the API; its
+    statuses follow through :func:`messaging.lifecycle.set_status`."""
+    await tx.conn.execute(
+        _INSERT,
+        {
+            "instance_id": rec.id,
+            "chat_id": msg.chat_id,
+            "id_message": msg.id_message,
+            "direction": "out",
+            "sent_by_api": False,
+            "kind": "",
+            "type_message": msg.type_message,
+            "content": orjson.dumps(msg.content).decode(),
+            "sender": msg.sender,
+            "sender_name": msg.sender_name,
+            "status": Status.PENDING,
+            "created_ms": msg.at_ms,
+        },
+    )
 
 
 async def mark_chat_read(tx: Tx, rec: InstanceRecord, chat_id: str, up_to: StoredMessage | None) -> list[Any]:
@@ -137,8 +163,5 @@ async def mark_chat_read(tx: Tx, rec: InstanceRecord, chat_id: str, up_to: Store
             .order_by(messages.c.id)
         )
     )
-    if rows:
-        await tx.conn.execute(
-            update(messages).where(messages.c.id.in_([r.id for r in rows])).values(status="read")
-        )
+    await mark_incoming_read(tx, [int(r.id) for r in rows])
     return rows

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, delete, func, insert, select
 
 from verdigris.instances.settings import is_on
 from verdigris.messaging.models import notifications
+from verdigris.messaging.vocabulary import FINAL, EventKind
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -60,6 +61,39 @@ def status_event(
     return Event("outgoingMessageStatus", data, at_ms or now_ms())
 
 
+def state_event(state: str, at_ms: int = 0) -> Event:
+    """A ``stateInstanceChanged`` event: the instance moved to ``state`` (instances.service)."""
+    return Event(EventKind.STATE, {"state": state}, at_ms or now_ms())
+
+
+def quota_event(limit: str, method: str, used: int, total: int, description: str) -> Event:
+    """A ``quotaExceeded`` event: the license's ``limit`` (a method's monthly quota, the monthly
+    messages or the correspondents) refused ``method`` after ``used`` of ``total``."""
+    data = {"limit": limit, "method": method, "used": used, "total": total, "description": description}
+    return Event(EventKind.QUOTA_EXCEEDED, data)
+
+
+def call_event(
+    kind: EventKind,
+    call_id: str,
+    at_ms: int,
+    *,
+    peer: str | None = None,
+    status: str | None = None,
+    is_video: bool | None = None,
+    duration_s: int | None = None,
+) -> Event:
+    """An ``incomingCall`` / ``outgoingCall`` event; an outgoing call's offer carries only its id."""
+    data = {
+        "call_id": call_id,
+        "peer": peer,
+        "status": status,
+        "is_video": is_video,
+        "duration_s": duration_s,
+    }
+    return Event(kind, data, at_ms)
+
+
 _MESSAGE_KINDS = {
     "incomingMessageReceived": "incomingWebhook",
     "outgoingMessageReceived": "outgoingMessageWebhook",
@@ -78,8 +112,6 @@ _SIMPLE_KINDS = {
     "outgoingCall": "outgoingCallWebhook",
     "incomingBlock": "incomingBlockWebhook",
 }
-# Statuses an integrator must always learn about, whatever the settings say.
-ALWAYS_SENT_STATUSES = frozenset({"failed", "noAccount", "notInGroup", "expired"})
 
 
 # Hot-path statements, built once with bind parameters.
@@ -109,7 +141,7 @@ def wanted(settings: dict[str, Any], event: Event) -> bool:
         extra = _EXTRA_FLAG_BY_TYPE.get(event.data.get("type_message", ""))
         return extra is None or is_on(settings, extra)
     if kind == "outgoingMessageStatus":
-        return event.data.get("status") in ALWAYS_SENT_STATUSES or is_on(settings, "outgoingWebhook")
+        return event.data.get("status") in FINAL or is_on(settings, "outgoingWebhook")
     flag = _SIMPLE_KINDS.get(kind)
     if flag is not None:
         return is_on(settings, flag)
@@ -126,9 +158,7 @@ async def emit(tx: Tx, inst: InstanceRecord, event: Event) -> int | None:
         await hook(tx, inst, event)
     if not wanted(inst.settings, event):
         return None
-    render = tx.core.render
-    assert render is not None, "no notification renderer installed"
-    body = render(inst, event)
+    body = tx.core.render(inst, event)
     result = await tx.conn.execute(
         _INSERT, {"instance_id": inst.id, "type": event.kind, "body": body, "created_ms": event.at_ms}
     )

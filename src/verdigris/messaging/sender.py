@@ -13,13 +13,14 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import BigInteger, bindparam, func, select, update
+from sqlalchemy import bindparam, func, select
 
 from verdigris.instances.models import instances
 from verdigris.instances.service import AUTHORIZED, InstanceRecord
+from verdigris.messaging import lifecycle
 from verdigris.messaging.models import messages
-from verdigris.messaging.notifications import emit, status_event
 from verdigris.messaging.service import QUEUED, _stored
+from verdigris.messaging.vocabulary import FILE_TYPES, Status
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -34,13 +35,6 @@ _QUEUE_HEAD = (
     .order_by(messages.c.id)
     .limit(2)
 )
-_CLAIM = (
-    update(messages)
-    .where((messages.c.id == bindparam("row_id")) & (messages.c.status == QUEUED))
-    .values(status="pending", sent_ms=bindparam("now", type_=BigInteger))
-)
-
-FILE_TYPES = frozenset({"imageMessage", "videoMessage", "audioMessage", "documentMessage", "stickerMessage"})
 
 
 class SendWorker:
@@ -122,7 +116,7 @@ class SendWorker:
         if remote:
             horizon = now_ms() - int(2000 * max(c.deadline_seconds for c in remote.values()))
             stale = (
-                (messages.c.status == "pending")
+                (messages.c.status == Status.PENDING)
                 & (messages.c.direction == "out")
                 & messages.c.sent_by_api
                 & (messages.c.sent_ms < horizon)
@@ -140,7 +134,7 @@ class SendWorker:
                 )
             if found:
                 async with core.tx() as tx:
-                    await tx.conn.execute(update(messages).where(stale).values(status=QUEUED))
+                    await lifecycle.requeue(tx, stale)
                 log.warning("interrupted sends queued again", instances=len(found))
                 for instance_id in found:
                     rec = await core.instances.get(int(instance_id))
@@ -176,16 +170,15 @@ class SendWorker:
                 core.timers.schedule(("send", instance_id), hold, partial(self._run, instance_id))
                 return
             del self._hold_until[instance_id]
-        if core.licensing is not None and not await core.licensing.may_send(rec):
+        if not await core.licensing.may_send(rec):
             return  # expired: the queue is kept; a renewal wakes the instance again
-        if core.moderation is not None and not core.moderation.may_send(rec.account_id):
+        if not core.moderation.may_send(rec.account_id):
             return  # blocked, suspended or restricted by the operator: the queue is kept; lifting wakes it
-        if core.policy is not None:
-            hold = await core.policy.hold(rec, now_ms())
-            if hold is not None:
-                if hold > 0:  # quiet hours or the daily cap: try again when they end
-                    core.timers.schedule(("send", instance_id), hold, partial(self._run, instance_id))
-                return  # paused: resuming wakes the instance
+        hold = await core.policy.hold(rec, now_ms())
+        if hold is not None:
+            if hold > 0:  # quiet hours or the daily cap: try again when they end
+                core.timers.schedule(("send", instance_id), hold, partial(self._run, instance_id))
+            return  # paused: resuming wakes the instance
         async with core.read() as conn:
             rows = (await conn.execute(_QUEUE_HEAD, {"instance_id": instance_id})).all()
         if not rows:
@@ -213,24 +206,17 @@ class SendWorker:
             return  # its network is switched off on this server: the queue is kept
         async with core.tx() as tx:
             # Claim the message: only one sender (in any process) moves it out of the queue.
-            claimed = await tx.conn.execute(_CLAIM, {"row_id": head.row_id, "now": now})
-            if not claimed.rowcount:
+            if not await lifecycle.claim(tx, head.row_id, now):
                 return
             if expired:
-                await tx.conn.execute(
-                    update(messages)
-                    .where(messages.c.id == head.row_id)
-                    .values(status="expired", description="not sent within the queue's retention period")
-                )
-                await emit(
+                await lifecycle.set_status(
                     tx,
                     rec,
-                    status_event(
-                        head.chat_id,
-                        head.id_message,
-                        "expired",
-                        "not sent within the queue's retention period",
-                    ),
+                    head.row_id,
+                    head.chat_id,
+                    head.id_message,
+                    Status.EXPIRED,
+                    "not sent within the queue's retention period",
                 )
             elif not channel.remote:
                 await channel.deliver(tx, rec, head)
@@ -246,8 +232,7 @@ class SendWorker:
                 core.timers.schedule(("send", instance_id), retry_at, partial(self._run, instance_id))
                 return
         self._last_sent[instance_id] = (now_ms(), is_file)
-        if core.policy is not None:
-            core.policy.sent(instance_id)
+        core.policy.sent(instance_id)
         self.sent_total += 1
         core.metrics.messages_sent.inc()
         if len(self._last_sent) > 20_000:

@@ -7,36 +7,28 @@ journal/queue in one committed transaction before the caller answers 200; the se
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
+from verdigris.messaging import lifecycle
 from verdigris.messaging.content import new_outgoing_id
 from verdigris.messaging.models import messages
+from verdigris.messaging.vocabulary import WAITING, Status
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
     from verdigris.core import Core, Tx
     from verdigris.instances.service import InstanceRecord
 
-QUEUED = "queued"
-HELD = "review"  # accepted, waiting for the operator's review (screening)
-WAITING = (QUEUED, HELD)  # not sent yet: shown by showMessagesQueue, withdrawn by clearMessagesQueue
+QUEUED, HELD = Status.QUEUED, Status.HELD
 _INSERT = insert(messages)  # built once: see docs/performance.md (statement building)
-FINAL_STATUSES = ("failed", "noAccount", "notInGroup", "expired")
-STATUS_ORDER = {"queued": 0, "pending": 0, "sent": 1, "delivered": 2, "read": 3}
-
-
-def status_advances(current: str, new: str) -> bool:
-    """Whether a sent message may move from ``current`` to ``new``: statuses only go forward
-    (sent → delivered → read) and a final one (failed, noAccount, ...) is never left."""
-    if current in ("failed", "noAccount", "expired", "cleared", "notInGroup"):
-        return False
-    if new in ("failed", "noAccount", "expired", "notInGroup"):
-        return True
-    return STATUS_ORDER.get(new, 0) > STATUS_ORDER.get(current, 0)
+# Columns other than the status (lifecycle owns that); the SET columns come from the parameters.
+_UPDATE = update(messages).where(messages.c.id == bindparam("row_id"))
 
 
 class MessageNotFound(Exception):
@@ -100,9 +92,12 @@ def _stored(row: Any) -> StoredMessage:
     )
 
 
-async def send(core: Core, rec: InstanceRecord, message: OutgoingMessage) -> str:
-    """Accept a message into the instance's outgoing queue; returns its idMessage once committed."""
-    return (await send_many(core, rec, [message]))[0]
+class Origin(StrEnum):
+    """The face a message comes from; admission differs only where a face already did a part."""
+
+    WIRE = "wire"  # a wire call: the router admitted and counted the call itself (every method)
+    CONSOLE = "console"  # the personal area's "send a message"
+    CAMPAIGN = "campaign"  # a campaign step (customers.campaigns)
 
 
 class MessageRefused(Exception):
@@ -128,49 +123,101 @@ class ChannelRefused(MessageRefused):
         super().__init__(reason, f"Message refused: {reason}")
 
 
-async def send_many(core: Core, rec: InstanceRecord, batch: list[OutgoingMessage]) -> list[str]:
+class LicenseRefused(MessageRefused):
+    """The instance's license (or its quotas) does not allow this message (console, campaigns)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, f"Message refused: {reason}")
+
+
+class OperatorRefused(MessageRefused):
+    """The operator's measure on the owning account stops its sending (console, campaigns)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, f"Message refused: {reason}")
+
+
+@dataclass(slots=True)
+class Admission:
+    """A message that passed :func:`check_send`; ``held`` is the screening verdict that holds it
+    for the operator's review, if any."""
+
+    message: OutgoingMessage
+    held: Any = None
+
+
+async def check_send(core: Core, rec: InstanceRecord, message: OutgoingMessage, origin: Origin) -> Admission:
+    """Every rule that decides whether ``message`` is accepted, for every face, in one place and
+    outside any transaction (licensing may record a new correspondent in a transaction of its own):
+
+    1. the operator's measures on the owning account (the wire router already answered 403);
+    2. the license and its quotas (the wire router admitted and counted the call itself);
+    3. the instance's channel: a message its network would refuse is not queued;
+    4. the content rules: a block raises :class:`ContentBlocked` (record it, then refuse), a hold
+       is returned in the admission.
+
+    Raises a :class:`MessageRefused` with the reason otherwise.
+    """
+    if origin != Origin.WIRE:
+        if not core.moderation.may_send(rec.account_id):
+            raise OperatorRefused("the operator has stopped sending for this account")
+        refusal = await core.licensing.admit(rec, message.kind, message.chat_id, sending=True)
+        if refusal is not None:
+            raise LicenseRefused(refusal.reason)
+    channel = core.channels.get(rec.channel)
+    refused = (
+        f"the {rec.channel} network is switched off" if channel is None else channel.refusal(rec, message)
+    )
+    if refused is not None:
+        raise ChannelRefused(refused)
+    verdict = await core.screening.check(message.content)
+    if verdict is not None and verdict.action == "block":
+        raise ContentBlocked(rec, message, verdict)
+    return Admission(message, verdict)
+
+
+async def send(
+    core: Core, rec: InstanceRecord, message: OutgoingMessage, origin: Origin = Origin.WIRE
+) -> str:
+    """Accept a message into the instance's outgoing queue; returns its idMessage once committed."""
+    return (await send_many(core, rec, [message], origin))[0]
+
+
+async def send_many(
+    core: Core, rec: InstanceRecord, batch: list[OutgoingMessage], origin: Origin = Origin.WIRE
+) -> list[str]:
     """Accept several messages in one transaction (all or none), in order; returns their ids."""
     try:
-        async with core.tx() as tx:
-            ids = [await enqueue(tx, rec, message) for message in batch]
+        admitted = [await check_send(core, rec, message, origin) for message in batch]
     except ContentBlocked as blocked:
         # Nothing of the batch was queued; the block itself is recorded for the operator.
         async with core.tx() as tx:
             await blocked.record(tx)
         raise ContentRefused(blocked.verdict.reason) from None
-    return ids
+    async with core.tx() as tx:
+        return [await enqueue(tx, rec, admission) for admission in admitted]
 
 
 class ContentBlocked(Exception):
-    """Raised by :func:`enqueue` inside the caller's transaction (which must roll back); the caller
-    records the block in a transaction of its own with :meth:`record`."""
+    """Raised by :func:`check_send`; the caller records the block in a transaction of its own with
+    :meth:`record`, then refuses the message."""
 
     def __init__(self, rec: InstanceRecord, message: OutgoingMessage, verdict: Any) -> None:
         super().__init__(verdict.reason)
         self.rec, self.message, self.verdict = rec, message, verdict
 
     async def record(self, tx: Tx) -> None:
-        screening = tx.core.screening
-        if screening is not None:
-            await screening.record(tx, self.rec, self.message.chat_id, "", self.verdict, self.message.content)
+        await tx.core.screening.record(
+            tx, self.rec, self.message.chat_id, "", self.verdict, self.message.content
+        )
 
 
-async def enqueue(tx: Tx, rec: InstanceRecord, message: OutgoingMessage) -> str:
-    """Put one message into the instance's outgoing queue within ``tx`` (the caller's other
-    changes commit with it); the send worker is woken after the commit. Returns its idMessage."""
-    status = QUEUED
-    channel = tx.core.channels.get(rec.channel)
-    refused = (
-        f"the {rec.channel} network is switched off" if channel is None else channel.refusal(rec, message)
-    )
-    if refused is not None:
-        raise ChannelRefused(refused)
-    screening = tx.core.screening
-    verdict = await screening.check(message.content) if screening is not None else None
-    if verdict is not None:
-        if verdict.action == "block":
-            raise ContentBlocked(rec, message, verdict)
-        status = HELD
+async def enqueue(tx: Tx, rec: InstanceRecord, admission: Admission) -> str:
+    """Put one admitted message (:func:`check_send`) into the instance's outgoing queue within
+    ``tx`` (the caller's other changes commit with it); the send worker is woken after the commit.
+    Returns its idMessage."""
+    message, verdict = admission.message, admission.held
+    status = QUEUED if verdict is None else HELD
     id_message = new_outgoing_id()
     request = dict(message.request)
     if message.typing_ms:
@@ -196,13 +243,10 @@ async def enqueue(tx: Tx, rec: InstanceRecord, message: OutgoingMessage) -> str:
         },
     )
     if verdict is not None:
-        assert screening is not None
-        await screening.record(tx, rec, message.chat_id, id_message, verdict, message.content)
+        await tx.core.screening.record(tx, rec, message.chat_id, id_message, verdict, message.content)
         tx.on_commit(tx.core.metrics.messages_accepted.inc)
         return id_message  # held for review: the send worker does not see it
-    sender = tx.core.sender
-    if sender is not None:
-        tx.on_commit(lambda: sender.wake(rec))
+    lifecycle.wake_after(tx, rec)
     tx.on_commit(tx.core.metrics.messages_accepted.inc)
     return id_message
 
@@ -236,17 +280,12 @@ async def queued_count(core: Core, instance_id: int) -> int:
 async def clear_queue(core: Core, instance_id: int) -> int:
     """Withdraw every message not yet sent. They stay in the journal as ``cleared``."""
     async with core.tx() as tx:
-        result = await tx.conn.execute(
-            update(messages)
-            .where((messages.c.instance_id == instance_id) & messages.c.status.in_(WAITING))
-            .values(status="cleared")
-        )
-    return int(result.rowcount or 0)
+        return await lifecycle.withdraw(tx, messages.c.instance_id == instance_id)
 
 
 # --- the journal ---------------------------------------------------------------------------------
 
-_JOURNAL_VISIBLE = messages.c.status.notin_(("cleared",))
+_JOURNAL_VISIBLE = messages.c.status != Status.CLEARED
 
 
 async def chat_history(core: Core, instance_id: int, chat_id: str, count: int) -> list[StoredMessage]:
@@ -300,6 +339,40 @@ async def update_content(core: Core, message: StoredMessage, content: dict[str, 
             .where(messages.c.id == message.row_id)
             .values(content=orjson.dumps(content).decode())
         )
+
+
+async def set_author(tx: Tx, row_id: int, sender: str, sender_name: str) -> None:
+    """Record who sent an outgoing message, as the network names them (at its first send)."""
+    await tx.conn.execute(_UPDATE, {"row_id": row_id, "sender": sender, "sender_name": sender_name})
+
+
+async def rewrite(
+    tx: Tx,
+    instance_ids: list[int],
+    chat_id: str,
+    id_message: str,
+    change: Callable[[dict[str, Any]], dict[str, Any]],
+) -> int:
+    """Apply ``change`` to the content of every journal copy of ``id_message`` in ``chat_id`` held
+    by ``instance_ids`` (an edit or a deletion reached them); returns how many."""
+    rows = (
+        await tx.conn.execute(
+            select(messages.c.id, messages.c.content).where(
+                messages.c.instance_id.in_(instance_ids)
+                & (messages.c.id_message == id_message)
+                & (messages.c.chat_id == chat_id)
+            )
+        )
+    ).all()
+    for row in rows:
+        new = change(orjson.loads(row.content))
+        await tx.conn.execute(_UPDATE, {"row_id": row.id, "content": orjson.dumps(new).decode()})
+    return len(rows)
+
+
+async def drop(tx: Tx, row_id: int) -> None:
+    """Remove a claimed entry that is not a chat message (a typing indicator, once shown)."""
+    await tx.conn.execute(delete(messages).where(messages.c.id == row_id))
 
 
 async def recent(core: Core, instance_id: int, direction: str, minutes: int) -> list[StoredMessage]:

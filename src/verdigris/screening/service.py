@@ -26,9 +26,9 @@ from sqlalchemy import delete, insert, select, update
 
 from verdigris.errors import ServiceError
 from verdigris.instances.service import InstanceRecord
+from verdigris.messaging import lifecycle
 from verdigris.messaging.models import messages
-from verdigris.messaging.notifications import emit, status_event
-from verdigris.messaging.service import QUEUED
+from verdigris.messaging.vocabulary import Status
 from verdigris.screening.models import screening_cases, screening_rules
 from verdigris.store.clock import now_ms
 
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 KINDS = ("keyword", "pattern", "domain")
 BLOCK, REVIEW = "block", "review"
-HELD_STATUS = "review"
 RELOAD_EVERY_MS = 60_000
 # Host-like runs: labels of letters, digits, '-' or percent-escapes joined by dots, anywhere in the
 # text (after "scheme://", "user@", or on their own).
@@ -256,9 +255,7 @@ async def deactivate_rule(core: Core, rule_id: int) -> None:
 
 
 async def _reload(core: Core) -> None:
-    screening = getattr(core, "screening", None)
-    if screening is not None:
-        await screening.reload()
+    await core.screening.reload()
 
 
 async def list_cases(core: Core, *, waiting_only: bool = False, limit: int = 200) -> list[dict[str, Any]]:
@@ -309,28 +306,32 @@ async def decide(core: Core, operator_id: int, case_id: int, approve: bool) -> d
                     (messages.c.instance_id == case.instance_id)
                     & (messages.c.id_message == case.id_message)
                     & (messages.c.direction == "out")
-                    & (messages.c.status == HELD_STATUS)
+                    & (messages.c.status == Status.HELD)
                 )
             )
         ).first()
         rec = await core.instances.get(int(case.instance_id), tx.conn)
         if row is not None and rec is not None:
             if approve:
-                await tx.conn.execute(update(messages).where(messages.c.id == row.id).values(status=QUEUED))
+                await lifecycle.set_status(
+                    tx, rec, row.id, row.chat_id, row.id_message, Status.QUEUED, expect=(Status.HELD,)
+                )
                 content = orjson.loads(row.content)
-                media, sender = core.media, core.sender
-                if content.get("fetchUrl") and not content.get("downloadUrl") and media is not None:
+                media = core.media
+                if content.get("fetchUrl") and not content.get("downloadUrl"):
                     tx.on_commit(lambda: media.schedule_fetch(int(row.id)))
-                if sender is not None:
-                    tx.on_commit(lambda: sender.wake(rec))
             else:
                 description = "rejected by the content rules of this service"
-                await tx.conn.execute(
-                    update(messages)
-                    .where(messages.c.id == row.id)
-                    .values(status="failed", description=description)
+                await lifecycle.set_status(
+                    tx,
+                    rec,
+                    row.id,
+                    row.chat_id,
+                    row.id_message,
+                    Status.FAILED,
+                    description,
+                    expect=(Status.HELD,),
                 )
-                await emit(tx, rec, status_event(row.chat_id, row.id_message, "failed", description))
     return {"id": case_id, "decision": "approved" if approve else "rejected", "messageFound": row is not None}
 
 
@@ -356,13 +357,12 @@ async def remove_message(
     if not rows:
         raise ScreeningError(404, f"instance {instance_id} has no message {id_message}")
     media = core.media
-    if media is not None:
-        for row in rows:
-            content = orjson.loads(row.content)
-            for url in {content.get("downloadUrl"), content.get("urlFile")} - {None, ""}:
-                record = await media.resolve_link(str(url))
-                if record is not None and record.owner == str(instance_id):
-                    await media.discard(record)
+    for row in rows:
+        content = orjson.loads(row.content)
+        for url in {content.get("downloadUrl"), content.get("urlFile")} - {None, ""}:
+            record = await media.resolve_link(str(url))
+            if record is not None and record.owner == str(instance_id):
+                await media.discard(record)
     first = rows[0]
     async with core.tx() as tx:
         await tx.conn.execute(

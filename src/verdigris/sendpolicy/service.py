@@ -26,8 +26,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, insert, select, update
 
 from verdigris.errors import ServiceError
+from verdigris.messaging import lifecycle
 from verdigris.messaging.models import messages
 from verdigris.messaging.notifications import Event
+from verdigris.messaging.vocabulary import Status
 from verdigris.sendpolicy.models import send_policies
 from verdigris.store.clock import now_ms
 
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
 
 PAUSED = -1  # hold(): the queue is paused until someone resumes it
 RELOAD_EVERY_MS = 60_000
-FAILURES = frozenset({"failed", "noAccount"})
+FAILURES = frozenset({Status.FAILED, Status.NO_ACCOUNT})
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -205,8 +207,7 @@ class OutgoingPolicy:
 
 
 def _wake(core: Core, rec: InstanceRecord) -> None:
-    if core.sender is not None:
-        core.sender.wake(rec)
+    lifecycle.wake(core, rec)
 
 
 async def save(
@@ -254,7 +255,7 @@ async def save(
         if not done.rowcount:
             await tx.conn.execute(insert(send_policies).values(instance_id=rec.id, **values))
     await _refresh(core, rec)
-    policy = core.policy.get(rec.id) if core.policy is not None else None
+    policy = core.policy.get(rec.id)
     return policy.as_json() if policy else {}
 
 
@@ -281,9 +282,8 @@ async def set_paused(core: Core, rec: InstanceRecord, paused: bool, reason: str 
 
 
 async def _refresh(core: Core, rec: InstanceRecord) -> None:
-    if core.policy is not None:
-        await core.policy.load()
-        core.policy._failures.pop(rec.id, None)
+    await core.policy.load()
+    core.policy._failures.pop(rec.id, None)
     _wake(core, rec)
 
 

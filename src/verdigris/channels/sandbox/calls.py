@@ -15,20 +15,21 @@ it (``resume`` on start-up).
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 
+from verdigris.channels.capabilities import CallEntry
 from verdigris.channels.sandbox.models import call_journal
 from verdigris.channels.sandbox.network import SandboxError, phone_of, wid_of
 from verdigris.instances.service import AUTHORIZED, find_by_wid
-from verdigris.messaging.notifications import Event, emit, wanted
+from verdigris.messaging.notifications import call_event, emit, wanted
+from verdigris.messaging.vocabulary import EventKind
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
-    from verdigris.channels.sandbox.network import SandboxChannel
+    from verdigris.channels.sandbox.network import SandboxNetwork
     from verdigris.core import Core
 
 OUTCOMES = ("pickUp", "hangUp", "declined", "missed")
@@ -36,20 +37,8 @@ OUTCOMES = ("pickUp", "hangUp", "declined", "missed")
 _OUTGOING_STATUS = {"pickUp": "pickUp", "hangUp": "hungUp", "declined": "declined", "missed": "missed"}
 
 
-@dataclass(slots=True)
-class CallEntry:
-    id_message: str
-    direction: str
-    chat_id: str
-    is_video: bool
-    status: str
-    duration_s: int
-    started_ms: int
-    ended_ms: int | None
-
-
 async def phone_call(
-    channel: SandboxChannel,
+    channel: SandboxNetwork,
     phone: str,
     to: str,
     outcome: str,
@@ -74,18 +63,18 @@ async def phone_call(
     due = now + delay_ms
     duration = duration_s if outcome == "pickUp" else 0
     async with core.tx() as tx:
-        if not await channel.has_account(tx, phone):
+        if not await channel.on_network(tx, phone):
             raise SandboxError(f"no sandbox phone {phone}")
-        if not await channel.has_account(tx, callee_phone):
+        if not await channel.on_network(tx, callee_phone):
             raise SandboxError(f"{callee} has no account on the sandbox network")
-        offer = Event("incomingCall", {"from": caller, "status": "offer", "idMessage": call_id}, now)
+        offer = call_event(EventKind.INCOMING_CALL, call_id, now, peer=caller, status="offer")
         for instance_id in await find_by_wid(tx.conn, callee):
             inst = await core.instances.get(instance_id, tx.conn)
             if inst is None or inst.state != AUTHORIZED or not wanted(inst.settings, offer):
                 continue
             await _journal(tx.conn, inst.id, call_id, "in", caller, is_video, outcome, duration, now, due)
             await emit(tx, inst, offer)
-        finished = Event("outgoingCall", {"idMessage": call_id}, now)
+        finished = call_event(EventKind.OUTGOING_CALL, call_id, now)
         for instance_id in await find_by_wid(tx.conn, caller):
             inst = await core.instances.get(instance_id, tx.conn)
             if inst is None or not wanted(inst.settings, finished):
@@ -144,21 +133,16 @@ async def finish(core: Core, call_id: str) -> None:
             if inst is None:
                 continue
             if row.direction == "in":
-                event = Event(
-                    "incomingCall", {"from": row.chat_id, "status": status, "idMessage": call_id}, now
-                )
+                event = call_event(EventKind.INCOMING_CALL, call_id, now, peer=row.chat_id, status=status)
             else:
-                event = Event(
-                    "outgoingCall",
-                    {
-                        "idMessage": call_id,
-                        "from": row.chat_id,
-                        "isVideo": bool(row.is_video),
-                        "duration": int(row.duration_s),
-                        "status": status,
-                        "participants": [],
-                    },
+                event = call_event(
+                    EventKind.OUTGOING_CALL,
+                    call_id,
                     now,
+                    peer=row.chat_id,
+                    status=status,
+                    is_video=bool(row.is_video),
+                    duration_s=int(row.duration_s),
                 )
             await emit(tx, inst, event)
 

@@ -9,14 +9,15 @@ both phones' views.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 
 from verdigris.channels.sandbox.models import sandbox_phone_messages
 from verdigris.instances.service import find_by_wid
-from verdigris.messaging.models import messages
+from verdigris.messaging import service as journal
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -58,21 +59,9 @@ async def apply_change(
     for owner_wid, peer in sides:
         holders = await find_by_wid(tx.conn, owner_wid)
         if holders:
-            rows = (
-                await tx.conn.execute(
-                    select(messages.c.id, messages.c.content).where(
-                        messages.c.instance_id.in_(holders)
-                        & (messages.c.id_message == target)
-                        & (messages.c.chat_id == peer)
-                    )
-                )
-            ).all()
-            for row in rows:
-                new = changed_content(type_message, content, orjson.loads(row.content))
-                await tx.conn.execute(
-                    update(messages).where(messages.c.id == row.id).values(content=orjson.dumps(new).decode())
-                )
-                changed += 1
+            changed += await journal.rewrite(
+                tx, holders, peer, target, partial(changed_content, type_message, content)
+            )
         phone = _digits(owner_wid)
         if phone is None:
             continue
@@ -102,11 +91,11 @@ async def show_typing(channel: Any, tx: Tx, rec: InstanceRecord, message: Stored
     It is not a chat message, so it leaves the queue without a journal entry or statuses.
     """
     phone = _digits(message.chat_id)
-    if phone is not None and await channel.has_account(tx, phone):
+    if phone is not None and await channel.on_network(tx, phone):
         until = now_ms() + int(message.content.get("typingTime", 1000))
         shown: dict[str, tuple[str, int]] = channel.typing.setdefault(phone, {})
         shown[rec.wid] = (str(message.content.get("typingType", "typing")), until)
-    await tx.conn.execute(delete(messages).where(messages.c.id == message.row_id))
+    await journal.drop(tx, message.row_id)
 
 
 def typing_on(channel: Any, phone: str) -> list[dict[str, Any]]:

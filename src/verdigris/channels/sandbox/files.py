@@ -18,7 +18,7 @@ from verdigris.media.service import EmptyFile, FileInfected, FileTooLarge, media
 from verdigris.messaging.content import file_content, file_type, guess_mime
 
 if TYPE_CHECKING:
-    from verdigris.channels.sandbox.network import SandboxChannel
+    from verdigris.channels.sandbox.network import SandboxNetwork
     from verdigris.core import Core
 
 FILE_FORM_SCHEMA: dict[str, Any] = {
@@ -47,7 +47,7 @@ FILE_FORM_SCHEMA: dict[str, Any] = {
 
 
 async def send_phone_file(
-    core: Core, channel: SandboxChannel, number: str, request: Request
+    core: Core, channel: SandboxNetwork, number: str, request: Request
 ) -> dict[str, Any]:
     media = media_of(core)
     try:

@@ -26,13 +26,21 @@ from __future__ import annotations
 
 import secrets
 import string
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import delete, insert, select, update
 
+from verdigris.channels.capabilities import (
+    ADMIN,
+    INVITE_PREFIX,
+    MEMBER,
+    SUPERADMIN,
+    Group,
+    GroupError,
+    picture_kind,
+)
 from verdigris.channels.sandbox.models import (
     sandbox_group_events,
     sandbox_group_members,
@@ -47,79 +55,21 @@ from verdigris.channels.sandbox.network import (
 )
 from verdigris.instances.models import instances
 from verdigris.instances.service import AUTHORIZED, NOT_AUTHORIZED
-from verdigris.instances.settings import is_on
-from verdigris.messaging.incoming import message_event
+from verdigris.messaging.incoming import IncomingMessage, receive
 from verdigris.messaging.models import messages
-from verdigris.messaging.notifications import emit
+from verdigris.messaging.vocabulary import Status
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-    from verdigris.channels.sandbox.network import SandboxChannel
+    from verdigris.channels.sandbox.network import SandboxNetwork
     from verdigris.core import Core, Tx
 
 GROUP_SUFFIX = "@g.us"
-INVITE_PREFIX = "https://chat.whatsapp.com/"
-MAX_PICTURE_BYTES = 5 * 1024 * 1024
 # GREEN-API refuses to send to bigger groups (error SWE004 in the failed status).
 MAX_SEND_PARTICIPANTS = 300
 _INVITE_ALPHABET = string.ascii_letters + string.digits
-
-MEMBER, ADMIN, SUPERADMIN = "member", "admin", "superadmin"
-
-
-class GroupError(Exception):
-    """A group action that cannot be carried out. ``code`` says why:
-
-    ``not_found`` (no such group), ``not_member`` (the actor is not in it), ``not_admin`` (the actor
-    lacks the rights), ``no_account`` (the target has no account), ``already`` (nothing to change),
-    ``not_participant`` (the target is not in the group), ``owner`` (the creator cannot be touched).
-    """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass(slots=True)
-class Group:
-    id: str
-    subject: str
-    owner: str
-    created_ms: int
-    subject_ms: int
-    subject_owner: str
-    invite_code: str
-    members_edit_info: bool
-    members_send: bool
-    picture: str
-    members: dict[str, str] = field(default_factory=dict)  # wid -> role, in joining order
-
-    @property
-    def invite_link(self) -> str:
-        return INVITE_PREFIX + self.invite_code
-
-    def role(self, wid: str) -> str | None:
-        return self.members.get(wid)
-
-    def is_admin(self, wid: str) -> bool:
-        return self.members.get(wid) in (ADMIN, SUPERADMIN)
-
-    def view(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "subject": self.subject,
-            "owner": self.owner,
-            "createdMs": self.created_ms,
-            "subjectMs": self.subject_ms,
-            "subjectOwner": self.subject_owner,
-            "inviteLink": self.invite_link,
-            "membersEditInfo": self.members_edit_info,
-            "membersSend": self.members_send,
-            "picture": self.picture,
-            "participants": [{"id": wid, "role": role} for wid, role in self.members.items()],
-        }
 
 
 def is_group(chat_id: str) -> bool:
@@ -409,15 +359,6 @@ async def profile_picture_url(core: Core, phone: str) -> str:
     return picture_url(core, name or "")
 
 
-def picture_kind(data: bytes) -> str | None:
-    """The image type of the bytes (by signature): jpg or png, else None."""
-    if data[:3] == b"\xff\xd8\xff":
-        return "jpg"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "png"
-    return None
-
-
 async def set_picture(core: Core, actor: str, group_id: str, data: bytes) -> str:
     """Store the picture (in the data dir) and return its URL. ``data`` is a checked image."""
     kind = picture_kind(data)
@@ -447,11 +388,13 @@ async def set_picture(core: Core, actor: str, group_id: str, data: bytes) -> str
 # --- group messages ------------------------------------------------------------------------------
 
 
-async def route(channel: SandboxChannel, tx: Tx, msg: Outgoing) -> None:
+async def route(channel: SandboxNetwork, tx: Tx, msg: Outgoing) -> None:
     """Deliver a message sent to a group (called by the network's router)."""
     group = await load(tx.conn, msg.chat_id)
     if group is None or group.role(msg.sender_wid) is None:
-        await channel._report_status(tx, msg.sender_wid, msg.chat_id, msg.id_message, "notInGroup", "", msg)
+        await channel._report_status(
+            tx, msg.sender_wid, msg.chat_id, msg.id_message, Status.NOT_IN_GROUP, "", msg
+        )
         return
     if not group.members_send and not group.is_admin(msg.sender_wid):
         await channel._report_status(
@@ -459,7 +402,7 @@ async def route(channel: SandboxChannel, tx: Tx, msg: Outgoing) -> None:
             msg.sender_wid,
             msg.chat_id,
             msg.id_message,
-            "failed",
+            Status.FAILED,
             "only admins can send messages to this group",
             msg,
         )
@@ -469,12 +412,12 @@ async def route(channel: SandboxChannel, tx: Tx, msg: Outgoing) -> None:
             f"SWE004: the number of participants in the group has been exceeded - {MAX_SEND_PARTICIPANTS}"
         )
         await channel._report_status(
-            tx, msg.sender_wid, msg.chat_id, msg.id_message, "failed", description, msg
+            tx, msg.sender_wid, msg.chat_id, msg.id_message, Status.FAILED, description, msg
         )
         return
     now = now_ms()
     await channel._sender_copies(tx, msg, now, chat_name=group.subject)
-    await channel._report_status(tx, msg.sender_wid, msg.chat_id, msg.id_message, "sent", "", msg)
+    await channel._report_status(tx, msg.sender_wid, msg.chat_id, msg.id_message, Status.SENT, "", msg)
     others = [wid for wid in group.members if wid != msg.sender_wid]
     phones = [p for p in (phone_of(wid) for wid in others) if p is not None]
     with_account = set(
@@ -504,6 +447,16 @@ async def route(channel: SandboxChannel, tx: Tx, msg: Outgoing) -> None:
         await tx.conn.execute(insert(sandbox_phone_messages), phone_rows)
     delivered = bool(phone_rows)
     auto_read = False
+    incoming = IncomingMessage(
+        msg.id_message,
+        group.id,
+        msg.sender_wid,
+        msg.sender_name,
+        msg.type_message,
+        msg.content,
+        now,
+        chat_name=group.subject,
+    )
     linked = (
         await tx.conn.execute(
             select(instances.c.id).where(
@@ -518,44 +471,15 @@ async def route(channel: SandboxChannel, tx: Tx, msg: Outgoing) -> None:
         target = await channel.core.instances.get(int(instance_id), tx.conn)
         if target is None or target.state != AUTHORIZED:
             continue
-        read = is_on(target.settings, "markIncomingMessagesReaded")
-        await tx.conn.execute(
-            insert(messages).values(
-                instance_id=target.id,
-                chat_id=group.id,
-                id_message=msg.id_message,
-                direction="in",
-                sent_by_api=False,
-                kind="",
-                type_message=msg.type_message,
-                content=content,
-                sender=msg.sender_wid,
-                sender_name=msg.sender_name,
-                status="read" if read else "delivered",
-                created_ms=now,
-            )
-        )
-        event = message_event(
-            "incomingMessageReceived",
-            msg.id_message,
-            msg.type_message,
-            msg.content,
-            group.id,
-            msg.sender_wid,
-            msg.sender_name,
-            now,
-            group.subject,
-        )
-        await emit(tx, target, event)
+        auto_read = await receive(tx, target, incoming) or auto_read
         delivered = True
-        auto_read = auto_read or read
     if delivered:
-        await channel._report_status(tx, msg.sender_wid, group.id, msg.id_message, "delivered")
+        await channel._report_status(tx, msg.sender_wid, group.id, msg.id_message, Status.DELIVERED)
     if auto_read:
         await report_read(channel, tx, group.id, msg.sender_wid, msg.id_message)
 
 
-async def report_read(channel: SandboxChannel, tx: Tx, group_id: str, author: str, id_message: str) -> None:
+async def report_read(channel: SandboxNetwork, tx: Tx, group_id: str, author: str, id_message: str) -> None:
     """A member read a group message: once every account that received it has read it on some
     device, the author learns it was read."""
     seen: dict[str, bool] = {}
@@ -583,4 +507,4 @@ async def report_read(channel: SandboxChannel, tx: Tx, group_id: str, author: st
         seen[rec.wid] = seen.get(rec.wid, False) or row.status == "read"
     seen.pop(author, None)
     if seen and all(seen.values()):
-        await channel._report_status(tx, author, group_id, id_message, "read")
+        await channel._report_status(tx, author, group_id, id_message, Status.READ)

@@ -18,25 +18,30 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import bindparam, insert, select, update
 
+from verdigris.channels.base import BaseChannel
 from verdigris.channels.sandbox.changes import apply_change, show_typing
 from verdigris.channels.sandbox.models import sandbox_phone_messages, sandbox_phones
 from verdigris.chats.service import contact_name
 from verdigris.instances.service import AUTHORIZED, InstanceRecord, find_by_wid
 from verdigris.instances.settings import is_on
+from verdigris.messaging import lifecycle
 from verdigris.messaging.content import new_device_id, quote_of, text_content, text_type
-from verdigris.messaging.incoming import IncomingMessage, mark_chat_read, message_event, receive
+from verdigris.messaging.incoming import (
+    IncomingMessage,
+    mark_chat_read,
+    message_event,
+    receive,
+    record_sent_elsewhere,
+)
 from verdigris.messaging.models import messages
-from verdigris.messaging.notifications import emit, status_event
+from verdigris.messaging.notifications import emit
 from verdigris.messaging.rich import TYPING
-from verdigris.messaging.service import OutgoingMessage, StoredMessage, status_advances
+from verdigris.messaging.service import StoredMessage, set_author
+from verdigris.messaging.vocabulary import STATUS_BROADCAST, Status, status_advances
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
     from verdigris.core import Core, Tx
-
-
-# The chat that status (story) posts are sent to (channels/sandbox/statuses.py).
-STATUS_BROADCAST = "status@broadcast"
 
 
 class SandboxError(Exception):
@@ -92,9 +97,7 @@ class Outgoing:
 # costs more CPU than SQLite takes to run it (docs/performance.md). UPDATEs without values() take
 # their SET columns from the parameters given at execution.
 _PHONE_NAME = select(sandbox_phones.c.name).where(sandbox_phones.c.number == bindparam("number"))
-_INSERT_MESSAGE = insert(messages)
 _INSERT_PHONE_MESSAGE = insert(sandbox_phone_messages)
-_UPDATE_MESSAGE = update(messages).where(messages.c.id == bindparam("row_id"))
 _API_ROWS = select(messages.c.id, messages.c.instance_id, messages.c.status, messages.c.sent_by_api).where(
     (messages.c.instance_id == bindparam("instance_id"))
     & (messages.c.id_message == bindparam("id_message"))
@@ -118,26 +121,14 @@ async def linked_instances(tx: Tx, wid: str) -> list[int]:
     return found
 
 
-class SandboxChannel:
+class SandboxNetwork(BaseChannel):
+    """The sandbox network's routing: what the channel does with a message (channel.py declares
+    the channel itself, with its capabilities)."""
+
     name = "sandbox"
-    remote = False
-    methods: frozenset[str] | None = None  # the sandbox network does all the wire API offers
-    deadline_seconds = 0.0
-
-    def unsupported(self, method: str) -> str:  # pragma: no cover - methods is None
-        return ""
-
-    def refusal(self, rec: InstanceRecord, message: OutgoingMessage) -> str | None:
-        return None
-
-    async def transmit(self, rec: InstanceRecord, message: StoredMessage) -> int | None:
-        raise AssertionError("the sandbox delivers in-process (deliver)")
-
-    async def release(self, tx: Tx, rec: InstanceRecord) -> None:
-        return None  # a deleted instance is no longer linked (find_by_wid skips it)
 
     def __init__(self, core: Core) -> None:
-        self.core = core
+        super().__init__(core)
         # Typing indicators currently shown on phones: phone -> {chat id: (typingType, until ms)}.
         self.typing: dict[str, dict[str, tuple[str, int]]] = {}
 
@@ -167,7 +158,7 @@ class SandboxChannel:
             api_row.pending = {"sender": rec.wid, "sender_name": msg.sender_name}
         await self._route(tx, msg)
         if api_row.pending:
-            await tx.conn.execute(_UPDATE_MESSAGE, {"row_id": api_row.id, **api_row.pending})
+            await set_author(tx, api_row.id, rec.wid, msg.sender_name)
             api_row.pending = {}
         if is_on(rec.settings, "markIncomingMessagesReadedOnReply"):
             await self.mark_read(tx, rec, message.chat_id, None)
@@ -180,11 +171,16 @@ class SandboxChannel:
 
                 await groups.report_read(self, tx, chat_id, row.sender, row.id_message)
                 continue
-            await self._report_status(tx, row.sender, rec.wid, row.id_message, "read")
+            await self._report_status(tx, row.sender, rec.wid, row.id_message, Status.READ)
         return len(rows)
 
-    async def has_account(self, tx: Tx, phone: str) -> bool:
+    async def on_network(self, tx: Tx, phone: str) -> bool:
+        """Whether a sandbox phone owns ``phone`` (inside the caller's transaction)."""
         return await _phone_row_name(tx, phone) is not None
+
+    async def has_account(self, phone: str) -> bool:
+        async with self.core.read() as conn:
+            return await conn.scalar(_PHONE_NAME, {"number": phone}) is not None
 
     # --- routing -------------------------------------------------------------------------------
 
@@ -200,8 +196,8 @@ class SandboxChannel:
             await statuses.route(self, tx, msg)
             return
         recipient_phone = phone_of(msg.chat_id)
-        if recipient_phone is None or not await self.has_account(tx, recipient_phone):
-            status = "noAccount" if recipient_phone is not None else "failed"
+        if recipient_phone is None or not await self.on_network(tx, recipient_phone):
+            status = Status.NO_ACCOUNT if recipient_phone is not None else Status.FAILED
             description = (
                 "" if recipient_phone is not None else f"chat {msg.chat_id} is not on the sandbox network"
             )
@@ -213,7 +209,7 @@ class SandboxChannel:
         await apply_change(tx, msg.sender_wid, msg.chat_id, msg.type_message, msg.content)
         # The sender's side: the message leaves every device of the sender's account.
         await self._sender_copies(tx, msg, now)
-        await self._report_status(tx, msg.sender_wid, msg.chat_id, msg.id_message, "sent", "", msg)
+        await self._report_status(tx, msg.sender_wid, msg.chat_id, msg.id_message, Status.SENT, "", msg)
         # The recipient's side: the phone and every linked instance.
         recipient_wid = wid_of(recipient_phone)
         await _insert_phone_message(
@@ -236,9 +232,11 @@ class SandboxChannel:
             auto_read = await receive(tx, target, incoming) or auto_read
         # recipient_wid is msg.chat_id here (a personal chat id is its phone's wid), so passing msg
         # selects the same rows; it lets the API row be updated without reading it again.
-        await self._report_status(tx, msg.sender_wid, recipient_wid, msg.id_message, "delivered", "", msg)
+        await self._report_status(
+            tx, msg.sender_wid, recipient_wid, msg.id_message, Status.DELIVERED, "", msg
+        )
         if auto_read:
-            await self._report_status(tx, msg.sender_wid, recipient_wid, msg.id_message, "read", "", msg)
+            await self._report_status(tx, msg.sender_wid, recipient_wid, msg.id_message, Status.READ, "", msg)
 
     async def _sender_copies(self, tx: Tx, msg: Outgoing, now: int, chat_name: str | None = None) -> None:
         """Record the message on the sender's phone and announce it to the sender's instances."""
@@ -256,22 +254,18 @@ class SandboxChannel:
                 kind = "outgoingAPIMessageReceived"
             else:
                 kind = "outgoingMessageReceived"
-                await tx.conn.execute(
-                    _INSERT_MESSAGE,
-                    {
-                        "instance_id": inst.id,
-                        "chat_id": msg.chat_id,
-                        "id_message": msg.id_message,
-                        "direction": "out",
-                        "sent_by_api": False,
-                        "kind": "",
-                        "type_message": msg.type_message,
-                        "content": orjson.dumps(msg.content).decode(),
-                        "sender": msg.sender_wid,
-                        "sender_name": msg.sender_name,
-                        "status": "pending",
-                        "created_ms": now,
-                    },
+                await record_sent_elsewhere(
+                    tx,
+                    inst,
+                    IncomingMessage(
+                        msg.id_message,
+                        msg.chat_id,
+                        msg.sender_wid,
+                        msg.sender_name,
+                        msg.type_message,
+                        msg.content,
+                        now,
+                    ),
                 )
             if chat_name is None:
                 chat_name = await contact_name(tx.conn, inst.id, msg.chat_id) or await phone_name(
@@ -299,7 +293,7 @@ class SandboxChannel:
         sender_wid: str,
         chat_id: str,
         id_message: str,
-        status: str,
+        status: Status,
         description: str = "",
         msg: Outgoing | None = None,
     ) -> None:
@@ -326,23 +320,23 @@ class SandboxChannel:
                     _HOLDER_ROWS, {"instance_id": instance_id, "id_message": id_message, "chat_id": chat_id}
                 )
             )
-        now = now_ms()
         for row in rows:
             if not status_advances(row.status, status):
                 continue
-            values: dict[str, Any] = {"status": status, "description": description}
-            if status == "sent":
-                values["sent_ms"] = now
+            columns = None
             if row is api_row:
-                values.update(api_row.pending)
-                api_row.pending = {}
+                columns, api_row.pending = api_row.pending, {}
                 api_row.status = status
-            await tx.conn.execute(_UPDATE_MESSAGE, {"row_id": row.id, **values})
-            inst = await self.core.instances.get(int(row.instance_id), tx.conn)
-            if inst is None:
-                continue
-            await emit(
-                tx, inst, status_event(chat_id, id_message, status, description, bool(row.sent_by_api), now)
+            await lifecycle.set_status(
+                tx,
+                await self.core.instances.get(int(row.instance_id), tx.conn),
+                row.id,
+                chat_id,
+                id_message,
+                status,
+                description,
+                sent_by_api=bool(row.sent_by_api),
+                columns=columns,
             )
         sender_phone = phone_of(sender_wid)
         own_copy = msg is not None and msg.sender_wid == sender_wid and msg.id_message == id_message
@@ -358,7 +352,7 @@ class SandboxChannel:
     async def phone_send_text(self, phone: str, chat_id: str, text: str, quoted_id: str | None = None) -> str:
         """A person types a message on a sandbox phone and sends it."""
         async with self.core.tx() as tx:
-            if not await self.has_account(tx, phone):
+            if not await self.on_network(tx, phone):
                 raise SandboxError(f"no sandbox phone {phone}")
             quoted = None
             if quoted_id:
@@ -394,7 +388,7 @@ class SandboxChannel:
     ) -> str:
         """A person sends any message (a file, ...) from a sandbox phone; ``content`` in domain form."""
         async with self.core.tx() as tx:
-            if not await self.has_account(tx, phone):
+            if not await self.on_network(tx, phone):
                 raise SandboxError(f"no sandbox phone {phone}")
             if quoted_id:
                 content = {**content, "quoted": await _phone_quote(tx, phone, quoted_id)}
@@ -435,7 +429,7 @@ class SandboxChannel:
 
                     await groups.report_read(self, tx, row.chat_id, row.sender, row.id_message)
                     continue
-                await self._report_status(tx, row.sender, wid_of(phone), row.id_message, "read")
+                await self._report_status(tx, row.sender, wid_of(phone), row.id_message, Status.READ)
         return len(rows)
 
 

@@ -16,7 +16,7 @@ from verdigris.messaging import rich
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
-    from verdigris.channels.sandbox.network import SandboxChannel
+    from verdigris.channels.sandbox.network import SandboxNetwork
     from verdigris.core import Tx
 
 
@@ -37,13 +37,13 @@ async def _phone_message(tx: Tx, phone: str, id_message: str) -> Any:
     return row
 
 
-async def _check_phone(channel: SandboxChannel, tx: Tx, phone: str) -> None:
-    if not await channel.has_account(tx, phone):
+async def _check_phone(channel: SandboxNetwork, tx: Tx, phone: str) -> None:
+    if not await channel.on_network(tx, phone):
         raise SandboxError(f"no sandbox phone {phone}")
 
 
 async def send_location(
-    channel: SandboxChannel,
+    channel: SandboxNetwork,
     phone: str,
     chat_id: str,
     latitude: float,
@@ -60,7 +60,7 @@ async def send_location(
 
 
 async def send_contacts(
-    channel: SandboxChannel,
+    channel: SandboxNetwork,
     phone: str,
     chat_id: str,
     cards: list[dict[str, str]],
@@ -73,7 +73,7 @@ async def send_contacts(
         return await channel.phone_send(tx, phone, chat_id, type_message, content)
 
 
-async def vote(channel: SandboxChannel, phone: str, poll_id: str, chosen: list[str]) -> str:
+async def vote(channel: SandboxNetwork, phone: str, poll_id: str, chosen: list[str]) -> str:
     """The phone's owner (re)votes: ``chosen`` is the complete current choice ([] withdraws the vote)."""
     async with channel.core.tx() as tx:
         await _check_phone(channel, tx, phone)
@@ -94,7 +94,7 @@ async def vote(channel: SandboxChannel, phone: str, poll_id: str, chosen: list[s
         return await channel.phone_send(tx, phone, row.chat_id, "pollUpdateMessage", content)
 
 
-async def react(channel: SandboxChannel, phone: str, target_id: str, emoji: str) -> str:
+async def react(channel: SandboxNetwork, phone: str, target_id: str, emoji: str) -> str:
     async with channel.core.tx() as tx:
         await _check_phone(channel, tx, phone)
         row = await _phone_message(tx, phone, target_id)
@@ -111,7 +111,7 @@ async def _own_message(tx: Tx, phone: str, target_id: str, action: str) -> Any:
     return row
 
 
-async def edit(channel: SandboxChannel, phone: str, target_id: str, text: str) -> str:
+async def edit(channel: SandboxNetwork, phone: str, target_id: str, text: str) -> str:
     async with channel.core.tx() as tx:
         await _check_phone(channel, tx, phone)
         row = await _own_message(tx, phone, target_id, "edited")
@@ -123,14 +123,14 @@ async def edit(channel: SandboxChannel, phone: str, target_id: str, text: str) -
         return await channel.phone_send(tx, phone, row.chat_id, "editedMessage", content)
 
 
-async def delete(channel: SandboxChannel, phone: str, target_id: str) -> str:
+async def delete(channel: SandboxNetwork, phone: str, target_id: str) -> str:
     async with channel.core.tx() as tx:
         await _check_phone(channel, tx, phone)
         row = await _own_message(tx, phone, target_id, "deleted for everyone")
         return await channel.phone_send(tx, phone, row.chat_id, "deletedMessage", rich.deletion(target_id))
 
 
-async def press(channel: SandboxChannel, phone: str, target_id: str, button_id: str) -> str:
+async def press(channel: SandboxNetwork, phone: str, target_id: str, button_id: str) -> str:
     async with channel.core.tx() as tx:
         await _check_phone(channel, tx, phone)
         row = await _phone_message(tx, phone, target_id)

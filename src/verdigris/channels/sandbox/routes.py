@@ -204,7 +204,7 @@ def guard(core: Core) -> list[Any]:
 
 def build_router(core: Core) -> APIRouter:
     router = APIRouter(prefix="/sandbox", tags=["sandbox"], dependencies=guard(core), responses=RESPONSES)
-    channel: network.SandboxChannel = core.channels["sandbox"]  # type: ignore[assignment]
+    channel: network.SandboxNetwork = core.channels["sandbox"]  # type: ignore[assignment]
 
     async def existing_phone(number: str) -> dict[str, Any]:
         phone = await network.get_phone(core, number)
@@ -399,15 +399,6 @@ async def sandbox_token(core: Core) -> str:
     """The credentials of the sandbox control API: configured, or generated once per data dir."""
     if core.settings.sandbox_token:
         return core.settings.sandbox_token
-    cached = getattr(core, "_sandbox_token", None)
-    if cached:
-        return str(cached)
     import secrets
 
-    async with core.tx() as tx:
-        value = await instances.meta_get(tx.conn, "sandbox_token")
-        if value is None:
-            value = "sbx." + secrets.token_hex(20)
-            await instances.meta_set(tx.conn, "sandbox_token", value)
-    core._sandbox_token = value  # type: ignore[attr-defined]
-    return value
+    return await instances.workspace_value(core, "sandbox_token", lambda: "sbx." + secrets.token_hex(20))

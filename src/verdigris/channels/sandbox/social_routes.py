@@ -14,8 +14,8 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
+from verdigris.channels.capabilities import GroupError
 from verdigris.channels.sandbox import calls, groups, network, statuses
-from verdigris.channels.sandbox.groups import GroupError
 from verdigris.channels.sandbox.network import SandboxError, wid_of
 from verdigris.channels.sandbox.routes import RESPONSES, ErrorOut, StrictIn, guard
 from verdigris.core import Core
@@ -67,7 +67,7 @@ class IdOut(BaseModel):
 
 def build_router(core: Core) -> APIRouter:
     router = APIRouter(prefix="/sandbox", tags=["sandbox"], dependencies=guard(core), responses=RESPONSES)
-    channel: network.SandboxChannel = core.channels["sandbox"]  # type: ignore[assignment]
+    channel: network.SandboxNetwork = core.channels["sandbox"]  # type: ignore[assignment]
 
     async def existing_phone(number: str) -> None:
         if await network.get_phone(core, number) is None:

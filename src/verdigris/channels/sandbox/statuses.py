@@ -15,12 +15,12 @@ rows. A deleted status disappears for everyone; its statistics stay readable by 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import distinct, insert, select, update
 
+from verdigris.channels.capabilities import StatusNotFound, StatusPost
 from verdigris.channels.sandbox.models import (
     sandbox_phone_messages,
     sandbox_phones,
@@ -28,7 +28,6 @@ from verdigris.channels.sandbox.models import (
     sandbox_statuses,
 )
 from verdigris.channels.sandbox.network import (
-    STATUS_BROADCAST,
     Outgoing,
     SandboxError,
     phone_name,
@@ -36,39 +35,22 @@ from verdigris.channels.sandbox.network import (
     wid_of,
 )
 from verdigris.instances.service import find_by_wid
+from verdigris.messaging import lifecycle
 from verdigris.messaging.content import new_device_id
 from verdigris.messaging.models import messages
-from verdigris.messaging.service import QUEUED
+from verdigris.messaging.vocabulary import STATUS_BROADCAST, Status
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-    from verdigris.channels.sandbox.network import SandboxChannel
+    from verdigris.channels.sandbox.network import SandboxNetwork
     from verdigris.core import Core, Tx
     from verdigris.instances.service import InstanceRecord
 
 
-class StatusNotFound(Exception):
-    pass
-
-
-@dataclass(slots=True)
-class Status:
-    id_message: str
-    author: str
-    author_name: str
-    type_message: str
-    content: dict[str, Any]
-    participants: list[str]
-    sent_by_api: bool
-    created_ms: int
-    # For the author: the furthest any viewer got (sent, delivered, read); for a viewer: its own.
-    status: str = "sent"
-
-
-def _status(row: Any, status: str = "sent") -> Status:
-    return Status(
+def _status(row: Any, status: str = "sent") -> StatusPost:
+    return StatusPost(
         id_message=row.id_message,
         author=row.author,
         author_name=row.author_name,
@@ -114,7 +96,7 @@ async def audience(conn: AsyncConnection, author: str, participants: list[str]) 
     return [w for w, p in candidates.items() if p in existing]
 
 
-async def route(channel: SandboxChannel, tx: Tx, msg: Outgoing) -> None:
+async def route(channel: SandboxNetwork, tx: Tx, msg: Outgoing) -> None:
     """A status leaves its author's account: record it and deliver it to its audience."""
     content = dict(msg.content)
     participants = [str(p) for p in content.get("participants") or []]
@@ -132,25 +114,25 @@ async def route(channel: SandboxChannel, tx: Tx, msg: Outgoing) -> None:
             created_ms=now,
         )
     )
-    await channel._report_status(tx, msg.sender_wid, STATUS_BROADCAST, msg.id_message, "sent", "", msg)
+    await channel._report_status(tx, msg.sender_wid, STATUS_BROADCAST, msg.id_message, Status.SENT, "", msg)
     if viewers:
         rows = [
             {"id_message": msg.id_message, "viewer": v, "status": "delivered", "updated_ms": now}
             for v in viewers
         ]
         await tx.conn.execute(insert(sandbox_status_views), rows)
-        await channel._report_status(tx, msg.sender_wid, STATUS_BROADCAST, msg.id_message, "delivered")
+        await channel._report_status(tx, msg.sender_wid, STATUS_BROADCAST, msg.id_message, Status.DELIVERED)
 
 
 # --- what phones do ------------------------------------------------------------------------------
 
 
 async def phone_post(
-    channel: SandboxChannel, phone: str, text: str, background: str, font: str, participants: list[str]
+    channel: SandboxNetwork, phone: str, text: str, background: str, font: str, participants: list[str]
 ) -> str:
     """The person posts a text status from a sandbox phone."""
     async with channel.core.tx() as tx:
-        if not await channel.has_account(tx, phone):
+        if not await channel.on_network(tx, phone):
             raise SandboxError(f"no sandbox phone {phone}")
         msg = Outgoing(
             sender_wid=wid_of(phone),
@@ -166,7 +148,7 @@ async def phone_post(
     return msg.id_message
 
 
-async def phone_view(channel: SandboxChannel, phone: str, id_message: str) -> None:
+async def phone_view(channel: SandboxNetwork, phone: str, id_message: str) -> None:
     """The person opens a status on a sandbox phone: its author learns it was viewed."""
     viewer = wid_of(phone)
     async with channel.core.tx() as tx:
@@ -194,13 +176,13 @@ async def phone_view(channel: SandboxChannel, phone: str, id_message: str) -> No
             )
             .values(status="read", updated_ms=now_ms())
         )
-        await channel._report_status(tx, row.author, STATUS_BROADCAST, id_message, "read")
+        await channel._report_status(tx, row.author, STATUS_BROADCAST, id_message, Status.READ)
 
 
 # --- journals ------------------------------------------------------------------------------------
 
 
-async def incoming(core: Core, wid: str, minutes: int) -> list[Status]:
+async def incoming(core: Core, wid: str, minutes: int) -> list[StatusPost]:
     """Statuses others posted that reached ``wid`` in the last ``minutes``, newest first."""
     since = now_ms() - minutes * 60_000
     async with core.read() as conn:
@@ -222,7 +204,7 @@ async def incoming(core: Core, wid: str, minutes: int) -> list[Status]:
     return [_status(r, r.view) for r in rows]
 
 
-async def outgoing(core: Core, wid: str, minutes: int) -> list[Status]:
+async def outgoing(core: Core, wid: str, minutes: int) -> list[StatusPost]:
     """Statuses ``wid`` posted in the last ``minutes`` (not deleted), newest first."""
     since = now_ms() - minutes * 60_000
     async with core.read() as conn:
@@ -286,17 +268,13 @@ async def delete(core: Core, rec: InstanceRecord, id_message: str) -> None:
         )
         if result.rowcount:
             return
-        queued = await tx.conn.execute(
-            update(messages)
-            .where(
-                (messages.c.instance_id == rec.id)
-                & (messages.c.id_message == id_message)
-                & (messages.c.chat_id == STATUS_BROADCAST)
-                & (messages.c.status == QUEUED)
-            )
-            .values(status="cleared")
+        withdrawn = await lifecycle.withdraw(
+            tx,
+            (messages.c.instance_id == rec.id)
+            & (messages.c.id_message == id_message)
+            & (messages.c.chat_id == STATUS_BROADCAST),
         )
-        if not queued.rowcount:
+        if not withdrawn:
             raise StatusNotFound(id_message)
 
 

@@ -20,18 +20,18 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select
 
-from verdigris.channels.base import ChannelUnsupported
-from verdigris.channels.whatsapp_cloud import outbound, service
+from verdigris.channels.base import BaseChannel, ChannelUnsupported
+from verdigris.channels.whatsapp_cloud import outbound, routes, service
 from verdigris.channels.whatsapp_cloud.graph import NO_CODE, GraphClient, GraphError
 from verdigris.channels.whatsapp_cloud.models import cloud_message_ids
 from verdigris.channels.whatsapp_cloud.worker import CloudInbox
 from verdigris.instances.settings import is_on
+from verdigris.messaging import lifecycle
 from verdigris.messaging.incoming import mark_chat_read, message_event
 from verdigris.messaging.models import messages
-from verdigris.messaging.notifications import emit, status_event
-from verdigris.messaging.service import QUEUED
+from verdigris.messaging.vocabulary import FILE_TYPES, EventKind, Status
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -111,20 +111,16 @@ _LOCAL_ID = select(cloud_message_ids.c.id_message).where(
     & (cloud_message_ids.c.wamid == bindparam("wamid"))
 )
 _INSERT_ID = insert(cloud_message_ids)
-# Settle a claimed row; the SET columns come from the parameters given at execution.
-_SETTLE = update(messages).where((messages.c.id == bindparam("row_id")) & (messages.c.status == "pending"))
-_SETTLE_SENT = update(messages).where(
-    (messages.c.id == bindparam("row_id")) & messages.c.status.in_(("pending", QUEUED))
-)
 
 
-class CloudChannel:
+class CloudChannel(BaseChannel):
     name = service.CHANNEL
+    title = "Cloud API"
     remote = True
-    methods: frozenset[str] | None = METHODS
+    methods = METHODS
 
     def __init__(self, core: Core) -> None:
-        self.core = core
+        super().__init__(core)
         self._graph: GraphClient | None = None
         self._attempts: dict[int, int] = {}  # row id → failed attempts so far (this process)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -139,7 +135,13 @@ class CloudChannel:
             )
         return self._graph
 
-    async def close(self) -> None:
+    async def start(self) -> None:
+        await self.inbox.start()
+
+    def routers(self) -> list[Any]:
+        return [routes.build_router(self.core, self.inbox)]
+
+    async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         if self._graph is not None:
@@ -161,10 +163,7 @@ class CloudChannel:
     def refusal(self, rec: InstanceRecord, message: OutgoingMessage) -> str | None:
         return outbound.refusal(message.type_message, message.content, message.chat_id)
 
-    async def deliver(self, tx: Tx, rec: InstanceRecord, message: StoredMessage) -> None:
-        raise AssertionError("the Cloud API channel is remote: the send worker calls transmit")
-
-    async def has_account(self, tx: Tx, phone: str) -> bool:
+    async def has_account(self, phone: str) -> bool:
         raise ChannelUnsupported(_WHY["checkWhatsapp"])
 
     async def release(self, tx: Tx, rec: InstanceRecord) -> None:
@@ -256,7 +255,7 @@ class CloudChannel:
                 target = content.get("target") or {}
                 reaction = await self.wamid_of(conn, rec.id, str(target.get("id", "")))
         media = None
-        if message.type_message in outbound.FILE_TYPES:
+        if message.type_message in FILE_TYPES:
             media = await self._upload(known, message)
         return outbound.message_body(
             message.type_message,
@@ -272,8 +271,8 @@ class CloudChannel:
         """Upload the message's stored file to Meta; returns (kind, media id)."""
         content = message.content
         media = self.core.media
-        record = await media.get(str(content.get("fileId", ""))) if media is not None else None
-        if media is None or record is None:
+        record = await media.get(str(content.get("fileId", "")))
+        if record is None:
             raise ChannelUnsupported("the file of this message is no longer stored on this server")
         if record.size > outbound.SIZE_LIMITS["document"]:
             raise ChannelUnsupported(
@@ -294,32 +293,31 @@ class CloudChannel:
         now = now_ms()
         async with self.core.tx() as tx:
             # Also from "queued": had the claim been taken back meanwhile, the message must not go twice.
-            settled = await tx.conn.execute(
-                _SETTLE_SENT,
-                {
-                    "row_id": message.row_id,
-                    "status": "sent",
-                    "sent_ms": now,
-                    "sender": rec.wid,
-                    "sender_name": name,
-                },
+            api_message = message_event(
+                EventKind.OUTGOING_API_MESSAGE,
+                message.id_message,
+                message.type_message,
+                message.content,
+                message.chat_id,
+                rec.wid,
+                name,
+                now,
             )
-            if not settled.rowcount:
+            settled = await lifecycle.set_status(
+                tx,
+                rec,
+                message.row_id,
+                message.chat_id,
+                message.id_message,
+                Status.SENT,
+                expect=(Status.PENDING, Status.QUEUED),
+                columns={"sender": rec.wid, "sender_name": name},
+                at_ms=now,
+                announce=api_message,
+            )
+            if not settled:
                 log.warning("sent message no longer claimed", instance=rec.id, id_message=message.id_message)
             await self.remember(tx, rec.id, wamid, message.id_message)
-            if settled.rowcount:
-                api_message = message_event(
-                    "outgoingAPIMessageReceived",
-                    message.id_message,
-                    message.type_message,
-                    message.content,
-                    message.chat_id,
-                    rec.wid,
-                    name,
-                    now,
-                )
-                await emit(tx, rec, api_message)
-                await emit(tx, rec, status_event(message.chat_id, message.id_message, "sent", at_ms=now))
             await self.inbox.apply_early_statuses(tx, rec, wamid, message.id_message)
             if is_on(rec.settings, "markIncomingMessagesReadedOnReply"):
                 await self.mark_read(tx, rec, message.chat_id, None)
@@ -327,16 +325,19 @@ class CloudChannel:
     async def _settle_failed(self, rec: InstanceRecord, message: StoredMessage, description: str) -> None:
         self._attempts.pop(message.row_id, None)
         async with self.core.tx() as tx:
-            settled = await tx.conn.execute(
-                _SETTLE, {"row_id": message.row_id, "status": "failed", "description": description[:400]}
+            await lifecycle.set_status(
+                tx,
+                rec,
+                message.row_id,
+                message.chat_id,
+                message.id_message,
+                Status.FAILED,
+                description[:400],
+                expect=(Status.PENDING,),
             )
-            if settled.rowcount:
-                await emit(
-                    tx, rec, status_event(message.chat_id, message.id_message, "failed", description[:400])
-                )
 
     async def _requeue(self, tx: Tx, message: StoredMessage) -> None:
-        await tx.conn.execute(_SETTLE, {"row_id": message.row_id, "status": QUEUED})
+        await lifecycle.requeue(tx, messages.c.id == message.row_id)
 
     async def _settle_error(self, rec: InstanceRecord, message: StoredMessage, exc: GraphError) -> int | None:
         reason = exc.describe()

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from verdigris.channels.base import ChannelUnsupported
+from verdigris.messaging.vocabulary import FILE_TYPES
 
 # Text limits of the Cloud API (characters).
 TEXT_MAX = 4096
@@ -35,7 +36,6 @@ SIZE_LIMITS = {
     "document": 100 * 1024 * 1024,
 }
 
-FILE_TYPES = frozenset({"imageMessage", "videoMessage", "audioMessage", "documentMessage", "stickerMessage"})
 _BUTTON_TYPES = frozenset({"interactiveButtonsReply", "buttonsMessage"})
 SUPPORTED_TYPES = frozenset(
     {

@@ -21,6 +21,7 @@ from verdigris.channels.whatsapp_cloud.graph import Credentials, GraphError
 from verdigris.channels.whatsapp_cloud.models import cloud_accounts, cloud_early_statuses, cloud_inbox
 from verdigris.errors import ServiceError
 from verdigris.instances import service as instances
+from verdigris.messaging import lifecycle
 from verdigris.messaging.models import messages
 from verdigris.store.clock import now_ms
 
@@ -216,15 +217,8 @@ async def forget(core: Core, rec: InstanceRecord) -> None:
     async with core.tx() as tx:
         if not await drop_credentials(tx, rec.id):
             raise CloudError("this instance has no WhatsApp Cloud API credentials", 404)
-        await tx.conn.execute(
-            update(messages)
-            .where(
-                (messages.c.instance_id == rec.id)
-                & (messages.c.status == "pending")
-                & (messages.c.direction == "out")
-                & messages.c.sent_by_api
-            )
-            .values(status="queued")
+        await lifecycle.requeue(
+            tx, (messages.c.instance_id == rec.id) & (messages.c.direction == "out") & messages.c.sent_by_api
         )
         await instances.set_state(tx, rec, instances.NOT_AUTHORIZED, "")
         await instances.set_channel(tx, rec, "sandbox")

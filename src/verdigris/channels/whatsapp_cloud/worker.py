@@ -31,12 +31,11 @@ from verdigris.channels.whatsapp_cloud.graph import GraphError
 from verdigris.channels.whatsapp_cloud.models import cloud_early_statuses, cloud_inbox
 from verdigris.media.scan import ScannerUnavailable
 from verdigris.media.service import EmptyFile, FileInfected, FileTooLarge, default_name
-from verdigris.messaging import rich
+from verdigris.messaging import lifecycle, rich
 from verdigris.messaging.content import file_content, quote_of, text_type
 from verdigris.messaging.incoming import IncomingMessage, receive
 from verdigris.messaging.models import messages
-from verdigris.messaging.notifications import emit, status_event
-from verdigris.messaging.service import status_advances
+from verdigris.messaging.vocabulary import Status
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -210,7 +209,7 @@ class CloudInbox:
     ) -> dict[str, Any]:
         """Fetch a received file into the media store; the file fields of its content ({} if refused)."""
         media = self.core.media
-        assert media is not None and got.media_id is not None
+        assert got.media_id is not None
         graph = self.channel.graph
         facts = await graph.media(known.credentials, got.media_id)
         mime = str(facts.get("mime_type") or got.content.get("mimeType") or "application/octet-stream")
@@ -331,13 +330,19 @@ class CloudInbox:
                 {"instance_id": rec.id, "id_message": id_message},
             )
         ).first()
-        if row is None or not status_advances(row.status, status):
+        if row is None:
             return
-        await tx.conn.execute(
-            update(messages).where(messages.c.id == row.id).values(status=status, description=description)
-        )
-        await emit(
-            tx, rec, status_event(row.chat_id, id_message, status, description, bool(row.sent_by_api), at_ms)
+        await lifecycle.set_status(
+            tx,
+            rec,
+            row.id,
+            row.chat_id,
+            id_message,
+            Status(status),
+            description,
+            current=row.status,
+            sent_by_api=bool(row.sent_by_api),
+            at_ms=at_ms,
         )
 
     async def apply_early_statuses(self, tx: Tx, rec: InstanceRecord, wamid: str, id_message: str) -> None:

@@ -10,6 +10,8 @@ from pydantic import Field, field_validator
 
 from verdigris.accounts import service as accounts
 from verdigris.accounts.journal import Origin
+from verdigris.channels.base import profiles_of
+from verdigris.channels.capabilities import PROFILES
 from verdigris.greenapi.errors import WireError, validation
 from verdigris.greenapi.fields import Body
 from verdigris.greenapi.registry import Call, wire_method
@@ -141,10 +143,11 @@ PROFILE_PICTURE_INTERVAL = 10.0
 _last_profile_picture: dict[int, float] = {}
 
 
-@wire_method("setProfilePicture", "POST", "account", body_kind="multipart", needs_link=True)
+@wire_method(
+    "setProfilePicture", "POST", "account", body_kind="multipart", needs_link=True, capability=PROFILES
+)
 async def set_profile_picture(call: Call) -> dict[str, Any]:
     """Set the linked account's profile picture: multipart ``file`` (JPEG or PNG)."""
-    from verdigris.channels.sandbox import groups as pictures
     from verdigris.greenapi.methods.groups import read_picture_form
 
     _, data = await read_picture_form(call, with_group=False)
@@ -153,22 +156,19 @@ async def set_profile_picture(call: Call) -> dict[str, Any]:
     if last is not None and now - last < PROFILE_PICTURE_INTERVAL:
         return {"reason": "rate-overlimit", "urlAvatar": "", "setProfilePicture": False}
     _last_profile_picture[call.instance.id] = now
-    url = await pictures.set_profile_picture(call.core, call.instance.phone, data)
+    url = await profiles_of(call.channel).set_profile_picture(call.core, call.instance.phone, data)
     return {"reason": None, "urlAvatar": url, "setProfilePicture": True}
 
 
 @wire_method("getWaSettings", "GET", "account")
 async def get_wa_settings(call: Call) -> dict[str, Any]:
     """Information about the linked messenger account."""
-    from verdigris.channels.sandbox import groups as pictures
-
     inst = call.instance
     linked = inst.state == instances.AUTHORIZED
+    profiles = call.channel.profiles
     return {
-        # Profile pictures exist on the sandbox network only.
-        "avatar": await pictures.profile_picture_url(call.core, inst.phone)
-        if linked and inst.channel == "sandbox"
-        else "",
+        # Only networks with profiles show pictures.
+        "avatar": await profiles.profile_picture_url(call.core, inst.phone) if linked and profiles else "",
         "base64Avatar": "",
         "phone": inst.phone if linked else "",
         "chatId": "",
@@ -223,7 +223,7 @@ async def qr(call: Call) -> dict[str, Any]:
         return {"type": "alreadyLogged", "message": "instance account already authorized"}
     if inst.state == instances.STARTING:
         return {"type": "error", "message": "instance in starting process try later"}
-    payload = await instances.qr_payload(call.core, inst)
+    payload = await call.channel.qr_payload(inst)
     return {"type": "qrCode", "message": qr_png_base64(payload)}
 
 
@@ -245,7 +245,7 @@ class AuthorizationCodeBody(Body):
 async def get_authorization_code(call: Call) -> dict[str, Any]:
     """A pairing code to link the instance by phone number instead of a QR code."""
     try:
-        code = await instances.request_pairing_code(call.core, call.instance, str(call.body.phoneNumber))
+        code = await call.channel.pairing_code(call.instance, str(call.body.phoneNumber))
     except instances.InstanceError as exc:
         raise WireError(400, str(exc)) from None
     return {"status": True, "code": code}

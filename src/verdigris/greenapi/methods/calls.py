@@ -1,14 +1,15 @@
-"""Call journals: lastIncomingCalls / lastOutgoingCalls (channels/sandbox/calls.py writes them)."""
+"""Call journals: lastIncomingCalls / lastOutgoingCalls (the channel's ``calls`` capability)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from verdigris.channels.sandbox import calls
+from verdigris.channels.base import calls_of
+from verdigris.channels.capabilities import CALLS
 from verdigris.greenapi.registry import Call, wire_method
 
 
-@wire_method("lastIncomingCalls", "GET", "journals", query=("minutes",))
+@wire_method("lastIncomingCalls", "GET", "journals", query=("minutes",), capability=CALLS)
 async def last_incoming_calls(call: Call) -> list[dict[str, Any]]:
     """Finished incoming calls of the last ``minutes`` (default 1440), newest first."""
     minutes = call.int_param("minutes", 1440, 1, 525600)
@@ -23,11 +24,11 @@ async def last_incoming_calls(call: Call) -> list[dict[str, Any]]:
             "isGroup": False,
             "status": c.status,
         }
-        for c in await calls.journal(call.core, call.instance.id, "in", minutes)
+        for c in await calls_of(call.channel).journal(call.core, call.instance.id, "in", minutes)
     ]
 
 
-@wire_method("lastOutgoingCalls", "GET", "journals", query=("minutes",))
+@wire_method("lastOutgoingCalls", "GET", "journals", query=("minutes",), capability=CALLS)
 async def last_outgoing_calls(call: Call) -> list[dict[str, Any]]:
     """Finished outgoing calls (placed from the linked phone) of the last ``minutes``, newest first."""
     minutes = call.int_param("minutes", 1440, 1, 525600)
@@ -42,5 +43,5 @@ async def last_outgoing_calls(call: Call) -> list[dict[str, Any]]:
             "isVideo": c.is_video,
             "status": c.status,
         }
-        for c in await calls.journal(call.core, call.instance.id, "out", minutes)
+        for c in await calls_of(call.channel).journal(call.core, call.instance.id, "out", minutes)
     ]

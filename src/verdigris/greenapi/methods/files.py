@@ -19,12 +19,12 @@ from verdigris.greenapi.fields import Body, ChatId, MessageId, TypingTime
 from verdigris.greenapi.methods.sending import resolve_quote
 from verdigris.greenapi.quota import check_chat
 from verdigris.greenapi.registry import Call, validate_body, wire_method
-from verdigris.greenapi.render import FILE_TYPES
 from verdigris.media import bodies
 from verdigris.media.scan import ScannerUnavailable
 from verdigris.media.service import EmptyFile, FileInfected, FileTooLarge, MediaFile, media_of
 from verdigris.messaging import service as messaging
 from verdigris.messaging.content import file_content, file_type, guess_mime
+from verdigris.messaging.vocabulary import FILE_TYPES
 
 
 def _file_name(value: str) -> str:

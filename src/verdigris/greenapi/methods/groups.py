@@ -1,4 +1,4 @@
-"""Group methods. The instance acts as the account it is linked to (channels/sandbox/groups.py).
+"""Group methods. The instance acts as the account it is linked to (the channel's ``groups`` capability).
 
 Answers follow the documentation: rights problems are "soft" failures with HTTP 200 and a false
 flag (``{"addParticipant": false}``; updateGroupSettings adds a ``reason``; setGroupPicture answers
@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from verdigris.channels.sandbox import groups
-from verdigris.channels.sandbox.groups import GroupError
+from verdigris.channels.base import groups_of
+from verdigris.channels.capabilities import MAX_PICTURE_BYTES, GroupError, picture_kind
 from verdigris.greenapi.errors import WireError, validation
 from verdigris.greenapi.fields import Body
 from verdigris.greenapi.registry import Call, wire_method
@@ -94,7 +94,9 @@ async def create_group(call: Call) -> dict[str, Any]:
     """Create a group with the given members; the instance's account is its creator (superadmin)."""
     body: CreateGroupBody = call.body
     try:
-        group = await groups.create_group(call.core, call.instance.wid, body.groupName, body.chatIds)
+        group = await groups_of(call.channel).create_group(
+            call.core, call.instance.wid, body.groupName, body.chatIds
+        )
     except GroupError as exc:
         raise WireError(400, str(exc)) from None
     return {"created": True, "chatId": group.id, "groupInviteLink": group.invite_link}
@@ -105,7 +107,8 @@ async def update_group_name(call: Call) -> dict[str, Any]:
     """Rename a group."""
     body: GroupNameBody = call.body
     return await _soft(
-        "updateGroupName", groups.rename(call.core, call.instance.wid, body.groupId, body.groupName)
+        "updateGroupName",
+        groups_of(call.channel).rename(call.core, call.instance.wid, body.groupId, body.groupName),
     )
 
 
@@ -118,7 +121,7 @@ async def update_group_settings(call: Call) -> dict[str, Any]:
             "'allowParticipantsEditGroupSettings' or 'allowParticipantsSendMessages' is required"
         )
     try:
-        await groups.update_settings(
+        await groups_of(call.channel).update_settings(
             call.core,
             call.instance.wid,
             body.groupId,
@@ -136,7 +139,7 @@ async def update_group_settings(call: Call) -> dict[str, Any]:
 @wire_method("getGroupData", "POST", "groups", body=GroupBody, needs_link=True)
 async def get_group_data(call: Call) -> dict[str, Any]:
     """A group's name, owner, members and invite link (members only)."""
-    group = await groups.get_group(call.core, call.body.groupId)
+    group = await groups_of(call.channel).get_group(call.core, call.body.groupId)
     if group is None or group.role(call.instance.wid) is None:
         raise WireError(400, f"Group not found: {call.body.groupId} (or this account is not a participant)")
     return {
@@ -158,7 +161,9 @@ async def get_group_data(call: Call) -> dict[str, Any]:
 async def add_group_participant(call: Call) -> dict[str, Any]:
     """Add a member (admins only; false if already a member or without an account)."""
     body: ParticipantBody = call.body
-    action = groups.add_participant(call.core, call.instance.wid, body.groupId, body.participantChatId)
+    action = groups_of(call.channel).add_participant(
+        call.core, call.instance.wid, body.groupId, body.participantChatId
+    )
     return await _soft("addParticipant", action)
 
 
@@ -166,7 +171,9 @@ async def add_group_participant(call: Call) -> dict[str, Any]:
 async def remove_group_participant(call: Call) -> dict[str, Any]:
     """Remove a member (admins only)."""
     body: ParticipantBody = call.body
-    action = groups.remove_participant(call.core, call.instance.wid, body.groupId, body.participantChatId)
+    action = groups_of(call.channel).remove_participant(
+        call.core, call.instance.wid, body.groupId, body.participantChatId
+    )
     return await _soft("removeParticipant", action)
 
 
@@ -174,7 +181,9 @@ async def remove_group_participant(call: Call) -> dict[str, Any]:
 async def set_group_admin(call: Call) -> dict[str, Any]:
     """Make a member an admin (admins only)."""
     body: ParticipantBody = call.body
-    action = groups.set_admin(call.core, call.instance.wid, body.groupId, body.participantChatId, True)
+    action = groups_of(call.channel).set_admin(
+        call.core, call.instance.wid, body.groupId, body.participantChatId, True
+    )
     return await _soft("setGroupAdmin", action)
 
 
@@ -182,14 +191,18 @@ async def set_group_admin(call: Call) -> dict[str, Any]:
 async def remove_admin(call: Call) -> dict[str, Any]:
     """Take admin rights away from a member (admins only)."""
     body: ParticipantBody = call.body
-    action = groups.set_admin(call.core, call.instance.wid, body.groupId, body.participantChatId, False)
+    action = groups_of(call.channel).set_admin(
+        call.core, call.instance.wid, body.groupId, body.participantChatId, False
+    )
     return await _soft("removeAdmin", action)
 
 
 @wire_method("leaveGroup", "POST", "groups", body=GroupBody, needs_link=True)
 async def leave_group(call: Call) -> dict[str, Any]:
     """Leave a group."""
-    return await _soft("leaveGroup", groups.leave(call.core, call.instance.wid, call.body.groupId))
+    return await _soft(
+        "leaveGroup", groups_of(call.channel).leave(call.core, call.instance.wid, call.body.groupId)
+    )
 
 
 @wire_method("setGroupPicture", "POST", "groups", body_kind="multipart", needs_link=True)
@@ -197,7 +210,7 @@ async def set_group_picture(call: Call) -> dict[str, Any]:
     """Set the group's picture: multipart ``file`` (JPEG or PNG) and ``groupId``."""
     group_id, data = await read_picture_form(call, with_group=True)
     try:
-        url = await groups.set_picture(call.core, call.instance.wid, group_id, data)
+        url = await groups_of(call.channel).set_picture(call.core, call.instance.wid, group_id, data)
     except GroupError as exc:
         reason = "Timed Out" if exc.code in ("not_found", "not_member") else "NOT_ENOUGH_RIGHTS"
         return {"reason": reason, "urlAvatar": None, "setGroupPicture": False}
@@ -230,15 +243,13 @@ async def read_picture_form(call: Call, *, with_group: bool) -> tuple[str, bytes
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise validation("'file' is required")
-        data = await upload.read(groups.MAX_PICTURE_BYTES + 1)
+        data = await upload.read(MAX_PICTURE_BYTES + 1)
     finally:
         await form.close()
     if not data:
         raise WireError(400, "File is empty")
-    if len(data) > groups.MAX_PICTURE_BYTES:
-        raise WireError(
-            400, f"File is too large: the limit is {groups.MAX_PICTURE_BYTES // (1024 * 1024)} MB"
-        )
-    if groups.picture_kind(data) is None:
+    if len(data) > MAX_PICTURE_BYTES:
+        raise WireError(400, f"File is too large: the limit is {MAX_PICTURE_BYTES // (1024 * 1024)} MB")
+    if picture_kind(data) is None:
         raise WireError(400, "Unsupported media type")
     return group_id, data

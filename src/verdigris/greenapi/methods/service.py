@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import Field, StrictBool, field_validator, model_validator
 
-from verdigris.channels.sandbox import groups as pictures
+from verdigris.channels.base import profiles_of
+from verdigris.channels.capabilities import PROFILES
 from verdigris.chats import service as chats
 from verdigris.greenapi.errors import WireError, validation
 from verdigris.greenapi.fields import Body, ChatId, MessageId, MessageText
@@ -19,9 +20,8 @@ from verdigris.store.clock import now_ms
 
 
 async def _on_network(call: Call, phone: str) -> bool:
-    channel = call.core.channel(call.instance.channel)
-    async with call.core.tx() as tx:
-        return await channel.has_account(tx, phone)
+    # Outside any transaction: a channel may ask its network.
+    return await call.core.channel(call.instance.channel).has_account(phone)
 
 
 def _personal(chat_id: str) -> str | None:
@@ -67,17 +67,17 @@ class ChatBody(Body):
     chatId: ChatId
 
 
-@wire_method("getAvatar", "POST", "service", body=ChatBody, needs_link=True)
+@wire_method("getAvatar", "POST", "service", body=ChatBody, needs_link=True, capability=PROFILES)
 async def get_avatar(call: Call) -> dict[str, Any]:
     """A chat's avatar URL (set with setProfilePicture / setGroupPicture); ``""`` when none is set."""
     chat_id = call.body.chatId
     phone = _personal(chat_id)
     exists = phone is not None and await _on_network(call, phone)
-    url = await pictures.profile_picture_url(call.core, phone) if exists and phone else ""
+    url = await profiles_of(call.channel).profile_picture_url(call.core, phone) if exists and phone else ""
     return {"urlAvatar": url, "available": exists, "existsWhatsapp": exists, "reason": ""}
 
 
-@wire_method("getContactInfo", "POST", "service", body=ChatBody, needs_link=True)
+@wire_method("getContactInfo", "POST", "service", body=ChatBody, needs_link=True, capability=PROFILES)
 async def get_contact_info(call: Call) -> dict[str, Any]:
     """Profile of a person: names (phonebook first), archive and disappearing state."""
     chat_id = call.body.chatId
@@ -88,10 +88,10 @@ async def get_contact_info(call: Call) -> dict[str, Any]:
         raise WireError(404, f"{chat_id} is not on WhatsApp")
     async with call.core.read() as conn:
         contact = await chats.contact_name(conn, call.instance.id, chat_id)
-        push = await chats.push_name(conn, chat_id)
+        push = await chats.push_name(call.core, call.instance, conn, chat_id)
         state = await chats.chat_state(conn, call.instance.id, chat_id)
     return {
-        "avatar": await pictures.profile_picture_url(call.core, phone),
+        "avatar": await profiles_of(call.channel).profile_picture_url(call.core, phone),
         "name": contact or push,
         "contactName": contact,
         "email": "",

@@ -1,4 +1,4 @@
-"""Status (story) methods: post, delete, and the status journals (channels/sandbox/statuses.py).
+"""Status (story) methods: post, delete, and the status journals (the channel's ``statuses`` capability).
 
 Posting is queued and paced like sending a message (the answer is the idMessage at once); the
 sandbox network then delivers the status to its audience, and viewers on sandbox phones drive
@@ -14,13 +14,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, field_validator
 
-from verdigris.channels.sandbox import statuses
-from verdigris.channels.sandbox.network import STATUS_BROADCAST
+from verdigris.channels.base import statuses_of
+from verdigris.channels.capabilities import StatusNotFound
 from verdigris.greenapi.errors import WireError, validation
 from verdigris.greenapi.fields import Body, MessageId
 from verdigris.greenapi.registry import EMPTY, Call, Empty, wire_method
 from verdigris.greenapi.render import wire_status
 from verdigris.messaging import service as messaging
+from verdigris.messaging.vocabulary import STATUS_BROADCAST
 
 _PERSON_ID = re.compile(r"^\d{5,20}@c\.us$")
 _COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
@@ -160,8 +161,8 @@ async def send_media_status(call: Call) -> dict[str, Any]:
 async def delete_status(call: Call) -> Empty:
     """Delete a status this account posted."""
     try:
-        await statuses.delete(call.core, call.instance, call.body.idMessage)
-    except statuses.StatusNotFound:
+        await statuses_of(call.channel).delete(call.core, call.instance, call.body.idMessage)
+    except StatusNotFound:
         raise WireError(400, "ID message notfound") from None
     return EMPTY
 
@@ -173,8 +174,8 @@ async def get_status_statistic(call: Call) -> list[dict[str, Any]]:
     if not id_message or not isinstance(id_message, str):
         raise validation("'idMessage' is required")
     try:
-        rows = await statuses.statistic(call.core, call.instance.wid, id_message)
-    except statuses.StatusNotFound:
+        rows = await statuses_of(call.channel).statistic(call.core, call.instance.wid, id_message)
+    except StatusNotFound:
         raise WireError(400, "ID message notfound") from None
     return [
         {"participant": r["participant"], "timestamp": r["at_ms"] // 1000, "status": r["status"]}
@@ -193,7 +194,7 @@ async def get_incoming_statuses(call: Call) -> list[dict[str, Any]]:
     """Statuses of others that reached this account in the last ``minutes`` (default 1440)."""
     minutes = call.int_param("minutes", 1440, 1, 525600)
     out = []
-    for s in await statuses.incoming(call.core, call.instance.wid, minutes):
+    for s in await statuses_of(call.channel).incoming(call.core, call.instance.wid, minutes):
         entry: dict[str, Any] = {
             "type": "incoming",
             "idMessage": s.id_message,
@@ -222,7 +223,7 @@ async def get_outgoing_statuses(call: Call) -> list[dict[str, Any]]:
     """Statuses this account posted in the last ``minutes`` (default 1440), with their state."""
     minutes = call.int_param("minutes", 1440, 1, 525600)
     out = []
-    for s in await statuses.outgoing(call.core, call.instance.wid, minutes):
+    for s in await statuses_of(call.channel).outgoing(call.core, call.instance.wid, minutes):
         entry: dict[str, Any] = {
             "type": "outgoing",
             "idMessage": s.id_message,
