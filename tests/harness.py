@@ -44,6 +44,9 @@ def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     # times in a row (bad-input checks over raw HTTP) are not refused; tests of the documented
     # table itself start their own server with VERDIGRIS_RATE_LIMIT_MULTIPLIER=1.
     env.setdefault("VERDIGRIS_RATE_LIMIT_MULTIPLIER", "10")
+    # Test webhook receivers and file servers listen on 127.0.0.1, which the outbound-URL rule
+    # refuses by default (docs/security.md); tests of the rule itself set this to "false".
+    env.setdefault("VERDIGRIS_OUTBOUND_ALLOW_PRIVATE", "true")
     env.update(extra or {})
     return env
 

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # sendFileByUrl may fetch from loopback, private and link-local addresses (off: only public hosts,
     # so licensees cannot make the server read its own network).
     media_fetch_allow_private: bool = False
+    # Webhooks and file fetches (every outbound request a tenant can aim) may go to loopback,
+    # private, link-local and reserved addresses (docs/security.md). Off: public hosts only.
+    outbound_allow_private: bool = False
 
     # A ClamAV daemon that scans every stored file (uploads, fetched URLs, sandbox phones' files):
     # "host:port" or "unix:/path/clamd.sock"; empty = no scanning. Infected files are refused; while

@@ -1,0 +1,167 @@
+"""Regression tests of the security probe (issue 16): each tries what an attacker or a careless
+tenant tried, against a real server, and checks that the door stays shut."""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from harness import Server
+
+STRICT = {"VERDIGRIS_OUTBOUND_ALLOW_PRIVATE": "false"}
+
+
+def fresh_instance(server: Server) -> dict[str, Any]:
+    phone = "7997" + "".join(random.choice("0123456789") for _ in range(7))
+    return server.new_instance("--link", phone)
+
+
+def hooks_api(
+    server: Server, inst: dict[str, Any], verb: str, path: str = "", **kwargs: Any
+) -> httpx.Response:
+    url = f"{server.url}/api/v1/instances/{inst['idInstance']}/webhooks{path}"
+    headers = {"Authorization": f"Bearer {inst['apiTokenInstance']}"}
+    return httpx.request(verb, url, headers=headers, timeout=30, **kwargs)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server with the production default: outbound requests only to public addresses."""
+    srv = Server(tmp_path_factory.mktemp("strict"), env=dict(STRICT)).start()
+    yield srv
+    srv.stop()
+    srv.drop_database()
+
+
+# --- item 3: webhooks may not aim at the server's own network ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:7700/sandbox/phones",
+        "http://127.0.0.2/",
+        "http://localhost/console",
+        "http://2130706433/",
+        "http://[::1]/",
+        "http://10.0.0.1/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:127.0.0.1]/",
+    ],
+)
+def test_set_settings_refuses_private_webhook_targets(strict_server: Server, url: str) -> None:
+    inst = strict_server.instance(0)
+    r = strict_server.wire(inst, "setSettings", verb="POST", json={"webhookUrl": url})
+    assert r.status_code == 400, r.text
+    assert "public internet" in r.text
+    settings = strict_server.wire(inst, "getSettings").json()
+    assert settings["webhookUrl"] != url
+
+
+def test_partner_create_instance_refuses_private_webhook_target(strict_server: Server) -> None:
+    r = httpx.post(
+        f"{strict_server.url}/partner/createInstance/{strict_server.demo['partnerToken']}",
+        json={"name": "x", "webhookUrl": "http://127.0.0.1:1/"},
+        timeout=30,
+    )
+    assert r.status_code == 400, r.text
+
+
+def test_connection_time_check_refuses_private_addresses() -> None:
+    """The check at connection time (also every redirect hop, and the address actually connected
+    to): a name that resolves to loopback is refused before any byte is sent."""
+    import asyncio
+
+    from verdigris.outbound import ForbiddenTarget, GuardedTransport
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    async def attempt(url: str) -> None:
+        async with httpx.AsyncClient(transport=GuardedTransport(allow_private=False)) as client:
+            await client.post(url, content=b"{}")
+
+    try:
+        for url in (f"http://localhost:{port}/", f"http://127.0.0.1:{port}/", f"http://2130706433:{port}/"):
+            with pytest.raises(ForbiddenTarget):
+                asyncio.run(attempt(url))
+        listener.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nothing ever connected
+    finally:
+        listener.close()
+
+
+def test_delivery_log_does_not_tell_network_states_apart(make_server: Callable[..., Server]) -> None:
+    """A closed port and a listener that does not speak HTTP read the same in the delivery log."""
+    srv = make_server(
+        {"VERDIGRIS_WEBHOOK_RETRY_DELAY_SECONDS": "0.3", "VERDIGRIS_WEBHOOK_TIMEOUT_SECONDS": "2"}
+    )
+    inst = fresh_instance(srv)
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+
+    garbage = socket.socket()
+    garbage.bind(("127.0.0.1", 0))
+    garbage.listen()
+    garbage_port = garbage.getsockname()[1]
+    stop = threading.Event()
+
+    def talk_nonsense() -> None:
+        garbage.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = garbage.accept()
+            except OSError:
+                continue
+            conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+            conn.close()
+
+    thread = threading.Thread(target=talk_nonsense, daemon=True)
+    thread.start()
+    try:
+        errors = {}
+        for port in (closed_port, garbage_port):
+            url = f"http://127.0.0.1:{port}/hook"
+            r = srv.wire(inst, "setSettings", verb="POST", json={"webhookUrl": url, "incomingWebhook": "yes"})
+            assert r.status_code == 200, r.text
+            if port == closed_port:
+                r = srv.sandbox(
+                    "POST", "/phones/79990000003/messages", json={"chatId": inst["wid"], "message": "hi"}
+                )
+                assert r.status_code == 200, r.text
+            since = time.time() * 1000
+
+            def failed_attempt(since: float = since) -> Any:
+                log = hooks_api(srv, inst, "GET", "/deliveries").json()
+                return next((e for e in log if e["atMs"] >= since - 5 and e["error"]), None)
+
+            errors[port] = wait_until(failed_attempt, what="a failed delivery")["error"]
+        assert errors[closed_port] == errors[garbage_port], errors
+        assert "refused" not in errors[closed_port].lower()
+    finally:
+        stop.set()
+        thread.join()
+        garbage.close()
