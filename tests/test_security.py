@@ -165,3 +165,43 @@ def test_delivery_log_does_not_tell_network_states_apart(make_server: Callable[.
         stop.set()
         thread.join()
         garbage.close()
+
+
+# --- item 1: a transfer ends the old owner's access --------------------------------------------------
+
+
+def test_transfer_rotates_token_and_clears_webhook(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from licensing_helpers import Clock, instance, licensee, msk, run
+    from verdigris.core import Core
+    from verdigris.instances import service as instances
+    from verdigris.licensing import service, transfers
+    from verdigris.webhooks import service as webhooks
+
+    clock = Clock(monkeypatch, msk(2026, 10, 1, 12))
+
+    async def scenario(core: Core) -> None:
+        await service.publish_tariff(core, code="pro", name="Pro", price="30.00", currency="USD")
+        alice, bob = await licensee(core, "alice"), await licensee(core, "bob")
+        rec = await instance(core, alice)
+        old_token = rec.token
+        await instances.update_settings(
+            core, rec, {"webhookUrl": "https://alice.example/hook", "webhookUrlToken": "alice-secret"}
+        )
+        old_secret = (await webhooks.set_options(core, rec.id, signing=True)).secret
+        granted = await service.grant(core, instance_id=rec.id, code="pro", periods=1, at_ms=clock.at)
+        transfer = await transfers.request_transfer(core, alice, "bob", [granted["id"]], at_ms=clock.at)
+        await transfers.decide_transfer(core, 0, transfer["id"], True, at_ms=clock.at)
+        await transfers.accept_transfer(core, bob, transfer["id"], at_ms=clock.at)
+
+        core.instances.forget(rec.id)
+        for moved in (rec, await core.instances.get(rec.id)):  # the cached record and the stored one
+            assert moved is not None
+            assert moved.account_id == bob
+            assert moved.token != old_token
+            assert moved.settings["webhookUrl"] == "" and moved.settings["webhookUrlToken"] == ""
+        options = await webhooks.get_options(core, rec.id)
+        assert not options.signing and options.secret != old_secret
+        assert [n["kind"] for n in await service.list_notices(core, alice)] == ["transferCompleted"]
+        assert "transferReceived" in [n["kind"] for n in await service.list_notices(core, bob)]
+
+    run(tmp_path, scenario)
