@@ -3,6 +3,7 @@ tenant tried, against a real server, and checks that the door stays shut."""
 
 from __future__ import annotations
 
+import json
 import random
 import socket
 import threading
@@ -205,3 +206,91 @@ def test_transfer_rotates_token_and_clears_webhook(tmp_path: Any, monkeypatch: p
         assert "transferReceived" in [n["kind"] for n in await service.list_notices(core, bob)]
 
     run(tmp_path, scenario)
+
+
+# --- item 2: bodies are bounded while they stream in, before any authentication work ---------------
+
+
+def raw_request(server: Server, head: str, body: bytes = b"") -> tuple[int, bytes]:
+    """Send a request line and headers (and maybe a piece of the body) and read the answer,
+    without ever sending the rest of a declared body."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head.encode() + b"\r\n\r\n" + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head_part, _, rest = data.partition(b"\r\n\r\n")
+        length = next(
+            (
+                int(line.split(b":")[1])
+                for line in head_part.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            ),
+            0,
+        )
+        while len(rest) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+    return int(head_part.split(b" ")[1]), rest
+
+
+HUGE = 100 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("path", "verb", "error_key"),
+    [
+        ("/api/v1/payments/callback/signed", "POST", "message"),
+        ("/sandbox/phones", "POST", "detail"),
+        ("/api/v1/instances/1/webhooks", "PATCH", "detail"),
+        ("/api/v1/invoices", "POST", "message"),
+        ("/console/login", "POST", None),
+    ],
+)
+def test_declared_oversized_body_is_refused_unread(
+    server: Server, path: str, verb: str, error_key: str | None
+) -> None:
+    status, body = raw_request(
+        server,
+        f"{verb} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {HUGE}",
+        b"{" + b" " * 1000,
+    )
+    assert status == 413, body[:300]
+    if error_key is not None:
+        assert "Payload Too Large" in json.loads(body)[error_key]
+
+
+def test_wire_oversized_body_is_413_in_the_wire_format(server: Server) -> None:
+    inst = server.instance(0)
+    path = f"/waInstance{inst['idInstance']}/sendFileByUpload/{inst['apiTokenInstance']}"
+    status, body = raw_request(
+        server,
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: {HUGE * 2}",
+    )
+    assert status == 413
+    answer = json.loads(body)
+    assert answer["statusCode"] == 413 and "Payload Too Large" in answer["message"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/sandbox/phones", "/api/v1/payments/callback/signed", "/api/v1/instances/1/webhooks"]
+)
+def test_chunked_oversized_body_is_stopped(server: Server, path: str) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"number": "' + b"1" * (64 * 1024)
+        for _ in range(100):  # 6.4 MB, more than any JSON face takes
+            yield b"1" * (64 * 1024)
+        yield b'"}'
+
+    try:
+        r = httpx.request(
+            "PATCH" if "webhooks" in path else "POST", server.url + path, content=chunks(), timeout=30
+        )
+    except httpx.HTTPError:
+        return  # the server answered and closed while the client was still sending: also refused
+    assert r.status_code == 413, r.text

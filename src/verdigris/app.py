@@ -17,6 +17,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from verdigris import __version__, metrics
 from verdigris.accounts import service as accounts_service
+from verdigris.bodylimit import BodyLimit
 from verdigris.channels.sandbox import calls as sandbox_calls
 from verdigris.channels.sandbox import social_routes
 from verdigris.channels.sandbox.network import SandboxChannel
@@ -173,6 +174,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     app.router.redirect_slashes = False
     wire = wire_routes(core)
     app.add_middleware(PathNormalizer, wire=wire)
+    app.add_middleware(BodyLimit, settings=settings)  # outermost: before any other work
 
     @app.get("/health", tags=["operations"], summary="Liveness and basic facts")
     async def health() -> dict[str, Any]:
