@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from console_client import Console, join_team, mail_text, new_user, outbox_mail
 from harness import Server
 
 STRICT = {"VERDIGRIS_OUTBOUND_ALLOW_PRIVATE": "false"}
@@ -294,3 +297,134 @@ def test_chunked_oversized_body_is_stopped(server: Server, path: str) -> None:
     except httpx.HTTPError:
         return  # the server answered and closed while the client was still sending: also refused
     assert r.status_code == 413, r.text
+
+
+# --- items 4 and 6 (and issue 13, item 10): one password check, throttle and lockout for every face ---
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Its own server: these tests fail logins on purpose (the per-address limit is shared)."""
+    srv = Server(tmp_path_factory.mktemp("auth"), env={"VERDIGRIS_LOGIN_MAX_FAILURES": "3"}).start()
+    yield srv
+    srv.stop()
+    srv.drop_database()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def basic(server: Server, username: str, password: str) -> httpx.Response:
+    return httpx.get(f"{server.url}/api/v1/billing", auth=(username, password), timeout=30)
+
+
+def test_basic_auth_shares_the_console_throttle_and_a_reset_lifts_it(auth_server: Server) -> None:
+    name = unique("bt")
+    _, password = new_user(auth_server, name)
+    assert basic(auth_server, name, password).status_code == 200
+    for _ in range(3):
+        assert basic(auth_server, name, "Wrong-Guess-1234").status_code == 401
+    r = basic(auth_server, name, password)  # the right password, but the username is locked
+    assert r.status_code == 401 and "Too many" in r.json()["message"], r.text
+    login = Console(auth_server).login(name, password)
+    assert login.status_code == 401 and "reset your password" in login.text  # the lock hints at the reset
+
+    anon = Console(auth_server)
+    anon.get("/reset")
+    assert anon.post("/reset", {"email": f"{name}@example.test"}).status_code == 200
+    text = mail_text(outbox_mail(auth_server.data_dir, f"{name}@example.test", "Reset"))
+    path = text.split("\n  ", 1)[1].split()[0].split("/console", 1)[1]
+    anon.get(path)
+    assert anon.post(path, {"password": "Hollow-Lantern-Orbit-57"}).status_code == 303
+    assert Console(auth_server).login(name, "Hollow-Lantern-Orbit-57").status_code == 303
+    assert basic(auth_server, name, "Hollow-Lantern-Orbit-57").status_code == 200
+
+
+def test_console_lockout_applies_to_basic_auth(auth_server: Server) -> None:
+    name = unique("bl")
+    _, password = new_user(auth_server, name)
+    for _ in range(3):
+        assert Console(auth_server).login(name, "Wrong-Guess-1234").status_code == 401
+    assert basic(auth_server, name, password).status_code == 401
+
+
+def test_old_password_stops_at_once_on_basic_auth(auth_server: Server) -> None:
+    name = unique("bc")
+    console, password = new_user(auth_server, name)
+    assert basic(auth_server, name, password).status_code == 200  # now remembered by the server
+    console.get("/account")
+    new = "Velvet-Harbour-Quartz-81"
+    r = console.post("/account/password", {"password": password, "new_password": new, "repeat_password": new})
+    assert r.status_code in (200, 303), r.text
+    assert basic(auth_server, name, password).status_code == 401
+    assert basic(auth_server, name, new).status_code == 200
+
+
+def test_change_password_form_is_throttled(auth_server: Server) -> None:
+    name = unique("bf")
+    console, password = new_user(auth_server, name)
+    new = "Copper-Meadow-Signal-63"
+    for _ in range(3):
+        console.get("/account")
+        r = console.post(
+            "/account/password", {"password": "Wrong-Guess-1234", "new_password": new, "repeat_password": new}
+        )
+        assert r.status_code == 400
+    console.get("/account")
+    r = console.post("/account/password", {"password": password, "new_password": new, "repeat_password": new})
+    assert r.status_code == 400 and "Too many" in r.text
+    assert basic(auth_server, name, new).status_code == 401  # the password did not change
+
+
+def test_removed_member_loses_basic_auth_at_once(auth_server: Server) -> None:
+    owner, _ = new_user(auth_server, unique("bo"))
+    member, member_id = join_team(auth_server, owner, "admin")
+    username = re.search(r"u[0-9a-f]{10}", member.get("/account").text)
+    assert username is not None
+    assert basic(auth_server, username.group(0), "Member-Pass-9999").status_code == 200
+    owner.get("/team")
+    assert owner.post(f"/team/{member_id}/remove").status_code == 303
+    assert basic(auth_server, username.group(0), "Member-Pass-9999").status_code == 401
+
+
+# --- item 5: the operator's measures apply to the webhook API ------------------------------------------
+
+
+def test_blocked_account_loses_the_webhook_api(server: Server) -> None:
+    name = unique("wb")
+    new_user(server, name)
+    inst = server.new_instance("--account", name)
+    assert hooks_api(server, inst, "GET").status_code == 200
+    op = Console(server, user_agent="operator-agent")
+    assert (
+        op.login(server.demo["operator"]["username"], server.demo["operator"]["password"]).status_code == 303
+    )
+    page = op.get(f"/operator/accounts?q={name}").text
+    target = re.search(rf'/console/operator/accounts/(\d+)">{re.escape(name)}<', page)
+    assert target is not None
+    op.get(f"/operator/accounts/{target.group(1)}")
+    assert op.post(f"/operator/accounts/{target.group(1)}/block", {"reason": "probe"}).status_code == 303
+    try:
+        for verb, path, kwargs in (
+            ("GET", "", {}),
+            ("PATCH", "", {"json": {"signing": True}}),
+            ("GET", "/deliveries", {}),
+            ("POST", "/secret", {}),
+        ):
+            r = hooks_api(server, inst, verb, path, **kwargs)
+            assert r.status_code == 403 and "blocked by the operator" in r.json()["detail"], (path, r.text)
+    finally:
+        op.get(f"/operator/accounts/{target.group(1)}")
+        op.post(f"/operator/accounts/{target.group(1)}/unblock", {"reason": "probe over"})
+
+
+# --- item 10: no enumeration of instance ids on the webhook API -----------------------------------------
+
+
+def test_webhook_api_answers_unknown_and_foreign_instances_alike(server: Server) -> None:
+    inst = server.instance(0)
+    foreign = hooks_api(server, dict(inst, idInstance=server.instance(1)["idInstance"]), "GET")
+    unknown = hooks_api(server, dict(inst, idInstance=987654321012), "GET")
+    assert foreign.status_code == unknown.status_code == 401
+    assert foreign.json() == unknown.json()
