@@ -119,14 +119,18 @@ def build_router(core: Core) -> APIRouter:
     async def instance(instance_id: str, request: Request) -> InstanceRecord:
         if not (instance_id.isascii() and instance_id.isdigit()) or len(instance_id) > 18:
             raise HTTPException(400, "idInstance must be a number (ASCII digits, at most 18)")
-        rec = await core.instances.get(int(instance_id))
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise HTTPException(401, "send 'Authorization: Bearer <apiTokenInstance>'")
-        if rec is None:
-            raise HTTPException(404, f"no instance {instance_id}")
-        if not hmac.compare_digest(value.strip().encode(), rec.token.encode()):
+        rec = await core.instances.get(int(instance_id))
+        # An unknown instance and a foreign one read the same: ids cannot be enumerated.
+        expected = rec.token if rec is not None else "-" * 50
+        if not hmac.compare_digest(value.strip().encode(), expected.encode()) or rec is None:
             raise HTTPException(401, "wrong apiTokenInstance for this instance")
+        # The operator's measures (T-16): a blocked or suspended account keeps no face.
+        measure = core.moderation.measure(rec.account_id) if core.moderation is not None else None
+        if measure is not None and measure.locks_out:
+            raise HTTPException(403, "the account is blocked by the operator: " + measure.describe())
         return rec
 
     router = APIRouter(
@@ -137,8 +141,8 @@ def build_router(core: Core) -> APIRouter:
             for status, text in (
                 (400, "Bad request data"),
                 (401, "Missing or wrong Bearer token (the instance's apiTokenInstance)"),
-                (403, "Unknown instance"),
-                (404, "No such instance, notification or dead letter"),
+                (403, "The account is blocked or suspended by the operator"),
+                (404, "No such notification or dead letter"),
                 (413, "Body too large"),
             )
         },
