@@ -428,3 +428,25 @@ def test_webhook_api_answers_unknown_and_foreign_instances_alike(server: Server)
     unknown = hooks_api(server, dict(inst, idInstance=987654321012), "GET")
     assert foreign.status_code == unknown.status_code == 401
     assert foreign.json() == unknown.json()
+
+
+def test_concurrent_guesses_are_throttled_on_postgresql(make_server: Callable[..., Server]) -> None:
+    """30 guesses at once for one username: at most the limit (5) are checked, on PostgreSQL too."""
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    from harness import create_postgres_database
+
+    if shutil.which("psql") is None:
+        pytest.skip("no PostgreSQL client here")
+    srv = make_server({"VERDIGRIS_DATABASE_URL": create_postgres_database()})
+    name = unique("pg")
+    new_user(srv, name)
+
+    def guess(i: int) -> str:
+        return str(basic(srv, name, f"Wrong-Guess-{i:04d}").json()["message"])
+
+    with ThreadPoolExecutor(30) as pool:
+        answers = list(pool.map(guess, range(30)))
+    checked = [a for a in answers if not a.startswith("Too many")]
+    assert len(checked) <= 5, answers
