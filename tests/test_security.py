@@ -450,3 +450,59 @@ def test_concurrent_guesses_are_throttled_on_postgresql(make_server: Callable[..
         answers = list(pool.map(guess, range(30)))
     checked = [a for a in answers if not a.startswith("Too many")]
     assert len(checked) <= 5, answers
+
+
+# --- item 9: no 5xx on odd ids and odd file names ----------------------------------------------------
+
+
+def test_odd_ids_are_refused_not_crashed(server: Server) -> None:
+    licensee = (server.demo["console"]["username"], server.demo["console"]["password"])
+    operator = (server.demo["operator"]["username"], server.demo["operator"]["password"])
+    for path in ("/api/v1/invoices/²", "/api/v1/invoices/²/pdf", "/api/v1/invoices/99999999999999999999"):
+        r = httpx.get(server.url + path, auth=licensee, timeout=30)
+        assert r.status_code == 404, (path, r.text)
+    r = httpx.post(server.url + "/api/v1/invoices/9223372036854775808/cancel", auth=licensee, timeout=30)
+    assert r.status_code == 404, r.text
+    for path in ("/api/v1/operator/licenses/99999999999999999999/revoke", "/api/v1/operator/loyalty-rules/٣"):
+        verb = "DELETE" if "loyalty" in path else "POST"
+        r = httpx.request(verb, server.url + path, auth=operator, timeout=30)
+        assert r.status_code == 404, (path, r.text)
+    r = httpx.post(
+        server.url + "/api/v1/operator/licenses",
+        auth=operator,
+        json={"instanceId": 2**64, "tariff": "x"},
+        timeout=30,
+    )
+    assert r.status_code == 400, r.text
+    inst = server.instance(0)
+    for params in ({"beforeId": str(2**64)}, {"receiptId": str(2**63)}):
+        r = hooks_api(server, inst, "GET", "/deliveries", params=params)
+        assert r.status_code == 422, r.text
+    assert hooks_api(server, inst, "DELETE", f"/dead-letters/{2**64}").status_code == 422
+    assert "Traceback" not in server.log()
+
+
+BOGUS_NAME_PART = (
+    b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename*=bogus-charset''%FF.txt\r\n"
+    b"Content-Type: text/plain\r\n\r\nhello\r\n"
+)
+
+
+def test_bogus_charset_in_file_name_is_no_crash(server: Server) -> None:
+    inst = server.instance(0)
+    other = server.instance(1)
+    chat = b'--b\r\nContent-Disposition: form-data; name="chatId"\r\n\r\n' + other["wid"].encode() + b"\r\n"
+    headers = {"Content-Type": "multipart/form-data; boundary=b"}
+    r = server.wire(inst, "uploadFile", verb="POST", content=BOGUS_NAME_PART + b"--b--\r\n", headers=headers)
+    assert r.status_code < 500, r.text
+    r = server.wire(
+        inst, "sendFileByUpload", verb="POST", content=chat + BOGUS_NAME_PART + b"--b--\r\n", headers=headers
+    )
+    assert r.status_code < 500, r.text
+    r = httpx.post(
+        f"{server.url}/sandbox/phones/79990000003/files",
+        content=chat + BOGUS_NAME_PART + b"--b--\r\n",
+        headers={**headers, "Authorization": f"Bearer {server.demo['sandbox']['token']}"},
+        timeout=30,
+    )
+    assert r.status_code < 500, r.text

@@ -35,6 +35,7 @@ from verdigris.licensing.provider import CallbackError, SignedCallbackProvider
 from verdigris.licensing.service import BillingError
 
 _AUTH_CACHE_S = 60.0
+MAX_ID = 2**63 - 1  # ids are 64-bit signed integers in the store
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -147,8 +148,8 @@ def _int(data: dict[str, Any], key: str, required: bool = True) -> int | None:
     value = data.get(key)
     if value is None and not required:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BillingError(400, f"'{key}' must be an integer")
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_ID:
+        raise BillingError(400, f"'{key}' must be an integer (64-bit)")
     return value
 
 
@@ -516,7 +517,8 @@ def build_router(core: Core) -> APIRouter:
 
 
 def _path_int(request: Request, name: str) -> int:
-    value = request.path_params.get(name, "")
-    if not str(value).isdigit():
-        raise BillingError(404, f"not found: {value}")
+    value = str(request.path_params.get(name, ""))
+    # ASCII digits only ("²".isdigit() is true, int() refuses it), within the id column's range.
+    if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > MAX_ID:
+        raise BillingError(404, f"not found: {value[:40]}")
     return int(value)

@@ -7,16 +7,18 @@
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from verdigris.core import Core
 from verdigris.instances.service import InstanceRecord
 from verdigris.webhooks import service
 from verdigris.webhooks.service import DeliveryError
+
+MAX_ID = 2**63 - 1  # ids are 64-bit signed integers in the store
 
 
 class Strict(BaseModel):
@@ -71,9 +73,14 @@ class Attempt(BaseModel):
 
 
 class ReplayIn(Strict):
-    fromReceiptId: int | None = Field(default=None, ge=0, description="Re-deliver from this receiptId on")
+    fromReceiptId: int | None = Field(
+        default=None, ge=0, le=MAX_ID, description="Re-deliver from this receiptId on"
+    )
     since: int | None = Field(
-        default=None, ge=0, description="Or re-deliver notifications created from this time on (Unix seconds)"
+        default=None,
+        ge=0,
+        le=MAX_ID // 1000,
+        description="Or re-deliver notifications created from this time on (Unix seconds)",
     )
 
 
@@ -93,7 +100,7 @@ class DeadLetter(BaseModel):
 
 
 class ResendIn(Strict):
-    receiptIds: list[int] | None = Field(
+    receiptIds: list[Annotated[int, Field(ge=0, le=MAX_ID)]] | None = Field(
         default=None, max_length=10_000, description="The dead letters to send again; omitted = all"
     )
 
@@ -197,8 +204,12 @@ def build_router(core: Core) -> APIRouter:
     async def deliveries(
         rec: InstanceRecord = Depends(instance),
         limit: int = Query(default=100, ge=1, le=1000),
-        beforeId: int | None = Query(default=None, ge=1, description="Page: entries older than this id"),
-        receiptId: int | None = Query(default=None, ge=0, description="Only this notification's attempts"),
+        beforeId: int | None = Query(
+            default=None, ge=1, le=MAX_ID, description="Page: entries older than this id"
+        ),
+        receiptId: int | None = Query(
+            default=None, ge=0, le=MAX_ID, description="Only this notification's attempts"
+        ),
     ) -> Any:
         rows = await service.attempts_log(core, rec.id, limit=limit, before_id=beforeId, receipt_id=receiptId)
         return [
@@ -240,7 +251,9 @@ def build_router(core: Core) -> APIRouter:
     async def dead_letter_list(
         rec: InstanceRecord = Depends(instance),
         limit: int = Query(default=100, ge=1, le=1000),
-        afterReceiptId: int = Query(default=0, ge=0, description="Page: entries after this receiptId"),
+        afterReceiptId: int = Query(
+            default=0, ge=0, le=MAX_ID, description="Page: entries after this receiptId"
+        ),
     ) -> Any:
         rows = await service.dead_letter_list(core, rec.id, limit=limit, after_receipt_id=afterReceiptId)
         return [
@@ -267,7 +280,7 @@ def build_router(core: Core) -> APIRouter:
         return {"queued": await service.resend_dead_letters(core, rec.id, ids)}
 
     @router.delete("/dead-letters/{receipt_id}", response_model=Deleted, summary="Drop one dead letter")
-    async def drop(receipt_id: int, rec: InstanceRecord = Depends(instance)) -> Any:
+    async def drop(receipt_id: int = Path(ge=0, le=MAX_ID), rec: InstanceRecord = Depends(instance)) -> Any:
         if not await service.delete_dead_letter(core, rec.id, receipt_id):
             raise HTTPException(404, f"no dead letter {receipt_id} for this instance")
         return {"deleted": True}
