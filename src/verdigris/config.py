@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     password_min_length: int = Field(default=10, ge=6)
     # Comma-separated extra passwords to refuse (a built-in list of common ones always applies).
     password_blocklist: str = ""
+    # Smallest zxcvbn score (0-4) a new password needs; 3 means "safely unguessable" (about 10^8
+    # guesses or more). zxcvbn ships lists of common passwords, words and names. 0 switches it off.
+    password_min_strength: int = Field(default=3, ge=0, le=4)
     # A file of refused passwords, one per line (e.g. a breached-password list); empty: none.
     password_blocklist_file: str = ""
     # Comma-separated usernames nobody may register or rename to (plus the built-in ones).
