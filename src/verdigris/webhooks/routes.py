@@ -22,7 +22,9 @@ MAX_ID = 2**63 - 1  # ids are 64-bit signed integers in the store
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Request bodies: no unknown keys, no coercion (``0`` is not ``false``, ``"1"`` not ``1``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class RetryOut(BaseModel):
@@ -150,6 +152,7 @@ def build_router(core: Core) -> APIRouter:
                 (401, "Missing or wrong Bearer token (the instance's apiTokenInstance)"),
                 (403, "The account is blocked or suspended by the operator"),
                 (404, "No such notification or dead letter"),
+                (409, "No webhookUrl is set (replays and resends go to the webhook)"),
                 (413, "Body too large"),
             )
         },
