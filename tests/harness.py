@@ -126,7 +126,10 @@ class Server:
             time.sleep(0.1)
         else:
             raise RuntimeError(f"server did not come up:\n{self.log()}")
-        self.demo = cli(self.data_dir, "demo", "--json", "--port", str(self.port), env=self.env)
+        # Demo passwords are printed only when made: give the demo accounts fresh ones for the tests.
+        self.demo = cli(
+            self.data_dir, "demo", "--json", "--new-passwords", "--port", str(self.port), env=self.env
+        )
         return self
 
     def log(self) -> str:

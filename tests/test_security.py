@@ -506,3 +506,76 @@ def test_bogus_charset_in_file_name_is_no_crash(server: Server) -> None:
         timeout=30,
     )
     assert r.status_code < 500, r.text
+
+
+# --- item 8 (issue 13, item 18): the demo's passwords are never kept in clear --------------------------
+
+
+def store_bytes(server: Server) -> bytes:
+    return b"".join(p.read_bytes() for p in server.data_dir.glob("verdigris.sqlite3*"))
+
+
+def test_demo_passwords_are_printed_once_and_never_stored(make_server: Callable[..., Server]) -> None:
+    from harness import cli
+
+    srv = make_server()
+    if srv.env.get("VERDIGRIS_DATABASE_URL"):
+        pytest.skip("the demo is created at start on the embedded default only")
+    first_banner = srv.log()
+    created = re.search(r"operator login\s+: operator / (\S+)", first_banner)
+    assert created, first_banner  # printed once, at creation
+    current = srv.demo["operator"]["password"]  # the harness asked for new ones (--new-passwords)
+    assert current and current != created.group(1)
+    stored = store_bytes(srv)
+    for password in (created.group(1), current, srv.demo["console"]["password"]):
+        assert password.encode() not in stored
+    again = cli(srv.data_dir, "demo", "--json", "--port", str(srv.port), env=srv.env)
+    assert again["operator"] == {"username": "operator", "password": None}
+    assert again["instances"] == srv.demo["instances"]
+    srv.stop()
+    srv.start()
+    assert current not in srv.log().replace(first_banner, "")
+    assert Console(srv).login("operator", srv.demo["operator"]["password"]).status_code == 303
+
+
+def test_production_start_creates_no_demo(tmp_path: Any) -> None:
+    import sqlite3
+    import subprocess
+    import sys
+
+    from harness import free_port, server_env
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "verdigris",
+            "serve",
+            "--no-demo",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path),
+        ],
+        env=server_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: _healthy(port) or proc.poll() is not None, what="the server")
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=30)[0].decode()
+    assert "operator login" not in output
+    with sqlite3.connect(tmp_path / "verdigris.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM accounts").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM instances").fetchone() == (0,)
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

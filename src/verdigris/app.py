@@ -137,9 +137,9 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await prepare(core)
         info = None
-        if settings.demo:
-            from verdigris.demo import banner, ensure_demo
+        from verdigris.demo import banner, ensure_demo, wanted_at_start
 
+        if await wanted_at_start(core):  # the embedded default's first start only
             info = await ensure_demo(core)
         await start(core)
         if print_banner and info is not None:

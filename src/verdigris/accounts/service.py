@@ -402,6 +402,14 @@ async def _confirm_password(
         raise PolicyError(f"{field}: {text}") from None
 
 
+async def set_password_hash(core: Core, account_id: int, password_hash: str) -> None:
+    """Store a new password hash as is (no policy: for generated passwords)."""
+    async with core.tx() as tx:
+        await tx.conn.execute(
+            update(accounts).where(accounts.c.id == account_id).values(password_hash=password_hash)
+        )
+
+
 async def change_password(
     core: Core, account: Account, current: str, new: str, keep_session: str, origin: Origin
 ) -> int:
