@@ -334,7 +334,8 @@ def test_delivery_api_rejects_bad_requests_and_changes_nothing(hooks_server: Ser
     r = httpx.get(f"{hooks_server.url}/api/v1/instances/{inst['idInstance']}/webhooks", timeout=30)
     assert r.status_code == 401 and "Bearer" in r.json()["detail"]
     other = dict(inst, idInstance=1)
-    assert hooks_api(hooks_server, other, "GET").status_code == 401  # the same answer as a foreign instance (no enumeration)
+    # An unknown instance answers like a foreign one (no enumeration of ids).
+    assert hooks_api(hooks_server, other, "GET").status_code == 401
     # Replay needs a webhookUrl, and exactly one starting point.
     r = hooks_api(hooks_server, inst, "POST", "/replay", json={"fromReceiptId": 1})
     assert r.status_code == 409 and "webhookUrl" in r.json()["detail"]
