@@ -37,6 +37,7 @@ from verdigris.greenapi import render
 from verdigris.greenapi.openapi import wire_paths
 from verdigris.greenapi.partner import partner_paths, partner_routes
 from verdigris.greenapi.routes import PathNormalizer, wire_routes
+from verdigris.hsts import StrictTransportSecurity
 from verdigris.licensing.enforce import Licensing
 from verdigris.licensing.routes import build_router as licensing_router
 from verdigris.licensing.worker import LicensingWorker
@@ -174,7 +175,8 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     app.router.redirect_slashes = False
     wire = wire_routes(core)
     app.add_middleware(PathNormalizer, wire=wire)
-    app.add_middleware(BodyLimit, settings=settings)  # outermost: before any other work
+    app.add_middleware(BodyLimit, settings=settings)  # before any other work
+    app.add_middleware(StrictTransportSecurity)
 
     @app.get("/health", tags=["operations"], summary="Liveness and basic facts")
     async def health() -> dict[str, Any]:
