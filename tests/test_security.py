@@ -579,3 +579,21 @@ def _healthy(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+# --- item 12: erased rows are zeroed on every SQLite build -----------------------------------------------
+
+
+def test_store_connections_zero_deleted_rows(tmp_path: Any) -> None:
+    """Debian's SQLite zeroes deleted rows by default, other builds do not: the store asks for it on
+    every connection rather than relying on the build (checked from a connection set to OFF)."""
+    import sqlite3
+
+    from verdigris.store.db import _sqlite_pragmas
+
+    conn = sqlite3.connect(tmp_path / "x.sqlite3")
+    conn.execute("PRAGMA secure_delete=OFF")
+    assert conn.execute("PRAGMA secure_delete").fetchone() == (0,)
+    _sqlite_pragmas(conn, None)
+    assert conn.execute("PRAGMA secure_delete").fetchone() == (1,)
+    conn.close()

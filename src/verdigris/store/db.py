@@ -41,6 +41,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA cache_size=-32000")
+    # Deleted rows are overwritten with zeros whatever SQLite's build option (erasure, T-18).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
