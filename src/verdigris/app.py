@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 import structlog
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import IntegrityError
 from starlette.responses import PlainTextResponse, Response
 
 from verdigris import __version__, metrics
@@ -38,6 +40,7 @@ from verdigris.greenapi.openapi import wire_paths
 from verdigris.greenapi.partner import partner_paths, partner_routes
 from verdigris.greenapi.routes import PathNormalizer, wire_routes
 from verdigris.hsts import StrictTransportSecurity
+from verdigris.instances import service as instances
 from verdigris.licensing.enforce import Licensing
 from verdigris.licensing.routes import build_router as licensing_router
 from verdigris.licensing.worker import LicensingWorker
@@ -130,6 +133,29 @@ def declare_path_parameters(schema: dict[str, Any]) -> None:
                     )
 
 
+SERVED_URLS = "served_urls"
+
+
+async def record_served_urls(core: Core) -> None:
+    """Remember where this server answers, so offline commands on its store print the real URLs."""
+    text = orjson.dumps({"apiUrl": core.public_url, "mediaUrl": core.media_url}).decode()
+    try:
+        async with core.tx() as tx:
+            await instances.meta_set(tx.conn, SERVED_URLS, text)
+    except IntegrityError:  # another process of the cluster wrote the first row at the same moment
+        async with core.tx() as tx:
+            await instances.meta_set(tx.conn, SERVED_URLS, text)
+
+
+async def use_served_urls(core: Core) -> None:
+    """Point ``core`` at the URLs the last server started on this store recorded (if any)."""
+    async with core.db.read() as conn:
+        text = await instances.meta_get(conn, SERVED_URLS)
+    if text:
+        urls = orjson.loads(text)
+        core.public_url, core.media_url = urls["apiUrl"], urls["mediaUrl"]
+
+
 def create_app(settings: Settings | None = None, *, print_banner: bool = False) -> FastAPI:
     settings = settings or Settings()
     core = build_core(settings)
@@ -137,6 +163,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await prepare(core)
+        await record_served_urls(core)
         info = None
         from verdigris.demo import banner, ensure_demo, wanted_at_start
 

@@ -251,6 +251,7 @@ class Core:
             Callable[[Tx, InstanceRecord, str, str, dict[str, Any]], Awaitable[None]]
         ] = []
         self.public_url = settings.resolved_public_url()
+        self.media_url = settings.resolved_public_media_url()
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[Tx]:

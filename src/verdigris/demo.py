@@ -157,12 +157,12 @@ async def describe(core: Core, record: dict[str, Any]) -> dict[str, Any]:
                 "stateInstance": rec.state,
                 "name": rec.name,
                 "apiUrl": url,
-                "mediaUrl": url,
+                "mediaUrl": core.media_url,
             }
         )
     return {
         "apiUrl": url,
-        "mediaUrl": url,
+        "mediaUrl": core.media_url,
         "partnerToken": record["partnerToken"],
         "instances": items,
         "console": {"username": record["console"]["username"], "password": None},
@@ -181,7 +181,8 @@ def banner(info: dict[str, Any]) -> str:
     lines = [
         "",
         "Verdigris is running.",
-        f"  API and media URL : {info['apiUrl']}   (OpenAPI docs: {info['apiUrl']}/docs)",
+        f"  API URL           : {info['apiUrl']}   (OpenAPI docs: {info['apiUrl']}/docs)",
+        f"  media URL         : {info['mediaUrl']}",
         f"  console (web)     : {info['apiUrl']}/console",
         f"  operator login    : {_login(info['operator'])}",
         f"  licensee login    : {_login(info['console'])}",

@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from verdigris import safetext
 from verdigris.accounts import journal, policy
 from verdigris.accounts.journal import Origin
-from verdigris.accounts.mail import send_mail, send_sms
 from verdigris.accounts.models import account_links, accounts, consents, partner_tokens, sessions
 from verdigris.accounts.policy import PolicyError
 from verdigris.accounts.records import (
@@ -40,6 +39,7 @@ from verdigris.accounts.records import (
 from verdigris.compliance import agreements, erasure
 from verdigris.instances.models import instances
 from verdigris.instances.service import replace_token
+from verdigris.mail import send_mail, send_sms
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:

@@ -17,7 +17,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from verdigris.accounts import journal, mail
+from verdigris import mail
+from verdigris.accounts import journal
 from verdigris.accounts import service as accounts
 from verdigris.accounts import sessions as auth
 from verdigris.accounts.policy import PolicyError
@@ -213,6 +214,7 @@ class Console:
             "instance.html",
             inst=rec,
             api_url=self.core.public_url,
+            media_url=self.core.media_url,
             catalogue=[(name, spec) for name, spec in CATALOGUE.items()],
             settable=SETTABLE,
             pairing=ctx.request.query_params.get("pairing", ""),
