@@ -597,3 +597,30 @@ def test_store_connections_zero_deleted_rows(tmp_path: Any) -> None:
     _sqlite_pragmas(conn, None)
     assert conn.execute("PRAGMA secure_delete").fetchone() == (1,)
     conn.close()
+
+
+# --- item 11: bounded lists -----------------------------------------------------------------------------
+
+
+def test_an_invoice_lists_each_instance_once_and_boundedly(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from licensing_helpers import Clock, instance, licensee, msk, run
+    from verdigris.core import Core
+    from verdigris.licensing import billing, service
+    from verdigris.licensing.service import BillingError
+
+    Clock(monkeypatch, msk(2026, 10, 1, 12))
+
+    async def scenario(core: Core) -> None:
+        await service.publish_tariff(core, code="pro", name="Pro", price="30.00", currency="USD")
+        owner = await licensee(core)
+        rec = await instance(core, owner)
+        item = {"instanceId": rec.id, "tariff": "pro", "periods": 1}
+        for items in ([item] * 10_000, [item, item]):
+            with pytest.raises(BillingError) as refused:
+                await billing.issue_invoice(core, owner, items)
+            assert refused.value.status == 400
+        assert (await billing.issue_invoice(core, owner, [item]))["id"]
+
+    run(tmp_path, scenario)
