@@ -624,3 +624,14 @@ def test_an_invoice_lists_each_instance_once_and_boundedly(
         assert (await billing.issue_invoice(core, owner, [item]))["id"]
 
     run(tmp_path, scenario)
+
+
+def test_e_mail_addresses_meet_whatever_their_case(server: Server) -> None:
+    """``Ärger@…`` and ``ärger@…`` are one address on SQLite as on PostgreSQL (issue 16, item 11)."""
+    from console_client import register
+
+    tag = uuid.uuid4().hex[:8]
+    first = register(Console(server), unique("ea"), f"ÄRGER{tag}@example.test")
+    assert first.status_code == 200 and "Check your mail" in first.text, first.text[-500:]
+    second = register(Console(server), unique("eb"), f"ärger{tag}@example.test")
+    assert "an account with this address exists" in second.text
