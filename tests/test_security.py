@@ -635,3 +635,21 @@ def test_e_mail_addresses_meet_whatever_their_case(server: Server) -> None:
     assert first.status_code == 200 and "Check your mail" in first.text, first.text[-500:]
     second = register(Console(server), unique("eb"), f"ärger{tag}@example.test")
     assert "an account with this address exists" in second.text
+
+
+# --- item 10: cross-tenant attempts are journalled on every kind of object -------------------------------
+
+
+def test_cross_tenant_attempts_are_journalled(server: Server) -> None:
+    owner, _ = new_user(server, unique("ja"))
+    _, member_id = join_team(server, owner, "developer")
+    name = unique("jb")
+    other, password = new_user(server, name)
+    other.get("/team")
+    assert other.post(f"/team/{member_id}/remove").status_code == 404  # another tenant's member
+    assert other.get("/customers/contacts/1").status_code == 404
+    r = httpx.get(f"{server.url}/api/v1/invoices/1", auth=(name, password), timeout=30)
+    assert r.status_code == 404
+    details = [e["detail"] for e in other.events() if e["kind"] == "foreign_object"]
+    assert any(f"/team/{member_id}/remove" in d for d in details), details
+    assert any("/api/v1/invoices/1" in d for d in details), details

@@ -78,7 +78,7 @@ class Console:
                 account=ctx.account,
                 detail=f"instance {raw[:20]} ({'not theirs' if rec else 'does not exist'})",
             )
-            raise NotFound()
+            raise NotFound(journaled=True)
         return rec
 
     def fragment(self, ctx: Ctx, template: str, **values: Any) -> Response:

@@ -178,6 +178,9 @@ def build_router(core: Core) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["licensing"], responses=ERROR_RESPONSES)
     auth = Auth(core)
 
+    async def _journal_foreign(request: Request, account: Account, message: str) -> None:
+        await _journal_foreign_in(core, request, account, message)
+
     def endpoint(role: str | None) -> Callable[[Callable[..., Awaitable[Any]]], Handler]:
         """Wrap a handler: authenticate (role None = public), map BillingError to JSON errors."""
 
@@ -200,7 +203,12 @@ def build_router(core: Core) -> APIRouter:
                             raise BillingError(403, "licensee accounts only")
                         if not account.is_operator and not account.can("billing"):
                             raise BillingError(403, "billing needs the owner or admin role of the team")
-                        result = await fn(request, account)
+                        try:
+                            result = await fn(request, account)
+                        except BillingError as exc:
+                            if exc.status == 404 and request.path_params and not account.is_operator:
+                                await _journal_foreign(request, account, exc.message)
+                            raise
                 except BillingError as exc:
                     headers = {"WWW-Authenticate": 'Basic realm="verdigris"'} if exc.status == 401 else None
                     return _error(exc.status, exc.message, headers)
@@ -514,6 +522,22 @@ def build_router(core: Core) -> APIRouter:
         return await transfers.decide_transfer(core, account.id, _path_int(request, "transfer_id"), False)
 
     return router
+
+
+async def _journal_foreign_in(core: Core, request: Request, account: Account, message: str) -> None:
+    """An id that is not the account's (or does not exist) is refused as 404 and journalled, as
+    the console does for instances: a tenant probing another's invoices or transfers is seen."""
+    origin = journal.Origin(
+        request.client.host if request.client else "", request.headers.get("user-agent", "")[:300]
+    )
+    await journal.note(
+        core,
+        journal.FOREIGN_OBJECT,
+        ok=False,
+        origin=origin,
+        account=account,
+        detail=f"{request.method} {request.url.path[:200]}: {message[:200]}",
+    )
 
 
 def _path_int(request: Request, name: str) -> int:
