@@ -210,7 +210,8 @@ def test_slow_receiver_and_timeouts_keep_order_with_same_event_ids(hooks_server:
         assert [t for _, t in unique] == expected
         assert len({i for i, _ in unique}) == len(expected)
         log = hooks_api(hooks_server, inst, "GET", "/deliveries").json()
-        assert any(e["error"].startswith("timed out") for e in log)
+        # Network failures read alike in the log (no port scanning through it, issue 16 item 3).
+        assert any(e["error"].startswith("no HTTP answer") for e in log)
     finally:
         receiver.stop()
 
