@@ -60,6 +60,9 @@ def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     # times in a row (bad-input checks over raw HTTP) are not refused; tests of the documented
     # table itself start their own server with VERDIGRIS_RATE_LIMIT_MULTIPLIER=1.
     env.setdefault("VERDIGRIS_RATE_LIMIT_MULTIPLIER", "10")
+    # Test webhook receivers and file servers listen on 127.0.0.1, which the outbound-URL rule
+    # refuses by default (docs/security.md); tests of the rule itself set this to "false".
+    env.setdefault("VERDIGRIS_OUTBOUND_ALLOW_PRIVATE", "true")
     env.update(extra or {})
     return env
 
@@ -282,10 +285,14 @@ class Server:
             seed_sqlite(self.data_dir)
         if self.subprocess:
             self._start_process(timeout)
-            self.demo = cli_process(self.data_dir, "demo", "--json", "--port", str(self.port), env=self.env)
+            self.demo = cli_process(
+                self.data_dir, "demo", "--json", "--new-passwords", "--port", str(self.port), env=self.env
+            )
         else:
             self._start_in_process(timeout)
-            self.demo = cli(self.data_dir, "demo", "--json", env=self.env)  # the live app's own URLs
+            self.demo = cli(
+                self.data_dir, "demo", "--json", "--new-passwords", env=self.env
+            )  # the live app's own URLs
         return self
 
     def _start_process(self, timeout: float) -> None:

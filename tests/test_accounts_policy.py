@@ -53,3 +53,14 @@ def test_password_policy(tmp_path: Path) -> None:
     os.utime(breached, (1, 1))
     with pytest.raises(PolicyError, match="blocked"):
         check_password(settings, "Gentle-Otter-Runs-42")
+
+
+def test_guessable_passwords_are_refused() -> None:
+    """The probe's passwords pass length and variety rules but are in every cracker's first guesses
+    (issue 16, item 7): zxcvbn's bundled lists and patterns refuse them."""
+    settings = Settings()
+    for weak in ("Summer2024!", "P@ssw0rd2024", "qwertyuiop1", "1234512345", "Welcome2025!"):
+        with pytest.raises(PolicyError, match="too easy to guess"):
+            check_password(settings, weak)
+    assert check_password(settings, "Gentle-Otter-Runs-42") == "Gentle-Otter-Runs-42"
+    check_password(Settings(password_min_strength=0), "Summer2024!")  # the operator may switch it off

@@ -601,7 +601,11 @@ def test_t08_transfer_once_with_consent(tmp_path: Path, monkeypatch: pytest.Monk
         assert await reports.account_licenses(core, alice) == []
         with pytest.raises(BillingError, match="never be transferred again"):
             await transfers.request_transfer(core, bob, "carol", [granted["id"]], at_ms=clock.at)
-        assert [n["kind"] for n in await service.list_notices(core, bob)] == ["transferOffered"]
+        assert [n["kind"] for n in await service.list_notices(core, bob)] == [
+            "transferReceived",
+            "transferOffered",
+        ]
+        assert [n["kind"] for n in await service.list_notices(core, alice)] == ["transferCompleted"]
 
     run(tmp_path, scenario)
 

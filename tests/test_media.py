@@ -540,7 +540,10 @@ def test_phones_send_and_receive_files(srv: Server) -> None:
 def test_links_expire_and_private_addresses_are_not_fetched(
     make_server: Any, tmp_path: Path, web: Files
 ) -> None:
-    server = make_server(env={"VERDIGRIS_MEDIA_LINK_SECONDS": "10"})
+    # The production default (the test harness allows private targets for its local receivers).
+    server = make_server(
+        env={"VERDIGRIS_MEDIA_LINK_SECONDS": "10", "VERDIGRIS_OUTBOUND_ALLOW_PRIVATE": "false"}
+    )
     a_inst, b_inst = server.instance(0), server.instance(1)
     # By default sendFileByUrl does not read the server's own network...
     local = server.api(a_inst).sending.sendFileByUrl(b_inst["wid"], web.url("/p.jpg", b"x"), "p.jpg")

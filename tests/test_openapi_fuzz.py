@@ -22,6 +22,7 @@ from the fixed, derandomized cases to random ones from that seed, for a longer h
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import warnings
@@ -61,11 +62,15 @@ CHECKS_OFF = [
 ]
 
 
-OWN_CREDENTIALS = re.compile(
-    r"^\w+ /api/v1/(operator/|invoices|transfers|billing|notices|payments|instances/\{instance_id\}/(license|plan-change|webhooks))"
-    r"|^GET /channels/whatsapp-cloud/webhook$"
-)
+# Meta's verification handshake needs the operator's verify token; every other API gets valid
+# credentials of its own below and must get past authentication.
+OWN_CREDENTIALS = re.compile(r"^GET /channels/whatsapp-cloud/webhook$")
 FIXED_PATH_PARAMETERS = ("idInstance", "apiTokenInstance", "partnerToken")
+
+
+def basic(credentials: dict[str, str]) -> str:
+    pair = f"{credentials['username']}:{credentials['password']}".encode()
+    return "Basic " + base64.b64encode(pair).decode()
 
 
 def fuzz_config(srv: Server, main: dict[str, Any], spares: list[dict[str, Any]]) -> SchemathesisConfig:
@@ -87,6 +92,24 @@ def fuzz_config(srv: Server, main: dict[str, Any], spares: list[dict[str, Any]])
                 "path.partnerToken": srv.demo["partnerToken"],
             },
             "operations": [
+                # The webhook API: the main instance's own token as Bearer, on its own id.
+                {
+                    "include-path-regex": r"^/api/v1/instances/\{instance_id\}/webhooks",
+                    "headers": {"Authorization": f"Bearer {main['apiTokenInstance']}"},
+                    "parameters": {"path.instance_id": str(main["idInstance"])},
+                },
+                # The licensing API: HTTP Basic, the operator's on the operator's side...
+                {
+                    "include-path-regex": "^/api/v1/operator/",
+                    "headers": {"Authorization": basic(srv.demo["operator"])},
+                },
+                # ...and the demo licensee's everywhere else.
+                {
+                    "include-path-regex": "^/api/v1/(billing|notices|invoices|transfers|instances/\\{instance_id\\}/(license|plan-change))",
+                    "headers": {"Authorization": basic(srv.demo["console"])},
+                },
+            ]
+            + [
                 {
                     "include-operation-id-regex": "^wire_(" + "|".join(names) + ")$",
                     "parameters": {
@@ -192,10 +215,6 @@ def test_openapi_fuzz(make_server: Callable[..., Server]) -> None:
                     f"the fuzzer stopped early ({event.stop_reason}): some operations untested", stacklevel=1
                 )
     if completed:
-        # The licensing API (HTTP Basic with an account's password) and the webhook API (the
-        # instance's own token as Bearer) need credentials this run cannot vary per operation, so
-        # the fuzzer only sees their 401s here; tests/test_licensing_wire.py and
-        # tests/test_webhooks.py exercise them with valid credentials.
         unreached = {op for op in operations - reached if not OWN_CREDENTIALS.match(op)}
         assert not unreached, f"never got past authentication: {sorted(unreached)}"
     assert not problems, f"{len(problems)} problems:\n" + "\n\n".join(problems)

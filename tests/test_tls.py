@@ -52,6 +52,11 @@ def test_https_on_the_one_port(make_server: Any, tmp_path: Path, monkeypatch: py
     r = console.login("demo", srv.demo["console"]["password"])
     assert r.status_code == 303 and "secure" in r.headers["set-cookie"].lower()
 
+    # Browsers are told to keep to HTTPS, on every face (issue 16, item 12).
+    for path in ("/health", "/console/login", f"/waInstance{inst['idInstance']}/getStateInstance/x"):
+        answer = httpx.get(srv.url + path, verify=srv.verify, timeout=30)
+        assert answer.headers.get("strict-transport-security") == "max-age=31536000", path
+
     # Plain HTTP on the same port gets no answer it could mistake for a service.
     with pytest.raises(httpx.HTTPError):
         httpx.get(srv.url.replace("https://", "http://") + "/health", timeout=5)

@@ -210,7 +210,8 @@ def test_slow_receiver_and_timeouts_keep_order_with_same_event_ids(hooks_server:
         assert [t for _, t in unique] == expected
         assert len({i for i, _ in unique}) == len(expected)
         log = hooks_api(hooks_server, inst, "GET", "/deliveries").json()
-        assert any(e["error"].startswith("timed out") for e in log)
+        # Network failures read alike in the log (no port scanning through it, issue 16 item 3).
+        assert any(e["error"].startswith("no HTTP answer") for e in log)
     finally:
         receiver.stop()
 
@@ -334,7 +335,8 @@ def test_delivery_api_rejects_bad_requests_and_changes_nothing(hooks_server: Ser
     r = httpx.get(f"{hooks_server.url}/api/v1/instances/{inst['idInstance']}/webhooks", timeout=30)
     assert r.status_code == 401 and "Bearer" in r.json()["detail"]
     other = dict(inst, idInstance=1)
-    assert hooks_api(hooks_server, other, "GET").status_code == 404
+    # An unknown instance answers like a foreign one (no enumeration of ids).
+    assert hooks_api(hooks_server, other, "GET").status_code == 401
     # Replay needs a webhookUrl, and exactly one starting point.
     r = hooks_api(hooks_server, inst, "POST", "/replay", json={"fromReceiptId": 1})
     assert r.status_code == 409 and "webhookUrl" in r.json()["detail"]

@@ -19,6 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from verdigris import __version__
 from verdigris.accounts import service as accounts_service
+from verdigris.bodylimit import BodyLimit
 from verdigris.channels import registry
 from verdigris.compliance import announcements
 from verdigris.compliance.moderation import Moderation
@@ -32,6 +33,7 @@ from verdigris.greenapi import render
 from verdigris.greenapi.openapi import wire_paths
 from verdigris.greenapi.partner import partner_paths, partner_routes
 from verdigris.greenapi.routes import PathNormalizer, wire_routes
+from verdigris.hsts import StrictTransportSecurity
 from verdigris.instances import service as instances
 from verdigris.licensing.enforce import Licensing
 from verdigris.licensing.routes import build_router as licensing_router
@@ -148,9 +150,9 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
         await prepare(core)
         await record_served_urls(core)
         info = None
-        if settings.demo:
-            from verdigris.demo import banner, ensure_demo
+        from verdigris.demo import banner, ensure_demo, wanted_at_start
 
+        if await wanted_at_start(core):  # the embedded default's first start only
             info = await ensure_demo(core)
         await start(core)
         if print_banner and info is not None:
@@ -181,6 +183,8 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     app.router.redirect_slashes = False
     wire = wire_routes(core)
     app.add_middleware(PathNormalizer, wire=wire)
+    app.add_middleware(BodyLimit, settings=settings)  # before any other work
+    app.add_middleware(StrictTransportSecurity)
 
     @app.get("/health", tags=["operations"], summary="Liveness and basic facts")
     async def health() -> dict[str, Any]:

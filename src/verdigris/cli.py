@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,13 +63,20 @@ def serve(
     data_dir: Path = DataDir,
     database_url: str = DatabaseUrl,
     public_url: str = typer.Option(None, "--public-url", help="URL clients use to reach this server"),
+    no_demo: bool = typer.Option(
+        False,
+        "--no-demo",
+        help="A production start: never create the demo workspace (also VERDIGRIS_DEMO=false)",
+    ),
 ) -> None:
     """Run the server: wire API, media, sandbox control API and docs on one port."""
     import uvicorn
 
     from verdigris.app import create_app
 
-    settings = _settings(data_dir, database_url, host=host, port=port, public_url=public_url)
+    settings = _settings(
+        data_dir, database_url, host=host, port=port, public_url=public_url, demo=False if no_demo else None
+    )
     configure_logs(settings.log_level, settings.log_format)
     if bool(settings.tls_certfile) != bool(settings.tls_keyfile):
         raise typer.BadParameter("give both VERDIGRIS_TLS_CERTFILE and VERDIGRIS_TLS_KEYFILE, or neither")
@@ -99,13 +107,17 @@ def demo(
     database_url: str = DatabaseUrl,
     public_url: str = typer.Option(None, "--public-url"),
     port: int = typer.Option(None, "--port", help="Port the server runs on (for the printed URLs)"),
+    new_passwords: bool = typer.Option(
+        False, "--new-passwords", help="Give the demo accounts new passwords and print them (this once)"
+    ),
 ) -> None:
-    """Print the demo workspace (creating it if the data dir has none)."""
+    """Print the demo workspace (creating it if the data dir has none). Passwords are printed only
+    when they are made: at creation, or with --new-passwords."""
     from verdigris.demo import banner, ensure_demo
 
     settings = _settings(data_dir, database_url, public_url=public_url, port=port)
     configure_logs("warning")
-    info = _run_with_core(settings, ensure_demo)
+    info = _run_with_core(settings, partial(ensure_demo, new_passwords=new_passwords))
     if as_json:
         _print_json(info)
     else:

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     # sendFileByUrl may fetch from loopback, private and link-local addresses (off: only public hosts,
     # so licensees cannot make the server read its own network).
     media_fetch_allow_private: bool = False
+    # Webhooks and file fetches (every outbound request a tenant can aim) may go to loopback,
+    # private, link-local and reserved addresses (docs/security.md). Off: public hosts only.
+    outbound_allow_private: bool = False
 
     # A ClamAV daemon that scans every stored file (uploads, fetched URLs, sandbox phones' files):
     # "host:port" or "unix:/path/clamd.sock"; empty = no scanning. Infected files are refused; while
@@ -143,6 +146,9 @@ class Settings(BaseSettings):
     password_min_length: int = Field(default=10, ge=6)
     # Comma-separated extra passwords to refuse (a built-in list of common ones always applies).
     password_blocklist: str = ""
+    # Smallest zxcvbn score (0-4) a new password needs; 3 means "safely unguessable" (about 10^8
+    # guesses or more). zxcvbn ships lists of common passwords, words and names. 0 switches it off.
+    password_min_strength: int = Field(default=3, ge=0, le=4)
     # A file of refused passwords, one per line (e.g. a breached-password list); empty: none.
     password_blocklist_file: str = ""
     # Comma-separated usernames nobody may register or rename to (plus the built-in ones).

@@ -1,9 +1,14 @@
 """The demo workspace: what a newcomer gets on an empty data dir.
 
 An operator account, a licensee account with a partner token, sandbox phones, and two instances
-of the licensee linked to two phones so they can message each other at once. The credentials are
-kept in the workspace so ``verdigris demo --json`` prints the same values every time (the keys of
-that JSON are a stable interface: bot developers use it in CI).
+of the licensee linked to two phones so they can message each other at once. ``verdigris demo
+--json`` prints it (the keys of that JSON are a stable interface: bot developers use it in CI).
+
+The server creates it by itself only on the embedded default's first start (SQLite in the data dir,
+no accounts yet, ``VERDIGRIS_DEMO`` not switched off, no ``--no-demo``); anywhere else it exists only
+when the operator runs ``verdigris demo``. Its passwords are stored as argon2 hashes like every other
+password and printed once, when they are made: at creation, or when ``verdigris demo
+--new-passwords`` replaces them. Other times the JSON's ``password`` fields are null.
 """
 
 from __future__ import annotations
@@ -56,16 +61,50 @@ DEMO_PHONES = [
 ]
 
 
-async def ensure_demo(core: Core) -> dict[str, Any]:
-    """Create the demo workspace if the data dir has none; return its description."""
+async def wanted_at_start(core: Core) -> bool:
+    """Whether this start creates the demo: the embedded default's first start only."""
+    settings = core.settings
+    if not settings.demo or settings.database_url:
+        return False
+    async with core.read() as conn:
+        created = await instances.meta_get(conn, "demo")
+    return created is None and await accounts.account_count(core) == 0
+
+
+async def ensure_demo(core: Core, *, new_passwords: bool = False) -> dict[str, Any]:
+    """Create the demo workspace if the data dir has none; return its description (with the
+    passwords only when they were just made)."""
     async with core.read() as conn:
         stored = await instances.meta_get(conn, "demo")
+    passwords: dict[str, str] = {}
     if stored is None:
-        stored = await _create(core)
-    return await describe(core, orjson.loads(stored))
+        stored, passwords = await _create(core)
+    record = orjson.loads(stored)
+    if any("password" in record[who] for who in ("operator", "console")):
+        # Written by an older version, with the passwords in clear: keep only the usernames.
+        for who in ("operator", "console"):
+            record[who].pop("password", None)
+        async with core.tx() as tx:
+            await instances.meta_set(tx.conn, "demo", orjson.dumps(record).decode())
+    if new_passwords and not passwords:
+        passwords = await _new_passwords(core, record)
+    info = await describe(core, record)
+    for who in ("operator", "console"):
+        info[who] = {"username": record[who]["username"], "password": passwords.get(who)}
+    return info
 
 
-async def _create(core: Core) -> str:
+async def _new_passwords(core: Core, record: dict[str, Any]) -> dict[str, str]:
+    made = {}
+    for who in ("operator", "console"):
+        row = await accounts.get_by_username(core, record[who]["username"])
+        if row is not None:
+            made[who] = accounts.generate_password()
+            await accounts.set_password_hash(core, int(row["id"]), accounts.hash_password(made[who]))
+    return made
+
+
+async def _create(core: Core) -> tuple[str, dict[str, str]]:
     operator_password = accounts.generate_password()
     licensee_password = accounts.generate_password()
     await accounts.create_account(
@@ -91,8 +130,8 @@ async def _create(core: Core) -> str:
         await instances.link(core, rec, network.wid_of(number))
         ids.append(rec.id)
     record = {
-        "operator": {"username": "operator", "password": operator_password},
-        "console": {"username": "demo", "password": licensee_password},
+        "operator": {"username": "operator"},
+        "console": {"username": "demo"},
         "partnerToken": partner_token,
         "instanceIds": ids,
         "phones": [number for number, _ in DEMO_PHONES],
@@ -100,7 +139,7 @@ async def _create(core: Core) -> str:
     text = orjson.dumps(record).decode()
     async with core.tx() as tx:
         await instances.meta_set(tx.conn, "demo", text)
-    return text
+    return text, {"operator": operator_password, "console": licensee_password}
 
 
 async def describe(core: Core, record: dict[str, Any]) -> dict[str, Any]:
@@ -126,10 +165,16 @@ async def describe(core: Core, record: dict[str, Any]) -> dict[str, Any]:
         "mediaUrl": core.media_url,
         "partnerToken": record["partnerToken"],
         "instances": items,
-        "console": record["console"],
-        "operator": record["operator"],
+        "console": {"username": record["console"]["username"], "password": None},
+        "operator": {"username": record["operator"]["username"], "password": None},
         "sandbox": {"url": f"{url}/sandbox", "token": await sandbox_token(core), "phones": record["phones"]},
     }
+
+
+def _login(who: dict[str, Any]) -> str:
+    if who["password"]:
+        return f"{who['username']} / {who['password']}   (shown this once)"
+    return f"{who['username']}   (password shown once at creation; `verdigris demo --new-passwords` sets new ones)"
 
 
 def banner(info: dict[str, Any]) -> str:
@@ -139,8 +184,8 @@ def banner(info: dict[str, Any]) -> str:
         f"  API URL           : {info['apiUrl']}   (OpenAPI docs: {info['apiUrl']}/docs)",
         f"  media URL         : {info['mediaUrl']}",
         f"  console (web)     : {info['apiUrl']}/console",
-        f"  operator login    : {info['operator']['username']} / {info['operator']['password']}",
-        f"  licensee login    : {info['console']['username']} / {info['console']['password']}",
+        f"  operator login    : {_login(info['operator'])}",
+        f"  licensee login    : {_login(info['console'])}",
         f"  partner token     : {info['partnerToken']}",
         f"  sandbox API       : {info['sandbox']['url']}  (Authorization: Bearer {info['sandbox']['token']})",
         "  demo instances (linked to sandbox phones, able to message each other):",

@@ -29,6 +29,8 @@ SESSION_REVOKED = "session_revoked"
 SESSION_REJECTED = "session_rejected"
 CSRF_REJECTED = "csrf_rejected"
 FOREIGN_INSTANCE = "foreign_instance"
+# Another tenant's (or no) team member, contact, campaign, invoice or transfer was asked for.
+FOREIGN_OBJECT = "foreign_object"
 FORBIDDEN = "forbidden"
 REGISTERED = "registered"
 EMAIL_VERIFIED = "email_verified"

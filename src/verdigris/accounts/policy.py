@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from zxcvbn import zxcvbn
+
 from verdigris.config import Settings
 
 # Never available to users: names that could be mistaken for the platform or its staff.
@@ -138,6 +140,16 @@ def check_password(settings: Settings, password: str, *, username: str = "", ema
         raise PolicyError("password: must not contain the e-mail address")
     if len(set(password)) < 4:
         raise PolicyError("password: use more different characters")
+    if settings.password_min_strength:
+        # zxcvbn's estimate against its bundled common-password, word and name lists, keyboard
+        # patterns, dates and l33t spellings (``Summer2024!``, ``P@ssw0rd2024`` are refused).
+        found = zxcvbn(password[:100], user_inputs=[v for v in (username, email) if v])
+        if found["score"] < settings.password_min_strength:
+            hint = (found.get("feedback") or {}).get("warning") or "it is built from common patterns"
+            raise PolicyError(
+                f"password: too easy to guess ({hint.rstrip('.')}); "
+                "a few unrelated words with digits or signs between them work well"
+            )
     return password
 
 

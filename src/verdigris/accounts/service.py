@@ -389,21 +389,32 @@ async def reset_password(core: Core, secret: str, password: str, origin: Origin)
     return account
 
 
+async def _confirm_password(
+    core: Core, account: Account, password: str, origin: Origin, field: str, where: str
+) -> None:
+    """A form's current password goes through the login's throttle and lockout (one counter)."""
+    from verdigris.accounts.sessions import LoginRefused, authenticate
+
+    try:
+        await authenticate(core, account.username, password, origin, where=where)
+    except LoginRefused as exc:
+        text = "wrong" if str(exc).startswith("Wrong") else str(exc)
+        raise PolicyError(f"{field}: {text}") from None
+
+
+async def set_password_hash(core: Core, account_id: int, password_hash: str) -> None:
+    """Store a new password hash as is (no policy: for generated passwords)."""
+    async with core.tx() as tx:
+        await tx.conn.execute(
+            update(accounts).where(accounts.c.id == account_id).values(password_hash=password_hash)
+        )
+
+
 async def change_password(
     core: Core, account: Account, current: str, new: str, keep_session: str, origin: Origin
 ) -> int:
     """Set a new password; every other session of the account ends. Returns how many ended."""
-    if not verify_password(account.password_hash, current):
-        async with core.tx() as tx:
-            await journal.record(
-                tx.conn,
-                journal.PASSWORD_CHANGED,
-                ok=False,
-                origin=origin,
-                account=account,
-                detail="wrong current password",
-            )
-        raise PolicyError("current password: wrong")
+    await _confirm_password(core, account, current, origin, "current password", "change password")
     policy.check_password(core.settings, new, username=account.username, email=account.email)
     async with core.tx() as tx:
         await tx.conn.execute(
@@ -426,8 +437,7 @@ async def change_password(
 
 
 async def change_username(core: Core, account: Account, new: str, password: str, origin: Origin) -> str:
-    if not verify_password(account.password_hash, password):
-        raise PolicyError("password: wrong")
+    await _confirm_password(core, account, password, origin, "password", "change username")
     username = policy.check_username(core.settings, new)
     if username == account.username:
         return username

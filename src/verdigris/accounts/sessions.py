@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from verdigris.accounts import journal
@@ -31,7 +31,11 @@ _DUMMY_HASH = hash_password("verdigris-timing-equaliser")
 
 
 class LoginRefused(Exception):
-    """The login did not succeed; the message is safe to show."""
+    """The login did not succeed; the message is safe to show. ``blocked``: by the operator."""
+
+    def __init__(self, message: str, *, blocked: bool = False) -> None:
+        super().__init__(message)
+        self.blocked = blocked
 
 
 @dataclass(slots=True)
@@ -74,12 +78,23 @@ async def _failures(
     """Recent failed logins for this username or e-mail (or its account, whichever was typed), and from ``ip``."""
     since = now_ms() - core.settings.login_window_seconds * 1000
     who = auth_events.c.username == identifier
+    name_since = since
     if account is not None:
         who = who | (auth_events.c.account_id == account.id)
+        # A completed password reset proves the owner is back: failures before it no longer count.
+        reset = await conn.scalar(
+            select(func.max(auth_events.c.at_ms)).where(
+                (auth_events.c.kind == journal.PASSWORD_RESET)
+                & (auth_events.c.account_id == account.id)
+                & auth_events.c.ok
+            )
+        )
+        if reset is not None:
+            name_since = max(since, int(reset) + 1)
     by_name = await conn.scalar(
         select(func.count())
         .select_from(auth_events)
-        .where((auth_events.c.kind == journal.LOGIN_FAILED) & who & (auth_events.c.at_ms >= since))
+        .where((auth_events.c.kind == journal.LOGIN_FAILED) & who & (auth_events.c.at_ms >= name_since))
     )
     by_ip = await conn.scalar(
         select(func.count())
@@ -93,17 +108,39 @@ async def _failures(
     return int(by_name or 0), int(by_ip or 0)
 
 
-async def login(core: Core, identifier: str, password: str, origin: Origin) -> tuple[str, Account]:
-    """Check the credentials and open a session; returns (cookie secret, account).
+async def _serialise(conn: AsyncConnection, identifier: str) -> None:
+    """On PostgreSQL, checks of one username wait for each other (a transaction-scoped advisory
+    lock), so concurrent guesses all see the failures recorded before them. SQLite needs nothing:
+    write transactions begin IMMEDIATE and run one at a time."""
+    if conn.dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(b"login:" + identifier.encode()).digest()[:8], "big", signed=True)
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
-    Every attempt is journalled. After ``login_max_failures`` failures for a username (or four
+
+async def authenticate(
+    core: Core,
+    identifier: str,
+    password: str,
+    origin: Origin,
+    *,
+    where: str = "",
+    known_hash: str | None = None,
+) -> Account:
+    """The one password check of the platform: console login, HTTP Basic on ``/api/v1``, and the
+    current password of the change-password and change-username forms.
+
+    Every failure is journalled. After ``login_max_failures`` failures for a username (or four
     times as many from one address) within ``login_window_seconds``, attempts are refused
-    without looking at the password until the window has passed.
+    without looking at the password until the window has passed. Closed, unverified and
+    operator-blocked accounts are refused too. ``known_hash``: the password was checked against
+    this hash a moment ago (a cache of the caller); if the account still has it, argon2 is skipped.
     """
     ident = identifier.strip().lower()[:254]
     refusal: str | None = None
     detail = ""
+    blocked = False
     async with core.tx() as tx:
+        await _serialise(tx.conn, ident)
         row = (
             await tx.conn.execute(
                 select(accounts).where(
@@ -119,12 +156,17 @@ async def login(core: Core, identifier: str, password: str, origin: Origin) -> t
                 tx.conn, journal.LOGIN_THROTTLED, ok=False, origin=origin, account=account, username=ident
             )
             minutes = max(1, core.settings.login_window_seconds // 60)
-            refusal = f"Too many failed attempts. Try again in {minutes} minutes."
+            refusal = (
+                f"Too many failed attempts. Try again in {minutes} minutes, "
+                "or reset your password (Forgot your password?): a completed reset lifts this lock."
+            )
         elif account is None:
             verify_password(_DUMMY_HASH, password)  # same work as for a known user
             refusal = "Wrong username or password."
             detail = "unknown user"
-        elif not verify_password(account.password_hash, password):
+        elif not (known_hash is not None and known_hash == account.password_hash) and not verify_password(
+            account.password_hash, password
+        ):
             refusal = "Wrong username or password."
             detail = "wrong password"
         elif account.status == CLOSED:
@@ -139,11 +181,10 @@ async def login(core: Core, identifier: str, password: str, origin: Origin) -> t
         elif (measure := await moderation.measure_in_store(tx.conn, account)) and measure.locks_out:
             refusal = measure.describe()
             detail = f"account {measure.kind}"
+            blocked = True
         if refusal is None:
             assert account is not None
-            secret = await open_session(tx.conn, core, account, origin)
-            await journal.record(tx.conn, journal.LOGIN_OK, ok=True, origin=origin, account=account)
-            return secret, account
+            return account
         if not refusal.startswith("Too many"):
             await journal.record(
                 tx.conn,
@@ -152,9 +193,18 @@ async def login(core: Core, identifier: str, password: str, origin: Origin) -> t
                 origin=origin,
                 account=account,
                 username=ident,
-                detail=detail,
+                detail=f"{detail} ({where})" if where else detail,
             )
-    raise LoginRefused(refusal)
+    raise LoginRefused(refusal, blocked=blocked)
+
+
+async def login(core: Core, identifier: str, password: str, origin: Origin) -> tuple[str, Account]:
+    """Check the credentials (``authenticate``) and open a session; returns (cookie secret, account)."""
+    account = await authenticate(core, identifier, password, origin)
+    async with core.tx() as tx:
+        secret = await open_session(tx.conn, core, account, origin)
+        await journal.record(tx.conn, journal.LOGIN_OK, ok=True, origin=origin, account=account)
+    return secret, account
 
 
 async def resolve(core: Core, secret: str, origin: Origin) -> Session | None:

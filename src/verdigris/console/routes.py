@@ -39,6 +39,7 @@ from verdigris.instances.settings import CATALOGUE, SETTABLE, delay_error
 from verdigris.messaging import notifications
 from verdigris.messaging import service as messaging
 from verdigris.messaging.content import plain_text, text_content, text_type
+from verdigris.outbound import url_problem, webhooks_may_go_private
 from verdigris.sendpolicy import service as send_policy
 
 STATIC = Path(__file__).parent / "static"
@@ -77,7 +78,7 @@ class Console:
                 account=ctx.account,
                 detail=f"instance {raw[:20]} ({'not theirs' if rec else 'does not exist'})",
             )
-            raise NotFound()
+            raise NotFound(journaled=True)
         return rec
 
     def fragment(self, ctx: Ctx, template: str, **values: Any) -> Response:
@@ -323,6 +324,9 @@ class Console:
             return self.web.redirect(ctx, f"/instances/{rec.id}", "Settings not saved: " + _error_text(exc))
         changes = {k: v for k, v in body.model_dump(exclude_none=True).items() if k in SETTABLE}
         problem = delay_error(self.core.settings, changes.get("delaySendMessagesMilliseconds"))
+        problem = problem or await url_problem(
+            str(changes.get("webhookUrl") or ""), webhooks_may_go_private(self.core.settings)
+        )
         if problem:
             return self.web.redirect(ctx, f"/instances/{rec.id}", "Settings not saved: " + problem)
         if changes:

@@ -67,7 +67,12 @@ TEMPLATES.env.filters["localday"] = _localday
 
 
 class NotFound(Exception):
-    pass
+    """Nothing here, or not the user's: a 404 page. Unless ``journaled`` (the raiser wrote a more
+    precise entry), a logged-in user's 404 is journalled as ``foreign_object``."""
+
+    def __init__(self, journaled: bool = False) -> None:
+        super().__init__()
+        self.journaled = journaled
 
 
 class Forbidden(Exception):
@@ -240,7 +245,16 @@ class Web:
                         if stop is not None:
                             return stop
                 return await handler(ctx)
-            except NotFound:
+            except NotFound as exc:
+                if ctx.session is not None and not exc.journaled:
+                    await journal.note(
+                        self.core,
+                        journal.FOREIGN_OBJECT,
+                        ok=False,
+                        origin=ctx.origin,
+                        account=ctx.session.account,
+                        detail=f"{request.method} {request.url.path[:200]}",
+                    )
                 return self.problem(ctx, 404, "Not found", "There is nothing here, or it is not yours.")
             except Forbidden as exc:
                 await journal.note(

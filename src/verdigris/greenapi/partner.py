@@ -33,7 +33,7 @@ from verdigris.accounts import service as accounts
 from verdigris.core import Core
 from verdigris.greenapi.errors import WireError, error_response
 from verdigris.greenapi.fields import Body
-from verdigris.greenapi.methods.account import SettingsBody, settings_changes
+from verdigris.greenapi.methods.account import SettingsBody, check_webhook_target, settings_changes
 from verdigris.greenapi.openapi import ERROR_SCHEMA, RATE_LIMITED_DOC, TOO_LARGE_DOC
 from verdigris.greenapi.registry import parse_json, read_body, validate_body
 from verdigris.greenapi.routes import limiter_from_settings
@@ -95,6 +95,7 @@ async def create_instance(core: Core, account_id: int, request: Request) -> Any:
     changes = settings_changes(core, body)
     if body.name is None and not changes:
         raise WireError(400, "Validation failed. Details: at least one parameter must be specified")
+    await check_webhook_target(core, changes)
     rec = await instances.create(core, account_id=account_id, name=body.name or "", settings=changes)
     return {
         "idInstance": rec.id,

@@ -186,6 +186,10 @@ def _line_description(tariff: Any, instance_id: int | None, quantity: int) -> st
     return what + (f", instance {instance_id}" if instance_id is not None else "")
 
 
+# Bounds what one request can make the server build (every line costs a row and PDF space).
+MAX_INVOICE_ITEMS = 100
+
+
 async def issue_invoice(
     core: Core,
     account_id: int,
@@ -205,6 +209,11 @@ async def issue_invoice(
     at = _now(at_ms)
     if not items:
         raise BillingError(400, "an invoice needs at least one item")
+    if len(items) > MAX_INVOICE_ITEMS:
+        raise BillingError(400, f"an invoice has at most {MAX_INVOICE_ITEMS} items (one per instance)")
+    named = [item.get("instanceId") for item in items]
+    if len(set(map(repr, named))) != len(named):
+        raise BillingError(400, "each instance may appear once in an invoice (use 'periods' for longer)")
     promo = promo_code.strip() if promo_code else None
     async with core.tx() as tx:
         buyer = await _buyer(tx.conn, account_id)

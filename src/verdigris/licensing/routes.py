@@ -3,7 +3,8 @@ operator's side, and the payment-provider callback. Pages of the personal area b
 
 This is the face for scripts and accounting systems; people use the same services through the
 console's billing pages (``console/billing.py``). Authentication: ``Authorization: Basic`` with an
-account's username and password (failures are written to the auth journal). The role decides what
+account's username and password, through the console's own check (one throttle and lockout;
+failures are written to the auth journal). The role decides what
 is allowed: the operator sees everything; a licensee account works on its team's (tenant's)
 licenses and needs the ``billing`` permission (owner or admin). Errors are
 ``{"error": "...", "message": "..."}`` with a 4xx status; a refused request changes nothing.
@@ -24,9 +25,9 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from verdigris.accounts import journal
+from verdigris.accounts import journal, sessions
 from verdigris.accounts import service as accounts
-from verdigris.accounts.records import ACTIVE, Account, account_from_row
+from verdigris.accounts.records import Account
 from verdigris.core import Core
 from verdigris.licensing import billing, dates, reports, service, transfers
 from verdigris.licensing.pdf import render_invoice
@@ -34,6 +35,7 @@ from verdigris.licensing.provider import CallbackError, SignedCallbackProvider
 from verdigris.licensing.service import BillingError
 
 _AUTH_CACHE_S = 60.0
+MAX_ID = 2**63 - 1  # ids are 64-bit signed integers in the store
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -74,11 +76,15 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 
 class Auth:
-    """Basic authentication against the accounts table (argon2 checks cached briefly)."""
+    """HTTP Basic through the console's own password check (``sessions.authenticate``): one
+    throttle and lockout for both faces, every failure journalled, closed, unverified and
+    blocked accounts refused. A successful argon2 check is remembered briefly by the hash it
+    matched; each request still reads the account, so a changed password, a removed member or an
+    operator's block takes effect at once."""
 
     def __init__(self, core: Core) -> None:
         self.core = core
-        self._seen: dict[tuple[str, str], tuple[float, Account]] = {}
+        self._seen: dict[tuple[str, str], tuple[float, str]] = {}
 
     async def account(self, request: Request) -> Account:
         header = request.headers.get("authorization", "")
@@ -88,40 +94,32 @@ class Auth:
             username, _, password = base64.b64decode(header[6:].strip()).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise BillingError(401, "malformed Basic credentials") from None
-        key = (username, hashlib.sha256(password.encode()).hexdigest())
+        key = (username.strip().lower(), hashlib.sha256(password.encode()).hexdigest())
         hit = self._seen.get(key)
-        if hit is not None and time.monotonic() - hit[0] < _AUTH_CACHE_S:
-            return hit[1]
-        row = await accounts.get_by_username(self.core, username)
-        ok = row is not None and await asyncio.to_thread(
-            accounts.verify_password, row["password_hash"], password
+        known = hit[1] if hit is not None and time.monotonic() - hit[0] < _AUTH_CACHE_S else None
+        origin = journal.Origin(
+            request.client.host if request.client else "", request.headers.get("user-agent", "")[:300]
         )
-        if not ok or row is None or row["status"] != ACTIVE:
-            origin = journal.Origin(
-                request.client.host if request.client else "", request.headers.get("user-agent", "")[:300]
-            )
-            await journal.note(
+        try:
+            account = await sessions.authenticate(
                 self.core,
-                journal.LOGIN_FAILED,
-                ok=False,
-                origin=origin,
-                account=account_from_row(_Row(row)) if row is not None else None,
-                username=username[:60],
-                detail=f"HTTP Basic on {request.url.path}",
+                username,
+                password,
+                origin,
+                where=f"HTTP Basic on {request.url.path}",
+                known_hash=known,
             )
-            raise BillingError(401, "wrong username or password")
-        account = account_from_row(_Row(row))
+        except sessions.LoginRefused as exc:
+            self._seen.pop(key, None)
+            if exc.blocked:
+                raise BillingError(403, f"the account is blocked by the operator: {exc}") from None
+            raise BillingError(
+                401, str(exc) if str(exc).startswith("Too many") else "wrong username or password"
+            ) from None
         if len(self._seen) > 1000:
             self._seen.clear()
-        self._seen[key] = (time.monotonic(), account)
+        self._seen[key] = (time.monotonic(), account.password_hash)
         return account
-
-
-class _Row:
-    """Attribute access over a mapping (account_from_row reads attributes)."""
-
-    def __init__(self, mapping: dict[str, Any]) -> None:
-        self.__dict__.update(mapping)
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -150,8 +148,8 @@ def _int(data: dict[str, Any], key: str, required: bool = True) -> int | None:
     value = data.get(key)
     if value is None and not required:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BillingError(400, f"'{key}' must be an integer")
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_ID:
+        raise BillingError(400, f"'{key}' must be an integer (64-bit)")
     return value
 
 
@@ -180,6 +178,9 @@ def build_router(core: Core) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["licensing"], responses=ERROR_RESPONSES)
     auth = Auth(core)
 
+    async def _journal_foreign(request: Request, account: Account, message: str) -> None:
+        await _journal_foreign_in(core, request, account, message)
+
     def endpoint(role: str | None) -> Callable[[Callable[..., Awaitable[Any]]], Handler]:
         """Wrap a handler: authenticate (role None = public), map BillingError to JSON errors."""
 
@@ -202,7 +203,12 @@ def build_router(core: Core) -> APIRouter:
                             raise BillingError(403, "licensee accounts only")
                         if not account.is_operator and not account.can("billing"):
                             raise BillingError(403, "billing needs the owner or admin role of the team")
-                        result = await fn(request, account)
+                        try:
+                            result = await fn(request, account)
+                        except BillingError as exc:
+                            if exc.status == 404 and request.path_params and not account.is_operator:
+                                await _journal_foreign(request, account, exc.message)
+                            raise
                 except BillingError as exc:
                     headers = {"WWW-Authenticate": 'Basic realm="verdigris"'} if exc.status == 401 else None
                     return _error(exc.status, exc.message, headers)
@@ -518,8 +524,25 @@ def build_router(core: Core) -> APIRouter:
     return router
 
 
+async def _journal_foreign_in(core: Core, request: Request, account: Account, message: str) -> None:
+    """An id that is not the account's (or does not exist) is refused as 404 and journalled, as
+    the console does for instances: a tenant probing another's invoices or transfers is seen."""
+    origin = journal.Origin(
+        request.client.host if request.client else "", request.headers.get("user-agent", "")[:300]
+    )
+    await journal.note(
+        core,
+        journal.FOREIGN_OBJECT,
+        ok=False,
+        origin=origin,
+        account=account,
+        detail=f"{request.method} {request.url.path[:200]}: {message[:200]}",
+    )
+
+
 def _path_int(request: Request, name: str) -> int:
-    value = request.path_params.get(name, "")
-    if not str(value).isdigit():
-        raise BillingError(404, f"not found: {value}")
+    value = str(request.path_params.get(name, ""))
+    # ASCII digits only ("²".isdigit() is true, int() refuses it), within the id column's range.
+    if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > MAX_ID:
+        raise BillingError(404, f"not found: {value[:40]}")
     return int(value)

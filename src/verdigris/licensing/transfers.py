@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from verdigris.accounts.models import accounts
 from verdigris.instances.models import instances
+from verdigris.instances.service import replace_token
 from verdigris.licensing.models import (
     licenses,
     transfers,
@@ -17,7 +18,7 @@ from verdigris.licensing.models import (
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-    from verdigris.core import Core
+    from verdigris.core import Core, Tx
 
 from verdigris.licensing.service import (
     BillingError,
@@ -25,6 +26,8 @@ from verdigris.licensing.service import (
     _now,
     add_notice,
 )
+from verdigris.webhooks.models import webhook_options
+from verdigris.webhooks.service import DEFAULT_OPTIONS
 
 # --- transfer of rights (T-08) ---------------------------------------------------------------------------
 
@@ -156,25 +159,61 @@ async def accept_transfer(
                 )
                 .values(account_id=account_id, transferred_from=int(row.from_account), transferred_ms=at)
             )
-            await tx.conn.execute(
-                update(instances).where(instances.c.id == instance_id).values(account_id=account_id)
-            )
             moved.append(instance_id)
         await tx.conn.execute(
             update(transfers).where(transfers.c.id == transfer_id).values(status="accepted", accepted_ms=at)
         )
-
-        def refresh() -> None:
-            for instance_id in moved:
-                rec = core.instances.peek(instance_id)
-                if rec is not None:
-                    rec.account_id = account_id
-
-        tx.on_commit(refresh)
+        moved = list(dict.fromkeys(moved))
+        for instance_id in moved:
+            await _hand_over(core, tx, instance_id, account_id)
+        giver, listed = int(row.from_account), ", ".join(str(i) for i in moved)
+        await add_notice(
+            tx.conn,
+            giver,
+            "transferCompleted",
+            f"Instances {listed} moved to another account (transfer {transfer_id}). Their tokens were "
+            "replaced and their webhook settings cleared: your access to them has ended.",
+            {"transferId": transfer_id, "instanceIds": moved},
+            at,
+        )
+        await add_notice(
+            tx.conn,
+            account_id,
+            "transferReceived",
+            f"Instances {listed} are yours now (transfer {transfer_id}). They have new apiTokenInstance "
+            "values and no webhook: set webhookUrl and signing again if you use them.",
+            {"transferId": transfer_id, "instanceIds": moved},
+            at,
+        )
         for action in _after_change(core, moved):
             tx.on_commit(action)
         row = (await tx.conn.execute(select(transfers).where(transfers.c.id == transfer_id))).first()
     return transfer_json(row)
+
+
+async def _hand_over(core: Core, tx: Tx, instance_id: int, account_id: int) -> None:
+    """End the old owner's access to a moved instance on every face: a new token (wire, webhook
+    API), no webhook URL or its token, and no signing secret (the new owner sets their own)."""
+    rec = await core.instances.get(instance_id, tx.conn)
+    if rec is None:
+        return
+    await replace_token(tx, rec)
+    settings = {**rec.settings, "webhookUrl": "", "webhookUrlToken": ""}
+    await tx.conn.execute(
+        update(instances)
+        .where(instances.c.id == instance_id)
+        .values(account_id=account_id, settings=orjson.dumps(settings).decode())
+    )
+    await tx.conn.execute(delete(webhook_options).where(webhook_options.c.instance_id == instance_id))
+
+    def switch() -> None:
+        rec.account_id = account_id
+        rec.settings = settings
+        if core.dispatcher is not None:
+            core.dispatcher.options_changed(instance_id, DEFAULT_OPTIONS)
+        core.hub.notify(instance_id)
+
+    tx.on_commit(switch)
 
 
 async def list_transfers(core: Core, account_id: int | None = None) -> list[dict[str, Any]]:

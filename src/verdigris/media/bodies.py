@@ -61,9 +61,7 @@ class Form:
         disposition = self.file.headers.get("content-disposition", "")
         star = _FILENAME_STAR.search(_latin1_to_utf8(disposition))
         if star:
-            return clean_file_name(
-                unquote(star.group(2), encoding=star.group(1) or "utf-8", errors="replace")
-            )
+            return clean_file_name(unquote(star.group(2), encoding=_charset(star.group(1)), errors="replace"))
         return clean_file_name(self.file.filename or "")
 
     @property
@@ -94,6 +92,19 @@ class _Parser(MultiPartParser):
 
 _HAS_STAR = re.compile(rb";\s*filename\*\s*=", re.IGNORECASE)
 _HAS_PLAIN = re.compile(rb";\s*filename\s*=", re.IGNORECASE)
+
+
+def _charset(name: str) -> str:
+    """The charset a ``filename*`` names, if Python knows it (else UTF-8: a bogus one is no crash)."""
+    if not name:
+        return "utf-8"
+    try:
+        b"0".decode(name)  # LookupError for unknown names and for bytes-to-bytes codecs
+    except LookupError:
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass  # a real text encoding (utf-16, say) that cannot read one byte alone
+    return name
 
 
 def clean_file_name(raw: str) -> str:

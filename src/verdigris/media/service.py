@@ -14,10 +14,8 @@ the fetch has either filled in ``downloadUrl`` or failed the message (``outgoing
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import mimetypes
 import re
-import socket
 import uuid
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ from verdigris.messaging.content import PICTURE_MIME
 from verdigris.messaging.models import messages
 from verdigris.messaging.service import QUEUED
 from verdigris.messaging.vocabulary import Status
+from verdigris.outbound import ForbiddenTarget, GuardedTransport, fetches_may_go_private, public_error
 from verdigris.store.clock import now_ms
 from verdigris.store.media import BlobTooLarge, LocalMediaStore, MediaStore
 
@@ -372,7 +371,7 @@ class MediaService:
                     max_redirects=5,
                     timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
                     headers={"User-Agent": f"Verdigris/{__version__}"},
-                    event_hooks={"request": [] if settings.media_fetch_allow_private else [_public_only]},
+                    transport=GuardedTransport(allow_private=fetches_may_go_private(settings)),
                 ) as client:
                     async with client.stream("GET", url) as response:
                         if response.status_code != 200:
@@ -402,34 +401,16 @@ class MediaService:
             raise FetchFailed(
                 f"the file could not be downloaded: {url} did not answer within {timeout:g} s"
             ) from None
-        except PrivateAddress as exc:
+        except ForbiddenTarget as exc:
             raise FetchFailed(
-                f"the file could not be downloaded: {url} is on a private network address ({exc}); "
-                "the operator allows such addresses with VERDIGRIS_MEDIA_FETCH_ALLOW_PRIVATE"
+                f"the file could not be downloaded: {url} is on a private network address ({exc.host}); "
+                "the operator allows such addresses with VERDIGRIS_OUTBOUND_ALLOW_PRIVATE"
             ) from None
         except (httpx.HTTPError, OSError, ValueError) as exc:
-            reason = str(exc) or type(exc).__name__
-            raise FetchFailed(f"the file could not be downloaded: {url}: {reason}") from None
-
-
-class PrivateAddress(Exception):
-    pass
-
-
-async def _public_only(request: httpx.Request) -> None:
-    """Refuse hosts that resolve to loopback, private, link-local or reserved addresses (each
-    redirect hop is checked too). Resolution happens again when connecting, so this guards
-    against mistakes and casual probing rather than a hostile DNS server."""
-    host = request.url.host
-    port = request.url.port or (443 if request.url.scheme == "https" else 80)
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise httpx.ConnectError(f"cannot resolve {host}: {exc}", request=request) from None
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if not address.is_global or address.is_multicast:
-            raise PrivateAddress(str(address))
+            log.info("file fetch failed", url=url, detail=f"{type(exc).__name__}: {exc}")
+            raise FetchFailed(
+                f"the file could not be downloaded: {url}: {public_error(exc, timeout)}"
+            ) from None
 
 
 def media_of(core: Core) -> MediaService:

@@ -48,7 +48,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA cache_size=-32000")
+    # Deleted rows are overwritten with zeros whatever SQLite's build option (erasure, T-18).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
+    # SQLite's own lower() folds only ASCII; e-mail addresses are compared with lower() (accounts),
+    # so "Ärger@…" and "ärger@…" must meet as on PostgreSQL (a UTF-8 database): Python's lower().
+    dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 # --- SQLite on the event loop's own thread ------------------------------------------------------

@@ -23,6 +23,7 @@ import httpx
 import structlog
 from prometheus_client import Counter, Histogram
 
+from verdigris.outbound import GuardedTransport, public_error, webhooks_may_go_private
 from verdigris.store.clock import now_ms
 from verdigris.webhooks import service
 from verdigris.webhooks.batching import Coalescer
@@ -85,12 +86,13 @@ class WebhookDispatcher:
         if not core.settings.webhook_enabled:
             return
         settings = core.settings
+        limits = httpx.Limits(
+            max_connections=settings.webhook_concurrency,
+            max_keepalive_connections=settings.webhook_concurrency,
+        )
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.webhook_timeout_seconds),
-            limits=httpx.Limits(
-                max_connections=settings.webhook_concurrency,
-                max_keepalive_connections=settings.webhook_concurrency,
-            ),
+            transport=GuardedTransport(allow_private=webhooks_may_go_private(settings), limits=limits),
             follow_redirects=False,
         )
         self._retry = await service.load_retries(core)
@@ -249,12 +251,11 @@ class WebhookDispatcher:
             status = response.status_code
             if status != 200:
                 error = f"HTTP {status}"
-        except httpx.TimeoutException:
-            error = f"timed out after {self.core.settings.webhook_timeout_seconds:g} s"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         except Exception as exc:  # a bad URL and the like: a failed attempt, never a crash
-            error = f"{type(exc).__name__}: {exc}"
+            # The tenant reads this in the delivery log: one text for every network failure (so the
+            # log is no port scanner); the operator's log keeps the detail.
+            error = public_error(exc, self.core.settings.webhook_timeout_seconds)
+            log.info("webhook POST failed", instance=rec.id, detail=f"{type(exc).__name__}: {exc}")
         latency = int((time.perf_counter() - started) * 1000)
         return Outcome(at, latency, status, error)
 

@@ -7,10 +7,10 @@
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from verdigris.core import Core
@@ -18,9 +18,13 @@ from verdigris.instances.service import InstanceRecord
 from verdigris.webhooks import service
 from verdigris.webhooks.service import DeliveryError
 
+MAX_ID = 2**63 - 1  # ids are 64-bit signed integers in the store
+
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Request bodies: no unknown keys, no coercion (``0`` is not ``false``, ``"1"`` not ``1``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class RetryOut(BaseModel):
@@ -71,9 +75,14 @@ class Attempt(BaseModel):
 
 
 class ReplayIn(Strict):
-    fromReceiptId: int | None = Field(default=None, ge=0, description="Re-deliver from this receiptId on")
+    fromReceiptId: int | None = Field(
+        default=None, ge=0, le=MAX_ID, description="Re-deliver from this receiptId on"
+    )
     since: int | None = Field(
-        default=None, ge=0, description="Or re-deliver notifications created from this time on (Unix seconds)"
+        default=None,
+        ge=0,
+        le=MAX_ID // 1000,
+        description="Or re-deliver notifications created from this time on (Unix seconds)",
     )
 
 
@@ -93,7 +102,7 @@ class DeadLetter(BaseModel):
 
 
 class ResendIn(Strict):
-    receiptIds: list[int] | None = Field(
+    receiptIds: list[Annotated[int, Field(ge=0, le=MAX_ID)]] | None = Field(
         default=None, max_length=10_000, description="The dead letters to send again; omitted = all"
     )
 
@@ -119,14 +128,18 @@ def build_router(core: Core) -> APIRouter:
     async def instance(instance_id: str, request: Request) -> InstanceRecord:
         if not (instance_id.isascii() and instance_id.isdigit()) or len(instance_id) > 18:
             raise HTTPException(400, "idInstance must be a number (ASCII digits, at most 18)")
-        rec = await core.instances.get(int(instance_id))
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise HTTPException(401, "send 'Authorization: Bearer <apiTokenInstance>'")
-        if rec is None:
-            raise HTTPException(404, f"no instance {instance_id}")
-        if not hmac.compare_digest(value.strip().encode(), rec.token.encode()):
+        rec = await core.instances.get(int(instance_id))
+        # An unknown instance and a foreign one read the same: ids cannot be enumerated.
+        expected = rec.token if rec is not None else "-" * 50
+        if not hmac.compare_digest(value.strip().encode(), expected.encode()) or rec is None:
             raise HTTPException(401, "wrong apiTokenInstance for this instance")
+        # The operator's measures (T-16): a blocked or suspended account keeps no face.
+        measure = core.moderation.measure(rec.account_id) if core.moderation is not None else None
+        if measure is not None and measure.locks_out:
+            raise HTTPException(403, "the account is blocked by the operator: " + measure.describe())
         return rec
 
     router = APIRouter(
@@ -137,8 +150,9 @@ def build_router(core: Core) -> APIRouter:
             for status, text in (
                 (400, "Bad request data"),
                 (401, "Missing or wrong Bearer token (the instance's apiTokenInstance)"),
-                (403, "Unknown instance"),
-                (404, "No such instance, notification or dead letter"),
+                (403, "The account is blocked or suspended by the operator"),
+                (404, "No such notification or dead letter"),
+                (409, "No webhookUrl is set (replays and resends go to the webhook)"),
                 (413, "Body too large"),
             )
         },
@@ -193,8 +207,12 @@ def build_router(core: Core) -> APIRouter:
     async def deliveries(
         rec: InstanceRecord = Depends(instance),
         limit: int = Query(default=100, ge=1, le=1000),
-        beforeId: int | None = Query(default=None, ge=1, description="Page: entries older than this id"),
-        receiptId: int | None = Query(default=None, ge=0, description="Only this notification's attempts"),
+        beforeId: int | None = Query(
+            default=None, ge=1, le=MAX_ID, description="Page: entries older than this id"
+        ),
+        receiptId: int | None = Query(
+            default=None, ge=0, le=MAX_ID, description="Only this notification's attempts"
+        ),
     ) -> Any:
         rows = await service.attempts_log(core, rec.id, limit=limit, before_id=beforeId, receipt_id=receiptId)
         return [
@@ -236,7 +254,9 @@ def build_router(core: Core) -> APIRouter:
     async def dead_letter_list(
         rec: InstanceRecord = Depends(instance),
         limit: int = Query(default=100, ge=1, le=1000),
-        afterReceiptId: int = Query(default=0, ge=0, description="Page: entries after this receiptId"),
+        afterReceiptId: int = Query(
+            default=0, ge=0, le=MAX_ID, description="Page: entries after this receiptId"
+        ),
     ) -> Any:
         rows = await service.dead_letter_list(core, rec.id, limit=limit, after_receipt_id=afterReceiptId)
         return [
@@ -263,7 +283,7 @@ def build_router(core: Core) -> APIRouter:
         return {"queued": await service.resend_dead_letters(core, rec.id, ids)}
 
     @router.delete("/dead-letters/{receipt_id}", response_model=Deleted, summary="Drop one dead letter")
-    async def drop(receipt_id: int, rec: InstanceRecord = Depends(instance)) -> Any:
+    async def drop(receipt_id: int = Path(ge=0, le=MAX_ID), rec: InstanceRecord = Depends(instance)) -> Any:
         if not await service.delete_dead_letter(core, rec.id, receipt_id):
             raise HTTPException(404, f"no dead letter {receipt_id} for this instance")
         return {"deleted": True}

@@ -18,6 +18,7 @@ from verdigris.greenapi.registry import Call, wire_method
 from verdigris.instances import service as instances
 from verdigris.instances.qrimage import qr_png_base64
 from verdigris.instances.settings import CATALOGUE, SETTABLE, delay_error
+from verdigris.outbound import url_problem, webhooks_may_go_private
 
 if TYPE_CHECKING:
     from verdigris.core import Core
@@ -93,6 +94,13 @@ def settings_changes(core: Core, body: SettingsBody) -> dict[str, Any]:
     return changes
 
 
+async def check_webhook_target(core: Core, changes: dict[str, Any]) -> None:
+    """Refuse a webhookUrl on the server's own network unless the operator allows it (outbound.py)."""
+    problem = await url_problem(str(changes.get("webhookUrl") or ""), webhooks_may_go_private(core.settings))
+    if problem:
+        raise validation(f"'webhookUrl': {problem}")
+
+
 def settings_view(call: Call) -> dict[str, Any]:
     inst = call.instance
     view = {name: inst.settings.get(name, spec.default) for name, spec in CATALOGUE.items()}
@@ -112,6 +120,7 @@ async def set_settings(call: Call) -> dict[str, Any]:
     changes = settings_changes(call.core, call.body)
     if not changes:
         raise validation("'value' must have at least 1 key")
+    await check_webhook_target(call.core, changes)
     await instances.update_settings(call.core, call.instance, changes)
     return {"saveSettings": True}
 
