@@ -125,14 +125,24 @@ def test_refused_actions_show_the_reason_and_change_nothing(server: Server) -> N
     assert r.status_code == 400 and "days must be a whole number" in error_of(r)
     assert "issued" in lee.get(invoice_path).text
 
-    # The operator records the payment: the license waits for tomorrow.
+    # Marking paid needs the bank reference, then a confirmation (issue 13, item 11); until
+    # confirmed nothing is recorded.
     op.get("/operator/billing")
+    r = op.post(f"/operator/billing/invoices/{invoice_id}/paid", {"reference": " "})
+    assert r.status_code == 400 and "bank reference" in error_of(r)
+    r = op.post(f"/operator/billing/invoices/{invoice_id}/paid", {"reference": "", "confirm": "yes"})
+    assert r.status_code == 400 and "bank reference" in error_of(r)
     r = op.post(f"/operator/billing/invoices/{invoice_id}/paid", {"reference": "BANK-42"})
+    assert r.status_code == 200 and 'id="confirm-mark-paid"' in r.text and "BANK-42" in r.text
+    assert "issued" in lee.get(invoice_path).text
+
+    # The operator records the payment: the license waits for tomorrow.
+    r = op.post(f"/operator/billing/invoices/{invoice_id}/paid", {"reference": "BANK-42", "confirm": "yes"})
     assert r.status_code == 303, error_of(r)
     section = lee.get("/billing").text
     assert re.search(rf'id="license-{instance_id}" data-state="(\w+)"', section)
     assert "BANK-42" in section and f"Tariff {code}" in section
-    r = op.post(f"/operator/billing/invoices/{invoice_id}/paid", {"reference": "BANK-43"})
+    r = op.post(f"/operator/billing/invoices/{invoice_id}/paid", {"reference": "BANK-43", "confirm": "yes"})
     assert r.status_code == 409 and error_of(r)
 
 
