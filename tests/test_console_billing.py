@@ -252,9 +252,9 @@ def test_console_sending_obeys_the_license(server: Server) -> None:
         lee.get(f"/instances/{instance_id}")
         r = lee.post(f"/instances/{instance_id}/send", {"chat": chat, "message": "hello"})
         assert r.status_code == 303
-        found = re.search(r'class="flash"[^>]*>([^<]*)<', lee.get(f"/instances/{instance_id}").text)
+        found = re.search(r'class="(?:flash|error)"[^>]*>([^<]*)<', lee.get(f"/instances/{instance_id}").text)
         return html.unescape(found.group(1)) if found else ""
 
     assert send("79994040001") == "Message queued."
-    assert send("79994040002") == "Not sent: the license allows 1 correspondents a month, all used."
+    assert send("79994040002") == "Not sent: the license allows 1 correspondent a month, all used."
     assert send("79994040001") == "Message queued."  # the allowed correspondent still works

@@ -285,12 +285,12 @@ class Console:
         phone = ctx.field("phone").strip().lstrip("+")
         if not _PHONE.match(phone):
             return self.web.redirect(
-                ctx, f"/instances/{rec.id}", "Phone number: 7 to 15 digits, international format."
+                ctx, f"/instances/{rec.id}", "Phone number: 7 to 15 digits, international format.", error=True
             )
         try:
             code = await instances.request_pairing_code(self.core, rec, phone)
         except instances.InstanceError as exc:
-            return self.web.redirect(ctx, f"/instances/{rec.id}", str(exc))
+            return self.web.redirect(ctx, f"/instances/{rec.id}", str(exc), error=True)
         return self.web.redirect(
             ctx, f"/instances/{rec.id}?pairing={code}", f"Pairing code for +{phone}: {code[:4]}-{code[4:]}"
         )
@@ -318,11 +318,15 @@ class Console:
         try:
             body = SettingsBody.model_validate(values)
         except ValidationError as exc:
-            return self.web.redirect(ctx, f"/instances/{rec.id}", "Settings not saved: " + _error_text(exc))
+            return self.web.redirect(
+                ctx, f"/instances/{rec.id}", "Settings not saved: " + _error_text(exc), error=True
+            )
         changes = {k: v for k, v in body.model_dump(exclude_none=True).items() if k in SETTABLE}
         problem = delay_error(self.core.settings, changes.get("delaySendMessagesMilliseconds"))
         if problem:
-            return self.web.redirect(ctx, f"/instances/{rec.id}", "Settings not saved: " + problem)
+            return self.web.redirect(
+                ctx, f"/instances/{rec.id}", "Settings not saved: " + problem, error=True
+            )
         if changes:
             await instances.update_settings(self.core, rec, changes)
         return self.web.redirect(ctx, f"/instances/{rec.id}", "Settings saved.")
@@ -336,12 +340,15 @@ class Console:
         text = ctx.field("message")
         if not _CHAT.match(chat) or not text.strip() or len(text) > 20000:
             return self.web.redirect(
-                ctx, f"/instances/{rec.id}", "Not sent: give a phone number (or chat id) and a text."
+                ctx,
+                f"/instances/{rec.id}",
+                "Not sent: give a phone number (or chat id) and a text.",
+                error=True,
             )
         licensing = self.core.licensing
         refusal = await licensing.admit(rec, "sendMessage", chat) if licensing is not None else None
         if refusal is not None:
-            return self.web.redirect(ctx, f"/instances/{rec.id}", f"Not sent: {refusal.reason}.")
+            return self.web.redirect(ctx, f"/instances/{rec.id}", f"Not sent: {refusal.reason}.", error=True)
         content = text_content(text, link_preview=bool(rec.settings.get("linkPreview", True)))
         try:
             await messaging.send(
@@ -356,7 +363,7 @@ class Console:
                 ),
             )
         except messaging.MessageRefused as exc:
-            return self.web.redirect(ctx, f"/instances/{rec.id}", f"Not sent: {exc.reason}.")
+            return self.web.redirect(ctx, f"/instances/{rec.id}", f"Not sent: {exc.reason}.", error=True)
         return self.web.redirect(ctx, f"/instances/{rec.id}", "Message queued.")
 
     async def clear_queue(self, ctx: Ctx) -> Response:
@@ -385,7 +392,9 @@ class Console:
                 pause_after_failures=ctx.field("pause_after_failures"),
             )
         except send_policy.PolicyError as exc:
-            return self.web.redirect(ctx, f"/instances/{rec.id}", f"Policy not saved: {exc.message}")
+            return self.web.redirect(
+                ctx, f"/instances/{rec.id}", f"Policy not saved: {exc.message}", error=True
+            )
         return self.web.redirect(ctx, f"/instances/{rec.id}", "Sending policy saved.")
 
     async def pause_queue(self, ctx: Ctx) -> Response:
@@ -401,7 +410,9 @@ class Console:
         rec = await self.instance(ctx)
         self.web.require(ctx, "instance.delete")
         if ctx.field("confirm").strip() != str(rec.id):
-            return self.web.redirect(ctx, f"/instances/{rec.id}", "Type the instance id to confirm deletion.")
+            return self.web.redirect(
+                ctx, f"/instances/{rec.id}", "Type the instance id to confirm deletion.", error=True
+            )
         await instances.delete(self.core, rec)
         return self.web.redirect(ctx, "/", f"Instance {rec.id} deleted.")
 

@@ -31,6 +31,7 @@ from verdigris.errors import ServiceError
 SESSION_COOKIE = "vg_session"
 ANON_COOKIE = "vg_form"  # double-submit CSRF token for forms shown before login
 FLASH_COOKIE = "vg_flash"
+ERROR_MARK = "!error:"  # a flash that starts with this is shown as an error
 PREFIX = "/console"
 
 # Every console answer: never framed, never cached (pages show tokens), no URL leaks in Referer
@@ -115,6 +116,10 @@ class Web:
 
     def render(self, ctx: Ctx, template: str, status: int = 200, **values: Any) -> Response:
         flash = ctx.request.cookies.get(FLASH_COOKIE, "")
+        shown = unquote(flash)
+        if shown.startswith(ERROR_MARK):  # a refusal carried over a redirect looks like an error
+            values["error"] = values.get("error") or shown[len(ERROR_MARK) :]
+            shown = ""
         response = TEMPLATES.TemplateResponse(
             ctx.request,
             template,
@@ -122,7 +127,7 @@ class Web:
                 "session": ctx.session,
                 "me": ctx.session.account if ctx.session else None,
                 "csrf": ctx.session.csrf if ctx.session else ctx.anon_token,
-                "flash": unquote(flash),
+                "flash": shown,
                 "prefix": PREFIX,
                 **values,
             },
@@ -133,8 +138,11 @@ class Web:
         self._anon_cookie(ctx, response)
         return response
 
-    def redirect(self, ctx: Ctx, path: str, flash: str = "") -> Response:
+    def redirect(self, ctx: Ctx, path: str, flash: str = "", *, error: bool = False) -> Response:
+        """Go to ``path`` and show ``flash`` there (as an error when ``error``)."""
         target = PREFIX + path
+        if error and flash:
+            flash = ERROR_MARK + flash
         if ctx.request.headers.get("hx-request"):
             response: Response = Response(status_code=204, headers={"HX-Redirect": target})
         else:

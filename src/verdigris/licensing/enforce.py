@@ -127,7 +127,8 @@ class Refusal:
         if self.expired:
             return "the instance's license has expired or it has none"
         if self.correspondents is not None:
-            return f"the license allows {self.correspondents.total} correspondents a month, all used"
+            total = self.correspondents.total
+            return f"the license allows {total} correspondent{'' if total == 1 else 's'} a month, all used"
         if self.invoke is not None:
             return (
                 f"the monthly quota of {self.invoke.method} is used ({self.invoke.used}/{self.invoke.total})"
