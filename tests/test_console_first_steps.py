@@ -8,9 +8,10 @@ from __future__ import annotations
 import html
 import re
 import uuid
+from typing import Any
 
-from console_client import Console, new_user
-from harness import Server
+from console_client import Console, credentials, new_user, register
+from harness import Server, free_port
 
 
 def unique(prefix: str) -> str:
@@ -41,3 +42,36 @@ def test_a_refusal_after_a_redirect_looks_like_an_error(server: Server) -> None:
     r = console.post(f"/instances/{instance_id}/send", {"chat": "79990000003", "message": "hi"})
     page = console.get(f"/instances/{instance_id}").text
     assert shown(page, "flash") == "Message queued." and shown(page, "error") == ""
+
+
+def test_the_development_mailbox_shows_the_sign_up_mail_until_smtp_is_set(
+    server: Server, make_server: Any
+) -> None:
+    console = Console(server)
+    username = unique("mb")
+    address = f"{username}@example.test"
+    r = register(console, username, address)
+    assert r.status_code == 200
+    link = re.search(r'id="open-mailbox" href="/console(/mailbox\?address=[^"]+)"', r.text)
+    assert link and "Development convenience" in r.text
+    page = console.get(html.unescape(link.group(1)))
+    assert page.status_code == 200 and "Development convenience" in page.text
+    # The mail is decoded (not quoted-printable), with its links clickable.
+    mail = re.search(r'<pre class="mail-body">(.*?)</pre>', page.text, re.S)
+    assert mail
+    text = html.unescape(re.sub(r"<[^>]+>", "", mail.group(1)))
+    name, password, verify = credentials(text)
+    assert name == username and f'href="{verify}"' in html.unescape(mail.group(1))
+    # Another address's mailbox is empty; a malformed address is an error.
+    assert "0 mails to" in console.get("/mailbox?address=nobody@example.test").text
+    bad = console.get("/mailbox?address=no-at-sign")
+    assert bad.status_code == 400 and shown(bad.text, "error") == "That is not an e-mail address."
+
+    # With an SMTP server configured there is no mailbox and no link to it.
+    smtp_srv: Server = make_server(
+        env={"VERDIGRIS_SMTP_HOST": "127.0.0.1", "VERDIGRIS_SMTP_PORT": str(free_port())}
+    )
+    other = Console(smtp_srv)
+    r = register(other, "smtpuser", "smtpuser@example.test")
+    assert r.status_code == 200 and "mailbox" not in r.text
+    assert other.get("/mailbox?address=smtpuser@example.test").status_code == 404

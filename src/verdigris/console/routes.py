@@ -22,6 +22,7 @@ from verdigris.accounts import service as accounts
 from verdigris.accounts import sessions as auth
 from verdigris.accounts.policy import PolicyError
 from verdigris.accounts.records import INVITABLE_ROLES
+from verdigris.console import mailbox
 from verdigris.console import moderation as moderation_pages
 from verdigris.console.announcements import AnnouncementPages
 from verdigris.console.billing import BillingPages
@@ -149,7 +150,7 @@ class Console:
 
     async def reset_request(self, ctx: Ctx) -> Response:
         await accounts.request_password_reset(self.core, ctx.field("email"), ctx.origin)
-        return self.web.render(ctx, "reset.html", sent=True)
+        return self.web.render(ctx, "reset.html", sent=True, email=ctx.field("email").strip())
 
     async def reset_choose_form(self, ctx: Ctx) -> Response:
         return self.web.render(ctx, "reset_choose.html", secret=ctx.param("secret"))
@@ -625,6 +626,7 @@ def build_routes(core: Core) -> list[BaseRoute]:
         ("POST", "/team/{member_id}/remove", page(c.member_remove)),
         ("GET", "/operator/outbox", page(c.outbox)),
         ("GET", "/operator/events", page(c.all_events)),
+        *mailbox.routes(core, c.web),
         *c.cloud.routes(),
         *BillingPages(core, c.web).routes(),
         *CustomerPages(core, c.web).routes(),

@@ -25,6 +25,7 @@ from verdigris.accounts import journal
 from verdigris.accounts import sessions as auth
 from verdigris.accounts.journal import Origin
 from verdigris.accounts.records import Account
+from verdigris.config import Settings
 from verdigris.core import Core
 from verdigris.errors import ServiceError
 
@@ -33,6 +34,7 @@ ANON_COOKIE = "vg_form"  # double-submit CSRF token for forms shown before login
 FLASH_COOKIE = "vg_flash"
 ERROR_MARK = "!error:"  # a flash that starts with this is shown as an error
 PREFIX = "/console"
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 # Every console answer: never framed, never cached (pages show tokens), no URL leaks in Referer
 # (verification and reset links carry secrets in the path), forms only post to this site.
@@ -61,6 +63,12 @@ def _localday(ms: int | None, zone: str) -> str:
     if not ms:
         return ""
     return datetime.fromtimestamp(ms / 1000, ZoneInfo(zone)).date().isoformat()
+
+
+def dev_mailbox_on(settings: Settings) -> bool:
+    """Whether the development mailbox (/console/mailbox, console/mailbox.py) is on: the embedded
+    default only, with no SMTP server and a server that listens on a loopback address."""
+    return settings.dev_mailbox and not settings.smtp_host and settings.host in LOOPBACK
 
 
 TEMPLATES.env.filters["when"] = _when
@@ -129,6 +137,7 @@ class Web:
                 "csrf": ctx.session.csrf if ctx.session else ctx.anon_token,
                 "flash": shown,
                 "prefix": PREFIX,
+                "dev_mailbox": dev_mailbox_on(self.core.settings),
                 **values,
             },
             status_code=status,
