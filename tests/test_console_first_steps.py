@@ -75,3 +75,25 @@ def test_the_development_mailbox_shows_the_sign_up_mail_until_smtp_is_set(
     r = register(other, "smtpuser", "smtpuser@example.test")
     assert r.status_code == 200 and "mailbox" not in r.text
     assert other.get("/mailbox?address=smtpuser@example.test").status_code == 404
+
+
+def test_creation_asks_whether_to_receive_notifications(server: Server) -> None:
+    console, _ = new_user(server, unique("nt"))
+    form = console.get("/").text
+    assert 'name="notifications" value="yes"' in form and 'name="notifications" value="no"' in form
+    flags = ("incomingWebhook", "outgoingWebhook", "outgoingMessageWebhook", "outgoingAPIMessageWebhook")
+    for choice in ("yes", "no"):
+        instance_id = create_instance(console, notifications=choice)
+        page = console.get(f"/instances/{instance_id}").text
+        for flag in flags:
+            chosen = re.search(
+                rf'data-setting="{flag}">([^<]*)<span>{flag}</span>\s*<select[^>]*>.*?<option value="(yes|no)" selected',
+                page,
+                re.S,
+            )
+            assert chosen and chosen.group(2) == choice, (flag, choice)
+            assert chosen.group(1).strip().startswith("Notify:")  # plain words beside the API name
+    console.get("/")
+    r = console.post("/instances", {"name": "x", "notifications": "maybe"})
+    assert r.status_code == 303
+    assert shown(console.get("/").text, "error") == "Receive notifications: choose yes or no."

@@ -28,6 +28,7 @@ from verdigris.console.announcements import AnnouncementPages
 from verdigris.console.billing import BillingPages
 from verdigris.console.cloud import CloudPages
 from verdigris.console.customers import CustomerPages
+from verdigris.console.labels import SETTING_WORDS
 from verdigris.console.screening import ScreeningPages
 from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web
 from verdigris.core import Core
@@ -35,7 +36,7 @@ from verdigris.greenapi.methods.account import SettingsBody
 from verdigris.instances import service as instances
 from verdigris.instances.qrimage import qr_png_base64
 from verdigris.instances.service import InstanceRecord
-from verdigris.instances.settings import CATALOGUE, SETTABLE, delay_error
+from verdigris.instances.settings import CATALOGUE, MESSAGE_FLAGS, SETTABLE, delay_error
 from verdigris.messaging import notifications
 from verdigris.messaging import service as messaging
 from verdigris.messaging.content import plain_text, text_content, text_type
@@ -201,7 +202,13 @@ class Console:
     async def create_instance(self, ctx: Ctx) -> Response:
         self.web.require(ctx, "instance.create")
         name = ctx.field("name").strip()[:200]
-        rec = await instances.create(self.core, account_id=ctx.account.tenant, name=name)
+        choice = ctx.field("notifications", "yes")
+        if choice not in ("yes", "no"):
+            return self.web.redirect(ctx, "/", "Receive notifications: choose yes or no.", error=True)
+        # "yes" switches on the message notifications (as the demo instances have them); "no" keeps
+        # GREEN-API's default, every notification off.
+        flags = {flag: "yes" for flag in MESSAGE_FLAGS} if choice == "yes" else {}
+        rec = await instances.create(self.core, account_id=ctx.account.tenant, name=name, settings=flags)
         return self.web.redirect(
             ctx, f"/instances/{rec.id}", f"Instance {rec.id} created. Link a phone to it."
         )
@@ -215,6 +222,7 @@ class Console:
             api_url=self.core.public_url,
             catalogue=[(name, spec) for name, spec in CATALOGUE.items()],
             settable=SETTABLE,
+            words=SETTING_WORDS,
             pairing=ctx.request.query_params.get("pairing", ""),
             policy=await send_policy.of_instance(self.core, rec.id),
             zone=self.core.settings.operator_timezone,
