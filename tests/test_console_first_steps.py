@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 import uuid
 from typing import Any
 
@@ -97,3 +98,80 @@ def test_creation_asks_whether_to_receive_notifications(server: Server) -> None:
     r = console.post("/instances", {"name": "x", "notifications": "maybe"})
     assert r.status_code == 303
     assert shown(console.get("/").text, "error") == "Receive notifications: choose yes or no."
+
+
+def phone_number() -> str:
+    return "7995" + str(uuid.uuid4().int)[:7]
+
+
+def test_sandbox_phones_link_and_chat_in_the_console(server: Server) -> None:
+    console, _ = new_user(server, unique("sp"))
+    instance_id = create_instance(console)
+    page = console.get(f"/instances/{instance_id}").text
+    assert 'id="sandbox"' in page
+    shop, customer = phone_number(), phone_number()
+
+    def add(number: str, name: str) -> str:
+        console.get(f"/instances/{instance_id}")
+        r = console.post(f"/instances/{instance_id}/sandbox/phones", {"number": number, "name": name})
+        assert r.status_code == 303
+        return console.get(f"/instances/{instance_id}").text
+
+    # Bad numbers and numbers that are someone else's sandbox phone are refused, changing nothing.
+    assert shown(add("12ab", ""), "error").startswith("Phone number: 7 to 15 digits")
+    taken = add(server.demo["sandbox"]["phones"][0], "")
+    assert "someone else" in shown(taken, "error") and 'id="sandbox-phones"' not in taken
+    page = add(shop, "Shop phone")
+    assert shown(page, "flash") == f"Sandbox phone +{shop} is ready." and f'data-phone="{shop}"' in page
+
+    # A pairing code for a number without a sandbox phone says so.
+    r = console.post(f"/instances/{instance_id}/pairing", {"phone": "+" + phone_number()})
+    assert "There is no sandbox phone" in shown(console.get(f"/instances/{instance_id}").text, "error")
+    # With one: the code shows on the page (not in the URL) and the phone enters it.
+    r = console.post(f"/instances/{instance_id}/pairing", {"phone": "+" + shop})
+    assert r.headers["location"] == f"/console/instances/{instance_id}"
+    page = console.get(f"/instances/{instance_id}").text
+    code = re.search(r'id="pairing-code">([A-Z0-9]{4}-[A-Z0-9]{4})<', page)
+    assert code
+    r = console.post(f"/instances/{instance_id}/sandbox/pair", {"phone": shop, "code": "AAAA-AAAA"})
+    assert "pairing code is wrong" in shown(console.get(f"/instances/{instance_id}").text, "error")
+    r = console.post(f"/instances/{instance_id}/sandbox/pair", {"phone": shop, "code": code.group(1)})
+    page = console.get(f"/instances/{instance_id}").text
+    assert 'id="state">authorized<' in page and f"+{shop}" in page
+
+    # Unlink, and link again by "scanning" the QR code with the phone.
+    console.post(f"/instances/{instance_id}/logout")
+    console.get(f"/instances/{instance_id}")
+    r = console.post(f"/instances/{instance_id}/sandbox/scan", {"phone": shop})
+    assert (
+        shown(console.get(f"/instances/{instance_id}").text, "flash")
+        == f"Linked: +{shop} scanned the QR code."
+    )
+
+    # A customer's phone writes to the instance; the instance answers; the phone reads it.
+    add(customer, "Customer")
+    screen = console.get(f"/instances/{instance_id}/sandbox/{customer}")
+    assert screen.status_code == 200 and "No messages with this instance yet" in screen.text
+    r = console.post(f"/instances/{instance_id}/sandbox/{customer}/send", {"message": "Do you have rye?"})
+    assert r.status_code == 303
+    assert "Do you have rye?" in console.get(f"/instances/{instance_id}/activity").text
+    console.get(f"/instances/{instance_id}")
+    console.post(f"/instances/{instance_id}/send", {"chat": customer, "message": "Yes, until 6 pm"})
+    for _ in range(150):
+        chat = console.get(f"/instances/{instance_id}/sandbox/{customer}").text
+        if "Yes, until 6 pm" in chat:
+            break
+        time.sleep(0.2)
+    assert re.search(r'data-direction="incoming">Yes, until 6 pm', chat), chat
+    assert re.search(r'data-direction="outgoing">Do you have rye\\?', chat)
+    r = console.post(f"/instances/{instance_id}/sandbox/{customer}/send", {"message": "  "})
+    assert "Not sent" in shown(console.get(f"/instances/{instance_id}/sandbox/{customer}").text, "error")
+
+    # Another team sees neither these phones nor their chats.
+    other, _ = new_user(server, unique("sq"))
+    own = create_instance(other)
+    assert other.get(f"/instances/{own}/sandbox/{customer}").status_code == 404
+    assert other.get(f"/instances/{instance_id}/sandbox/{customer}").status_code == 404
+    other.get(f"/instances/{own}")
+    assert other.post(f"/instances/{own}/sandbox/scan", {"phone": shop}).status_code == 404
+    assert f"+{shop}" not in other.get(f"/instances/{own}").text

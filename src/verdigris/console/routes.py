@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -22,6 +23,7 @@ from verdigris.accounts import service as accounts
 from verdigris.accounts import sessions as auth
 from verdigris.accounts.policy import PolicyError
 from verdigris.accounts.records import INVITABLE_ROLES
+from verdigris.channels.sandbox import network
 from verdigris.console import mailbox
 from verdigris.console import moderation as moderation_pages
 from verdigris.console.announcements import AnnouncementPages
@@ -29,11 +31,13 @@ from verdigris.console.billing import BillingPages
 from verdigris.console.cloud import CloudPages
 from verdigris.console.customers import CustomerPages
 from verdigris.console.labels import SETTING_WORDS
+from verdigris.console.sandbox import SandboxPhones
 from verdigris.console.screening import ScreeningPages
 from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web
 from verdigris.core import Core
 from verdigris.greenapi.methods.account import SettingsBody
 from verdigris.instances import service as instances
+from verdigris.instances.models import instances as instance_rows
 from verdigris.instances.qrimage import qr_png_base64
 from verdigris.instances.service import InstanceRecord
 from verdigris.instances.settings import CATALOGUE, MESSAGE_FLAGS, SETTABLE, delay_error
@@ -41,6 +45,7 @@ from verdigris.messaging import notifications
 from verdigris.messaging import service as messaging
 from verdigris.messaging.content import plain_text, text_content, text_type
 from verdigris.policy import service as send_policy
+from verdigris.store.clock import now_ms
 
 STATIC = Path(__file__).parent / "static"
 _PHONE = re.compile(r"^\+?\d{7,15}$")
@@ -58,6 +63,7 @@ class Console:
         self.core = core
         self.web = Web(core)
         self.cloud = CloudPages(core, self.web, self.instance)
+        self.sandbox = SandboxPhones(core, self.web, self.instance)
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -223,12 +229,31 @@ class Console:
             catalogue=[(name, spec) for name, spec in CATALOGUE.items()],
             settable=SETTABLE,
             words=SETTING_WORDS,
-            pairing=ctx.request.query_params.get("pairing", ""),
+            pairing=await self._pairing(ctx, rec),
             policy=await send_policy.of_instance(self.core, rec.id),
             zone=self.core.settings.operator_timezone,
             **(await self._status_values(rec)),
             **(await self.cloud.values(rec)),
+            **(await self.sandbox.values(ctx, rec)),
         )
+
+    async def _pairing(self, ctx: Ctx, rec: InstanceRecord) -> dict[str, Any] | None:
+        """The instance's pairing code while it is valid (shown to those who may link; never in a URL)."""
+        if rec.state == instances.AUTHORIZED or not ctx.account.can("instance.manage"):
+            return None
+        async with self.core.read() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        instance_rows.c.pairing_code,
+                        instance_rows.c.pairing_phone,
+                        instance_rows.c.pairing_expires_ms,
+                    ).where(instance_rows.c.id == rec.id)
+                )
+            ).first()
+        if row is None or not row.pairing_code or int(row.pairing_expires_ms or 0) < now_ms():
+            return None
+        return {"code": row.pairing_code, "phone": row.pairing_phone, "expires": int(row.pairing_expires_ms)}
 
     async def _status_values(self, rec: InstanceRecord) -> dict[str, Any]:
         out_rows = await messaging.recent(self.core, rec.id, "out", 1440)
@@ -296,12 +321,22 @@ class Console:
             return self.web.redirect(
                 ctx, f"/instances/{rec.id}", "Phone number: 7 to 15 digits, international format.", error=True
             )
+        if rec.channel == "sandbox" and await network.get_phone(self.core, phone) is None:
+            # Only a sandbox phone can enter the code, and there is none with this number.
+            return self.web.redirect(
+                ctx,
+                f"/instances/{rec.id}",
+                f"There is no sandbox phone +{phone}, so nobody could enter a pairing code for it. "
+                "Add it under Sandbox phones first.",
+                error=True,
+            )
         try:
             code = await instances.request_pairing_code(self.core, rec, phone)
         except instances.InstanceError as exc:
             return self.web.redirect(ctx, f"/instances/{rec.id}", str(exc), error=True)
+        # The code is shown on the instance page (read from the instance), never carried in a URL.
         return self.web.redirect(
-            ctx, f"/instances/{rec.id}?pairing={code}", f"Pairing code for +{phone}: {code[:4]}-{code[4:]}"
+            ctx, f"/instances/{rec.id}", f"Pairing code for +{phone}: {code[:4]}-{code[4:]}"
         )
 
     async def instance_logout(self, ctx: Ctx) -> Response:
@@ -635,6 +670,7 @@ def build_routes(core: Core) -> list[BaseRoute]:
         ("GET", "/operator/outbox", page(c.outbox)),
         ("GET", "/operator/events", page(c.all_events)),
         *mailbox.routes(core, c.web),
+        *c.sandbox.routes(),
         *c.cloud.routes(),
         *BillingPages(core, c.web).routes(),
         *CustomerPages(core, c.web).routes(),
