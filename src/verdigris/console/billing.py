@@ -106,6 +106,7 @@ class BillingPages:
             error=error,
             overview=overview,
             statuses=names,
+            names=await self._names([i["instanceId"] for i in overview["instances"]]),
             paid=[t for t in tariff_list if t["kind"] == "paid"],
             free=[t for t in tariff_list if t["kind"] != "paid"],
             notices=(await service.list_notices(self.core, owner))[:20],
@@ -114,6 +115,11 @@ class BillingPages:
             zone=self.core.settings.operator_timezone,
             now=now_ms(),
         )
+
+    async def _names(self, ids: list[int]) -> dict[int, str]:
+        """Instance names, so billing names instances as the user does."""
+        found = [await self.core.instances.get(i) for i in ids]
+        return {rec.id: rec.name for rec in found if rec is not None}
 
     async def start_free(self, ctx: Ctx) -> Response:
         owner = self._tenant(ctx)

@@ -41,6 +41,7 @@ from verdigris.instances.models import instances as instance_rows
 from verdigris.instances.qrimage import qr_png_base64
 from verdigris.instances.service import InstanceRecord
 from verdigris.instances.settings import CATALOGUE, MESSAGE_FLAGS, SETTABLE, delay_error
+from verdigris.licensing import service as license_service
 from verdigris.messaging import notifications
 from verdigris.messaging import service as messaging
 from verdigris.messaging.content import plain_text, text_content, text_type
@@ -203,7 +204,15 @@ class Console:
 
     async def home(self, ctx: Ctx) -> Response:
         items = await instances.list_for_account(self.core, ctx.account.tenant)
-        return self.web.render(ctx, "instances.html", items=items)
+        return self.web.render(
+            ctx, "instances.html", items=items, licenses=await self._licenses([i.id for i in items])
+        )
+
+    async def _licenses(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Each instance's license state (current and upcoming), as the billing section shows it."""
+        if self.core.licensing is None:
+            return {}
+        return {i: await license_service.instance_status(self.core, i) for i in ids}
 
     async def create_instance(self, ctx: Ctx) -> Response:
         self.web.require(ctx, "instance.create")
@@ -230,6 +239,7 @@ class Console:
             settable=SETTABLE,
             words=SETTING_WORDS,
             pairing=await self._pairing(ctx, rec),
+            license=(await self._licenses([rec.id])).get(rec.id),
             policy=await send_policy.of_instance(self.core, rec.id),
             zone=self.core.settings.operator_timezone,
             **(await self._status_values(rec)),
