@@ -175,3 +175,27 @@ def test_sandbox_phones_link_and_chat_in_the_console(server: Server) -> None:
     other.get(f"/instances/{own}")
     assert other.post(f"/instances/{own}/sandbox/scan", {"phone": shop}).status_code == 404
     assert f"+{shop}" not in other.get(f"/instances/{own}").text
+
+
+def test_the_operator_lands_on_an_overview(server: Server) -> None:
+    op = Console(server)
+    assert (
+        op.login(server.demo["operator"]["username"], server.demo["operator"]["password"]).status_code == 303
+    )
+    page = op.get("/").text
+    for part in ("overview-accounts", "overview-instances", "overview-revenue", "waiting-invoices"):
+        assert f'id="{part}"' in page
+    authorized = re.search(r'data-state="authorized"><span[^>]*>authorized</span> (\d+)<', page)
+    assert authorized and int(authorized.group(1)) >= 2  # the demo's two linked instances
+    waiting = re.search(r'id="waiting-invoices"><a[^>]*>(\d+) invoices?</a>', page)
+    assert waiting
+    lee, _ = new_user(server, unique("ov"))
+    instance_id = create_instance(lee)
+    lee.get("/billing")
+    r = lee.post("/billing/buy", {"instance": str(instance_id), "tariff": "business", "periods": "1"})
+    assert r.status_code == 303, r.text
+    again = re.search(r'id="waiting-invoices"><a[^>]*>(\d+) invoices?</a>', op.get("/").text)
+    assert again and int(again.group(1)) == int(waiting.group(1)) + 1
+    # A licensee's first page is the instance list, never the overview.
+    assert 'id="overview-accounts"' not in lee.get("/").text
+    assert lee.get("/instances").status_code == 200

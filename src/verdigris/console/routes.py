@@ -31,6 +31,7 @@ from verdigris.console.billing import BillingPages
 from verdigris.console.cloud import CloudPages
 from verdigris.console.customers import CustomerPages
 from verdigris.console.labels import SETTING_WORDS
+from verdigris.console.overview import Overview
 from verdigris.console.sandbox import SandboxPhones
 from verdigris.console.screening import ScreeningPages
 from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web
@@ -65,6 +66,7 @@ class Console:
         self.web = Web(core)
         self.cloud = CloudPages(core, self.web, self.instance)
         self.sandbox = SandboxPhones(core, self.web, self.instance)
+        self.overview = Overview(core, self.web)
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -203,6 +205,12 @@ class Console:
     # --- instances -------------------------------------------------------------------------------
 
     async def home(self, ctx: Ctx) -> Response:
+        """The first page: the operator's overview, or the team's instances."""
+        if ctx.account.is_operator:
+            return await self.overview.page(ctx)
+        return await self.instance_list(ctx)
+
+    async def instance_list(self, ctx: Ctx) -> Response:
         items = await instances.list_for_account(self.core, ctx.account.tenant)
         return self.web.render(
             ctx, "instances.html", items=items, licenses=await self._licenses([i.id for i in items])
@@ -648,6 +656,7 @@ def build_routes(core: Core) -> list[BaseRoute]:
         ("POST", "/invite/{secret}", anon(c.invite_accept)),
         ("GET", "", page(c.home)),
         ("GET", "/", page(c.home)),
+        ("GET", "/instances", page(c.instance_list)),
         ("POST", "/instances", page(c.create_instance)),
         ("GET", "/instances/{instance_id}", page(c.instance_page)),
         ("GET", "/instances/{instance_id}/link", page(c.instance_link)),
