@@ -13,7 +13,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import FileResponse, PlainTextResponse, Response
 
 from verdigris import __version__, metrics
 from verdigris.accounts import announcements
@@ -27,6 +27,7 @@ from verdigris.channels.whatsapp_cloud.channel import CloudChannel
 from verdigris.channels.whatsapp_cloud.routes import build_router as cloud_router
 from verdigris.channels.whatsapp_cloud.service import CHANNEL as CLOUD
 from verdigris.config import Settings
+from verdigris.console.apidocs import FAVICON, offline_docs
 from verdigris.console.routes import build_routes as console_routes
 from verdigris.console.routes import root_redirect
 from verdigris.core import Core
@@ -167,12 +168,23 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
             "other side of the built-in sandbox network."
         ),
         lifespan=lifespan,
+        # /docs is served below from vendored Swagger UI files: it renders with no internet.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.core = core
     metrics.bind(core)
     app.router.redirect_slashes = False
     wire = wire_routes(core)
     app.add_middleware(PathNormalizer, wire=wire)
+
+    @app.get("/docs", include_in_schema=False)
+    async def api_docs() -> Response:
+        return offline_docs(app.openapi_url or "/openapi.json", app.title)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return FileResponse(FAVICON, media_type="image/png")
 
     @app.get("/health", tags=["operations"], summary="Liveness and basic facts")
     async def health() -> dict[str, Any]:
