@@ -10,61 +10,26 @@ from __future__ import annotations
 
 import re
 import shutil
-import threading
 import time
 from collections.abc import Iterator
-from email import message_from_bytes
-from email.message import EmailMessage
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from console_client import credentials
-from harness import CHROMIUM, Server, decode_qr, free_port
+from harness import CHROMIUM, Server, decode_qr
+from smtp_catcher import MailCatcher
 
 SHOTS = Path(__file__).resolve().parents[1] / "docs" / "console"
 
 pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="chromium is not installed")
 
 
-class MailCatcher:
-    """A real SMTP server (aiosmtpd) that keeps what it receives."""
-
-    def __init__(self) -> None:
-        from aiosmtpd.controller import Controller
-
-        self.messages: list[EmailMessage] = []
-        self.lock = threading.Lock()
-        self.port = free_port()
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook
-        msg = message_from_bytes(envelope.content, policy=default_policy)
-        with self.lock:
-            self.messages.append(msg)  # type: ignore[arg-type]
-        return "250 Message accepted for delivery"
-
-    def wait_for(self, to: str, subject_part: str = "", timeout: float = 30) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                for msg in reversed(self.messages):
-                    if msg["To"] == to and subject_part in str(msg["Subject"]):
-                        body = msg.get_body(preferencelist=("plain",))
-                        assert body is not None
-                        return str(body.get_content())
-            time.sleep(0.2)
-        raise AssertionError(f"no mail to {to} arrived at the SMTP server")
-
-
 @pytest.fixture
 def smtp() -> Iterator[MailCatcher]:
-    catcher = MailCatcher()
-    catcher.controller.start()
-    yield catcher
-    catcher.controller.stop()
+    with MailCatcher() as catcher:
+        yield catcher
 
 
 def shot(page: Any, name: str) -> None:

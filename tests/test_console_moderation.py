@@ -497,8 +497,9 @@ def test_suspension_ends_by_itself_and_member_measures_stay_personal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from licensing_helpers import run
-    from verdigris.accounts import journal, moderation
+    from verdigris.accounts import journal
     from verdigris.accounts import service as accounts
+    from verdigris.compliance import moderation
     from verdigris.instances import service as instances
 
     origin = journal.Origin("127.0.0.1", "test")

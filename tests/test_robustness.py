@@ -185,7 +185,7 @@ def test_body_fields_take_their_documented_json_types_only(server: Server) -> No
 
 
 def test_deleting_a_receipt_id_beyond_32_bits_is_a_plain_miss(server: Server) -> None:
-    """Receipt ids are 32-bit on PostgreSQL: a larger (but documented int64) id is simply not there."""
+    """A receiptId past 32 bits (the store's ids are 64-bit) that is not in the queue is a plain miss."""
     inst = server.new_instance("--link", "79996660006")
     for receipt in (2**31, 2**63 - 2):
         r = patient(httpx.delete, f"{wire_url(server, inst, 'deleteNotification')}/{receipt}", timeout=30)

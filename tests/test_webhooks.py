@@ -401,7 +401,7 @@ def test_expired_notifications_become_dead_letters_and_can_be_resent(
 
 def test_retry_delays_fixed_and_exponential_with_jitter() -> None:
     from verdigris.config import Settings
-    from verdigris.delivery.service import retry_delay_ms
+    from verdigris.webhooks.service import retry_delay_ms
 
     fixed = Settings()
     assert [retry_delay_ms(fixed, n) for n in (1, 2, 50)] == [60_000, 60_000, 60_000]
@@ -427,7 +427,7 @@ def test_retry_delays_fixed_and_exponential_with_jitter() -> None:
 async def test_coalescer_groups_concurrent_requests_and_reports_failures() -> None:
     import asyncio
 
-    from verdigris.delivery.batching import Coalescer
+    from verdigris.webhooks.batching import Coalescer
 
     batches: list[list[int]] = []
 

@@ -107,11 +107,11 @@ async def test_purge_moves_expired_notifications_to_dead_letters(tmp_path: Path)
     """Polling instances too: expiry never drops a notification silently."""
     from verdigris.app import build_core, prepare
     from verdigris.config import Settings
-    from verdigris.delivery import service
-    from verdigris.delivery.models import dead_letters
     from verdigris.messaging import notifications
     from verdigris.messaging.models import notifications as table
     from verdigris.store.clock import now_ms
+    from verdigris.webhooks import service
+    from verdigris.webhooks.models import dead_letters
 
     core = build_core(Settings(data_dir=tmp_path, retention_seconds=60, demo=False))
     await prepare(core)

@@ -9,16 +9,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 import structlog
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import IntegrityError
 from starlette.responses import FileResponse, PlainTextResponse, Response
 
 from verdigris import __version__, metrics
-from verdigris.accounts import announcements
 from verdigris.accounts import service as accounts_service
-from verdigris.accounts.moderation import Moderation
 from verdigris.channels.sandbox import calls as sandbox_calls
 from verdigris.channels.sandbox import social_routes
 from verdigris.channels.sandbox.network import SandboxChannel
@@ -26,6 +26,8 @@ from verdigris.channels.sandbox.routes import build_router as sandbox_router
 from verdigris.channels.whatsapp_cloud.channel import CloudChannel
 from verdigris.channels.whatsapp_cloud.routes import build_router as cloud_router
 from verdigris.channels.whatsapp_cloud.service import CHANNEL as CLOUD
+from verdigris.compliance import announcements
+from verdigris.compliance.moderation import Moderation
 from verdigris.config import Settings
 from verdigris.console.apidocs import FAVICON, offline_docs
 from verdigris.console.routes import build_routes as console_routes
@@ -33,12 +35,11 @@ from verdigris.console.routes import root_redirect
 from verdigris.core import Core
 from verdigris.customers import campaigns
 from verdigris.customers import service as customers_service
-from verdigris.delivery.dispatcher import WebhookDispatcher
-from verdigris.delivery.routes import build_router as delivery_router
 from verdigris.greenapi import render
 from verdigris.greenapi.openapi import wire_paths
 from verdigris.greenapi.partner import partner_paths, partner_routes
 from verdigris.greenapi.routes import PathNormalizer, wire_routes
+from verdigris.instances import service as instances
 from verdigris.licensing.enforce import Licensing
 from verdigris.licensing.routes import build_router as licensing_router
 from verdigris.licensing.worker import LicensingWorker
@@ -46,11 +47,13 @@ from verdigris.media.routes import build_router as media_router
 from verdigris.media.service import MediaService
 from verdigris.messaging import notifications
 from verdigris.messaging.sender import SendWorker
-from verdigris.policy.service import OutgoingPolicy
 from verdigris.screening.service import Screening
+from verdigris.sendpolicy.service import OutgoingPolicy
 from verdigris.store.bus import ClusterBus
 from verdigris.store.clock import now_ms
 from verdigris.store.migrate import upgrade
+from verdigris.webhooks.dispatcher import WebhookDispatcher
+from verdigris.webhooks.routes import build_router as webhooks_router
 
 log = structlog.get_logger("verdigris")
 
@@ -129,6 +132,29 @@ def declare_path_parameters(schema: dict[str, Any]) -> None:
                     )
 
 
+SERVED_URLS = "served_urls"
+
+
+async def record_served_urls(core: Core) -> None:
+    """Remember where this server answers, so offline commands on its store print the real URLs."""
+    text = orjson.dumps({"apiUrl": core.public_url, "mediaUrl": core.media_url}).decode()
+    try:
+        async with core.tx() as tx:
+            await instances.meta_set(tx.conn, SERVED_URLS, text)
+    except IntegrityError:  # another process of the cluster wrote the first row at the same moment
+        async with core.tx() as tx:
+            await instances.meta_set(tx.conn, SERVED_URLS, text)
+
+
+async def use_served_urls(core: Core) -> None:
+    """Point ``core`` at the URLs the last server started on this store recorded (if any)."""
+    async with core.db.read() as conn:
+        text = await instances.meta_get(conn, SERVED_URLS)
+    if text:
+        urls = orjson.loads(text)
+        core.public_url, core.media_url = urls["apiUrl"], urls["mediaUrl"]
+
+
 def create_app(settings: Settings | None = None, *, print_banner: bool = False) -> FastAPI:
     settings = settings or Settings()
     core = build_core(settings)
@@ -136,6 +162,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await prepare(core)
+        await record_served_urls(core)
         info = None
         if settings.demo:
             from verdigris.demo import banner, ensure_demo
@@ -206,7 +233,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     app.router.routes.extend(console_routes(core))  # the personal area, under /console
     app.add_route("/", root_redirect, include_in_schema=False)
     app.include_router(media_router(core))
-    app.include_router(delivery_router(core))
+    app.include_router(webhooks_router(core))
     app.include_router(licensing_router(core))
     cloud = core.channels.get(CLOUD)
     if isinstance(cloud, CloudChannel):

@@ -36,11 +36,13 @@ def _settings(data_dir: Path | None, database_url: str | None = None, **extra: A
 
 
 def _run_with_core(settings: Settings, action: Callable[[Any], Awaitable[T]]) -> T:
-    from verdigris.app import build_core, prepare
+    from verdigris.app import build_core, prepare, use_served_urls
 
     async def main() -> T:
         core = build_core(settings)
         await prepare(core)
+        if not {"public_url", "port"} & settings.model_fields_set:
+            await use_served_urls(core)  # print the URLs of the server that runs on this store
         try:
             return await action(core)
         finally:
@@ -174,7 +176,7 @@ def instances_create(
             "wid": rec.wid,
             "stateInstance": rec.state,
             "apiUrl": core.public_url,
-            "mediaUrl": core.public_url,
+            "mediaUrl": core.media_url,
         }
 
     _print_json(_run_with_core(settings, action))

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     port: int = 7700
     # The address clients use to reach this server (used in urlFile/downloadUrl and printed hints).
     public_url: str = ""
+    # Where clients fetch and upload files (urlFile/downloadUrl links, the SDKs' `media` URL): a separate
+    # host, a proxy or a CDN in front of this server's /media paths. Empty means public_url.
+    public_media_url: str = ""
     # HTTPS (T-26): the server terminates TLS itself when both files are given (PEM); otherwise run it
     # behind a TLS proxy, whose X-Forwarded-Proto/-For headers are trusted from these addresses
     # (comma-separated, "*" for any).
@@ -204,6 +207,9 @@ class Settings(BaseSettings):
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         scheme = "https" if self.tls_certfile else "http"
         return f"{scheme}://{host}:{self.port}"
+
+    def resolved_public_media_url(self) -> str:
+        return self.public_media_url.rstrip("/") if self.public_media_url else self.resolved_public_url()
 
     def clamp_send_delay(self, value: int) -> int:
         return max(self.send_delay_min_ms, min(self.send_delay_max_ms, value))

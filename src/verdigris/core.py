@@ -23,17 +23,17 @@ from verdigris.store.clock import now_ms
 from verdigris.store.db import Database
 
 if TYPE_CHECKING:
-    from verdigris.accounts.moderation import Moderation
     from verdigris.channels.base import Channel
-    from verdigris.delivery.dispatcher import WebhookDispatcher
+    from verdigris.compliance.moderation import Moderation
     from verdigris.instances.service import InstanceRecord
     from verdigris.licensing.enforce import Licensing
     from verdigris.media.service import MediaService
     from verdigris.messaging.notifications import Event, Renderer
     from verdigris.messaging.sender import SendWorker
-    from verdigris.policy.service import OutgoingPolicy
     from verdigris.screening.service import Screening
+    from verdigris.sendpolicy.service import OutgoingPolicy
     from verdigris.store.bus import ClusterBus
+    from verdigris.webhooks.dispatcher import WebhookDispatcher
 
 log = structlog.get_logger("verdigris")
 
@@ -251,6 +251,7 @@ class Core:
             Callable[[Tx, InstanceRecord, str, str, dict[str, Any]], Awaitable[None]]
         ] = []
         self.public_url = settings.resolved_public_url()
+        self.media_url = settings.resolved_public_media_url()
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[Tx]:

@@ -118,12 +118,12 @@ async def describe(core: Core, record: dict[str, Any]) -> dict[str, Any]:
                 "stateInstance": rec.state,
                 "name": rec.name,
                 "apiUrl": url,
-                "mediaUrl": url,
+                "mediaUrl": core.media_url,
             }
         )
     return {
         "apiUrl": url,
-        "mediaUrl": url,
+        "mediaUrl": core.media_url,
         "partnerToken": record["partnerToken"],
         "instances": items,
         "console": record["console"],
@@ -136,7 +136,8 @@ def banner(info: dict[str, Any]) -> str:
     lines = [
         "",
         "Verdigris is running.",
-        f"  API and media URL : {info['apiUrl']}   (OpenAPI docs: {info['apiUrl']}/docs)",
+        f"  API URL           : {info['apiUrl']}   (OpenAPI docs: {info['apiUrl']}/docs)",
+        f"  media URL         : {info['mediaUrl']}",
         f"  console (web)     : {info['apiUrl']}/console",
         f"  operator login    : {info['operator']['username']} / {info['operator']['password']}",
         f"  licensee login    : {info['console']['username']} / {info['console']['password']}",

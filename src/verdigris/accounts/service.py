@@ -20,9 +20,8 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from verdigris import safetext
-from verdigris.accounts import agreements, erasure, journal, policy
+from verdigris.accounts import journal, policy
 from verdigris.accounts.journal import Origin
-from verdigris.accounts.mail import send_mail, send_sms
 from verdigris.accounts.models import account_links, accounts, consents, partner_tokens, sessions
 from verdigris.accounts.policy import PolicyError
 from verdigris.accounts.records import (
@@ -37,8 +36,10 @@ from verdigris.accounts.records import (
     account_from_row,
     load_account,
 )
+from verdigris.compliance import agreements, erasure
 from verdigris.instances.models import instances
 from verdigris.instances.service import replace_token
+from verdigris.mail import send_mail, send_sms
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:

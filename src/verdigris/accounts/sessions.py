@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from verdigris.accounts import journal, moderation
+from verdigris.accounts import journal
 from verdigris.accounts.journal import Origin
 from verdigris.accounts.models import accounts, auth_events, sessions
 from verdigris.accounts.records import ACTIVE, CLOSED, INVITED, Account, account_from_row, load_account
 from verdigris.accounts.service import hash_password, revoke_where, verify_password
+from verdigris.compliance import moderation
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:

@@ -6,9 +6,9 @@ from typing import Any
 
 from starlette.responses import Response
 
-from verdigris.accounts import announcements
 from verdigris.accounts import service as accounts
-from verdigris.accounts.announcements import AnnouncementError
+from verdigris.compliance import announcements
+from verdigris.compliance.announcements import AnnouncementError
 from verdigris.console.web import Ctx, Forbidden, Web
 from verdigris.core import Core
 

@@ -15,7 +15,7 @@ import re
 from markupsafe import Markup, escape
 from starlette.responses import Response
 
-from verdigris.accounts import mail
+from verdigris import mail
 from verdigris.console.web import Ctx, NotFound, Web, dev_mailbox_on
 from verdigris.core import Core
 

@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from starlette.responses import Response
 
 from verdigris import safetext
-from verdigris.accounts import agreements, moderation
 from verdigris.accounts.policy import PolicyError
+from verdigris.compliance import agreements, moderation
 from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web
 from verdigris.core import Core
 from verdigris.instances import service as instances

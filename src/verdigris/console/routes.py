@@ -18,7 +18,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from verdigris.accounts import journal, mail
+from verdigris import mail
+from verdigris.accounts import journal
 from verdigris.accounts import service as accounts
 from verdigris.accounts import sessions as auth
 from verdigris.accounts.policy import PolicyError
@@ -46,7 +47,7 @@ from verdigris.licensing import service as license_service
 from verdigris.messaging import notifications
 from verdigris.messaging import service as messaging
 from verdigris.messaging.content import plain_text, text_content, text_type
-from verdigris.policy import service as send_policy
+from verdigris.sendpolicy import service as send_policy
 from verdigris.store.clock import now_ms
 
 STATIC = Path(__file__).parent / "static"
@@ -243,6 +244,7 @@ class Console:
             "instance.html",
             inst=rec,
             api_url=self.core.public_url,
+            media_url=self.core.media_url,
             catalogue=[(name, spec) for name, spec in CATALOGUE.items()],
             settable=SETTABLE,
             words=SETTING_WORDS,
@@ -453,7 +455,7 @@ class Console:
                 daily_limit=ctx.field("daily_limit"),
                 pause_after_failures=ctx.field("pause_after_failures"),
             )
-        except send_policy.PolicyError as exc:
+        except send_policy.SendPolicyError as exc:
             return self.web.redirect(
                 ctx, f"/instances/{rec.id}", f"Policy not saved: {exc.message}", error=True
             )

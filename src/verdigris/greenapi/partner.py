@@ -102,7 +102,7 @@ async def create_instance(core: Core, account_id: int, request: Request) -> Any:
         "typeInstance": "whatsapp",
         # Not in GREEN-API's answer (users asked for them); harmless extras that save a lookup.
         "apiUrl": core.public_url,
-        "mediaUrl": core.public_url,
+        "mediaUrl": core.media_url,
     }
 
 

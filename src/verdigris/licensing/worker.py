@@ -16,9 +16,9 @@ import orjson
 import structlog
 from sqlalchemy import select, update
 
+from verdigris import mail
 from verdigris.accounts.models import accounts
 from verdigris.licensing import service
-from verdigris.licensing.mail import mailer_for
 from verdigris.licensing.models import licenses, tariffs
 from verdigris.store.clock import now_ms
 
@@ -145,8 +145,12 @@ class LicensingWorker:
             )
             await service.add_notice(tx.conn, int(r.account_id), kind, text, data, at)
         if r.email:
+            # Replies reach the operator's billing address when there is one.
+            reply_to = self.core.settings.operator_email
             try:
-                await mailer_for(self.core).send(r.email, subject, text)
+                await mail.send_mail(
+                    self.core, r.email, subject, text, {"Reply-To": reply_to} if reply_to else None
+                )
             except Exception:
                 log.exception("reminder e-mail failed", license=int(r.id))
         log.info("license reminder", license=int(r.id), stage=stage)

@@ -1,7 +1,7 @@
 """Media actions: keep files, hand out their links, fetch remote files, forget expired ones.
 
 A file is a row in ``media_files`` plus a blob in the media store (``core.media.store``). Its link
-``{public_url}/media/{owner}/{id}/{file name}`` ends with the file name and works until
+``{media_url}/media/{owner}/{id}/{file name}`` ends with the file name and works until
 ``expires_ms`` (``media_link_seconds``, 15 days as GREEN-API documents). Expired files are purged
 on a timer.
 
@@ -228,7 +228,7 @@ class MediaService:
         return record
 
     def url(self, record: MediaFile) -> str:
-        return f"{self.core.public_url}/media/{record.owner}/{record.id}/{quote(record.file_name, safe='')}"
+        return f"{self.core.media_url}/media/{record.owner}/{record.id}/{quote(record.file_name, safe='')}"
 
     async def resolve_link(self, url: str) -> MediaFile | None:
         """The live file behind ``url`` when it is one of this server's links, else None.

@@ -7,14 +7,14 @@ notification queue; its autoincrement key is the wire ``receiptId``.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Index, String, Table, Text
 
-from verdigris.store.db import metadata
+from verdigris.store.db import BigId, metadata
 
 messages = Table(
     "messages",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", BigId, primary_key=True, autoincrement=True),
     Column("instance_id", BigInteger, nullable=False),
     Column("chat_id", String(64), nullable=False),
     Column("id_message", String(64), nullable=False),
@@ -45,7 +45,7 @@ Index("ix_messages_instance_created", messages.c.instance_id, messages.c.directi
 notifications = Table(
     "notifications",
     metadata,
-    Column("receipt_id", Integer, primary_key=True, autoincrement=True),
+    Column("receipt_id", BigId, primary_key=True, autoincrement=True),
     Column("instance_id", BigInteger, nullable=False),
     Column("type", String(40), nullable=False),
     # The rendered notification body (JSON text), exactly as pollers and webhooks receive it.

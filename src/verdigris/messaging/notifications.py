@@ -154,8 +154,6 @@ async def head(core: Core, instance_id: int) -> tuple[int, str] | None:
 async def acknowledge(core: Core, instance_id: int, receipt_id: int) -> bool:
     """Remove one notification; False when it was not (or no longer) in the queue."""
     async with core.tx() as tx:
-        if receipt_id > 2**31 - 1 and tx.conn.dialect.name == "postgresql":
-            return False  # receipt_id is a 32-bit SERIAL there: such an id cannot exist (nor be queried)
         result = await tx.conn.execute(_ACKNOWLEDGE, {"instance_id": instance_id, "receipt_id": receipt_id})
     return bool(result.rowcount)
 
@@ -181,7 +179,7 @@ async def purge_expired(core: Core) -> int:
 
     Nothing is dropped silently: dead letters stay visible and re-sendable (docs/webhooks.md).
     """
-    from verdigris.delivery.service import move_expired_to_dead_letters
+    from verdigris.webhooks.service import move_expired_to_dead_letters
 
     oldest = now_ms() - core.settings.retention_seconds * 1000
     async with core.tx() as tx:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text
 
-from verdigris.store.db import metadata
+from verdigris.store.db import BigId, metadata
 
 screening_rules = Table(
     "screening_rules",
@@ -26,7 +26,7 @@ screening_rules = Table(
 screening_cases = Table(
     "screening_cases",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", BigId, primary_key=True, autoincrement=True),
     Column("instance_id", BigInteger, nullable=False),
     Column("account_id", Integer, nullable=True),
     Column("chat_id", String(100), nullable=False),

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, event, pool
+from sqlalchemy import BigInteger, Integer, MetaData, event, pool
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.base import SQLiteExecutionContext
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
@@ -30,6 +30,13 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+# An id that grows with traffic (a message, a receiptId, a webhook attempt): 64 bits, since a 32-bit
+# id runs out in weeks at 1,000 messages a second. BIGINT (BIGSERIAL) on PostgreSQL. On SQLite it
+# stays INTEGER: an INTEGER PRIMARY KEY is the table's rowid, already 64-bit, and only that exact
+# type name makes it one (a BIGINT primary key would not autoincrement); any INTEGER column holds
+# 64-bit values there.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

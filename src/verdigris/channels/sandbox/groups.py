@@ -382,7 +382,7 @@ def picture_dir(core: Core) -> Path:
 
 
 def picture_url(core: Core, name: str) -> str:
-    return f"{core.public_url}/sandbox-media/group-pictures/{name}" if name else ""
+    return f"{core.media_url}/sandbox-media/group-pictures/{name}" if name else ""
 
 
 async def set_profile_picture(core: Core, phone: str, data: bytes) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text
 
-from verdigris.store.db import metadata
+from verdigris.store.db import BigId, metadata
 
 sandbox_phones = Table(
     "sandbox_phones",
@@ -20,7 +20,7 @@ sandbox_phones = Table(
 sandbox_phone_messages = Table(
     "sandbox_phone_messages",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", BigId, primary_key=True, autoincrement=True),
     Column("phone", String(20), nullable=False),
     Column("chat_id", String(64), nullable=False),
     Column("id_message", String(64), nullable=False),

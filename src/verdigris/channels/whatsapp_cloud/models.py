@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text
 
-from verdigris.store.db import metadata
+from verdigris.store.db import BigId, metadata
 
 cloud_accounts = Table(
     "cloud_accounts",
@@ -50,7 +50,7 @@ Index("ix_cloud_message_ids_idmsg", cloud_message_ids.c.instance_id, cloud_messa
 cloud_inbox = Table(
     "cloud_inbox",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", BigId, primary_key=True, autoincrement=True),
     Column("instance_id", BigInteger, nullable=False),
     # One ``value`` object of a webhook payload (its messages, statuses, contacts), as JSON text.
     Column("body", Text, nullable=False),
@@ -64,7 +64,7 @@ Index("ix_cloud_inbox_instance", cloud_inbox.c.instance_id, cloud_inbox.c.id)
 cloud_early_statuses = Table(
     "cloud_early_statuses",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", BigId, primary_key=True, autoincrement=True),
     Column("instance_id", BigInteger, nullable=False),
     Column("wamid", String(255), nullable=False),
     Column("status", String(16), nullable=False),

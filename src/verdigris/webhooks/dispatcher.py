@@ -23,16 +23,16 @@ import httpx
 import structlog
 from prometheus_client import Counter, Histogram
 
-from verdigris.delivery import service
-from verdigris.delivery.batching import Coalescer
-from verdigris.delivery.service import Item, Options, Outcome, Retry
 from verdigris.store.clock import now_ms
+from verdigris.webhooks import service
+from verdigris.webhooks.batching import Coalescer
+from verdigris.webhooks.service import Item, Options, Outcome, Retry
 
 if TYPE_CHECKING:
     from verdigris.core import Core
     from verdigris.instances.service import InstanceRecord
 
-log = structlog.get_logger("verdigris.delivery")
+log = structlog.get_logger("verdigris.webhooks")
 
 PURGE_EVERY_MS = 10 * 60 * 1000
 STEP_ERROR_PAUSE_MS = 5_000

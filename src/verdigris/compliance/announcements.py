@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy import func, insert, select, update
 
-from verdigris import safetext
-from verdigris.accounts import journal, mail
+from verdigris import mail, safetext
+from verdigris.accounts import journal
 from verdigris.accounts.models import accounts, announcement_deliveries, announcements, consents
 from verdigris.accounts.records import ACTIVE, LICENSEE, Account
 from verdigris.errors import ServiceError

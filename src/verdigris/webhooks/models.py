@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text
 
-from verdigris.store.db import metadata
+from verdigris.store.db import BigId, metadata
 
 # Opt-in features of one instance's webhooks; no row means everything off (plain GREEN-API).
 webhook_options = Table(
@@ -34,7 +34,7 @@ webhook_retries = Table(
     Column("instance_id", BigInteger, primary_key=True, autoincrement=False),
     # "queue" (the notifications table) or "replay" (webhook_replays).
     Column("source", String(8), nullable=False),
-    Column("receipt_id", Integer, nullable=False),
+    Column("receipt_id", BigId, nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("first_failure_ms", BigInteger, nullable=False),
     Column("next_attempt_ms", BigInteger, nullable=False),
@@ -45,9 +45,9 @@ webhook_retries = Table(
 webhook_attempts = Table(
     "webhook_attempts",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", BigId, primary_key=True, autoincrement=True),
     Column("instance_id", BigInteger, nullable=False),
-    Column("receipt_id", Integer, nullable=False),
+    Column("receipt_id", BigId, nullable=False),
     Column("type", String(40), nullable=False),
     Column("source", String(8), nullable=False),
     # 1 for the first attempt of this notification, 2 for the first retry, ...
@@ -69,7 +69,7 @@ Index("ix_webhook_attempts_at", webhook_attempts.c.at_ms)
 webhook_delivered = Table(
     "webhook_delivered",
     metadata,
-    Column("receipt_id", Integer, primary_key=True, autoincrement=False),
+    Column("receipt_id", BigId, primary_key=True, autoincrement=False),
     Column("instance_id", BigInteger, nullable=False),
     Column("type", String(40), nullable=False),
     Column("body", Text, nullable=False),
@@ -84,9 +84,9 @@ Index("ix_webhook_delivered_at", webhook_delivered.c.delivered_ms)
 webhook_replays = Table(
     "webhook_replays",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", BigId, primary_key=True, autoincrement=True),
     Column("instance_id", BigInteger, nullable=False),
-    Column("receipt_id", Integer, nullable=False),
+    Column("receipt_id", BigId, nullable=False),
     Column("type", String(40), nullable=False),
     Column("body", Text, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
@@ -99,7 +99,7 @@ Index("ix_webhook_replays_instance", webhook_replays.c.instance_id, webhook_repl
 dead_letters = Table(
     "notification_dead_letters",
     metadata,
-    Column("receipt_id", Integer, primary_key=True, autoincrement=False),
+    Column("receipt_id", BigId, primary_key=True, autoincrement=False),
     Column("instance_id", BigInteger, nullable=False),
     Column("type", String(40), nullable=False),
     Column("body", Text, nullable=False),

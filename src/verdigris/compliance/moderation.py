@@ -30,12 +30,13 @@ import structlog
 from sqlalchemy import delete, insert, select, update
 
 from verdigris import safetext
-from verdigris.accounts import erasure, journal
+from verdigris.accounts import journal
 from verdigris.accounts.journal import Origin
 from verdigris.accounts.models import account_measures, accounts, moderation_log, sessions
 from verdigris.accounts.policy import PolicyError
 from verdigris.accounts.records import CLOSED, Account, account_from_row, load_account
 from verdigris.accounts.service import revoke_where, tenant_instances
+from verdigris.compliance import erasure
 from verdigris.licensing.limits import SENDING_METHODS
 from verdigris.store.clock import now_ms
 

@@ -1,4 +1,4 @@
-"""Outgoing mail and SMS (T-10).
+"""Outgoing mail and SMS, one module for the whole product (T-10).
 
 With ``VERDIGRIS_SMTP_HOST`` set, mail goes through that SMTP server (aiosmtplib). Without it,
 the embedded default writes each mail as an ``.eml`` file into ``{data_dir}/outbox``, where the
@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import email.policy
 import importlib
+import os
 import secrets
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.parser import BytesParser
+from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -39,7 +41,10 @@ def _outbox_write(core: Core, name_suffix: str, data: bytes) -> Path:
     folder = outbox_dir(core)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{now_ms()}-{secrets.token_hex(4)}{name_suffix}"
-    path.write_bytes(data)
+    # Written under another name, then renamed: a reader of the outbox never sees half a mail.
+    partial = folder / f".{path.name}.partial"
+    partial.write_bytes(data)
+    os.replace(partial, path)
     return path
 
 
@@ -52,6 +57,8 @@ async def send_mail(
     message["From"] = settings.mail_from
     message["To"] = to
     message["Subject"] = subject
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain=parseaddr(settings.mail_from)[1].rpartition("@")[2] or None)
     for name, value in (headers or {}).items():
         message[name] = value
     message.set_content(body)

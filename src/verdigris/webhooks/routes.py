@@ -14,9 +14,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from verdigris.core import Core
-from verdigris.delivery import service
-from verdigris.delivery.service import DeliveryError
 from verdigris.instances.service import InstanceRecord
+from verdigris.webhooks import service
+from verdigris.webhooks.service import DeliveryError
 
 
 class Strict(BaseModel):

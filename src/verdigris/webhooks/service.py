@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, delete, func, insert, literal, select, update
 
-from verdigris.delivery.models import (
+from verdigris.messaging.models import notifications
+from verdigris.store.clock import now_ms
+from verdigris.webhooks.models import (
     dead_letters,
     webhook_attempts,
     webhook_delivered,
@@ -25,8 +27,6 @@ from verdigris.delivery.models import (
     webhook_replays,
     webhook_retries,
 )
-from verdigris.messaging.models import notifications
-from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection

@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy import ColumnElement, Table, delete, or_, select, update
 
-from verdigris.accounts.mail import outbox_dir
 from verdigris.accounts.models import accounts, auth_events, moderation_log
 from verdigris.customers import service as customers
 from verdigris.instances.models import instances
+from verdigris.mail import outbox_dir
 from verdigris.store.db import metadata
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from sqlalchemy import func, insert, select, update
 from verdigris.errors import ServiceError
 from verdigris.messaging.models import messages
 from verdigris.messaging.notifications import Event
-from verdigris.policy.models import send_policies
+from verdigris.sendpolicy.models import send_policies
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ FAILURES = frozenset({"failed", "noAccount"})
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
-class PolicyError(ServiceError):
+class SendPolicyError(ServiceError):
     pass
 
 
@@ -221,15 +221,15 @@ async def save(
 ) -> dict[str, Any]:
     quiet_from, quiet_to, timezone = quiet_from.strip(), quiet_to.strip(), timezone.strip()
     if bool(quiet_from) != bool(quiet_to):
-        raise PolicyError(400, "quiet hours need both a start and an end (HH:MM), or neither")
+        raise SendPolicyError(400, "quiet hours need both a start and an end (HH:MM), or neither")
     for value in (quiet_from, quiet_to):
         if value and not _HHMM.match(value):
-            raise PolicyError(400, f"{value!r} is not a time of day (HH:MM, 24-hour)")
+            raise SendPolicyError(400, f"{value!r} is not a time of day (HH:MM, 24-hour)")
     timezone = timezone or core.settings.operator_timezone
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise PolicyError(400, f"unknown time zone {timezone!r} (e.g. Europe/Berlin)") from None
+        raise SendPolicyError(400, f"unknown time zone {timezone!r} (e.g. Europe/Berlin)") from None
     limits: list[int | None] = []
     for raw, what, top in ((daily_limit, "daily limit", 1_000_000), (pause_after_failures, "failures", 1000)):
         raw = raw.strip()
@@ -238,7 +238,7 @@ async def save(
         elif raw.isdigit() and 1 <= int(raw) <= top:
             limits.append(int(raw))
         else:
-            raise PolicyError(400, f"{what}: a whole number from 1 to {top}, or empty")
+            raise SendPolicyError(400, f"{what}: a whole number from 1 to {top}, or empty")
     values = {
         "quiet_from": quiet_from,
         "quiet_to": quiet_to,

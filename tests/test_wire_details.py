@@ -1,0 +1,138 @@
+"""Wire details a migrating bot trips over: file links on a separate media origin, the URLs
+`verdigris demo --json` prints, and what a 401 answer gives away."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from harness import Server, cli, free_port, wait_for
+
+_numbers = itertools.count(79997310001)
+
+# What GREEN-API serves on its media host: the upload methods and the file links.
+MEDIA_PATH = re.compile(r"^/(media/|waInstance\d+/(uploadFile|sendFileByUpload)/)")
+
+
+class MediaHost:
+    """A separate origin in front of the server (as a CDN or a files-only proxy would be) that
+    forwards the media paths and refuses everything else, and remembers what it forwarded."""
+
+    def __init__(self, upstream: Callable[[], str]) -> None:
+        self.forwarded: list[str] = []
+        host = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                if not MEDIA_PATH.match(self.path):
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                host.forwarded.append(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
+                }
+                r = httpx.request(
+                    self.command, upstream() + self.path, content=body, headers=headers, timeout=60
+                )
+                self.send_response(r.status_code)
+                for key in ("Content-Type", "Content-Disposition"):
+                    if key in r.headers:
+                        self.send_header(key, r.headers[key])
+                self.send_header("Content-Length", str(len(r.content)))
+                self.end_headers()
+                self.wfile.write(r.content)
+
+            do_GET = do_POST = _forward  # noqa: N815
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://localhost:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def media_host() -> Iterator[tuple[MediaHost, list[Server]]]:
+    servers: list[Server] = []
+    host = MediaHost(lambda: servers[0].url)
+    yield host, servers
+    host.httpd.shutdown()
+
+
+def test_files_live_on_the_configured_media_origin(
+    make_server: Callable[..., Server], media_host: tuple[MediaHost, list[Server]], tmp_path: Path
+) -> None:
+    host, servers = media_host
+    srv = make_server(env={"VERDIGRIS_PUBLIC_MEDIA_URL": host.url + "/"})
+    servers.append(srv)
+    a_inst = srv.new_instance("--link", str(next(_numbers)))
+    b_inst = srv.new_instance("--link", str(next(_numbers)))
+    assert a_inst["apiUrl"] == srv.url and a_inst["mediaUrl"] == host.url
+    from whatsapp_api_client_python import API
+
+    # The SDK as GREEN-API's examples use it: API calls to apiUrl, media methods to mediaUrl.
+    a = API.GreenAPI(str(a_inst["idInstance"]), a_inst["apiTokenInstance"], host=srv.url, media=host.url)
+    path = tmp_path / "invoice.pdf"
+    path.write_bytes(os.urandom(30_000))
+    sent = a.sending.sendFileByUpload(b_inst["wid"], str(path), caption="on the media host")
+    assert sent.code == 200, sent.error
+    assert sent.data["urlFile"].startswith(host.url + "/media/")
+    uploaded = a.sending.uploadFile(str(path))
+    assert uploaded.code == 200, uploaded.error
+    assert uploaded.data["urlFile"].startswith(host.url + "/media/")
+    assert any("/sendFileByUpload/" in p for p in host.forwarded)
+    assert any("/uploadFile/" in p for p in host.forwarded)
+
+    # The receiving side's link, its journal and downloadFile all point at the media origin.
+    body = wait_for(
+        srv.api(b_inst),
+        lambda n: (
+            n.get("idMessage") == sent.data["idMessage"] and n["typeWebhook"] == "incomingMessageReceived"
+        ),
+    )
+    link = body["messageData"]["fileMessageData"]["downloadUrl"]
+    assert link.startswith(host.url + "/media/")
+    assert httpx.get(link, timeout=30).content == path.read_bytes()
+    download = srv.api(b_inst).receiving.downloadFile(a_inst["wid"], sent.data["idMessage"])
+    assert download.code == 200 and download.data["downloadUrl"] == link
+    # The demo and the partner API say where media live too.
+    assert cli(srv.data_dir, "demo", "--json", env=srv.env)["mediaUrl"] == host.url
+
+
+def test_demo_json_prints_the_running_servers_urls(make_server: Callable[..., Server]) -> None:
+    port = free_port()
+    srv = make_server(port=port)
+    info = cli(srv.data_dir, "demo", "--json", env=srv.env)  # no --port: the server's own URLs
+    assert info["apiUrl"] == f"http://127.0.0.1:{port}" and info["mediaUrl"] == info["apiUrl"]
+    assert all(i["apiUrl"] == info["apiUrl"] for i in info["instances"])
+    assert info["sandbox"]["url"] == f"http://127.0.0.1:{port}/sandbox"
+    # An explicit --port still wins (for a server that is not running yet).
+    assert cli(srv.data_dir, "demo", "--json", "--port", "7800", env=srv.env)["apiUrl"].endswith(":7800")
+
+
+def test_a_wrong_token_is_not_echoed(server: Server) -> None:
+    inst = server.instance(0)
+    wrong = "f" * 50
+    for method in ("getSettings", "getStateInstance", "sendMessage", "uploadFile"):
+        verb = "POST" if method in ("sendMessage", "uploadFile") else "GET"
+        r = httpx.request(verb, f"{server.url}/waInstance{inst['idInstance']}/{method}/{wrong}", timeout=30)
+        assert r.status_code == 401
+        assert wrong not in r.text and wrong[:5] not in r.json()["path"]
+    from whatsapp_api_client_python import API
+
+    answer = API.GreenAPI(str(inst["idInstance"]), wrong, host=server.url).account.getSettings()
+    assert answer.code == 401 and wrong not in str(answer.error)
