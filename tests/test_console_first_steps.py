@@ -199,3 +199,48 @@ def test_the_operator_lands_on_an_overview(server: Server) -> None:
     # A licensee's first page is the instance list, never the overview.
     assert 'id="overview-accounts"' not in lee.get("/").text
     assert lee.get("/instances").status_code == 200
+
+
+def test_unknown_console_urls_answer_the_styled_404(server: Server) -> None:
+    console, _ = new_user(server, unique("nf"))
+    for client in (console, Console(server)):
+        r = client.get("/no/such/page")
+        assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+        assert "<h1>Not found</h1>" in r.text and "detail" not in r.text
+    assert 'id="logout"' in console.get("/no/such/page").text  # the menu stays for a logged-in user
+    assert (
+        server.wire({"idInstance": 1, "apiTokenInstance": "x"}, "nope")
+        .headers["content-type"]
+        .startswith("application/json")
+    )  # the API keeps its JSON
+
+
+def test_after_a_session_ends_a_refreshing_panel_returns_to_its_page(server: Server) -> None:
+    stranger = Console(server)
+    r = stranger.http.get(
+        "/console/instances/1234/link",
+        headers={"HX-Request": "true", "HX-Current-URL": f"{server.url}/console/instances/1234"},
+    )
+    assert r.status_code == 204
+    assert r.headers["hx-redirect"] == "/console/login?next=/console/instances/1234"
+    # Another site's address is not followed.
+    r = stranger.http.get(
+        "/console/instances/1234/link",
+        headers={"HX-Request": "true", "HX-Current-URL": "https://elsewhere.example/console/x"},
+    )
+    assert r.headers["hx-redirect"] == "/console/login?next=/console/"
+    # A plain page keeps its own path.
+    r = stranger.http.get("/console/team")
+    assert r.headers["location"] == "/console/login?next=/console/team"
+
+
+def test_counts_and_durations_read_naturally(server: Server) -> None:
+    console, _ = new_user(server, unique("pl"))
+    page = console.get("/account").text
+    assert "deleted after 30 days." in page and "30.0" not in page
+    instance_id = create_instance(console)
+    console.get(f"/instances/{instance_id}")
+    console.post(f"/instances/{instance_id}/send", {"chat": "79990000003", "message": "one"})
+    console.get(f"/instances/{instance_id}")
+    console.post(f"/instances/{instance_id}/queue/clear")
+    assert shown(console.get(f"/instances/{instance_id}").text, "flash") == "1 queued message withdrawn."

@@ -35,7 +35,7 @@ from verdigris.console.labels import SETTING_WORDS
 from verdigris.console.overview import Overview
 from verdigris.console.sandbox import SandboxPhones
 from verdigris.console.screening import ScreeningPages
-from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web
+from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web, plural
 from verdigris.core import Core
 from verdigris.greenapi.methods.account import SettingsBody
 from verdigris.instances import service as instances
@@ -59,6 +59,16 @@ def _error_text(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
     return str(exc)
+
+
+def _duration(seconds: float) -> str:
+    """A grace period in words: "30 days", "1 day", "12 hours", "90 seconds"."""
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
+        if seconds >= size or size == 1:
+            count = round(seconds / size, 1)
+            text = f"{count:g}"
+            return f"{text} {unit}{'' if text == '1' else 's'}"
+    return ""  # pragma: no cover - the loop always returns
 
 
 class Console:
@@ -323,7 +333,10 @@ class Console:
             account=ctx.account,
             detail=f"instance {rec.id}",
         )
-        return HTMLResponse(f'<code id="token" class="token">{rec.token}</code>')
+        return HTMLResponse(
+            f'<code id="token" class="token">{rec.token}</code> '
+            '<button type="button" class="small copy" data-copy="#token" id="copy-token">Copy</button>'
+        )
 
     async def rotate_token(self, ctx: Ctx) -> Response:
         rec = await self.instance(ctx)
@@ -434,13 +447,15 @@ class Console:
         rec = await self.instance(ctx)
         self.web.require(ctx, "instance.manage")
         count = await messaging.clear_queue(self.core, rec.id)
-        return self.web.redirect(ctx, f"/instances/{rec.id}", f"{count} queued messages withdrawn.")
+        return self.web.redirect(ctx, f"/instances/{rec.id}", f"{plural(count, 'queued message')} withdrawn.")
 
     async def clear_notifications(self, ctx: Ctx) -> Response:
         rec = await self.instance(ctx)
         self.web.require(ctx, "instance.manage")
         count = await notifications.clear(self.core, rec.id)
-        return self.web.redirect(ctx, f"/instances/{rec.id}", f"{count} waiting notifications dropped.")
+        return self.web.redirect(
+            ctx, f"/instances/{rec.id}", f"{plural(count, 'waiting notification')} dropped."
+        )
 
     async def save_policy(self, ctx: Ctx) -> Response:
         rec = await self.instance(ctx)
@@ -493,7 +508,7 @@ class Console:
             sessions=await auth.active_sessions(self.core, ctx.account),
             consents=consents,
             marketing=bool(marketing and marketing["granted"]),
-            grace_days=round(self.core.settings.account_delete_grace_seconds / 86400, 1),
+            grace_days=_duration(self.core.settings.account_delete_grace_seconds),
         )
 
     async def change_password(self, ctx: Ctx) -> Response:
@@ -511,7 +526,9 @@ class Console:
             )
         except PolicyError as exc:
             return await self.account_page(ctx, str(exc), 400)
-        return self.web.redirect(ctx, "/account", f"Password changed; {ended} other sessions ended.")
+        return self.web.redirect(
+            ctx, "/account", f"Password changed; {plural(ended, 'other session')} ended."
+        )
 
     async def change_username(self, ctx: Ctx) -> Response:
         try:
@@ -537,7 +554,7 @@ class Console:
     async def logout_everywhere(self, ctx: Ctx) -> Response:
         assert ctx.session is not None
         count = await auth.logout_everywhere(self.core, ctx.session, ctx.origin)
-        response = self.web.redirect(ctx, "/login", f"{count} sessions ended, this one included.")
+        response = self.web.redirect(ctx, "/login", f"{plural(count, 'session')} ended, this one included.")
         self.web.clear_session_cookie(ctx, response)
         return response
 
@@ -546,7 +563,7 @@ class Console:
         response = self.web.redirect(
             ctx,
             "/login",
-            f"Recorded. {ended} sessions ended and {rotated} API tokens replaced. "
+            f"Recorded. {plural(ended, 'session')} ended and {plural(rotated, 'API token')} replaced. "
             "Log in again and change your password.",
         )
         self.web.clear_session_cookie(ctx, response)
@@ -615,6 +632,9 @@ class Console:
         except PolicyError as exc:
             return await self.team(ctx, str(exc), 400)
         return self.web.redirect(ctx, "/team", "Member removed; their sessions have ended.")
+
+    async def unknown_page(self, ctx: Ctx) -> Response:
+        raise NotFound()
 
     # --- operator --------------------------------------------------------------------------------
 
@@ -704,6 +724,10 @@ def build_routes(core: Core) -> list[BaseRoute]:
         for verb, path, endpoint in table
     ]
     routes.append(Mount(PREFIX + "/static", app=StaticFiles(directory=str(STATIC)), name="console-static"))
+    # Anything else under /console is the console's own styled 404, not the API's JSON.
+    routes.append(
+        Route(PREFIX + "/{rest:path}", anon(c.unknown_page), methods=["GET", "POST"], include_in_schema=False)
+    )
     return routes
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
@@ -71,7 +71,13 @@ def dev_mailbox_on(settings: Settings) -> bool:
     return settings.dev_mailbox and not settings.smtp_host and settings.host in LOOPBACK
 
 
+def plural(count: int, one: str, many: str = "") -> str:
+    """ "1 session", "2 sessions": a count with its noun (``many`` for irregular plurals)."""
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
 TEMPLATES.env.filters["when"] = _when
+TEMPLATES.env.globals["plural"] = plural
 TEMPLATES.env.filters["localday"] = _localday
 
 
@@ -167,6 +173,23 @@ class Web:
             )
         return response
 
+    def return_path(self, ctx: Ctx) -> str:
+        """Where to come back to after logging in or accepting the agreement: the page itself. An
+        htmx request (a panel refreshing itself) names its page in HX-Current-URL; its own path is
+        a bare fragment."""
+        path = ctx.request.url.path
+        if ctx.request.headers.get("hx-request"):
+            current = urlsplit(ctx.request.headers.get("hx-current-url", ""))
+            same_site = current.netloc in ("", ctx.request.url.netloc)
+            if (
+                same_site
+                and current.path.startswith(PREFIX + "/")
+                and not current.path.startswith(PREFIX + "//")
+            ):
+                return current.path
+            return PREFIX + "/"
+        return path
+
     def secure(self, ctx: Ctx) -> bool:
         mode = self.core.settings.cookie_secure
         return mode == "always" or (mode == "auto" and ctx.request.url.scheme == "https")
@@ -227,7 +250,7 @@ class Web:
             if secret:
                 ctx.session = await auth.resolve(self.core, secret, ctx.origin)
             if login and ctx.session is None:
-                return self.redirect(ctx, "/login?next=" + quote(request.url.path), "Please log in.")
+                return self.redirect(ctx, "/login?next=" + quote(self.return_path(ctx)), "Please log in.")
             if not login:
                 ctx.anon_token = request.cookies.get(ANON_COOKIE, "")
                 if not ctx.anon_token:
