@@ -106,6 +106,8 @@ def mark_paid(page: Any, number: str, reference: str) -> None:
     row = page.locator(f"#op-invoices tr[data-invoice='{number}']")
     row.locator("input[name=reference]").fill(reference)
     row.locator("button.mark-paid").click()
+    expect(page.locator("#confirm-reference")).to_have_text(reference)
+    page.click("#confirm-mark-paid")
     expect(page.locator(".flash")).to_contain_text(f"{number} marked paid")
     expect(page.locator(f"#op-invoices tr[data-invoice='{number}'] .status")).to_have_text("paid")
 

@@ -125,14 +125,24 @@ def test_refused_actions_show_the_reason_and_change_nothing(server: Server) -> N
     assert r.status_code == 400 and "days must be a whole number" in error_of(r)
     assert "issued" in lee.get(invoice_path).text
 
-    # The operator records the payment: the license waits for tomorrow.
+    # Marking paid needs the bank reference, then a confirmation (issue 13, item 11); until
+    # confirmed nothing is recorded.
     op.get("/operator/billing")
+    r = op.post(f"/operator/billing/invoices/{invoice_id}/paid", {"reference": " "})
+    assert r.status_code == 400 and "bank reference" in error_of(r)
+    r = op.post(f"/operator/billing/invoices/{invoice_id}/paid", {"reference": "", "confirm": "yes"})
+    assert r.status_code == 400 and "bank reference" in error_of(r)
     r = op.post(f"/operator/billing/invoices/{invoice_id}/paid", {"reference": "BANK-42"})
+    assert r.status_code == 200 and 'id="confirm-mark-paid"' in r.text and "BANK-42" in r.text
+    assert "issued" in lee.get(invoice_path).text
+
+    # The operator records the payment: the license waits for tomorrow.
+    r = op.post(f"/operator/billing/invoices/{invoice_id}/paid", {"reference": "BANK-42", "confirm": "yes"})
     assert r.status_code == 303, error_of(r)
     section = lee.get("/billing").text
     assert re.search(rf'id="license-{instance_id}" data-state="(\w+)"', section)
     assert "BANK-42" in section and f"Tariff {code}" in section
-    r = op.post(f"/operator/billing/invoices/{invoice_id}/paid", {"reference": "BANK-43"})
+    r = op.post(f"/operator/billing/invoices/{invoice_id}/paid", {"reference": "BANK-43", "confirm": "yes"})
     assert r.status_code == 409 and error_of(r)
 
 
@@ -242,9 +252,9 @@ def test_console_sending_obeys_the_license(server: Server) -> None:
         lee.get(f"/instances/{instance_id}")
         r = lee.post(f"/instances/{instance_id}/send", {"chat": chat, "message": "hello"})
         assert r.status_code == 303
-        found = re.search(r'class="flash"[^>]*>([^<]*)<', lee.get(f"/instances/{instance_id}").text)
+        found = re.search(r'class="(?:flash|error)"[^>]*>([^<]*)<', lee.get(f"/instances/{instance_id}").text)
         return html.unescape(found.group(1)) if found else ""
 
     assert send("79994040001") == "Message queued."
-    assert send("79994040002") == "Not sent: the license allows 1 correspondents a month, all used."
+    assert send("79994040002") == "Not sent: the license allows 1 correspondent a month, all used."
     assert send("79994040001") == "Message queued."  # the allowed correspondent still works

@@ -310,6 +310,23 @@ def test_operator_deletes_an_account_and_nothing_of_it_remains(make_server: Any,
         timeout=30,
     )
     assert r.status_code == 201, r.text
+    # A second invoice, paid: revenue of the operator (it must survive the erasure, anonymised).
+    r = httpx.post(
+        f"{srv.url}/api/v1/invoices",
+        auth=(name, password),
+        json={"items": [{"instanceId": inst["idInstance"], "tariff": tariff}]},
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    paid_id, paid_number = r.json()["id"], r.json()["number"]
+    r = httpx.post(
+        f"{srv.url}/api/v1/operator/invoices/{paid_id}/mark-paid",
+        auth=creds,
+        json={"reference": "bank-transfer-77"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    revenue_before = httpx.get(f"{srv.url}/api/v1/operator/revenue", auth=creds, timeout=30).json()
     partner = cli(srv.data_dir, "partner-token", "--account", name, env=srv.env)["partnerToken"]
     # The customer database: a tagged contact with consent and a draft campaign to its tag.
     tag = unique("tag")
@@ -381,6 +398,15 @@ def test_operator_deletes_an_account_and_nothing_of_it_remains(make_server: Any,
 
     left = scan_store(database_url(srv), account_ids, instance_ids, identity, content)
     assert left == [], left
+    # The paid invoice and its payment stay (the period's revenue does not drop), anonymised.
+    assert httpx.get(f"{srv.url}/api/v1/operator/revenue", auth=creds, timeout=30).json() == revenue_before
+    kept = httpx.get(f"{srv.url}/api/v1/invoices/{paid_id}", auth=creds, timeout=30)
+    assert kept.status_code == 200, kept.text
+    invoice = kept.json()
+    assert invoice["number"] == paid_number and invoice["status"] == "paid"
+    assert invoice["buyer"]["username"] == reference.group(1) and invoice["accountId"] == 0
+    assert [p["reference"] for p in invoice["payments"]] == ["bank-transfer-77"]
+    assert all(line["instanceId"] is None for line in invoice["lines"])
     leftovers = [p for p in media_root.rglob("*") if any(str(i) in p.name for i in instance_ids)]
     assert leftovers == [], leftovers
     outbox = srv.data_dir / "outbox"

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import IntegrityError
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import FileResponse, PlainTextResponse, Response
 
 from verdigris import __version__
 from verdigris.accounts import service as accounts_service
@@ -24,6 +24,7 @@ from verdigris.channels import registry
 from verdigris.compliance import announcements
 from verdigris.compliance.moderation import Moderation
 from verdigris.config import Settings
+from verdigris.console.apidocs import FAVICON, offline_docs
 from verdigris.console.routes import build_routes as console_routes
 from verdigris.console.routes import root_redirect
 from verdigris.core import Core
@@ -178,6 +179,9 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
             "other side of the built-in sandbox network."
         ),
         lifespan=lifespan,
+        # /docs is served below from vendored Swagger UI files: it renders with no internet.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.core = core
     app.router.redirect_slashes = False
@@ -185,6 +189,14 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     app.add_middleware(PathNormalizer, wire=wire)
     app.add_middleware(BodyLimit, settings=settings)  # before any other work
     app.add_middleware(StrictTransportSecurity)
+
+    @app.get("/docs", include_in_schema=False)
+    async def api_docs() -> Response:
+        return offline_docs(app.openapi_url or "/openapi.json", app.title)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return FileResponse(FAVICON, media_type="image/png")
 
     @app.get("/health", tags=["operations"], summary="Liveness and basic facts")
     async def health() -> dict[str, Any]:

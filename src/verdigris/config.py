@@ -140,6 +140,10 @@ class Settings(BaseSettings):
     # "none", "starttls" or "tls" (implicit TLS, usually port 465).
     smtp_security: str = Field(default="none", pattern="^(none|starttls|tls)$")
     mail_from: str = "Verdigris <noreply@verdigris.invalid>"
+    # A development convenience of the embedded default: with no SMTP server and the server bound to
+    # a loopback address, /console/mailbox shows the outbox's mails to an address (the sign-up mail
+    # of a new user, say). Off whenever smtp_host is set or the server listens on other addresses.
+    dev_mailbox: bool = True
     # SMS provider plug-in "package.module:ClassName"; empty writes SMS to the outbox.
     sms_transport: str = ""
     # Password policy, enforced wherever a password is set.

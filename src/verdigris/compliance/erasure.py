@@ -14,7 +14,8 @@ customer database (whose tags and campaign recipients hang off contacts and camp
 by its own service.
 The moderation audit log is not deleted: its entries about the account are anonymised.
 
-What stays: what other people received from the account (messages in other instances' journals
+What stays: the operator's accounting records, i.e. paid invoices with their lines and payments,
+anonymised (buyer replaced by the erasure reference, account id 0, no instance); what other people received from the account (messages in other instances' journals
 and in sandbox phones, which model the messenger outside the platform); a media link they hold
 answers 404, because the file is gone.
 """
@@ -23,10 +24,12 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import structlog
 from sqlalchemy import ColumnElement, Table, delete, or_, select, update
 
@@ -128,7 +131,10 @@ async def erase(core: Core, account_id: int, reference: str | None = None) -> Er
             if owner
             else []
         )
-        invoice_ids = await _invoices(conn, account_ids)
+        # Paid invoices, their lines and payments are the operator's accounting records: they stay,
+        # stripped of everything that pointed at the account; other invoices (offers never paid) go.
+        kept = await _keep_accounting(conn, account_ids, done.reference)
+        invoice_ids = [i for i in await _invoices(conn, account_ids) if i not in kept]
         # Failed logins typed with its username or address carry no account id: delete them too.
         names = [p.username for p in people] + [p.email for p in people if p.email]
         await _count(
@@ -172,6 +178,39 @@ async def _invoices(conn: AsyncConnection, account_ids: list[int]) -> list[int]:
     if table is None or "account_id" not in table.c:
         return []
     return await _ids(conn, select(table.c.id).where(table.c.account_id.in_(account_ids)))
+
+
+async def _keep_accounting(conn: AsyncConnection, account_ids: list[int], reference: str) -> set[int]:
+    """Anonymise the account's paid invoices and their lines (payments hang off the invoice and carry
+    no personal data): the buyer becomes the erasure reference, the account id 0 (no account has
+    it), and lines lose the instance. Returns the ids of the invoices kept."""
+    invoices = metadata.tables.get("invoices")
+    lines = metadata.tables.get("invoice_lines")
+    if invoices is None or lines is None:
+        return set()
+    kept = set(
+        await _ids(
+            conn,
+            select(invoices.c.id).where(
+                invoices.c.account_id.in_(account_ids) & (invoices.c.status == "paid")
+            ),
+        )
+    )
+    if not kept:
+        return kept
+    buyer = orjson.dumps({"accountId": 0, "username": reference, "name": "", "email": "", "erased": True})
+    await conn.execute(
+        update(invoices).where(invoices.c.id.in_(kept)).values(account_id=0, buyer=buyer.decode())
+    )
+    for row in (
+        await conn.execute(select(lines.c.id, lines.c.description).where(lines.c.invoice_id.in_(kept)))
+    ).all():
+        # "License "Business" (v1), 1 month, instance 1234": the tariff and period stay.
+        description = re.sub(r", instance \d+$", "", row.description)
+        await conn.execute(
+            update(lines).where(lines.c.id == row.id).values(instance_id=None, description=description)
+        )
+    return kept
 
 
 async def _count(done: Erased, table: str, result: Any) -> None:

@@ -106,6 +106,7 @@ class BillingPages:
             error=error,
             overview=overview,
             statuses=names,
+            names=await self._names([i["instanceId"] for i in overview["instances"]]),
             paid=[t for t in tariff_list if t["kind"] == "paid"],
             free=[t for t in tariff_list if t["kind"] != "paid"],
             notices=(await service.list_notices(self.core, owner))[:20],
@@ -114,6 +115,11 @@ class BillingPages:
             zone=self.core.settings.operator_timezone,
             now=now_ms(),
         )
+
+    async def _names(self, ids: list[int]) -> dict[int, str]:
+        """Instance names, so billing names instances as the user does."""
+        found = [await self.core.instances.get(i) for i in ids]
+        return {rec.id: rec.name for rec in found if rec is not None}
 
     async def start_free(self, ctx: Ctx) -> Response:
         owner = self._tenant(ctx)
@@ -330,14 +336,38 @@ class BillingPages:
         return await self._desk_action(ctx, run)
 
     async def mark_paid(self, ctx: Ctx) -> Response:
+        """Record a bank transfer: the reference is required, and a confirmation page shows what
+        will be recorded (the payment cannot be undone) before anything changes."""
         invoice_id = self._id(ctx, "invoice_id")
+        reference = ctx.field("reference").strip()
+        if ctx.field("confirm") != "yes":
+            self._operator(ctx)
+            if not reference:
+                return await self.desk(
+                    ctx,
+                    "Not marked paid: give the bank reference of the transfer (it is kept with the payment).",
+                    400,
+                )
+            try:
+                invoice = await billing.get_invoice(self.core, invoice_id)
+            except BillingError as exc:
+                return await self.desk(ctx, exc.message, exc.status)
+            return self.web.render(
+                ctx,
+                "operator_confirm_paid.html",
+                invoice=invoice,
+                reference=reference,
+                amount=ctx.field("amount"),
+            )
 
         async def run() -> str:
+            if not reference:
+                raise BillingError(400, "Not marked paid: give the bank reference of the transfer.")
             invoice = await billing.record_payment(
                 self.core,
                 invoice_id,
                 method="manual",
-                reference=ctx.field("reference").strip() or f"manual-{invoice_id}",
+                reference=reference,
                 amount=ctx.field("amount").strip() or None,
                 currency=None,
                 recorded_by=ctx.account.id,

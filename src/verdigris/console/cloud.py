@@ -36,7 +36,7 @@ class CloudPages:
         try:
             done = await action(rec)
         except cloud.CloudError as exc:
-            return self.web.redirect(ctx, f"/instances/{rec.id}", f"Not connected: {exc.message}")
+            return self.web.redirect(ctx, f"/instances/{rec.id}", f"Not connected: {exc.message}", error=True)
         return self.web.redirect(ctx, f"/instances/{rec.id}", done)
 
     async def connect(self, ctx: Ctx) -> Response:

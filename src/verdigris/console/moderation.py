@@ -67,8 +67,9 @@ class ModerationPages:
         if pending is None:
             return None
         target = "/agreement/accept"
-        if ctx.request.method == "GET" and path not in ("", "/"):
-            target += "?next=" + quote(PREFIX + path)
+        back = self.web.return_path(ctx)
+        if ctx.request.method == "GET" and back not in (PREFIX, PREFIX + "/"):
+            target += "?next=" + quote(back)
         return self.web.redirect(ctx, target, "A new version of the user agreement needs your acceptance.")
 
     # --- agreement: public page and acceptance ---------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -23,24 +24,32 @@ from verdigris.accounts import service as accounts
 from verdigris.accounts import sessions as auth
 from verdigris.accounts.policy import PolicyError
 from verdigris.accounts.records import INVITABLE_ROLES
+from verdigris.channels.sandbox import network
+from verdigris.console import mailbox
 from verdigris.console import moderation as moderation_pages
 from verdigris.console.announcements import AnnouncementPages
 from verdigris.console.billing import BillingPages
 from verdigris.console.cloud import CloudPages
 from verdigris.console.customers import CustomerPages
+from verdigris.console.labels import SETTING_WORDS
+from verdigris.console.overview import Overview
+from verdigris.console.sandbox import SandboxPhones
 from verdigris.console.screening import ScreeningPages
-from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web
+from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web, plural
 from verdigris.core import Core
 from verdigris.greenapi.methods.account import SettingsBody
 from verdigris.instances import service as instances
+from verdigris.instances.models import instances as instance_rows
 from verdigris.instances.qrimage import qr_png_base64
 from verdigris.instances.service import InstanceRecord
-from verdigris.instances.settings import CATALOGUE, SETTABLE, delay_error
+from verdigris.instances.settings import CATALOGUE, MESSAGE_FLAGS, SETTABLE, delay_error
+from verdigris.licensing import service as license_service
 from verdigris.messaging import notifications
 from verdigris.messaging import service as messaging
 from verdigris.messaging.content import plain_text, text_content, text_type
 from verdigris.outbound import url_problem, webhooks_may_go_private
 from verdigris.sendpolicy import service as send_policy
+from verdigris.store.clock import now_ms
 
 STATIC = Path(__file__).parent / "static"
 _PHONE = re.compile(r"^\+?\d{7,15}$")
@@ -53,11 +62,23 @@ def _error_text(exc: Exception) -> str:
     return str(exc)
 
 
+def _duration(seconds: float) -> str:
+    """A grace period in words: "30 days", "1 day", "12 hours", "90 seconds"."""
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
+        if seconds >= size or size == 1:
+            count = round(seconds / size, 1)
+            text = f"{count:g}"
+            return f"{text} {unit}{'' if text == '1' else 's'}"
+    return ""  # pragma: no cover - the loop always returns
+
+
 class Console:
     def __init__(self, core: Core) -> None:
         self.core = core
         self.web = Web(core)
         self.cloud = CloudPages(core, self.web, self.instance)
+        self.sandbox = SandboxPhones(core, self.web, self.instance)
+        self.overview = Overview(core, self.web)
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -151,7 +172,7 @@ class Console:
 
     async def reset_request(self, ctx: Ctx) -> Response:
         await accounts.request_password_reset(self.core, ctx.field("email"), ctx.origin)
-        return self.web.render(ctx, "reset.html", sent=True)
+        return self.web.render(ctx, "reset.html", sent=True, email=ctx.field("email").strip())
 
     async def reset_choose_form(self, ctx: Ctx) -> Response:
         return self.web.render(ctx, "reset_choose.html", secret=ctx.param("secret"))
@@ -196,13 +217,33 @@ class Console:
     # --- instances -------------------------------------------------------------------------------
 
     async def home(self, ctx: Ctx) -> Response:
+        """The first page: the operator's overview, or the team's instances."""
+        if ctx.account.is_operator:
+            return await self.overview.page(ctx)
+        return await self.instance_list(ctx)
+
+    async def instance_list(self, ctx: Ctx) -> Response:
         items = await instances.list_for_account(self.core, ctx.account.tenant)
-        return self.web.render(ctx, "instances.html", items=items)
+        return self.web.render(
+            ctx, "instances.html", items=items, licenses=await self._licenses([i.id for i in items])
+        )
+
+    async def _licenses(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Each instance's license state (current and upcoming), as the billing section shows it."""
+        if self.core.licensing is None:
+            return {}
+        return {i: await license_service.instance_status(self.core, i) for i in ids}
 
     async def create_instance(self, ctx: Ctx) -> Response:
         self.web.require(ctx, "instance.create")
         name = ctx.field("name").strip()[:200]
-        rec = await instances.create(self.core, account_id=ctx.account.tenant, name=name)
+        choice = ctx.field("notifications", "yes")
+        if choice not in ("yes", "no"):
+            return self.web.redirect(ctx, "/", "Receive notifications: choose yes or no.", error=True)
+        # "yes" switches on the message notifications (as the demo instances have them); "no" keeps
+        # GREEN-API's default, every notification off.
+        flags = {flag: "yes" for flag in MESSAGE_FLAGS} if choice == "yes" else {}
+        rec = await instances.create(self.core, account_id=ctx.account.tenant, name=name, settings=flags)
         return self.web.redirect(
             ctx, f"/instances/{rec.id}", f"Instance {rec.id} created. Link a phone to it."
         )
@@ -217,12 +258,33 @@ class Console:
             media_url=self.core.media_url,
             catalogue=[(name, spec) for name, spec in CATALOGUE.items()],
             settable=SETTABLE,
-            pairing=ctx.request.query_params.get("pairing", ""),
+            words=SETTING_WORDS,
+            pairing=await self._pairing(ctx, rec),
+            license=(await self._licenses([rec.id])).get(rec.id),
             policy=await send_policy.of_instance(self.core, rec.id),
             zone=self.core.settings.operator_timezone,
             **(await self._status_values(rec)),
             **(await self.cloud.values(rec)),
+            **(await self.sandbox.values(ctx, rec)),
         )
+
+    async def _pairing(self, ctx: Ctx, rec: InstanceRecord) -> dict[str, Any] | None:
+        """The instance's pairing code while it is valid (shown to those who may link; never in a URL)."""
+        if rec.state == instances.AUTHORIZED or not ctx.account.can("instance.manage"):
+            return None
+        async with self.core.read() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        instance_rows.c.pairing_code,
+                        instance_rows.c.pairing_phone,
+                        instance_rows.c.pairing_expires_ms,
+                    ).where(instance_rows.c.id == rec.id)
+                )
+            ).first()
+        if row is None or not row.pairing_code or int(row.pairing_expires_ms or 0) < now_ms():
+            return None
+        return {"code": row.pairing_code, "phone": row.pairing_phone, "expires": int(row.pairing_expires_ms)}
 
     async def _status_values(self, rec: InstanceRecord) -> dict[str, Any]:
         out_rows = await messaging.recent(self.core, rec.id, "out", 1440)
@@ -272,7 +334,10 @@ class Console:
             account=ctx.account,
             detail=f"instance {rec.id}",
         )
-        return HTMLResponse(f'<code id="token" class="token">{rec.token}</code>')
+        return HTMLResponse(
+            f'<code id="token" class="token">{rec.token}</code> '
+            '<button type="button" class="small copy" data-copy="#token" id="copy-token">Copy</button>'
+        )
 
     async def rotate_token(self, ctx: Ctx) -> Response:
         rec = await self.instance(ctx)
@@ -288,14 +353,24 @@ class Console:
         phone = ctx.field("phone").strip().lstrip("+")
         if not _PHONE.match(phone):
             return self.web.redirect(
-                ctx, f"/instances/{rec.id}", "Phone number: 7 to 15 digits, international format."
+                ctx, f"/instances/{rec.id}", "Phone number: 7 to 15 digits, international format.", error=True
+            )
+        if rec.channel == "sandbox" and await network.get_phone(self.core, phone) is None:
+            # Only a sandbox phone can enter the code, and there is none with this number.
+            return self.web.redirect(
+                ctx,
+                f"/instances/{rec.id}",
+                f"There is no sandbox phone +{phone}, so nobody could enter a pairing code for it. "
+                "Add it under Sandbox phones first.",
+                error=True,
             )
         try:
             code = await instances.request_pairing_code(self.core, rec, phone)
         except instances.InstanceError as exc:
-            return self.web.redirect(ctx, f"/instances/{rec.id}", str(exc))
+            return self.web.redirect(ctx, f"/instances/{rec.id}", str(exc), error=True)
+        # The code is shown on the instance page (read from the instance), never carried in a URL.
         return self.web.redirect(
-            ctx, f"/instances/{rec.id}?pairing={code}", f"Pairing code for +{phone}: {code[:4]}-{code[4:]}"
+            ctx, f"/instances/{rec.id}", f"Pairing code for +{phone}: {code[:4]}-{code[4:]}"
         )
 
     async def instance_logout(self, ctx: Ctx) -> Response:
@@ -321,14 +396,18 @@ class Console:
         try:
             body = SettingsBody.model_validate(values)
         except ValidationError as exc:
-            return self.web.redirect(ctx, f"/instances/{rec.id}", "Settings not saved: " + _error_text(exc))
+            return self.web.redirect(
+                ctx, f"/instances/{rec.id}", "Settings not saved: " + _error_text(exc), error=True
+            )
         changes = {k: v for k, v in body.model_dump(exclude_none=True).items() if k in SETTABLE}
         problem = delay_error(self.core.settings, changes.get("delaySendMessagesMilliseconds"))
         problem = problem or await url_problem(
             str(changes.get("webhookUrl") or ""), webhooks_may_go_private(self.core.settings)
         )
         if problem:
-            return self.web.redirect(ctx, f"/instances/{rec.id}", "Settings not saved: " + problem)
+            return self.web.redirect(
+                ctx, f"/instances/{rec.id}", "Settings not saved: " + problem, error=True
+            )
         if changes:
             await instances.update_settings(self.core, rec, changes)
         return self.web.redirect(ctx, f"/instances/{rec.id}", "Settings saved.")
@@ -342,7 +421,10 @@ class Console:
         text = ctx.field("message")
         if not _CHAT.match(chat) or not text.strip() or len(text) > 20000:
             return self.web.redirect(
-                ctx, f"/instances/{rec.id}", "Not sent: give a phone number (or chat id) and a text."
+                ctx,
+                f"/instances/{rec.id}",
+                "Not sent: give a phone number (or chat id) and a text.",
+                error=True,
             )
         content = text_content(text, link_preview=bool(rec.settings.get("linkPreview", True)))
         try:
@@ -359,20 +441,22 @@ class Console:
                 messaging.Origin.CONSOLE,
             )
         except messaging.MessageRefused as exc:
-            return self.web.redirect(ctx, f"/instances/{rec.id}", f"Not sent: {exc.reason}.")
+            return self.web.redirect(ctx, f"/instances/{rec.id}", f"Not sent: {exc.reason}.", error=True)
         return self.web.redirect(ctx, f"/instances/{rec.id}", "Message queued.")
 
     async def clear_queue(self, ctx: Ctx) -> Response:
         rec = await self.instance(ctx)
         self.web.require(ctx, "instance.manage")
         count = await messaging.clear_queue(self.core, rec.id)
-        return self.web.redirect(ctx, f"/instances/{rec.id}", f"{count} queued messages withdrawn.")
+        return self.web.redirect(ctx, f"/instances/{rec.id}", f"{plural(count, 'queued message')} withdrawn.")
 
     async def clear_notifications(self, ctx: Ctx) -> Response:
         rec = await self.instance(ctx)
         self.web.require(ctx, "instance.manage")
         count = await notifications.clear(self.core, rec.id)
-        return self.web.redirect(ctx, f"/instances/{rec.id}", f"{count} waiting notifications dropped.")
+        return self.web.redirect(
+            ctx, f"/instances/{rec.id}", f"{plural(count, 'waiting notification')} dropped."
+        )
 
     async def save_policy(self, ctx: Ctx) -> Response:
         rec = await self.instance(ctx)
@@ -388,7 +472,9 @@ class Console:
                 pause_after_failures=ctx.field("pause_after_failures"),
             )
         except send_policy.SendPolicyError as exc:
-            return self.web.redirect(ctx, f"/instances/{rec.id}", f"Policy not saved: {exc.message}")
+            return self.web.redirect(
+                ctx, f"/instances/{rec.id}", f"Policy not saved: {exc.message}", error=True
+            )
         return self.web.redirect(ctx, f"/instances/{rec.id}", "Sending policy saved.")
 
     async def pause_queue(self, ctx: Ctx) -> Response:
@@ -404,7 +490,9 @@ class Console:
         rec = await self.instance(ctx)
         self.web.require(ctx, "instance.delete")
         if ctx.field("confirm").strip() != str(rec.id):
-            return self.web.redirect(ctx, f"/instances/{rec.id}", "Type the instance id to confirm deletion.")
+            return self.web.redirect(
+                ctx, f"/instances/{rec.id}", "Type the instance id to confirm deletion.", error=True
+            )
         await instances.delete(self.core, rec)
         return self.web.redirect(ctx, "/", f"Instance {rec.id} deleted.")
 
@@ -421,7 +509,7 @@ class Console:
             sessions=await auth.active_sessions(self.core, ctx.account),
             consents=consents,
             marketing=bool(marketing and marketing["granted"]),
-            grace_days=round(self.core.settings.account_delete_grace_seconds / 86400, 1),
+            grace_days=_duration(self.core.settings.account_delete_grace_seconds),
         )
 
     async def change_password(self, ctx: Ctx) -> Response:
@@ -439,7 +527,9 @@ class Console:
             )
         except PolicyError as exc:
             return await self.account_page(ctx, str(exc), 400)
-        return self.web.redirect(ctx, "/account", f"Password changed; {ended} other sessions ended.")
+        return self.web.redirect(
+            ctx, "/account", f"Password changed; {plural(ended, 'other session')} ended."
+        )
 
     async def change_username(self, ctx: Ctx) -> Response:
         try:
@@ -465,7 +555,7 @@ class Console:
     async def logout_everywhere(self, ctx: Ctx) -> Response:
         assert ctx.session is not None
         count = await auth.logout_everywhere(self.core, ctx.session, ctx.origin)
-        response = self.web.redirect(ctx, "/login", f"{count} sessions ended, this one included.")
+        response = self.web.redirect(ctx, "/login", f"{plural(count, 'session')} ended, this one included.")
         self.web.clear_session_cookie(ctx, response)
         return response
 
@@ -474,7 +564,7 @@ class Console:
         response = self.web.redirect(
             ctx,
             "/login",
-            f"Recorded. {ended} sessions ended and {rotated} API tokens replaced. "
+            f"Recorded. {plural(ended, 'session')} ended and {plural(rotated, 'API token')} replaced. "
             "Log in again and change your password.",
         )
         self.web.clear_session_cookie(ctx, response)
@@ -544,6 +634,9 @@ class Console:
             return await self.team(ctx, str(exc), 400)
         return self.web.redirect(ctx, "/team", "Member removed; their sessions have ended.")
 
+    async def unknown_page(self, ctx: Ctx) -> Response:
+        raise NotFound()
+
     # --- operator --------------------------------------------------------------------------------
 
     def _operator(self, ctx: Ctx) -> None:
@@ -586,6 +679,7 @@ def build_routes(core: Core) -> list[BaseRoute]:
         ("POST", "/invite/{secret}", anon(c.invite_accept)),
         ("GET", "", page(c.home)),
         ("GET", "/", page(c.home)),
+        ("GET", "/instances", page(c.instance_list)),
         ("POST", "/instances", page(c.create_instance)),
         ("GET", "/instances/{instance_id}", page(c.instance_page)),
         ("GET", "/instances/{instance_id}/link", page(c.instance_link)),
@@ -617,6 +711,8 @@ def build_routes(core: Core) -> list[BaseRoute]:
         ("POST", "/team/{member_id}/remove", page(c.member_remove)),
         ("GET", "/operator/outbox", page(c.outbox)),
         ("GET", "/operator/events", page(c.all_events)),
+        *mailbox.routes(core, c.web),
+        *c.sandbox.routes(),
         *c.cloud.routes(),
         *BillingPages(core, c.web).routes(),
         *CustomerPages(core, c.web).routes(),
@@ -629,6 +725,10 @@ def build_routes(core: Core) -> list[BaseRoute]:
         for verb, path, endpoint in table
     ]
     routes.append(Mount(PREFIX + "/static", app=StaticFiles(directory=str(STATIC)), name="console-static"))
+    # Anything else under /console is the console's own styled 404, not the API's JSON.
+    routes.append(
+        Route(PREFIX + "/{rest:path}", anon(c.unknown_page), methods=["GET", "POST"], include_in_schema=False)
+    )
     return routes
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
@@ -25,13 +25,16 @@ from verdigris.accounts import journal
 from verdigris.accounts import sessions as auth
 from verdigris.accounts.journal import Origin
 from verdigris.accounts.records import Account
+from verdigris.config import Settings
 from verdigris.core import Core
 from verdigris.errors import ServiceError
 
 SESSION_COOKIE = "vg_session"
 ANON_COOKIE = "vg_form"  # double-submit CSRF token for forms shown before login
 FLASH_COOKIE = "vg_flash"
+ERROR_MARK = "!error:"  # a flash that starts with this is shown as an error
 PREFIX = "/console"
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 # Every console answer: never framed, never cached (pages show tokens), no URL leaks in Referer
 # (verification and reset links carry secrets in the path), forms only post to this site.
@@ -62,7 +65,19 @@ def _localday(ms: int | None, zone: str) -> str:
     return datetime.fromtimestamp(ms / 1000, ZoneInfo(zone)).date().isoformat()
 
 
+def dev_mailbox_on(settings: Settings) -> bool:
+    """Whether the development mailbox (/console/mailbox, console/mailbox.py) is on: the embedded
+    default only, with no SMTP server and a server that listens on a loopback address."""
+    return settings.dev_mailbox and not settings.smtp_host and settings.host in LOOPBACK
+
+
+def plural(count: int, one: str, many: str = "") -> str:
+    """ "1 session", "2 sessions": a count with its noun (``many`` for irregular plurals)."""
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
 TEMPLATES.env.filters["when"] = _when
+TEMPLATES.env.globals["plural"] = plural
 TEMPLATES.env.filters["localday"] = _localday
 
 
@@ -120,6 +135,10 @@ class Web:
 
     def render(self, ctx: Ctx, template: str, status: int = 200, **values: Any) -> Response:
         flash = ctx.request.cookies.get(FLASH_COOKIE, "")
+        shown = unquote(flash)
+        if shown.startswith(ERROR_MARK):  # a refusal carried over a redirect looks like an error
+            values["error"] = values.get("error") or shown[len(ERROR_MARK) :]
+            shown = ""
         response = TEMPLATES.TemplateResponse(
             ctx.request,
             template,
@@ -127,8 +146,9 @@ class Web:
                 "session": ctx.session,
                 "me": ctx.session.account if ctx.session else None,
                 "csrf": ctx.session.csrf if ctx.session else ctx.anon_token,
-                "flash": unquote(flash),
+                "flash": shown,
                 "prefix": PREFIX,
+                "dev_mailbox": dev_mailbox_on(self.core.settings),
                 **values,
             },
             status_code=status,
@@ -138,8 +158,11 @@ class Web:
         self._anon_cookie(ctx, response)
         return response
 
-    def redirect(self, ctx: Ctx, path: str, flash: str = "") -> Response:
+    def redirect(self, ctx: Ctx, path: str, flash: str = "", *, error: bool = False) -> Response:
+        """Go to ``path`` and show ``flash`` there (as an error when ``error``)."""
         target = PREFIX + path
+        if error and flash:
+            flash = ERROR_MARK + flash
         if ctx.request.headers.get("hx-request"):
             response: Response = Response(status_code=204, headers={"HX-Redirect": target})
         else:
@@ -154,6 +177,23 @@ class Web:
                 secure=self.secure(ctx),
             )
         return response
+
+    def return_path(self, ctx: Ctx) -> str:
+        """Where to come back to after logging in or accepting the agreement: the page itself. An
+        htmx request (a panel refreshing itself) names its page in HX-Current-URL; its own path is
+        a bare fragment."""
+        path = ctx.request.url.path
+        if ctx.request.headers.get("hx-request"):
+            current = urlsplit(ctx.request.headers.get("hx-current-url", ""))
+            same_site = current.netloc in ("", ctx.request.url.netloc)
+            if (
+                same_site
+                and current.path.startswith(PREFIX + "/")
+                and not current.path.startswith(PREFIX + "//")
+            ):
+                return current.path
+            return PREFIX + "/"
+        return path
 
     def secure(self, ctx: Ctx) -> bool:
         mode = self.core.settings.cookie_secure
@@ -215,7 +255,7 @@ class Web:
             if secret:
                 ctx.session = await auth.resolve(self.core, secret, ctx.origin)
             if login and ctx.session is None:
-                return self.redirect(ctx, "/login?next=" + quote(request.url.path), "Please log in.")
+                return self.redirect(ctx, "/login?next=" + quote(self.return_path(ctx)), "Please log in.")
             if not login:
                 ctx.anon_token = request.cookies.get(ANON_COOKIE, "")
                 if not ctx.anon_token:

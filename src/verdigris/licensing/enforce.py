@@ -56,7 +56,16 @@ _ACTIVE_LICENSES = (
     )
     .order_by(licenses.c.start_ms, licenses.c.id)
 )
-_ANY_LICENSE = select(licenses.c.id).where(licenses.c.instance_id == bindparam("instance_id")).limit(1)
+# A license that has started (even if over or revoked since): from then on the unlicensed policy no
+# longer applies. One that has not started yet leaves the instance as it is until its first day.
+_STARTED_LICENSE = (
+    select(licenses.c.id)
+    .where(
+        (licenses.c.instance_id == bindparam("instance_id"))
+        & (licenses.c.start_ms <= bindparam("at_ms", type_=BigInteger))
+    )
+    .limit(1)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +97,10 @@ class Entitlement:
                 return lic
         return None
 
-    @property
-    def open(self) -> bool:
-        return not self.licenses and self.unlicensed == "open"
+    def open(self, at_ms: int) -> bool:
+        """Unlimited under the "open" policy: no license has started yet (one bought today and
+        starting tomorrow leaves the instance as it was until then, docs/licensing.md)."""
+        return self.unlicensed == "open" and all(lic.start_ms > at_ms for lic in self.licenses)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +126,8 @@ class Refusal:
         if self.expired:
             return "the instance's license has expired or it has none"
         if self.correspondents is not None:
-            return f"the license allows {self.correspondents.total} correspondents a month, all used"
+            total = self.correspondents.total
+            return f"the license allows {total} correspondent{'' if total == 1 else 's'} a month, all used"
         if self.invoke is not None:
             return (
                 f"the monthly quota of {self.invoke.method} is used ({self.invoke.used}/{self.invoke.total})"
@@ -180,8 +191,10 @@ class Licensing:
             )
             for r in rows
         ]
-        has_any = bool(views) or (await conn.scalar(_ANY_LICENSE, {"instance_id": instance_id}) is not None)
-        unlicensed = "deny" if has_any else await self._unlicensed(conn, instance_id)
+        started = any(v.start_ms <= at_ms for v in views) or (
+            await conn.scalar(_STARTED_LICENSE, {"instance_id": instance_id, "at_ms": at_ms}) is not None
+        )
+        unlicensed = "deny" if started else await self._unlicensed(conn, instance_id)
         ent = Entitlement(views, unlicensed, at_ms)
         self._entitlements[instance_id] = ent
         if len(self._entitlements) > 100_000:
@@ -321,7 +334,7 @@ class Licensing:
         lowered = method.lower()
         ent = await self.entitlement(inst, now)
         period = self.period(now)
-        if ent.open:
+        if ent.open(now):
             self.count(inst.id, period, lowered, None)
             return None
         lic = ent.current(now)
@@ -390,7 +403,7 @@ class Licensing:
         now = now_ms()
         ent = await self.entitlement(inst, now)
         lic = ent.current(now)
-        if ent.open or lic is None or lic.limits.correspondents is None:
+        if ent.open(now) or lic is None or lic.limits.correspondents is None:
             return None
         lowered = method.lower()
         period = self.period(now)
@@ -404,7 +417,7 @@ class Licensing:
         """Whether the send worker may deliver the instance's queued messages now."""
         now = now_ms()
         ent = await self.entitlement(inst, now)
-        return ent.open or ent.current(now) is not None
+        return ent.open(now) or ent.current(now) is not None
 
     async def admit_incoming(self, tx: Tx, inst: InstanceRecord, chat_id: str) -> bool:
         """Whether an incoming message from ``chat_id`` may be announced to the instance.
@@ -414,7 +427,7 @@ class Licensing:
         """
         now = now_ms()
         ent = await self.entitlement(inst, now, tx.conn)
-        if ent.open:
+        if ent.open(now):
             return True
         lic = ent.current(now)
         if lic is None or lic.limits.correspondents is None:

@@ -516,7 +516,13 @@ async def instance_status(core: Core, instance_id: int, at_ms: int | None = None
         await _instance_row(conn, instance_id)
         rows = await _live_licenses(conn, instance_id, at)
         tariff_rows = {int(r.tariff_id): await tariff_row(conn, int(r.tariff_id)) for r in rows}
-        ever = await conn.scalar(select(licenses.c.id).where(licenses.c.instance_id == instance_id).limit(1))
+        # Only a license that has started ends the unlicensed policy (one bought today starts
+        # tomorrow; until then the instance keeps what it had).
+        ever = await conn.scalar(
+            select(licenses.c.id)
+            .where((licenses.c.instance_id == instance_id) & (licenses.c.start_ms <= at))
+            .limit(1)
+        )
         policy = await unlicensed_policy_for(core, conn, instance_id) if ever is None else "deny"
     current = _covering(rows, at)
     period = dates.month_key(at, tz)
@@ -547,7 +553,7 @@ async def instance_status(core: Core, instance_id: int, at_ms: int | None = None
             )
     if current is not None:
         state = "active"
-    elif not rows and ever is None and policy == "open":
+    elif ever is None and policy == "open":
         state = "unlicensed"
     else:
         state = "expired"

@@ -1,0 +1,34 @@
+"""Plain words for the GREEN-API instance settings, shown in the console beside the API names."""
+
+from __future__ import annotations
+
+SETTING_WORDS: dict[str, str] = {
+    "wid": "This instance's own WhatsApp id",
+    "countryInstance": "Country (no longer used)",
+    "typeAccount": "Account type (no longer used)",
+    "webhookUrl": "Webhook address (empty: read notifications with receiveNotification)",
+    "webhookUrlToken": "Token sent to the webhook",
+    "delaySendMessagesMilliseconds": "Pause between two sent messages (ms)",
+    "proxyInstance": "Proxy (no longer used)",
+    "autoTyping": "Show 'typing…' before sending (0 = off)",
+    "linkPreview": "Link previews in sent texts",
+    "enableLidMode": "LID mode",
+    "markIncomingMessagesReaded": "Mark incoming messages read at once",
+    "markIncomingMessagesReadedOnReply": "Mark a chat read when replying",
+    "sharedSession": "Share the session",
+    "outgoingWebhook": "Notify: status of sent messages",
+    "outgoingMessageWebhook": "Notify: messages sent from the phone",
+    "outgoingAPIMessageWebhook": "Notify: messages sent through the API",
+    "incomingWebhook": "Notify: incoming messages and files",
+    "deviceWebhook": "Notify: phone device state",
+    "statusInstanceWebhook": "Notify: socket state",
+    "stateWebhook": "Notify: instance state (authorized, …)",
+    "enableMessagesHistory": "Keep message history",
+    "keepOnlineStatus": "Stay 'online'",
+    "pollMessageWebhook": "Notify: poll votes",
+    "incomingBlockWebhook": "Notify: chats blocked",
+    "incomingCallWebhook": "Notify: incoming calls",
+    "outgoingCallWebhook": "Notify: outgoing calls",
+    "editedMessageWebhook": "Notify: edited messages",
+    "deletedMessageWebhook": "Notify: deleted messages",
+}
