@@ -455,7 +455,9 @@ def test_concurrent_guesses_are_throttled_on_postgresql(make_server: Callable[..
 # --- item 9: no 5xx on odd ids and odd file names ----------------------------------------------------
 
 
-def test_odd_ids_are_refused_not_crashed(server: Server) -> None:
+@pytest.mark.subprocess
+def test_odd_ids_are_refused_not_crashed(make_server: Callable[..., Server]) -> None:
+    server = make_server(subprocess=True)  # its log is read for tracebacks
     licensee = (server.demo["console"]["username"], server.demo["console"]["password"])
     operator = (server.demo["operator"]["username"], server.demo["operator"]["password"])
     for path in ("/api/v1/invoices/²", "/api/v1/invoices/²/pdf", "/api/v1/invoices/99999999999999999999"):
@@ -515,10 +517,11 @@ def store_bytes(server: Server) -> bytes:
     return b"".join(p.read_bytes() for p in server.data_dir.glob("verdigris.sqlite3*"))
 
 
+@pytest.mark.subprocess
 def test_demo_passwords_are_printed_once_and_never_stored(make_server: Callable[..., Server]) -> None:
     from harness import cli
 
-    srv = make_server()
+    srv = make_server(subprocess=True)  # the banner is read from its log
     if srv.env.get("VERDIGRIS_DATABASE_URL"):
         pytest.skip("the demo is created at start on the embedded default only")
     first_banner = srv.log()
