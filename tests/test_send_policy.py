@@ -16,7 +16,7 @@ from sandbox_kit import wait_until
 
 
 def flash_of(console: Console, path: str) -> str:
-    found = re.search(r'class="flash"[^>]*>([^<]*)<', console.get(path).text)
+    found = re.search(r'class="(?:flash|error)"[^>]*>([^<]*)<', console.get(path).text)
     return html.unescape(found.group(1)) if found else ""
 
 
