@@ -163,7 +163,7 @@ async def erase(core: Core, account_id: int, reference: str | None = None) -> Er
     for instance_id in instance_ids:
         core.instances.forget(instance_id)
         core.sender.forget(instance_id)
-        core.licensing.forget(instance_id)
+        core.licensing.drop(instance_id)
         await core.media.store.delete_owner(str(instance_id))
     done.files = done.tables.get("media_files", 0)
     done.mails = _delete_outbox(

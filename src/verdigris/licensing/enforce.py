@@ -22,6 +22,7 @@ import orjson
 import structlog
 from sqlalchemy import BigInteger, bindparam, insert, select, update
 
+from verdigris.instances.models import instances
 from verdigris.licensing import dates
 from verdigris.licensing.limits import CORRESPONDENTS, MESSAGES, Limits, parse_limits
 from verdigris.licensing.models import correspondents, licenses, tariffs, usage
@@ -175,6 +176,14 @@ class Licensing:
     def forget(self, instance_id: int) -> None:
         """This process changed the instance's licenses: reload on next use."""
         self._entitlements.pop(instance_id, None)
+
+    def drop(self, instance_id: int) -> None:
+        """The instance is gone: forget it and the counts not yet written."""
+        self.forget(instance_id)
+        for key in [k for k in self._pending if k[0] == instance_id]:
+            del self._pending[key]
+        for state in [k for k in self._usage if k[0] == instance_id]:
+            del self._usage[state]
 
     async def load(self, conn: AsyncConnection, instance_id: int, at_ms: int) -> Entitlement:
         rows = (await conn.execute(_ACTIVE_LICENSES, {"instance_id": instance_id, "at_ms": at_ms})).all()
@@ -499,7 +508,13 @@ async def _add_usage(conn: AsyncConnection, instance_id: int, period: str, metho
 
 
 async def _upsert_usage(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """Add many deltas in one statement (INSERT ... ON CONFLICT DO UPDATE, SQLite and PostgreSQL)."""
+    """Add many deltas in one statement (INSERT ... ON CONFLICT DO UPDATE, SQLite and PostgreSQL).
+    Counts of instances deleted since they were made (an erased account's) are not written back."""
+    ids = {r["instance_id"] for r in rows}
+    alive = set(await conn.scalars(select(instances.c.id).where(instances.c.id.in_(ids))))
+    rows = [r for r in rows if r["instance_id"] in alive]
+    if not rows:
+        return
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
