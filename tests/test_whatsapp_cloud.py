@@ -425,14 +425,16 @@ def test_bot_library_answers_through_the_cloud_api(srv: Server, graph: FakeGraph
     @bot.router.message(text_message="price?")
     def price(notification: Notification) -> None:
         notification.answer("It costs 12 USD.")
+        raise KeyboardInterrupt  # run_forever's documented way out: the bot stops with the test
 
     runner = threading.Thread(target=bot.run_forever, daemon=True)
     runner.start()
-    time.sleep(1)
     _, value = customer_message("15550007777", "Dan", "text", {"body": "price?"})
     assert post_webhook(srv.url, envelope(number, value), SECRET).status_code == 200
     answer = graph.next_sent(timeout=60)
     assert (answer["to"], answer["text"]["body"]) == ("15550007777", "It costs 12 USD.")
+    runner.join(timeout=30)
+    assert not runner.is_alive()
 
 
 @pytest.mark.subprocess
