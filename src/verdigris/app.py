@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import FileResponse, PlainTextResponse, Response
 
-from verdigris import __version__
+from verdigris import __version__, mail
 from verdigris.accounts import service as accounts_service
 from verdigris.bodylimit import BodyLimit
 from verdigris.channels import registry
@@ -70,6 +70,7 @@ def build_core(settings: Settings) -> Core:
     core.event_hooks.append(core.policy.on_event)
     core.incoming_hooks.append(customers_service.on_incoming)
     core.moderation = Moderation(core)
+    core.sms = mail.sms_transport(core)
     return core
 
 

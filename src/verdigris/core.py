@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from verdigris.compliance.moderation import Moderation
     from verdigris.instances.service import InstanceRecord
     from verdigris.licensing.enforce import Licensing
+    from verdigris.mail import SmsTransport
     from verdigris.media.service import MediaService
     from verdigris.messaging.notifications import Event, Renderer
     from verdigris.messaging.sender import SendWorker
@@ -246,6 +247,7 @@ class Core:
         self.moderation: Moderation
         self.screening: Screening
         self.policy: OutgoingPolicy
+        self.sms: SmsTransport
         # Cross-process wake-ups: only when several processes share a PostgreSQL store.
         self.bus: ClusterBus | None = None
         # Called for every event of every instance, in its transaction, before the settings decide

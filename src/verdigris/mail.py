@@ -130,22 +130,17 @@ class OutboxSms:
 
 
 def sms_transport(core: Core) -> SmsTransport:
-    cached = getattr(core, "_sms_transport", None)
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
+    """The configured SMS provider (``module:Class``, built with the core), else the outbox."""
     spec = core.settings.sms_transport
-    transport: SmsTransport
-    if spec:
-        module_name, _, class_name = spec.partition(":")
-        transport = getattr(importlib.import_module(module_name), class_name)(core)
-    else:
-        transport = OutboxSms(core)
-    core._sms_transport = transport  # type: ignore[attr-defined]
+    if not spec:
+        return OutboxSms(core)
+    module_name, _, class_name = spec.partition(":")
+    transport: SmsTransport = getattr(importlib.import_module(module_name), class_name)(core)
     return transport
 
 
 async def send_sms(core: Core, phone: str, text: str) -> None:
     try:
-        await sms_transport(core).send(phone, text)
+        await core.sms.send(phone, text)
     except Exception as exc:  # a provider failure must not undo the action that sent it
         log.error("SMS delivery failed", phone=phone, error=str(exc))

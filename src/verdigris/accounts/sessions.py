@@ -225,7 +225,7 @@ async def resolve(core: Core, secret: str, origin: Origin) -> Session | None:
         problem = "session expired"
     elif account.status != ACTIVE:
         problem = f"account {account.status}"
-    elif core.moderation is not None and (measure := core.moderation.of(account)) and measure.locks_out:
+    elif (measure := core.moderation.of(account)) and measure.locks_out:
         problem = f"account {measure.kind}"
     if problem:
         await journal.note(

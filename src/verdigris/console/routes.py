@@ -230,8 +230,6 @@ class Console:
 
     async def _licenses(self, ids: list[int]) -> dict[int, dict[str, Any]]:
         """Each instance's license state (current and upcoming), as the billing section shows it."""
-        if self.core.licensing is None:
-            return {}
         return {i: await license_service.instance_status(self.core, i) for i in ids}
 
     async def create_instance(self, ctx: Ctx) -> Response:

@@ -191,8 +191,7 @@ def build_router(core: Core) -> APIRouter:
                         result = await fn(request)
                     else:
                         account = await auth.account(request)
-                        moderation = getattr(core, "moderation", None)
-                        measure = moderation.of(account) if moderation is not None else None
+                        measure = core.moderation.of(account)
                         if measure is not None and measure.locks_out:
                             raise BillingError(
                                 403, f"the account is blocked by the operator: {measure.reason}"

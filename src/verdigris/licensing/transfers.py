@@ -209,8 +209,7 @@ async def _hand_over(core: Core, tx: Tx, instance_id: int, account_id: int) -> N
     def switch() -> None:
         rec.account_id = account_id
         rec.settings = settings
-        if core.dispatcher is not None:
-            core.dispatcher.options_changed(instance_id, DEFAULT_OPTIONS)
+        core.dispatcher.options_changed(instance_id, DEFAULT_OPTIONS)
         core.hub.notify(instance_id)
 
     tx.on_commit(switch)

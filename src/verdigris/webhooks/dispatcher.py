@@ -170,7 +170,7 @@ class WebhookDispatcher:
         url = str(rec.settings.get("webhookUrl") or "") if rec is not None else ""
         if rec is None or not url:
             return None  # deleted, or polling: the queue stays for receiveNotification
-        if core.moderation is not None and not core.moderation.may_push(rec.account_id):
+        if not core.moderation.may_push(rec.account_id):
             return None  # blocked or suspended by the operator: the queue waits; lifting wakes it
         retry = self._retry.get(instance_id)
         now = now_ms()

@@ -137,7 +137,7 @@ def build_router(core: Core) -> APIRouter:
         if not hmac.compare_digest(value.strip().encode(), expected.encode()) or rec is None:
             raise HTTPException(401, "wrong apiTokenInstance for this instance")
         # The operator's measures (T-16): a blocked or suspended account keeps no face.
-        measure = core.moderation.measure(rec.account_id) if core.moderation is not None else None
+        measure = core.moderation.measure(rec.account_id)
         if measure is not None and measure.locks_out:
             raise HTTPException(403, "the account is blocked by the operator: " + measure.describe())
         return rec

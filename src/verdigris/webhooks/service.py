@@ -211,8 +211,7 @@ async def set_options(
             await tx.conn.execute(
                 update(webhook_options).where(webhook_options.c.instance_id == instance_id).values(**values)
             )
-    if core.dispatcher is not None:
-        core.dispatcher.options_changed(instance_id, options)
+    core.dispatcher.options_changed(instance_id, options)
     return options
 
 
