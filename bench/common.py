@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "src"
+# The source tree the servers and the seeding run from: this checkout, or another one that
+# bench/compare.py extracted from git to measure it in the same run.
+SRC = Path(os.environ.get("VERDIGRIS_BENCH_SRC") or ROOT / "src")
 BENCH = Path(__file__).resolve().parent
 LUA = BENCH / "lua"
 

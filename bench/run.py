@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -806,6 +806,7 @@ def main() -> None:
     parser.add_argument("--no-pg", action="store_true", help="skip PostgreSQL")
     parser.add_argument("--pg-only", default="B1,B1a,B2,B3,B4,B5,B6,B7", help="ids to repeat on PostgreSQL")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/performance.md")
+    parser.add_argument("--out", default=str(RESULTS / "latest.json"), help="where the raw results go")
     parser.add_argument("--timer-floor", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.timer_floor:
@@ -848,12 +849,13 @@ def main() -> None:
         errors += [f"{k} on {name}: {v['error']}" for k, v in got.items() if "error" in v]
         rows += rows_for(name, ok, results["B0"])
     table = render_table(results["B0"], rows)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=1, default=str))
+    results["rows"] = [asdict(row) for row in rows]
+    Path(args.out).write_text(json.dumps(results, indent=1, default=str))
     print()
     print(table)
     for e in errors:
         print("ERROR", e)
-    print(f"\n(total {results['elapsed_s']:.0f} s; raw results in {RESULTS / 'latest.json'})")
+    print(f"\n(total {results['elapsed_s']:.0f} s; raw results in {args.out})")
     if not args.no_docs:
         from report import write_docs
 
