@@ -41,7 +41,7 @@ from verdigris.licensing.routes import build_router as licensing_router
 from verdigris.licensing.worker import LicensingWorker
 from verdigris.media.routes import build_router as media_router
 from verdigris.media.service import MediaService
-from verdigris.messaging import notifications
+from verdigris.messaging import idempotency, notifications
 from verdigris.messaging.sender import SendWorker
 from verdigris.screening.service import Screening
 from verdigris.sendpolicy.service import OutgoingPolicy
@@ -96,6 +96,7 @@ async def start(core: Core) -> None:
         removed = await notifications.purge_expired(core)
         if removed:
             log.info("expired notifications moved to the dead letters", count=removed)
+        await idempotency.purge(core)
         core.timers.schedule("purge", now_ms() + PURGE_EVERY_MS, purge)
 
     core.timers.schedule("purge", now_ms() + PURGE_EVERY_MS, purge)

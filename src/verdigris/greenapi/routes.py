@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 import structlog
+from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
@@ -31,6 +32,7 @@ from verdigris.greenapi.quota import chat_of as _chat_of
 from verdigris.greenapi.ratelimit import RateLimiter
 from verdigris.greenapi.registry import EMPTY, REGISTRY, Call, parse_json, read_body, validate_body
 from verdigris.instances import service as instances
+from verdigris.messaging import idempotency
 from verdigris.messaging.service import MessageRefused
 
 log = structlog.get_logger("verdigris.wire")
@@ -161,6 +163,21 @@ class WireEndpoint:
                 raise WireError(501, f"{spec.name} is not available for this instance: {lacking}")
         call = Call(self.core, request, inst, extra=params.get("extra", ""))
         await self._read_body(call, spec)
+        return await self._run(call, spec)
+
+    async def _run(self, call: Call, spec: Any) -> Response:
+        """Admit the call (license, link) and run it; with an Idempotency-Key, at most once."""
+        inst = call.instance
+        claim = None
+        key = call.request.headers.get(idempotency.HEADER) if spec.acts else None
+        if key is not None:
+            problem = idempotency.problem(key)
+            if problem is not None:
+                raise WireError(400, problem)
+            claim = idempotency.Claim(inst.id, key, idempotency.fingerprint(spec.name, call.raw_body))
+            earlier = await idempotency.find(self.core, inst.id, key)
+            if earlier is not None:
+                return _replay(claim, earlier)  # neither counted nor run again
         refusal = await self.core.licensing.admit(
             inst, spec.name, _chat_of(call), sending=spec.sends_message, when_expired=spec.when_expired
         )
@@ -170,12 +187,20 @@ class WireEndpoint:
             if inst.state == "starting":
                 raise WireError(400, "instance in starting process try later")
             raise WireError(400, "instance is starting or not authorized")
-        result = await spec.handler(call)
-        if isinstance(result, Response):
-            return result
-        if result is EMPTY:
-            return Response(b"", media_type="application/json")
-        return json_response(result)
+        if claim is None:
+            return _respond(await spec.handler(call))
+        with idempotency.claiming(claim):
+            try:
+                response = _respond(await spec.handler(call))
+            except IntegrityError:
+                # Another call with this key queued its messages first (and ours rolled back).
+                earlier = await idempotency.find(self.core, inst.id, claim.key)
+                if earlier is None or claim.recorded:
+                    raise
+                return _replay(claim, earlier)
+        if response.status_code == 200:
+            await idempotency.store_answer(self.core, claim, bytes(response.body))
+        return response
 
     async def _read_body(self, call: Call, spec: Any) -> None:
         request = call.request
@@ -193,6 +218,20 @@ class WireEndpoint:
         data = parse_json(raw) if raw.strip() else {}
         call.raw_json = data
         call.body = validate_body(spec.body, data)
+
+
+def _respond(result: Any) -> Response:
+    if isinstance(result, Response):
+        return result
+    if result is EMPTY:
+        return Response(b"", media_type="application/json")
+    return json_response(result)
+
+
+def _replay(claim: idempotency.Claim, earlier: idempotency.Earlier) -> Response:
+    if earlier.fingerprint != claim.fingerprint:
+        raise WireError(422, f"this {idempotency.HEADER} was used for another request")
+    return Response(earlier.body, media_type="application/json", headers={"Idempotent-Replayed": "true"})
 
 
 def wire_routes(core: Core) -> list[Route]:

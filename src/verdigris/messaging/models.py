@@ -55,3 +55,17 @@ notifications = Table(
     sqlite_autoincrement=True,
 )
 Index("ix_notifications_instance", notifications.c.instance_id, notifications.c.receipt_id)
+
+# A send's Idempotency-Key (messaging.idempotency): written in the transaction that queues the
+# message, so a retry after a lost answer finds it; ``answer`` is the JSON answered the first time.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("instance_id", BigInteger, primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("ids", Text, nullable=False),
+    Column("answer", Text, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Index("ix_idempotency_keys_created_ms", "created_ms"),
+)

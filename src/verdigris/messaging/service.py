@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import bindparam, delete, func, insert, select, update
 
-from verdigris.messaging import lifecycle
+from verdigris.messaging import idempotency, lifecycle
 from verdigris.messaging.content import new_outgoing_id
 from verdigris.messaging.models import messages
 from verdigris.messaging.vocabulary import WAITING, Status
@@ -195,7 +195,9 @@ async def send_many(
             await blocked.record(tx)
         raise ContentRefused(blocked.verdict.reason) from None
     async with core.tx() as tx:
-        return [await enqueue(tx, rec, admission) for admission in admitted]
+        ids = [await enqueue(tx, rec, admission) for admission in admitted]
+        await idempotency.record(tx, ids)  # the call's Idempotency-Key, if it has one
+        return ids
 
 
 class ContentBlocked(Exception):
