@@ -8,7 +8,11 @@ from typing import Any
 
 import pytest
 
-from harness import CHROMIUM, Server
+from harness import CHROMIUM, Server, cheap_password_hashes
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    cheap_password_hashes()  # for the servers and CLI commands run in this process
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -43,6 +43,22 @@ CHROMIUM = "/usr/bin/chromium"  # Debian's package; Playwright's own browser dow
 SQLITE_FILE = "verdigris.sqlite3"
 
 
+def cheap_password_hashes() -> None:
+    """In-process servers hash passwords with argon2id's cheapest parameters.
+
+    The production parameters (64 MiB, 3 passes) cost 0.1 to 1.5 s of CPU per hash or check on this
+    2-core machine, and the suite checks passwords thousands of times (every console login, every
+    HTTP Basic call of the licensing API). The hashes stay real argon2id and are checked by the same
+    code; servers started as child processes keep the production parameters, and either kind of
+    server verifies the other's hashes (the parameters travel inside each hash).
+    """
+    from argon2 import PasswordHasher
+
+    from verdigris.accounts import service
+
+    service._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
