@@ -220,7 +220,7 @@ def test_compromise_report_revokes_sessions_and_tokens(server: Server) -> None:
     assert again.login(username, password).status_code == 303
     events = again.events()
     reported = [e for e in events if e["kind"] == "compromise_reported"]
-    assert reported and reported[0]["detail"] == "1 sessions ended, 1 API tokens replaced"
+    assert reported and reported[0]["detail"] == "1 session ended, 1 API token replaced"
     new_token = again.get(f"/instances/{instance_id}/token").text.split(">")[1].split("<")[0]
     assert new_token != token
     assert (

@@ -41,6 +41,7 @@ from verdigris.instances.models import instances
 from verdigris.instances.service import replace_token
 from verdigris.mail import send_mail, send_sms
 from verdigris.store.clock import now_ms
+from verdigris.words import plural
 
 if TYPE_CHECKING:
     from verdigris.core import Core, Tx
@@ -431,7 +432,7 @@ async def change_password(
             ok=True,
             origin=origin,
             account=account,
-            detail=f"{ended} other sessions ended",
+            detail=f"{plural(ended, 'other session')} ended",
         )
     return ended
 
@@ -622,7 +623,7 @@ async def remove_member(core: Core, actor: Account, member_id: int, origin: Orig
             ok=True,
             origin=origin,
             account=actor,
-            detail=f"{member.username} ({member.email}); {ended} sessions ended",
+            detail=f"{member.username} ({member.email}); {plural(ended, 'session')} ended",
         )
 
 
@@ -685,7 +686,7 @@ async def report_compromise(core: Core, account: Account, origin: Origin) -> tup
             ok=True,
             origin=origin,
             account=account,
-            detail=f"{ended} sessions ended, {len(recs)} API tokens replaced",
+            detail=f"{plural(ended, 'session')} ended, {plural(len(recs), 'API token')} replaced",
         )
     return ended, len(recs)
 

@@ -24,6 +24,7 @@ from verdigris.accounts.records import ACTIVE, LICENSEE, Account
 from verdigris.errors import ServiceError
 from verdigris.instances.service import workspace_value
 from verdigris.store.clock import now_ms
+from verdigris.words import plural
 
 if TYPE_CHECKING:
     from verdigris.core import Core
@@ -154,7 +155,7 @@ async def create(core: Core, operator: Account, *, kind: str, subject: str, text
             ok=True,
             origin=journal.SYSTEM,
             account=operator,
-            detail=f"{kind} announcement {announcement_id} to {len(recipients)} users: {subject[:80]}",
+            detail=f"{kind} announcement {announcement_id} to {plural(len(recipients), 'user')}: {subject[:80]}",
         )
         tx.on_commit(lambda: schedule(core, announcement_id, at))
     return {"id": announcement_id, "kind": kind, "recipients": len(recipients)}

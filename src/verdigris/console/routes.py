@@ -35,7 +35,7 @@ from verdigris.console.labels import SETTING_WORDS
 from verdigris.console.overview import Overview
 from verdigris.console.sandbox import SandboxPhones
 from verdigris.console.screening import ScreeningPages
-from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web, plural
+from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web
 from verdigris.core import Core
 from verdigris.greenapi.methods.account import SettingsBody
 from verdigris.instances import service as instances
@@ -50,6 +50,7 @@ from verdigris.messaging.content import plain_text, text_content, text_type
 from verdigris.outbound import url_problem, webhooks_may_go_private
 from verdigris.sendpolicy import service as send_policy
 from verdigris.store.clock import now_ms
+from verdigris.words import cleaned, duration, plural
 
 STATIC = Path(__file__).parent / "static"
 _PHONE = re.compile(r"^\+?\d{7,15}$")
@@ -57,19 +58,15 @@ _CHAT = re.compile(r"^(\d{5,20}@c\.us|\d{5,20}(-\d{6,12})?@g\.us)$")
 
 
 def _error_text(exc: Exception) -> str:
+    """A validation failure in words: each setting by its plain name, without pydantic's prefixes."""
     if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-    return str(exc)
-
-
-def _duration(seconds: float) -> str:
-    """A grace period in words: "30 days", "1 day", "12 hours", "90 seconds"."""
-    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
-        if seconds >= size or size == 1:
-            count = round(seconds / size, 1)
-            text = f"{count:g}"
-            return f"{text} {unit}{'' if text == '1' else 's'}"
-    return ""  # pragma: no cover - the loop always returns
+        parts = []
+        for e in exc.errors():
+            key = ".".join(str(p) for p in e["loc"])
+            name = SETTING_WORDS.get(key, key).split(" (")[0]
+            parts.append(f"{name} ({key}): {cleaned(str(e['msg']))}")
+        return "; ".join(parts)
+    return cleaned(str(exc))
 
 
 class Console:
@@ -509,7 +506,7 @@ class Console:
             sessions=await auth.active_sessions(self.core, ctx.account),
             consents=consents,
             marketing=bool(marketing and marketing["granted"]),
-            grace_days=_duration(self.core.settings.account_delete_grace_seconds),
+            grace_days=duration(self.core.settings.account_delete_grace_seconds),
         )
 
     async def change_password(self, ctx: Ctx) -> Response:

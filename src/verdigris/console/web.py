@@ -28,6 +28,7 @@ from verdigris.accounts.records import Account
 from verdigris.config import Settings
 from verdigris.core import Core
 from verdigris.errors import ServiceError
+from verdigris.words import duration, plural
 
 SESSION_COOKIE = "vg_session"
 ANON_COOKIE = "vg_form"  # double-submit CSRF token for forms shown before login
@@ -71,13 +72,11 @@ def dev_mailbox_on(settings: Settings) -> bool:
     return settings.dev_mailbox and not settings.smtp_host and settings.host in LOOPBACK
 
 
-def plural(count: int, one: str, many: str = "") -> str:
-    """ "1 session", "2 sessions": a count with its noun (``many`` for irregular plurals)."""
-    return f"{count} {one if count == 1 else (many or one + 's')}"
-
-
 TEMPLATES.env.filters["when"] = _when
 TEMPLATES.env.globals["plural"] = plural
+TEMPLATES.env.filters["duration"] = duration
+# A missing value shows as nothing, never as the word "None".
+TEMPLATES.env.finalize = lambda value: "" if value is None else value
 TEMPLATES.env.filters["localday"] = _localday
 
 
