@@ -53,3 +53,79 @@ def test_refusals_carry_no_library_internals(server: Server) -> None:
     error = error_box(r.text)
     assert r.status_code == 400 and error.endswith("missing ): (abc"), error
     assert "b'" not in error and "(?i)" not in error
+
+
+def field_error(page: str, field_id: str) -> str:
+    found = re.search(rf'id="{field_id}-error"[^>]*>([^<]*)<', page)
+    return html.unescape(found.group(1)) if found else ""
+
+
+def input_value(page: str, field_id: str) -> str | None:
+    found = re.search(rf'<input id="{field_id}"[^>]*?value="([^"]*)"', page)
+    return html.unescape(found.group(1)) if found else None
+
+
+def test_the_sign_up_form_shows_every_error_at_its_field_and_keeps_the_input(server: Server) -> None:
+    console = Console(server)
+    page = console.get("/register").text
+    # Required fields are marked before anything is sent.
+    for name in ("name", "email", "username"):
+        assert re.search(
+            rf'<label for="f-{name}"[^>]*>\s*<span class="label-text">[^<]*<span class="req"', page
+        ), name
+    assert not re.search(
+        r'<label for="f-phone"[^>]*>\s*<span class="label-text">[^<]*<span class="req"', page
+    )
+    taken = server.demo["console"]["username"]
+    r = console.post(
+        "/register",
+        {
+            "name": "Lee Example",
+            "email": "not-an-address",
+            "phone": "12",
+            "username": taken,
+            "organisation": "Lee & Co",
+        },
+    )
+    assert r.status_code == 400
+    assert error_box(r.text) == "Not done yet: please correct the 5 marked fields."
+    assert field_error(r.text, "f-email") == "Not a valid address"
+    assert "7 to 15 digits" in field_error(r.text, "f-phone")
+    assert "is taken" in field_error(r.text, "f-username")
+    assert "user agreement" in field_error(r.text, "f-accept_agreement")
+    assert "personal data" in field_error(r.text, "f-accept_privacy")
+    assert field_error(r.text, "f-name") == ""
+    # What was typed is still there.
+    assert input_value(r.text, "f-name") == "Lee Example"
+    assert input_value(r.text, "f-email") == "not-an-address"
+    assert input_value(r.text, "f-organisation") == "Lee & Co"
+    assert input_value(r.text, "f-username") == taken
+    assert "username: " not in error_box(r.text)
+
+
+def test_the_password_rules_are_stated_up_front_and_errors_stay_at_their_form(server: Server) -> None:
+    console, password = new_user(server, unique("pw"))
+    page = console.get("/account").text
+    rules = re.search(r'id="password-new_password-hint">([^<]*)<', page)
+    assert rules and "At least 10 characters" in rules.group(1)
+    r = console.post(
+        "/account/password",
+        {"password": "not-my-password", "new_password": "short", "repeat_password": "short"},
+    )
+    assert r.status_code == 400
+    assert field_error(r.text, "password-password") == "Wrong"
+    assert field_error(r.text, "username-password") == ""  # the other form on the page is untouched
+    r = console.post(
+        "/account/password",
+        {
+            "password": password,
+            "new_password": "Tulip-Anchor-Violin-42",
+            "repeat_password": "Tulip-Anchor-Violin-4",
+        },
+    )
+    assert (
+        r.status_code == 400 and field_error(r.text, "password-repeat_password") == "The two entries differ"
+    )
+    r = console.post("/account/username", {"username": "root", "password": password})
+    assert r.status_code == 400 and "reserved" in field_error(r.text, "username-username")
+    assert input_value(r.text, "username-username") == "root"

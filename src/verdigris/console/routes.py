@@ -8,6 +8,8 @@ the tenant's answers 404, exactly like one that does not exist, and the attempt 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ from verdigris.console.labels import SETTING_WORDS
 from verdigris.console.overview import Overview
 from verdigris.console.sandbox import SandboxPhones
 from verdigris.console.screening import ScreeningPages
-from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web
+from verdigris.console.web import PREFIX, Ctx, Forbidden, FormSpec, NotFound, Web
 from verdigris.core import Core
 from verdigris.greenapi.methods.account import SettingsBody
 from verdigris.instances import service as instances
@@ -67,6 +69,21 @@ def _error_text(exc: Exception) -> str:
             parts.append(f"{name} ({key}): {cleaned(str(e['msg']))}")
         return "; ".join(parts)
     return cleaned(str(exc))
+
+
+REGISTER_FORM = FormSpec(
+    ("name", "email", "phone", "organisation", "username", "accept_agreement", "accept_privacy")
+)
+# The account page's forms (the current password is "password"; the rules call it so).
+ACCOUNT_FORMS = {
+    "password": FormSpec(
+        ("password", "new_password", "repeat_password"),
+        {"current password": "password", "password": "new_password"},
+        "password",
+    ),
+    "username": FormSpec(("username", "password"), name="username"),
+    "close": FormSpec(("confirm", "password"), name="close"),
+}
 
 
 class Console:
@@ -152,9 +169,7 @@ class Console:
         try:
             account = await accounts.register(self.core, form, ctx.origin)
         except PolicyError as exc:
-            return self.web.render(
-                ctx, "register.html", status=400, error=str(exc), values=ctx.form, settings=self.core.settings
-            )
+            return self.web.refused(ctx, "register.html", exc, REGISTER_FORM, settings=self.core.settings)
         return self.web.render(ctx, "registered.html", email=account.email)
 
     async def verify(self, ctx: Ctx) -> Response:
@@ -177,9 +192,13 @@ class Console:
     async def reset_choose(self, ctx: Ctx) -> Response:
         try:
             await accounts.reset_password(self.core, ctx.param("secret"), ctx.field("password"), ctx.origin)
-        except (PolicyError, accounts.AccountError) as exc:
+        except accounts.AccountError as exc:
             return self.web.render(
                 ctx, "reset_choose.html", status=400, error=str(exc), secret=ctx.param("secret")
+            )
+        except PolicyError as exc:
+            return self.web.refused(
+                ctx, "reset_choose.html", exc, FormSpec(("password",)), secret=ctx.param("secret")
             )
         return self.web.redirect(ctx, "/login", "Your password is changed. Log in with the new one.")
 
@@ -206,8 +225,15 @@ class Console:
                 member = await accounts.invitation(self.core, secret)
             except accounts.AccountError:
                 return self.web.problem(ctx, 400, "Link not valid", str(exc))
-            return self.web.render(
-                ctx, "invite.html", status=400, error=str(exc), member=member, secret=secret
+            if isinstance(exc, accounts.AccountError):
+                return self.web.problem(ctx, 400, "Link not valid", str(exc))
+            return self.web.refused(
+                ctx,
+                "invite.html",
+                exc,
+                FormSpec(("username", "password", "accept_agreement"), {"accept": "accept_agreement"}),
+                member=member,
+                secret=secret,
             )
         return self.web.redirect(ctx, "/login", "Welcome to the team. Log in with your new username.")
 
@@ -495,14 +521,19 @@ class Console:
 
     # --- account ---------------------------------------------------------------------------------
 
-    async def account_page(self, ctx: Ctx, error: str = "", status: int = 200) -> Response:
+    async def account_page(
+        self, ctx: Ctx, refusal: PolicyError | None = None, status: int = 200, posted: str = ""
+    ) -> Response:
+        """The account page; after a refusal, the ``posted`` form shows its errors at its fields."""
         consents = await accounts.consents_of(self.core, ctx.account)
         marketing = next((c for c in consents if c["kind"] == "marketing"), None)
-        return self.web.render(
+        show: Callable[..., Response] = self.web.render
+        if refusal is not None:
+            show = partial(self.web.refused, exc=refusal, form=ACCOUNT_FORMS[posted])
+        return show(
             ctx,
             "account.html",
             status=status,
-            error=error,
             sessions=await auth.active_sessions(self.core, ctx.account),
             consents=consents,
             marketing=bool(marketing and marketing["granted"]),
@@ -512,7 +543,9 @@ class Console:
     async def change_password(self, ctx: Ctx) -> Response:
         assert ctx.session is not None
         if ctx.field("new_password") != ctx.field("repeat_password"):
-            return await self.account_page(ctx, "new password: the two entries differ", 400)
+            return await self.account_page(
+                ctx, PolicyError("the two entries differ", field="repeat_password"), 400, "password"
+            )
         try:
             ended = await accounts.change_password(
                 self.core,
@@ -523,7 +556,7 @@ class Console:
                 ctx.origin,
             )
         except PolicyError as exc:
-            return await self.account_page(ctx, str(exc), 400)
+            return await self.account_page(ctx, exc, 400, "password")
         return self.web.redirect(
             ctx, "/account", f"Password changed; {plural(ended, 'other session')} ended."
         )
@@ -534,7 +567,7 @@ class Console:
                 self.core, ctx.account, ctx.field("username"), ctx.field("password"), ctx.origin
             )
         except PolicyError as exc:
-            return await self.account_page(ctx, str(exc), 400)
+            return await self.account_page(ctx, exc, 400, "username")
         return self.web.redirect(ctx, "/account", f"Your username is now {name}.")
 
     async def marketing(self, ctx: Ctx) -> Response:
@@ -573,7 +606,7 @@ class Console:
                 self.core, ctx.account, ctx.field("password"), ctx.field("confirm"), ctx.origin
             )
         except PolicyError as exc:
-            return await self.account_page(ctx, str(exc), 400)
+            return await self.account_page(ctx, exc, 400, "close")
         response = self.web.redirect(ctx, "/login", "Your account is closed. Its data will be deleted.")
         self.web.clear_session_cookie(ctx, response)
         return response
@@ -600,7 +633,14 @@ class Console:
         except PolicyError as exc:
             if not ctx.account.can("team"):
                 raise Forbidden("team") from None
-            return await self.team(ctx, str(exc), 400)
+            return self.web.refused(
+                ctx,
+                "team.html",
+                exc,
+                FormSpec(("email", "role"), name="invite"),
+                members=await accounts.team_members(self.core, ctx.account),
+                roles=INVITABLE_ROLES,
+            )
         return self.web.redirect(ctx, "/team", f"Invitation sent to {ctx.field('email').strip()}.")
 
     def _member_id(self, ctx: Ctx) -> int:
