@@ -244,3 +244,11 @@ def test_counts_and_durations_read_naturally(server: Server) -> None:
     console.get(f"/instances/{instance_id}")
     console.post(f"/instances/{instance_id}/queue/clear")
     assert shown(console.get(f"/instances/{instance_id}").text, "flash") == "1 queued message withdrawn."
+
+
+def test_the_owner_sees_the_qr_code_at_once_after_creating_an_instance(server: Server) -> None:
+    console, _ = new_user(server, unique("qr"))
+    console.get("/")
+    r = console.post("/instances", {"name": "fresh"})
+    page = console.get(r.headers["location"].removeprefix("/console")).text
+    assert 'id="qr"' in page and "A developer, admin or the owner can link it" not in page

@@ -277,6 +277,7 @@ class Console:
             ctx,
             "instance.html",
             inst=rec,
+            qr=await self._qr(ctx, rec),
             api_url=self.core.public_url,
             media_url=self.core.media_url,
             catalogue=[(name, spec) for name, spec in CATALOGUE.items()],
@@ -333,14 +334,18 @@ class Console:
     async def instance_link(self, ctx: Ctx) -> Response:
         """The linking panel: a fresh QR code until linked (the page polls it), then the state."""
         rec = await self.instance(ctx)
-        qr = ""
+        return self.fragment(ctx, "_link.html", inst=rec, qr=await self._qr(ctx, rec))
+
+    async def _qr(self, ctx: Ctx, rec: InstanceRecord) -> str:
+        """The linking QR code (a PNG in base64) for those who may link an unlinked sandbox
+        instance, or "". The page shows it at once; the panel then refreshes it."""
         if (
             rec.state == instances.NOT_AUTHORIZED
             and rec.channel == "sandbox"
             and ctx.account.can("instance.manage")
         ):
-            qr = qr_png_base64(await instances.qr_payload(self.core, rec))
-        return self.fragment(ctx, "_link.html", inst=rec, qr=qr)
+            return qr_png_base64(await instances.qr_payload(self.core, rec))
+        return ""
 
     async def instance_activity(self, ctx: Ctx) -> Response:
         rec = await self.instance(ctx)
