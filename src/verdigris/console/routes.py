@@ -33,6 +33,7 @@ from verdigris.console.announcements import AnnouncementPages
 from verdigris.console.billing import BillingPages
 from verdigris.console.cloud import CloudPages
 from verdigris.console.customers import CustomerPages
+from verdigris.console.journal import MessageJournal
 from verdigris.console.labels import SETTING_WORDS
 from verdigris.console.overview import Overview
 from verdigris.console.sandbox import SandboxPhones
@@ -755,6 +756,7 @@ def build_routes(core: Core) -> list[BaseRoute]:
         ("GET", "/operator/events", page(c.all_events)),
         *mailbox.routes(core, c.web),
         *c.sandbox.routes(),
+        *MessageJournal(core, c.web, c.instance).routes(),
         *c.cloud.routes(),
         *BillingPages(core, c.web).routes(),
         *CustomerPages(core, c.web).routes(),
