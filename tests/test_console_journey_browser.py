@@ -69,6 +69,10 @@ class Walk:
             raise AssertionError(f"{self.page.url} is {width}px wide on a {view}px screen: {wide}")
         collisions = self.page.evaluate(COLLISIONS)
         assert not collisions, f"{self.page.url}: {collisions}"
+        # Texts are written for people: no Python None, pydantic prefixes or bytes literals.
+        text = self.page.locator("main").inner_text()
+        leaked = re.search(r"\bNone\b|Value error|\bb'[^']*'", text)
+        assert leaked is None, f"{self.page.url} shows {leaked.group(0)!r}"
         self.checked += 1
 
     def goto(self, path: str) -> None:
