@@ -7,7 +7,7 @@ import html
 import re
 import uuid
 
-from console_client import Console, new_user
+from console_client import Console, mail_text, new_user, outbox_mail
 from harness import Server
 from verdigris.words import cleaned, duration, plural
 
@@ -129,3 +129,35 @@ def test_the_password_rules_are_stated_up_front_and_errors_stay_at_their_form(se
     r = console.post("/account/username", {"username": "root", "password": password})
     assert r.status_code == 400 and "reserved" in field_error(r.text, "username-username")
     assert input_value(r.text, "username-username") == "root"
+
+
+def test_the_join_form_keeps_what_was_typed_and_shows_each_error(server: Server) -> None:
+    owner, _ = new_user(server, unique("own"))
+    address = f"{unique('m')}@example.test"
+    owner.get("/team")
+    assert "selected>viewer<" in owner.get("/team").text  # the least powerful role first
+    assert owner.post("/team/invite", {"email": address, "role": "viewer"}).status_code == 303
+    link = re.search(r"(http\S+/console/invite/\S+)", mail_text(outbox_mail(server.data_dir, address)))
+    assert link
+    path = link.group(1).split("/console", 1)[1]
+    member = Console(server)
+    page = member.get(path).text
+    assert "At least 10 characters" in page  # the password rules before the first try
+    wanted = unique("joiner")
+    r = member.post(path, {"username": wanted, "password": "short"})
+    assert r.status_code == 400
+    assert error_box(r.text) == "Not done yet: please correct the 2 marked fields."
+    assert "At least 10 characters" in field_error(r.text, "f-password")
+    assert "user agreement" in field_error(r.text, "f-accept_agreement")
+    assert input_value(r.text, "f-username") == wanted
+    assert 'value="short"' not in r.text  # a password is never sent back
+    r = member.post(
+        path,
+        {
+            "username": wanted,
+            "password": "Member-Pass-9999",
+            "accept_agreement": "on",
+            "accept_privacy": "on",
+        },
+    )
+    assert r.status_code == 303
