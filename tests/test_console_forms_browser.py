@@ -5,7 +5,8 @@ tables that run out of their card. Screenshots go to docs/console/.
 Forms: a refused sign-up shows each error under its field, keeps what was typed, marks required
 fields. The instance page shows the QR code at once; the pairing code stays out of the URL and is
 copied with a button; queue *Clear* asks first. The message journal lists chats, shows a history,
-searches. Team invitations start at the least powerful role.
+searches. Team invitations start at the least powerful role. An announcement is previewed and
+tested before a confirmed send.
 """
 
 from __future__ import annotations
@@ -147,3 +148,22 @@ def test_forms_journals_and_safe_buttons(make_server: Any, browser: Any, screen:
     lee.shot("account-errors")
     assert lee.checked > 10
     lee.context.close()
+
+    # The operator's announcement: a preview and a test before anything goes to everyone.
+    op = Walk(browser, srv, screen)
+    log_in(op, srv.demo["operator"])
+    op.menu("Announcements")
+    op.page.fill("input[name=subject]", "Maintenance on Sunday")
+    op.page.fill("textarea[name=text]", "The service restarts on Sunday at 03:00 UTC.\nNothing is lost.")
+    op.page.click("#preview-announcement")
+    expect(op.page.locator("#preview-body")).to_contain_text("Nothing is lost.")
+    expect(op.page.locator("#preview-recipients")).to_have_text(re.compile(r"^\d+ users?$"))
+    op.page.fill("#test-to", "operator@example.test")
+    op.page.click("#test-announcement")
+    expect(op.page.locator(".flash")).to_contain_text("nobody else received it")
+    op.shot("announcement-preview")
+    op.page.check("#confirm-announcement")
+    op.page.click("#send-announcement")
+    expect(op.page.locator(".flash")).to_contain_text("Sending to")
+    expect(op.page.locator("#announcements")).to_contain_text("Maintenance on Sunday")
+    op.context.close()
