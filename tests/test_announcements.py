@@ -32,7 +32,8 @@ def mails_to(data_dir: Path, address: str, subject: str) -> int:
 
 def announce(op: Console, kind: str, subject: str, text: str = "Hello") -> httpx.Response:
     op.get("/operator/announcements")
-    return op.post("/operator/announcements", {"kind": kind, "subject": subject, "text": text})
+    form = {"kind": kind, "subject": subject, "text": text, "action": "send", "confirmed": "yes"}
+    return op.post("/operator/announcements", form)
 
 
 def wait_mailed(op: Console, subject: str) -> None:
@@ -113,3 +114,43 @@ def test_marketing_only_to_consenting_users_and_unsubscribe(make_server: Any) ->
     events = op.events("/operator/events")
     assert any(e["kind"] == "consent_changed" and "marketing withdrawn" in e["detail"] for e in events)
     assert any(e["kind"] == "announcement_sent" and offer in e["detail"] for e in events)
+
+
+def test_an_announcement_is_previewed_and_tested_before_it_goes_to_everyone(make_server: Any) -> None:
+    srv: Server = make_server()
+    op = Console(srv)
+    assert op.login(srv.demo["operator"]["username"], srv.demo["operator"]["password"]).status_code == 303
+    reader = unique("reader")
+    new_user(srv, reader)
+    op.get("/operator/announcements")
+    subject = unique("Notice ")
+    form = {"kind": "service", "subject": subject, "text": "We move on Monday."}
+
+    # Preview: the mail as recipients read it, their count, and nothing sent.
+    r = op.post("/operator/announcements", {**form, "action": "preview"})
+    assert r.status_code == 200 and 'id="announcement-preview"' in r.text
+    body = html.unescape(re.search(r'id="preview-body">(.*?)</pre>', r.text, re.S).group(1))  # type: ignore[union-attr]
+    assert body.startswith("We move on Monday.") and "A service message from" in body
+    assert re.search(r'id="preview-recipients">\d+ users?<', r.text)
+    # Sending without the confirmation box only shows the preview again.
+    r = op.post("/operator/announcements", {**form, "action": "send"})
+    assert r.status_code == 200 and 'id="announcement-preview"' in r.text
+    assert 'id="announcements"' not in r.text
+    assert mails_to(srv.data_dir, f"{reader}@example.test", subject) == 0
+
+    # A test goes to one address alone.
+    address = "op-test@example.test"
+    r = op.post("/operator/announcements", {**form, "action": "test", "test_to": address})
+    assert r.status_code == 200 and "nobody else received it" in r.text
+    # Without an address (the demo operator has none) the test is refused, sending nothing.
+    r = op.post("/operator/announcements", {**form, "action": "test"})
+    assert r.status_code == 400 and "needs an e-mail address" in r.text
+    assert mails_to(srv.data_dir, address, "[Test] " + subject) == 1
+    assert mails_to(srv.data_dir, f"{reader}@example.test", subject) == 0
+    assert 'id="announcements"' not in op.get("/operator/announcements").text
+
+    # Confirmed from the preview, it goes to everyone.
+    r = op.post("/operator/announcements", {**form, "action": "send", "confirmed": "yes"})
+    assert r.status_code == 303
+    wait_mailed(op, subject)
+    assert mails_to(srv.data_dir, f"{reader}@example.test", subject) == 1

@@ -173,7 +173,7 @@ def test_new_user_from_registration_to_a_delivered_message(
     viewer_context.close()
 
     # The owner's journal shows the team's logins and the viewer's refused token request.
-    page.click("nav >> text=Journal")
+    page.click("nav >> text=Sign-ins")
     events = page.locator("#events")
     expect(events).to_contain_text("member_joined")
     expect(events).to_contain_text("forbidden")

@@ -244,3 +244,48 @@ def test_counts_and_durations_read_naturally(server: Server) -> None:
     console.get(f"/instances/{instance_id}")
     console.post(f"/instances/{instance_id}/queue/clear")
     assert shown(console.get(f"/instances/{instance_id}").text, "flash") == "1 queued message withdrawn."
+
+
+def test_the_owner_sees_the_qr_code_at_once_after_creating_an_instance(server: Server) -> None:
+    console, _ = new_user(server, unique("qr"))
+    console.get("/")
+    r = console.post("/instances", {"name": "fresh"})
+    page = console.get(r.headers["location"].removeprefix("/console")).text
+    assert 'id="qr"' in page and "A developer, admin or the owner can link it" not in page
+
+
+def test_the_message_journal_lists_chats_shows_a_history_and_searches(server: Server) -> None:
+    demo = Console(server)
+    assert demo.login("demo", server.demo["console"]["password"]).status_code == 303
+    inst = server.instance(0)
+    instance_id = inst["idInstance"]
+    word = unique("rye")
+    sent = server.wire(
+        inst,
+        "sendMessage",
+        verb="POST",
+        json={"chatId": "79990000003@c.us", "message": f"Fresh {word} today"},
+    )
+    assert sent.status_code == 200, sent.text
+
+    # The menu names the sign-in log as what it is; the instance links its message journal.
+    home = demo.get("/").text
+    assert ">Sign-ins</a>" in home and ">Journal</a>" not in home
+    assert f'href="/console/instances/{instance_id}/messages"' in demo.get(f"/instances/{instance_id}").text
+
+    chats_page = demo.get(f"/instances/{instance_id}/messages").text
+    assert 'data-chat="79990000003@c.us"' in chats_page
+    history = demo.get(f"/instances/{instance_id}/messages/79990000003@c.us").text
+    assert f"Fresh {word} today" in history and 'data-direction="out"' in history
+
+    found = demo.get(f"/instances/{instance_id}/messages", params={"q": word.upper()}).text
+    results = found.split('id="search-results"', 1)[1].split("</section>", 1)[0]
+    assert "1 message with" in results and f"Fresh {word} today" in results
+    nothing = demo.get(f"/instances/{instance_id}/messages", params={"q": "%_" + word}).text
+    assert "0 messages with" in nothing and "Nothing found." in nothing
+
+    # Another tenant's journal is a 404, like any instance of theirs; a malformed chat id too.
+    other, _ = new_user(server, unique("jr"))
+    assert other.get(f"/instances/{instance_id}/messages").status_code == 404
+    assert other.get(f"/instances/{instance_id}/messages/79990000003@c.us").status_code == 404
+    assert demo.get(f"/instances/{instance_id}/messages/not-a-chat").status_code == 404

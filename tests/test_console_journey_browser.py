@@ -29,11 +29,29 @@ WIDEST = """(view) => [...document.querySelectorAll('main *')]
   .filter(e => e.getBoundingClientRect().right > view && !e.closest('.scroll, table'))
   .slice(-5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"""
 
+# A table.list that ends below its card, or a card that overlaps the next one.
+COLLISIONS = """() => {
+  const out = [];
+  for (const t of document.querySelectorAll('main table.list')) {
+    const card = t.closest('.card');
+    if (card && t.getBoundingClientRect().bottom > card.getBoundingClientRect().bottom + 1)
+      out.push('table ' + (t.id || '') + ' ends below its card');
+  }
+  const cards = [...document.querySelectorAll('main .card')].filter(c => !c.parentElement.closest('.card'));
+  for (let i = 1; i < cards.length; i++) {
+    const above = cards[i - 1].getBoundingClientRect(), below = cards[i].getBoundingClientRect();
+    if (below.top < above.bottom - 1 && below.left < above.right && above.left < below.right)
+      out.push('card ' + i + ' overlaps the card above it');
+  }
+  return out;
+}"""
+
 pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="chromium is not installed")
 
 
 class Walk:
-    """One browser user: every page it opens is checked for sideways overflow."""
+    """One browser user: every page it opens is checked for sideways overflow and for tables
+    that run out of their card."""
 
     def __init__(self, browser: Any, srv: Server, screen: str) -> None:
         self.srv = srv
@@ -49,6 +67,12 @@ class Walk:
         if width > view:  # name the elements that stick out, to make the failure useful
             wide = self.page.evaluate(WIDEST, view)
             raise AssertionError(f"{self.page.url} is {width}px wide on a {view}px screen: {wide}")
+        collisions = self.page.evaluate(COLLISIONS)
+        assert not collisions, f"{self.page.url}: {collisions}"
+        # Texts are written for people: no Python None, pydantic prefixes or bytes literals.
+        text = self.page.locator("main").inner_text()
+        leaked = re.search(r"\bNone\b|Value error|\bb'[^']*'", text)
+        assert leaked is None, f"{self.page.url} shows {leaked.group(0)!r}"
         self.checked += 1
 
     def goto(self, path: str) -> None:

@@ -99,6 +99,16 @@ def test_customer_campaign_policy_screening_and_announcement_pages(make_server: 
     op.click("nav >> text=Announcements")
     op.fill("input[name=subject]", "Maintenance on Sunday")
     op.fill("textarea[name=text]", "The service restarts on Sunday at 03:00 UTC for a few minutes.")
+    op.click("#preview-announcement")
+    expect(op.locator("#preview-subject")).to_have_text("Maintenance on Sunday")
+    expect(op.locator("#preview-body")).to_contain_text("restarts on Sunday")
+    op.fill("#test-to", "operator@example.test")
+    op.click("#test-announcement")
+    expect(op.locator(".flash")).to_contain_text("nobody else received it")
+    expect(op.locator("#announcements")).to_have_count(0)  # nothing went to the users
+    op.click("#send-announcement")  # the confirmation box is not ticked: the browser stops it
+    expect(op.locator(".flash")).to_contain_text("nobody else received it")
+    op.check("#confirm-announcement")
     op.click("#send-announcement")
     expect(op.locator(".flash")).to_contain_text("Sending to")
     shot(op, "announcements")

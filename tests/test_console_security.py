@@ -172,7 +172,9 @@ def test_password_policy_and_change(server: Server) -> None:
         r = console.post(
             "/account/password", {"password": password, "new_password": bad, "repeat_password": bad}
         )
-        assert r.status_code == 400 and why in r.text, (bad, r.text[-500:])
+        # The refusal stands next to the new password (the rules above it say "At least" too).
+        shown = r.text.partition('id="password-new_password-error"')[2][:300]
+        assert r.status_code == 400 and why in shown.lower(), (bad, r.text[-500:])
     new = "Correct-Horse-7-Battery"
     r = console.post("/account/password", {"password": password, "new_password": new, "repeat_password": new})
     assert r.status_code == 303
@@ -220,7 +222,7 @@ def test_compromise_report_revokes_sessions_and_tokens(server: Server) -> None:
     assert again.login(username, password).status_code == 303
     events = again.events()
     reported = [e for e in events if e["kind"] == "compromise_reported"]
-    assert reported and reported[0]["detail"] == "1 sessions ended, 1 API tokens replaced"
+    assert reported and reported[0]["detail"] == "1 session ended, 1 API token replaced"
     new_token = again.get(f"/instances/{instance_id}/token").text.split(">")[1].split("<")[0]
     assert new_token != token
     assert (

@@ -6,7 +6,9 @@ Every place that sets a username or a password calls these functions, so the rul
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from zxcvbn import zxcvbn
 
@@ -80,8 +82,51 @@ EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 PHONE_RE = re.compile(r"^\+?[0-9]{7,15}$")
 
 
+# The field names the rules' messages start with ("e-mail: not a valid address").
+FIELDS = ("username", "password", "e-mail", "phone", "name", "organisation", "role")
+
+
 class PolicyError(ValueError):
-    """A value the operator's rules refuse; the message says what to change."""
+    """A value the operator's rules refuse; the message says what to change.
+
+    ``fields`` maps each refused field to its text without the field's name, so a form can show it
+    next to the field: given as ``errors`` (several at once), or read from a message that starts
+    with a field's name. ``""`` is the key of a refusal that belongs to no single field.
+    """
+
+    def __init__(self, message: str, *, field: str = "", errors: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        if errors is not None:
+            self.fields = dict(errors)
+        elif field:
+            self.fields = {field: message}
+        else:
+            key, _, text = message.partition(": ")
+            self.fields = {key: text} if key in FIELDS and text else {"": message}
+
+
+class Checks:
+    """Runs every check of a form and refuses once with all that failed (a form shows each error
+    next to its field, not the first one alone)."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, str] = {}
+
+    def run(self, check: Callable[..., str], *args: Any, **kwargs: Any) -> str:
+        try:
+            return check(*args, **kwargs)
+        except PolicyError as exc:
+            self.refuse(exc)
+            return ""
+
+    def refuse(self, exc: PolicyError) -> None:
+        for key, text in exc.fields.items():
+            self.errors.setdefault(key, text)
+
+    def done(self) -> None:
+        if self.errors:
+            message = "; ".join(f"{k}: {v}" if k and k in FIELDS else v for k, v in self.errors.items())
+            raise PolicyError(message, errors=self.errors)
 
 
 def _listed(text: str) -> set[str]:

@@ -41,6 +41,7 @@ from verdigris.instances.models import instances
 from verdigris.instances.service import replace_token
 from verdigris.mail import send_mail, send_sms
 from verdigris.store.clock import now_ms
+from verdigris.words import plural
 
 if TYPE_CHECKING:
     from verdigris.core import Core, Tx
@@ -274,15 +275,28 @@ async def register(core: Core, form: Registration, origin: Origin) -> Account:
     The password is generated (and satisfies the policy); the user may change it after logging in.
     """
     settings = core.settings
-    name = policy.check_text("name", form.name, required=True)
-    email = policy.check_email(form.email)
-    phone = policy.check_phone(form.phone)
-    organisation = policy.check_text("organisation", form.organisation)
-    username = policy.check_username(settings, form.username)
+    checks = policy.Checks()
+    name = checks.run(policy.check_text, "name", form.name, required=True)
+    email = checks.run(policy.check_email, form.email)
+    phone = checks.run(policy.check_phone, form.phone)
+    organisation = checks.run(policy.check_text, "organisation", form.organisation)
+    username = checks.run(policy.check_username, settings, form.username)
     if not form.accept_agreement:
-        raise PolicyError("accept the user agreement to register")
+        checks.refuse(PolicyError("accept the user agreement to register", field="accept_agreement"))
     if not form.accept_privacy:
-        raise PolicyError("consent to the processing of personal data is needed to register")
+        checks.refuse(
+            PolicyError(
+                "consent to the processing of personal data is needed to register", field="accept_privacy"
+            )
+        )
+    async with core.read() as conn:  # every refusal at once; the transaction below checks again
+        if username and await _username_taken(conn, username):
+            checks.refuse(PolicyError(f"username: {username!r} is taken, choose another"))
+        if email and await _email_taken(conn, email):
+            checks.refuse(
+                PolicyError("e-mail: an account with this address exists (reset its password instead)")
+            )
+    checks.done()
     password = generate_password(max(16, settings.password_min_length))
     async with core.tx() as tx:
         if await _username_taken(tx.conn, username):
@@ -399,7 +413,7 @@ async def _confirm_password(
         await authenticate(core, account.username, password, origin, where=where)
     except LoginRefused as exc:
         text = "wrong" if str(exc).startswith("Wrong") else str(exc)
-        raise PolicyError(f"{field}: {text}") from None
+        raise PolicyError(f"{field}: {text}", errors={field: text}) from None
 
 
 async def set_password_hash(core: Core, account_id: int, password_hash: str) -> None:
@@ -431,7 +445,7 @@ async def change_password(
             ok=True,
             origin=origin,
             account=account,
-            detail=f"{ended} other sessions ended",
+            detail=f"{plural(ended, 'other session')} ended",
         )
     return ended
 
@@ -556,9 +570,20 @@ async def invitation(core: Core, secret: str) -> Account:
 async def accept_invitation(
     core: Core, secret: str, username: str, password: str, accepted: bool, origin: Origin
 ) -> Account:
+    checks = policy.Checks()
     if not accepted:
-        raise PolicyError("accept the user agreement and the processing of personal data to join")
-    name = policy.check_username(core.settings, username)
+        checks.refuse(
+            PolicyError(
+                "accept the user agreement and the processing of personal data to join", field="accept"
+            )
+        )
+    name = checks.run(policy.check_username, core.settings, username)
+    async with core.read() as conn:  # every refusal at once; the transaction below checks again
+        _, member = await _link_account(conn, secret, INVITE)
+        checks.run(policy.check_password, core.settings, password, username=name, email=member.email)
+        if name and await _username_taken(conn, name):
+            checks.refuse(PolicyError(f"username: {name!r} is taken, choose another"))
+    checks.done()
     async with core.tx() as tx:
         link_id, member = await _link_account(tx.conn, secret, INVITE)
         policy.check_password(core.settings, password, username=name, email=member.email)
@@ -622,7 +647,7 @@ async def remove_member(core: Core, actor: Account, member_id: int, origin: Orig
             ok=True,
             origin=origin,
             account=actor,
-            detail=f"{member.username} ({member.email}); {ended} sessions ended",
+            detail=f"{member.username} ({member.email}); {plural(ended, 'session')} ended",
         )
 
 
@@ -685,7 +710,7 @@ async def report_compromise(core: Core, account: Account, origin: Origin) -> tup
             ok=True,
             origin=origin,
             account=account,
-            detail=f"{ended} sessions ended, {len(recs)} API tokens replaced",
+            detail=f"{plural(ended, 'session')} ended, {plural(len(recs), 'API token')} replaced",
         )
     return ended, len(recs)
 
@@ -698,7 +723,7 @@ async def close_account(core: Core, account: Account, password: str, confirm: st
     if not account.can("close"):
         raise PolicyError("only the owner can close the account")
     if confirm.strip().lower() != account.username:
-        raise PolicyError("type your username to confirm")
+        raise PolicyError("type your username to confirm", field="confirm")
     if not verify_password(account.password_hash, password):
         raise PolicyError("password: wrong")
     at = now_ms()

@@ -22,6 +22,7 @@ from verdigris.accounts.records import ACTIVE, CLOSED, INVITED, Account, account
 from verdigris.accounts.service import hash_password, revoke_where, verify_password
 from verdigris.compliance import moderation
 from verdigris.store.clock import now_ms
+from verdigris.words import plural
 
 if TYPE_CHECKING:
     from verdigris.core import Core
@@ -157,7 +158,7 @@ async def authenticate(
             )
             minutes = max(1, core.settings.login_window_seconds // 60)
             refusal = (
-                f"Too many failed attempts. Try again in {minutes} minutes, "
+                f"Too many failed attempts. Try again in {plural(minutes, 'minute')}, "
                 "or reset your password (Forgot your password?): a completed reset lifts this lock."
             )
         elif account is None:
@@ -255,7 +256,7 @@ async def logout_everywhere(core: Core, session: Session, origin: Origin) -> int
             ok=True,
             origin=origin,
             account=session.account,
-            detail=f"{count} sessions ended",
+            detail=f"{plural(count, 'session')} ended",
         )
     return count
 

@@ -20,10 +20,12 @@ from sqlalchemy import func, insert, select, update
 from verdigris import mail, safetext
 from verdigris.accounts import journal
 from verdigris.accounts.models import accounts, announcement_deliveries, announcements, consents
+from verdigris.accounts.policy import PolicyError, check_email
 from verdigris.accounts.records import ACTIVE, LICENSEE, Account
 from verdigris.errors import ServiceError
 from verdigris.instances.service import workspace_value
 from verdigris.store.clock import now_ms
+from verdigris.words import plural
 
 if TYPE_CHECKING:
     from verdigris.core import Core
@@ -106,7 +108,8 @@ async def account_of_token(core: Core, token: str) -> int | None:
 # --- sending ---------------------------------------------------------------------------------------
 
 
-async def create(core: Core, operator: Account, *, kind: str, subject: str, text: str) -> dict[str, Any]:
+def _checked(kind: str, subject: str, text: str) -> tuple[str, str]:
+    """The subject and text, trimmed, if an announcement may carry them."""
     if kind not in (SERVICE, MARKETING):
         raise AnnouncementError(400, "kind must be 'service' or 'marketing'")
     subject, text = subject.strip(), text.strip()
@@ -118,6 +121,33 @@ async def create(core: Core, operator: Account, *, kind: str, subject: str, text
         problem = safetext.problem(value)
         if problem:
             raise AnnouncementError(400, f"{what}: {problem}")
+    return subject, text
+
+
+async def preview(core: Core, operator: Account, *, kind: str, subject: str, text: str) -> dict[str, Any]:
+    """The mail as its recipients will read it (the operator's own unsubscribe link stands in for
+    theirs), and how many will receive it. Nothing is sent."""
+    subject, text = _checked(kind, subject, text)
+    async with core.read() as conn:
+        count = len((await conn.execute(_recipients_query(kind))).all())
+    body = _body(core, kind, text, await unsubscribe_token(core, operator.id))
+    return {"kind": kind, "subject": subject, "text": text, "body": body, "recipients": count}
+
+
+async def send_test(core: Core, operator: Account, to: str, **draft: str) -> str:
+    """Mail the announcement to one address (the operator's own, by default), marked as a test;
+    returns the address. Nobody else receives anything. ``draft``: kind, subject and text."""
+    shown = await preview(core, operator, **draft)
+    try:
+        address = check_email(to or operator.email)
+    except PolicyError:
+        raise AnnouncementError(400, "the test needs an e-mail address to go to") from None
+    await mail.send_mail(core, address, "[Test] " + shown["subject"], shown["body"])
+    return address
+
+
+async def create(core: Core, operator: Account, *, kind: str, subject: str, text: str) -> dict[str, Any]:
+    subject, text = _checked(kind, subject, text)
     at = now_ms()
     async with core.tx() as tx:
         recipients = (await tx.conn.execute(_recipients_query(kind))).all()
@@ -154,7 +184,7 @@ async def create(core: Core, operator: Account, *, kind: str, subject: str, text
             ok=True,
             origin=journal.SYSTEM,
             account=operator,
-            detail=f"{kind} announcement {announcement_id} to {len(recipients)} users: {subject[:80]}",
+            detail=f"{kind} announcement {announcement_id} to {plural(len(recipients), 'user')}: {subject[:80]}",
         )
         tx.on_commit(lambda: schedule(core, announcement_id, at))
     return {"id": announcement_id, "kind": kind, "recipients": len(recipients)}

@@ -38,6 +38,7 @@ from verdigris.customers import service as customers
 from verdigris.instances.models import instances
 from verdigris.mail import outbox_dir
 from verdigris.store.db import metadata
+from verdigris.words import plural
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -67,8 +68,9 @@ class Erased:
 
     def summary(self) -> str:
         return (
-            f"{self.accounts} accounts, {self.instances} instances, {self.rows} rows, "
-            f"{self.files} media files, {self.mails} outbox mails deleted"
+            f"{plural(self.accounts, 'account')}, {plural(self.instances, 'instance')}, "
+            f"{plural(self.rows, 'row')}, {plural(self.files, 'media file')}, "
+            f"{plural(self.mails, 'outbox mail')} deleted"
         )
 
 

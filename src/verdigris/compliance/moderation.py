@@ -39,6 +39,7 @@ from verdigris.accounts.service import revoke_where, tenant_instances
 from verdigris.compliance import erasure
 from verdigris.messaging import lifecycle
 from verdigris.store.clock import now_ms
+from verdigris.words import plural
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -311,7 +312,7 @@ async def apply(
         if kind != RESTRICTED:
             member_ids = select(accounts.c.id).where(_affected(target))
             ended = await revoke_where(tx.conn, sessions.c.account_id.in_(member_ids), f"account {kind}")
-        detail = f"{ended} sessions ended" if ended else ""
+        detail = f"{plural(ended, 'session')} ended" if ended else ""
         await _audit(tx.conn, operator, kind, target, why, until_ms=until_ms, detail=detail)
         await journal.record(
             tx.conn,

@@ -11,6 +11,7 @@ from verdigris.compliance import announcements
 from verdigris.compliance.announcements import AnnouncementError
 from verdigris.console.web import Ctx, Forbidden, Web
 from verdigris.core import Core
+from verdigris.words import plural
 
 
 class AnnouncementPages:
@@ -35,19 +36,45 @@ class AnnouncementPages:
         )
 
     async def send(self, ctx: Ctx) -> Response:
+        """Three steps, none of them one click from everyone's inbox: *Preview* shows the mail as
+        recipients read it and how many they are; *Send a test to me* mails the operator alone;
+        only the preview's *Send to N users*, ticked as confirmed, sends to everyone."""
         self._operator(ctx)
+        fields = {"kind": ctx.field("kind"), "subject": ctx.field("subject"), "text": ctx.field("text")}
+        action = ctx.field("action", "preview")
         try:
-            result = await announcements.create(
-                self.core,
-                ctx.account,
-                kind=ctx.field("kind"),
-                subject=ctx.field("subject"),
-                text=ctx.field("text"),
-            )
+            if action == "test":
+                address = await announcements.send_test(
+                    self.core, ctx.account, ctx.field("test_to"), **fields
+                )
+                return await self._preview(ctx, f"A test went to {address}; nobody else received it.")
+            if action != "send" or ctx.field("confirmed") != "yes":
+                return await self._preview(ctx)
+            result = await announcements.create(self.core, ctx.account, **fields)
         except AnnouncementError as exc:
             return await self.page(ctx, exc.message, exc.status)
         return self.web.redirect(
-            ctx, "/operator/announcements", f"Sending to {result['recipients']} users ({result['kind']})."
+            ctx,
+            "/operator/announcements",
+            f"Sending to {plural(result['recipients'], 'user')} ({result['kind']}).",
+        )
+
+    async def _preview(self, ctx: Ctx, note: str = "") -> Response:
+        shown = await announcements.preview(
+            self.core,
+            ctx.account,
+            kind=ctx.field("kind"),
+            subject=ctx.field("subject"),
+            text=ctx.field("text"),
+        )
+        return self.web.render(
+            ctx,
+            "announcements.html",
+            items=await announcements.list_all(self.core),
+            counts=await announcements.count_recipients(self.core),
+            values=ctx.form,
+            preview=shown,
+            flash=note,
         )
 
     async def unsubscribe_form(self, ctx: Ctx) -> Response:

@@ -8,6 +8,8 @@ the tenant's answers 404, exactly like one that does not exist, and the attempt 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +33,12 @@ from verdigris.console.announcements import AnnouncementPages
 from verdigris.console.billing import BillingPages
 from verdigris.console.cloud import CloudPages
 from verdigris.console.customers import CustomerPages
+from verdigris.console.journal import MessageJournal
 from verdigris.console.labels import SETTING_WORDS
 from verdigris.console.overview import Overview
 from verdigris.console.sandbox import SandboxPhones
 from verdigris.console.screening import ScreeningPages
-from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web, plural
+from verdigris.console.web import PREFIX, Ctx, Forbidden, FormSpec, NotFound, Web
 from verdigris.core import Core
 from verdigris.greenapi.methods.account import SettingsBody
 from verdigris.instances import service as instances
@@ -50,6 +53,7 @@ from verdigris.messaging.content import plain_text, text_content, text_type
 from verdigris.outbound import url_problem, webhooks_may_go_private
 from verdigris.sendpolicy import service as send_policy
 from verdigris.store.clock import now_ms
+from verdigris.words import cleaned, duration, plural
 
 STATIC = Path(__file__).parent / "static"
 _PHONE = re.compile(r"^\+?\d{7,15}$")
@@ -57,19 +61,30 @@ _CHAT = re.compile(r"^(\d{5,20}@c\.us|\d{5,20}(-\d{6,12})?@g\.us)$")
 
 
 def _error_text(exc: Exception) -> str:
+    """A validation failure in words: each setting by its plain name, without pydantic's prefixes."""
     if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-    return str(exc)
+        parts = []
+        for e in exc.errors():
+            key = ".".join(str(p) for p in e["loc"])
+            name = SETTING_WORDS.get(key, key).split(" (")[0]
+            parts.append(f"{name} ({key}): {cleaned(str(e['msg']))}")
+        return "; ".join(parts)
+    return cleaned(str(exc))
 
 
-def _duration(seconds: float) -> str:
-    """A grace period in words: "30 days", "1 day", "12 hours", "90 seconds"."""
-    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
-        if seconds >= size or size == 1:
-            count = round(seconds / size, 1)
-            text = f"{count:g}"
-            return f"{text} {unit}{'' if text == '1' else 's'}"
-    return ""  # pragma: no cover - the loop always returns
+REGISTER_FORM = FormSpec(
+    ("name", "email", "phone", "organisation", "username", "accept_agreement", "accept_privacy")
+)
+# The account page's forms (the current password is "password"; the rules call it so).
+ACCOUNT_FORMS = {
+    "password": FormSpec(
+        ("password", "new_password", "repeat_password"),
+        {"current password": "password", "password": "new_password"},
+        "password",
+    ),
+    "username": FormSpec(("username", "password"), name="username"),
+    "close": FormSpec(("confirm", "password"), name="close"),
+}
 
 
 class Console:
@@ -155,9 +170,7 @@ class Console:
         try:
             account = await accounts.register(self.core, form, ctx.origin)
         except PolicyError as exc:
-            return self.web.render(
-                ctx, "register.html", status=400, error=str(exc), values=ctx.form, settings=self.core.settings
-            )
+            return self.web.refused(ctx, "register.html", exc, REGISTER_FORM, settings=self.core.settings)
         return self.web.render(ctx, "registered.html", email=account.email)
 
     async def verify(self, ctx: Ctx) -> Response:
@@ -180,9 +193,13 @@ class Console:
     async def reset_choose(self, ctx: Ctx) -> Response:
         try:
             await accounts.reset_password(self.core, ctx.param("secret"), ctx.field("password"), ctx.origin)
-        except (PolicyError, accounts.AccountError) as exc:
+        except accounts.AccountError as exc:
             return self.web.render(
                 ctx, "reset_choose.html", status=400, error=str(exc), secret=ctx.param("secret")
+            )
+        except PolicyError as exc:
+            return self.web.refused(
+                ctx, "reset_choose.html", exc, FormSpec(("password",)), secret=ctx.param("secret")
             )
         return self.web.redirect(ctx, "/login", "Your password is changed. Log in with the new one.")
 
@@ -209,8 +226,15 @@ class Console:
                 member = await accounts.invitation(self.core, secret)
             except accounts.AccountError:
                 return self.web.problem(ctx, 400, "Link not valid", str(exc))
-            return self.web.render(
-                ctx, "invite.html", status=400, error=str(exc), member=member, secret=secret
+            if isinstance(exc, accounts.AccountError):
+                return self.web.problem(ctx, 400, "Link not valid", str(exc))
+            return self.web.refused(
+                ctx,
+                "invite.html",
+                exc,
+                FormSpec(("username", "password", "accept_agreement"), {"accept": "accept_agreement"}),
+                member=member,
+                secret=secret,
             )
         return self.web.redirect(ctx, "/login", "Welcome to the team. Log in with your new username.")
 
@@ -252,6 +276,7 @@ class Console:
             ctx,
             "instance.html",
             inst=rec,
+            qr=await self._qr(ctx, rec),
             api_url=self.core.public_url,
             media_url=self.core.media_url,
             catalogue=[(name, spec) for name, spec in CATALOGUE.items()],
@@ -308,14 +333,18 @@ class Console:
     async def instance_link(self, ctx: Ctx) -> Response:
         """The linking panel: a fresh QR code until linked (the page polls it), then the state."""
         rec = await self.instance(ctx)
-        qr = ""
+        return self.fragment(ctx, "_link.html", inst=rec, qr=await self._qr(ctx, rec))
+
+    async def _qr(self, ctx: Ctx, rec: InstanceRecord) -> str:
+        """The linking QR code (a PNG in base64) for those who may link an unlinked sandbox
+        instance, or "". The page shows it at once; the panel then refreshes it."""
         if (
             rec.state == instances.NOT_AUTHORIZED
             and rec.channel == "sandbox"
             and ctx.account.can("instance.manage")
         ):
-            qr = qr_png_base64(await instances.qr_payload(self.core, rec))
-        return self.fragment(ctx, "_link.html", inst=rec, qr=qr)
+            return qr_png_base64(await instances.qr_payload(self.core, rec))
+        return ""
 
     async def instance_activity(self, ctx: Ctx) -> Response:
         rec = await self.instance(ctx)
@@ -496,24 +525,31 @@ class Console:
 
     # --- account ---------------------------------------------------------------------------------
 
-    async def account_page(self, ctx: Ctx, error: str = "", status: int = 200) -> Response:
+    async def account_page(
+        self, ctx: Ctx, refusal: PolicyError | None = None, status: int = 200, posted: str = ""
+    ) -> Response:
+        """The account page; after a refusal, the ``posted`` form shows its errors at its fields."""
         consents = await accounts.consents_of(self.core, ctx.account)
         marketing = next((c for c in consents if c["kind"] == "marketing"), None)
-        return self.web.render(
+        show: Callable[..., Response] = self.web.render
+        if refusal is not None:
+            show = partial(self.web.refused, exc=refusal, form=ACCOUNT_FORMS[posted])
+        return show(
             ctx,
             "account.html",
             status=status,
-            error=error,
             sessions=await auth.active_sessions(self.core, ctx.account),
             consents=consents,
             marketing=bool(marketing and marketing["granted"]),
-            grace_days=_duration(self.core.settings.account_delete_grace_seconds),
+            grace_days=duration(self.core.settings.account_delete_grace_seconds),
         )
 
     async def change_password(self, ctx: Ctx) -> Response:
         assert ctx.session is not None
         if ctx.field("new_password") != ctx.field("repeat_password"):
-            return await self.account_page(ctx, "new password: the two entries differ", 400)
+            return await self.account_page(
+                ctx, PolicyError("the two entries differ", field="repeat_password"), 400, "password"
+            )
         try:
             ended = await accounts.change_password(
                 self.core,
@@ -524,7 +560,7 @@ class Console:
                 ctx.origin,
             )
         except PolicyError as exc:
-            return await self.account_page(ctx, str(exc), 400)
+            return await self.account_page(ctx, exc, 400, "password")
         return self.web.redirect(
             ctx, "/account", f"Password changed; {plural(ended, 'other session')} ended."
         )
@@ -535,7 +571,7 @@ class Console:
                 self.core, ctx.account, ctx.field("username"), ctx.field("password"), ctx.origin
             )
         except PolicyError as exc:
-            return await self.account_page(ctx, str(exc), 400)
+            return await self.account_page(ctx, exc, 400, "username")
         return self.web.redirect(ctx, "/account", f"Your username is now {name}.")
 
     async def marketing(self, ctx: Ctx) -> Response:
@@ -574,7 +610,7 @@ class Console:
                 self.core, ctx.account, ctx.field("password"), ctx.field("confirm"), ctx.origin
             )
         except PolicyError as exc:
-            return await self.account_page(ctx, str(exc), 400)
+            return await self.account_page(ctx, exc, 400, "close")
         response = self.web.redirect(ctx, "/login", "Your account is closed. Its data will be deleted.")
         self.web.clear_session_cookie(ctx, response)
         return response
@@ -601,7 +637,14 @@ class Console:
         except PolicyError as exc:
             if not ctx.account.can("team"):
                 raise Forbidden("team") from None
-            return await self.team(ctx, str(exc), 400)
+            return self.web.refused(
+                ctx,
+                "team.html",
+                exc,
+                FormSpec(("email", "role"), name="invite"),
+                members=await accounts.team_members(self.core, ctx.account),
+                roles=INVITABLE_ROLES,
+            )
         return self.web.redirect(ctx, "/team", f"Invitation sent to {ctx.field('email').strip()}.")
 
     def _member_id(self, ctx: Ctx) -> int:
@@ -711,6 +754,7 @@ def build_routes(core: Core) -> list[BaseRoute]:
         ("GET", "/operator/events", page(c.all_events)),
         *mailbox.routes(core, c.web),
         *c.sandbox.routes(),
+        *MessageJournal(core, c.web, c.instance).routes(),
         *c.cloud.routes(),
         *BillingPages(core, c.web).routes(),
         *CustomerPages(core, c.web).routes(),

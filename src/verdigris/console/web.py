@@ -24,10 +24,12 @@ from starlette.templating import Jinja2Templates
 from verdigris.accounts import journal
 from verdigris.accounts import sessions as auth
 from verdigris.accounts.journal import Origin
+from verdigris.accounts.policy import PolicyError
 from verdigris.accounts.records import Account
 from verdigris.config import Settings
 from verdigris.core import Core
 from verdigris.errors import ServiceError
+from verdigris.words import duration, plural
 
 SESSION_COOKIE = "vg_session"
 ANON_COOKIE = "vg_form"  # double-submit CSRF token for forms shown before login
@@ -65,19 +67,30 @@ def _localday(ms: int | None, zone: str) -> str:
     return datetime.fromtimestamp(ms / 1000, ZoneInfo(zone)).date().isoformat()
 
 
+# Inputs a form never shows again after a refusal.
+SECRET_FIELDS = frozenset({"csrf", "password", "new_password", "repeat_password", "current_password"})
+
+
+def password_rules(settings: Settings) -> str:
+    """The password rules, stated next to every field where one is chosen (before any failure)."""
+    return (
+        f"At least {settings.password_min_length} characters, hard to guess: not a common password, "
+        "not containing your username or e-mail address. A few unrelated words with digits or signs "
+        "between them work well."
+    )
+
+
 def dev_mailbox_on(settings: Settings) -> bool:
     """Whether the development mailbox (/console/mailbox, console/mailbox.py) is on: the embedded
     default only, with no SMTP server and a server that listens on a loopback address."""
     return settings.dev_mailbox and not settings.smtp_host and settings.host in LOOPBACK
 
 
-def plural(count: int, one: str, many: str = "") -> str:
-    """ "1 session", "2 sessions": a count with its noun (``many`` for irregular plurals)."""
-    return f"{count} {one if count == 1 else (many or one + 's')}"
-
-
 TEMPLATES.env.filters["when"] = _when
 TEMPLATES.env.globals["plural"] = plural
+TEMPLATES.env.filters["duration"] = duration
+# A missing value shows as nothing, never as the word "None".
+TEMPLATES.env.finalize = lambda value: "" if value is None else value
 TEMPLATES.env.filters["localday"] = _localday
 
 
@@ -120,6 +133,16 @@ class Ctx:
         return self.form.get(name, "") in ("on", "yes", "true", "1")
 
 
+@dataclass(frozen=True)
+class FormSpec:
+    """A form as a refusal shows it: its inputs' names, the rules' field names that differ from
+    them (``rename``), and its name on a page with several forms."""
+
+    fields: tuple[str, ...]
+    rename: dict[str, str] = field(default_factory=dict)
+    name: str = ""
+
+
 Handler = Callable[[Ctx], Awaitable[Response]]
 Guard = Callable[[Ctx], Awaitable[Response | None]]
 
@@ -149,6 +172,10 @@ class Web:
                 "flash": shown,
                 "prefix": PREFIX,
                 "dev_mailbox": dev_mailbox_on(self.core.settings),
+                "values": {k: v for k, v in ctx.form.items() if k not in SECRET_FIELDS},
+                "errors": {},
+                "posted": "",
+                "password_rules": password_rules(self.core.settings),
                 **values,
             },
             status_code=status,
@@ -157,6 +184,25 @@ class Web:
             response.delete_cookie(FLASH_COOKIE, path=PREFIX)
         self._anon_cookie(ctx, response)
         return response
+
+    def refused(
+        self, ctx: Ctx, template: str, exc: PolicyError, form: FormSpec, status: int = 400, **values: Any
+    ) -> Response:
+        """Show a form again after the rules refused it: each error next to its field, the rest at
+        the top, and what was typed kept (never a password)."""
+        errors: dict[str, str] = {}
+        general: list[str] = []
+        for key, text in exc.fields.items():
+            name = form.rename.get(key, key.replace("-", ""))
+            if key and name in form.fields:
+                errors[name] = text[:1].upper() + text[1:]
+            else:
+                general.append(text[:1].upper() + text[1:])
+        if errors:
+            marked = "the marked field" if len(errors) == 1 else f"the {len(errors)} marked fields"
+            general.insert(0, f"Not done yet: please correct {marked}.")
+        values.setdefault("error", " ".join(t if t.endswith(".") else t + "." for t in general))
+        return self.render(ctx, template, status=status, errors=errors, posted=form.name, **values)
 
     def redirect(self, ctx: Ctx, path: str, flash: str = "", *, error: bool = False) -> Response:
         """Go to ``path`` and show ``flash`` there (as an error when ``error``)."""

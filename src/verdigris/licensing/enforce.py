@@ -28,6 +28,7 @@ from verdigris.licensing.limits import CORRESPONDENTS, MESSAGES, Limits, parse_l
 from verdigris.licensing.models import correspondents, licenses, tariffs, usage
 from verdigris.messaging.notifications import emit, quota_event
 from verdigris.store.clock import now_ms
+from verdigris.words import plural
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -128,7 +129,7 @@ class Refusal:
             return "the instance's license has expired or it has none"
         if self.correspondents is not None:
             total = self.correspondents.total
-            return f"the license allows {total} correspondent{'' if total == 1 else 's'} a month, all used"
+            return f"the license allows {plural(total, 'correspondent')} a month, all used"
         if self.invoke is not None:
             return (
                 f"the monthly quota of {self.invoke.method} is used ({self.invoke.used}/{self.invoke.total})"

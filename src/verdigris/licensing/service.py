@@ -27,6 +27,7 @@ from verdigris.licensing.models import (
 )
 from verdigris.messaging import lifecycle
 from verdigris.store.clock import now_ms
+from verdigris.words import plural
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -372,7 +373,9 @@ async def start_free(
                 )
             )
             if int(used or 0) >= per_account:
-                raise BillingError(409, f"tariff {code!r} allows {per_account} instance(s) per account")
+                raise BillingError(
+                    409, f"tariff {code!r} allows {plural(per_account, 'instance')} per account"
+                )
         today = dates.local_date(at, tz)
         end: date | None = None
         if tariff.kind == "trial":

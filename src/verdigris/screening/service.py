@@ -31,6 +31,7 @@ from verdigris.messaging.models import messages
 from verdigris.messaging.vocabulary import Status
 from verdigris.screening.models import screening_cases, screening_rules
 from verdigris.store.clock import now_ms
+from verdigris.words import cleaned
 
 if TYPE_CHECKING:
     from verdigris.core import Core, Tx
@@ -216,7 +217,9 @@ async def add_rule(
             compiled = re2.compile("(?i)" + value)
         except re2.error as exc:
             raise ScreeningError(
-                400, f"not a valid regular expression (RE2 syntax: no backreferences or lookarounds): {exc}"
+                400,
+                "not a valid regular expression (RE2 syntax: no backreferences or lookarounds): "
+                + cleaned(str(exc)).replace("(?i)", "", 1),
             ) from None
         if compiled.search("") is not None:
             raise ScreeningError(400, "the pattern matches an empty text, so it would match every message")

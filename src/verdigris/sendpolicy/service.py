@@ -32,6 +32,7 @@ from verdigris.messaging.notifications import Event
 from verdigris.messaging.vocabulary import Status
 from verdigris.sendpolicy.models import send_policies
 from verdigris.store.clock import now_ms
+from verdigris.words import plural
 
 if TYPE_CHECKING:
     from verdigris.core import Core, Tx
@@ -192,7 +193,7 @@ class OutgoingPolicy:
         count = self._failures.get(inst.id, 0) + 1
         self._failures[inst.id] = count
         if count >= policy.pause_after_failures and policy.paused_ms is None:
-            reason = f"paused automatically after {count} failed sends in a row (last: {status})"
+            reason = f"paused automatically after {plural(count, 'failed send')} in a row (last: {status})"
             at = now_ms()
             await tx.conn.execute(
                 update(send_policies)
