@@ -59,6 +59,18 @@ def cheap_password_hashes() -> None:
     service._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
+def screenshots(kind: str) -> Path:
+    """Where browser tests put their screenshots: docs/<kind>/ when ``VERDIGRIS_SCREENSHOTS=1``
+    (regenerating the documentation's pictures, see docs/development.md), otherwise a scratch
+    directory, so an ordinary test run leaves the committed pictures alone."""
+    if os.environ.get("VERDIGRIS_SCREENSHOTS") == "1":
+        target = Path(__file__).resolve().parents[1] / "docs" / kind
+    else:
+        target = Path(tempfile.gettempdir()) / f"verdigris-screenshots-{os.getpid()}" / kind
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

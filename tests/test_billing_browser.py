@@ -17,14 +17,13 @@ import shutil
 import subprocess
 from datetime import date, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import CHROMIUM, Server, drain
+from harness import CHROMIUM, Server, drain, screenshots
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "licensing"
+DOCS = screenshots("licensing")
 ZONE = "Asia/Tokyo"  # far from UTC, so "the next day" is the operator's, not the machine's
 
 pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="chromium is not installed")

@@ -12,16 +12,15 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from console_client import credentials
-from harness import CHROMIUM, Server, decode_qr
+from harness import CHROMIUM, Server, decode_qr, screenshots
 from smtp_catcher import MailCatcher
 
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "console"
+SHOTS = screenshots("console")
 
 pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="chromium is not installed")
 

@@ -14,15 +14,14 @@ from __future__ import annotations
 import re
 import shutil
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from console_client import credentials
-from harness import CHROMIUM, Server
+from harness import CHROMIUM, Server, screenshots
 
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "console"
+SHOTS = screenshots("console")
 SCREENS = {"desktop": {"width": 1100, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 WIDEST = """(view) => [...document.querySelectorAll('main *')]

@@ -5,14 +5,13 @@ docs/console/ (shown in docs/customers.md, docs/screening.md, docs/outgoing-poli
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import CHROMIUM, Server
+from harness import CHROMIUM, Server, screenshots
 
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "console"
+SHOTS = screenshots("console")
 
 pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="chromium is not installed")
 

@@ -23,11 +23,11 @@ import pytest
 
 from console_client import Console
 from fake_graph import FakeGraph, Number, customer_message, envelope, graph_error, post_webhook, status_update
-from harness import CHROMIUM, Server, check_contract, drain, wait_for
+from harness import CHROMIUM, Server, check_contract, drain, screenshots, wait_for
 from sandbox_kit import wait_until
 
 SECRET = "app-secret-1"
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "console"
+SHOTS = screenshots("console")
 _numbers = itertools.count(1)
 
 
