@@ -533,6 +533,7 @@ def test_suspension_ends_by_itself_and_member_measures_stay_personal(
     from licensing_helpers import run
     from verdigris.accounts import journal
     from verdigris.accounts import service as accounts
+    from verdigris.accounts import team as accounts_team
     from verdigris.compliance import moderation
     from verdigris.instances import service as instances
 
@@ -564,7 +565,7 @@ def test_suspension_ends_by_itself_and_member_measures_stay_personal(
         monkeypatch.undo()
 
         # A team member's measure is the member's own; the owner's covers the member too.
-        member = await accounts.invite_member(core, owner, "m@example.test", "viewer", origin)
+        member = await accounts_team.invite_member(core, owner, "m@example.test", "viewer", origin)
         await moderation.apply(core, op, member.id, moderation.BLOCKED, "shared password", origin)
         assert runtime.wire_refusal(owner_id, acts("sendMessage")) is None
         found = runtime.of(member)

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.responses import FileResponse, PlainTextResponse, Response
 
 from verdigris import __version__, mail
-from verdigris.accounts import service as accounts_service
+from verdigris.accounts import closing as accounts_closing
 from verdigris.bodylimit import BodyLimit
 from verdigris.channels import registry
 from verdigris.compliance import announcements
@@ -100,7 +100,7 @@ async def start(core: Core) -> None:
         core.timers.schedule("purge", now_ms() + PURGE_EVERY_MS, purge)
 
     core.timers.schedule("purge", now_ms() + PURGE_EVERY_MS, purge)
-    await accounts_service.purge_and_plan(core)  # closed accounts whose grace period is over
+    await accounts_closing.purge_and_plan(core)  # closed accounts whose grace period is over
     await core.moderation.start()
     if ClusterBus.wanted(core):
         core.bus = ClusterBus(core)

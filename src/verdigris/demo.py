@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from verdigris.accounts import credentials as accounts_credentials
 from verdigris.accounts import service as accounts
 from verdigris.channels.sandbox import network
 from verdigris.channels.sandbox.routes import sandbox_token
@@ -100,7 +101,9 @@ async def _new_passwords(core: Core, record: dict[str, Any]) -> dict[str, str]:
         row = await accounts.get_by_username(core, record[who]["username"])
         if row is not None:
             made[who] = accounts.generate_password()
-            await accounts.set_password_hash(core, int(row["id"]), accounts.hash_password(made[who]))
+            await accounts_credentials.set_password_hash(
+                core, int(row["id"]), accounts.hash_password(made[who])
+            )
     return made
 
 

@@ -31,11 +31,12 @@ from sqlalchemy import delete, insert, select, update
 
 from verdigris import safetext
 from verdigris.accounts import journal
+from verdigris.accounts.closing import tenant_instances
 from verdigris.accounts.journal import Origin
 from verdigris.accounts.models import account_measures, accounts, moderation_log, sessions
 from verdigris.accounts.policy import PolicyError
 from verdigris.accounts.records import CLOSED, Account, account_from_row, load_account
-from verdigris.accounts.service import revoke_where, tenant_instances
+from verdigris.accounts.service import revoke_where
 from verdigris.compliance import erasure
 from verdigris.messaging import lifecycle
 from verdigris.store.clock import now_ms

@@ -6,6 +6,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from verdigris.accounts import registration as accounts_registration
 from verdigris.accounts import service as accounts
 from verdigris.compliance import announcements
 from verdigris.compliance.announcements import AnnouncementError
@@ -88,7 +89,7 @@ class AnnouncementPages:
         account = await accounts.get_account(self.core, account_id) if account_id is not None else None
         if account is None:
             return self.web.problem(ctx, 404, "Link not valid", "This unsubscribe link is not one of ours.")
-        await accounts.set_marketing_consent(self.core, account, False, ctx.origin)
+        await accounts_registration.set_marketing_consent(self.core, account, False, ctx.origin)
         return self.web.render(ctx, "unsubscribe.html", token=ctx.param("token"), done=True)
 
     def routes(self) -> list[tuple[str, str, Any]]:

@@ -21,9 +21,13 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from verdigris import mail
+from verdigris.accounts import closing as accounts_closing
+from verdigris.accounts import credentials as accounts_credentials
 from verdigris.accounts import journal
+from verdigris.accounts import registration as accounts_registration
 from verdigris.accounts import service as accounts
 from verdigris.accounts import sessions as auth
+from verdigris.accounts import team as accounts_team
 from verdigris.accounts.policy import PolicyError
 from verdigris.accounts.records import INVITABLE_ROLES
 from verdigris.channels.sandbox import network
@@ -157,7 +161,7 @@ class Console:
         return self.web.render(ctx, "register.html", values={}, settings=self.core.settings)
 
     async def register(self, ctx: Ctx) -> Response:
-        form = accounts.Registration(
+        form = accounts_registration.Registration(
             name=ctx.field("name"),
             email=ctx.field("email"),
             phone=ctx.field("phone"),
@@ -168,14 +172,14 @@ class Console:
             marketing=ctx.checked("marketing"),
         )
         try:
-            account = await accounts.register(self.core, form, ctx.origin)
+            account = await accounts_registration.register(self.core, form, ctx.origin)
         except PolicyError as exc:
             return self.web.refused(ctx, "register.html", exc, REGISTER_FORM, settings=self.core.settings)
         return self.web.render(ctx, "registered.html", email=account.email)
 
     async def verify(self, ctx: Ctx) -> Response:
         try:
-            await accounts.verify_email(self.core, ctx.param("secret"), ctx.origin)
+            await accounts_registration.verify_email(self.core, ctx.param("secret"), ctx.origin)
         except accounts.AccountError as exc:
             return self.web.problem(ctx, 400, "Link not valid", str(exc))
         return self.web.redirect(ctx, "/login", "Your e-mail address is confirmed. You can log in now.")
@@ -184,7 +188,7 @@ class Console:
         return self.web.render(ctx, "reset.html")
 
     async def reset_request(self, ctx: Ctx) -> Response:
-        await accounts.request_password_reset(self.core, ctx.field("email"), ctx.origin)
+        await accounts_credentials.request_password_reset(self.core, ctx.field("email"), ctx.origin)
         return self.web.render(ctx, "reset.html", sent=True, email=ctx.field("email").strip())
 
     async def reset_choose_form(self, ctx: Ctx) -> Response:
@@ -192,7 +196,9 @@ class Console:
 
     async def reset_choose(self, ctx: Ctx) -> Response:
         try:
-            await accounts.reset_password(self.core, ctx.param("secret"), ctx.field("password"), ctx.origin)
+            await accounts_credentials.reset_password(
+                self.core, ctx.param("secret"), ctx.field("password"), ctx.origin
+            )
         except accounts.AccountError as exc:
             return self.web.render(
                 ctx, "reset_choose.html", status=400, error=str(exc), secret=ctx.param("secret")
@@ -205,7 +211,7 @@ class Console:
 
     async def invite_form(self, ctx: Ctx) -> Response:
         try:
-            member = await accounts.invitation(self.core, ctx.param("secret"))
+            member = await accounts_team.invitation(self.core, ctx.param("secret"))
         except accounts.AccountError as exc:
             return self.web.problem(ctx, 400, "Link not valid", str(exc))
         return self.web.render(ctx, "invite.html", member=member, secret=ctx.param("secret"))
@@ -213,7 +219,7 @@ class Console:
     async def invite_accept(self, ctx: Ctx) -> Response:
         secret = ctx.param("secret")
         try:
-            await accounts.accept_invitation(
+            await accounts_team.accept_invitation(
                 self.core,
                 secret,
                 ctx.field("username"),
@@ -223,7 +229,7 @@ class Console:
             )
         except (PolicyError, accounts.AccountError) as exc:
             try:
-                member = await accounts.invitation(self.core, secret)
+                member = await accounts_team.invitation(self.core, secret)
             except accounts.AccountError:
                 return self.web.problem(ctx, 400, "Link not valid", str(exc))
             if isinstance(exc, accounts.AccountError):
@@ -369,7 +375,7 @@ class Console:
     async def rotate_token(self, ctx: Ctx) -> Response:
         rec = await self.instance(ctx)
         self.web.require(ctx, "instance.token")
-        await accounts.rotate_instance_token(self.core, ctx.account, rec, ctx.origin)
+        await accounts_closing.rotate_instance_token(self.core, ctx.account, rec, ctx.origin)
         return self.web.redirect(
             ctx, f"/instances/{rec.id}", "The API token was replaced; the old one no longer works."
         )
@@ -529,7 +535,7 @@ class Console:
         self, ctx: Ctx, refusal: PolicyError | None = None, status: int = 200, posted: str = ""
     ) -> Response:
         """The account page; after a refusal, the ``posted`` form shows its errors at its fields."""
-        consents = await accounts.consents_of(self.core, ctx.account)
+        consents = await accounts_registration.consents_of(self.core, ctx.account)
         marketing = next((c for c in consents if c["kind"] == "marketing"), None)
         show: Callable[..., Response] = self.web.render
         if refusal is not None:
@@ -551,7 +557,7 @@ class Console:
                 ctx, PolicyError("the two entries differ", field="repeat_password"), 400, "password"
             )
         try:
-            ended = await accounts.change_password(
+            ended = await accounts_credentials.change_password(
                 self.core,
                 ctx.account,
                 ctx.field("password"),
@@ -567,7 +573,7 @@ class Console:
 
     async def change_username(self, ctx: Ctx) -> Response:
         try:
-            name = await accounts.change_username(
+            name = await accounts_credentials.change_username(
                 self.core, ctx.account, ctx.field("username"), ctx.field("password"), ctx.origin
             )
         except PolicyError as exc:
@@ -576,7 +582,7 @@ class Console:
 
     async def marketing(self, ctx: Ctx) -> Response:
         granted = ctx.field("granted") == "yes"
-        await accounts.set_marketing_consent(self.core, ctx.account, granted, ctx.origin)
+        await accounts_registration.set_marketing_consent(self.core, ctx.account, granted, ctx.origin)
         return self.web.redirect(
             ctx, "/account", "Marketing consent " + ("given." if granted else "withdrawn.")
         )
@@ -594,7 +600,7 @@ class Console:
         return response
 
     async def compromise(self, ctx: Ctx) -> Response:
-        ended, rotated = await accounts.report_compromise(self.core, ctx.account, ctx.origin)
+        ended, rotated = await accounts_closing.report_compromise(self.core, ctx.account, ctx.origin)
         response = self.web.redirect(
             ctx,
             "/login",
@@ -606,7 +612,7 @@ class Console:
 
     async def close(self, ctx: Ctx) -> Response:
         try:
-            await accounts.close_account(
+            await accounts_closing.close_account(
                 self.core, ctx.account, ctx.field("password"), ctx.field("confirm"), ctx.origin
             )
         except PolicyError as exc:
@@ -624,14 +630,14 @@ class Console:
     # --- team ------------------------------------------------------------------------------------
 
     async def team(self, ctx: Ctx, error: str = "", status: int = 200) -> Response:
-        members = await accounts.team_members(self.core, ctx.account)
+        members = await accounts_team.team_members(self.core, ctx.account)
         return self.web.render(
             ctx, "team.html", status=status, error=error, members=members, roles=INVITABLE_ROLES
         )
 
     async def invite(self, ctx: Ctx) -> Response:
         try:
-            await accounts.invite_member(
+            await accounts_team.invite_member(
                 self.core, ctx.account, ctx.field("email"), ctx.field("role"), ctx.origin
             )
         except PolicyError as exc:
@@ -642,7 +648,7 @@ class Console:
                 "team.html",
                 exc,
                 FormSpec(("email", "role"), name="invite"),
-                members=await accounts.team_members(self.core, ctx.account),
+                members=await accounts_team.team_members(self.core, ctx.account),
                 roles=INVITABLE_ROLES,
             )
         return self.web.redirect(ctx, "/team", f"Invitation sent to {ctx.field('email').strip()}.")
@@ -656,7 +662,7 @@ class Console:
     async def member_role(self, ctx: Ctx) -> Response:
         self.web.require(ctx, "team")
         try:
-            await accounts.change_member_role(
+            await accounts_team.change_member_role(
                 self.core, ctx.account, self._member_id(ctx), ctx.field("role"), ctx.origin
             )
         except accounts.AccountError:
@@ -668,7 +674,7 @@ class Console:
     async def member_remove(self, ctx: Ctx) -> Response:
         self.web.require(ctx, "team")
         try:
-            await accounts.remove_member(self.core, ctx.account, self._member_id(ctx), ctx.origin)
+            await accounts_team.remove_member(self.core, ctx.account, self._member_id(ctx), ctx.origin)
         except accounts.AccountError:
             raise NotFound() from None
         except PolicyError as exc:

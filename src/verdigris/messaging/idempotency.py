@@ -101,7 +101,9 @@ async def find(core: Core, instance_id: int, key: str) -> Earlier | None:
     async with core.read() as conn:
         row = (
             await conn.execute(
-                select(idempotency_keys.c.fingerprint, idempotency_keys.c.ids, idempotency_keys.c.answer).where(
+                select(
+                    idempotency_keys.c.fingerprint, idempotency_keys.c.ids, idempotency_keys.c.answer
+                ).where(
                     (idempotency_keys.c.instance_id == instance_id)
                     & (idempotency_keys.c.key == key)
                     & (idempotency_keys.c.created_ms >= now_ms() - KEEP_MS)
@@ -113,7 +115,9 @@ async def find(core: Core, instance_id: int, key: str) -> Earlier | None:
     if row.answer is not None:
         return Earlier(row.fingerprint, row.answer.encode())
     ids = orjson.loads(row.ids)  # the server stopped before it stored the answer
-    return Earlier(row.fingerprint, orjson.dumps({"idMessage": ids[0]} if len(ids) == 1 else {"messages": ids}))
+    return Earlier(
+        row.fingerprint, orjson.dumps({"idMessage": ids[0]} if len(ids) == 1 else {"messages": ids})
+    )
 
 
 async def store_answer(core: Core, claim: Claim, body: bytes) -> None:
@@ -122,7 +126,9 @@ async def store_answer(core: Core, claim: Claim, body: bytes) -> None:
     async with core.tx() as tx:
         await tx.conn.execute(
             update(idempotency_keys)
-            .where((idempotency_keys.c.instance_id == claim.instance_id) & (idempotency_keys.c.key == claim.key))
+            .where(
+                (idempotency_keys.c.instance_id == claim.instance_id) & (idempotency_keys.c.key == claim.key)
+            )
             .values(answer=body.decode())
         )
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 from pydantic import Field, field_validator
 
-from verdigris.accounts import service as accounts
+from verdigris.accounts import closing as accounts_closing
 from verdigris.accounts.journal import Origin
 from verdigris.channels.base import profiles_of
 from verdigris.channels.capabilities import PROFILES
@@ -221,7 +221,11 @@ async def update_api_token(call: Call) -> dict[str, Any]:
     origin = Origin(
         call.request.client.host if call.request.client else "", call.request.headers.get("user-agent", "")
     )
-    return {"apiTokenInstance": await accounts.rotate_instance_token(call.core, None, call.instance, origin)}
+    return {
+        "apiTokenInstance": await accounts_closing.rotate_instance_token(
+            call.core, None, call.instance, origin
+        )
+    }
 
 
 @wire_method("qr", "GET", "account")
