@@ -136,3 +136,42 @@ def test_a_wrong_token_is_not_echoed(server: Server) -> None:
 
     answer = API.GreenAPI(str(inst["idInstance"]), wrong, host=server.url).account.getSettings()
     assert answer.code == 401 and wrong not in str(answer.error)
+
+
+def test_a_queued_status_is_known_to_the_status_methods(server: Server) -> None:
+    inst = server.new_instance("--link", str(next(_numbers)))
+    friend = str(next(_numbers))
+    server.new_phone(friend, "Friend")
+    api = server.api(inst)
+    api.account.setSettings({"delaySendMessagesMilliseconds": 600000, "outgoingWebhook": "yes"})
+    first = api.sending.sendMessage(f"{friend}@c.us", "hello").data["idMessage"]
+    wait_for(api, lambda n: n.get("idMessage") == first and n.get("status") == "delivered")
+    # The message went out; the pacing gap now holds everything queued behind it.
+    answers = {
+        "extendedTextMessage": api.statuses.sendTextStatus("Queued text", "#228B22", "SERIF"),
+        "audioMessage": api.statuses.sendVoiceStatus("https://example.com/v.mp3", "v.mp3"),
+        "imageMessage": api.statuses.sendMediaStatus("https://example.com/p.jpg", "p.jpg", "cap"),
+    }
+    posted = {r.data["idMessage"]: type_message for type_message, r in answers.items()}
+    assert api.queues.getMessagesCount().data == {"count": 3}
+
+    listed = {s["idMessage"]: s for s in api.statuses.getOutgoingStatuses().data}
+    for id_message, type_message in posted.items():
+        assert listed[id_message]["statusMessage"] == "pending"
+        assert listed[id_message]["typeMessage"] == type_message
+        assert listed[id_message]["sendByApi"] is True
+        stats = api.statuses.getStatusStatistic(id_message)
+        assert stats.code == 200 and stats.data == []
+    text = next(i for i, t in posted.items() if t == "extendedTextMessage")
+    assert listed[text]["extendedTextMessage"]["text"] == "Queued text"
+    # An id the server never issued is still unknown.
+    assert api.statuses.getStatusStatistic("BAE5F4886F6F2D05").code == 400
+
+    # Once they leave the queue they are listed once each, with the network's state.
+    api.account.setSettings({"delaySendMessagesMilliseconds": 0})
+    for id_message in posted:
+        wait_for(api, lambda n, i=id_message: n.get("idMessage") == i and n.get("status") == "delivered")
+    after = [s for s in api.statuses.getOutgoingStatuses().data if s["idMessage"] in posted]
+    assert sorted(s["idMessage"] for s in after) == sorted(posted)
+    assert all(s["statusMessage"] == "delivered" for s in after)
+    assert api.statuses.getStatusStatistic(text).data[0]["participant"] == f"{friend}@c.us"
