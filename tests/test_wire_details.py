@@ -7,6 +7,7 @@ import itertools
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -175,3 +176,18 @@ def test_a_queued_status_is_known_to_the_status_methods(server: Server) -> None:
     assert sorted(s["idMessage"] for s in after) == sorted(posted)
     assert all(s["statusMessage"] == "delivered" for s in after)
     assert api.statuses.getStatusStatistic(text).data[0]["participant"] == f"{friend}@c.us"
+
+
+def test_reboot_shows_starting_to_a_client_polling_once_a_second(server: Server) -> None:
+    inst = server.new_instance("--link", str(next(_numbers)))
+    api = server.api(inst)
+    assert api.account.reboot().data == {"isReboot": True}
+    seen: list[str] = []
+    for _ in range(60):  # a bot's loop: wait a second, ask getStateInstance, until it is back
+        time.sleep(1)
+        state = api.account.getStateInstance().data["stateInstance"]
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        if state == "authorized":
+            break
+    assert seen == ["starting", "authorized"]
