@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from console_client import Console
+from contract import notifications as contract
 from harness import Server, cli, free_port, wait_for
 
 _numbers = itertools.count(79997310001)
@@ -191,3 +193,98 @@ def test_reboot_shows_starting_to_a_client_polling_once_a_second(server: Server)
         if state == "authorized":
             break
     assert seen == ["starting", "authorized"]
+
+
+def _instance_events(api: Any, count: int) -> list[dict[str, Any]]:
+    """The next ``count`` notifications, each checked against the official webhook schema."""
+    bodies: list[dict[str, Any]] = []
+    while len(bodies) < count:
+        bodies.append(wait_for(api, lambda n: True))
+        contract.validate(bodies[-1])
+    return bodies
+
+
+def test_socket_status_changes_are_notified(server: Server) -> None:
+    inst = server.new_instance("--link", str(next(_numbers)))
+    api = server.api(inst)
+    api.account.setSettings({"statusInstanceWebhook": "yes"})
+    # reboot: the socket closes and opens again.
+    assert api.account.reboot().data == {"isReboot": True}
+    bodies = _instance_events(api, 2)
+    assert [b["typeWebhook"] for b in bodies] == ["statusInstanceChanged"] * 2
+    assert [b["statusInstance"] for b in bodies] == ["offline", "online"]
+    assert bodies[0]["instanceData"]["idInstance"] == inst["idInstance"]
+    # logout closes it; linking a phone opens it.
+    assert api.account.logout().data == {"isLogout": True}
+    assert [b["statusInstance"] for b in _instance_events(api, 1)] == ["offline"]
+    assert api.account.getStatusInstance().data == {"statusInstance": "offline"}
+    number = str(next(_numbers))
+    server.new_phone(number)
+    code = api.account.getAuthorizationCode(int(number)).data["code"]
+    assert server.sandbox("POST", f"/phones/{number}/pair", json={"code": code}).status_code == 200
+    assert [b["statusInstance"] for b in _instance_events(api, 1)] == ["online"]
+    assert api.account.getStatusInstance().data == {"statusInstance": "online"}
+    # Switched off, nothing comes.
+    api.account.setSettings({"statusInstanceWebhook": "no", "stateWebhook": "yes"})
+    assert api.account.reboot().code == 200
+    assert {b["typeWebhook"] for b in _instance_events(api, 2)} == {"stateInstanceChanged"}
+
+
+def test_a_phone_blocking_the_account_is_notified(server: Server) -> None:
+    inst = server.new_instance("--link", str(next(_numbers)))
+    api = server.api(inst)
+    api.account.setSettings({"incomingBlockWebhook": "yes", "outgoingWebhook": "yes"})
+    number = str(next(_numbers))
+    server.new_phone(number, "Blocker")
+    blocker = f"{number}@c.us"
+
+    r = server.sandbox("POST", f"/phones/{number}/block", json={"chatId": inst["wid"]})
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "chatId": inst["wid"],
+        "blocked": True,
+        "changed": True,
+        "blockedChats": [inst["wid"]],
+    }
+    body = _instance_events(api, 1)[0]
+    assert body["typeWebhook"] == "incomingBlock"
+    assert body["chatId"] == blocker and body["chatState"] == "blocked"
+    # Blocking twice changes nothing and announces nothing.
+    again = server.sandbox("POST", f"/phones/{number}/block", json={"chatId": inst["wid"]})
+    assert again.status_code == 200 and again.json()["changed"] is False
+
+    # While blocked, messages to the phone stay "sent" and never reach it; it cannot write back.
+    sent = api.sending.sendMessage(blocker, "are you there?").data["idMessage"]
+    wait_for(api, lambda n: n.get("idMessage") == sent and n.get("status") == "sent")
+    assert api.journals.getMessage(blocker, sent).data["statusMessage"] == "sent"
+    phone_messages = server.sandbox("GET", f"/phones/{number}/messages").json()
+    assert sent not in [m["idMessage"] for m in phone_messages]
+    refused = server.sandbox(
+        "POST", f"/phones/{number}/messages", json={"chatId": inst["wid"], "message": "hi"}
+    )
+    assert refused.status_code == 400 and "unblock" in refused.json()["detail"]
+
+    r = server.sandbox("POST", f"/phones/{number}/unblock", json={"chatId": inst["wid"]})
+    assert r.status_code == 200 and r.json()["blockedChats"] == []
+    body = _instance_events(api, 1)[0]
+    assert body["typeWebhook"] == "incomingBlock" and body["chatState"] == "unblocked"
+    delivered = api.sending.sendMessage(blocker, "back again").data["idMessage"]
+    wait_for(api, lambda n: n.get("idMessage") == delivered and n.get("status") == "delivered")
+
+    # Bad requests change nothing.
+    assert server.sandbox("POST", f"/phones/{number}/block", json={"chatId": "123@g.us"}).status_code == 400
+    assert server.sandbox("POST", f"/phones/{number}/block", json={"chatId": blocker}).status_code == 400
+    assert (
+        server.sandbox("POST", "/phones/70000000009/block", json={"chatId": inst["wid"]}).status_code == 404
+    )
+    assert server.sandbox("GET", f"/phones/{number}").status_code == 200
+
+
+def test_device_info_is_declared_unsupported(server: Server) -> None:
+    compatibility = (Path(__file__).parent.parent / "docs" / "compatibility.md").read_text()
+    assert "| `deviceInfo` | `deviceWebhook` | **never**" in compatibility
+    console = Console(server)
+    assert console.login("demo", server.demo["console"]["password"]).status_code == 303
+    page = console.get(f"/instances/{server.instance(0)['idInstance']}").text
+    label = re.search(r'data-setting="deviceWebhook">([^<]*)<', page)
+    assert label and "never sent by this server" in label.group(1)
