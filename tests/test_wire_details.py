@@ -272,7 +272,8 @@ def test_a_phone_blocking_the_account_is_notified(server: Server) -> None:
     wait_for(api, lambda n: n.get("idMessage") == delivered and n.get("status") == "delivered")
 
     # Bad requests change nothing.
-    assert server.sandbox("POST", f"/phones/{number}/block", json={"chatId": "123@g.us"}).status_code == 400
+    for bad in ("123@g.us", "1" * 60 + "@c.us", "abc@c.us"):
+        assert server.sandbox("POST", f"/phones/{number}/block", json={"chatId": bad}).status_code == 400
     assert server.sandbox("POST", f"/phones/{number}/block", json={"chatId": blocker}).status_code == 400
     assert (
         server.sandbox("POST", "/phones/70000000009/block", json={"chatId": inst["wid"]}).status_code == 404

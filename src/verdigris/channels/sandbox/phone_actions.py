@@ -160,7 +160,8 @@ async def press(channel: SandboxNetwork, phone: str, target_id: str, button_id: 
 async def set_blocked(channel: SandboxNetwork, phone: str, chat_id: str, blocked: bool) -> bool:
     """The person blocks (or unblocks) the account ``chat_id`` on the phone. The instances linked to
     that account learn it (``incomingBlock``). Returns False when nothing changed (already so)."""
-    if phone_of(chat_id) is None:
+    digits = phone_of(chat_id)
+    if digits is None or not 5 <= len(digits) <= 20:
         raise SandboxError(f"'chatId' must be a personal chat such as 79990000001@c.us, got {chat_id!r}")
     if chat_id == wid_of(phone):
         raise SandboxError("a phone cannot block its own number")
