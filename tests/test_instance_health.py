@@ -151,6 +151,11 @@ def test_operator_sees_instances_authorized_but_silent(srv: Server) -> None:
 
     assert srv.sandbox("POST", "/clock", json={"advanceSeconds": 25 * 3600}).status_code == 200
     assert quiet["idInstance"] in silent_ids(operator)  # default: 24 hours
+    # A reboot is no sign of life.
+    quiet_api = srv.api(quiet)
+    assert quiet_api.account.reboot().code == 200
+    wait_until(lambda: quiet_api.account.getStateInstance().data["stateInstance"] == "authorized")
+    assert quiet["idInstance"] in silent_ids(operator)
     assert quiet["idInstance"] not in silent_ids(operator, "48")
     # A message, either way, ends the silence.
     r = srv.sandbox("POST", f"/phones/{customer}/messages", json={"chatId": chatty["wid"], "message": "hi"})
@@ -158,7 +163,7 @@ def test_operator_sees_instances_authorized_but_silent(srv: Server) -> None:
     wait_until(lambda: chatty["idInstance"] not in silent_ids(operator))
     assert quiet["idInstance"] in silent_ids(operator, "1.5")
     # Unlinked instances are not zombies.
-    assert srv.api(quiet).account.logout().code == 200
+    assert quiet_api.account.logout().code == 200
     assert quiet["idInstance"] not in silent_ids(operator)
 
     # Bad input: a clear error, no list.

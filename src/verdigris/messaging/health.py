@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from verdigris.instances.models import instance_state_history, instances
-from verdigris.instances.service import AUTHORIZED
+from verdigris.instances.service import AUTHORIZED, STARTING
 from verdigris.messaging.models import WAITING_ROW, messages, notifications
 from verdigris.store.clock import now_ms
 from verdigris.webhooks.models import webhook_attempts, webhook_retries
@@ -162,7 +162,7 @@ class SilentInstance:
     name: str
     wid: str
     account_id: int | None
-    authorized_ms: int  # when it became authorized (this time)
+    authorized_ms: int  # when it was linked (reboots since then do not count)
     last_message_ms: int | None  # its newest message, incoming or outgoing; None: never any
 
     @property
@@ -182,9 +182,21 @@ async def silent(core: Core, hours: float, limit: int = 500) -> list[SilentInsta
             .scalar_subquery()
         )
 
+    # Linked since: the first "authorized" after the last time it was neither authorized nor
+    # starting (a reboot passes through starting and proves nothing, so it does not count).
+    off, on = instance_state_history.alias("off"), instance_state_history.alias("on")
+    last_off = (
+        select(func.max(off.c.id))
+        .where((off.c.instance_id == on.c.instance_id) & off.c.state.notin_([AUTHORIZED, STARTING]))
+        .scalar_subquery()
+    )
     since = (
-        select(func.max(instance_state_history.c.at_ms))
-        .where(instance_state_history.c.instance_id == instances.c.id)
+        select(func.min(on.c.at_ms))
+        .where(
+            (on.c.instance_id == instances.c.id)
+            & (on.c.state == AUTHORIZED)
+            & (on.c.id > func.coalesce(last_off, 0))
+        )
         .scalar_subquery()
     )
     async with core.read() as conn:
