@@ -1,7 +1,7 @@
 """sandbox blocks: accounts a sandbox phone has blocked
 
-Revision ID: 0018_sandbox_blocks
-Revises: 0017_bigint_ids
+Revision ID: 0019_sandbox_blocks
+Revises: 0018_idempotency_keys
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018_sandbox_blocks"
-down_revision = "0017_bigint_ids"
+revision = "0019_sandbox_blocks"
+down_revision = "0018_idempotency_keys"
 branch_labels = None
 depends_on = None
 

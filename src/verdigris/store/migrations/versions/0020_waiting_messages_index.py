@@ -1,7 +1,7 @@
 """waiting messages index: find the messages waiting to be sent without reading the whole journal
 
-Revision ID: 0019_waiting_messages_index
-Revises: 0018_sandbox_blocks
+Revision ID: 0020_waiting_messages_index
+Revises: 0019_sandbox_blocks
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019_waiting_messages_index"
-down_revision = "0018_sandbox_blocks"
+revision = "0020_waiting_messages_index"
+down_revision = "0019_sandbox_blocks"
 branch_labels = None
 depends_on = None
 
