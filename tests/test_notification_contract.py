@@ -51,7 +51,8 @@ def test_every_notification_kind_meets_the_contract(server: Server) -> None:
     inst = server.new_instance("--link", INSTANCE_PHONE)
     server.new_phone(CUSTOMER_PHONE, "Contract Customer")
     api = server.api(inst)
-    assert api.account.setSettings({"stateWebhook": "yes"}).code == 200
+    settings = {"stateWebhook": "yes", "statusInstanceWebhook": "yes", "incomingBlockWebhook": "yes"}
+    assert api.account.setSettings(settings).code == 200
     customer = f"{CUSTOMER_PHONE}@c.us"
     seen: dict[str, dict[str, Any]] = {}
 
@@ -103,9 +104,22 @@ def test_every_notification_kind_meets_the_contract(server: Server) -> None:
     assert r.status_code == 200, r.text
     collect(api, {"outgoingMessageReceived/textMessage"}, seen)
 
-    # A reboot passes through starting → stateInstanceChanged.
+    # A reboot passes through starting → stateInstanceChanged, and the socket closes and opens.
     assert api.account.reboot().code == 200
-    collect(api, {"stateInstanceChanged/starting", "stateInstanceChanged/authorized"}, seen)
+    collect(
+        api,
+        {"stateInstanceChanged/starting", "stateInstanceChanged/authorized", "statusInstanceChanged"},
+        seen,
+    )
+
+    # The customer blocks the account on the phone → incomingBlock.
+    r = server.sandbox("POST", f"/phones/{CUSTOMER_PHONE}/block", json={"chatId": inst["wid"]})
+    assert r.status_code == 200, r.text
+    collect(api, {"incomingBlock"}, seen)
+    assert (
+        server.sandbox("POST", f"/phones/{CUSTOMER_PHONE}/unblock", json={"chatId": inst["wid"]}).status_code
+        == 200
+    )
 
     quoted_in = seen["incomingMessageReceived/quotedMessage"]["messageData"]["quotedMessage"]
     assert quoted_in["stanzaId"] == sent.data["idMessage"]

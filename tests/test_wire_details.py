@@ -7,6 +7,7 @@ import itertools
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from console_client import Console
+from contract import notifications as contract
 from harness import Server, cli, free_port, wait_for
 
 _numbers = itertools.count(79997310001)
@@ -136,3 +139,153 @@ def test_a_wrong_token_is_not_echoed(server: Server) -> None:
 
     answer = API.GreenAPI(str(inst["idInstance"]), wrong, host=server.url).account.getSettings()
     assert answer.code == 401 and wrong not in str(answer.error)
+
+
+def test_a_queued_status_is_known_to_the_status_methods(server: Server) -> None:
+    inst = server.new_instance("--link", str(next(_numbers)))
+    friend = str(next(_numbers))
+    server.new_phone(friend, "Friend")
+    api = server.api(inst)
+    api.account.setSettings({"delaySendMessagesMilliseconds": 600000, "outgoingWebhook": "yes"})
+    first = api.sending.sendMessage(f"{friend}@c.us", "hello").data["idMessage"]
+    wait_for(api, lambda n: n.get("idMessage") == first and n.get("status") == "delivered")
+    # The message went out; the pacing gap now holds everything queued behind it.
+    answers = {
+        "extendedTextMessage": api.statuses.sendTextStatus("Queued text", "#228B22", "SERIF"),
+        "audioMessage": api.statuses.sendVoiceStatus("https://example.com/v.mp3", "v.mp3"),
+        "imageMessage": api.statuses.sendMediaStatus("https://example.com/p.jpg", "p.jpg", "cap"),
+    }
+    posted = {r.data["idMessage"]: type_message for type_message, r in answers.items()}
+    assert api.queues.getMessagesCount().data == {"count": 3}
+
+    listed = {s["idMessage"]: s for s in api.statuses.getOutgoingStatuses().data}
+    for id_message, type_message in posted.items():
+        assert listed[id_message]["statusMessage"] == "pending"
+        assert listed[id_message]["typeMessage"] == type_message
+        assert listed[id_message]["sendByApi"] is True
+        stats = api.statuses.getStatusStatistic(id_message)
+        assert stats.code == 200 and stats.data == []
+    text = next(i for i, t in posted.items() if t == "extendedTextMessage")
+    assert listed[text]["extendedTextMessage"]["text"] == "Queued text"
+    # An id the server never issued is still unknown.
+    assert api.statuses.getStatusStatistic("BAE5F4886F6F2D05").code == 400
+
+    # Once they leave the queue they are listed once each, with the network's state.
+    api.account.setSettings({"delaySendMessagesMilliseconds": 0})
+    for id_message in posted:
+        wait_for(api, lambda n, i=id_message: n.get("idMessage") == i and n.get("status") == "delivered")
+    after = [s for s in api.statuses.getOutgoingStatuses().data if s["idMessage"] in posted]
+    assert sorted(s["idMessage"] for s in after) == sorted(posted)
+    assert all(s["statusMessage"] == "delivered" for s in after)
+    assert api.statuses.getStatusStatistic(text).data[0]["participant"] == f"{friend}@c.us"
+
+
+def test_reboot_shows_starting_to_a_client_polling_once_a_second(server: Server) -> None:
+    inst = server.new_instance("--link", str(next(_numbers)))
+    api = server.api(inst)
+    assert api.account.reboot().data == {"isReboot": True}
+    seen: list[str] = []
+    for _ in range(60):  # a bot's loop: wait a second, ask getStateInstance, until it is back
+        time.sleep(1)
+        state = api.account.getStateInstance().data["stateInstance"]
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        if state == "authorized":
+            break
+    assert seen == ["starting", "authorized"]
+
+
+def _instance_events(api: Any, count: int) -> list[dict[str, Any]]:
+    """The next ``count`` notifications, each checked against the official webhook schema."""
+    bodies: list[dict[str, Any]] = []
+    while len(bodies) < count:
+        bodies.append(wait_for(api, lambda n: True))
+        contract.validate(bodies[-1])
+    return bodies
+
+
+def test_socket_status_changes_are_notified(server: Server) -> None:
+    inst = server.new_instance("--link", str(next(_numbers)))
+    api = server.api(inst)
+    api.account.setSettings({"statusInstanceWebhook": "yes"})
+    # reboot: the socket closes and opens again.
+    assert api.account.reboot().data == {"isReboot": True}
+    bodies = _instance_events(api, 2)
+    assert [b["typeWebhook"] for b in bodies] == ["statusInstanceChanged"] * 2
+    assert [b["statusInstance"] for b in bodies] == ["offline", "online"]
+    assert bodies[0]["instanceData"]["idInstance"] == inst["idInstance"]
+    # logout closes it; linking a phone opens it.
+    assert api.account.logout().data == {"isLogout": True}
+    assert [b["statusInstance"] for b in _instance_events(api, 1)] == ["offline"]
+    assert api.account.getStatusInstance().data == {"statusInstance": "offline"}
+    number = str(next(_numbers))
+    server.new_phone(number)
+    code = api.account.getAuthorizationCode(int(number)).data["code"]
+    assert server.sandbox("POST", f"/phones/{number}/pair", json={"code": code}).status_code == 200
+    assert [b["statusInstance"] for b in _instance_events(api, 1)] == ["online"]
+    assert api.account.getStatusInstance().data == {"statusInstance": "online"}
+    # Switched off, nothing comes.
+    api.account.setSettings({"statusInstanceWebhook": "no", "stateWebhook": "yes"})
+    assert api.account.reboot().code == 200
+    assert {b["typeWebhook"] for b in _instance_events(api, 2)} == {"stateInstanceChanged"}
+
+
+def test_a_phone_blocking_the_account_is_notified(server: Server) -> None:
+    inst = server.new_instance("--link", str(next(_numbers)))
+    api = server.api(inst)
+    api.account.setSettings({"incomingBlockWebhook": "yes", "outgoingWebhook": "yes"})
+    number = str(next(_numbers))
+    server.new_phone(number, "Blocker")
+    blocker = f"{number}@c.us"
+
+    r = server.sandbox("POST", f"/phones/{number}/block", json={"chatId": inst["wid"]})
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "chatId": inst["wid"],
+        "blocked": True,
+        "changed": True,
+        "blockedChats": [inst["wid"]],
+    }
+    body = _instance_events(api, 1)[0]
+    assert body["typeWebhook"] == "incomingBlock"
+    assert body["chatId"] == blocker and body["chatState"] == "blocked"
+    # Blocking twice changes nothing and announces nothing.
+    again = server.sandbox("POST", f"/phones/{number}/block", json={"chatId": inst["wid"]})
+    assert again.status_code == 200 and again.json()["changed"] is False
+
+    # While blocked, messages to the phone stay "sent" and never reach it; it cannot write back.
+    sent = api.sending.sendMessage(blocker, "are you there?").data["idMessage"]
+    wait_for(api, lambda n: n.get("idMessage") == sent and n.get("status") == "sent")
+    assert api.journals.getMessage(blocker, sent).data["statusMessage"] == "sent"
+    phone_messages = server.sandbox("GET", f"/phones/{number}/messages").json()
+    assert sent not in [m["idMessage"] for m in phone_messages]
+    refused = server.sandbox(
+        "POST", f"/phones/{number}/messages", json={"chatId": inst["wid"], "message": "hi"}
+    )
+    assert refused.status_code == 400 and "unblock" in refused.json()["detail"]
+
+    r = server.sandbox("POST", f"/phones/{number}/unblock", json={"chatId": inst["wid"]})
+    assert r.status_code == 200 and r.json()["blockedChats"] == []
+    body = _instance_events(api, 1)[0]
+    assert body["typeWebhook"] == "incomingBlock" and body["chatState"] == "unblocked"
+    delivered = api.sending.sendMessage(blocker, "back again").data["idMessage"]
+    wait_for(api, lambda n: n.get("idMessage") == delivered and n.get("status") == "delivered")
+
+    # Bad requests change nothing.
+    for bad in ("123@g.us", "1" * 60 + "@c.us", "abc@c.us"):
+        assert server.sandbox("POST", f"/phones/{number}/block", json={"chatId": bad}).status_code == 400
+    assert server.sandbox("POST", f"/phones/{number}/block", json={"chatId": blocker}).status_code == 400
+    assert (
+        server.sandbox("POST", "/phones/70000000009/block", json={"chatId": inst["wid"]}).status_code == 404
+    )
+    assert server.sandbox("GET", f"/phones/{number}").status_code == 200
+
+
+def test_device_info_is_declared_unsupported(server: Server) -> None:
+    compatibility = (Path(__file__).parent.parent / "docs" / "compatibility.md").read_text()
+    assert "| `deviceInfo` | `deviceWebhook` | **never**" in compatibility
+    console = Console(server)
+    assert console.login("demo", server.demo["console"]["password"]).status_code == 303
+    page = console.get(f"/instances/{server.instance(0)['idInstance']}").text
+    label = re.search(r'data-setting="deviceWebhook">([^<]*)<', page)
+    assert label and "never sent by this server" in label.group(1)

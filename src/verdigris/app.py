@@ -212,6 +212,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
         responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
     )
     async def prometheus_metrics() -> Response:
+        await core.metrics.refresh_health(core)
         return Response(core.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     for channel in core.channels.values():

@@ -73,8 +73,12 @@ class Settings(BaseSettings):
     qr_rotate_seconds: int = 20
     # Pairing codes stay valid this long (GREEN-API: about 2.5 minutes).
     pairing_code_seconds: int = 150
-    # How long a reboot keeps an instance in ``starting``.
-    reboot_seconds: float = 1.0
+    # /metrics names at most this many instances per per-instance gauge (the worst webhook lags and
+    # the deepest outgoing queues); everything else is totalled by instance state.
+    metrics_top_instances: int = Field(default=10, ge=0, le=1000)
+    # How long a reboot keeps an instance in ``starting``: long enough for a client that polls
+    # getStateInstance once a second (as GREEN-API's examples do) to see it at least twice.
+    reboot_seconds: float = Field(default=3.0, ge=0, le=300)
 
     # Media files (uploads, files of messages). GREEN-API documents 100 MB per file and links that
     # stay valid about 15 days.

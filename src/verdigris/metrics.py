@@ -18,6 +18,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from verdigris.messaging import health
+
 if TYPE_CHECKING:
     from verdigris.core import Core
 
@@ -60,6 +62,62 @@ class Metrics:
         self.timers = Gauge(
             "verdigris_timers_pending", "Due-time timers planned (sends, reboots, ...)", registry=registry
         )
+
+        # Instance health (messaging.health), refreshed at each scrape: totals by instance state, and
+        # the worst few instances by id (config: metrics_top_instances), so the series stay bounded.
+        self.instances = Gauge("verdigris_instances", "Instances by state", ["state"], registry=registry)
+        self.queued = Gauge(
+            "verdigris_outgoing_queued_messages",
+            "Messages waiting to be sent, by the state of their instance",
+            ["state"],
+            registry=registry,
+        )
+        self.notifications_waiting = Gauge(
+            "verdigris_notifications_waiting",
+            "Notifications waiting to be taken (webhook or receiveNotification), by instance state",
+            ["state"],
+            registry=registry,
+        )
+        self.webhooks_failing = Gauge(
+            "verdigris_webhooks_failing_instances",
+            "Instances whose webhook is failing on the head of their queue, by instance state",
+            ["state"],
+            registry=registry,
+        )
+        self.instance_lag = Gauge(
+            "verdigris_instance_webhook_lag_seconds",
+            "Age of the oldest waiting notification, for the instances that lag most",
+            ["instance"],
+            registry=registry,
+        )
+        self.instance_queue = Gauge(
+            "verdigris_instance_outgoing_queued_messages",
+            "Messages waiting to be sent, for the instances with the deepest queues",
+            ["instance"],
+            registry=registry,
+        )
+
+    async def refresh_health(self, core: Core) -> None:
+        """Set the instance-health gauges from the store (called by the scrape, before render)."""
+        fleet = await health.fleet(core, core.settings.metrics_top_instances)
+        for gauge in (
+            self.instances,
+            self.queued,
+            self.notifications_waiting,
+            self.webhooks_failing,
+            self.instance_lag,
+            self.instance_queue,
+        ):
+            gauge.clear()
+        for state, totals in fleet.by_state.items():
+            self.instances.labels(state).set(totals.instances)
+            self.queued.labels(state).set(totals.queued)
+            self.notifications_waiting.labels(state).set(totals.notifications)
+            self.webhooks_failing.labels(state).set(totals.webhooks_failing)
+        for instance_id, lag in fleet.laggards:
+            self.instance_lag.labels(str(instance_id)).set(lag)
+        for instance_id, depth in fleet.deepest_queues:
+            self.instance_queue.labels(str(instance_id)).set(depth)
 
     def bind(self, core: Core) -> None:
         """Gauges read the live state of ``core`` when scraped."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from verdigris.messaging.notifications import NOT_EMITTED
+
 SETTING_WORDS: dict[str, str] = {
     "wid": "This instance's own WhatsApp id",
     "countryInstance": "Country (no longer used)",
@@ -32,3 +34,7 @@ SETTING_WORDS: dict[str, str] = {
     "editedMessageWebhook": "Notify: edited messages",
     "deletedMessageWebhook": "Notify: deleted messages",
 }
+
+# A setting whose notification this server never sends says so where it is set.
+for _flag, _ in NOT_EMITTED.values():
+    SETTING_WORDS[_flag] += " (never sent by this server; see docs/compatibility.md)"

@@ -37,6 +37,7 @@ from verdigris.console.announcements import AnnouncementPages
 from verdigris.console.billing import BillingPages
 from verdigris.console.cloud import CloudPages
 from verdigris.console.customers import CustomerPages
+from verdigris.console.health import HealthPages, instance_values
 from verdigris.console.journal import MessageJournal
 from verdigris.console.labels import SETTING_WORDS
 from verdigris.console.overview import Overview
@@ -293,6 +294,7 @@ class Console:
             policy=await send_policy.of_instance(self.core, rec.id),
             zone=self.core.settings.operator_timezone,
             **(await self._status_values(rec)),
+            **(await instance_values(self.core, rec)),
             **(await self.cloud.values(rec)),
             **(await self.sandbox.values(ctx, rec)),
         )
@@ -762,6 +764,7 @@ def build_routes(core: Core) -> list[BaseRoute]:
         *c.sandbox.routes(),
         *MessageJournal(core, c.web, c.instance).routes(),
         *c.cloud.routes(),
+        *HealthPages(core, c.web, c.instance).routes(),
         *BillingPages(core, c.web).routes(),
         *CustomerPages(core, c.web).routes(),
         *AnnouncementPages(core, c.web).routes(),

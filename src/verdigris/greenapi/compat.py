@@ -11,6 +11,8 @@ from typing import Any
 from verdigris.channels import registry as channels
 from verdigris.greenapi import methods  # noqa: F401  (registers every wire method)
 from verdigris.greenapi.registry import REGISTRY, WireMethod
+from verdigris.messaging.notifications import NOT_EMITTED, enabled_by
+from verdigris.messaging.vocabulary import EventKind
 
 GROUP_ORDER = [
     "account",
@@ -60,6 +62,21 @@ def render() -> str:
         note = spec.note if not spec.done else spec.summary
         columns = "".join(("yes" if offers(c, spec) else "—") + " | " for c in others)
         lines.append(f"| {spec.group} | `{spec.name}` | {spec.verb} | {status} | {columns}{note} |")
+    lines += [
+        "",
+        "## Notifications",
+        "",
+        "What `receiveNotification` and webhooks deliver (`typeWebhook`), and the settings that switch each on.",
+        "A setting whose notification is never sent is still accepted by `setSettings` (clients send it), and",
+        "the console says so beside it.",
+        "",
+        "| typeWebhook | switched on by | sent |",
+        "|---|---|---|",
+    ]
+    for kind in EventKind:
+        missing = NOT_EMITTED.get(kind)
+        sent = "yes" if missing is None else f"**never**: {missing[1]}"
+        lines.append(f"| `{kind}` | {enabled_by(kind)} | {sent} |")
     return "\n".join(lines) + "\n"
 
 

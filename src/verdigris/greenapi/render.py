@@ -60,6 +60,11 @@ def notification(inst: InstanceRecord, event: Event) -> str:
         body["sendByApi"] = bool(data.get("sent_by_api", True))
     elif event.kind == "stateInstanceChanged":
         body["stateInstance"] = data["state"]
+    elif event.kind == "statusInstanceChanged":
+        body["statusInstance"] = "online" if data["online"] else "offline"
+    elif event.kind == "incomingBlock":
+        body["chatId"] = data["chat_id"]
+        body["chatState"] = "blocked" if data["blocked"] else "unblocked"
     elif event.kind == "quotaExceeded":
         body["quotaData"] = _quota_data(data)
     elif event.kind == "incomingCall":

@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from verdigris.instances import settings as catalogue
 from verdigris.instances.models import instance_state_history, instances, workspace_meta
 from verdigris.messaging import lifecycle
-from verdigris.messaging.notifications import emit, state_event
+from verdigris.messaging.notifications import emit, socket_event, state_event
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -38,6 +38,12 @@ BLOCKED = "blocked"
 YELLOW_CARD = "yellowCard"
 SLEEP_MODE = "sleepMode"
 STATES = (NOT_AUTHORIZED, STARTING, AUTHORIZED, BLOCKED, YELLOW_CARD, SLEEP_MODE)
+
+
+def is_online(state: str) -> bool:
+    """The socket status (getStatusInstance, statusInstanceChanged): open only while authorized."""
+    return state == AUTHORIZED
+
 
 FIRST_INSTANCE_ID = 7700000001
 PAIRING_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -302,12 +308,14 @@ async def update_settings(core: Core, rec: InstanceRecord, changes: dict[str, An
 
 
 async def set_state(tx: Tx, rec: InstanceRecord, state: str, wid: str | None = None) -> None:
-    """Move the instance to ``state`` (and link it to ``wid`` when given); emits stateInstanceChanged."""
+    """Move the instance to ``state`` (and link it to ``wid`` when given); emits stateInstanceChanged,
+    then statusInstanceChanged when the socket opens or closes with it (link, reboot, logout)."""
     assert state in STATES, state
     at = now_ms()
     new_wid = rec.wid if wid is None else wid
     if state == rec.state and new_wid == rec.wid:
         return
+    was_online = is_online(rec.state)
     await tx.conn.execute(
         update(instances).where(instances.c.id == rec.id).values(state=state, wid=new_wid, pairing_code=None)
     )
@@ -318,6 +326,8 @@ async def set_state(tx: Tx, rec: InstanceRecord, state: str, wid: str | None = N
     rec.wid = new_wid
     tx.memo.clear()  # lookups of linked instances made earlier in this transaction are stale
     await emit(tx, rec, state_event(state, at))
+    if is_online(state) != was_online:
+        await emit(tx, rec, socket_event(is_online(state), at))
     if state == AUTHORIZED:
         lifecycle.wake_after(tx, rec)
 

@@ -66,6 +66,17 @@ def state_event(state: str, at_ms: int = 0) -> Event:
     return Event(EventKind.STATE, {"state": state}, at_ms or now_ms())
 
 
+def socket_event(online: bool, at_ms: int = 0) -> Event:
+    """A ``statusInstanceChanged`` event: the instance's connection to its network (the socket)
+    opened (``online``) or closed (instances.service, whenever the state crosses ``authorized``)."""
+    return Event(EventKind.STATUS_INSTANCE, {"online": online}, at_ms or now_ms())
+
+
+def block_event(chat_id: str, blocked: bool, at_ms: int = 0) -> Event:
+    """An ``incomingBlock`` event: the account ``chat_id`` blocked (or unblocked) the instance's account."""
+    return Event(EventKind.INCOMING_BLOCK, {"chat_id": chat_id, "blocked": blocked}, at_ms or now_ms())
+
+
 def quota_event(limit: str, method: str, used: int, total: int, description: str) -> Event:
     """A ``quotaExceeded`` event: the license's ``limit`` (a method's monthly quota, the monthly
     messages or the correspondents) refused ``method`` after ``used`` of ``total``."""
@@ -113,6 +124,16 @@ _SIMPLE_KINDS = {
     "incomingBlock": "incomingBlockWebhook",
 }
 
+# Notification kinds no channel produces, and why: setSettings accepts their setting (GREEN-API
+# clients send it), and docs/compatibility.md and the console say beside it that nothing comes.
+NOT_EMITTED: dict[str, tuple[str, str]] = {
+    EventKind.DEVICE: (
+        "deviceWebhook",
+        "the phone's device facts (model, OS, battery) are not known for sandbox phones or Cloud API "
+        "numbers; GREEN-API itself documents deviceInfo as out of service",
+    ),
+}
+
 
 # Hot-path statements, built once with bind parameters.
 _INSERT = insert(notifications)
@@ -150,6 +171,25 @@ def wanted(settings: dict[str, Any], event: Event) -> bool:
     if kind == "quotaExceeded":
         return is_on(settings, "incomingWebhook") or is_on(settings, "incomingBlockWebhook")
     return False
+
+
+def enabled_by(kind: str) -> str:
+    """The settings that switch a notification kind on, in words (the same tables as :func:`wanted`;
+    docs/compatibility.md lists them)."""
+    flag = _MESSAGE_KINDS.get(kind)
+    if flag is not None:
+        extras = sorted(set(_EXTRA_FLAG_BY_TYPE.values()))
+        return f"`{flag}` (polls, edits and deletions also need " + ", ".join(f"`{e}`" for e in extras) + ")"
+    if kind == EventKind.MESSAGE_STATUS:
+        return "`outgoingWebhook` (final statuses such as failed always)"
+    flag = _SIMPLE_KINDS.get(kind)
+    if flag is not None:
+        return f"`{flag}`"
+    if kind == EventKind.INCOMING_CALL:
+        return "`incomingWebhook` and `incomingCallWebhook`"
+    if kind == EventKind.QUOTA_EXCEEDED:
+        return "`incomingWebhook` or `incomingBlockWebhook`"
+    return "nothing"
 
 
 async def emit(tx: Tx, inst: InstanceRecord, event: Event) -> int | None:

@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from verdigris.messaging import idempotency, lifecycle
 from verdigris.messaging.content import new_outgoing_id
 from verdigris.messaging.models import messages
-from verdigris.messaging.vocabulary import WAITING, Status
+from verdigris.messaging.vocabulary import FINAL, STATUS_BROADCAST, WAITING, Status
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -285,6 +285,33 @@ async def clear_queue(core: Core, instance_id: int) -> int:
         return await lifecycle.withdraw(tx, messages.c.instance_id == instance_id)
 
 
+# Statuses (stories) the network has not taken: waiting in the queue, being handed over, or given
+# up before they left (the channel's status journals know a status only once it left).
+_UNSENT_STATUS = (*WAITING, Status.PENDING, *FINAL)
+
+
+async def unsent_statuses(core: Core, instance_id: int, minutes: int) -> list[StoredMessage]:
+    """Statuses the instance posted in the last ``minutes`` that never reached its network,
+    newest first: an idMessage the wire answered stays known while the status waits its turn."""
+    since = now_ms() - minutes * 60_000
+    async with core.read() as conn:
+        rows = (
+            await conn.execute(
+                select(messages)
+                .where(
+                    (messages.c.instance_id == instance_id)
+                    & (messages.c.chat_id == STATUS_BROADCAST)
+                    & (messages.c.direction == "out")
+                    & (messages.c.created_ms >= since)
+                    & messages.c.status.in_(_UNSENT_STATUS)
+                )
+                .order_by(messages.c.id.desc())
+                .limit(10_000)
+            )
+        ).all()
+    return [_stored(r) for r in rows]
+
+
 # --- the journal ---------------------------------------------------------------------------------
 
 _JOURNAL_VISIBLE = messages.c.status != Status.CLEARED
@@ -387,7 +414,7 @@ async def recent(core: Core, instance_id: int, direction: str, minutes: int) -> 
                     (messages.c.instance_id == instance_id)
                     & (messages.c.direction == direction)
                     & (messages.c.created_ms >= since)
-                    & (messages.c.chat_id != "status@broadcast")  # statuses have their own journals
+                    & (messages.c.chat_id != STATUS_BROADCAST)  # statuses have their own journals
                     & _JOURNAL_VISIBLE
                 )
                 .order_by(messages.c.id.desc())

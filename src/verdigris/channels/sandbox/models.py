@@ -36,6 +36,16 @@ sandbox_phone_messages = Table(
 Index("ix_sandbox_phone_messages_phone", sandbox_phone_messages.c.phone, sandbox_phone_messages.c.id)
 Index("ix_sandbox_phone_messages_idmsg", sandbox_phone_messages.c.id_message)
 
+# Accounts a phone has blocked (channels/sandbox/phone_actions.py): their messages to the phone stay
+# "sent" and never reach it, as on WhatsApp.
+sandbox_blocks = Table(
+    "sandbox_blocks",
+    metadata,
+    Column("phone", String(20), primary_key=True),
+    Column("blocked", String(64), primary_key=True),  # the blocked account's wid
+    Column("at_ms", BigInteger, nullable=False),
+)
+
 # --- groups (channels/sandbox/groups.py) ---------------------------------------------------------
 
 sandbox_groups = Table(

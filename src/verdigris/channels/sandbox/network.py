@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, insert, select, update
 
 from verdigris.channels.base import BaseChannel
 from verdigris.channels.sandbox.changes import apply_change, show_typing
-from verdigris.channels.sandbox.models import sandbox_phone_messages, sandbox_phones
+from verdigris.channels.sandbox.models import sandbox_blocks, sandbox_phone_messages, sandbox_phones
 from verdigris.chats.service import contact_name
 from verdigris.instances.service import AUTHORIZED, InstanceRecord, find_by_wid
 from verdigris.instances.settings import is_on
@@ -102,6 +102,9 @@ _API_ROWS = select(messages.c.id, messages.c.instance_id, messages.c.status, mes
     (messages.c.instance_id == bindparam("instance_id"))
     & (messages.c.id_message == bindparam("id_message"))
     & (messages.c.direction == "out")
+)
+_BLOCKED = select(sandbox_blocks.c.at_ms).where(
+    (sandbox_blocks.c.phone == bindparam("phone")) & (sandbox_blocks.c.blocked == bindparam("wid"))
 )
 _HOLDER_ROWS = _API_ROWS.where(messages.c.chat_id == bindparam("chat_id"))
 _PHONE_OUT_STATUS = update(sandbox_phone_messages).where(
@@ -206,6 +209,11 @@ class SandboxNetwork(BaseChannel):
             )
             return
         now = now_ms()
+        if await blocks(tx, recipient_phone, msg.sender_wid):
+            # Blocked by the recipient: the message leaves the sender and stays "sent" for good.
+            await self._sender_copies(tx, msg, now)
+            await self._report_status(tx, msg.sender_wid, msg.chat_id, msg.id_message, Status.SENT, "", msg)
+            return
         await apply_change(tx, msg.sender_wid, msg.chat_id, msg.type_message, msg.content)
         # The sender's side: the message leaves every device of the sender's account.
         await self._sender_copies(tx, msg, now)
@@ -364,6 +372,8 @@ class SandboxNetwork(BaseChannel):
         self, tx: Tx, phone: str, chat_id: str, type_message: str, content: dict[str, Any]
     ) -> str:
         """A sandbox phone sends any kind of message (in the caller's transaction)."""
+        if await blocks(tx, phone, chat_id):
+            raise SandboxError(f"phone {phone} blocked {chat_id}: unblock it to send a message")
         msg = Outgoing(
             sender_wid=wid_of(phone),
             sender_name=await phone_name(tx, phone),
@@ -431,6 +441,11 @@ class SandboxNetwork(BaseChannel):
                     continue
                 await self._report_status(tx, row.sender, wid_of(phone), row.id_message, Status.READ)
         return len(rows)
+
+
+async def blocks(tx: Tx, phone: str, wid: str) -> bool:
+    """Whether the sandbox phone ``phone`` has blocked the account ``wid``."""
+    return await tx.conn.scalar(_BLOCKED, {"phone": phone, "wid": wid}) is not None
 
 
 async def _phone_row_name(tx: Tx, phone: str) -> str | None:

@@ -1,6 +1,9 @@
 """What a person does on a sandbox phone beyond typing text: share a location or contacts, vote in
 a poll, react, edit or delete own messages, press a button. Each action is a message the phone
 sends, routed by the network like any other (so instances see it exactly as a real phone's).
+
+Blocking is the exception: no message, but the blocked account's instances get ``incomingBlock``
+(their messages to the phone then stay ``sent``), and unblocking undoes it.
 """
 
 from __future__ import annotations
@@ -8,11 +11,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import delete as delete_rows
+from sqlalchemy import insert, select
 
-from verdigris.channels.sandbox.models import sandbox_phone_messages
-from verdigris.channels.sandbox.network import SandboxError, _phone_quote, wid_of
+from verdigris.channels.sandbox.models import sandbox_blocks, sandbox_phone_messages
+from verdigris.channels.sandbox.network import (
+    SandboxError,
+    _phone_quote,
+    blocks,
+    linked_instances,
+    phone_of,
+    wid_of,
+)
 from verdigris.messaging import rich
+from verdigris.messaging.notifications import block_event, emit
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -143,3 +155,42 @@ async def press(channel: SandboxNetwork, phone: str, target_id: str, button_id: 
         except ValueError as exc:
             raise SandboxError(str(exc)) from None
         return await channel.phone_send(tx, phone, row.chat_id, type_message, content)
+
+
+async def set_blocked(channel: SandboxNetwork, phone: str, chat_id: str, blocked: bool) -> bool:
+    """The person blocks (or unblocks) the account ``chat_id`` on the phone. The instances linked to
+    that account learn it (``incomingBlock``). Returns False when nothing changed (already so)."""
+    digits = phone_of(chat_id)
+    if digits is None or not 5 <= len(digits) <= 20:
+        raise SandboxError(f"'chatId' must be a personal chat such as 79990000001@c.us, got {chat_id!r}")
+    if chat_id == wid_of(phone):
+        raise SandboxError("a phone cannot block its own number")
+    async with channel.core.tx() as tx:
+        await _check_phone(channel, tx, phone)
+        if await blocks(tx, phone, chat_id) == blocked:
+            return False
+        if blocked:
+            await tx.conn.execute(insert(sandbox_blocks).values(phone=phone, blocked=chat_id, at_ms=now_ms()))
+        else:
+            await tx.conn.execute(
+                delete_rows(sandbox_blocks).where(
+                    (sandbox_blocks.c.phone == phone) & (sandbox_blocks.c.blocked == chat_id)
+                )
+            )
+        event = block_event(wid_of(phone), blocked)
+        for instance_id in await linked_instances(tx, chat_id):
+            rec = await channel.core.instances.get(instance_id, tx.conn)
+            if rec is not None:
+                await emit(tx, rec, event)
+    return True
+
+
+async def blocked_by(channel: SandboxNetwork, phone: str) -> list[str]:
+    """The accounts the phone has blocked, oldest block first."""
+    async with channel.core.read() as conn:
+        rows = await conn.execute(
+            select(sandbox_blocks.c.blocked)
+            .where(sandbox_blocks.c.phone == phone)
+            .order_by(sandbox_blocks.c.at_ms)
+        )
+        return [str(r[0]) for r in rows]

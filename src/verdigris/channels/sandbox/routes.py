@@ -68,6 +68,17 @@ class SendIn(StrictIn):
     quotedMessageId: str | None = Field(default=None, description="Reply to a message this phone has")
 
 
+class BlockIn(StrictIn):
+    chatId: str = Field(description="The account to block or unblock, e.g. 79990000001@c.us")
+
+
+class BlockOut(BaseModel):
+    chatId: str
+    blocked: bool = Field(description="Whether the phone blocks the account now")
+    changed: bool = Field(description="False when it already did (or did not): nothing was announced")
+    blockedChats: list[str] = Field(description="Every account this phone blocks")
+
+
 class SendOut(BaseModel):
     idMessage: str
 
@@ -295,6 +306,31 @@ def build_router(core: Core) -> APIRouter:
     async def read(number: str, body: ReadIn) -> Any:
         await existing_phone(number)
         return {"read": await channel.phone_read(number, body.chatId, body.idMessages)}
+
+    async def set_blocked(number: str, chat_id: str, blocked: bool) -> Any:
+        await existing_phone(number)
+        try:
+            changed = await phone_actions.set_blocked(channel, number, chat_id, blocked)
+        except SandboxError as exc:
+            raise HTTPException(400, str(exc)) from None
+        listed = await phone_actions.blocked_by(channel, number)
+        return {"chatId": chat_id, "blocked": blocked, "changed": changed, "blockedChats": listed}
+
+    @router.post(
+        "/phones/{number}/block",
+        response_model=BlockOut,
+        summary="Block an account on this phone (its instances get incomingBlock)",
+    )
+    async def block(number: str, body: BlockIn) -> Any:
+        return await set_blocked(number, body.chatId, True)
+
+    @router.post(
+        "/phones/{number}/unblock",
+        response_model=BlockOut,
+        summary="Unblock an account on this phone (its instances get incomingBlock, chatState unblocked)",
+    )
+    async def unblock(number: str, body: BlockIn) -> Any:
+        return await set_blocked(number, body.chatId, False)
 
     async def act(number: str, action: Any) -> Any:
         await existing_phone(number)

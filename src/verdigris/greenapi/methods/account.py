@@ -134,7 +134,7 @@ async def get_state_instance(call: Call) -> dict[str, Any]:
 @wire_method("getStatusInstance", "GET", "account")
 async def get_status_instance(call: Call) -> dict[str, Any]:
     """Socket status (archived method): online while authorized."""
-    return {"statusInstance": "online" if call.instance.state == instances.AUTHORIZED else "offline"}
+    return {"statusInstance": "online" if instances.is_online(call.instance.state) else "offline"}
 
 
 @wire_method("GetStateInstanceHistory", "GET", "account", query=("count",))

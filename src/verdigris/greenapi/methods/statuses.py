@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, field_validator
 
 from verdigris.channels.base import statuses_of
-from verdigris.channels.capabilities import StatusNotFound
+from verdigris.channels.capabilities import StatusNotFound, StatusPost
 from verdigris.greenapi.errors import WireError, validation
 from verdigris.greenapi.fields import Body, MessageId
 from verdigris.greenapi.registry import EMPTY, Call, Empty, wire_method
@@ -176,7 +176,10 @@ async def get_status_statistic(call: Call) -> list[dict[str, Any]]:
     try:
         rows = await statuses_of(call.channel).statistic(call.core, call.instance.wid, id_message)
     except StatusNotFound:
-        raise WireError(400, "ID message notfound") from None
+        # Still in the outgoing queue (or being handed over): known, and nobody has seen it yet.
+        if await messaging.find_message(call.core, call.instance.id, STATUS_BROADCAST, id_message) is None:
+            raise WireError(400, "ID message notfound") from None
+        return []
     return [
         {"participant": r["participant"], "timestamp": r["at_ms"] // 1000, "status": r["status"]}
         for r in rows
@@ -220,10 +223,14 @@ async def get_incoming_statuses(call: Call) -> list[dict[str, Any]]:
 
 @wire_method("getOutgoingStatuses", "GET", "statuses", query=("minutes",))
 async def get_outgoing_statuses(call: Call) -> list[dict[str, Any]]:
-    """Statuses this account posted in the last ``minutes`` (default 1440), with their state."""
+    """Statuses this account posted in the last ``minutes`` (default 1440), with their state,
+    including those still waiting in its outgoing queue (statusMessage ``pending``)."""
     minutes = call.int_param("minutes", 1440, 1, 525600)
+    posted = await statuses_of(call.channel).outgoing(call.core, call.instance.wid, minutes)
     out = []
-    for s in await statuses_of(call.channel).outgoing(call.core, call.instance.wid, minutes):
+    for s in _with_unsent(
+        call, posted, await messaging.unsent_statuses(call.core, call.instance.id, minutes)
+    ):
         entry: dict[str, Any] = {
             "type": "outgoing",
             "idMessage": s.id_message,
@@ -246,3 +253,27 @@ async def get_outgoing_statuses(call: Call) -> list[dict[str, Any]]:
         entry["sendByApi"] = s.sent_by_api
         out.append(entry)
     return out
+
+
+def _with_unsent(
+    call: Call, posted: list[StatusPost], unsent: list[messaging.StoredMessage]
+) -> list[StatusPost]:
+    """The network's statuses and those still in this instance's queue, newest first (a status
+    that has just left may be in both: the network's copy wins)."""
+    known = {s.id_message for s in posted}
+    waiting = [
+        StatusPost(
+            id_message=m.id_message,
+            author=call.instance.wid,
+            author_name=m.sender_name,
+            type_message=m.type_message,
+            content=m.content,
+            participants=[str(p) for p in m.content.get("participants") or []],
+            sent_by_api=m.sent_by_api,
+            created_ms=m.created_ms,
+            status=m.status,
+        )
+        for m in unsent
+        if m.id_message not in known
+    ]
+    return sorted(posted + waiting, key=lambda s: s.created_ms, reverse=True)
