@@ -1,0 +1,415 @@
+"""``verdigris wa-gateway``: the process that holds the WhatsApp Web sessions (decision 0010).
+
+It runs neonize (Python over whatsmeow, the Go library inside its wheel) and speaks the gateway
+protocol (protocol.py) to the server, which connects to its Unix socket. One neonize client per
+session (an instance), each with a whatsmeow store of its own: ``{store_dir}/{session}.sqlite3``,
+mode 0600 (the process runs with umask 077, so SQLite's journal files are private too). Neither
+the keys in the stores nor QR texts or pairing codes are ever logged.
+
+neonize calls back on threads of its own (the Go side): each callback turns the library's event
+protobuf into a protocol event (:func:`translate`, no neonize type leaves this module) and hands
+it to the event loop, which keeps it until the server acknowledges it.
+
+Not yet here (docs/whatsapp-web.md): the database lease (one holder per session across gateway
+processes), media, message kinds other than text, history sync, the number check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import structlog
+from google.protobuf.message import Message as Proto
+from neonize.client import NewClient
+from neonize.events import EVENT_TO_INT
+from neonize.exc import SendMessageError
+from neonize.proto import Neonize_pb2 as ev
+from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ContextInfo, ExtendedTextMessage
+from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as WaMessage
+from neonize.utils.enum import ReceiptType
+from neonize.utils.jid import build_jid
+
+from verdigris.channels.whatsapp_web import protocol
+from verdigris.channels.whatsapp_web.protocol import GatewayError, GatewayListener
+
+log = structlog.get_logger("verdigris.wa_gateway")
+
+QR_WAIT_SECONDS = 20.0
+STOP_WAIT_SECONDS = 5.0
+# Blocking library calls (send, logout, pairing) run on this many threads, shared by all sessions.
+CALL_THREADS = 8
+
+_RECEIPTS = {
+    ev.Receipt.DELIVERED: "delivered",
+    ev.Receipt.READ: "read",
+    ev.Receipt.PLAYED: "played",
+}
+
+
+# --- from neonize's events to the protocol's ---------------------------------------------------
+
+
+def jid_text(jid: ev.JID) -> str:
+    """``user@server`` (the device part dropped)."""
+    return f"{jid.User}@{jid.Server}" if jid.User else ""
+
+
+def _phone_jid(primary: ev.JID, alternative: ev.JID) -> str:
+    """Prefer the phone-number JID when WhatsApp addressed the message by a hidden id (LID)."""
+    if primary.Server == "lid" and alternative.User:
+        return jid_text(alternative)
+    return jid_text(primary)
+
+
+def _ms(timestamp: int) -> int:
+    """neonize's timestamps are Unix seconds; milliseconds pass through."""
+    return timestamp if timestamp > 10**12 else timestamp * 1000
+
+
+def text_of(message: WaMessage) -> tuple[str, str] | None:
+    """The text of a text message and the id of the message it quotes, or None for other kinds."""
+    if message.HasField("conversation"):
+        return message.conversation, ""
+    if message.HasField("extendedTextMessage"):
+        ext = message.extendedTextMessage
+        return ext.text, ext.contextInfo.stanzaID if ext.HasField("contextInfo") else ""
+    return None
+
+
+def kind_of(message: WaMessage) -> str:
+    fields = [field.name for field, _ in message.ListFields() if field.name != "messageContextInfo"]
+    return fields[0] if fields else "empty"
+
+
+def _message(event: ev.Message) -> tuple[str, dict[str, Any]]:
+    info = event.Info
+    source = info.MessageSource
+    data: dict[str, Any] = {
+        "id": info.ID,
+        "chat": _phone_jid(source.Chat, source.RecipientAlt if source.IsFromMe else source.SenderAlt),
+        "sender": _phone_jid(source.Sender, source.SenderAlt),
+        "sender_name": info.Pushname,
+        "from_me": source.IsFromMe,
+        "timestamp_ms": _ms(info.Timestamp),
+    }
+    text = text_of(event.Message)
+    if text is None:
+        data["kind"] = kind_of(event.Message)
+    else:
+        data["kind"], data["text"] = "text", text[0]
+        if text[1]:
+            data["quoted_id"] = text[1]
+    return "message", data
+
+
+def _receipt(event: ev.Receipt) -> tuple[str, dict[str, Any]] | None:
+    kind = _RECEIPTS.get(event.Type)
+    if kind is None:
+        return None  # receipts of our own reading, retries, server errors: nothing to report
+    return "receipt", {
+        "ids": list(event.MessageIDs),
+        "chat": jid_text(event.MessageSource.Chat),
+        "type": kind,
+        "timestamp_ms": _ms(event.Timestamp),
+    }
+
+
+def _paired(event: ev.PairStatus) -> tuple[str, dict[str, Any]] | None:
+    if event.Status != ev.PairStatus.SUCCESS:
+        return None
+    return "paired", {"jid": jid_text(event.ID), "push_name": event.BusinessName}
+
+
+_SIMPLE: dict[type[Proto], Callable[[Any], tuple[str, dict[str, Any]] | None]] = {
+    ev.Message: _message,
+    ev.Receipt: _receipt,
+    ev.PairStatus: _paired,
+    ev.Connected: lambda e: ("connected", {}),
+    ev.KeepAliveRestored: lambda e: ("connected", {}),
+    ev.Disconnected: lambda e: ("disconnected", {}),
+    ev.KeepAliveTimeout: lambda e: ("keepalive_timeout", {"errors": e.ErrorCount}),
+    ev.LoggedOut: lambda e: ("logged_out", {"reason": ev.ConnectFailureReason.Name(e.Reason)}),
+    ev.StreamReplaced: lambda e: ("stream_replaced", {}),
+    ev.ClientOutdated: lambda e: ("client_outdated", {}),
+    ev.TemporaryBan: lambda e: ("temporary_ban", {"code": int(e.Code), "expires_s": int(e.Expire)}),
+}
+# The neonize events a session subscribes to.
+EVENTS = tuple(_SIMPLE)
+
+
+def translate(event: Proto) -> tuple[str, dict[str, Any]] | None:
+    """A neonize event as a protocol event (kind, data), or None when it means nothing to the server."""
+    convert = _SIMPLE.get(type(event))
+    return None if convert is None else convert(event)
+
+
+def text_message(text: str, quoted: dict[str, Any] | None) -> WaMessage:
+    """The WhatsApp message of a text, quoting ``quoted`` (id, sender JID, text) when given.
+    Built here rather than by neonize's string shortcut, which turns every ``@digits`` into a
+    mention (mentions only when the caller asks for them)."""
+    if not quoted:
+        return WaMessage(conversation=text)
+    context = ContextInfo(
+        stanzaID=str(quoted["id"]), quotedMessage=WaMessage(conversation=str(quoted.get("text", "")))
+    )
+    if quoted.get("sender"):
+        context.participant = str(quoted["sender"])
+    return WaMessage(extendedTextMessage=ExtendedTextMessage(text=text, contextInfo=context))
+
+
+def to_jid(address: str) -> ev.JID:
+    user, _, server = address.partition("@")
+    if not user or server not in ("s.whatsapp.net", "g.us"):
+        raise GatewayError(protocol.BAD_REQUEST, f"not a WhatsApp address: {address[:80]}")
+    return build_jid(user, server)
+
+
+# --- sessions -----------------------------------------------------------------------------------
+
+
+class Session:
+    """One linked device (or one being linked): a neonize client and the thread it runs on."""
+
+    def __init__(self, gateway: Gateway, name: str, client: NewClient) -> None:
+        self.gateway = gateway
+        self.name = name
+        self.client = client
+        self.linked = False  # paired, or resumed from a store that holds a device
+        self.connected = False
+        self.qr_code = ""
+        self.qr_seen = asyncio.Event()
+        self.thread: threading.Thread | None = None
+        for event_type in EVENTS:
+            client.event(event_type)(self._on_event)
+        client.event.qr(self._on_qr)
+
+    def start(self) -> None:
+        """Connect (on a thread of its own: neonize's connect blocks for the session's life)."""
+        if self.thread is not None and self.thread.is_alive():
+            return
+        self.qr_seen.clear()
+        self.thread = threading.Thread(target=self._run, name=f"wa-session-{self.name}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.client.connect()
+        except Exception as exc:  # the session ends; the next request starts it again
+            log.warning("WhatsApp session ended", session=self.name, error=type(exc).__name__)
+        self.connected = False
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.stop()
+        if self.thread is not None:
+            self.thread.join(STOP_WAIT_SECONDS)  # a hung stop may take much longer: not waited for
+
+    # Called on the library's threads.
+
+    def _on_qr(self, _client: NewClient, code: bytes) -> None:
+        self.qr_code = code.decode(errors="replace")
+        self.gateway.loop.call_soon_threadsafe(self.qr_seen.set)
+
+    def _on_event(self, _client: NewClient, event: Proto) -> None:
+        translated = translate(event)
+        if translated is None:
+            return
+        kind, data = translated
+        if kind == "paired":
+            self.linked = True
+        elif kind == "connected":
+            self.connected = self.linked = True
+        elif kind in (
+            "disconnected",
+            "keepalive_timeout",
+            "stream_replaced",
+            "client_outdated",
+            "temporary_ban",
+        ):
+            self.connected = False
+        elif kind == "logged_out":
+            self.connected = self.linked = False
+        self.gateway.emit_threadsafe(self.name, kind, data)
+
+
+ClientFactory = Callable[[str, Path], NewClient]
+
+
+def neonize_client(name: str, store: Path) -> NewClient:
+    """A neonize client whose whatsmeow store is ``store`` (created private if missing)."""
+    if not store.exists():
+        os.close(os.open(store, os.O_WRONLY | os.O_CREAT, 0o600))
+    return NewClient(str(store), uuid=name)
+
+
+class Gateway:
+    """The sessions and the protocol's methods over them."""
+
+    def __init__(self, store_dir: Path, make_client: ClientFactory = neonize_client) -> None:
+        self.store_dir = store_dir
+        self.make_client = make_client
+        self.sessions: dict[str, Session] = {}
+        self.listener: GatewayListener | None = None
+        self.loop = asyncio.get_running_loop()
+        self.calls = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="wa-call")
+
+    def store_of(self, name: str) -> Path:
+        if not (name.isascii() and name.isdigit()):
+            raise GatewayError(protocol.BAD_REQUEST, "a session is named by its instance id (digits)")
+        return self.store_dir / f"{name}.sqlite3"
+
+    def session(self, name: str) -> Session:
+        found = self.sessions.get(name)
+        if found is None:
+            found = Session(self, name, self.make_client(name, self.store_of(name)))
+            self.sessions[name] = found
+        return found
+
+    def emit_threadsafe(self, session: str, kind: str, data: dict[str, Any]) -> None:
+        assert self.listener is not None
+        self.loop.call_soon_threadsafe(self.listener.emit, session, kind, data)
+
+    async def _blocking(self, fn: Callable[[], Any]) -> Any:
+        return await self.loop.run_in_executor(self.calls, fn)
+
+    async def handle(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        answer = getattr(self, f"_m_{method}", None)
+        if answer is None:
+            raise GatewayError(protocol.BAD_REQUEST, f"unknown method {method[:40]}")
+        name = str(params.get("session", ""))
+        result: dict[str, Any] = await answer(self.session(name), params)
+        return result
+
+    async def _m_open(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        """Resume a linked session (the server knows it is linked)."""
+        s.linked = True
+        s.start()
+        return {}
+
+    async def _m_qr(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        if s.linked:
+            raise GatewayError(protocol.ALREADY_LINKED, "this session is linked already")
+        self._fresh(s)
+        s.start()  # again after whatsmeow's QR loop gave up
+        await self._first_qr(s)
+        return {"code": s.qr_code}
+
+    async def _first_qr(self, s: Session) -> None:
+        try:
+            async with asyncio.timeout(QR_WAIT_SECONDS):
+                await s.qr_seen.wait()
+        except TimeoutError:
+            raise GatewayError(protocol.NOT_CONNECTED, "WhatsApp did not offer a QR code in time") from None
+
+    async def _m_pair_phone(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        if s.linked:
+            raise GatewayError(protocol.ALREADY_LINKED, "this session is linked already")
+        phone = str(params.get("phone", ""))
+        if not (phone.isascii() and phone.isdigit()):
+            raise GatewayError(protocol.BAD_REQUEST, "the phone number is digits only")
+        self._fresh(s)
+        s.start()
+        await self._first_qr(s)  # the pairing request needs the connection the QR loop opened
+        try:
+            code = await self._blocking(lambda: s.client.PairPhone(phone, True))
+        except Exception as exc:
+            raise GatewayError(
+                protocol.REFUSED, f"WhatsApp refused the pairing request: {exc}"[:300]
+            ) from None
+        return {"code": str(code)}
+
+    def _fresh(self, s: Session) -> None:
+        """Linking starts from an empty store: what a stopped, unlinked session left is dropped
+        (a device the server no longer knows would otherwise be resumed instead of linked)."""
+        if s.thread is None or not s.thread.is_alive():
+            self._delete_store(s.name)
+
+    def _delete_store(self, name: str) -> None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"{self.store_of(name)}{suffix}").unlink()
+
+    async def _m_send(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        if not s.linked:
+            raise GatewayError(protocol.NOT_LINKED, "this session is not linked")
+        if not s.connected:
+            raise GatewayError(protocol.NOT_CONNECTED, "not connected to WhatsApp right now")
+        body = params.get("message")
+        if not isinstance(body, dict) or body.get("kind") != "text":
+            raise GatewayError(protocol.BAD_REQUEST, "only text messages are sent so far")
+        to = to_jid(str(params.get("to", "")))
+        quoted = body.get("quoted") if isinstance(body.get("quoted"), dict) else None
+        message = text_message(str(body.get("text", "")), quoted)
+        try:
+            sent = await self._blocking(lambda: s.client.send_message(to, message))
+        except SendMessageError as exc:
+            raise GatewayError(protocol.INTERNAL, f"WhatsApp did not take the message: {exc}"[:300]) from None
+        return {"id": sent.ID, "timestamp_ms": _ms(int(sent.Timestamp))}
+
+    async def _m_mark_read(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        if not s.connected:
+            raise GatewayError(protocol.NOT_CONNECTED, "not connected to WhatsApp right now")
+        ids = [str(i) for i in params.get("ids") or []]
+        chat = to_jid(str(params.get("chat", "")))
+        for sender in params.get("senders") or []:
+            jid = to_jid(str(sender))
+            await self._blocking(
+                partial(s.client.mark_read, *ids, chat=chat, sender=jid, receipt=ReceiptType.READ)
+            )
+        return {}
+
+    async def _m_logout(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        if s.connected:
+            with contextlib.suppress(Exception):
+                await self._blocking(s.client.logout)
+        await self._drop(s)
+        return {}
+
+    async def _m_reconnect(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        await self._blocking(s.stop)
+        s.start()
+        return {}
+
+    async def _m_forget(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        await self._drop(s)
+        return {}
+
+    async def _drop(self, s: Session) -> None:
+        """End the session and delete its store (its keys)."""
+        self.sessions.pop(s.name, None)
+        await self._blocking(s.stop)
+        self._delete_store(s.name)
+
+    async def close(self) -> None:
+        for s in list(self.sessions.values()):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._blocking(s.stop), STOP_WAIT_SECONDS)
+        self.calls.shutdown(wait=False, cancel_futures=True)
+
+
+async def serve(socket: Path, secret_file: Path, store_dir: Path, stop: asyncio.Event | None = None) -> None:
+    """Run the gateway until ``stop`` is set (or for ever)."""
+    os.umask(0o077)
+    store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    gateway = Gateway(store_dir)
+    listener = GatewayListener(socket, protocol.load_secret(secret_file), gateway.handle)
+    gateway.listener = listener
+    await listener.start()
+    log.info(
+        "WhatsApp Web gateway listening",
+        socket=str(socket),
+        subscribed=sorted(EVENT_TO_INT[e] for e in EVENTS),
+    )
+    try:
+        await (stop or asyncio.Event()).wait()
+    finally:
+        await listener.close()
+        await gateway.close()
