@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from verdigris.channels.whatsapp_web import protocol
+from verdigris.channels.whatsapp_web.channel import METHODS
 from verdigris.channels.whatsapp_web.protocol import Event, GatewayError, GatewayLink, GatewayListener
+from verdigris.greenapi.registry import REGISTRY
 
 
 async def echo(method: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -146,3 +148,8 @@ def test_frames_are_bounded_and_typed(tmp_path: Path) -> None:
         asyncio.run(read(b""))
     with pytest.raises(protocol.ProtocolError, match="longer than"):
         protocol.check_socket_path(tmp_path / ("x" * 120))
+
+
+def test_the_channel_offers_only_wire_methods() -> None:
+    names = {spec.name for spec in REGISTRY.values() if spec.done}
+    assert METHODS <= names, f"not wire methods: {sorted(METHODS - names)}"
