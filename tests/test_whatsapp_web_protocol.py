@@ -14,6 +14,7 @@ import pytest
 from verdigris.channels.whatsapp_web import protocol
 from verdigris.channels.whatsapp_web.channel import METHODS
 from verdigris.channels.whatsapp_web.protocol import Event, GatewayError, GatewayLink, GatewayListener
+from verdigris.greenapi import methods as _wire_methods  # noqa: F401  (fills the registry)
 from verdigris.greenapi.registry import REGISTRY
 
 
