@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import queue
+import secrets
+import sys
 import threading
 import time
 from collections.abc import Coroutine
@@ -50,10 +53,15 @@ class FakeWaGateway:
         # Each accepted send is reported delivered at once.
         self.auto_deliver = True
         self._ids = itertools.count(1)
+        self._prefix = secrets.token_hex(4).upper()  # WhatsApp's ids never repeat, across processes too
         self._codes = itertools.count(1)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fake-wa-gateway", daemon=True)
         self.listener: GatewayListener | None = None
+        # Run as a process of its own (main below): sessions the server opens count as linked (the
+        # previous process linked them), and each accepted send is appended to this file.
+        self.standalone = False
+        self.sent_log: Path | None = None
 
     # --- life ------------------------------------------------------------------------------------
 
@@ -112,6 +120,8 @@ class FakeWaGateway:
         return {"code": s.pairing_code}
 
     def _m_open(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        if self.standalone and not s.jid:
+            s.jid = "restored@s.whatsapp.net"
         if s.jid and not s.replaced:
             s.connected = True
             self._emit(s.name, "connected", {})
@@ -141,10 +151,13 @@ class FakeWaGateway:
         to = str(params.get("to", ""))
         if not to.endswith(("@s.whatsapp.net", "@g.us")):
             raise GatewayError(protocol.REFUSED, f"not a WhatsApp address: {to}")
-        wa_id = f"3EB0FAKE{next(self._ids):012d}"
+        wa_id = f"3EB0{self._prefix}{next(self._ids):010d}"
         sent = {"session": s.name, "id": wa_id, "to": to, "message": params.get("message")}
         s.sent.append(sent)
         self.sent.put(sent)
+        if self.sent_log is not None:
+            with self.sent_log.open("a") as log:
+                log.write(json.dumps(sent) + "\n")
         if self.auto_deliver:  # emitted before the answer: the receipt overtakes it on the socket
             self._emit(
                 s.name, "receipt", {"ids": [wa_id], "chat": to, "type": "delivered", "timestamp_ms": _ms()}
@@ -229,3 +242,23 @@ class FakeWaGateway:
 
 def _ms() -> int:
     return int(time.time() * 1000)
+
+
+def main() -> None:
+    """``python fake_wa_gateway.py DIR``: the fake as a process of its own, for tests that kill it.
+    Reads commands from stdin, one JSON object a line: ``{"scan": [session, phone]}``."""
+    directory = Path(sys.argv[1])
+    fake = FakeWaGateway(directory)
+    fake.standalone = True
+    fake.sent_log = directory / "sent.jsonl"
+    fake.start()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        command = json.loads(line)
+        if "scan" in command:
+            fake.scan(*command["scan"])
+        print("done", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -54,6 +54,7 @@ CHANNEL = "whatsapp_web"
 MAX_ATTEMPTS = 8
 RETRY_BASE_MS = 2_000
 RETRY_MAX_MS = 300_000
+UNREACHABLE_RETRY_MS = 1_000
 TEXT_TYPES = ("textMessage", "extendedTextMessage", "quotedMessage")
 MAX_TEXT = 65_536
 
@@ -386,8 +387,12 @@ class WebChannel(BaseChannel):
     async def _settle_error(
         self, rec: InstanceRecord, message: StoredMessage, exc: GatewayError
     ) -> int | None:
+        """Fail the message for good, or put it back into the queue and name when to try again.
+        A gateway that is down (being restarted) or a session that is offline is waited for
+        however long it takes: neither is the message's fault."""
         attempts = self._attempts.get(message.row_id, 0) + 1
-        if not exc.retryable or attempts >= MAX_ATTEMPTS:
+        patient = exc.code in (protocol.UNREACHABLE, protocol.NOT_CONNECTED)
+        if not exc.retryable or (attempts >= MAX_ATTEMPTS and not patient):
             self._attempts.pop(message.row_id, None)
             reason = exc.message if not exc.retryable else f"gave up after {attempts} attempts: {exc.message}"
             async with self.core.tx() as tx:
@@ -407,7 +412,10 @@ class WebChannel(BaseChannel):
             self._attempts.clear()
         async with self.core.tx() as tx:
             await lifecycle.requeue(tx, messages.c.id == message.row_id)
-        delay = min(RETRY_MAX_MS, RETRY_BASE_MS * int(2 ** (attempts - 1)))
+        if exc.code == protocol.UNREACHABLE:
+            delay = UNREACHABLE_RETRY_MS  # a local socket: cheap to try, and the gateway restarts fast
+        else:
+            delay = min(RETRY_MAX_MS, RETRY_BASE_MS * int(2 ** min(attempts - 1, 10)))
         log.info(
             "send postponed",
             instance=rec.id,

@@ -56,6 +56,9 @@ NOT_CONNECTED = "not_connected"  # linked, but the connection to WhatsApp is dow
 REFUSED = "refused"  # WhatsApp refused this (a message, a number): final
 BAD_REQUEST = "bad_request"  # the request itself is wrong (a missing parameter, an unknown method)
 INTERNAL = "internal"  # the gateway failed; may work when tried again
+# Raised by the server's side itself: no gateway connection, or no answer in time.
+UNREACHABLE = "unreachable"
+TIMEOUT = "timeout"
 
 
 class ProtocolError(Exception):
@@ -72,7 +75,7 @@ class GatewayError(Exception):
 
     @property
     def retryable(self) -> bool:
-        return self.code in (NOT_CONNECTED, INTERNAL, "unreachable", "timeout")
+        return self.code in (NOT_CONNECTED, INTERNAL, UNREACHABLE, TIMEOUT)
 
 
 # --- frames --------------------------------------------------------------------------------------
@@ -332,7 +335,7 @@ class GatewayLink:
         writer = self._writer
         if writer is None or writer.is_closing():
             raise GatewayError(
-                "unreachable", f"the WhatsApp Web gateway is not connected ({self.last_error or 'starting'})"
+                UNREACHABLE, f"the WhatsApp Web gateway is not connected ({self.last_error or 'starting'})"
             )
         request_id = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -343,7 +346,7 @@ class GatewayLink:
                 answer = await future
         except TimeoutError:
             raise GatewayError(
-                "timeout", f"the WhatsApp Web gateway did not answer {method} within {timeout:g} s"
+                TIMEOUT, f"the WhatsApp Web gateway did not answer {method} within {timeout:g} s"
             ) from None
         finally:
             self._waiting.pop(request_id, None)
@@ -371,7 +374,7 @@ class GatewayLink:
             for future in self._waiting.values():
                 if not future.done():
                     future.set_result(
-                        {"error": {"code": "unreachable", "message": "the gateway connection was lost"}}
+                        {"error": {"code": UNREACHABLE, "message": "the gateway connection was lost"}}
                     )
             await asyncio.sleep(pause)
             pause = min(pause * 2, 5.0)
