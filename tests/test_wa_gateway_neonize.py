@@ -31,7 +31,7 @@ from harness import Server, check_contract, drain, wait_for
 from sandbox_kit import wait_until
 from verdigris.channels.whatsapp_web import protocol
 from verdigris.channels.whatsapp_web.gateway import Gateway, translate
-from verdigris.channels.whatsapp_web.protocol import GatewayListener
+from verdigris.channels.whatsapp_web.protocol import Event, GatewayLink
 
 NUMBER = "79990001111"
 CUSTOMER = "79995550001"
@@ -149,11 +149,7 @@ class NeonizeGateway:
 
         async def up() -> None:
             self.gateway = Gateway(self.store, self.make_client)
-            listener = GatewayListener(
-                self.socket, protocol.load_secret(self.secret_file), self.gateway.handle
-            )
-            self.gateway.listener = listener
-            await listener.start()
+            await self.gateway.listen(self.socket, protocol.load_secret(self.secret_file)).start()
 
         self.run(up())
         return self
@@ -361,3 +357,45 @@ def losing_the_link(world: NeonizeGateway, client: NewClient, api: Any) -> None:
     assert api.account.getSettings().data["wid"] == ""
     for body in drain(api):
         check_contract(body)
+
+
+def recorded_client(name: str, store: Path) -> NewClient:
+    client = NewClient(str(store), uuid=name)
+    client._stop_finalizer.detach()
+    client._NewClient__client = GoRecorder()  # type: ignore[attr-defined]
+    return client
+
+
+def test_events_stored_by_a_gateway_that_dies_reach_the_server_from_the_next_one(tmp_path: Path) -> None:
+    """The event is on disk before neonize's callback returns: a gateway killed before the server
+    acknowledged it (here: before any server connected) hands it over after its restart, once."""
+
+    async def scenario() -> None:
+        secret = protocol.load_secret(tmp_path / "secret")
+        first = Gateway(tmp_path, recorded_client)
+        first.listen(tmp_path / "gw.sock", secret)  # never started: no server ever hears it
+        client = first.session("7700000001").client
+        dispatch(client, incoming("A5F0KEPT1", WaMessage(conversation="kept on disk")))
+        await asyncio.sleep(0)
+        # kill -9: nothing of the first gateway is closed or flushed; a second one starts.
+        second = Gateway(tmp_path, recorded_client)
+        listener = second.listen(tmp_path / "gw.sock", secret)
+        await listener.start()
+        received: list[Event] = []
+
+        async def on_event(event: Event) -> None:
+            received.append(event)
+
+        link = GatewayLink(tmp_path / "gw.sock", lambda: secret, on_event)
+        link.start()
+        wait = asyncio.get_running_loop().run_in_executor(None, wait_until, lambda: not listener.unacked)
+        await asyncio.wait_for(wait, 30)
+        assert [(e.session, e.kind, e.data["id"], e.data["text"]) for e in received] == [
+            ("7700000001", "message", "A5F0KEPT1", "kept on disk")
+        ]
+        assert second.outbox.pending() == []  # acknowledged: forgotten
+        await link.close()
+        await listener.close()
+        await second.close()
+
+    asyncio.run(scenario())

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import orjson
 import structlog
 from google.protobuf.message import Message as Proto
 from neonize.client import NewClient
@@ -172,6 +174,53 @@ def to_jid(address: str) -> ev.JID:
     return build_jid(user, server)
 
 
+# --- events kept on disk until the server has them ----------------------------------------------
+
+
+class Outbox:
+    """The events not yet acknowledged by the server, in a SQLite file of the gateway's own.
+
+    An event is written (and synced) on the library's thread, before its callback returns, so a
+    gateway killed before the server acknowledged it sends it again after its restart. Whether
+    WhatsApp would deliver a message again had the gateway died even earlier, inside whatsmeow,
+    is whatsmeow's business (its receipt follows the event handlers).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " session TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL)"
+        )
+
+    def put(self, session: str, kind: str, data: dict[str, Any], then: Callable[[int], None]) -> int:
+        """Store an event; ``then(seq)`` runs under the same lock, so events keep their order."""
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT INTO outbox (session, kind, data) VALUES (?, ?, ?)",
+                (session, kind, orjson.dumps(data).decode()),
+            )
+            seq = int(cursor.lastrowid or 0)
+            then(seq)
+        return seq
+
+    def drop(self, seq: int) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+
+    def pending(self) -> list[tuple[int, str, str, dict[str, Any]]]:
+        with self._lock:
+            rows = self._db.execute("SELECT seq, session, kind, data FROM outbox ORDER BY seq").fetchall()
+        return [(int(seq), session, kind, orjson.loads(data)) for seq, session, kind, data in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
 # --- sessions -----------------------------------------------------------------------------------
 
 
@@ -257,6 +306,7 @@ class Gateway:
         self.store_dir = store_dir
         self.make_client = make_client
         self.sessions: dict[str, Session] = {}
+        self.outbox = Outbox(store_dir / "outbox.sqlite3")
         self.listener: GatewayListener | None = None
         self.loop = asyncio.get_running_loop()
         self.calls = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="wa-call")
@@ -273,9 +323,28 @@ class Gateway:
             self.sessions[name] = found
         return found
 
+    def listen(self, socket: Path, secret: bytes) -> GatewayListener:
+        """The protocol's listener for this gateway, holding the events stored before a restart."""
+        self.listener = GatewayListener(socket, secret, self.handle, on_ack=self.outbox.drop)
+        for seq, session, kind, data in self.outbox.pending():
+            self.listener.emit(session, kind, data, seq)
+        return self.listener
+
     def emit_threadsafe(self, session: str, kind: str, data: dict[str, Any]) -> None:
-        assert self.listener is not None
-        self.loop.call_soon_threadsafe(self.listener.emit, session, kind, data)
+        """Called on the library's threads: store the event, then hand it to the event loop."""
+        listener = self.listener
+        assert listener is not None
+        self.outbox.put(
+            session,
+            kind,
+            data,
+            lambda seq: self._hand_over(listener, session, kind, data, seq),
+        )
+
+    def _hand_over(
+        self, listener: GatewayListener, session: str, kind: str, data: dict[str, Any], seq: int
+    ) -> None:
+        self.loop.call_soon_threadsafe(partial(listener.emit, session, kind, data, seq))
 
     async def _blocking(self, fn: Callable[[], Any]) -> Any:
         return await self.loop.run_in_executor(self.calls, fn)
@@ -393,6 +462,7 @@ class Gateway:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._blocking(s.stop), STOP_WAIT_SECONDS)
         self.calls.shutdown(wait=False, cancel_futures=True)
+        self.outbox.close()
 
 
 async def serve(socket: Path, secret_file: Path, store_dir: Path, stop: asyncio.Event | None = None) -> None:
@@ -400,8 +470,7 @@ async def serve(socket: Path, secret_file: Path, store_dir: Path, stop: asyncio.
     os.umask(0o077)
     store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     gateway = Gateway(store_dir)
-    listener = GatewayListener(socket, protocol.load_secret(secret_file), gateway.handle)
-    gateway.listener = listener
+    listener = gateway.listen(socket, protocol.load_secret(secret_file))
     await listener.start()
     log.info(
         "WhatsApp Web gateway listening",

@@ -158,10 +158,13 @@ class GatewayListener:
     is sent again to every new connection until then.
     """
 
-    def __init__(self, path: Path, secret: bytes, handler: Handler) -> None:
+    def __init__(
+        self, path: Path, secret: bytes, handler: Handler, on_ack: Callable[[int], None] | None = None
+    ) -> None:
         check_socket_path(path)
         self.path = path
         self.secret = secret
+        self.on_ack = on_ack  # the gateway forgets its stored copy of the event
         self.handler = handler
         self.unacked: dict[int, dict[str, Any]] = {}  # seq -> frame, in order
         self._seq = itertools.count(1)
@@ -194,8 +197,10 @@ class GatewayListener:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
-    def emit(self, session: str, kind: str, data: dict[str, Any]) -> int:
-        seq = next(self._seq)
+    def emit(self, session: str, kind: str, data: dict[str, Any], seq: int | None = None) -> int:
+        """Queue an event for the server; ``seq``: the number a stored copy was given already."""
+        if seq is None:
+            seq = next(self._seq)
         frame = {"type": "event", "seq": seq, "session": session, "kind": kind, "data": data}
         self.unacked[seq] = frame
         if self._writer is not None and not self._writer.is_closing():
@@ -228,9 +233,7 @@ class GatewayListener:
             while True:
                 frame = await read_frame(reader)
                 if frame["type"] == "ack":
-                    async with self.acked:
-                        self.unacked.pop(int(frame.get("seq", 0)), None)
-                        self.acked.notify_all()
+                    await self._acknowledged(int(frame.get("seq", 0)))
                 elif frame["type"] == "request":
                     task = asyncio.get_running_loop().create_task(self._answer(writer, frame))
                     self._tasks.add(task)
@@ -245,6 +248,12 @@ class GatewayListener:
             if self._writer is writer:
                 self._writer = None
             writer.close()
+
+    async def _acknowledged(self, seq: int) -> None:
+        async with self.acked:
+            if self.unacked.pop(seq, None) is not None and self.on_ack is not None:
+                self.on_ack(seq)
+            self.acked.notify_all()
 
     async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonce = secrets.token_hex(16)
