@@ -135,6 +135,10 @@ class FakeWaGateway:
         s.jid, s.connected = "", False
         return {}
 
+    def _m_close(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        s.connected = False
+        return {}
+
     def _m_forget(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
         self.sessions.pop(s.name, None)
         return {}

@@ -26,7 +26,7 @@ import structlog
 from sqlalchemy import bindparam, insert, select
 
 from verdigris.channels.base import BaseChannel, ChannelUnsupported
-from verdigris.channels.whatsapp_web import protocol
+from verdigris.channels.whatsapp_web import lease, protocol
 from verdigris.channels.whatsapp_web.models import waweb_message_ids
 from verdigris.channels.whatsapp_web.protocol import Event, GatewayError, GatewayLink
 from verdigris.channels.whatsapp_web.supervisor import Supervisor
@@ -178,6 +178,9 @@ class WebChannel(BaseChannel):
             self.on_connect,
         )
         self.supervisor: Supervisor | None = None
+        # This process's name in the session leases, and the instances it holds (lease.py).
+        self.holder = lease.holder_name()
+        self.held: set[int] = set()
         self._attempts: dict[int, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         # Receipts naming a WhatsApp id this server has not recorded yet (its send is settling).
@@ -203,6 +206,17 @@ class WebChannel(BaseChannel):
         self.link.start()
 
     async def stop(self) -> None:
+        self.core.timers.cancel(("waweb-leases", self.holder))
+        if self.held:
+            # The gateway stops running them before the leases go: another process may take them
+            # over at once, and two gateways must never run one session.
+            for instance_id in sorted(self.held):
+                await self._close(instance_id)
+            try:
+                await lease.release(self.core, self.holder)
+            except Exception:
+                log.exception("WhatsApp Web leases not released (they expire by themselves)")
+            self.held.clear()
         await self.link.close()
         for task in list(self._tasks):
             task.cancel()
@@ -216,6 +230,52 @@ class WebChannel(BaseChannel):
 
     async def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         return await self.link.request(method, params, self.timeout)
+
+    # --- one holder per session (lease.py) -----------------------------------------------------
+
+    async def hold(self, instance_id: int) -> bool:
+        """Whether this process holds (now: took) the instance's session lease."""
+        if instance_id in self.held:
+            return True
+        if not await lease.acquire(self.core, instance_id, self.holder):
+            return False
+        self.held.add(instance_id)
+        self.core.timers.schedule(("waweb-leases", self.holder), now_ms() + lease.LEASE_MS // 3, self.renew)
+        return True
+
+    async def renew(self) -> None:
+        """Extend this process's leases; a session whose lease was lost (this process stalled
+        past its expiry and another took it over) is closed in this process's gateway."""
+        try:
+            still = await lease.renew(self.core, self.holder)
+        except Exception:
+            log.exception("WhatsApp Web leases not renewed")
+            still = self.held
+        for instance_id in self.held - still:
+            log.warning("WhatsApp Web session lease lost to another process", instance=instance_id)
+            self.spawn(self._close(instance_id))
+        self.held = set(still)
+        if self.held:
+            self.core.timers.schedule(
+                ("waweb-leases", self.holder), now_ms() + lease.LEASE_MS // 3, self.renew
+            )
+
+    async def _close(self, instance_id: int) -> None:
+        try:
+            await self.link.request("close", {"session": session_of(instance_id)}, min(self.timeout, 5.0))
+        except GatewayError as exc:
+            log.warning("WhatsApp Web session not closed", instance=instance_id, error=exc.message)
+
+    async def _let_go(self, instance_id: int) -> None:
+        self.held.discard(instance_id)
+        await lease.release(self.core, self.holder, instance_id)
+
+    @staticmethod
+    def _elsewhere() -> str:
+        return (
+            "this instance's WhatsApp session is held by another server process; "
+            "route the instance's calls to one process (by idInstance)"
+        )
 
     # --- the Channel interface ---------------------------------------------------------------
 
@@ -234,6 +294,8 @@ class WebChannel(BaseChannel):
         raise ChannelUnsupported(_WHY["checkWhatsapp"])
 
     async def qr_payload(self, rec: InstanceRecord) -> str:
+        if not await self.hold(rec.id):
+            raise ChannelUnsupported(self._elsewhere())
         try:
             got = await self.call("qr", {"session": session_of(rec.id)})
         except GatewayError as exc:
@@ -243,6 +305,8 @@ class WebChannel(BaseChannel):
     async def pairing_code(self, rec: InstanceRecord, phone: str) -> str:
         if rec.state == instances.AUTHORIZED:
             raise instances.InstanceError("instance account already authorized, logout first")
+        if not await self.hold(rec.id):
+            raise instances.InstanceError(self._elsewhere())
         try:
             got = await self.call("pair_phone", {"session": session_of(rec.id), "phone": phone})
         except GatewayError as exc:
@@ -261,16 +325,22 @@ class WebChannel(BaseChannel):
         return f"linking is not possible right now: {exc.message}"
 
     async def logout(self, rec: InstanceRecord) -> None:
+        if not await self.hold(rec.id):
+            return  # the holder's gateway ends it when its lease is gone (renew closes it)
         try:
             await self.call("logout", {"session": session_of(rec.id)})
         except GatewayError as exc:
-            # The instance is unlinked here whatever the gateway says; its session file goes
-            # when the gateway next starts the session (it is told to forget it).
+            # The instance is unlinked here whatever the gateway says; a linking that follows
+            # starts from an empty store.
             log.warning(
                 "WhatsApp Web logout not confirmed by the gateway", instance=rec.id, error=exc.message
             )
+        await self._let_go(rec.id)
 
     async def reboot(self, rec: InstanceRecord) -> None:
+        if not await self.hold(rec.id):
+            log.info("WhatsApp Web reboot left to the process holding the session", instance=rec.id)
+            return
         try:
             await self.call("reconnect", {"session": session_of(rec.id)})
         except GatewayError as exc:
@@ -284,6 +354,7 @@ class WebChannel(BaseChannel):
                 await self.call("forget", {"session": session})
             except GatewayError as exc:
                 log.warning("WhatsApp Web session not forgotten", instance=rec.id, error=exc.message)
+            await self._let_go(rec.id)
 
         tx.on_commit(lambda: self.spawn(forget()))
 
@@ -313,6 +384,11 @@ class WebChannel(BaseChannel):
     # --- sending -------------------------------------------------------------------------------
 
     async def transmit(self, rec: InstanceRecord, message: StoredMessage) -> int | None:
+        if not await self.hold(rec.id):
+            # Another process's gateway runs this session: wait (it may stop, and its lease end).
+            async with self.core.tx() as tx:
+                await lifecycle.requeue(tx, messages.c.id == message.row_id)
+            return now_ms() + lease.LEASE_MS // 6
         try:
             params = await self._send_params(rec, message)
             got = await self.call("send", params)
@@ -459,6 +535,8 @@ class WebChannel(BaseChannel):
                 )
             ).all()
         for row in rows:
+            if not await self.hold(int(row.id)):
+                continue  # another process's gateway runs it
             try:
                 await self.call("open", {"session": session_of(int(row.id))})
             except GatewayError as exc:

@@ -447,6 +447,12 @@ class Gateway:
         s.start()
         return {}
 
+    async def _m_close(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        """Stop running the session here, keeping its store (another gateway holds it now)."""
+        self.sessions.pop(s.name, None)
+        await self._blocking(s.stop)
+        return {}
+
     async def _m_forget(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
         await self._drop(s)
         return {}

@@ -1,4 +1,4 @@
-"""whatsapp web: WhatsApp's message ids of the WhatsApp Web channel
+"""whatsapp web: WhatsApp's message ids and the session leases of the WhatsApp Web channel
 
 Revision ID: 0018_whatsapp_web
 Revises: 0017_bigint_ids
@@ -28,8 +28,17 @@ def upgrade() -> None:
     with op.batch_alter_table("waweb_message_ids", schema=None) as batch_op:
         batch_op.create_index("ix_waweb_message_ids_idmsg", ["instance_id", "id_message"], unique=False)
 
+    op.create_table(
+        "waweb_leases",
+        sa.Column("instance_id", sa.BigInteger(), nullable=False),
+        sa.Column("holder", sa.String(length=64), nullable=False),
+        sa.Column("expires_ms", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("instance_id", name=op.f("pk_waweb_leases")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("waweb_leases")
     with op.batch_alter_table("waweb_message_ids", schema=None) as batch_op:
         batch_op.drop_index("ix_waweb_message_ids_idmsg")
     op.drop_table("waweb_message_ids")
