@@ -120,3 +120,34 @@ def test_a_gateway_killed_mid_stream_loses_no_accepted_message(make_server: Any,
     finally:
         fake.kill()
         fake.wait()
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.subprocess
+def test_the_gateway_ends_with_a_server_killed_with_kill_9(make_server: Any, tmp_path: Path) -> None:
+    """An orphaned gateway would go on running sessions whose leases nobody renews."""
+    srv: Server = make_server(
+        env={"VERDIGRIS_WHATSAPP_WEB_ENABLED": "true", "VERDIGRIS_WHATSAPP_WEB_GATEWAY": "true"},
+        data_dir=tmp_path / "s",
+        subprocess=True,
+    )
+    assert srv.proc is not None
+    server_pid = srv.proc.pid
+    gateways = wait_until(lambda: children(server_pid), timeout=60)
+    assert all(alive(pid) for pid in gateways)
+    srv.kill()
+    wait_until(lambda: not any(alive(pid) for pid in gateways), timeout=30)

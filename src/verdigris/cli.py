@@ -269,6 +269,9 @@ def wa_gateway(
     socket: Path = typer.Option(None, "--socket", help="Unix socket to listen on"),
     secret_file: Path = typer.Option(None, "--secret-file", help="The shared secret of the handshake"),
     store_dir: Path = typer.Option(None, "--store-dir", help="Where the session stores are kept"),
+    parent: int = typer.Option(
+        0, "--exit-with-parent", help="Stop when this process (the server that started it) ends"
+    ),
 ) -> None:
     """Run the WhatsApp Web gateway (docs/whatsapp-web.md; needs the whatsapp-web extra).
     `verdigris serve` starts it by itself when VERDIGRIS_WHATSAPP_WEB_ENABLED is on."""
@@ -283,6 +286,9 @@ def wa_gateway(
         from verdigris.channels.whatsapp_web import gateway
     except ImportError as exc:
         raise typer.BadParameter(f"the gateway needs the whatsapp-web extra ({exc})") from None
+
+    if parent:
+        gateway.exit_with_parent(parent)
 
     async def run() -> None:
         stop = asyncio.Event()

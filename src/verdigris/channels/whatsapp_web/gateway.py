@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
+import signal
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -469,6 +471,16 @@ class Gateway:
                 await asyncio.wait_for(self._blocking(s.stop), STOP_WAIT_SECONDS)
         self.calls.shutdown(wait=False, cancel_futures=True)
         self.outbox.close()
+
+
+def exit_with_parent(parent: int) -> None:
+    """Have the kernel send this process SIGTERM when its parent ends, even by ``kill -9`` (Linux):
+    a gateway must not keep running sessions whose leases its dead server can no longer renew."""
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent ended before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 async def serve(socket: Path, secret_file: Path, store_dir: Path, stop: asyncio.Event | None = None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -45,6 +46,8 @@ class Supervisor:
             str(secret),
             "--store-dir",
             str(store),
+            "--exit-with-parent",
+            str(os.getpid()),
         ]
         self.secret = secret
         self.process: asyncio.subprocess.Process | None = None
