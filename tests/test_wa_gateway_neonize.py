@@ -24,13 +24,20 @@ from google.protobuf.message import Message as Proto
 from neonize.client import NewClient
 from neonize.events import EVENT_TO_INT
 from neonize.proto import Neonize_pb2 as ev
-from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ContextInfo, ExtendedTextMessage
+from neonize.proto.waCommon.WACommon_pb2 import MessageKey
+from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
+    ContactMessage,
+    ContextInfo,
+    ExtendedTextMessage,
+    LocationMessage,
+    ReactionMessage,
+)
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as WaMessage
 
 from harness import Server, check_contract, drain, wait_for
 from sandbox_kit import wait_until
 from verdigris.channels.whatsapp_web import protocol
-from verdigris.channels.whatsapp_web.gateway import Gateway, translate
+from verdigris.channels.whatsapp_web.gateway import Gateway, outgoing_message, translate
 from verdigris.channels.whatsapp_web.protocol import Event, GatewayLink
 
 NUMBER = "79990001111"
@@ -399,3 +406,62 @@ def test_events_stored_by_a_gateway_that_dies_reach_the_server_from_the_next_one
         await second.close()
 
     asyncio.run(scenario())
+
+
+def test_locations_contacts_and_reactions_as_whatsapp_protobufs() -> None:
+    """Both ways through the gateway's mapping: the protocol's bodies become the exact WhatsApp
+    messages neonize would send, and WhatsApp's messages become the protocol's events."""
+    place = outgoing_message(
+        {"kind": "location", "latitude": 55.75, "longitude": 37.61, "name": "Shop", "address": "A"}
+    )
+    assert place == WaMessage(
+        locationMessage=LocationMessage(
+            degreesLatitude=55.75, degreesLongitude=37.61, name="Shop", address="A"
+        )
+    )
+    card = outgoing_message(
+        {"kind": "contacts", "contacts": [{"display_name": "Ann", "vcard": "BEGIN:VCARD"}]}
+    )
+    assert card == WaMessage(contactMessage=ContactMessage(displayName="Ann", vcard="BEGIN:VCARD"))
+    two = outgoing_message(
+        {"kind": "contacts", "contacts": [{"display_name": n, "vcard": "V"} for n in ("A", "B")]}
+    )
+    assert [c.displayName for c in two.contactsArrayMessage.contacts] == ["A", "B"]
+    liked = outgoing_message(
+        {
+            "kind": "reaction",
+            "emoji": "👍",
+            "at_ms": 1796300000000,
+            "target": {"id": "A5F01", "chat": f"{CUSTOMER}@s.whatsapp.net", "from_me": False},
+        }
+    )
+    assert liked == WaMessage(
+        reactionMessage=ReactionMessage(
+            key=MessageKey(remoteJID=f"{CUSTOMER}@s.whatsapp.net", fromMe=False, ID="A5F01"),
+            text="👍",
+            senderTimestampMS=1796300000000,
+        )
+    )
+    with pytest.raises(protocol.GatewayError):
+        outgoing_message({"kind": "sticker"})
+
+    def received(message: WaMessage) -> dict[str, Any]:
+        _, data = translate(incoming("A5F0X", message)) or ("", {})
+        return {
+            k: v
+            for k, v in data.items()
+            if k not in ("id", "chat", "sender", "sender_name", "from_me", "timestamp_ms")
+        }
+
+    assert received(place) == {
+        "kind": "location",
+        "latitude": 55.75,
+        "longitude": 37.61,
+        "name": "Shop",
+        "address": "A",
+    }
+    assert received(card) == {
+        "kind": "contacts",
+        "contacts": [{"display_name": "Ann", "vcard": "BEGIN:VCARD"}],
+    }
+    assert received(liked) == {"kind": "reaction", "emoji": "👍", "target_id": "A5F01"}

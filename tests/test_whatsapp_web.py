@@ -211,9 +211,16 @@ def test_what_the_channel_does_not_offer_is_refused_clearly(srv: Server, gateway
     r = srv.wire(inst, "checkWhatsapp", verb="POST", json={"phoneNumber": 79995550003})
     assert r.status_code == 501 and "ban" in r.text
     r = srv.wire(
-        inst, "sendLocation", verb="POST", json={"chatId": "79995550003@c.us", "latitude": 1, "longitude": 2}
+        inst,
+        "sendPoll",
+        verb="POST",
+        json={
+            "chatId": "79995550003@c.us",
+            "message": "Which?",
+            "options": [{"optionName": "A"}, {"optionName": "B"}],
+        },
     )
-    assert r.status_code == 501
+    assert r.status_code == 501 and "sendPoll is not available" in r.text
     assert gateway.sent.empty()
 
 
@@ -282,3 +289,96 @@ def test_the_bot_library_echo_bot_runs_unchanged(srv: Server, gateway: FakeWaGat
     finally:
         bot.kill()
         bot.wait()
+
+
+def test_locations_contacts_and_reactions_both_ways(srv: Server, gateway: FakeWaGateway) -> None:
+    inst, api, _ = linked(srv, gateway)
+    session = str(inst["idInstance"])
+    chat = "79995550006@c.us"
+
+    api.sending.sendLocation(chat, 55.7558, 37.6173, "Shop", "Tverskaya 1")
+    assert gateway.next_sent()["message"] == {
+        "kind": "location",
+        "latitude": 55.7558,
+        "longitude": 37.6173,
+        "name": "Shop",
+        "address": "Tverskaya 1",
+    }
+    api.sending.sendContact(chat, {"phoneContact": 79990004444, "firstName": "Ann", "lastName": "Lee"})
+    card = gateway.next_sent()["message"]
+    assert card["kind"] == "contacts" and card["contacts"][0]["display_name"] == "Ann Lee"
+    assert "79990004444" in card["contacts"][0]["vcard"]
+
+    # The customer writes; the business reacts to that message: WhatsApp's key names it.
+    wa_id = gateway.incoming(session, "79995550006", "Is it open today?", name="Dee")
+    wait_for(api, lambda b: b.get("idMessage") == wa_id)
+    r = srv.wire(
+        inst, "sendReaction", verb="POST", json={"chatId": chat, "idMessage": wa_id, "reaction": "👍"}
+    )
+    assert r.status_code == 200, r.text
+    reaction = gateway.next_sent()["message"]
+    assert reaction["kind"] == "reaction" and reaction["emoji"] == "👍"
+    assert reaction["target"] == {"id": wa_id, "chat": "79995550006@s.whatsapp.net", "from_me": False}
+    drain(api)
+
+    # What the customer sends back: a location, a contact, a reaction to the business's location.
+    located = gateway.emit(
+        session,
+        "message",
+        {
+            "id": "A5F0LOC1",
+            "chat": "79995550006@s.whatsapp.net",
+            "sender": "79995550006@s.whatsapp.net",
+            "sender_name": "Dee",
+            "kind": "location",
+            "latitude": 1.5,
+            "longitude": 2.5,
+            "name": "Home",
+            "address": "Main st",
+            "timestamp_ms": int(time.time() * 1000),
+        },
+    )
+    gateway.wait_acked(located)
+    got = wait_for(api, lambda b: b["typeWebhook"] == "incomingMessageReceived")
+    assert got["messageData"]["typeMessage"] == "locationMessage"
+    assert got["messageData"]["locationMessageData"]["latitude"] == 1.5
+    assert got["messageData"]["locationMessageData"]["nameLocation"] == "Home"
+    carded = gateway.emit(
+        session,
+        "message",
+        {
+            "id": "A5F0VCF1",
+            "chat": "79995550006@s.whatsapp.net",
+            "sender": "79995550006@s.whatsapp.net",
+            "sender_name": "Dee",
+            "kind": "contacts",
+            "contacts": [{"display_name": "Bo", "vcard": "BEGIN:VCARD\nVERSION:3.0\nFN:Bo\nEND:VCARD"}],
+            "timestamp_ms": int(time.time() * 1000),
+        },
+    )
+    gateway.wait_acked(carded)
+    got = wait_for(api, lambda b: b["typeWebhook"] == "incomingMessageReceived")
+    assert got["messageData"]["typeMessage"] == "contactMessage"
+    assert got["messageData"]["contactMessageData"]["displayName"] == "Bo"
+    sent_so_far = api.journals.lastOutgoingMessages(60).data
+    location_id = next(m["idMessage"] for m in sent_so_far if m["typeMessage"] == "locationMessage")
+    location_wa = next(s["id"] for s in gateway.session(session).sent if s["message"]["kind"] == "location")
+    reacted = gateway.emit(
+        session,
+        "message",
+        {
+            "id": "A5F0RCT1",
+            "chat": "79995550006@s.whatsapp.net",
+            "sender": "79995550006@s.whatsapp.net",
+            "sender_name": "Dee",
+            "kind": "reaction",
+            "emoji": "❤",
+            "target_id": location_wa,
+            "timestamp_ms": int(time.time() * 1000),
+        },
+    )
+    gateway.wait_acked(reacted)
+    got = wait_for(api, lambda b: b["typeWebhook"] == "incomingMessageReceived")
+    assert got["messageData"]["typeMessage"] == "reactionMessage"
+    assert got["messageData"]["extendedTextMessageData"]["text"] == "❤"
+    assert got["messageData"]["quotedMessage"]["stanzaId"] == location_id

@@ -26,14 +26,14 @@ import structlog
 from sqlalchemy import bindparam, insert, select
 
 from verdigris.channels.base import BaseChannel, ChannelUnsupported
-from verdigris.channels.whatsapp_web import lease, protocol
+from verdigris.channels.whatsapp_web import kinds, lease, protocol
 from verdigris.channels.whatsapp_web.models import waweb_message_ids
 from verdigris.channels.whatsapp_web.protocol import Event, GatewayError, GatewayLink
 from verdigris.channels.whatsapp_web.supervisor import Supervisor
 from verdigris.instances import service as instances
 from verdigris.instances.models import instances as instance_rows
 from verdigris.instances.settings import is_on
-from verdigris.messaging import lifecycle
+from verdigris.messaging import lifecycle, rich
 from verdigris.messaging.content import quote_of, text_type
 from verdigris.messaging.incoming import IncomingMessage, mark_chat_read, message_event, receive
 from verdigris.messaging.models import messages
@@ -55,7 +55,6 @@ MAX_ATTEMPTS = 8
 RETRY_BASE_MS = 2_000
 RETRY_MAX_MS = 300_000
 UNREACHABLE_RETRY_MS = 1_000
-TEXT_TYPES = ("textMessage", "extendedTextMessage", "quotedMessage")
 MAX_TEXT = 65_536
 
 # What this slice of the channel offers (docs/whatsapp-web.md lists what is still to come).
@@ -73,8 +72,11 @@ METHODS = frozenset(
         "qr",
         "getAuthorizationCode",
         "updateApiToken",
-        # sending text
+        # sending
         "sendMessage",
+        "sendLocation",
+        "sendContact",
+        "sendReaction",
         # receiving, queues, journals, marks
         "receiveNotification",
         "deleteNotification",
@@ -284,8 +286,8 @@ class WebChannel(BaseChannel):
         return f"{method} is not available for this instance: {why}"
 
     def refusal(self, rec: InstanceRecord, message: OutgoingMessage) -> str | None:
-        if message.type_message not in TEXT_TYPES:
-            return "the WhatsApp Web channel sends text messages only, so far"
+        if message.type_message not in kinds.SENT_TYPES:
+            return "the WhatsApp Web channel sends text, locations, contacts and reactions only, so far"
         if len(str(message.content.get("text", ""))) > MAX_TEXT:
             return f"a WhatsApp message has at most {MAX_TEXT} characters"
         return None
@@ -413,9 +415,12 @@ class WebChannel(BaseChannel):
 
     async def _send_params(self, rec: InstanceRecord, message: StoredMessage) -> dict[str, Any]:
         content = message.content
-        body: dict[str, Any] = {"kind": "text", "text": str(content.get("text", ""))}
+        body = kinds.outgoing_body(message.type_message, content)
+        if body["kind"] == "reaction":
+            body["target"] = await self._reaction_target(rec, message)
+            body["at_ms"] = now_ms()
         quoted = content.get("quoted")
-        if isinstance(quoted, dict) and quoted.get("id"):
+        if body["kind"] == "text" and isinstance(quoted, dict) and quoted.get("id"):
             async with self.core.read() as conn:
                 wa_id = await self.wa_id_of(conn, rec.id, str(quoted["id"]))
             if wa_id is not None:
@@ -427,6 +432,23 @@ class WebChannel(BaseChannel):
                     "text": str(inner.get("text") or inner.get("caption") or ""),
                 }
         return {"session": session_of(rec.id), "to": jid_of(message.chat_id), "message": body}
+
+    async def _reaction_target(self, rec: InstanceRecord, message: StoredMessage) -> dict[str, Any]:
+        """The message a reaction is for, as WhatsApp names it (its id, chat and who sent it)."""
+        target_id = str((message.content.get("target") or {}).get("id", ""))
+        async with self.core.read() as conn:
+            wa_id = await self.wa_id_of(conn, rec.id, target_id)
+            row = (await conn.execute(_MESSAGE, {"instance_id": rec.id, "id_message": target_id})).first()
+        if wa_id is None or row is None:
+            raise GatewayError(
+                protocol.REFUSED, "the message reacted to did not go through WhatsApp Web on this instance"
+            )
+        chat = jid_of(message.chat_id)
+        from_me = row.direction == "out"
+        target: dict[str, Any] = {"id": wa_id, "chat": chat, "from_me": from_me}
+        if chat.endswith("@g.us") and not from_me:
+            target["participant"] = jid_of(row.sender)
+        return target
 
     async def _settle_sent(self, rec: InstanceRecord, message: StoredMessage, wa_id: str, at_ms: int) -> None:
         async with self.core.tx() as tx:
@@ -613,29 +635,21 @@ class WebChannel(BaseChannel):
             return
         if data.get("from_me"):
             return  # sent from the phone itself: not announced in this slice (docs/whatsapp-web.md)
-        if data.get("kind") != "text":
-            log.info(
-                "WhatsApp Web message kind not handled yet", instance=rec.id, kind=str(data.get("kind"))[:40]
-            )
-            return
         chat = wid_of(str(data.get("chat", "")))
         sender = wid_of(str(data.get("sender", "")) or str(data.get("chat", "")))
-        content: dict[str, Any] = {"text": str(data.get("text", ""))}
         async with self.core.tx() as tx:
             if await self.local_id_of(tx.conn, rec.id, wa_id) is not None:
                 return  # the gateway sent this event again: recorded already
+            found = await self._incoming(tx, rec, data)
+            if found is None:
+                log.info(
+                    "WhatsApp Web message kind not handled yet",
+                    instance=rec.id,
+                    kind=str(data.get("kind"))[:40],
+                )
+                return
+            type_message, content = found
             await self.remember(tx, rec.id, wa_id, wa_id)
-            quoted_wa = data.get("quoted_id")
-            if quoted_wa:
-                local = await self.local_id_of(tx.conn, rec.id, str(quoted_wa))
-                if local is not None:
-                    row = (
-                        await tx.conn.execute(_MESSAGE, {"instance_id": rec.id, "id_message": local})
-                    ).first()
-                    if row is not None:
-                        content["quoted"] = quote_of(
-                            local, row.sender, row.type_message, orjson.loads(row.content)
-                        )
             read = await receive(
                 tx,
                 rec,
@@ -644,13 +658,44 @@ class WebChannel(BaseChannel):
                     chat,
                     sender,
                     str(data.get("sender_name", ""))[:200],
-                    text_type(content),
+                    type_message,
                     content,
                     int(data.get("timestamp_ms") or now_ms()),
                 ),
             )
         if read:
             self.spawn(self.tell_read(rec.id, chat, [sender], [wa_id]))
+
+    async def _incoming(
+        self, tx: Tx, rec: InstanceRecord, data: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]] | None:
+        """The type and content of a received message, its quote or target resolved to this
+        instance's ids; None when it cannot be taken (a kind not handled, an unknown target)."""
+        if data.get("kind") == "reaction":
+            found = await self._row_of(tx, rec, str(data.get("target_id", "")))
+            if found is None:
+                return None
+            local, row = found
+            return "reactionMessage", rich.reaction(str(data.get("emoji", "")), local, row.sender)
+        taken = kinds.incoming_content(data)
+        if taken is None:
+            return None
+        type_message, content = taken
+        if type_message == "textMessage" and data.get("quoted_id"):
+            found = await self._row_of(tx, rec, str(data["quoted_id"]))
+            if found is not None:
+                local, row = found
+                content["quoted"] = quote_of(local, row.sender, row.type_message, orjson.loads(row.content))
+                type_message = text_type(content)
+        return type_message, content
+
+    async def _row_of(self, tx: Tx, rec: InstanceRecord, wa_id: str) -> tuple[str, Any] | None:
+        """The journal row (with its idMessage) of the message WhatsApp names ``wa_id``, if known."""
+        local = await self.local_id_of(tx.conn, rec.id, wa_id)
+        if local is None:
+            return None
+        row = (await tx.conn.execute(_MESSAGE, {"instance_id": rec.id, "id_message": local})).first()
+        return None if row is None else (local, row)
 
     async def _on_receipt(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
         status = RECEIPT_STATUS.get(str(data.get("type", "")))

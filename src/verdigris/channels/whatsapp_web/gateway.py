@@ -36,7 +36,15 @@ from neonize.client import NewClient
 from neonize.events import EVENT_TO_INT
 from neonize.exc import SendMessageError
 from neonize.proto import Neonize_pb2 as ev
-from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ContextInfo, ExtendedTextMessage
+from neonize.proto.waCommon.WACommon_pb2 import MessageKey
+from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
+    ContactMessage,
+    ContactsArrayMessage,
+    ContextInfo,
+    ExtendedTextMessage,
+    LocationMessage,
+    ReactionMessage,
+)
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as WaMessage
 from neonize.utils.enum import ReceiptType
 from neonize.utils.jid import build_jid
@@ -88,6 +96,35 @@ def text_of(message: WaMessage) -> tuple[str, str] | None:
     return None
 
 
+def _card(card: ContactMessage) -> dict[str, str]:
+    return {"display_name": card.displayName, "vcard": card.vcard}
+
+
+def content_of(message: WaMessage) -> dict[str, Any]:
+    """A message's kind and fields as the protocol carries them (``kind`` is the library's field
+    name for kinds not mapped yet, so the server can say what it did not take)."""
+    text = text_of(message)
+    if text is not None:
+        return {"kind": "text", "text": text[0]} | ({"quoted_id": text[1]} if text[1] else {})
+    if message.HasField("locationMessage"):
+        place = message.locationMessage
+        return {
+            "kind": "location",
+            "latitude": place.degreesLatitude,
+            "longitude": place.degreesLongitude,
+            "name": place.name,
+            "address": place.address,
+        }
+    if message.HasField("contactMessage"):
+        return {"kind": "contacts", "contacts": [_card(message.contactMessage)]}
+    if message.HasField("contactsArrayMessage"):
+        return {"kind": "contacts", "contacts": [_card(c) for c in message.contactsArrayMessage.contacts]}
+    if message.HasField("reactionMessage"):
+        reaction = message.reactionMessage
+        return {"kind": "reaction", "emoji": reaction.text, "target_id": reaction.key.ID}
+    return {"kind": kind_of(message)}
+
+
 def kind_of(message: WaMessage) -> str:
     fields = [field.name for field, _ in message.ListFields() if field.name != "messageContextInfo"]
     return fields[0] if fields else "empty"
@@ -104,14 +141,7 @@ def _message(event: ev.Message) -> tuple[str, dict[str, Any]]:
         "from_me": source.IsFromMe,
         "timestamp_ms": _ms(info.Timestamp),
     }
-    text = text_of(event.Message)
-    if text is None:
-        data["kind"] = kind_of(event.Message)
-    else:
-        data["kind"], data["text"] = "text", text[0]
-        if text[1]:
-            data["quoted_id"] = text[1]
-    return "message", data
+    return "message", data | content_of(event.Message)
 
 
 def _receipt(event: ev.Receipt) -> tuple[str, dict[str, Any]] | None:
@@ -167,6 +197,44 @@ def text_message(text: str, quoted: dict[str, Any] | None) -> WaMessage:
     if quoted.get("sender"):
         context.participant = str(quoted["sender"])
     return WaMessage(extendedTextMessage=ExtendedTextMessage(text=text, contextInfo=context))
+
+
+def outgoing_message(body: dict[str, Any]) -> WaMessage:
+    """The WhatsApp message of a protocol ``send`` body (BAD_REQUEST for a kind not offered)."""
+    kind = body.get("kind")
+    if kind == "text":
+        quoted = body.get("quoted") if isinstance(body.get("quoted"), dict) else None
+        return text_message(str(body.get("text", "")), quoted)
+    if kind == "location":
+        return WaMessage(
+            locationMessage=LocationMessage(
+                degreesLatitude=float(body["latitude"]),
+                degreesLongitude=float(body["longitude"]),
+                name=str(body.get("name", "")),
+                address=str(body.get("address", "")),
+            )
+        )
+    if kind == "contacts":
+        cards = [
+            ContactMessage(displayName=str(c["display_name"]), vcard=str(c["vcard"]))
+            for c in body["contacts"]
+        ]
+        if len(cards) == 1:
+            return WaMessage(contactMessage=cards[0])
+        return WaMessage(
+            contactsArrayMessage=ContactsArrayMessage(displayName=f"{len(cards)} contacts", contacts=cards)
+        )
+    if kind == "reaction":
+        target = body["target"]
+        key = MessageKey(remoteJID=str(target["chat"]), fromMe=bool(target["from_me"]), ID=str(target["id"]))
+        if target.get("participant"):
+            key.participant = str(target["participant"])
+        return WaMessage(
+            reactionMessage=ReactionMessage(
+                key=key, text=str(body.get("emoji", "")), senderTimestampMS=int(body["at_ms"])
+            )
+        )
+    raise GatewayError(protocol.BAD_REQUEST, f"messages of kind {str(kind)[:40]!r} are not sent")
 
 
 def to_jid(address: str) -> ev.JID:
@@ -414,11 +482,13 @@ class Gateway:
         if not s.connected:
             raise GatewayError(protocol.NOT_CONNECTED, "not connected to WhatsApp right now")
         body = params.get("message")
-        if not isinstance(body, dict) or body.get("kind") != "text":
-            raise GatewayError(protocol.BAD_REQUEST, "only text messages are sent so far")
+        if not isinstance(body, dict):
+            raise GatewayError(protocol.BAD_REQUEST, "message must be an object")
         to = to_jid(str(params.get("to", "")))
-        quoted = body.get("quoted") if isinstance(body.get("quoted"), dict) else None
-        message = text_message(str(body.get("text", "")), quoted)
+        try:
+            message = outgoing_message(body)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GatewayError(protocol.BAD_REQUEST, f"malformed message: {exc!r}"[:200]) from None
         try:
             sent = await self._blocking(lambda: s.client.send_message(to, message))
         except SendMessageError as exc:
