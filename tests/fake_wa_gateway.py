@@ -221,6 +221,26 @@ class FakeWaGateway:
         self.wait_acked(self.emit(session, "message", data))
         return wa_id
 
+    def phone_sends(self, session: str, phone: str, text: str) -> str:
+        """The linked account's own phone writes to ``phone``; returns WhatsApp's id."""
+        wa_id = f"3A{next(self._ids):018d}"
+        data = {
+            "id": wa_id,
+            "chat": f"{phone}@s.whatsapp.net",
+            "sender": self.session(session).jid,
+            "sender_name": "Me",
+            "from_me": True,
+            "kind": "text",
+            "text": text,
+            "timestamp_ms": _ms(),
+        }
+        self.wait_acked(self.emit(session, "message", data))
+        return wa_id
+
+    def temporary_ban(self, session: str, seconds: int) -> None:
+        self.session(session).connected = False
+        self.wait_acked(self.emit(session, "temporary_ban", {"code": 101, "expires_s": seconds}))
+
     def phone_logs_out(self, session: str) -> None:
         s = self.session(session)
         s.jid, s.connected = "", False

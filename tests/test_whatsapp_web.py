@@ -171,6 +171,12 @@ def test_losing_the_link_logout_and_reboot(srv: Server, gateway: FakeWaGateway) 
     assert api.account.reboot().data == {"isReboot": True}
     wait_until(lambda: api.account.getStateInstance().data == {"stateInstance": "authorized"})
 
+    # WhatsApp bans the number for a while: blocked; back when the connection is.
+    gateway.temporary_ban(session, 3600)
+    assert states(drain(api))[-1:] == ["blocked"]
+    gateway.emit(session, "connected", {})
+    wait_until(lambda: api.account.getStateInstance().data == {"stateInstance": "authorized"})
+
     # The phone removes the linked device: the link is gone.
     gateway.phone_logs_out(session)
     assert states(drain(api, timeout=5))[-1:] == ["notAuthorized"]
@@ -382,3 +388,20 @@ def test_locations_contacts_and_reactions_both_ways(srv: Server, gateway: FakeWa
     assert got["messageData"]["typeMessage"] == "reactionMessage"
     assert got["messageData"]["extendedTextMessageData"]["text"] == "❤"
     assert got["messageData"]["quotedMessage"]["stanzaId"] == location_id
+
+
+def test_messages_sent_from_the_phone_are_announced(srv: Server, gateway: FakeWaGateway) -> None:
+    inst, api, number = linked(srv, gateway)
+    session = str(inst["idInstance"])
+    wa_id = gateway.phone_sends(session, "79995550007", "typed on the phone")
+    got = wait_for(api, lambda b: b["typeWebhook"] == "outgoingMessageReceived")
+    assert got["idMessage"] == wa_id
+    assert (
+        got["senderData"]["chatId"] == "79995550007@c.us" and got["senderData"]["sender"] == f"{number}@c.us"
+    )
+    assert got["messageData"]["textMessageData"]["textMessage"] == "typed on the phone"
+    gateway.receipt(session, [wa_id], "79995550007@s.whatsapp.net", "delivered")
+    status = wait_for(api, lambda b: b["typeWebhook"] == "outgoingMessageStatus")
+    assert (status["idMessage"], status["status"], status["sendByApi"]) == (wa_id, "delivered", False)
+    history = api.journals.getChatHistory("79995550007@c.us", 5).data
+    assert [(m["idMessage"], m["type"]) for m in history] == [(wa_id, "outgoing")]

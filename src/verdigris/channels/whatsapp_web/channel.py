@@ -35,8 +35,15 @@ from verdigris.instances.models import instances as instance_rows
 from verdigris.instances.settings import is_on
 from verdigris.messaging import lifecycle, rich
 from verdigris.messaging.content import quote_of, text_type
-from verdigris.messaging.incoming import IncomingMessage, mark_chat_read, message_event, receive
+from verdigris.messaging.incoming import (
+    IncomingMessage,
+    mark_chat_read,
+    message_event,
+    receive,
+    record_sent_elsewhere,
+)
 from verdigris.messaging.models import messages
+from verdigris.messaging.notifications import emit
 from verdigris.messaging.vocabulary import EventKind, Status
 from verdigris.store.clock import now_ms
 
@@ -633,8 +640,6 @@ class WebChannel(BaseChannel):
         if not wa_id or len(wa_id) > 64:
             log.warning("WhatsApp Web message without a usable id", instance=rec.id)
             return
-        if data.get("from_me"):
-            return  # sent from the phone itself: not announced in this slice (docs/whatsapp-web.md)
         chat = wid_of(str(data.get("chat", "")))
         sender = wid_of(str(data.get("sender", "")) or str(data.get("chat", "")))
         async with self.core.tx() as tx:
@@ -650,21 +655,36 @@ class WebChannel(BaseChannel):
                 return
             type_message, content = found
             await self.remember(tx, rec.id, wa_id, wa_id)
+            at_ms = int(data.get("timestamp_ms") or now_ms())
+            name = str(data.get("sender_name", ""))[:200]
+            if data.get("from_me"):
+                # Sent from the phone (or another device of the account): journal and announce it.
+                msg = IncomingMessage(wa_id, chat, rec.wid, name, type_message, content, at_ms)
+                await self._sent_elsewhere(tx, rec, msg)
+                return
             read = await receive(
-                tx,
-                rec,
-                IncomingMessage(
-                    wa_id,
-                    chat,
-                    sender,
-                    str(data.get("sender_name", ""))[:200],
-                    type_message,
-                    content,
-                    int(data.get("timestamp_ms") or now_ms()),
-                ),
+                tx, rec, IncomingMessage(wa_id, chat, sender, name, type_message, content, at_ms)
             )
         if read:
             self.spawn(self.tell_read(rec.id, chat, [sender], [wa_id]))
+
+    @staticmethod
+    async def _sent_elsewhere(tx: Tx, rec: InstanceRecord, msg: IncomingMessage) -> None:
+        await record_sent_elsewhere(tx, rec, msg)
+        await emit(
+            tx,
+            rec,
+            message_event(
+                EventKind.OUTGOING_MESSAGE,
+                msg.id_message,
+                msg.type_message,
+                msg.content,
+                msg.chat_id,
+                rec.wid,
+                msg.sender_name,
+                msg.at_ms,
+            ),
+        )
 
     async def _incoming(
         self, tx: Tx, rec: InstanceRecord, data: dict[str, Any]
