@@ -323,6 +323,9 @@ class Session:
             self.client.connect()
         except Exception as exc:  # the session ends; the next request starts it again
             log.warning("WhatsApp session ended", session=self.name, error=type(exc).__name__)
+        if self.connected:
+            # Not reconnecting by itself any more: the server shows it (starting); reboot restarts it.
+            self.gateway.emit_threadsafe(self.name, "disconnected", {})
         self.connected = False
 
     def stop(self) -> None:
