@@ -325,7 +325,8 @@ class Session:
             log.warning("WhatsApp session ended", session=self.name, error=type(exc).__name__)
         if self.connected:
             # Not reconnecting by itself any more: the server shows it (starting); reboot restarts it.
-            self.gateway.emit_threadsafe(self.name, "disconnected", {})
+            with contextlib.suppress(Exception):  # the gateway may be closing
+                self.gateway.emit_threadsafe(self.name, "disconnected", {})
         self.connected = False
 
     def stop(self) -> None:
