@@ -118,13 +118,19 @@ async def read_frame(reader: asyncio.StreamReader) -> dict[str, Any]:
 def load_secret(path: Path) -> bytes:
     """The shared secret in ``path``, made (32 random bytes, hex, mode 0600) if the file is missing.
     A secret file others may read is refused: the socket's protection would be worth nothing."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
+    if not path.exists():
+        # Written aside and linked into place: a reader never sees a half-written file, and of
+        # two processes making it at once, one wins.
+        draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_hex(32))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise ProtocolError(f"{path} may be read by others (mode {mode:o}); it must be 0600")
