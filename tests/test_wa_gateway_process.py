@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -151,3 +152,47 @@ def test_the_gateway_ends_with_a_server_killed_with_kill_9(make_server: Any, tmp
     assert all(alive(pid) for pid in gateways)
     srv.kill()
     wait_until(lambda: not any(alive(pid) for pid in gateways), timeout=30)
+
+
+def can_unshare() -> bool:
+    return shutil.which("unshare") is not None and subprocess.run(["unshare", "-rn", "true"]).returncode == 0
+
+
+@pytest.mark.subprocess
+@pytest.mark.skipif(not can_unshare(), reason="needs an empty network namespace (unshare -rn)")
+def test_the_real_gateway_without_a_network_refuses_linking_and_stays_up(
+    make_server: Any, tmp_path: Path
+) -> None:
+    """neonize's real library in an empty network namespace (nothing can reach WhatsApp): a qr
+    request starts a real session, which cannot connect; the answer says so and the gateway lives."""
+    world = tmp_path / "w"
+    world.mkdir()
+    gateway = subprocess.Popen(
+        ["unshare", "-rn", sys.executable, "-m", "verdigris", "wa-gateway",
+         "--socket", str(world / "wa.sock"), "--secret-file", str(world / "wa.secret"),
+         "--store-dir", str(world / "stores"), "--qr-wait-seconds", "3"],
+        env=server_env(),
+    )  # fmt: skip
+    try:
+        wait_until(lambda: (world / "wa.sock").exists())
+        srv: Server = make_server(
+            env={
+                "VERDIGRIS_WHATSAPP_WEB_ENABLED": "true",
+                "VERDIGRIS_WHATSAPP_WEB_GATEWAY": "false",
+                "VERDIGRIS_WHATSAPP_WEB_SOCKET": str(world / "wa.sock"),
+                "VERDIGRIS_WHATSAPP_WEB_SECRET_FILE": str(world / "wa.secret"),
+            },
+            data_dir=tmp_path / "s",
+        )
+        wait_until(srv.core.channels["whatsapp_web"].link.connected.is_set)
+        inst = srv.new_instance("--channel", "whatsapp_web")
+        for _ in range(2):
+            r = srv.wire(inst, "qr")
+            assert r.status_code == 501 and "linking is not possible right now" in r.text, r.text
+            assert gateway.poll() is None  # the gateway is still there
+        store = world / "stores" / f"{inst['idInstance']}.sqlite3"
+        assert stat.S_IMODE(store.stat().st_mode) == 0o600
+        assert srv.wire(inst, "getStateInstance").json() == {"stateInstance": "notAuthorized"}
+    finally:
+        gateway.terminate()
+        gateway.wait(30)

@@ -272,6 +272,7 @@ def wa_gateway(
     parent: int = typer.Option(
         0, "--exit-with-parent", help="Stop when this process (the server that started it) ends"
     ),
+    qr_wait: float = typer.Option(20.0, "--qr-wait-seconds", help="How long a qr request waits for WhatsApp"),
 ) -> None:
     """Run the WhatsApp Web gateway (docs/whatsapp-web.md; needs the whatsapp-web extra).
     `verdigris serve` starts it by itself when VERDIGRIS_WHATSAPP_WEB_ENABLED is on."""
@@ -300,6 +301,7 @@ def wa_gateway(
             secret_file or web.secret_path(settings),
             store_dir or web.store_dir(settings),
             stop,
+            qr_wait,
         )
 
     asyncio.run(run())

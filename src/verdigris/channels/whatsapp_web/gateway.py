@@ -376,8 +376,11 @@ def neonize_client(name: str, store: Path) -> NewClient:
 class Gateway:
     """The sessions and the protocol's methods over them."""
 
-    def __init__(self, store_dir: Path, make_client: ClientFactory = neonize_client) -> None:
+    def __init__(
+        self, store_dir: Path, make_client: ClientFactory = neonize_client, qr_wait: float = QR_WAIT_SECONDS
+    ) -> None:
         self.store_dir = store_dir
+        self.qr_wait = qr_wait
         self.make_client = make_client
         self.sessions: dict[str, Session] = {}
         self.outbox = Outbox(store_dir / "outbox.sqlite3")
@@ -447,7 +450,7 @@ class Gateway:
 
     async def _first_qr(self, s: Session) -> None:
         try:
-            async with asyncio.timeout(QR_WAIT_SECONDS):
+            async with asyncio.timeout(self.qr_wait):
                 await s.qr_seen.wait()
         except TimeoutError:
             raise GatewayError(protocol.NOT_CONNECTED, "WhatsApp did not offer a QR code in time") from None
@@ -557,11 +560,17 @@ def exit_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-async def serve(socket: Path, secret_file: Path, store_dir: Path, stop: asyncio.Event | None = None) -> None:
+async def serve(
+    socket: Path,
+    secret_file: Path,
+    store_dir: Path,
+    stop: asyncio.Event | None = None,
+    qr_wait: float = QR_WAIT_SECONDS,
+) -> None:
     """Run the gateway until ``stop`` is set (or for ever)."""
     os.umask(0o077)
     store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    gateway = Gateway(store_dir)
+    gateway = Gateway(store_dir, qr_wait=qr_wait)
     listener = gateway.listen(socket, protocol.load_secret(secret_file))
     await listener.start()
     log.info(
