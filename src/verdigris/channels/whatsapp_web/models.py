@@ -1,4 +1,4 @@
-"""Tables of the WhatsApp Web channel (migration ``0018_whatsapp_web``).
+"""Tables of the WhatsApp Web channel (migration ``0021_whatsapp_web``).
 
 ``waweb_message_ids``: WhatsApp's message ids next to this server's ``idMessage``, both ways, per
 instance. A message sent through the gateway gets WhatsApp's id only when WhatsApp accepts it (the

@@ -1,7 +1,7 @@
 """whatsapp web: WhatsApp's message ids and the session leases of the WhatsApp Web channel
 
-Revision ID: 0018_whatsapp_web
-Revises: 0017_bigint_ids
+Revision ID: 0021_whatsapp_web
+Revises: 0020_waiting_messages_index
 Create Date: 2026-12-03 13:40:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018_whatsapp_web"
-down_revision = "0017_bigint_ids"
+revision = "0021_whatsapp_web"
+down_revision = "0020_waiting_messages_index"
 branch_labels = None
 depends_on = None
 
