@@ -590,6 +590,9 @@ class WebChannel(BaseChannel):
 
     async def _on_paired(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
         wid = wid_of(str(data.get("jid", "")))
+        if not wid.split("@")[0].isdigit():
+            log.warning("WhatsApp Web pairing without a phone number", instance=rec.id)
+            return
         if rec.state == instances.AUTHORIZED and rec.wid == wid:
             return
         async with self.core.tx() as tx:
