@@ -263,6 +263,50 @@ def instances_list(data_dir: Path = DataDir, database_url: str = DatabaseUrl) ->
     _print_json(_run_with_core(settings, action))
 
 
+@app.command("wa-gateway")
+def wa_gateway(
+    data_dir: Path = DataDir,
+    socket: Path = typer.Option(None, "--socket", help="Unix socket to listen on"),
+    secret_file: Path = typer.Option(None, "--secret-file", help="The shared secret of the handshake"),
+    store_dir: Path = typer.Option(None, "--store-dir", help="Where the session stores are kept"),
+    parent: int = typer.Option(
+        0, "--exit-with-parent", help="Stop when this process (the server that started it) ends"
+    ),
+    qr_wait: float = typer.Option(20.0, "--qr-wait-seconds", help="How long a qr request waits for WhatsApp"),
+) -> None:
+    """Run the WhatsApp Web gateway (docs/whatsapp-web.md; needs the whatsapp-web extra).
+    `verdigris serve` starts it by itself when VERDIGRIS_WHATSAPP_WEB_ENABLED is on."""
+    import asyncio
+    import signal
+
+    from verdigris.channels.whatsapp_web import channel as web
+
+    settings = _settings(data_dir)
+    configure_logs(settings.log_level, settings.log_format)
+    try:
+        from verdigris.channels.whatsapp_web import gateway
+    except ImportError as exc:
+        raise typer.BadParameter(f"the gateway needs the whatsapp-web extra ({exc})") from None
+
+    if parent:
+        gateway.exit_with_parent(parent)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await gateway.serve(
+            socket or web.socket_path(settings),
+            secret_file or web.secret_path(settings),
+            store_dir or web.store_dir(settings),
+            stop,
+            qr_wait,
+        )
+
+    asyncio.run(run())
+
+
 def main() -> None:
     app()
 

@@ -118,6 +118,18 @@ class Settings(BaseSettings):
     cloud_graph_url: str = "https://graph.facebook.com"
     cloud_api_version: str = Field(default="v23.0", pattern=r"^v[0-9]{1,3}\.[0-9]{1,3}$")
     cloud_timeout_seconds: float = Field(default=30.0, gt=0, le=60)
+    # The WhatsApp Web channel (docs/whatsapp-web.md): instances linked to an ordinary WhatsApp
+    # number as a linked device, through a gateway process (`verdigris wa-gateway`, needs the
+    # whatsapp-web extra). Off by default. The server reaches the gateway on a Unix socket with a
+    # shared secret file (defaults: {data_dir}/wa-gateway.sock and .secret, both 0600); with
+    # ``whatsapp_web_gateway`` on, the server starts the gateway itself and restarts it when it dies
+    # (off: the operator runs it, or a test plays it). Each gateway request may take this long.
+    whatsapp_web_enabled: bool = False
+    whatsapp_web_gateway: bool = True
+    whatsapp_web_socket: str = ""
+    whatsapp_web_secret_file: str = ""
+    whatsapp_web_store_dir: str = ""
+    whatsapp_web_timeout_seconds: float = Field(default=30.0, gt=0, le=120)
     # More channels, beside the built-in ones: comma-separated import paths ``module:Class`` of
     # channels.base.Channel implementations (constructed with the Core; docs/architecture.md).
     channels: str = ""

@@ -3,6 +3,7 @@
 from verdigris.accounts import models as accounts_models  # noqa: F401
 from verdigris.channels.sandbox import models as sandbox_models  # noqa: F401
 from verdigris.channels.whatsapp_cloud import models as cloud_models  # noqa: F401
+from verdigris.channels.whatsapp_web import models as waweb_models  # noqa: F401
 from verdigris.chats import models as chats_models  # noqa: F401
 from verdigris.customers import models as customers_models  # noqa: F401
 from verdigris.instances import models as instances_models  # noqa: F401

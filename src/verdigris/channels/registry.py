@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 SANDBOX = "verdigris.channels.sandbox.channel:SandboxChannel"
 CLOUD = "verdigris.channels.whatsapp_cloud.channel:CloudChannel"
+WEB = "verdigris.channels.whatsapp_web.channel:WebChannel"
 
 
 class ChannelConfigError(ValueError):
@@ -39,6 +40,8 @@ def paths(settings: Settings) -> list[str]:
     found = [SANDBOX]
     if settings.cloud_enabled:
         found.append(CLOUD)
+    if settings.whatsapp_web_enabled:
+        found.append(WEB)
     found += [p.strip() for p in settings.channels.split(",") if p.strip()]
     return found
 

@@ -1,0 +1,763 @@
+"""The WhatsApp Web channel: instances linked to an ordinary WhatsApp number as a linked device.
+
+The WhatsApp sessions live in a gateway process (decision 0010, docs/whatsapp-web.md); this
+channel talks to it over the protocol of ``protocol.py`` and keeps no session state of its own:
+
+* linking: ``qr`` asks the gateway for the session's current QR text (the wire face renders the
+  PNG), ``getAuthorizationCode`` for an 8-character pairing code; the gateway's ``paired``,
+  ``connected``, ``disconnected``, ``logged_out``, ``stream_replaced``, ``temporary_ban`` and
+  ``client_outdated`` events move the instance's state (:data:`STATE_OF`);
+* sending (a remote channel, decision 0008): the send worker claims a message, then
+  :meth:`WebChannel.transmit` asks the gateway to send it and records WhatsApp's id and ``sent``;
+  receipts move it on to ``delivered`` and ``read``;
+* receiving: ``message`` events become journal rows and notifications through
+  ``messaging.incoming.receive``; the event is acknowledged to the gateway only after that
+  transaction committed, and WhatsApp's id makes an event sent twice count once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import structlog
+from sqlalchemy import bindparam, insert, select
+
+from verdigris.channels.base import BaseChannel, ChannelUnsupported
+from verdigris.channels.whatsapp_web import kinds, lease, protocol
+from verdigris.channels.whatsapp_web.models import waweb_message_ids
+from verdigris.channels.whatsapp_web.protocol import Event, GatewayError, GatewayLink
+from verdigris.channels.whatsapp_web.supervisor import Supervisor
+from verdigris.instances import service as instances
+from verdigris.instances.models import instances as instance_rows
+from verdigris.instances.settings import is_on
+from verdigris.messaging import lifecycle, rich
+from verdigris.messaging.content import quote_of, text_type
+from verdigris.messaging.incoming import (
+    IncomingMessage,
+    mark_chat_read,
+    message_event,
+    receive,
+    record_sent_elsewhere,
+)
+from verdigris.messaging.models import messages
+from verdigris.messaging.notifications import emit
+from verdigris.messaging.vocabulary import EventKind, Status
+from verdigris.store.clock import now_ms
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from verdigris.config import Settings
+    from verdigris.core import Core, Tx
+    from verdigris.instances.service import InstanceRecord
+    from verdigris.messaging.service import OutgoingMessage, StoredMessage
+
+log = structlog.get_logger("verdigris.waweb")
+
+CHANNEL = "whatsapp_web"
+MAX_ATTEMPTS = 8
+RETRY_BASE_MS = 2_000
+RETRY_MAX_MS = 300_000
+UNREACHABLE_RETRY_MS = 1_000
+MAX_TEXT = 65_536
+
+# What this slice of the channel offers (docs/whatsapp-web.md lists what is still to come).
+METHODS = frozenset(
+    {
+        # account and linking
+        "getSettings",
+        "setSettings",
+        "getStateInstance",
+        "getStatusInstance",
+        "GetStateInstanceHistory",
+        "getWaSettings",
+        "reboot",
+        "logout",
+        "qr",
+        "getAuthorizationCode",
+        "updateApiToken",
+        # sending
+        "sendMessage",
+        "sendLocation",
+        "sendContact",
+        "sendReaction",
+        # receiving, queues, journals, marks
+        "receiveNotification",
+        "deleteNotification",
+        "showMessagesQueue",
+        "clearMessagesQueue",
+        "getMessagesCount",
+        "getWebhooksCount",
+        "clearWebhooksQueue",
+        "getChatHistory",
+        "getMessage",
+        "lastIncomingMessages",
+        "lastOutgoingMessages",
+        "readChat",
+        # the instance's own phonebook
+        "getContacts",
+        "addContact",
+        "editContact",
+        "deleteContact",
+        "getChats",
+    }
+)
+_WHY = {
+    "checkWhatsapp": "number checks through a linked device are not offered yet (bulk lookups are a known ban trigger; a capped check is planned)",
+}
+
+# Receipt types of the protocol → the status they mean (forward only: lifecycle decides).
+# GREEN-API has no "played": a voice note listened to counts as read.
+RECEIPT_STATUS = {"delivered": Status.DELIVERED, "read": Status.READ, "played": Status.READ}
+
+_LOCAL_ID = select(waweb_message_ids.c.id_message).where(
+    (waweb_message_ids.c.instance_id == bindparam("instance_id"))
+    & (waweb_message_ids.c.wa_id == bindparam("wa_id"))
+)
+_WA_ID = select(waweb_message_ids.c.wa_id).where(
+    (waweb_message_ids.c.instance_id == bindparam("instance_id"))
+    & (waweb_message_ids.c.id_message == bindparam("id_message"))
+)
+_MESSAGE = select(messages).where(
+    (messages.c.instance_id == bindparam("instance_id")) & (messages.c.id_message == bindparam("id_message"))
+)
+
+
+# --- where things are --------------------------------------------------------------------------
+
+
+def socket_path(settings: Settings) -> Path:
+    return (
+        Path(settings.whatsapp_web_socket)
+        if settings.whatsapp_web_socket
+        else settings.data_dir / "wa-gateway.sock"
+    )
+
+
+def secret_path(settings: Settings) -> Path:
+    if settings.whatsapp_web_secret_file:
+        return Path(settings.whatsapp_web_secret_file)
+    return settings.data_dir / "wa-gateway.secret"
+
+
+def store_dir(settings: Settings) -> Path:
+    if settings.whatsapp_web_store_dir:
+        return Path(settings.whatsapp_web_store_dir)
+    return settings.data_dir / "wa-sessions"
+
+
+# --- names -------------------------------------------------------------------------------------
+
+
+def session_of(instance_id: int) -> str:
+    return str(instance_id)
+
+
+def wid_of(jid: str) -> str:
+    """A WhatsApp JID (``79990001111@s.whatsapp.net``, ``…:12@s.whatsapp.net`` for a device,
+    ``…@g.us`` for a group) as the chat id the wire shows (``79990001111@c.us``)."""
+    user, _, server = jid.partition("@")
+    user = user.split(":")[0].split(".")[0]
+    if server == "g.us":
+        return f"{user}@g.us"
+    return f"{user}@c.us"
+
+
+def jid_of(chat_id: str) -> str:
+    user, _, server = chat_id.partition("@")
+    return f"{user}@g.us" if server == "g.us" else f"{user}@s.whatsapp.net"
+
+
+class WebChannel(BaseChannel):
+    name = CHANNEL
+    title = "WhatsApp Web"
+    remote = True
+    methods = METHODS
+
+    def __init__(self, core: Core) -> None:
+        super().__init__(core)
+        settings = core.settings
+        self.link = GatewayLink(
+            socket_path(settings),
+            lambda: protocol.load_secret(secret_path(settings)),
+            self.on_event,
+            self.on_connect,
+        )
+        self.supervisor: Supervisor | None = None
+        # This process's name in the session leases, and the instances it holds (lease.py).
+        self.holder = lease.holder_name()
+        self.held: set[int] = set()
+        self._attempts: dict[int, int] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # Receipts naming a WhatsApp id this server has not recorded yet (its send is settling).
+        self._early: dict[tuple[int, str], list[tuple[Status, int]]] = {}
+
+    @property
+    def timeout(self) -> float:
+        return float(self.core.settings.whatsapp_web_timeout_seconds)
+
+    @property
+    def deadline_seconds(self) -> float:
+        return 2 * self.timeout
+
+    async def start(self) -> None:
+        settings = self.core.settings
+        if settings.whatsapp_web_gateway:
+            self.supervisor = Supervisor(
+                settings, socket_path(settings), secret_path(settings), store_dir(settings)
+            )
+            await self.supervisor.start()
+        else:
+            protocol.load_secret(secret_path(settings))  # made now if missing, for the gateway to read
+        self.link.start()
+
+    async def stop(self) -> None:
+        self.core.timers.cancel(("waweb-leases", self.holder))
+        if self.held:
+            # The gateway stops running them before the leases go: another process may take them
+            # over at once, and two gateways must never run one session.
+            for instance_id in sorted(self.held):
+                await self._close(instance_id)
+            try:
+                await lease.release(self.core, self.holder)
+            except Exception:
+                log.exception("WhatsApp Web leases not released (they expire by themselves)")
+            self.held.clear()
+        await self.link.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self.supervisor is not None:
+            await self.supervisor.stop()
+
+    def spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        return await self.link.request(method, params, self.timeout)
+
+    # --- one holder per session (lease.py) -----------------------------------------------------
+
+    async def hold(self, instance_id: int) -> bool:
+        """Whether this process holds (now: took) the instance's session lease."""
+        if instance_id in self.held:
+            return True
+        if not await lease.acquire(self.core, instance_id, self.holder):
+            return False
+        self.held.add(instance_id)
+        self.core.timers.schedule(("waweb-leases", self.holder), now_ms() + lease.LEASE_MS // 3, self.renew)
+        return True
+
+    async def renew(self) -> None:
+        """Extend this process's leases; a session whose lease was lost (this process stalled
+        past its expiry and another took it over) is closed in this process's gateway."""
+        try:
+            still = await lease.renew(self.core, self.holder)
+        except Exception:
+            log.exception("WhatsApp Web leases not renewed")
+            still = self.held
+        for instance_id in self.held - still:
+            log.warning("WhatsApp Web session lease lost to another process", instance=instance_id)
+            self.spawn(self._close(instance_id))
+        self.held = set(still)
+        if self.held:
+            self.core.timers.schedule(
+                ("waweb-leases", self.holder), now_ms() + lease.LEASE_MS // 3, self.renew
+            )
+
+    async def _close(self, instance_id: int) -> None:
+        try:
+            await self.link.request("close", {"session": session_of(instance_id)}, min(self.timeout, 5.0))
+        except GatewayError as exc:
+            log.warning("WhatsApp Web session not closed", instance=instance_id, error=exc.message)
+
+    async def _let_go(self, instance_id: int) -> None:
+        self.held.discard(instance_id)
+        await lease.release(self.core, self.holder, instance_id)
+
+    @staticmethod
+    def _elsewhere() -> str:
+        return (
+            "this instance's WhatsApp session is held by another server process; "
+            "route the instance's calls to one process (by idInstance)"
+        )
+
+    # --- the Channel interface ---------------------------------------------------------------
+
+    def unsupported(self, method: str) -> str:
+        why = _WHY.get(method, "the WhatsApp Web channel does not offer it yet")
+        return f"{method} is not available for this instance: {why}"
+
+    def refusal(self, rec: InstanceRecord, message: OutgoingMessage) -> str | None:
+        if message.type_message not in kinds.SENT_TYPES:
+            return "the WhatsApp Web channel sends text, locations, contacts and reactions only, so far"
+        if len(str(message.content.get("text", ""))) > MAX_TEXT:
+            return f"a WhatsApp message has at most {MAX_TEXT} characters"
+        return None
+
+    async def has_account(self, phone: str) -> bool:
+        raise ChannelUnsupported(_WHY["checkWhatsapp"])
+
+    async def qr_payload(self, rec: InstanceRecord) -> str:
+        if not await self.hold(rec.id):
+            raise ChannelUnsupported(self._elsewhere())
+        try:
+            got = await self.call("qr", {"session": session_of(rec.id)})
+        except GatewayError as exc:
+            raise ChannelUnsupported(self._linking_error(exc)) from None
+        return str(got["code"])
+
+    async def pairing_code(self, rec: InstanceRecord, phone: str) -> str:
+        if rec.state == instances.AUTHORIZED:
+            raise instances.InstanceError("instance account already authorized, logout first")
+        if not await self.hold(rec.id):
+            raise instances.InstanceError(self._elsewhere())
+        try:
+            got = await self.call("pair_phone", {"session": session_of(rec.id), "phone": phone})
+        except GatewayError as exc:
+            if exc.code in (protocol.REFUSED, protocol.BAD_REQUEST, protocol.ALREADY_LINKED):
+                raise instances.InstanceError(exc.message) from None
+            raise ChannelUnsupported(self._linking_error(exc)) from None
+        code = "".join(ch for ch in str(got["code"]) if ch.isalnum()).upper()
+        if len(code) != 8:
+            raise ChannelUnsupported("the WhatsApp Web gateway answered a malformed pairing code")
+        return code
+
+    @staticmethod
+    def _linking_error(exc: GatewayError) -> str:
+        if exc.code == protocol.ALREADY_LINKED:
+            return "instance account already authorized"
+        return f"linking is not possible right now: {exc.message}"
+
+    async def logout(self, rec: InstanceRecord) -> None:
+        if not await self.hold(rec.id):
+            return  # the holder's gateway ends it when its lease is gone (renew closes it)
+        try:
+            await self.call("logout", {"session": session_of(rec.id)})
+        except GatewayError as exc:
+            # The instance is unlinked here whatever the gateway says; a linking that follows
+            # starts from an empty store.
+            log.warning(
+                "WhatsApp Web logout not confirmed by the gateway", instance=rec.id, error=exc.message
+            )
+        await self._let_go(rec.id)
+
+    async def reboot(self, rec: InstanceRecord) -> None:
+        if not await self.hold(rec.id):
+            log.info("WhatsApp Web reboot left to the process holding the session", instance=rec.id)
+            return
+        try:
+            await self.call("reconnect", {"session": session_of(rec.id)})
+        except GatewayError as exc:
+            log.warning("WhatsApp Web reconnect failed", instance=rec.id, error=exc.message)
+
+    async def release(self, tx: Tx, rec: InstanceRecord) -> None:
+        session = session_of(rec.id)
+
+        async def forget() -> None:
+            try:
+                await self.call("forget", {"session": session})
+            except GatewayError as exc:
+                log.warning("WhatsApp Web session not forgotten", instance=rec.id, error=exc.message)
+            await self._let_go(rec.id)
+
+        tx.on_commit(lambda: self.spawn(forget()))
+
+    async def mark_read(self, tx: Tx, rec: InstanceRecord, chat_id: str, up_to: StoredMessage | None) -> int:
+        rows = await mark_chat_read(tx, rec, chat_id, up_to)
+        if not rows:
+            return 0
+        ids = [row.id_message for row in rows]
+        senders = sorted({row.sender for row in rows})
+        tx.on_commit(lambda: self.spawn(self.tell_read(rec.id, chat_id, senders, ids)))
+        return len(rows)
+
+    async def tell_read(self, instance_id: int, chat_id: str, senders: list[str], ids: list[str]) -> None:
+        try:
+            await self.call(
+                "mark_read",
+                {
+                    "session": session_of(instance_id),
+                    "chat": jid_of(chat_id),
+                    "senders": [jid_of(s) for s in senders],
+                    "ids": ids,
+                },
+            )
+        except GatewayError as exc:
+            log.warning("read mark not delivered to WhatsApp", instance=instance_id, error=exc.message)
+
+    # --- sending -------------------------------------------------------------------------------
+
+    async def transmit(self, rec: InstanceRecord, message: StoredMessage) -> int | None:
+        if not await self.hold(rec.id):
+            # Another process's gateway runs this session: wait (it may stop, and its lease end).
+            async with self.core.tx() as tx:
+                await lifecycle.requeue(tx, messages.c.id == message.row_id)
+            return now_ms() + lease.LEASE_MS // 6
+        try:
+            params = await self._send_params(rec, message)
+            got = await self.call("send", params)
+        except GatewayError as exc:
+            return await self._settle_error(rec, message, exc)
+        wa_id = str(got.get("id", ""))
+        if not wa_id:
+            return await self._settle_error(
+                rec, message, GatewayError(protocol.INTERNAL, "the gateway named no message id")
+            )
+        self._attempts.pop(message.row_id, None)
+        for attempt in range(3):
+            try:
+                await self._settle_sent(rec, message, wa_id, int(got.get("timestamp_ms") or now_ms()))
+                return None
+            except Exception:
+                log.exception(
+                    "recording a sent message failed", instance=rec.id, id_message=message.id_message
+                )
+                await asyncio.sleep(0.5 * (attempt + 1))
+        return None  # still pending: after a restart it is sent again (decision 0010)
+
+    async def _send_params(self, rec: InstanceRecord, message: StoredMessage) -> dict[str, Any]:
+        content = message.content
+        body = kinds.outgoing_body(message.type_message, content)
+        if body["kind"] == "reaction":
+            body["target"] = await self._reaction_target(rec, message)
+            body["at_ms"] = now_ms()
+        quoted = content.get("quoted")
+        if body["kind"] == "text" and isinstance(quoted, dict) and quoted.get("id"):
+            async with self.core.read() as conn:
+                wa_id = await self.wa_id_of(conn, rec.id, str(quoted["id"]))
+            if wa_id is not None:
+                sender = str(quoted.get("sender") or "")
+                inner = quoted.get("content") or {}
+                body["quoted"] = {
+                    "id": wa_id,
+                    "sender": jid_of(sender) if sender else "",
+                    "text": str(inner.get("text") or inner.get("caption") or ""),
+                }
+        return {"session": session_of(rec.id), "to": jid_of(message.chat_id), "message": body}
+
+    async def _reaction_target(self, rec: InstanceRecord, message: StoredMessage) -> dict[str, Any]:
+        """The message a reaction is for, as WhatsApp names it (its id, chat and who sent it)."""
+        target_id = str((message.content.get("target") or {}).get("id", ""))
+        async with self.core.read() as conn:
+            wa_id = await self.wa_id_of(conn, rec.id, target_id)
+            row = (await conn.execute(_MESSAGE, {"instance_id": rec.id, "id_message": target_id})).first()
+        if wa_id is None or row is None:
+            raise GatewayError(
+                protocol.REFUSED, "the message reacted to did not go through WhatsApp Web on this instance"
+            )
+        chat = jid_of(message.chat_id)
+        from_me = row.direction == "out"
+        target: dict[str, Any] = {"id": wa_id, "chat": chat, "from_me": from_me}
+        if chat.endswith("@g.us") and not from_me:
+            target["participant"] = jid_of(row.sender)
+        return target
+
+    async def _settle_sent(self, rec: InstanceRecord, message: StoredMessage, wa_id: str, at_ms: int) -> None:
+        async with self.core.tx() as tx:
+            announce = message_event(
+                EventKind.OUTGOING_API_MESSAGE,
+                message.id_message,
+                message.type_message,
+                message.content,
+                message.chat_id,
+                rec.wid,
+                "",
+                at_ms,
+            )
+            settled = await lifecycle.set_status(
+                tx,
+                rec,
+                message.row_id,
+                message.chat_id,
+                message.id_message,
+                Status.SENT,
+                expect=(Status.PENDING, Status.QUEUED),
+                columns={"sender": rec.wid},
+                at_ms=at_ms,
+                announce=announce,
+            )
+            if not settled:
+                log.warning("sent message no longer claimed", instance=rec.id, id_message=message.id_message)
+            await self.remember(tx, rec.id, wa_id, message.id_message)
+            for status, when in self._early.pop((rec.id, wa_id), []):
+                await self.apply_status(tx, rec, message.id_message, status, when)
+            if is_on(rec.settings, "markIncomingMessagesReadedOnReply"):
+                await self.mark_read(tx, rec, message.chat_id, None)
+
+    async def _settle_error(
+        self, rec: InstanceRecord, message: StoredMessage, exc: GatewayError
+    ) -> int | None:
+        """Fail the message for good, or put it back into the queue and name when to try again.
+        A gateway that is down (being restarted) or a session that is offline is waited for
+        however long it takes: neither is the message's fault."""
+        attempts = self._attempts.get(message.row_id, 0) + 1
+        patient = exc.code in (protocol.UNREACHABLE, protocol.NOT_CONNECTED)
+        if not exc.retryable or (attempts >= MAX_ATTEMPTS and not patient):
+            self._attempts.pop(message.row_id, None)
+            reason = exc.message if not exc.retryable else f"gave up after {attempts} attempts: {exc.message}"
+            async with self.core.tx() as tx:
+                await lifecycle.set_status(
+                    tx,
+                    rec,
+                    message.row_id,
+                    message.chat_id,
+                    message.id_message,
+                    Status.FAILED,
+                    reason[:400],
+                    expect=(Status.PENDING,),
+                )
+            return None
+        self._attempts[message.row_id] = attempts
+        if len(self._attempts) > 10_000:
+            self._attempts.clear()
+        async with self.core.tx() as tx:
+            await lifecycle.requeue(tx, messages.c.id == message.row_id)
+        if exc.code == protocol.UNREACHABLE:
+            delay = UNREACHABLE_RETRY_MS  # a local socket: cheap to try, and the gateway restarts fast
+        else:
+            delay = min(RETRY_MAX_MS, RETRY_BASE_MS * int(2 ** min(attempts - 1, 10)))
+        log.info(
+            "send postponed",
+            instance=rec.id,
+            id_message=message.id_message,
+            error=exc.message,
+            delay_ms=delay,
+        )
+        return now_ms() + delay
+
+    # --- ids -----------------------------------------------------------------------------------
+
+    @staticmethod
+    async def local_id_of(conn: AsyncConnection, instance_id: int, wa_id: str) -> str | None:
+        found = await conn.scalar(_LOCAL_ID, {"instance_id": instance_id, "wa_id": wa_id})
+        return None if found is None else str(found)
+
+    @staticmethod
+    async def wa_id_of(conn: AsyncConnection, instance_id: int, id_message: str) -> str | None:
+        found = await conn.scalar(_WA_ID, {"instance_id": instance_id, "id_message": id_message})
+        return None if found is None else str(found)
+
+    @staticmethod
+    async def remember(tx: Tx, instance_id: int, wa_id: str, id_message: str) -> None:
+        await tx.conn.execute(
+            insert(waweb_message_ids),
+            {"instance_id": instance_id, "wa_id": wa_id, "id_message": id_message, "created_ms": now_ms()},
+        )
+
+    # --- what the gateway reports --------------------------------------------------------------
+
+    async def on_connect(self) -> None:
+        """The gateway (re)connected: open the session of every linked instance on this channel."""
+        async with self.core.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(instance_rows.c.id).where(
+                        (instance_rows.c.channel == CHANNEL)
+                        & instance_rows.c.deleted_ms.is_(None)
+                        & (instance_rows.c.wid != "")
+                    )
+                )
+            ).all()
+        for row in rows:
+            if not await self.hold(int(row.id)):
+                continue  # another process's gateway runs it
+            try:
+                await self.call("open", {"session": session_of(int(row.id))})
+            except GatewayError as exc:
+                log.warning("WhatsApp Web session not opened", instance=int(row.id), error=exc.message)
+
+    async def on_event(self, event: Event) -> None:
+        """Apply one gateway event; returns after its transaction committed (then it is acknowledged)."""
+        try:
+            instance_id = int(event.session)
+        except ValueError:
+            log.warning("event for a session that is no instance", session=event.session[:40])
+            return
+        rec = await self.core.instances.get(instance_id)
+        if rec is None or rec.channel != CHANNEL:
+            log.info("event for an instance not on WhatsApp Web", instance=instance_id, kind=event.kind)
+            return
+        handler = getattr(self, f"_on_{event.kind}", None)
+        if handler is None:
+            log.info("WhatsApp Web event not handled", instance=instance_id, kind=event.kind)
+            return
+        await handler(rec, event.data)
+
+    async def _on_paired(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
+        wid = wid_of(str(data.get("jid", "")))
+        if not wid.split("@")[0].isdigit():
+            log.warning("WhatsApp Web pairing without a phone number", instance=rec.id)
+            return
+        if rec.state == instances.AUTHORIZED and rec.wid == wid:
+            return
+        async with self.core.tx() as tx:
+            await instances.set_state(tx, rec, instances.STARTING, wid)
+            await instances.set_state(tx, rec, instances.AUTHORIZED, wid)
+
+    async def _on_connected(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
+        if rec.wid and rec.state in (instances.STARTING, instances.NOT_AUTHORIZED, instances.BLOCKED):
+            async with self.core.tx() as tx:
+                await instances.set_state(tx, rec, instances.AUTHORIZED)
+
+    async def _on_disconnected(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
+        """The connection dropped (or stopped answering): whatsmeow reconnects by itself."""
+        if rec.state == instances.AUTHORIZED:
+            async with self.core.tx() as tx:
+                await instances.set_state(tx, rec, instances.STARTING)
+
+    _on_keepalive_timeout = _on_disconnected
+
+    async def _on_logged_out(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
+        """The phone removed this device (or WhatsApp did): the link is gone for good."""
+        log.info("WhatsApp Web session logged out", instance=rec.id, reason=str(data.get("reason", ""))[:100])
+        async with self.core.tx() as tx:
+            await instances.set_state(tx, rec, instances.NOT_AUTHORIZED, "")
+
+    async def _on_stream_replaced(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
+        """Another client connected with the same device keys: the gateway stops this one.
+        The link itself is intact (the wid stays): ``reboot`` takes the session back."""
+        log.warning("WhatsApp Web stream replaced: the same session connected elsewhere", instance=rec.id)
+        async with self.core.tx() as tx:
+            await instances.set_state(tx, rec, instances.NOT_AUTHORIZED)
+
+    async def _on_client_outdated(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
+        """WhatsApp refuses this client version: nothing works until the gateway is updated."""
+        log.error("WhatsApp Web refuses the gateway's client version: update neonize", instance=rec.id)
+        async with self.core.tx() as tx:
+            await instances.set_state(tx, rec, instances.NOT_AUTHORIZED)
+
+    async def _on_temporary_ban(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
+        log.warning(
+            "WhatsApp Web number temporarily banned", instance=rec.id, expires_s=data.get("expires_s")
+        )
+        async with self.core.tx() as tx:
+            await instances.set_state(tx, rec, instances.BLOCKED)
+
+    async def _on_message(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
+        wa_id = str(data.get("id", ""))
+        if not wa_id or len(wa_id) > 64:
+            log.warning("WhatsApp Web message without a usable id", instance=rec.id)
+            return
+        chat = wid_of(str(data.get("chat", "")))
+        sender = wid_of(str(data.get("sender", "")) or str(data.get("chat", "")))
+        async with self.core.tx() as tx:
+            if await self.local_id_of(tx.conn, rec.id, wa_id) is not None:
+                return  # the gateway sent this event again: recorded already
+            found = await self._incoming(tx, rec, data)
+            if found is None:
+                log.info(
+                    "WhatsApp Web message kind not handled yet",
+                    instance=rec.id,
+                    kind=str(data.get("kind"))[:40],
+                )
+                return
+            type_message, content = found
+            await self.remember(tx, rec.id, wa_id, wa_id)
+            at_ms = int(data.get("timestamp_ms") or now_ms())
+            name = str(data.get("sender_name", ""))[:200]
+            if data.get("from_me"):
+                # Sent from the phone (or another device of the account): journal and announce it.
+                msg = IncomingMessage(wa_id, chat, rec.wid, name, type_message, content, at_ms)
+                await self._sent_elsewhere(tx, rec, msg)
+                return
+            read = await receive(
+                tx, rec, IncomingMessage(wa_id, chat, sender, name, type_message, content, at_ms)
+            )
+        if read:
+            self.spawn(self.tell_read(rec.id, chat, [sender], [wa_id]))
+
+    @staticmethod
+    async def _sent_elsewhere(tx: Tx, rec: InstanceRecord, msg: IncomingMessage) -> None:
+        await record_sent_elsewhere(tx, rec, msg)
+        await emit(
+            tx,
+            rec,
+            message_event(
+                EventKind.OUTGOING_MESSAGE,
+                msg.id_message,
+                msg.type_message,
+                msg.content,
+                msg.chat_id,
+                rec.wid,
+                msg.sender_name,
+                msg.at_ms,
+            ),
+        )
+
+    async def _incoming(
+        self, tx: Tx, rec: InstanceRecord, data: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]] | None:
+        """The type and content of a received message, its quote or target resolved to this
+        instance's ids; None when it cannot be taken (a kind not handled, an unknown target)."""
+        if data.get("kind") == "reaction":
+            found = await self._row_of(tx, rec, str(data.get("target_id", "")))
+            if found is None:
+                return None
+            local, row = found
+            return "reactionMessage", rich.reaction(str(data.get("emoji", "")), local, row.sender)
+        taken = kinds.incoming_content(data)
+        if taken is None:
+            return None
+        type_message, content = taken
+        if type_message == "textMessage" and data.get("quoted_id"):
+            found = await self._row_of(tx, rec, str(data["quoted_id"]))
+            if found is not None:
+                local, row = found
+                content["quoted"] = quote_of(local, row.sender, row.type_message, orjson.loads(row.content))
+                type_message = text_type(content)
+        return type_message, content
+
+    async def _row_of(self, tx: Tx, rec: InstanceRecord, wa_id: str) -> tuple[str, Any] | None:
+        """The journal row (with its idMessage) of the message WhatsApp names ``wa_id``, if known."""
+        local = await self.local_id_of(tx.conn, rec.id, wa_id)
+        if local is None:
+            return None
+        row = (await tx.conn.execute(_MESSAGE, {"instance_id": rec.id, "id_message": local})).first()
+        return None if row is None else (local, row)
+
+    async def _on_receipt(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
+        status = RECEIPT_STATUS.get(str(data.get("type", "")))
+        if status is None:
+            return
+        at_ms = int(data.get("timestamp_ms") or now_ms())
+        async with self.core.tx() as tx:
+            for wa_id in [str(i) for i in data.get("ids") or []]:
+                local = await self.local_id_of(tx.conn, rec.id, wa_id)
+                if local is None:
+                    # The send that got this id may still be recording it (its answer and this
+                    # receipt race on the socket): applied when it does.
+                    early = self._early.setdefault((rec.id, wa_id), [])
+                    early.append((status, at_ms))
+                    if len(self._early) > 10_000:
+                        self._early.clear()  # a bound: receipts of messages sent by the phone itself
+                    continue
+                await self.apply_status(tx, rec, local, status, at_ms)
+
+    async def apply_status(
+        self, tx: Tx, rec: InstanceRecord, id_message: str, status: Status, at_ms: int
+    ) -> None:
+        row = (
+            await tx.conn.execute(
+                _MESSAGE.where(messages.c.direction == "out"),
+                {"instance_id": rec.id, "id_message": id_message},
+            )
+        ).first()
+        if row is None:
+            return
+        await lifecycle.set_status(
+            tx,
+            rec,
+            row.id,
+            row.chat_id,
+            id_message,
+            status,
+            "",
+            current=row.status,
+            sent_by_api=bool(row.sent_by_api),
+            at_ms=at_ms,
+        )

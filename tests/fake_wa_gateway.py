@@ -1,0 +1,288 @@
+"""A fake WhatsApp Web gateway for tests: speaks the gateway protocol
+(verdigris.channels.whatsapp_web.protocol) and plays a small WhatsApp world behind it.
+
+Nothing here reaches WhatsApp. The world has sessions (one per instance), phones that scan a QR
+code or type a pairing code, messages that WhatsApp accepts and later reports delivered and read,
+people who write to the linked number, and the mishaps a linked device meets (the phone logs it
+out, another client takes the session over, a temporary ban, a dropped connection).
+
+It runs on its own thread and event loop; the test drives it with plain method calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import queue
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from verdigris.channels.whatsapp_web import protocol
+from verdigris.channels.whatsapp_web.protocol import GatewayError, GatewayListener
+
+
+@dataclass
+class Session:
+    name: str
+    jid: str = ""  # the linked account, "" while not linked
+    qr_round: int = 0
+    pairing_phone: str = ""
+    pairing_code: str = ""
+    connected: bool = False
+    replaced: bool = False
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+
+class FakeWaGateway:
+    def __init__(self, directory: Path) -> None:
+        self.socket = directory / "wa.sock"
+        self.secret_file = directory / "wa.secret"
+        self.sessions: dict[str, Session] = {}
+        self.sent: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.reads: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.requests: list[str] = []
+        # WhatsApp accepts sends (False: answers "not connected", a temporary failure).
+        self.accepting = True
+        # Each accepted send is reported delivered at once.
+        self.auto_deliver = True
+        self._ids = itertools.count(1)
+        self._prefix = secrets.token_hex(4).upper()  # WhatsApp's ids never repeat, across processes too
+        self._codes = itertools.count(1)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-wa-gateway", daemon=True)
+        self.listener: GatewayListener | None = None
+        # Run as a process of its own (main below): sessions the server opens count as linked (the
+        # previous process linked them), and each accepted send is appended to this file.
+        self.standalone = False
+        self.sent_log: Path | None = None
+
+    # --- life ------------------------------------------------------------------------------------
+
+    def start(self) -> FakeWaGateway:
+        self._thread.start()
+        secret = protocol.load_secret(self.secret_file)
+        self.listener = GatewayListener(self.socket, secret, self._handle)
+        self._run(self.listener.start())
+        return self
+
+    def stop(self) -> None:
+        if self.listener is not None:
+            self._run(self.listener.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _run(self, coro: Coroutine[Any, Any, Any], timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        async def wrapped() -> Any:
+            return fn(*args)
+
+        return self._run(wrapped())
+
+    # --- the protocol ----------------------------------------------------------------------------
+
+    def session(self, name: str) -> Session:
+        return self.sessions.setdefault(name, Session(name))
+
+    async def _handle(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.requests.append(method)
+        name = str(params.get("session", ""))
+        if not name:
+            raise GatewayError(protocol.BAD_REQUEST, "session is required")
+        answer = getattr(self, f"_m_{method}", None)
+        if answer is None:
+            raise GatewayError(protocol.BAD_REQUEST, f"unknown method {method}")
+        result: dict[str, Any] = answer(self.session(name), params)
+        return result
+
+    def _m_qr(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        if s.jid:
+            raise GatewayError(protocol.ALREADY_LINKED, "this session is linked already")
+        s.qr_round += 1
+        return {"code": f"2@fake-ref-{s.name}-{s.qr_round},fake-noise-key,fake-identity-key,fake-adv"}
+
+    def _m_pair_phone(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        if s.jid:
+            raise GatewayError(protocol.ALREADY_LINKED, "this session is linked already")
+        phone = str(params.get("phone", ""))
+        if not phone.isdigit():
+            raise GatewayError(protocol.BAD_REQUEST, "phone must be digits")
+        s.pairing_phone = phone
+        s.pairing_code = f"FAKE-{next(self._codes):04d}"
+        return {"code": s.pairing_code}
+
+    def _m_open(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        if self.standalone and not s.jid:
+            s.jid = "restored@s.whatsapp.net"
+        if s.jid and not s.replaced:
+            s.connected = True
+            self._emit(s.name, "connected", {})
+        return {}
+
+    def _m_reconnect(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        s.replaced = False
+        return self._m_open(s, params)
+
+    def _m_logout(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        s.jid, s.connected = "", False
+        return {}
+
+    def _m_close(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        s.connected = False
+        return {}
+
+    def _m_forget(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        self.sessions.pop(s.name, None)
+        return {}
+
+    def _m_mark_read(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        self.reads.put(dict(params))
+        return {}
+
+    def _m_send(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        if not s.jid:
+            raise GatewayError(protocol.NOT_LINKED, "this session is not linked")
+        if not self.accepting or not s.connected:
+            raise GatewayError(protocol.NOT_CONNECTED, "not connected to WhatsApp right now")
+        to = str(params.get("to", ""))
+        if not to.endswith(("@s.whatsapp.net", "@g.us")):
+            raise GatewayError(protocol.REFUSED, f"not a WhatsApp address: {to}")
+        wa_id = f"3EB0{self._prefix}{next(self._ids):010d}"
+        sent = {"session": s.name, "id": wa_id, "to": to, "message": params.get("message")}
+        s.sent.append(sent)
+        self.sent.put(sent)
+        if self.sent_log is not None:
+            with self.sent_log.open("a") as log:
+                log.write(json.dumps(sent) + "\n")
+        if self.auto_deliver:  # emitted before the answer: the receipt overtakes it on the socket
+            self._emit(
+                s.name, "receipt", {"ids": [wa_id], "chat": to, "type": "delivered", "timestamp_ms": _ms()}
+            )
+        return {"id": wa_id, "timestamp_ms": _ms()}
+
+    def _emit(self, session: str, kind: str, data: dict[str, Any]) -> int:
+        assert self.listener is not None
+        return self.listener.emit(session, kind, data)
+
+    def emit(self, session: str, kind: str, data: dict[str, Any]) -> int:
+        seq: int = self._call(self._emit, session, kind, data)
+        return seq
+
+    def wait_acked(self, seq: int, timeout: float = 30) -> None:
+        assert self.listener is not None
+        self._run(self.listener.wait_acked(seq, timeout), timeout + 5)
+
+    # --- the world -------------------------------------------------------------------------------
+
+    def scan(self, session: str, phone: str, push_name: str = "") -> None:
+        """The phone ``phone`` scans the session's QR code (or enters its pairing code)."""
+        s = self.session(session)
+        s.jid, s.connected, s.replaced = f"{phone}@s.whatsapp.net", True, False
+        self.wait_acked(
+            self.emit(session, "paired", {"jid": f"{phone}:7@s.whatsapp.net", "push_name": push_name})
+        )
+        self.wait_acked(self.emit(session, "connected", {}))
+
+    def enter_pairing_code(self, session: str, code: str) -> None:
+        s = self.session(session)
+        assert code.replace("-", "") == s.pairing_code.replace("-", ""), (code, s.pairing_code)
+        self.scan(session, s.pairing_phone)
+
+    def receipt(self, session: str, wa_ids: list[str], chat: str, kind: str) -> None:
+        self.wait_acked(
+            self.emit(session, "receipt", {"ids": wa_ids, "chat": chat, "type": kind, "timestamp_ms": _ms()})
+        )
+
+    def incoming(self, session: str, phone: str, text: str, **extra: str) -> str:
+        """Someone writes to the linked number; returns WhatsApp's id of the message. ``extra``:
+        ``name`` (the sender's push name), ``quoted_id`` (the message it replies to), ``wa_id``
+        (WhatsApp's id, to play an event sent again)."""
+        name, quoted_id, wa_id = extra.get("name", ""), extra.get("quoted_id", ""), extra.get("wa_id", "")
+        wa_id = wa_id or f"A5F0{next(self._ids):016d}"
+        data = {
+            "id": wa_id,
+            "chat": f"{phone}@s.whatsapp.net",
+            "sender": f"{phone}@s.whatsapp.net",
+            "sender_name": name,
+            "kind": "text",
+            "text": text,
+            "timestamp_ms": _ms(),
+        }
+        if quoted_id:
+            data["quoted_id"] = quoted_id
+        self.wait_acked(self.emit(session, "message", data))
+        return wa_id
+
+    def phone_sends(self, session: str, phone: str, text: str) -> str:
+        """The linked account's own phone writes to ``phone``; returns WhatsApp's id."""
+        wa_id = f"3A{next(self._ids):018d}"
+        data = {
+            "id": wa_id,
+            "chat": f"{phone}@s.whatsapp.net",
+            "sender": self.session(session).jid,
+            "sender_name": "Me",
+            "from_me": True,
+            "kind": "text",
+            "text": text,
+            "timestamp_ms": _ms(),
+        }
+        self.wait_acked(self.emit(session, "message", data))
+        return wa_id
+
+    def temporary_ban(self, session: str, seconds: int) -> None:
+        self.session(session).connected = False
+        self.wait_acked(self.emit(session, "temporary_ban", {"code": 101, "expires_s": seconds}))
+
+    def phone_logs_out(self, session: str) -> None:
+        s = self.session(session)
+        s.jid, s.connected = "", False
+        self.wait_acked(self.emit(session, "logged_out", {"reason": "removed from the phone"}))
+
+    def stream_replaced(self, session: str) -> None:
+        s = self.session(session)
+        s.connected, s.replaced = False, True
+        self.wait_acked(self.emit(session, "stream_replaced", {}))
+
+    def drop_connection(self) -> None:
+        """The socket to the server breaks (the server connects again)."""
+        assert self.listener is not None
+        self._call(self.listener.disconnect)
+
+    def next_sent(self, timeout: float = 30) -> dict[str, Any]:
+        return self.sent.get(timeout=timeout)
+
+    def unacked(self) -> int:
+        assert self.listener is not None
+        return len(self.listener.unacked)
+
+
+def _ms() -> int:
+    return int(time.time() * 1000)
+
+
+def main() -> None:
+    """``python fake_wa_gateway.py DIR``: the fake as a process of its own, for tests that kill it.
+    Reads commands from stdin, one JSON object a line: ``{"scan": [session, phone]}``."""
+    directory = Path(sys.argv[1])
+    fake = FakeWaGateway(directory)
+    fake.standalone = True
+    fake.sent_log = directory / "sent.jsonl"
+    fake.start()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        command = json.loads(line)
+        if "scan" in command:
+            fake.scan(*command["scan"])
+        print("done", flush=True)
+
+
+if __name__ == "__main__":
+    main()

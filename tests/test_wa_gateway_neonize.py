@@ -1,0 +1,467 @@
+"""The WhatsApp Web gateway with neonize's real code, offline.
+
+Incoming: WhatsApp events are neonize's own event protobufs (proto2, every required field filled),
+built here and pushed through neonize's own dispatcher, ``client.event.execute(uuid, address,
+size, code)``, exactly as the Go side calls it. Outgoing: the client's Go core is replaced by a
+recorder, so the exact message protobufs that would go to WhatsApp are asserted. The server in
+between is real; the notifications it makes are checked against the official JSON Schema.
+Nothing here reaches WhatsApp (no client ever connects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import threading
+import time
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message as Proto
+from neonize.client import NewClient
+from neonize.events import EVENT_TO_INT
+from neonize.proto import Neonize_pb2 as ev
+from neonize.proto.waCommon.WACommon_pb2 import MessageKey
+from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
+    ContactMessage,
+    ContextInfo,
+    ExtendedTextMessage,
+    LocationMessage,
+    ReactionMessage,
+)
+from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as WaMessage
+
+from harness import Server, check_contract, drain, wait_for
+from sandbox_kit import wait_until
+from verdigris.channels.whatsapp_web import protocol
+from verdigris.channels.whatsapp_web.gateway import Gateway, outgoing_message, translate
+from verdigris.channels.whatsapp_web.protocol import Event, GatewayLink
+
+NUMBER = "79990001111"
+CUSTOMER = "79995550001"
+
+
+def filled(cls: type[Proto], **values: Any) -> Any:
+    """A proto2 message of ``cls`` with ``values`` and every other required field at its zero value."""
+    message = cls(**values)
+    for field in cls.DESCRIPTOR.fields:
+        if not field.is_required or message.HasField(field.name):
+            continue
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            getattr(message, field.name).CopyFrom(filled(field.message_type._concrete_class))
+        elif field.type == FieldDescriptor.TYPE_ENUM:
+            setattr(message, field.name, field.enum_type.values[0].number)
+        elif field.type == FieldDescriptor.TYPE_STRING:
+            setattr(message, field.name, "")
+        elif field.type == FieldDescriptor.TYPE_BYTES:
+            setattr(message, field.name, b"")
+        elif field.type == FieldDescriptor.TYPE_BOOL:
+            setattr(message, field.name, False)
+        else:
+            setattr(message, field.name, 0)
+    return message
+
+
+def jid(user: str, server: str = "s.whatsapp.net", device: int = 0) -> Any:
+    return filled(ev.JID, User=user, Server=server, Device=device)
+
+
+def source(chat: Any, sender: Any, *, from_me: bool = False, sender_alt: Any = None) -> Any:
+    return filled(
+        ev.MessageSource,
+        Chat=chat,
+        Sender=sender,
+        IsFromMe=from_me,
+        SenderAlt=sender_alt if sender_alt is not None else jid(""),
+    )
+
+
+def incoming(wa_id: str, message: WaMessage, *, sender: Any = None, name: str = "Ann", at_s: int = 0) -> Any:
+    who = sender if sender is not None else jid(CUSTOMER)
+    info = filled(
+        ev.MessageInfo,
+        MessageSource=source(who, who),
+        ID=wa_id,
+        Pushname=name,
+        Timestamp=at_s or int(time.time()),
+        Type="text",
+    )
+    return filled(ev.Message, Info=info, Message=message)
+
+
+class GoRecorder:
+    """Stands in for neonize's Go core: records what would go to WhatsApp, answers like it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Any, WaMessage]] = []
+        self.calls: list[str] = []
+        self._ids = iter(range(1, 10**6))
+
+    def SendMessage(self, uuid: bytes, to: bytes, to_size: int, message: bytes, size: int) -> bytes:
+        self.sent.append((ev.JID.FromString(to[:to_size]), WaMessage.FromString(message[:size])))
+        answer = filled(
+            ev.SendResponse, ID=f"3EB0REC{next(self._ids):08d}", Timestamp=int(time.time()), ServerID=1
+        )
+        return bytes(filled(ev.SendMessageReturnFunction, SendResponse=answer).SerializeToString())
+
+    def MarkRead(self, *args: Any) -> bytes:
+        self.calls.append("MarkRead")
+        return b""
+
+    def Logout(self, uuid: bytes) -> bytes:
+        self.calls.append("Logout")
+        return b""
+
+    def Stop(self, uuid: bytes) -> None:
+        self.calls.append("Stop")
+
+
+def dispatch(client: NewClient, event: Proto) -> None:
+    """Hand ``event`` to neonize's dispatcher as the Go side does: a pointer, a size, a code."""
+    data = event.SerializeToString()
+    buffer = ctypes.create_string_buffer(data, len(data))
+    client.event.execute(0, ctypes.addressof(buffer), len(data), EVENT_TO_INT[type(event)])
+
+
+class NeonizeGateway:
+    """The real Gateway (neonize clients with recorder cores) on a thread and loop of its own."""
+
+    def __init__(self, directory: Path) -> None:
+        self.socket = directory / "gw.sock"
+        self.secret_file = directory / "gw.secret"
+        self.store = directory / "stores"
+        self.store.mkdir()
+        self.cores: dict[str, GoRecorder] = {}
+        self.clients: dict[str, NewClient] = {}
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.gateway: Gateway | None = None
+
+    def make_client(self, name: str, store: Path) -> NewClient:
+        client = NewClient(str(store), uuid=name)
+        client._stop_finalizer.detach()  # never reach the real Go core, even when collected
+        core = self.cores[name] = GoRecorder()
+        client._NewClient__client = core  # type: ignore[attr-defined]
+        self.clients[name] = client
+        return client
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+
+    def start(self) -> NeonizeGateway:
+        self.thread.start()
+
+        async def up() -> None:
+            self.gateway = Gateway(self.store, self.make_client)
+            await self.gateway.listen(self.socket, protocol.load_secret(self.secret_file)).start()
+
+        self.run(up())
+        return self
+
+    def stop(self) -> None:
+        assert self.gateway is not None and self.gateway.listener is not None
+        self.run(self.gateway.listener.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    def session(self, name: str) -> NewClient:
+        """The neonize client of a session (made as the gateway makes it, without connecting)."""
+        assert self.gateway is not None
+
+        async def get() -> None:
+            assert self.gateway is not None
+            self.gateway.session(name)
+
+        self.run(get())
+        return self.clients[name]
+
+    def settled(self) -> None:
+        """Every event dispatched so far has been committed by the server."""
+        assert self.gateway is not None and self.gateway.listener is not None
+        listener = self.gateway.listener
+        self.run(asyncio.sleep(0))  # the events handed to the loop so far are queued now
+        wait_until(lambda: not listener.unacked)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[NeonizeGateway]:
+    gw = NeonizeGateway(tmp_path).start()
+    yield gw
+    gw.stop()
+
+
+def test_neonize_events_translate_to_protocol_events() -> None:
+    quoted = WaMessage(
+        extendedTextMessage=ExtendedTextMessage(text="Yes", contextInfo=ContextInfo(stanzaID="3EB0Q"))
+    )
+    kind, data = translate(incoming("A5F01", quoted, at_s=1796300000)) or ("", {})
+    assert kind == "message"
+    assert data == {
+        "id": "A5F01",
+        "chat": f"{CUSTOMER}@s.whatsapp.net",
+        "sender": f"{CUSTOMER}@s.whatsapp.net",
+        "sender_name": "Ann",
+        "from_me": False,
+        "timestamp_ms": 1796300000000,
+        "kind": "text",
+        "text": "Yes",
+        "quoted_id": "3EB0Q",
+    }
+    # A message addressed by a hidden id (LID): the phone number comes from the alternative JID.
+    lid = jid("123456789", "lid")
+    hidden = filled(
+        ev.Message,
+        Info=filled(ev.MessageInfo, MessageSource=source(lid, lid, sender_alt=jid(CUSTOMER)), ID="A5F02"),
+        Message=WaMessage(conversation="hi"),
+    )
+    assert (translate(hidden) or ("", {}))[1]["chat"] == f"{CUSTOMER}@s.whatsapp.net"
+    photo = filled(ev.Message, Info=filled(ev.MessageInfo, ID="A5F03"), Message=WaMessage(imageMessage={}))
+    assert (translate(photo) or ("", {}))[1]["kind"] == "imageMessage"
+
+    receipt = filled(
+        ev.Receipt,
+        MessageSource=source(jid(CUSTOMER), jid(CUSTOMER)),
+        MessageIDs=["3EB0A", "3EB0B"],
+        Timestamp=1796300001,
+        Type=ev.Receipt.READ,
+    )
+    assert translate(receipt) == (
+        "receipt",
+        {
+            "ids": ["3EB0A", "3EB0B"],
+            "chat": f"{CUSTOMER}@s.whatsapp.net",
+            "type": "read",
+            "timestamp_ms": 1796300001000,
+        },
+    )
+    assert translate(filled(ev.Receipt, Type=ev.Receipt.READ_SELF)) is None
+    assert translate(filled(ev.PairStatus, ID=jid(NUMBER, device=7), Status=ev.PairStatus.SUCCESS)) == (
+        "paired",
+        {"jid": f"{NUMBER}@s.whatsapp.net", "push_name": ""},
+    )
+    assert translate(filled(ev.PairStatus, Status=ev.PairStatus.ERROR)) is None
+    assert translate(filled(ev.LoggedOut, Reason=ev.ConnectFailureReason.Value("LOGGED_OUT"))) == (
+        "logged_out",
+        {"reason": "LOGGED_OUT"},
+    )
+    assert translate(filled(ev.StreamReplaced)) == ("stream_replaced", {})
+    assert translate(filled(ev.ClientOutdated)) == ("client_outdated", {})
+    ban = filled(ev.TemporaryBan, Code=ev.TemporaryBan.SENT_TOO_MANY_SAME_MESSAGE, Expire=3600)
+    assert translate(ban) == (
+        "temporary_ban",
+        {"code": int(ev.TemporaryBan.SENT_TOO_MANY_SAME_MESSAGE), "expires_s": 3600},
+    )
+
+
+def test_the_real_dispatcher_and_recorder_core_behind_a_real_server(
+    world: NeonizeGateway, make_server: Any, tmp_path: Path
+) -> None:
+    srv: Server = make_server(
+        env={
+            "VERDIGRIS_WHATSAPP_WEB_ENABLED": "true",
+            "VERDIGRIS_WHATSAPP_WEB_GATEWAY": "false",
+            "VERDIGRIS_WHATSAPP_WEB_SOCKET": str(world.socket),
+            "VERDIGRIS_WHATSAPP_WEB_SECRET_FILE": str(world.secret_file),
+        },
+        data_dir=tmp_path / "srv",
+    )
+    inst = srv.new_instance("--channel", "whatsapp_web")
+    api = srv.api(inst)
+    assert api.account.setSettings({"stateWebhook": "yes"}).code == 200
+    drain(api)
+    session = str(inst["idInstance"])
+    client = world.session(session)
+
+    # The phone scans the QR code: whatsmeow reports PairSuccess, then Connected.
+    dispatch(client, filled(ev.PairStatus, ID=jid(NUMBER, device=12), Status=ev.PairStatus.SUCCESS))
+    dispatch(client, filled(ev.Connected, status=True))
+    world.settled()
+    assert [b["stateInstance"] for b in drain(api)] == ["starting", "authorized"]
+    assert api.account.getSettings().data["wid"] == f"{NUMBER}@c.us"
+
+    # sendMessage → exactly one WhatsApp message: plain conversation text, no mention made of "@digits".
+    text = f"Hello @{CUSTOMER}, your order is ready"
+    sent = api.sending.sendMessage(f"{CUSTOMER}@c.us", text)
+    assert sent.code == 200
+    core = world.cores[session]
+    wait_until(lambda: len(core.sent) == 1)
+    to, message = core.sent[0]
+    assert (to.User, to.Server) == (CUSTOMER, "s.whatsapp.net")
+    assert message == WaMessage(conversation=text)
+    bodies = drain(api)
+    assert [(b["typeWebhook"], b.get("status")) for b in bodies] == [
+        ("outgoingAPIMessageReceived", None),
+        ("outgoingMessageStatus", "sent"),
+    ]
+    wa_id = "3EB0REC00000001"
+
+    # WhatsApp's receipts (through neonize's dispatcher) → delivered, read.
+    for kind in (ev.Receipt.DELIVERED, ev.Receipt.READ):
+        dispatch(
+            client,
+            filled(
+                ev.Receipt,
+                MessageSource=source(jid(CUSTOMER), jid(CUSTOMER), from_me=True),
+                MessageIDs=[wa_id],
+                Timestamp=int(time.time()),
+                Type=kind,
+            ),
+        )
+    world.settled()
+    statuses = drain(api)
+    assert [(b["idMessage"], b["status"]) for b in statuses] == [
+        (sent.data["idMessage"], "delivered"),
+        (sent.data["idMessage"], "read"),
+    ]
+
+    # The customer replies quoting it → incomingMessageReceived, a quotedMessage of our idMessage.
+    reply = WaMessage(
+        extendedTextMessage=ExtendedTextMessage(
+            text="Thanks!", contextInfo=ContextInfo(stanzaID=wa_id, participant=f"{NUMBER}@s.whatsapp.net")
+        )
+    )
+    dispatch(client, incoming("A5F0REPLY1", reply, name="Ann"))
+    got = wait_for(api, lambda b: b["typeWebhook"] == "incomingMessageReceived")
+    check_contract(got)
+    assert got["idMessage"] == "A5F0REPLY1"
+    assert got["senderData"]["sender"] == f"{CUSTOMER}@c.us" and got["senderData"]["senderName"] == "Ann"
+    assert got["messageData"]["typeMessage"] == "quotedMessage"
+    assert got["messageData"]["extendedTextMessageData"]["text"] == "Thanks!"
+    assert got["messageData"]["quotedMessage"]["stanzaId"] == sent.data["idMessage"]
+    dispatch(client, incoming("A5F0PLAIN1", WaMessage(conversation="One more thing")))
+    plain = wait_for(api, lambda b: b["typeWebhook"] == "incomingMessageReceived")
+    check_contract(plain)
+    assert plain["messageData"]["textMessageData"]["textMessage"] == "One more thing"
+
+    # Answering with a quote → an extendedTextMessage whose context names WhatsApp's id and sender.
+    api.sending.sendMessage(f"{CUSTOMER}@c.us", "You are welcome", quotedMessageId="A5F0REPLY1")
+    wait_until(lambda: len(core.sent) == 2)
+    _, quoted = core.sent[1]
+    assert quoted == WaMessage(
+        extendedTextMessage=ExtendedTextMessage(
+            text="You are welcome",
+            contextInfo=ContextInfo(
+                stanzaID="A5F0REPLY1",
+                participant=f"{CUSTOMER}@s.whatsapp.net",
+                quotedMessage=WaMessage(conversation="Thanks!"),
+            ),
+        )
+    )
+
+    losing_the_link(world, client, api)
+
+
+def losing_the_link(world: NeonizeGateway, client: NewClient, api: Any) -> None:
+    """Another client takes the session over, then the phone removes the device."""
+    dispatch(client, filled(ev.StreamReplaced))
+    world.settled()
+    assert api.account.getStateInstance().data == {"stateInstance": "notAuthorized"}
+    dispatch(client, filled(ev.LoggedOut, Reason=ev.ConnectFailureReason.Value("LOGGED_OUT")))
+    world.settled()
+    assert api.account.getSettings().data["wid"] == ""
+    for body in drain(api):
+        check_contract(body)
+
+
+def recorded_client(name: str, store: Path) -> NewClient:
+    client = NewClient(str(store), uuid=name)
+    client._stop_finalizer.detach()
+    client._NewClient__client = GoRecorder()  # type: ignore[attr-defined]
+    return client
+
+
+def test_events_stored_by_a_gateway_that_dies_reach_the_server_from_the_next_one(tmp_path: Path) -> None:
+    """The event is on disk before neonize's callback returns: a gateway killed before the server
+    acknowledged it (here: before any server connected) hands it over after its restart, once."""
+
+    async def scenario() -> None:
+        secret = protocol.load_secret(tmp_path / "secret")
+        first = Gateway(tmp_path, recorded_client)
+        first.listen(tmp_path / "gw.sock", secret)  # never started: no server ever hears it
+        client = first.session("7700000001").client
+        dispatch(client, incoming("A5F0KEPT1", WaMessage(conversation="kept on disk")))
+        await asyncio.sleep(0)
+        # kill -9: nothing of the first gateway is closed or flushed; a second one starts.
+        second = Gateway(tmp_path, recorded_client)
+        listener = second.listen(tmp_path / "gw.sock", secret)
+        await listener.start()
+        received: list[Event] = []
+
+        async def on_event(event: Event) -> None:
+            received.append(event)
+
+        link = GatewayLink(tmp_path / "gw.sock", lambda: secret, on_event)
+        link.start()
+        wait = asyncio.get_running_loop().run_in_executor(None, wait_until, lambda: not listener.unacked)
+        await asyncio.wait_for(wait, 30)
+        assert [(e.session, e.kind, e.data["id"], e.data["text"]) for e in received] == [
+            ("7700000001", "message", "A5F0KEPT1", "kept on disk")
+        ]
+        assert second.outbox.pending() == []  # acknowledged: forgotten
+        await link.close()
+        await listener.close()
+        await second.close()
+
+    asyncio.run(scenario())
+
+
+def test_locations_contacts_and_reactions_as_whatsapp_protobufs() -> None:
+    """Both ways through the gateway's mapping: the protocol's bodies become the exact WhatsApp
+    messages neonize would send, and WhatsApp's messages become the protocol's events."""
+    place = outgoing_message(
+        {"kind": "location", "latitude": 55.75, "longitude": 37.61, "name": "Shop", "address": "A"}
+    )
+    assert place == WaMessage(
+        locationMessage=LocationMessage(
+            degreesLatitude=55.75, degreesLongitude=37.61, name="Shop", address="A"
+        )
+    )
+    card = outgoing_message(
+        {"kind": "contacts", "contacts": [{"display_name": "Ann", "vcard": "BEGIN:VCARD"}]}
+    )
+    assert card == WaMessage(contactMessage=ContactMessage(displayName="Ann", vcard="BEGIN:VCARD"))
+    two = outgoing_message(
+        {"kind": "contacts", "contacts": [{"display_name": n, "vcard": "V"} for n in ("A", "B")]}
+    )
+    assert [c.displayName for c in two.contactsArrayMessage.contacts] == ["A", "B"]
+    liked = outgoing_message(
+        {
+            "kind": "reaction",
+            "emoji": "👍",
+            "at_ms": 1796300000000,
+            "target": {"id": "A5F01", "chat": f"{CUSTOMER}@s.whatsapp.net", "from_me": False},
+        }
+    )
+    assert liked == WaMessage(
+        reactionMessage=ReactionMessage(
+            key=MessageKey(remoteJID=f"{CUSTOMER}@s.whatsapp.net", fromMe=False, ID="A5F01"),
+            text="👍",
+            senderTimestampMS=1796300000000,
+        )
+    )
+    with pytest.raises(protocol.GatewayError):
+        outgoing_message({"kind": "sticker"})
+
+    def received(message: WaMessage) -> dict[str, Any]:
+        _, data = translate(incoming("A5F0X", message)) or ("", {})
+        return {
+            k: v
+            for k, v in data.items()
+            if k not in ("id", "chat", "sender", "sender_name", "from_me", "timestamp_ms")
+        }
+
+    assert received(place) == {
+        "kind": "location",
+        "latitude": 55.75,
+        "longitude": 37.61,
+        "name": "Shop",
+        "address": "A",
+    }
+    assert received(card) == {
+        "kind": "contacts",
+        "contacts": [{"display_name": "Ann", "vcard": "BEGIN:VCARD"}],
+    }
+    assert received(liked) == {"kind": "reaction", "emoji": "👍", "target_id": "A5F01"}

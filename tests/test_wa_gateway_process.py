@@ -1,0 +1,198 @@
+"""The WhatsApp Web gateway as a process: ``verdigris serve`` keeps ``verdigris wa-gateway`` running,
+and a gateway killed with ``kill -9`` in the middle of a stream of sends loses no accepted message.
+
+No WhatsApp session is ever started here (no instance is linked through the real gateway), so
+nothing tries to reach WhatsApp; the stream of sends goes through the fake gateway run as a child
+process (tests/fake_wa_gateway.py), which can be killed like the real one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import Server, server_env
+from sandbox_kit import wait_until
+
+FAKE = Path(__file__).parent / "fake_wa_gateway.py"
+
+
+@pytest.mark.subprocess
+def test_serve_starts_the_gateway_and_starts_it_again_after_kill_9(make_server: Any, tmp_path: Path) -> None:
+    srv: Server = make_server(
+        env={"VERDIGRIS_WHATSAPP_WEB_ENABLED": "true", "VERDIGRIS_WHATSAPP_WEB_GATEWAY": "true"},
+        data_dir=tmp_path / "s",
+    )
+    channel = srv.core.channels["whatsapp_web"]
+    wait_until(channel.link.connected.is_set, timeout=60)
+    for name in ("wa-gateway.sock", "wa-gateway.secret"):
+        assert stat.S_IMODE((srv.data_dir / name).stat().st_mode) == 0o600, name
+    first = channel.supervisor.process
+    os.kill(first.pid, signal.SIGKILL)
+    wait_until(
+        lambda: channel.supervisor.starts == 2 and channel.supervisor.process.pid != first.pid, timeout=60
+    )
+    wait_until(channel.link.connected.is_set, timeout=60)
+    assert srv.wire(srv.instance(0), "getStateInstance").status_code == 200  # the server never stopped
+    second = channel.supervisor.process
+    srv.stop()
+    assert second.returncode is not None  # stopped with the server
+
+
+def start_fake(directory: Path) -> subprocess.Popen[str]:
+    fake = subprocess.Popen(
+        [sys.executable, str(FAKE), str(directory)],
+        env=server_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert fake.stdout is not None and fake.stdout.readline().strip() == "ready"
+    return fake
+
+
+def sent_texts(directory: Path) -> list[str]:
+    log = directory / "sent.jsonl"
+    if not log.exists():
+        return []
+    return [json.loads(line)["message"]["text"] for line in log.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.subprocess
+def test_a_gateway_killed_mid_stream_loses_no_accepted_message(make_server: Any, tmp_path: Path) -> None:
+    world = tmp_path / "wa"
+    world.mkdir()
+    fake = start_fake(world)
+    srv: Server = make_server(
+        env={
+            "VERDIGRIS_WHATSAPP_WEB_ENABLED": "true",
+            "VERDIGRIS_WHATSAPP_WEB_GATEWAY": "false",
+            "VERDIGRIS_WHATSAPP_WEB_SOCKET": str(world / "wa.sock"),
+            "VERDIGRIS_WHATSAPP_WEB_SECRET_FILE": str(world / "wa.secret"),
+        },
+        data_dir=tmp_path / "s",
+    )
+    try:
+        inst = srv.new_instance("--channel", "whatsapp_web")
+        api = srv.api(inst)
+        assert fake.stdin is not None and fake.stdout is not None
+        fake.stdin.write(json.dumps({"scan": [str(inst["idInstance"]), "79990002222"]}) + "\n")
+        fake.stdin.flush()
+        assert fake.stdout.readline().strip() == "done"
+        wait_until(lambda: api.account.getStateInstance().data == {"stateInstance": "authorized"})
+
+        # A pause between sends, so that the kill lands in the middle of the stream.
+        assert api.account.setSettings({"delaySendMessagesMilliseconds": 100}).code == 200
+        texts = [f"order {n}" for n in range(40)]
+        ids = [api.sending.sendMessage("79995550009@c.us", text).data["idMessage"] for text in texts]
+        wait_until(lambda: len(sent_texts(world)) >= 5)
+        fake.kill()  # kill -9 while the stream goes out
+        fake.wait()
+        assert len(set(sent_texts(world))) < len(texts)  # the kill did cut the stream
+        fake = start_fake(world)  # the same world again; the server reconnects by itself
+
+        wait_until(lambda: set(sent_texts(world)) == set(texts), timeout=120)
+        statuses = {
+            api.journals.getMessage("79995550009@c.us", id_message).data["statusMessage"]
+            for id_message in ids
+        }
+        wait_until(
+            lambda: (
+                {
+                    api.journals.getMessage("79995550009@c.us", id_message).data["statusMessage"]
+                    for id_message in ids
+                }
+                == {"delivered"}
+            ),
+            timeout=60,
+        )
+        assert "failed" not in statuses
+        # At least once: a send cut off by the kill may have gone out twice, nothing more.
+        assert len(sent_texts(world)) <= len(texts) + 1
+    finally:
+        fake.kill()
+        fake.wait()
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.subprocess
+def test_the_gateway_ends_with_a_server_killed_with_kill_9(make_server: Any, tmp_path: Path) -> None:
+    """An orphaned gateway would go on running sessions whose leases nobody renews."""
+    srv: Server = make_server(
+        env={"VERDIGRIS_WHATSAPP_WEB_ENABLED": "true", "VERDIGRIS_WHATSAPP_WEB_GATEWAY": "true"},
+        data_dir=tmp_path / "s",
+        subprocess=True,
+    )
+    assert srv.proc is not None
+    server_pid = srv.proc.pid
+    gateways = wait_until(lambda: children(server_pid), timeout=60)
+    assert all(alive(pid) for pid in gateways)
+    srv.kill()
+    wait_until(lambda: not any(alive(pid) for pid in gateways), timeout=30)
+
+
+def can_unshare() -> bool:
+    return shutil.which("unshare") is not None and subprocess.run(["unshare", "-rn", "true"]).returncode == 0
+
+
+@pytest.mark.subprocess
+@pytest.mark.skipif(not can_unshare(), reason="needs an empty network namespace (unshare -rn)")
+def test_the_real_gateway_without_a_network_refuses_linking_and_stays_up(
+    make_server: Any, tmp_path: Path
+) -> None:
+    """neonize's real library in an empty network namespace (nothing can reach WhatsApp): a qr
+    request starts a real session, which cannot connect; the answer says so and the gateway lives."""
+    world = tmp_path / "w"
+    world.mkdir()
+    gateway = subprocess.Popen(
+        ["unshare", "-rn", sys.executable, "-m", "verdigris", "wa-gateway",
+         "--socket", str(world / "wa.sock"), "--secret-file", str(world / "wa.secret"),
+         "--store-dir", str(world / "stores"), "--qr-wait-seconds", "3"],
+        env=server_env(),
+    )  # fmt: skip
+    try:
+        wait_until(lambda: (world / "wa.sock").exists())
+        srv: Server = make_server(
+            env={
+                "VERDIGRIS_WHATSAPP_WEB_ENABLED": "true",
+                "VERDIGRIS_WHATSAPP_WEB_GATEWAY": "false",
+                "VERDIGRIS_WHATSAPP_WEB_SOCKET": str(world / "wa.sock"),
+                "VERDIGRIS_WHATSAPP_WEB_SECRET_FILE": str(world / "wa.secret"),
+            },
+            data_dir=tmp_path / "s",
+        )
+        wait_until(srv.core.channels["whatsapp_web"].link.connected.is_set)
+        inst = srv.new_instance("--channel", "whatsapp_web")
+        for _ in range(2):
+            r = srv.wire(inst, "qr")
+            assert r.status_code == 501 and "linking is not possible right now" in r.text, r.text
+            assert gateway.poll() is None  # the gateway is still there
+        store = world / "stores" / f"{inst['idInstance']}.sqlite3"
+        assert stat.S_IMODE(store.stat().st_mode) == 0o600
+        assert srv.wire(inst, "getStateInstance").json() == {"stateInstance": "notAuthorized"}
+    finally:
+        gateway.terminate()
+        gateway.wait(30)

@@ -1,0 +1,407 @@
+"""The WhatsApp Web channel end to end: a real server, the official SDK and bot library on the
+instance's side, and tests/fake_wa_gateway.py playing the gateway process and WhatsApp behind it.
+
+An instance on this channel is linked by QR code or pairing code, sends text through the durable
+queue (statuses from receipts), receives text into its notification queue, and loses its link the
+ways a linked device does. Nothing here reaches WhatsApp.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fake_wa_gateway import FakeWaGateway
+from harness import Server, check_contract, decode_qr, drain, server_env, wait_for
+from sandbox_kit import wait_until
+
+BOT = Path(__file__).parent / "bots" / "echo_bot.py"
+_phones = itertools.count(1)
+
+
+def env_for(gateway: FakeWaGateway) -> dict[str, str]:
+    return {
+        "VERDIGRIS_WHATSAPP_WEB_ENABLED": "true",
+        "VERDIGRIS_WHATSAPP_WEB_GATEWAY": "false",  # the fake plays the gateway
+        "VERDIGRIS_WHATSAPP_WEB_SOCKET": str(gateway.socket),
+        "VERDIGRIS_WHATSAPP_WEB_SECRET_FILE": str(gateway.secret_file),
+    }
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeWaGateway]:
+    fake = FakeWaGateway(tmp_path_factory.mktemp("wa")).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def srv(gateway: FakeWaGateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = Server(tmp_path_factory.mktemp("waweb"), env=env_for(gateway)).start()
+    wait_until(lambda: gateway.listener is not None and gateway.listener.connections > 0)
+    yield server
+    server.stop()
+    server.drop_database()
+
+
+def phone() -> str:
+    return f"7999300{next(_phones):04d}"
+
+
+def new_instance(srv: Server) -> tuple[dict[str, Any], Any]:
+    inst = srv.new_instance("--channel", "whatsapp_web")
+    api = srv.api(inst)
+    assert api.account.setSettings({"stateWebhook": "yes"}).code == 200
+    drain(api, timeout=5)
+    return inst, api
+
+
+def linked(srv: Server, gateway: FakeWaGateway) -> tuple[dict[str, Any], Any, str]:
+    """A new instance on this channel, linked by scanning its QR code; returns its number too."""
+    inst, api = new_instance(srv)
+    number = phone()
+    code = api.account.qr().data
+    assert code["type"] == "qrCode"
+    gateway.scan(str(inst["idInstance"]), number, "Shop")
+    drain(api, timeout=5)
+    return inst, api, number
+
+
+def states(bodies: list[dict[str, Any]]) -> list[str]:
+    return [b["stateInstance"] for b in bodies if b["typeWebhook"] == "stateInstanceChanged"]
+
+
+def test_link_by_qr_code_send_statuses_receive_and_read(srv: Server, gateway: FakeWaGateway) -> None:
+    inst, api = new_instance(srv)
+    session = str(inst["idInstance"])
+    assert api.account.getStateInstance().data == {"stateInstance": "notAuthorized"}
+
+    # qr: the gateway's QR text, rendered as the PNG the SDK expects (a phone camera reads it back).
+    first = api.account.qr().data
+    assert first["type"] == "qrCode"
+    assert decode_qr(first["message"]) == f"2@fake-ref-{session}-1,fake-noise-key,fake-identity-key,fake-adv"
+    assert decode_qr(api.account.qr().data["message"]).startswith(f"2@fake-ref-{session}-2,")  # it rotates
+
+    number = phone()
+    gateway.scan(session, number, "Shop")
+    assert states(drain(api, timeout=5)) == ["starting", "authorized"]
+    assert api.account.getStateInstance().data == {"stateInstance": "authorized"}
+    assert api.account.getSettings().data["wid"] == f"{number}@c.us"
+    assert api.account.qr().data["type"] == "alreadyLogged"
+
+    # Sending: the text goes to the gateway for the customer's JID; statuses follow its receipts.
+    sent = api.sending.sendMessage("79995550001@c.us", "Your order has shipped")
+    assert sent.code == 200
+    out = gateway.next_sent()
+    assert out["to"] == "79995550001@s.whatsapp.net"
+    assert out["message"] == {"kind": "text", "text": "Your order has shipped"}
+    bodies = drain(api)
+    assert [(b["typeWebhook"], b.get("status")) for b in bodies] == [
+        ("outgoingAPIMessageReceived", None),
+        ("outgoingMessageStatus", "sent"),
+        ("outgoingMessageStatus", "delivered"),  # the receipt overtook the answer on the socket
+    ]
+    assert all(b["idMessage"] == sent.data["idMessage"] for b in bodies)
+    gateway.receipt(session, [out["id"]], out["to"], "read")
+    read = wait_for(api, lambda b: b["typeWebhook"] == "outgoingMessageStatus")
+    assert (read["idMessage"], read["status"]) == (sent.data["idMessage"], "read")
+    gateway.receipt(session, [out["id"]], out["to"], "delivered")  # late: statuses only go forward
+    assert api.journals.getMessage("79995550001@c.us", sent.data["idMessage"]).data["statusMessage"] == "read"
+
+    # Receiving: a customer replies, quoting the business's message.
+    wa_id = gateway.incoming(session, "79995550001", "Thanks! When?", name="Ann", quoted_id=out["id"])
+    got = wait_for(api, lambda b: b["typeWebhook"] == "incomingMessageReceived")
+    check_contract(got)
+    assert got["idMessage"] == wa_id
+    assert got["senderData"]["chatId"] == "79995550001@c.us" and got["senderData"]["senderName"] == "Ann"
+    assert got["messageData"]["typeMessage"] == "quotedMessage"
+    assert got["messageData"]["extendedTextMessageData"]["text"] == "Thanks! When?"
+    assert got["messageData"]["quotedMessage"]["stanzaId"] == sent.data["idMessage"]
+
+    # The gateway sends the same event again (its acknowledgement was lost): recorded once.
+    gateway.incoming(session, "79995550001", "Thanks! When?", name="Ann", wa_id=wa_id)
+    history = api.journals.getChatHistory("79995550001@c.us", 10).data
+    assert [m["idMessage"] for m in history if m["type"] == "incoming"] == [wa_id]
+    assert drain(api, timeout=5) == []
+
+    # The business reads the chat: WhatsApp is told, with WhatsApp's ids.
+    assert api.marking.readChat("79995550001@c.us").data == {"setRead": True}
+    told = gateway.reads.get(timeout=30)
+    assert told["ids"] == [wa_id] and told["chat"] == "79995550001@s.whatsapp.net"
+
+    # A reply quoting the customer's message carries WhatsApp's id of it to the gateway.
+    api.sending.sendMessage("79995550001@c.us", "Tomorrow.", quotedMessageId=wa_id)
+    reply = gateway.next_sent()
+    assert reply["message"]["quoted"] == {
+        "id": wa_id,
+        "sender": "79995550001@s.whatsapp.net",
+        "text": "Thanks! When?",
+    }
+
+
+def test_link_by_pairing_code(srv: Server, gateway: FakeWaGateway) -> None:
+    inst, api = new_instance(srv)
+    number = phone()
+    r = srv.wire(inst, "getAuthorizationCode", verb="POST", json={"phoneNumber": int(number)})
+    assert r.status_code == 200, r.text
+    code = r.json()["code"]
+    assert r.json()["status"] is True and len(code) == 8 and code.isalnum()
+    gateway.enter_pairing_code(str(inst["idInstance"]), code)
+    assert states(drain(api, timeout=5)) == ["starting", "authorized"]
+    assert api.account.getSettings().data["wid"] == f"{number}@c.us"
+    again = srv.wire(inst, "getAuthorizationCode", verb="POST", json={"phoneNumber": int(number)})
+    assert again.status_code == 400 and "already authorized" in again.text
+
+
+def test_losing_the_link_logout_and_reboot(srv: Server, gateway: FakeWaGateway) -> None:
+    inst, api, _ = linked(srv, gateway)
+    session = str(inst["idInstance"])
+
+    # Another client took the session over: not authorized, the number kept; reboot takes it back.
+    gateway.stream_replaced(session)
+    assert states(drain(api, timeout=5)) == ["notAuthorized"]
+    assert api.account.getSettings().data["wid"] != ""
+    assert api.account.reboot().data == {"isReboot": True}
+    wait_until(lambda: api.account.getStateInstance().data == {"stateInstance": "authorized"})
+
+    # WhatsApp bans the number for a while: blocked; back when the connection is.
+    gateway.temporary_ban(session, 3600)
+    assert states(drain(api))[-1:] == ["blocked"]
+    gateway.emit(session, "connected", {})
+    wait_until(lambda: api.account.getStateInstance().data == {"stateInstance": "authorized"})
+
+    # The phone removes the linked device: the link is gone.
+    gateway.phone_logs_out(session)
+    assert states(drain(api, timeout=5))[-1:] == ["notAuthorized"]
+    assert api.account.getSettings().data["wid"] == ""
+
+    # Linked again, then logged out through the API: the gateway ends the session.
+    gateway.scan(session, phone())
+    wait_until(lambda: api.account.getStateInstance().data == {"stateInstance": "authorized"})
+    assert api.account.logout().data == {"isLogout": True}
+    assert api.account.getStateInstance().data == {"stateInstance": "notAuthorized"}
+    assert "logout" in gateway.requests and gateway.session(session).jid == ""
+
+
+def test_sends_wait_while_whatsapp_is_unreachable(srv: Server, gateway: FakeWaGateway) -> None:
+    inst, api, _ = linked(srv, gateway)
+    gateway.accepting = False
+    try:
+        sent = api.sending.sendMessage("79995550002@c.us", "queued while offline")
+        assert sent.code == 200
+        wait_until(lambda: gateway.requests.count("send") >= 1)
+        assert gateway.sent.empty()
+        status = api.journals.getMessage("79995550002@c.us", sent.data["idMessage"]).data["statusMessage"]
+        assert status == "pending"  # in the queue again, not failed
+    finally:
+        gateway.accepting = True
+    out = gateway.next_sent(timeout=60)  # the retry after the pause
+    assert out["message"]["text"] == "queued while offline"
+    wait_until(
+        lambda: (
+            api.journals.getMessage("79995550002@c.us", sent.data["idMessage"]).data["statusMessage"]
+            == "delivered"
+        )
+    )
+
+
+def test_what_the_channel_does_not_offer_is_refused_clearly(srv: Server, gateway: FakeWaGateway) -> None:
+    inst, api, _ = linked(srv, gateway)
+    r = srv.wire(inst, "checkWhatsapp", verb="POST", json={"phoneNumber": 79995550003})
+    assert r.status_code == 501 and "ban" in r.text
+    r = srv.wire(
+        inst,
+        "sendPoll",
+        verb="POST",
+        json={
+            "chatId": "79995550003@c.us",
+            "message": "Which?",
+            "options": [{"optionName": "A"}, {"optionName": "B"}],
+        },
+    )
+    assert r.status_code == 501 and "sendPoll is not available" in r.text
+    assert gateway.sent.empty()
+
+
+def test_events_wait_for_a_server_that_is_down(make_server: Any, tmp_path: Path) -> None:
+    """The gateway keeps each event until the server committed it: what happens while the server
+    is stopped reaches it when it is back, once."""
+    gateway = FakeWaGateway(tmp_path).start()
+    try:
+        events_survive(gateway, make_server(env=env_for(gateway), data_dir=tmp_path / "down"))
+    finally:
+        gateway.stop()
+
+
+def events_survive(gateway: FakeWaGateway, srv: Server) -> None:
+    inst, api, _ = linked(srv, gateway)
+    session = str(inst["idInstance"])
+    srv.stop()
+    wa_id = f"A5F0DOWN{next(_phones):012d}"
+    seq = gateway.emit(
+        session,
+        "message",
+        {
+            "id": wa_id,
+            "chat": "79995550004@s.whatsapp.net",
+            "sender": "79995550004@s.whatsapp.net",
+            "sender_name": "Bo",
+            "kind": "text",
+            "text": "are you there?",
+            "timestamp_ms": int(time.time() * 1000),
+        },
+    )
+    assert gateway.listener is not None and seq in gateway.listener.unacked
+    srv.start()
+    got = wait_for(srv.api(inst), lambda b: b["typeWebhook"] == "incomingMessageReceived")
+    assert (got["idMessage"], got["messageData"]["textMessageData"]["textMessage"]) == (
+        wa_id,
+        "are you there?",
+    )
+    gateway.wait_acked(seq)
+    srv.stop()
+
+
+def test_the_bot_library_echo_bot_runs_unchanged(srv: Server, gateway: FakeWaGateway) -> None:
+    inst, api, _ = linked(srv, gateway)
+    session = str(inst["idInstance"])
+    bot = subprocess.Popen(
+        [sys.executable, str(BOT), str(inst["idInstance"]), inst["apiTokenInstance"], srv.url],
+        env=server_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert bot.stdout is not None
+        for line in bot.stdout:
+            if "bot ready" in line:
+                break
+        gateway.incoming(session, "79995550005", "/start", name="Cy")
+        assert gateway.next_sent(timeout=60)["message"]["text"] == "Welcome, Cy!"
+        ping = gateway.incoming(session, "79995550005", "ping", name="Cy")
+        pong = gateway.next_sent(timeout=60)
+        assert pong["to"] == "79995550005@s.whatsapp.net"
+        assert pong["message"]["text"] == "pong" and pong["message"]["quoted"]["id"] == ping
+        gateway.incoming(session, "79995550005", "anything", name="Cy")
+        assert gateway.next_sent(timeout=60)["message"]["text"] == "echo: anything"
+    finally:
+        bot.kill()
+        bot.wait()
+
+
+def test_locations_contacts_and_reactions_both_ways(srv: Server, gateway: FakeWaGateway) -> None:
+    inst, api, _ = linked(srv, gateway)
+    session = str(inst["idInstance"])
+    chat = "79995550006@c.us"
+
+    api.sending.sendLocation(chat, 55.7558, 37.6173, "Shop", "Tverskaya 1")
+    assert gateway.next_sent()["message"] == {
+        "kind": "location",
+        "latitude": 55.7558,
+        "longitude": 37.6173,
+        "name": "Shop",
+        "address": "Tverskaya 1",
+    }
+    api.sending.sendContact(chat, {"phoneContact": 79990004444, "firstName": "Ann", "lastName": "Lee"})
+    card = gateway.next_sent()["message"]
+    assert card["kind"] == "contacts" and card["contacts"][0]["display_name"] == "Ann Lee"
+    assert "79990004444" in card["contacts"][0]["vcard"]
+
+    # The customer writes; the business reacts to that message: WhatsApp's key names it.
+    wa_id = gateway.incoming(session, "79995550006", "Is it open today?", name="Dee")
+    wait_for(api, lambda b: b.get("idMessage") == wa_id)
+    r = srv.wire(
+        inst, "sendReaction", verb="POST", json={"chatId": chat, "idMessage": wa_id, "reaction": "👍"}
+    )
+    assert r.status_code == 200, r.text
+    reaction = gateway.next_sent()["message"]
+    assert reaction["kind"] == "reaction" and reaction["emoji"] == "👍"
+    assert reaction["target"] == {"id": wa_id, "chat": "79995550006@s.whatsapp.net", "from_me": False}
+    drain(api)
+
+    # What the customer sends back: a location, a contact, a reaction to the business's location.
+    located = gateway.emit(
+        session,
+        "message",
+        {
+            "id": "A5F0LOC1",
+            "chat": "79995550006@s.whatsapp.net",
+            "sender": "79995550006@s.whatsapp.net",
+            "sender_name": "Dee",
+            "kind": "location",
+            "latitude": 1.5,
+            "longitude": 2.5,
+            "name": "Home",
+            "address": "Main st",
+            "timestamp_ms": int(time.time() * 1000),
+        },
+    )
+    gateway.wait_acked(located)
+    got = wait_for(api, lambda b: b["typeWebhook"] == "incomingMessageReceived")
+    assert got["messageData"]["typeMessage"] == "locationMessage"
+    assert got["messageData"]["locationMessageData"]["latitude"] == 1.5
+    assert got["messageData"]["locationMessageData"]["nameLocation"] == "Home"
+    carded = gateway.emit(
+        session,
+        "message",
+        {
+            "id": "A5F0VCF1",
+            "chat": "79995550006@s.whatsapp.net",
+            "sender": "79995550006@s.whatsapp.net",
+            "sender_name": "Dee",
+            "kind": "contacts",
+            "contacts": [{"display_name": "Bo", "vcard": "BEGIN:VCARD\nVERSION:3.0\nFN:Bo\nEND:VCARD"}],
+            "timestamp_ms": int(time.time() * 1000),
+        },
+    )
+    gateway.wait_acked(carded)
+    got = wait_for(api, lambda b: b["typeWebhook"] == "incomingMessageReceived")
+    assert got["messageData"]["typeMessage"] == "contactMessage"
+    assert got["messageData"]["contactMessageData"]["displayName"] == "Bo"
+    sent_so_far = api.journals.lastOutgoingMessages(60).data
+    location_id = next(m["idMessage"] for m in sent_so_far if m["typeMessage"] == "locationMessage")
+    location_wa = next(s["id"] for s in gateway.session(session).sent if s["message"]["kind"] == "location")
+    reacted = gateway.emit(
+        session,
+        "message",
+        {
+            "id": "A5F0RCT1",
+            "chat": "79995550006@s.whatsapp.net",
+            "sender": "79995550006@s.whatsapp.net",
+            "sender_name": "Dee",
+            "kind": "reaction",
+            "emoji": "❤",
+            "target_id": location_wa,
+            "timestamp_ms": int(time.time() * 1000),
+        },
+    )
+    gateway.wait_acked(reacted)
+    got = wait_for(api, lambda b: b["typeWebhook"] == "incomingMessageReceived")
+    assert got["messageData"]["typeMessage"] == "reactionMessage"
+    assert got["messageData"]["extendedTextMessageData"]["text"] == "❤"
+    assert got["messageData"]["quotedMessage"]["stanzaId"] == location_id
+
+
+def test_messages_sent_from_the_phone_are_announced(srv: Server, gateway: FakeWaGateway) -> None:
+    inst, api, number = linked(srv, gateway)
+    session = str(inst["idInstance"])
+    wa_id = gateway.phone_sends(session, "79995550007", "typed on the phone")
+    got = wait_for(api, lambda b: b["typeWebhook"] == "outgoingMessageReceived")
+    assert got["idMessage"] == wa_id
+    assert (
+        got["senderData"]["chatId"] == "79995550007@c.us" and got["senderData"]["sender"] == f"{number}@c.us"
+    )
+    assert got["messageData"]["textMessageData"]["textMessage"] == "typed on the phone"
+    gateway.receipt(session, [wa_id], "79995550007@s.whatsapp.net", "delivered")
+    status = wait_for(api, lambda b: b["typeWebhook"] == "outgoingMessageStatus")
+    assert (status["idMessage"], status["status"], status["sendByApi"]) == (wa_id, "delivered", False)
+    history = api.journals.getChatHistory("79995550007@c.us", 5).data
+    assert [(m["idMessage"], m["type"]) for m in history] == [(wa_id, "outgoing")]
