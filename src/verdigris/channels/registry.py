@@ -59,4 +59,4 @@ def build(core: Core) -> dict[str, Channel]:
 
 def declared() -> list[Any]:
     """The classes of the built-in channels, for documents generated from their declarations."""
-    return [load(SANDBOX), load(CLOUD)]
+    return [load(SANDBOX), load(CLOUD), load(WEB)]
