@@ -38,7 +38,12 @@ if TYPE_CHECKING:
 
 
 class ChannelUnsupported(Exception):
-    """The instance's channel cannot do this (a method or a kind of message)."""
+    """The instance's channel cannot do this (a method or a kind of message): the wire answers 501."""
+
+
+class ChannelUnavailable(Exception):
+    """The channel could do this but cannot right now (its gateway is down or restarting, another
+    process holds the session): the wire answers 503 with a Retry-After, and a retry may succeed."""
 
 
 class Channel(Protocol):

@@ -25,7 +25,7 @@ import orjson
 import structlog
 from sqlalchemy import bindparam, insert, select
 
-from verdigris.channels.base import BaseChannel, ChannelUnsupported
+from verdigris.channels.base import BaseChannel, ChannelUnavailable, ChannelUnsupported
 from verdigris.channels.whatsapp_web import kinds, lease, protocol
 from verdigris.channels.whatsapp_web.models import waweb_message_ids
 from verdigris.channels.whatsapp_web.protocol import Event, GatewayError, GatewayLink
@@ -304,11 +304,11 @@ class WebChannel(BaseChannel):
 
     async def qr_payload(self, rec: InstanceRecord) -> str:
         if not await self.hold(rec.id):
-            raise ChannelUnsupported(self._elsewhere())
+            raise ChannelUnavailable(self._elsewhere())
         try:
             got = await self.call("qr", {"session": session_of(rec.id)})
         except GatewayError as exc:
-            raise ChannelUnsupported(self._linking_error(exc)) from None
+            raise self._linking_error(exc) from None
         return str(got["code"])
 
     async def pairing_code(self, rec: InstanceRecord, phone: str) -> str:
@@ -321,17 +321,17 @@ class WebChannel(BaseChannel):
         except GatewayError as exc:
             if exc.code in (protocol.REFUSED, protocol.BAD_REQUEST, protocol.ALREADY_LINKED):
                 raise instances.InstanceError(exc.message) from None
-            raise ChannelUnsupported(self._linking_error(exc)) from None
+            raise self._linking_error(exc) from None
         code = "".join(ch for ch in str(got["code"]) if ch.isalnum()).upper()
         if len(code) != 8:
             raise ChannelUnsupported("the WhatsApp Web gateway answered a malformed pairing code")
         return code
 
     @staticmethod
-    def _linking_error(exc: GatewayError) -> str:
+    def _linking_error(exc: GatewayError) -> Exception:
         if exc.code == protocol.ALREADY_LINKED:
-            return "instance account already authorized"
-        return f"linking is not possible right now: {exc.message}"
+            return ChannelUnsupported("instance account already authorized")
+        return ChannelUnavailable(f"linking is not possible right now: {exc.message}")
 
     async def logout(self, rec: InstanceRecord) -> None:
         if not await self.hold(rec.id):
