@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from verdigris import safetext
+from verdigris.accounts.policy import Checks
 from verdigris.customers.models import campaign_recipients, campaigns, contact_tags, contacts
 from verdigris.errors import ServiceError
 from verdigris.instances.models import instances
@@ -49,7 +50,11 @@ def clean_phone(raw: str) -> str:
     if digits.endswith("@c.us"):
         digits = digits[:-5]
     if not _PHONE.match(digits):
-        raise CustomerError(400, f"phone {raw!r}: 7 to 15 digits in international format")
+        raise CustomerError(
+            400,
+            f"phone {raw!r}: 7 to 15 digits in international format",
+            errors={"phone": "7 to 15 digits in international format, e.g. +7 999 000 11 22"},
+        )
     return digits
 
 
@@ -62,21 +67,33 @@ def clean_tags(raw: str | list[str]) -> list[str]:
         if not tag:
             continue
         if not _TAG.match(tag):
-            raise CustomerError(400, f"tag {part!r}: letters, digits, '_' or '-', at most 60")
+            raise CustomerError(
+                400,
+                f"tag {part!r}: letters, digits, '_' or '-', at most 60",
+                errors={"tags": f"{part!r}: letters, digits, '_' or '-', at most 60 each"},
+            )
         if tag not in tags:
             tags.append(tag)
     if len(tags) > MAX_TAGS:
-        raise CustomerError(400, f"at most {MAX_TAGS} tags per contact")
+        raise CustomerError(400, f"at most {MAX_TAGS} tags per contact", field="tags")
     return tags
 
 
+def _tags_checked(checks: Checks, raw: str | list[str]) -> list[str]:
+    try:
+        return clean_tags(raw)
+    except CustomerError as exc:
+        checks.refuse(exc)
+        return []
+
+
 def _text(value: str, what: str, limit: int) -> str:
+    """A free text of at most ``limit`` characters; refused as the form field ``what`` (spaces
+    read as '_')."""
     value = (value or "").strip()
-    if len(value) > limit:
-        raise CustomerError(400, f"{what}: at most {limit} characters")
-    problem = safetext.problem(value)
+    problem = f"at most {limit} characters" if len(value) > limit else safetext.problem(value)
     if problem:
-        raise CustomerError(400, f"{what}: {problem}")
+        raise CustomerError(400, f"{what}: {problem}", errors={what.replace(" ", "_"): problem})
     return value
 
 
@@ -214,20 +231,32 @@ async def add_contact(
     consent_source: str = "",
     source: str = "console",
 ) -> dict[str, Any]:
-    number = clean_phone(phone)
-    clean_name = _text(name, "name", 200)
-    clean_note = _text(note, "note", 2000)
-    tag_list = clean_tags(tags)
-    how = _text(consent_source, "consent source", 200)
-    if consent and not how:
-        raise CustomerError(400, "say how the consent was given (e.g. 'signed form', 'web form')")
+    checks = Checks()
+    number = checks.run(clean_phone, phone)
+    clean_name = checks.run(_text, name, "name", 200)
+    clean_note = checks.run(_text, note, "note", 2000)
+    tag_list = _tags_checked(checks, tags)
+    how = checks.run(_text, consent_source, "consent source", 200)
+    if consent and not how and "consent_source" not in checks.errors:
+        checks.refuse(
+            CustomerError(
+                400,
+                "say how the consent was given (e.g. 'signed form', 'web form')",
+                field="consent_source",
+            )
+        )
+    checks.done(CustomerError)
     at = now_ms()
     async with core.tx() as tx:
         exists = await tx.conn.scalar(
             select(contacts.c.id).where((contacts.c.account_id == account_id) & (contacts.c.phone == number))
         )
         if exists is not None:
-            raise CustomerError(409, f"+{number} is already contact {exists}")
+            raise CustomerError(
+                409,
+                f"+{number} is already contact {exists}",
+                errors={"phone": f"+{number} is already contact {exists}; edit that one instead"},
+            )
         result = await tx.conn.execute(
             insert(contacts).values(
                 account_id=account_id,
@@ -249,9 +278,11 @@ async def add_contact(
 async def update_contact(
     core: Core, account_id: int, contact_id: int, *, name: str, tags: str | list[str], note: str
 ) -> dict[str, Any]:
-    clean_name = _text(name, "name", 200)
-    clean_note = _text(note, "note", 2000)
-    tag_list = clean_tags(tags)
+    checks = Checks()
+    clean_name = checks.run(_text, name, "name", 200)
+    clean_note = checks.run(_text, note, "note", 2000)
+    tag_list = _tags_checked(checks, tags)
+    checks.done(CustomerError)
     async with core.tx() as tx:
         await _contact_row(tx.conn, account_id, contact_id)
         await tx.conn.execute(
@@ -269,7 +300,7 @@ async def set_consent(
     replaces both; a withdrawal keeps the consent's record."""
     how = _text(source, "source", 200)
     if not how:
-        raise CustomerError(400, "say how the consent was given or withdrawn")
+        raise CustomerError(400, "say how the consent was given or withdrawn", field="source")
     at = now_ms()
     async with core.tx() as tx:
         row = await _contact_row(tx.conn, account_id, contact_id)
