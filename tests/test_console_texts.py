@@ -161,3 +161,105 @@ def test_the_join_form_keeps_what_was_typed_and_shows_each_error(server: Server)
         },
     )
     assert r.status_code == 303
+
+
+def textarea_value(page: str, field_id: str) -> str | None:
+    found = re.search(rf'<textarea id="{field_id}"[^>]*>([^<]*)</textarea>', page)
+    return html.unescape(found.group(1)) if found else None
+
+
+def is_required(page: str, field_id: str) -> bool:
+    return bool(
+        re.search(rf'<label for="{field_id}"[^>]*>\s*<span class="label-text">[^<]*<span class="req"', page)
+    )
+
+
+def test_the_contact_forms_show_every_error_at_its_field_and_keep_the_input(server: Server) -> None:
+    owner, _ = new_user(server, unique("crm"))
+    page = owner.get("/customers").text
+    assert is_required(page, "add-phone") and not is_required(page, "add-name")
+    assert "7 to 15 digits" in page and "at most 20" in page  # the rules before the first try
+    r = owner.post(
+        "/customers",
+        {
+            "phone": "12",
+            "name": "Ann",
+            "tags": "vip bad!tag",
+            "note": "x" * 2001,
+            "consent": "on",
+            "consent_source": "",
+        },
+    )
+    assert r.status_code == 400
+    assert error_box(r.text) == "Not done yet: please correct the 4 marked fields."
+    assert "7 to 15 digits" in field_error(r.text, "add-phone")
+    assert "'bad!tag'" in field_error(r.text, "add-tags")
+    assert field_error(r.text, "add-note") == "At most 2000 characters"
+    assert "Say how the consent was given" in field_error(r.text, "add-consent_source")
+    assert field_error(r.text, "add-name") == ""
+    assert input_value(r.text, "add-phone") == "12"
+    assert input_value(r.text, "add-name") == "Ann"
+    assert input_value(r.text, "add-tags") == "vip bad!tag"
+    assert re.search(r'id="add-consent"[^>]*checked', r.text)
+    assert "<tbody>" not in owner.get("/customers").text  # nothing added
+
+    # A duplicate is named at the phone field, with its own status.
+    assert owner.post("/customers", {"phone": "+79993030001"}).status_code == 303
+    r = owner.post("/customers", {"phone": "79993030001", "name": "Again"})
+    assert r.status_code == 409 and "already contact" in field_error(r.text, "add-phone")
+    assert input_value(r.text, "add-name") == "Again"
+
+    # The import: the file's problems at the file's field.
+    owner.get("/customers")
+    r = owner.http.post(
+        "/console/customers/import",
+        data={"csrf": owner.csrf},
+        files={"file": ("c.csv", b"phone,consent\n12,maybe\n", "text/csv")},
+    )
+    assert r.status_code == 400
+    error = field_error(r.text, "import-file")
+    assert "line 2:" in error and "consent must be yes or no" in error, error
+    assert is_required(r.text, "import-file") and "at most 10 MB" in r.text
+
+    # Editing: every error at once, what was typed kept (not the stored values).
+    contact = re.search(r'href="/console/customers/(\d+)"', owner.get("/customers").text)
+    assert contact
+    path = f"/customers/{contact.group(1)}"
+    owner.get(path)
+    r = owner.post(path, {"name": "N" * 201, "tags": "ok!?", "note": "kept note"})
+    assert r.status_code == 400
+    assert field_error(r.text, "edit-name") == "At most 200 characters"
+    assert "'ok!?'" in field_error(r.text, "edit-tags")
+    assert input_value(r.text, "edit-note") == "kept note"
+    assert field_error(r.text, "consent-source") == ""  # the other form on the page is untouched
+    r = owner.post(f"{path}/consent", {"granted": "yes", "source": " "})
+    assert r.status_code == 400 and "Say how" in field_error(r.text, "consent-source")
+
+
+def test_the_campaign_form_shows_every_error_at_its_field_and_keeps_the_input(server: Server) -> None:
+    owner, _ = new_user(server, unique("cmp"))
+    owner.get("/")
+    created = owner.post("/instances", {"name": "Shop bot"})
+    instance_id = created.headers["location"].rsplit("/", 1)[1]
+    page = owner.get("/campaigns").text
+    for name in ("campaign-name", "campaign-instance", "campaign-text"):
+        assert is_required(page, name), name
+    assert "At most 4000 characters" in page and "to 86400" in page
+    r = owner.post(
+        "/campaigns",
+        {"instance": instance_id, "name": "", "tag": "spring", "text": "Hello {name}", "interval": "0"},
+    )
+    assert r.status_code == 400
+    assert error_box(r.text) == "Not done yet: please correct the 2 marked fields."
+    assert field_error(r.text, "campaign-name") == "The campaign needs a name"
+    assert "A whole number of seconds from" in field_error(r.text, "campaign-interval")
+    assert field_error(r.text, "campaign-text") == ""
+    assert textarea_value(r.text, "campaign-text") == "Hello {name}"
+    assert input_value(r.text, "campaign-tag") == "spring"
+    assert input_value(r.text, "campaign-interval") == "0"
+    assert re.search(rf'<option value="{instance_id}" selected', r.text)
+    r = owner.post("/campaigns", {"instance": "7700000001", "name": "x", "text": "", "interval": "60"})
+    assert r.status_code == 404
+    assert "No instance 7700000001 in this team" in field_error(r.text, "campaign-instance")
+    assert "The campaign needs a text" in field_error(r.text, "campaign-text")
+    assert "<tbody>" not in owner.get("/campaigns").text  # nothing saved

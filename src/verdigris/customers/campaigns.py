@@ -124,7 +124,7 @@ async def create(
     if instance_id is None:
         refuse("instance", "choose an instance")
     elif rec is None or rec.account_id != account_id:
-        refuse("instance", f"no instance {instance_id}", 404)
+        refuse("instance", f"no instance {instance_id} in this team", 404)
     checks.done(CustomerError)
     assert interval_s is not None and instance_id is not None
     async with core.tx() as tx:

@@ -12,6 +12,7 @@ import asyncio
 import csv
 import io
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -350,6 +351,34 @@ def _yes(value: str) -> bool | None:
     return None
 
 
+def _csv_row(fields: dict[str | None, Any]) -> tuple[list[str], str, dict[str, Any]]:
+    """One CSV line: every problem in it (not the first alone), or its phone and contact."""
+    problems: list[str] = []
+
+    def check(rule: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return rule(*args)
+        except CustomerError as exc:
+            problems.append(exc.message)
+            return None
+
+    if None in fields:
+        problems.append("more fields than columns")
+    phone = check(clean_phone, fields.get("phone") or "")
+    consent = _yes(fields.get("consent") or "")
+    if consent is None:
+        problems.append("consent must be yes or no")
+    how = check(_text, fields.get("consent_source") or "", "consent_source", 200)
+    row = {
+        "name": check(_text, fields.get("name") or "", "name", 200),
+        "tags": check(clean_tags, fields.get("tags") or ""),
+        "note": check(_text, fields.get("note") or "", "note", 2000),
+        "consent": consent,
+        "consent_source": how or ("imported" if consent else ""),
+    }
+    return problems, phone or "", row
+
+
 def parse_csv(text: str) -> dict[str, dict[str, Any]]:
     """The contacts of a CSV file by phone, or CustomerError naming every bad line (pure; runs in
     a worker thread so a large file does not hold up the server)."""
@@ -382,25 +411,11 @@ def parse_csv(text: str) -> dict[str, dict[str, Any]]:
         line += 1
         if line > MAX_IMPORT_ROWS + 1:
             raise CustomerError(400, f"at most {MAX_IMPORT_ROWS} rows per file")
-        try:
-            if None in fields:
-                raise CustomerError(400, "more fields than columns")
-            phone = clean_phone(fields.get("phone") or "")
-            consent = _yes(fields.get("consent") or "")
-            if consent is None:
-                raise CustomerError(400, "consent must be yes or no")
-            how = _text(fields.get("consent_source") or "", "consent_source", 200)
-            if consent and not how:
-                how = "imported"
-            parsed[phone] = {
-                "name": _text(fields.get("name") or "", "name", 200),
-                "tags": clean_tags(fields.get("tags") or ""),
-                "note": _text(fields.get("note") or "", "note", 2000),
-                "consent": consent,
-                "consent_source": how,
-            }
-        except CustomerError as exc:
-            errors.append(f"line {line}: {exc.message}")
+        problems, phone, row = _csv_row(fields)
+        if problems:
+            errors.append(f"line {line}: {'; '.join(problems)}")
+        else:
+            parsed[phone] = row
     if errors:
         shown = "; ".join(errors[:10]) + (f"; and {len(errors) - 10} more" if len(errors) > 10 else "")
         raise CustomerError(400, f"nothing imported: {shown}")
