@@ -263,3 +263,61 @@ def test_the_campaign_form_shows_every_error_at_its_field_and_keeps_the_input(se
     assert "No instance 7700000001 in this team" in field_error(r.text, "campaign-instance")
     assert "The campaign needs a text" in field_error(r.text, "campaign-text")
     assert "<tbody>" not in owner.get("/campaigns").text  # nothing saved
+
+
+def operator_console(server: Server) -> Console:
+    op = Console(server)
+    op.login(server.demo["operator"]["username"], server.demo["operator"]["password"])
+    return op
+
+
+def test_the_billing_forms_show_every_error_at_its_field_and_keep_the_input(server: Server) -> None:
+    op = operator_console(server)
+    code = unique("t")
+    op.get("/operator/billing")
+    r = op.post(
+        "/operator/billing/tariffs",
+        {
+            "code": code,
+            "name": "Business",
+            "kind": "paid",
+            "price": "10.00",
+            "currency": "EUR",
+            "public": "on",
+        },
+    )
+    assert r.status_code == 303
+    lee, _ = new_user(server, unique("bil"))
+    lee.get("/")
+    instance_id = lee.post("/instances", {"name": "Shop"}).headers["location"].rsplit("/", 1)[1]
+    form = f"buy-{instance_id}"
+    page = lee.get("/billing").text
+    assert "1 to 120" in page and is_required(page, f"{form}-tariff")
+    r = lee.post(
+        "/billing/buy", {"instance": instance_id, "tariff": code, "periods": "500", "promo": "NO-SUCH"}
+    )
+    assert r.status_code == 400
+    assert error_box(r.text) == "Not done yet: please correct the 2 marked fields."
+    assert field_error(r.text, f"{form}-periods") == "A whole number from 1 to 120"
+    assert "Unknown promo code 'NO-SUCH'" in field_error(r.text, f"{form}-promo")
+    assert input_value(r.text, f"{form}-periods") == "500"
+    assert input_value(r.text, f"{form}-promo") == "NO-SUCH"
+    assert re.search(rf'<option value="{code}" selected', r.text)
+    assert 'data-invoice="' not in lee.get("/billing").text  # no invoice issued
+
+    # The transfer form: both errors at once, and the receiver's name kept.
+    op.get("/operator/billing")
+    r = op.post("/operator/billing/licenses", {"instance": instance_id, "tariff": code, "days": "30"})
+    assert r.status_code == 303
+    lee.get("/billing")
+    r = lee.post("/billing/transfers", {"to": ""})
+    assert r.status_code == 400
+    assert "Choose at least one license" in field_error(r.text, "transfer-license")
+    assert "username of the receiving account" in field_error(r.text, "transfer-to")
+    r = lee.post("/billing/transfers", {"to": "nobody-here"})
+    assert r.status_code == 400 and input_value(r.text, "transfer-to") == "nobody-here"
+    offered = re.search(r'name="license" value="(\d+)"', r.text)
+    assert offered
+    r = lee.post("/billing/transfers", {"license": offered.group(1), "to": "nobody-here"})
+    assert r.status_code == 404 and "No licensee 'nobody-here'" in field_error(r.text, "transfer-to")
+    assert re.search(rf'name="license" value="{offered.group(1)}" checked', r.text)
