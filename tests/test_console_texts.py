@@ -50,7 +50,7 @@ def test_refusals_carry_no_library_internals(server: Server) -> None:
     op.login(server.demo["operator"]["username"], server.demo["operator"]["password"])
     op.get("/operator/screening")
     r = op.post("/operator/screening/rules", {"kind": "pattern", "value": "(abc", "action": "block"})
-    error = error_box(r.text)
+    error = field_error(r.text, "rule-value")
     assert r.status_code == 400 and error.endswith("missing ): (abc"), error
     assert "b'" not in error and "(?i)" not in error
 
@@ -321,3 +321,30 @@ def test_the_billing_forms_show_every_error_at_its_field_and_keep_the_input(serv
     r = lee.post("/billing/transfers", {"license": offered.group(1), "to": "nobody-here"})
     assert r.status_code == 404 and "No licensee 'nobody-here'" in field_error(r.text, "transfer-to")
     assert re.search(rf'name="license" value="{offered.group(1)}" checked', r.text)
+
+
+def test_the_screening_forms_show_every_error_at_its_field_and_keep_the_input(server: Server) -> None:
+    op = operator_console(server)
+    page = op.get("/operator/screening").text
+    assert is_required(page, "rule-value") and is_required(page, "remove-reason")
+    assert "RE2 regular expression" in page and "1 to 500 characters" in page
+    r = op.post(
+        "/operator/screening/rules",
+        {"kind": "pattern", "value": "a*", "action": "ban", "note": "n" * 401},
+    )
+    assert r.status_code == 400
+    assert error_box(r.text) == "Not done yet: please correct the 3 marked fields."
+    assert "matches an empty text" in field_error(r.text, "rule-value")
+    assert "'block' or 'review'" in field_error(r.text, "rule-action")
+    assert "at most 400 characters" in field_error(r.text, "rule-note")
+    assert input_value(r.text, "rule-value") == "a*"
+    assert re.search(r"<option selected>pattern</option>", r.text)
+    assert "a*" not in html.unescape(op.get("/operator/screening").text)  # no rule added
+    r = op.post("/operator/screening/remove", {"instance": "abc", "id_message": "", "reason": ""})
+    assert r.status_code == 400
+    assert error_box(r.text) == "Not done yet: please correct the 3 marked fields."
+    assert "idInstance" in field_error(r.text, "remove-instance")
+    assert "idMessage" in field_error(r.text, "remove-id_message")
+    assert "reason" in field_error(r.text, "remove-reason")
+    assert input_value(r.text, "remove-instance") == "abc"
+    assert field_error(r.text, "rule-value") == ""  # the other form is untouched
