@@ -348,3 +348,43 @@ def test_the_screening_forms_show_every_error_at_its_field_and_keep_the_input(se
     assert "reason" in field_error(r.text, "remove-reason")
     assert input_value(r.text, "remove-instance") == "abc"
     assert field_error(r.text, "rule-value") == ""  # the other form is untouched
+
+
+def test_the_moderation_forms_show_every_error_at_its_field_and_keep_the_input(server: Server) -> None:
+    name = unique("mod")
+    new_user(server, name)
+    op = operator_console(server)
+    found = re.search(
+        rf'/console/operator/accounts/(\d+)">{name}<', op.get(f"/operator/accounts?q={name}").text
+    )
+    assert found
+    path = f"/operator/accounts/{found.group(1)}"
+    page = op.get(path).text
+    for field in ("block-reason", "suspend-until", "suspend-reason", "delete-reason", "delete-confirm"):
+        assert is_required(page, field), field
+    assert "At least 3 characters, at most 400" in page and f"Exactly {name}." in page
+
+    r = op.post(f"{path}/suspend", {"until": "2000-01-01T10:00", "reason": "x"})
+    assert r.status_code == 400
+    assert error_box(r.text) == "Not done yet: please correct the 2 marked fields."
+    assert field_error(r.text, "suspend-until") == "A moment in the future"
+    assert "at least 3 characters" in field_error(r.text, "suspend-reason")
+    assert input_value(r.text, "suspend-until") == "2000-01-01T10:00"
+    assert input_value(r.text, "suspend-reason") == "x"
+    assert field_error(r.text, "block-reason") == ""  # only the sent form shows errors
+    assert input_value(r.text, "block-reason") == ""
+    r = op.post(f"{path}/suspend", {"until": "soon", "reason": "unpaid invoices"})
+    assert r.status_code == 400 and "YYYY-MM-DD" in field_error(r.text, "suspend-until")
+    assert input_value(r.text, "suspend-reason") == "unpaid invoices"
+
+    r = op.post(f"{path}/block", {"reason": " "})
+    assert r.status_code == 400 and "say why" in field_error(r.text, "block-reason").lower()
+
+    r = op.post(f"{path}/delete", {"reason": "no", "confirm": "someone-else"})
+    assert r.status_code == 400
+    assert error_box(r.text) == "Not done yet: please correct the 2 marked fields."
+    assert "at least 3 characters" in field_error(r.text, "delete-reason")
+    assert f"(exactly: {name})" in field_error(r.text, "delete-confirm")
+    assert input_value(r.text, "delete-confirm") == "someone-else"
+    assert f"/console/operator/accounts/{found.group(1)}" in op.get(f"/operator/accounts?q={name}").text
+    assert "none (full access)" in op.get(path).text  # no measure was applied

@@ -83,8 +83,9 @@ EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 PHONE_RE = re.compile(r"^\+?[0-9]{7,15}$")
 
 
-# The field names the rules' messages start with ("e-mail: not a valid address").
-FIELDS = ("username", "password", "e-mail", "phone", "name", "organisation", "role")
+# The field names the rules' messages start with ("e-mail: not a valid address"; "reason" and
+# "until" are the operator's moderation forms').
+FIELDS = ("username", "password", "e-mail", "phone", "name", "organisation", "role", "reason", "until")
 
 
 class PolicyError(ServiceError, ValueError):
