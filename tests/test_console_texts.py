@@ -388,3 +388,30 @@ def test_the_moderation_forms_show_every_error_at_its_field_and_keep_the_input(s
     assert input_value(r.text, "delete-confirm") == "someone-else"
     assert f"/console/operator/accounts/{found.group(1)}" in op.get(f"/operator/accounts?q={name}").text
     assert "none (full access)" in op.get(path).text  # no measure was applied
+
+
+def test_the_announcement_form_shows_every_error_at_its_field_and_keeps_the_input(server: Server) -> None:
+    op = operator_console(server)
+    page = op.get("/operator/announcements").text
+    assert is_required(page, "announce-subject") and is_required(page, "announce-text")
+    assert "One line of 1 to 200 characters" in page and "At most 20000 characters" in page
+    r = op.post(
+        "/operator/announcements",
+        {"kind": "service", "subject": "S" * 201, "text": "", "test_to": "not-an-address", "action": "test"},
+    )
+    assert r.status_code == 400
+    assert error_box(r.text) == "Not done yet: please correct the 3 marked fields."
+    assert "One line of 1 to 200" in field_error(r.text, "announce-subject")
+    assert "Required" in field_error(r.text, "announce-text")
+    assert "needs an e-mail address" in field_error(r.text, "test-to")
+    assert input_value(r.text, "announce-subject") == "S" * 201
+    assert input_value(r.text, "test-to") == "not-an-address"
+    # A preview keeps the draft in its fields, to be corrected or tested.
+    r = op.post(
+        "/operator/announcements",
+        {"kind": "marketing", "subject": "Spring news", "text": "Hello & welcome", "action": "preview"},
+    )
+    assert r.status_code == 200 and 'id="announcement-preview"' in r.text
+    assert input_value(r.text, "announce-subject") == "Spring news"
+    assert textarea_value(r.text, "announce-text") == "Hello & welcome"
+    assert re.search(r'<option value="marketing" selected>', r.text)
