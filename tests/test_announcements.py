@@ -63,10 +63,10 @@ def test_marketing_only_to_consenting_users_and_unsubscribe(make_server: Any) ->
 
     # Bad input is refused and sends nothing.
     for kind, subject, text, message in [
-        ("spam", "Hi", "x", "kind must be"),
-        ("service", "", "x", "subject"),
-        ("service", "Two\nlines", "x", "subject"),
-        ("marketing", "Sale", "", "text is required"),
+        ("spam", "Hi", "x", "kind-error\" role=\"alert\">'service' or 'marketing'"),
+        ("service", "", "x", 'subject-error" role="alert">One line of 1 to 200'),
+        ("service", "Two\nlines", "x", 'subject-error" role="alert">One line of 1 to 200'),
+        ("marketing", "Sale", "", 'text-error" role="alert">Required, at most 20000'),
     ]:
         r = announce(op, kind, subject, text)
         assert r.status_code == 400 and message in html.unescape(r.text), (kind, subject, r.status_code)

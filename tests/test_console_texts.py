@@ -50,7 +50,7 @@ def test_refusals_carry_no_library_internals(server: Server) -> None:
     op.login(server.demo["operator"]["username"], server.demo["operator"]["password"])
     op.get("/operator/screening")
     r = op.post("/operator/screening/rules", {"kind": "pattern", "value": "(abc", "action": "block"})
-    error = error_box(r.text)
+    error = field_error(r.text, "rule-value")
     assert r.status_code == 400 and error.endswith("missing ): (abc"), error
     assert "b'" not in error and "(?i)" not in error
 
@@ -161,3 +161,257 @@ def test_the_join_form_keeps_what_was_typed_and_shows_each_error(server: Server)
         },
     )
     assert r.status_code == 303
+
+
+def textarea_value(page: str, field_id: str) -> str | None:
+    found = re.search(rf'<textarea id="{field_id}"[^>]*>([^<]*)</textarea>', page)
+    return html.unescape(found.group(1)) if found else None
+
+
+def is_required(page: str, field_id: str) -> bool:
+    return bool(
+        re.search(rf'<label for="{field_id}"[^>]*>\s*<span class="label-text">[^<]*<span class="req"', page)
+    )
+
+
+def test_the_contact_forms_show_every_error_at_its_field_and_keep_the_input(server: Server) -> None:
+    owner, _ = new_user(server, unique("crm"))
+    page = owner.get("/customers").text
+    assert is_required(page, "add-phone") and not is_required(page, "add-name")
+    assert "7 to 15 digits" in page and "at most 20" in page  # the rules before the first try
+    r = owner.post(
+        "/customers",
+        {
+            "phone": "12",
+            "name": "Ann",
+            "tags": "vip bad!tag",
+            "note": "x" * 2001,
+            "consent": "on",
+            "consent_source": "",
+        },
+    )
+    assert r.status_code == 400
+    assert error_box(r.text) == "Not done yet: please correct the 4 marked fields."
+    assert "7 to 15 digits" in field_error(r.text, "add-phone")
+    assert "'bad!tag'" in field_error(r.text, "add-tags")
+    assert field_error(r.text, "add-note") == "At most 2000 characters"
+    assert "Say how the consent was given" in field_error(r.text, "add-consent_source")
+    assert field_error(r.text, "add-name") == ""
+    assert input_value(r.text, "add-phone") == "12"
+    assert input_value(r.text, "add-name") == "Ann"
+    assert input_value(r.text, "add-tags") == "vip bad!tag"
+    assert re.search(r'id="add-consent"[^>]*checked', r.text)
+    assert "<tbody>" not in owner.get("/customers").text  # nothing added
+
+    # A duplicate is named at the phone field, with its own status.
+    assert owner.post("/customers", {"phone": "+79993030001"}).status_code == 303
+    r = owner.post("/customers", {"phone": "79993030001", "name": "Again"})
+    assert r.status_code == 409 and "already contact" in field_error(r.text, "add-phone")
+    assert input_value(r.text, "add-name") == "Again"
+
+    # The import: the file's problems at the file's field.
+    owner.get("/customers")
+    r = owner.http.post(
+        "/console/customers/import",
+        data={"csrf": owner.csrf},
+        files={"file": ("c.csv", b"phone,consent\n12,maybe\n", "text/csv")},
+    )
+    assert r.status_code == 400
+    error = field_error(r.text, "import-file")
+    assert "line 2:" in error and "consent must be yes or no" in error, error
+    assert is_required(r.text, "import-file") and "at most 10 MB" in r.text
+
+    # Editing: every error at once, what was typed kept (not the stored values).
+    contact = re.search(r'href="/console/customers/(\d+)"', owner.get("/customers").text)
+    assert contact
+    path = f"/customers/{contact.group(1)}"
+    owner.get(path)
+    r = owner.post(path, {"name": "N" * 201, "tags": "ok!?", "note": "kept note"})
+    assert r.status_code == 400
+    assert field_error(r.text, "edit-name") == "At most 200 characters"
+    assert "'ok!?'" in field_error(r.text, "edit-tags")
+    assert input_value(r.text, "edit-note") == "kept note"
+    assert field_error(r.text, "consent-source") == ""  # the other form on the page is untouched
+    r = owner.post(f"{path}/consent", {"granted": "yes", "source": " "})
+    assert r.status_code == 400 and "Say how" in field_error(r.text, "consent-source")
+
+
+def test_the_campaign_form_shows_every_error_at_its_field_and_keeps_the_input(server: Server) -> None:
+    owner, _ = new_user(server, unique("cmp"))
+    owner.get("/")
+    created = owner.post("/instances", {"name": "Shop bot"})
+    instance_id = created.headers["location"].rsplit("/", 1)[1]
+    page = owner.get("/campaigns").text
+    for name in ("campaign-name", "campaign-instance", "campaign-text"):
+        assert is_required(page, name), name
+    assert "At most 4000 characters" in page and "to 86400" in page
+    r = owner.post(
+        "/campaigns",
+        {"instance": instance_id, "name": "", "tag": "spring", "text": "Hello {name}", "interval": "0"},
+    )
+    assert r.status_code == 400
+    assert error_box(r.text) == "Not done yet: please correct the 2 marked fields."
+    assert field_error(r.text, "campaign-name") == "The campaign needs a name"
+    assert "A whole number of seconds from" in field_error(r.text, "campaign-interval")
+    assert field_error(r.text, "campaign-text") == ""
+    assert textarea_value(r.text, "campaign-text") == "Hello {name}"
+    assert input_value(r.text, "campaign-tag") == "spring"
+    assert input_value(r.text, "campaign-interval") == "0"
+    assert re.search(rf'<option value="{instance_id}" selected', r.text)
+    r = owner.post("/campaigns", {"instance": "7700000001", "name": "x", "text": "", "interval": "60"})
+    assert r.status_code == 404
+    assert "No instance 7700000001 in this team" in field_error(r.text, "campaign-instance")
+    assert "The campaign needs a text" in field_error(r.text, "campaign-text")
+    assert "<tbody>" not in owner.get("/campaigns").text  # nothing saved
+
+
+def operator_console(server: Server) -> Console:
+    op = Console(server)
+    op.login(server.demo["operator"]["username"], server.demo["operator"]["password"])
+    return op
+
+
+def test_the_billing_forms_show_every_error_at_its_field_and_keep_the_input(server: Server) -> None:
+    op = operator_console(server)
+    code = unique("t")
+    op.get("/operator/billing")
+    r = op.post(
+        "/operator/billing/tariffs",
+        {
+            "code": code,
+            "name": "Business",
+            "kind": "paid",
+            "price": "10.00",
+            "currency": "EUR",
+            "public": "on",
+        },
+    )
+    assert r.status_code == 303
+    lee, _ = new_user(server, unique("bil"))
+    lee.get("/")
+    instance_id = lee.post("/instances", {"name": "Shop"}).headers["location"].rsplit("/", 1)[1]
+    form = f"buy-{instance_id}"
+    page = lee.get("/billing").text
+    assert "1 to 120" in page and is_required(page, f"{form}-tariff")
+    r = lee.post(
+        "/billing/buy", {"instance": instance_id, "tariff": code, "periods": "500", "promo": "NO-SUCH"}
+    )
+    assert r.status_code == 400
+    assert error_box(r.text) == "Not done yet: please correct the 2 marked fields."
+    assert field_error(r.text, f"{form}-periods") == "A whole number from 1 to 120"
+    assert "Unknown promo code 'NO-SUCH'" in field_error(r.text, f"{form}-promo")
+    assert input_value(r.text, f"{form}-periods") == "500"
+    assert input_value(r.text, f"{form}-promo") == "NO-SUCH"
+    assert re.search(rf'<option value="{code}" selected', r.text)
+    assert 'data-invoice="' not in lee.get("/billing").text  # no invoice issued
+
+    # The transfer form: both errors at once, and the receiver's name kept.
+    op.get("/operator/billing")
+    r = op.post("/operator/billing/licenses", {"instance": instance_id, "tariff": code, "days": "30"})
+    assert r.status_code == 303
+    lee.get("/billing")
+    r = lee.post("/billing/transfers", {"to": ""})
+    assert r.status_code == 400
+    assert "Choose at least one license" in field_error(r.text, "transfer-license")
+    assert "username of the receiving account" in field_error(r.text, "transfer-to")
+    r = lee.post("/billing/transfers", {"to": "nobody-here"})
+    assert r.status_code == 400 and input_value(r.text, "transfer-to") == "nobody-here"
+    offered = re.search(r'name="license" value="(\d+)"', r.text)
+    assert offered
+    r = lee.post("/billing/transfers", {"license": offered.group(1), "to": "nobody-here"})
+    assert r.status_code == 404 and "No licensee 'nobody-here'" in field_error(r.text, "transfer-to")
+    assert re.search(rf'name="license" value="{offered.group(1)}" checked', r.text)
+
+
+def test_the_screening_forms_show_every_error_at_its_field_and_keep_the_input(server: Server) -> None:
+    op = operator_console(server)
+    page = op.get("/operator/screening").text
+    assert is_required(page, "rule-value") and is_required(page, "remove-reason")
+    assert "RE2 regular expression" in page and "1 to 500 characters" in page
+    r = op.post(
+        "/operator/screening/rules",
+        {"kind": "pattern", "value": "a*", "action": "ban", "note": "n" * 401},
+    )
+    assert r.status_code == 400
+    assert error_box(r.text) == "Not done yet: please correct the 3 marked fields."
+    assert "matches an empty text" in field_error(r.text, "rule-value")
+    assert "'block' or 'review'" in field_error(r.text, "rule-action")
+    assert "at most 400 characters" in field_error(r.text, "rule-note")
+    assert input_value(r.text, "rule-value") == "a*"
+    assert re.search(r"<option selected>pattern</option>", r.text)
+    assert "a*" not in html.unescape(op.get("/operator/screening").text)  # no rule added
+    r = op.post("/operator/screening/remove", {"instance": "abc", "id_message": "", "reason": ""})
+    assert r.status_code == 400
+    assert error_box(r.text) == "Not done yet: please correct the 3 marked fields."
+    assert "idInstance" in field_error(r.text, "remove-instance")
+    assert "idMessage" in field_error(r.text, "remove-id_message")
+    assert "reason" in field_error(r.text, "remove-reason")
+    assert input_value(r.text, "remove-instance") == "abc"
+    assert field_error(r.text, "rule-value") == ""  # the other form is untouched
+
+
+def test_the_moderation_forms_show_every_error_at_its_field_and_keep_the_input(server: Server) -> None:
+    name = unique("mod")
+    new_user(server, name)
+    op = operator_console(server)
+    found = re.search(
+        rf'/console/operator/accounts/(\d+)">{name}<', op.get(f"/operator/accounts?q={name}").text
+    )
+    assert found
+    path = f"/operator/accounts/{found.group(1)}"
+    page = op.get(path).text
+    for field in ("block-reason", "suspend-until", "suspend-reason", "delete-reason", "delete-confirm"):
+        assert is_required(page, field), field
+    assert "At least 3 characters, at most 400" in page and f"Exactly {name}." in page
+
+    r = op.post(f"{path}/suspend", {"until": "2000-01-01T10:00", "reason": "x"})
+    assert r.status_code == 400
+    assert error_box(r.text) == "Not done yet: please correct the 2 marked fields."
+    assert field_error(r.text, "suspend-until") == "A moment in the future"
+    assert "at least 3 characters" in field_error(r.text, "suspend-reason")
+    assert input_value(r.text, "suspend-until") == "2000-01-01T10:00"
+    assert input_value(r.text, "suspend-reason") == "x"
+    assert field_error(r.text, "block-reason") == ""  # only the sent form shows errors
+    assert input_value(r.text, "block-reason") == ""
+    r = op.post(f"{path}/suspend", {"until": "soon", "reason": "unpaid invoices"})
+    assert r.status_code == 400 and "YYYY-MM-DD" in field_error(r.text, "suspend-until")
+    assert input_value(r.text, "suspend-reason") == "unpaid invoices"
+
+    r = op.post(f"{path}/block", {"reason": " "})
+    assert r.status_code == 400 and "say why" in field_error(r.text, "block-reason").lower()
+
+    r = op.post(f"{path}/delete", {"reason": "no", "confirm": "someone-else"})
+    assert r.status_code == 400
+    assert error_box(r.text) == "Not done yet: please correct the 2 marked fields."
+    assert "at least 3 characters" in field_error(r.text, "delete-reason")
+    assert f"(exactly: {name})" in field_error(r.text, "delete-confirm")
+    assert input_value(r.text, "delete-confirm") == "someone-else"
+    assert f"/console/operator/accounts/{found.group(1)}" in op.get(f"/operator/accounts?q={name}").text
+    assert "none (full access)" in op.get(path).text  # no measure was applied
+
+
+def test_the_announcement_form_shows_every_error_at_its_field_and_keeps_the_input(server: Server) -> None:
+    op = operator_console(server)
+    page = op.get("/operator/announcements").text
+    assert is_required(page, "announce-subject") and is_required(page, "announce-text")
+    assert "One line of 1 to 200 characters" in page and "At most 20000 characters" in page
+    r = op.post(
+        "/operator/announcements",
+        {"kind": "service", "subject": "S" * 201, "text": "", "test_to": "not-an-address", "action": "test"},
+    )
+    assert r.status_code == 400
+    assert error_box(r.text) == "Not done yet: please correct the 3 marked fields."
+    assert "One line of 1 to 200" in field_error(r.text, "announce-subject")
+    assert "Required" in field_error(r.text, "announce-text")
+    assert "needs an e-mail address" in field_error(r.text, "test-to")
+    assert input_value(r.text, "announce-subject") == "S" * 201
+    assert input_value(r.text, "test-to") == "not-an-address"
+    # A preview keeps the draft in its fields, to be corrected or tested.
+    r = op.post(
+        "/operator/announcements",
+        {"kind": "marketing", "subject": "Spring news", "text": "Hello & welcome", "action": "preview"},
+    )
+    assert r.status_code == 200 and 'id="announcement-preview"' in r.text
+    assert input_value(r.text, "announce-subject") == "Spring news"
+    assert textarea_value(r.text, "announce-text") == "Hello & welcome"
+    assert re.search(r'<option value="marketing" selected>', r.text)

@@ -25,8 +25,11 @@ def unique(prefix: str) -> str:
 
 
 def error_of(r: httpx.Response) -> str:
+    """The refusal as the page shows it: the top line, then each field's error."""
     found = re.search(r'class="error"[^>]*>([^<]*)<', r.text)
-    return html.unescape(found.group(1)) if found else ""
+    fields = re.findall(r'class="field-error" id="([^"]+)-error"[^>]*>([^<]*)<', r.text)
+    shown = [found.group(1)] if found else []
+    return html.unescape(" ".join(shown + [f"[{fid}] {text}" for fid, text in fields]))
 
 
 def contact_rows(console: Console, query: str = "") -> dict[str, str]:
@@ -86,9 +89,9 @@ def test_contacts_consent_import_export_and_isolation(server: Server) -> None:
     for form, status, message in [
         ({"phone": "12345"}, 400, "7 to 15 digits"),
         ({"phone": "+79991010001"}, 409, "already contact"),
-        ({"phone": "79991010002", "tags": "bad tag!"}, 400, "tag 'tag!'"),
-        ({"phone": "79991010002", "consent": "on"}, 400, "say how the consent was given"),
-        ({"phone": "79991010002", "name": "x\x00y"}, 400, "name:"),
+        ({"phone": "79991010002", "tags": "bad tag!"}, 400, "[add-tags] 'tag!'"),
+        ({"phone": "79991010002", "consent": "on"}, 400, "[add-consent_source] Say how the consent"),
+        ({"phone": "79991010002", "name": "x\x00y"}, 400, "[add-name] "),
     ]:
         r = add(owner, **form)  # type: ignore[arg-type]
         assert r.status_code == status and message in error_of(r), (form, r.status_code, error_of(r))
@@ -172,7 +175,7 @@ def test_campaign_reaches_only_consenting_contacts_and_stop_wins(make_server: An
     bad = owner.post(
         "/campaigns", {"instance": str(inst["idInstance"]), "name": "x", "text": "", "interval": "60"}
     )
-    assert bad.status_code == 400 and "needs a text" in error_of(bad)
+    assert bad.status_code == 400 and "[campaign-text] The campaign needs a text" in error_of(bad)
     foreign = owner.post(
         "/campaigns", {"instance": "7700000001", "name": "x", "text": "hi", "interval": "60"}
     )

@@ -24,8 +24,10 @@ def unique(prefix: str) -> str:
 
 
 def error_of(r: httpx.Response) -> str:
+    """The refusal as the page shows it: the top line, then each field's error."""
     found = re.search(r'class="error"[^>]*>([^<]*)<', r.text)
-    return html.unescape(found.group(1)) if found else ""
+    fields = re.findall(r'class="field-error" id="[^"]+-error"[^>]*>([^<]*)<', r.text)
+    return html.unescape(" ".join(([found.group(1)] if found else []) + fields))
 
 
 def operator(srv: Server) -> Console:

@@ -16,8 +16,11 @@ from harness import Server, drain
 
 
 def error_of(r: httpx.Response) -> str:
+    """The refusal as the page shows it: the top line, then each field's error (lowercase)."""
     found = re.search(r'class="error"[^>]*>([^<]*)<', r.text)
-    return html.unescape(found.group(1)) if found else ""
+    fields = re.findall(r'class="field-error" id="([^"]+)-error"[^>]*>([^<]*)<', r.text)
+    shown = [found.group(1)] if found else []
+    return html.unescape(" ".join(shown + [f"[{fid}] {text}" for fid, text in fields])).lower()
 
 
 def inbox(srv: Server, phone: str) -> list[str]:

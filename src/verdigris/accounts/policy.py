@@ -13,6 +13,7 @@ from typing import Any
 from zxcvbn import zxcvbn
 
 from verdigris.config import Settings
+from verdigris.errors import ServiceError
 
 # Never available to users: names that could be mistaken for the platform or its staff.
 BUILTIN_RESERVED = frozenset(
@@ -82,51 +83,54 @@ EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 PHONE_RE = re.compile(r"^\+?[0-9]{7,15}$")
 
 
-# The field names the rules' messages start with ("e-mail: not a valid address").
-FIELDS = ("username", "password", "e-mail", "phone", "name", "organisation", "role")
+# The field names the rules' messages start with ("e-mail: not a valid address"; "reason" and
+# "until" are the operator's moderation forms').
+FIELDS = ("username", "password", "e-mail", "phone", "name", "organisation", "role", "reason", "until")
 
 
-class PolicyError(ValueError):
-    """A value the operator's rules refuse; the message says what to change.
+class PolicyError(ServiceError, ValueError):
+    """A value the operator's rules refuse (status 400); the message says what to change.
 
-    ``fields`` maps each refused field to its text without the field's name, so a form can show it
-    next to the field: given as ``errors`` (several at once), or read from a message that starts
-    with a field's name. ``""`` is the key of a refusal that belongs to no single field.
+    Its ``fields`` (see :class:`verdigris.errors.ServiceError`) are also read from a message that
+    starts with one of :data:`FIELDS` ("e-mail: not a valid address").
     """
 
     def __init__(self, message: str, *, field: str = "", errors: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        if errors is not None:
-            self.fields = dict(errors)
-        elif field:
-            self.fields = {field: message}
-        else:
+        if not errors and not field:
             key, _, text = message.partition(": ")
-            self.fields = {key: text} if key in FIELDS and text else {"": message}
+            if key in FIELDS and text:
+                errors = {key: text}
+        super().__init__(400, message, field=field, errors=errors)
 
 
 class Checks:
     """Runs every check of a form and refuses once with all that failed (a form shows each error
-    next to its field, not the first one alone)."""
+    next to its field, not the first one alone). Any service's refusal is collected by its
+    ``fields``; :meth:`done` raises a :class:`PolicyError`, or ``error`` (a ServiceError type)."""
 
     def __init__(self) -> None:
         self.errors: dict[str, str] = {}
+        self.status = 400
 
     def run(self, check: Callable[..., str], *args: Any, **kwargs: Any) -> str:
         try:
             return check(*args, **kwargs)
-        except PolicyError as exc:
+        except ServiceError as exc:
             self.refuse(exc)
             return ""
 
-    def refuse(self, exc: PolicyError) -> None:
+    def refuse(self, exc: ServiceError) -> None:
         for key, text in exc.fields.items():
             self.errors.setdefault(key, text)
+        self.status = max(self.status, exc.status)
 
-    def done(self) -> None:
+    def done(self, error: type[ServiceError] | None = None) -> None:
         if self.errors:
-            message = "; ".join(f"{k}: {v}" if k and k in FIELDS else v for k, v in self.errors.items())
-            raise PolicyError(message, errors=self.errors)
+            if error is None:
+                message = "; ".join(f"{k}: {v}" if k in FIELDS else v for k, v in self.errors.items())
+                raise PolicyError(message, errors=self.errors)
+            message = "; ".join(f"{k.replace('_', ' ')}: {v}" if k else v for k, v in self.errors.items())
+            raise error(self.status, message, errors=self.errors)
 
 
 def _listed(text: str) -> set[str]:

@@ -20,7 +20,7 @@ from sqlalchemy import func, insert, select, update
 from verdigris import mail, safetext
 from verdigris.accounts import journal
 from verdigris.accounts.models import accounts, announcement_deliveries, announcements, consents
-from verdigris.accounts.policy import PolicyError, check_email
+from verdigris.accounts.policy import Checks, PolicyError, check_email
 from verdigris.accounts.records import ACTIVE, LICENSEE, Account
 from verdigris.errors import ServiceError
 from verdigris.instances.service import workspace_value
@@ -108,19 +108,27 @@ async def account_of_token(core: Core, token: str) -> int | None:
 # --- sending ---------------------------------------------------------------------------------------
 
 
-def _checked(kind: str, subject: str, text: str) -> tuple[str, str]:
-    """The subject and text, trimmed, if an announcement may carry them."""
+def _checked(kind: str, subject: str, text: str, checks: Checks | None = None) -> tuple[str, str]:
+    """The subject and text, trimmed, if an announcement may carry them; refuses once with every
+    field that is wrong (collected in ``checks`` when given, for the caller to add its own)."""
+    found = checks or Checks()
+
+    def refuse(field: str, problem: str) -> None:
+        found.refuse(AnnouncementError(400, f"{field}: {problem}", errors={field: problem}))
+
     if kind not in (SERVICE, MARKETING):
-        raise AnnouncementError(400, "kind must be 'service' or 'marketing'")
+        refuse("kind", "'service' or 'marketing'")
     subject, text = subject.strip(), text.strip()
     if not subject or len(subject) > 200 or "\n" in subject or "\r" in subject:
-        raise AnnouncementError(400, "the subject is one line of 1 to 200 characters")
+        refuse("subject", "one line of 1 to 200 characters")
     if not text or len(text) > 20_000:
-        raise AnnouncementError(400, "the text is required (at most 20000 characters)")
+        refuse("text", "required, at most 20000 characters")
     for value, what in ((subject, "subject"), (text, "text")):
         problem = safetext.problem(value)
-        if problem:
-            raise AnnouncementError(400, f"{what}: {problem}")
+        if problem and what not in found.errors:
+            refuse(what, problem)
+    if checks is None:
+        found.done(AnnouncementError)
     return subject, text
 
 
@@ -137,11 +145,14 @@ async def preview(core: Core, operator: Account, *, kind: str, subject: str, tex
 async def send_test(core: Core, operator: Account, to: str, **draft: str) -> str:
     """Mail the announcement to one address (the operator's own, by default), marked as a test;
     returns the address. Nobody else receives anything. ``draft``: kind, subject and text."""
-    shown = await preview(core, operator, **draft)
+    checks = Checks()  # the draft's problems and the address's, at once
+    _checked(draft.get("kind", ""), draft.get("subject", ""), draft.get("text", ""), checks)
     try:
         address = check_email(to or operator.email)
     except PolicyError:
-        raise AnnouncementError(400, "the test needs an e-mail address to go to") from None
+        checks.refuse(AnnouncementError(400, "the test needs an e-mail address to go to", field="test_to"))
+    checks.done(AnnouncementError)
+    shown = await preview(core, operator, **draft)
     await mail.send_mail(core, address, "[Test] " + shown["subject"], shown["body"])
     return address
 

@@ -10,9 +10,12 @@ from verdigris.accounts import registration as accounts_registration
 from verdigris.accounts import service as accounts
 from verdigris.compliance import announcements
 from verdigris.compliance.announcements import AnnouncementError
-from verdigris.console.web import Ctx, Forbidden, Web
+from verdigris.console.web import Ctx, Forbidden, FormSpec, Web
 from verdigris.core import Core
+from verdigris.errors import ServiceError
 from verdigris.words import plural
+
+WRITE_FORM = FormSpec(("kind", "subject", "text", "test_to"), name="announce")
 
 
 class AnnouncementPages:
@@ -24,16 +27,24 @@ class AnnouncementPages:
         if not ctx.account.is_operator:
             raise Forbidden("operator pages")
 
-    async def page(self, ctx: Ctx, error: str = "", status: int = 200) -> Response:
+    async def page(
+        self,
+        ctx: Ctx,
+        error: str = "",
+        status: int = 200,
+        refusal: ServiceError | None = None,
+        form: FormSpec | None = None,
+    ) -> Response:
         self._operator(ctx)
-        return self.web.render(
+        return self.web.show(
             ctx,
             "announcements.html",
+            refusal,
+            form,
             status=status,
             error=error,
             items=await announcements.list_all(self.core),
             counts=await announcements.count_recipients(self.core),
-            values=ctx.form if status != 200 else {},
         )
 
     async def send(self, ctx: Ctx) -> Response:
@@ -53,7 +64,7 @@ class AnnouncementPages:
                 return await self._preview(ctx)
             result = await announcements.create(self.core, ctx.account, **fields)
         except AnnouncementError as exc:
-            return await self.page(ctx, exc.message, exc.status)
+            return await self.page(ctx, refusal=exc, form=WRITE_FORM)
         return self.web.redirect(
             ctx,
             "/operator/announcements",
@@ -73,7 +84,7 @@ class AnnouncementPages:
             "announcements.html",
             items=await announcements.list_all(self.core),
             counts=await announcements.count_recipients(self.core),
-            values=ctx.form,
+            posted=WRITE_FORM.name,  # the draft stays in its fields
             preview=shown,
             flash=note,
         )

@@ -16,12 +16,16 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from verdigris.console.web import Ctx, Forbidden, NotFound, Web
+from verdigris.accounts.policy import Checks
+from verdigris.console.web import Ctx, Forbidden, FormSpec, NotFound, Web
 from verdigris.core import Core
+from verdigris.errors import ServiceError
 from verdigris.licensing import billing, dates, reports, service, transfers
 from verdigris.licensing.pdf import render_invoice
 from verdigris.licensing.service import BillingError
 from verdigris.store.clock import now_ms
+
+TRANSFER_FORM = FormSpec(("license", "to"), name="transfer")
 
 
 def _int(raw: str, what: str, default: int | None = None) -> int:
@@ -93,15 +97,26 @@ class BillingPages:
 
     # --- the licensee's billing section ------------------------------------------------------------
 
-    async def section(self, ctx: Ctx, error: str = "", status: int = 200) -> Response:
+    async def section(
+        self,
+        ctx: Ctx,
+        error: str = "",
+        status: int = 200,
+        refusal: ServiceError | None = None,
+        form: FormSpec | None = None,
+    ) -> Response:
         owner = self._tenant(ctx)
         overview = await reports.overview(self.core, owner)
         names = {i["instanceId"]: i for i in overview["instances"]}
         tariff_list = await service.list_tariffs(self.core)
         incoming = [t for t in overview["transfers"] if t["toAccount"] == owner and t["status"] == "approved"]
-        return self.web.render(
+        form_data = await ctx.request.form() if ctx.request.method == "POST" else None
+        return self.web.show(
             ctx,
             "billing.html",
+            refusal,
+            form,
+            chosen=[str(v) for v in form_data.getlist("license")] if form_data else [],
             status=status,
             error=error,
             overview=overview,
@@ -137,19 +152,31 @@ class BillingPages:
         owner = self._tenant(ctx)
 
         async def run() -> Response:
-            item = {
-                "instanceId": _int(ctx.field("instance"), "instance"),
-                "tariff": ctx.field("tariff"),
-                "periods": _int(ctx.field("periods"), "periods", 1),
-            }
-            invoice = await billing.issue_invoice(
-                self.core, owner, [item], promo_code=ctx.field("promo").strip() or None
-            )
+            checks = Checks()  # every error of the form at once, before the service is asked
+            instance = _int(ctx.field("instance"), "instance")
+            periods = ctx.field("periods").strip() or "1"
+            if not (periods.isascii() and periods.isdigit() and 1 <= int(periods[:4]) <= 120):
+                checks.refuse(
+                    BillingError(
+                        400,
+                        "periods: a whole number from 1 to 120",
+                        errors={"periods": "a whole number from 1 to 120"},
+                    )
+                )
+            promo = ctx.field("promo").strip() or None
+            try:
+                await billing.check_promo_code(self.core, promo)
+            except BillingError as exc:
+                checks.refuse(exc)
+            checks.done(BillingError)
+            item = {"instanceId": instance, "tariff": ctx.field("tariff"), "periods": int(periods)}
+            invoice = await billing.issue_invoice(self.core, owner, [item], promo_code=promo)
             return self.web.redirect(
                 ctx, f"/billing/invoices/{invoice['id']}", f"Invoice {invoice['number']} issued."
             )
 
-        return await self.web.attempt(ctx, run, self.section)
+        form = FormSpec(("tariff", "periods", "promo"), name=f"buy-{ctx.field('instance').strip()[:18]}")
+        return await self.web.attempt(ctx, run, self.section, form)
 
     async def change_preview(self, ctx: Ctx, error: str = "", status: int = 200) -> Response:
         owner = self._tenant(ctx)
@@ -244,16 +271,21 @@ class BillingPages:
         async def run() -> Response:
             form = await ctx.request.form()
             ids = [_int(str(v), "license") for v in form.getlist("license")]
+            to = ctx.field("to").strip()
+            checks = Checks()
             if not ids:
-                raise BillingError(400, "choose at least one license to transfer")
-            result = await transfers.request_transfer(self.core, owner, ctx.field("to").strip(), ids)
+                checks.refuse(BillingError(400, "choose at least one license to transfer", field="license"))
+            if not to:
+                checks.refuse(BillingError(400, "give the username of the receiving account", field="to"))
+            checks.done(BillingError)
+            result = await transfers.request_transfer(self.core, owner, to, ids)
             return self.web.redirect(
                 ctx,
                 "/billing",
                 f"Transfer {result['id']} requested; it waits for the operator's approval.",
             )
 
-        return await self.web.attempt(ctx, run, self.section)
+        return await self.web.attempt(ctx, run, self.section, TRANSFER_FORM)
 
     async def accept_transfer(self, ctx: Ctx) -> Response:
         owner = self._tenant(ctx)

@@ -13,14 +13,22 @@ from typing import Any
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
-from verdigris.console.web import Ctx, NotFound, Web
+from verdigris.console.web import Ctx, FormSpec, NotFound, Web
 from verdigris.core import Core
 from verdigris.customers import campaigns
 from verdigris.customers import service as customers
 from verdigris.customers.service import CustomerError
+from verdigris.errors import ServiceError
 from verdigris.instances import service as instances
 
 MAX_CSV_BYTES = 10 * 1024 * 1024
+
+# The forms of these pages, as a refusal shows them (each error at its field).
+CONTACT_FORM = FormSpec(("phone", "name", "tags", "note", "consent", "consent_source"), name="add")
+IMPORT_FORM = FormSpec(("file",), name="import")
+EDIT_FORM = FormSpec(("name", "tags", "note"), name="edit")
+CONSENT_FORM = FormSpec(("source",), name="consent")
+CAMPAIGN_FORM = FormSpec(("name", "instance", "tag", "text", "interval"), name="campaign")
 
 
 class CustomerPages:
@@ -35,26 +43,38 @@ class CustomerPages:
         return int(raw)
 
     async def _attempt(
-        self, ctx: Ctx, action: Callable[[], Awaitable[Response]], back: Callable[..., Awaitable[Response]]
+        self,
+        ctx: Ctx,
+        action: Callable[[], Awaitable[Response]],
+        back: Callable[..., Awaitable[Response]],
+        form: FormSpec | None = None,
     ) -> Response:
         self.web.require(ctx, "customers")
-        return await self.web.attempt(ctx, action, back)
+        return await self.web.attempt(ctx, action, back, form)
 
     # --- contacts --------------------------------------------------------------------------------
 
-    async def contacts_page(self, ctx: Ctx, error: str = "", status: int = 200) -> Response:
+    async def contacts_page(
+        self,
+        ctx: Ctx,
+        error: str = "",
+        status: int = 200,
+        refusal: ServiceError | None = None,
+        form: FormSpec | None = None,
+    ) -> Response:
         query = ctx.request.query_params
         tag, search = query.get("tag", "").strip().lower()[:60], query.get("q", "").strip()[:100]
         items = await customers.list_contacts(self.core, ctx.account.tenant, tag=tag, search=search)
-        return self.web.render(
+        return self.web.show(
             ctx,
             "customers.html",
+            refusal,
+            form,
             status=status,
             error=error,
             items=items,
             tag=tag,
             search=search,
-            values=ctx.form if status != 200 else {},
         )
 
     async def add_contact(self, ctx: Ctx) -> Response:
@@ -73,27 +93,30 @@ class CustomerPages:
                 ctx, f"/customers/{contact['id']}", f"Contact +{contact['phone']} added."
             )
 
-        return await self._attempt(ctx, run, self.contacts_page)
+        return await self._attempt(ctx, run, self.contacts_page, CONTACT_FORM)
 
     async def import_csv(self, ctx: Ctx) -> Response:
         async def run() -> Response:
             form = await ctx.request.form()
             upload = form.get("file")
-            if not isinstance(upload, UploadFile):
-                raise CustomerError(400, "choose a CSV file")
+            if not isinstance(upload, UploadFile) or not upload.filename:
+                raise CustomerError(400, "choose a CSV file", field="file")
             raw = await upload.read(MAX_CSV_BYTES + 1)
             if len(raw) > MAX_CSV_BYTES:
-                raise CustomerError(400, "the file is larger than 10 MB")
+                raise CustomerError(400, "the file is larger than 10 MB", field="file")
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                raise CustomerError(400, "the file is not UTF-8 text") from None
-            result = await customers.import_csv(self.core, ctx.account.tenant, text)
+                raise CustomerError(400, "the file is not UTF-8 text", field="file") from None
+            try:
+                result = await customers.import_csv(self.core, ctx.account.tenant, text)
+            except CustomerError as exc:  # about the file as a whole: shown at the file's field
+                raise CustomerError(exc.status, exc.message, field="file") from None
             return self.web.redirect(
                 ctx, "/customers", f"Imported: {result['added']} added, {result['updated']} updated."
             )
 
-        return await self._attempt(ctx, run, self.contacts_page)
+        return await self._attempt(ctx, run, self.contacts_page, IMPORT_FORM)
 
     async def export_csv(self, ctx: Ctx) -> Response:
         text = await customers.export_csv(self.core, ctx.account.tenant)
@@ -103,12 +126,19 @@ class CustomerPages:
             headers={"Content-Disposition": 'attachment; filename="contacts.csv"'},
         )
 
-    async def contact_page(self, ctx: Ctx, error: str = "", status: int = 200) -> Response:
+    async def contact_page(
+        self,
+        ctx: Ctx,
+        error: str = "",
+        status: int = 200,
+        refusal: ServiceError | None = None,
+        form: FormSpec | None = None,
+    ) -> Response:
         try:
             contact = await customers.get_contact(self.core, ctx.account.tenant, self._id(ctx, "contact_id"))
         except CustomerError:
             raise NotFound() from None
-        return self.web.render(ctx, "customer.html", status=status, error=error, c=contact)
+        return self.web.show(ctx, "customer.html", refusal, form, status=status, error=error, c=contact)
 
     async def update_contact(self, ctx: Ctx) -> Response:
         contact_id = self._id(ctx, "contact_id")
@@ -124,7 +154,7 @@ class CustomerPages:
             )
             return self.web.redirect(ctx, f"/customers/{contact_id}", "Saved.")
 
-        return await self._attempt(ctx, run, self.contact_page)
+        return await self._attempt(ctx, run, self.contact_page, EDIT_FORM)
 
     async def consent(self, ctx: Ctx) -> Response:
         contact_id = self._id(ctx, "contact_id")
@@ -138,7 +168,7 @@ class CustomerPages:
                 ctx, f"/customers/{contact_id}", "Consent recorded." if granted else "Consent withdrawn."
             )
 
-        return await self._attempt(ctx, run, self.contact_page)
+        return await self._attempt(ctx, run, self.contact_page, CONSENT_FORM)
 
     async def delete_contact(self, ctx: Ctx) -> Response:
         contact_id = self._id(ctx, "contact_id")
@@ -151,38 +181,41 @@ class CustomerPages:
 
     # --- campaigns -------------------------------------------------------------------------------
 
-    async def campaigns_page(self, ctx: Ctx, error: str = "", status: int = 200) -> Response:
-        return self.web.render(
+    async def campaigns_page(
+        self,
+        ctx: Ctx,
+        error: str = "",
+        status: int = 200,
+        refusal: ServiceError | None = None,
+        form: FormSpec | None = None,
+    ) -> Response:
+        return self.web.show(
             ctx,
             "campaigns.html",
+            refusal,
+            form,
             status=status,
             error=error,
             items=await campaigns.list_campaigns(self.core, ctx.account.tenant),
             instances=await instances.list_for_account(self.core, ctx.account.tenant),
-            values=ctx.form if status != 200 else {},
             footer=self.core.settings.customers_optout_footer,
             min_interval=self.core.settings.customers_min_interval_seconds,
         )
 
     async def create_campaign(self, ctx: Ctx) -> Response:
         async def run() -> Response:
-            instance, interval = ctx.field("instance").strip(), ctx.field("interval").strip() or "60"
-            if not (instance.isascii() and instance.isdigit()) or len(instance) > 18:
-                raise CustomerError(400, "choose an instance")
-            if not (interval.isascii() and interval.isdigit()) or len(interval) > 9:
-                raise CustomerError(400, "interval: a whole number of seconds")
             campaign = await campaigns.create(
                 self.core,
                 ctx.account.tenant,
-                instance_id=int(instance),
+                instance=ctx.field("instance"),
                 name=ctx.field("name"),
                 text=ctx.field("text"),
                 tag=ctx.field("tag"),
-                interval_s=int(interval),
+                interval=ctx.field("interval").strip() or "60",
             )
             return self.web.redirect(ctx, f"/campaigns/{campaign['id']}", "Campaign saved as a draft.")
 
-        return await self._attempt(ctx, run, self.campaigns_page)
+        return await self._attempt(ctx, run, self.campaigns_page, CAMPAIGN_FORM)
 
     async def campaign_page(self, ctx: Ctx, error: str = "", status: int = 200) -> Response:
         try:

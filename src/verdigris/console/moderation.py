@@ -19,10 +19,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from starlette.responses import Response
 
 from verdigris import safetext
-from verdigris.accounts.policy import PolicyError
+from verdigris.accounts.policy import Checks, PolicyError
 from verdigris.compliance import agreements, moderation
-from verdigris.console.web import PREFIX, Ctx, Forbidden, NotFound, Web
+from verdigris.console.web import PREFIX, Ctx, Forbidden, FormSpec, NotFound, Web
 from verdigris.core import Core
+from verdigris.errors import ServiceError
 from verdigris.instances import service as instances
 from verdigris.store.clock import now_ms
 
@@ -30,6 +31,15 @@ from verdigris.store.clock import now_ms
 OPEN_WHILE_PENDING = frozenset({"/agreement/accept", "/logout", "/account/close"})
 _SEND = re.compile(r"^/instances/\d+/send$")
 _UNTIL = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2})?$")
+
+# The operator's forms on an account's page, each named (several are on the page at once).
+MEASURE_FORMS = {
+    moderation.BLOCKED: FormSpec(("reason",), name="block"),
+    moderation.RESTRICTED: FormSpec(("reason",), name="restrict"),
+    moderation.SUSPENDED: FormSpec(("until", "reason"), name="suspend"),
+}
+UNBLOCK_FORM = FormSpec(("reason",), name="unblock")
+DELETE_FORM = FormSpec(("reason", "confirm"), name="delete")
 
 
 def parse_until(text: str, zone: str) -> int:
@@ -168,7 +178,14 @@ class ModerationPages:
             raise NotFound()
         return int(raw)
 
-    async def account_page(self, ctx: Ctx, error: str = "", status: int = 200) -> Response:
+    async def account_page(
+        self,
+        ctx: Ctx,
+        error: str = "",
+        status: int = 200,
+        refusal: ServiceError | None = None,
+        form: FormSpec | None = None,
+    ) -> Response:
         self._operator(ctx)
         found = await moderation.account_with_team(self.core, self._account_id(ctx))
         if found is None:
@@ -179,9 +196,11 @@ class ModerationPages:
         instances_count = 0
         if target.tenant_id is None:
             instances_count = len(await instances.list_for_account(self.core, target.id))
-        return self.web.render(
+        return self.web.show(
             ctx,
             "moderation_account.html",
+            refusal,
+            form,
             status=status,
             error=error,
             target=target,
@@ -195,20 +214,33 @@ class ModerationPages:
     async def _measure(self, ctx: Ctx, kind: str) -> Response:
         self._operator(ctx)
         account_id = self._account_id(ctx)
+        form = MEASURE_FORMS[kind]
         try:
-            until = (
-                parse_until(ctx.field("until"), self.core.settings.operator_timezone)
-                if kind == "suspended"
-                else None
-            )
+            # Every field's problem at once, before the measure is asked for.
+            checks = Checks()
+            checks.run(moderation.check_reason, ctx.field("reason"))
+            until = None
+            if kind == moderation.SUSPENDED:
+                until = self._until(checks, ctx.field("until"))
+            checks.done()
             measure = await moderation.apply(
                 self.core, ctx.account, account_id, kind, ctx.field("reason"), ctx.origin, until
             )
         except LookupError:
             raise NotFound() from None
         except PolicyError as exc:
-            return await self.account_page(ctx, str(exc), 400)
+            return await self.account_page(ctx, refusal=exc, form=form)
         return self.web.redirect(ctx, f"/operator/accounts/{account_id}", f"Done. {measure.describe()}")
+
+    def _until(self, checks: Checks, text: str) -> int | None:
+        try:
+            until = parse_until(text, self.core.settings.operator_timezone)
+        except PolicyError as exc:
+            checks.refuse(exc)
+            return None
+        if until <= now_ms():
+            checks.refuse(PolicyError("until: a moment in the future"))
+        return until
 
     async def block(self, ctx: Ctx) -> Response:
         return await self._measure(ctx, moderation.BLOCKED)
@@ -227,20 +259,34 @@ class ModerationPages:
         except LookupError:
             raise NotFound() from None
         except PolicyError as exc:
-            return await self.account_page(ctx, str(exc), 400)
+            return await self.account_page(ctx, refusal=exc, form=UNBLOCK_FORM)
         return self.web.redirect(ctx, f"/operator/accounts/{account_id}", "The measure is lifted.")
 
     async def delete(self, ctx: Ctx) -> Response:
         self._operator(ctx)
         account_id = self._account_id(ctx)
+        found = await moderation.account_with_team(self.core, account_id)
+        if found is None:
+            raise NotFound()
         try:
+            # The reason and the confirmation are checked together, so both show at once.
+            checks = Checks()
+            checks.run(moderation.check_reason, ctx.field("reason"))
+            if ctx.field("confirm").strip() != found[0].username:
+                checks.refuse(
+                    PolicyError(
+                        f"type the account's username to confirm the deletion (exactly: {found[0].username})",
+                        field="confirm",
+                    )
+                )
+            checks.done()
             done = await moderation.delete_account(
                 self.core, ctx.account, account_id, ctx.field("reason"), ctx.field("confirm"), ctx.origin
             )
         except LookupError:
             raise NotFound() from None
         except PolicyError as exc:
-            return await self.account_page(ctx, str(exc), 400)
+            return await self.account_page(ctx, refusal=exc, form=DELETE_FORM)
         return self.web.redirect(
             ctx, "/operator/moderation", f"Account deleted for good ({done.reference}): {done.summary()}."
         )

@@ -6,10 +6,15 @@ from typing import Any
 
 from starlette.responses import Response
 
-from verdigris.console.web import Ctx, Forbidden, NotFound, Web
+from verdigris.accounts.policy import Checks
+from verdigris.console.web import Ctx, Forbidden, FormSpec, NotFound, Web
 from verdigris.core import Core
+from verdigris.errors import ServiceError
 from verdigris.screening import service as screening
 from verdigris.screening.service import ScreeningError
+
+RULE_FORM = FormSpec(("kind", "value", "action", "note"), name="rule")
+REMOVE_FORM = FormSpec(("instance", "id_message", "reason"), name="remove")
 
 
 class ScreeningPages:
@@ -27,25 +32,35 @@ class ScreeningPages:
             raise NotFound()
         return int(raw)
 
-    async def page(self, ctx: Ctx, error: str = "", status: int = 200) -> Response:
+    async def page(
+        self,
+        ctx: Ctx,
+        error: str = "",
+        status: int = 200,
+        refusal: ServiceError | None = None,
+        form: FormSpec | None = None,
+    ) -> Response:
         self._operator(ctx)
         cases = await screening.list_cases(self.core)
-        return self.web.render(
+        return self.web.show(
             ctx,
             "screening.html",
+            refusal,
+            form,
             status=status,
             error=error,
             rules=await screening.list_rules(self.core),
             waiting=[c for c in cases if c["action"] == "held" and not c["decision"]],
             cases=cases,
-            values=ctx.form if status != 200 else {},
         )
 
-    async def _act(self, ctx: Ctx, action: Any) -> Response:
+    async def _act(self, ctx: Ctx, action: Any, form: FormSpec | None = None) -> Response:
         self._operator(ctx)
         try:
             message = await action()
         except ScreeningError as exc:
+            if form is not None:
+                return await self.page(ctx, refusal=exc, form=form)
             return await self.page(ctx, exc.message, exc.status)
         return self.web.redirect(ctx, "/operator/screening", message)
 
@@ -61,7 +76,7 @@ class ScreeningPages:
             )
             return f"Rule {rule['id']} ({rule['kind']} {rule['value']!r}, {rule['action']}) is active."
 
-        return await self._act(ctx, run)
+        return await self._act(ctx, run, RULE_FORM)
 
     async def deactivate_rule(self, ctx: Ctx) -> Response:
         rule_id = self._id(ctx, "rule_id")
@@ -88,13 +103,16 @@ class ScreeningPages:
         async def run() -> str:
             raw = ctx.field("instance").strip()
             if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-                raise ScreeningError(400, "give the instance's id (idInstance)")
+                checks = Checks()  # the other fields' problems too, at once
+                checks.refuse(ScreeningError(400, "give the instance's id (idInstance)", field="instance"))
+                screening.check_removal(checks, ctx.field("id_message"), ctx.field("reason"))
+                checks.done(ScreeningError)
             done = await screening.remove_message(
                 self.core, ctx.account.id, int(raw), ctx.field("id_message"), ctx.field("reason")
             )
             return f"Message {done['idMessage']} of instance {done['instanceId']} removed."
 
-        return await self._act(ctx, run)
+        return await self._act(ctx, run, REMOVE_FORM)
 
     def routes(self) -> list[tuple[str, str, Any]]:
         page = self.web.page

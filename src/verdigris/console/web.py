@@ -24,7 +24,6 @@ from starlette.templating import Jinja2Templates
 from verdigris.accounts import journal
 from verdigris.accounts import sessions as auth
 from verdigris.accounts.journal import Origin
-from verdigris.accounts.policy import PolicyError
 from verdigris.accounts.records import Account
 from verdigris.config import Settings
 from verdigris.core import Core
@@ -186,10 +185,17 @@ class Web:
         return response
 
     def refused(
-        self, ctx: Ctx, template: str, exc: PolicyError, form: FormSpec, status: int = 400, **values: Any
+        self,
+        ctx: Ctx,
+        template: str,
+        exc: ServiceError,
+        form: FormSpec,
+        status: int | None = None,
+        **values: Any,
     ) -> Response:
-        """Show a form again after the rules refused it: each error next to its field, the rest at
-        the top, and what was typed kept (never a password)."""
+        """Show a form again after a service refused it (a :class:`PolicyError` or any other
+        :class:`ServiceError`, by its ``fields``): each error next to its field, the rest at the
+        top, and what was typed kept (never a password). The status is the refusal's unless given."""
         errors: dict[str, str] = {}
         general: list[str] = []
         for key, text in exc.fields.items():
@@ -202,7 +208,25 @@ class Web:
             marked = "the marked field" if len(errors) == 1 else f"the {len(errors)} marked fields"
             general.insert(0, f"Not done yet: please correct {marked}.")
         values.setdefault("error", " ".join(t if t.endswith(".") else t + "." for t in general))
-        return self.render(ctx, template, status=status, errors=errors, posted=form.name, **values)
+        return self.render(
+            ctx, template, status=status or exc.status, errors=errors, posted=form.name, **values
+        )
+
+    def show(
+        self,
+        ctx: Ctx,
+        template: str,
+        refusal: ServiceError | None = None,
+        form: FormSpec | None = None,
+        **values: Any,
+    ) -> Response:
+        """A page with forms: as refused by ``refusal`` (each error at its field of ``form``), or
+        as it is."""
+        if refusal is not None and form is not None:
+            values.pop("status", None)
+            values.pop("error", None)
+            return self.refused(ctx, template, refusal, form, **values)
+        return self.render(ctx, template, **values)
 
     def redirect(self, ctx: Ctx, path: str, flash: str = "", *, error: bool = False) -> Response:
         """Go to ``path`` and show ``flash`` there (as an error when ``error``)."""
@@ -364,13 +388,20 @@ class Web:
         return bool(given and expected) and hmac.compare_digest(given.encode(), expected.encode())
 
     async def attempt(
-        self, ctx: Ctx, action: Callable[[], Awaitable[Response]], back: Callable[..., Awaitable[Response]]
+        self,
+        ctx: Ctx,
+        action: Callable[[], Awaitable[Response]],
+        back: Callable[..., Awaitable[Response]],
+        form: FormSpec | None = None,
     ) -> Response:
         """Run a service call; a refusal (:class:`ServiceError`) re-renders the page ``back`` with its
-        message and status (the service changed nothing)."""
+        message and status (the service changed nothing), or, given the ``form`` that was sent,
+        with each error at its field (``back(ctx, refusal=..., form=...)``, see :meth:`show`)."""
         try:
             return await action()
         except ServiceError as exc:
+            if form is not None:
+                return await back(ctx, refusal=exc, form=form)
             return await back(ctx, exc.message, exc.status)
 
     def require(self, ctx: Ctx, permission: str) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from verdigris import safetext
+from verdigris.accounts.policy import Checks
 from verdigris.customers.models import campaign_recipients, campaigns, contact_tags, contacts
 from verdigris.customers.service import CustomerError, consenting
 from verdigris.instances.service import AUTHORIZED
@@ -84,28 +85,48 @@ def message_text(core: Core, text: str, name: str) -> str:
     return f"{body}\n\n{core.settings.customers_optout_footer}".strip()
 
 
+def _whole(raw: str, limit: int) -> int | None:
+    raw = raw.strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= limit else None
+
+
 async def create(
-    core: Core, account_id: int, *, instance_id: int, name: str, text: str, tag: str, interval_s: int
+    core: Core, account_id: int, *, instance: str, name: str, text: str, tag: str, interval: str
 ) -> dict[str, Any]:
+    """A draft campaign from a form's fields (``instance``: the instance's id; ``interval``: whole
+    seconds between two recipients); refuses once with every field that is wrong."""
+    checks = Checks()
     name, text, tag = name.strip(), text.strip(), tag.strip().lower()
-    if not name or len(name) > 200:
-        raise CustomerError(400, "the campaign needs a name (at most 200 characters)")
-    if not text or len(text) > MAX_TEXT:
-        raise CustomerError(400, f"the campaign needs a text (at most {MAX_TEXT} characters)")
+
+    def refuse(field: str, problem: str, status: int = 400) -> None:
+        checks.refuse(CustomerError(status, f"{field}: {problem}", errors={field: problem}))
+
+    if not name:
+        refuse("name", "the campaign needs a name")
+    elif len(name) > 200:
+        refuse("name", "at most 200 characters")
+    if not text:
+        refuse("text", "the campaign needs a text")
+    elif len(text) > MAX_TEXT:
+        refuse("text", f"at most {MAX_TEXT} characters")
     for value, what in ((name, "name"), (text, "text"), (tag, "tag")):
         problem = safetext.problem(value)
-        if problem:
-            raise CustomerError(400, f"{what}: {problem}")
-    if len(tag) > 60:
-        raise CustomerError(400, "tag: at most 60 characters")
-    if not core.settings.customers_min_interval_seconds <= interval_s <= 86_400:
-        raise CustomerError(
-            400,
-            f"interval: {core.settings.customers_min_interval_seconds} to 86400 seconds between recipients",
-        )
-    rec = await core.instances.get(instance_id)
-    if rec is None or rec.account_id != account_id:
-        raise CustomerError(404, f"no instance {instance_id}")
+        if problem and what not in checks.errors:
+            refuse(what, problem)
+    if len(tag) > 60 and "tag" not in checks.errors:
+        refuse("tag", "at most 60 characters")
+    low = core.settings.customers_min_interval_seconds
+    interval_s = _whole(interval, 9)
+    if interval_s is None or not low <= interval_s <= 86_400:
+        refuse("interval", f"a whole number of seconds from {low} to 86400")
+    instance_id = _whole(instance, 18)
+    rec = await core.instances.get(instance_id) if instance_id is not None else None
+    if instance_id is None:
+        refuse("instance", "choose an instance")
+    elif rec is None or rec.account_id != account_id:
+        refuse("instance", f"no instance {instance_id} in this team", 404)
+    checks.done(CustomerError)
+    assert interval_s is not None and instance_id is not None
     async with core.tx() as tx:
         result = await tx.conn.execute(
             insert(campaigns).values(

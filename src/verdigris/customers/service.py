@@ -12,12 +12,14 @@ import asyncio
 import csv
 import io
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from verdigris import safetext
+from verdigris.accounts.policy import Checks
 from verdigris.customers.models import campaign_recipients, campaigns, contact_tags, contacts
 from verdigris.errors import ServiceError
 from verdigris.instances.models import instances
@@ -49,7 +51,11 @@ def clean_phone(raw: str) -> str:
     if digits.endswith("@c.us"):
         digits = digits[:-5]
     if not _PHONE.match(digits):
-        raise CustomerError(400, f"phone {raw!r}: 7 to 15 digits in international format")
+        raise CustomerError(
+            400,
+            f"phone {raw!r}: 7 to 15 digits in international format",
+            errors={"phone": "7 to 15 digits in international format, e.g. +7 999 000 11 22"},
+        )
     return digits
 
 
@@ -62,21 +68,33 @@ def clean_tags(raw: str | list[str]) -> list[str]:
         if not tag:
             continue
         if not _TAG.match(tag):
-            raise CustomerError(400, f"tag {part!r}: letters, digits, '_' or '-', at most 60")
+            raise CustomerError(
+                400,
+                f"tag {part!r}: letters, digits, '_' or '-', at most 60",
+                errors={"tags": f"{part!r}: letters, digits, '_' or '-', at most 60 each"},
+            )
         if tag not in tags:
             tags.append(tag)
     if len(tags) > MAX_TAGS:
-        raise CustomerError(400, f"at most {MAX_TAGS} tags per contact")
+        raise CustomerError(400, f"at most {MAX_TAGS} tags per contact", field="tags")
     return tags
 
 
+def _tags_checked(checks: Checks, raw: str | list[str]) -> list[str]:
+    try:
+        return clean_tags(raw)
+    except CustomerError as exc:
+        checks.refuse(exc)
+        return []
+
+
 def _text(value: str, what: str, limit: int) -> str:
+    """A free text of at most ``limit`` characters; refused as the form field ``what`` (spaces
+    read as '_')."""
     value = (value or "").strip()
-    if len(value) > limit:
-        raise CustomerError(400, f"{what}: at most {limit} characters")
-    problem = safetext.problem(value)
+    problem = f"at most {limit} characters" if len(value) > limit else safetext.problem(value)
     if problem:
-        raise CustomerError(400, f"{what}: {problem}")
+        raise CustomerError(400, f"{what}: {problem}", errors={what.replace(" ", "_"): problem})
     return value
 
 
@@ -214,20 +232,32 @@ async def add_contact(
     consent_source: str = "",
     source: str = "console",
 ) -> dict[str, Any]:
-    number = clean_phone(phone)
-    clean_name = _text(name, "name", 200)
-    clean_note = _text(note, "note", 2000)
-    tag_list = clean_tags(tags)
-    how = _text(consent_source, "consent source", 200)
-    if consent and not how:
-        raise CustomerError(400, "say how the consent was given (e.g. 'signed form', 'web form')")
+    checks = Checks()
+    number = checks.run(clean_phone, phone)
+    clean_name = checks.run(_text, name, "name", 200)
+    clean_note = checks.run(_text, note, "note", 2000)
+    tag_list = _tags_checked(checks, tags)
+    how = checks.run(_text, consent_source, "consent source", 200)
+    if consent and not how and "consent_source" not in checks.errors:
+        checks.refuse(
+            CustomerError(
+                400,
+                "say how the consent was given (e.g. 'signed form', 'web form')",
+                field="consent_source",
+            )
+        )
+    checks.done(CustomerError)
     at = now_ms()
     async with core.tx() as tx:
         exists = await tx.conn.scalar(
             select(contacts.c.id).where((contacts.c.account_id == account_id) & (contacts.c.phone == number))
         )
         if exists is not None:
-            raise CustomerError(409, f"+{number} is already contact {exists}")
+            raise CustomerError(
+                409,
+                f"+{number} is already contact {exists}",
+                errors={"phone": f"+{number} is already contact {exists}; edit that one instead"},
+            )
         result = await tx.conn.execute(
             insert(contacts).values(
                 account_id=account_id,
@@ -249,9 +279,11 @@ async def add_contact(
 async def update_contact(
     core: Core, account_id: int, contact_id: int, *, name: str, tags: str | list[str], note: str
 ) -> dict[str, Any]:
-    clean_name = _text(name, "name", 200)
-    clean_note = _text(note, "note", 2000)
-    tag_list = clean_tags(tags)
+    checks = Checks()
+    clean_name = checks.run(_text, name, "name", 200)
+    clean_note = checks.run(_text, note, "note", 2000)
+    tag_list = _tags_checked(checks, tags)
+    checks.done(CustomerError)
     async with core.tx() as tx:
         await _contact_row(tx.conn, account_id, contact_id)
         await tx.conn.execute(
@@ -269,7 +301,7 @@ async def set_consent(
     replaces both; a withdrawal keeps the consent's record."""
     how = _text(source, "source", 200)
     if not how:
-        raise CustomerError(400, "say how the consent was given or withdrawn")
+        raise CustomerError(400, "say how the consent was given or withdrawn", field="source")
     at = now_ms()
     async with core.tx() as tx:
         row = await _contact_row(tx.conn, account_id, contact_id)
@@ -319,6 +351,34 @@ def _yes(value: str) -> bool | None:
     return None
 
 
+def _csv_row(fields: dict[str | None, Any]) -> tuple[list[str], str, dict[str, Any]]:
+    """One CSV line: every problem in it (not the first alone), or its phone and contact."""
+    problems: list[str] = []
+
+    def check(rule: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return rule(*args)
+        except CustomerError as exc:
+            problems.append(exc.message)
+            return None
+
+    if None in fields:
+        problems.append("more fields than columns")
+    phone = check(clean_phone, fields.get("phone") or "")
+    consent = _yes(fields.get("consent") or "")
+    if consent is None:
+        problems.append("consent must be yes or no")
+    how = check(_text, fields.get("consent_source") or "", "consent_source", 200)
+    row = {
+        "name": check(_text, fields.get("name") or "", "name", 200),
+        "tags": check(clean_tags, fields.get("tags") or ""),
+        "note": check(_text, fields.get("note") or "", "note", 2000),
+        "consent": consent,
+        "consent_source": how or ("imported" if consent else ""),
+    }
+    return problems, phone or "", row
+
+
 def parse_csv(text: str) -> dict[str, dict[str, Any]]:
     """The contacts of a CSV file by phone, or CustomerError naming every bad line (pure; runs in
     a worker thread so a large file does not hold up the server)."""
@@ -351,25 +411,11 @@ def parse_csv(text: str) -> dict[str, dict[str, Any]]:
         line += 1
         if line > MAX_IMPORT_ROWS + 1:
             raise CustomerError(400, f"at most {MAX_IMPORT_ROWS} rows per file")
-        try:
-            if None in fields:
-                raise CustomerError(400, "more fields than columns")
-            phone = clean_phone(fields.get("phone") or "")
-            consent = _yes(fields.get("consent") or "")
-            if consent is None:
-                raise CustomerError(400, "consent must be yes or no")
-            how = _text(fields.get("consent_source") or "", "consent_source", 200)
-            if consent and not how:
-                how = "imported"
-            parsed[phone] = {
-                "name": _text(fields.get("name") or "", "name", 200),
-                "tags": clean_tags(fields.get("tags") or ""),
-                "note": _text(fields.get("note") or "", "note", 2000),
-                "consent": consent,
-                "consent_source": how,
-            }
-        except CustomerError as exc:
-            errors.append(f"line {line}: {exc.message}")
+        problems, phone, row = _csv_row(fields)
+        if problems:
+            errors.append(f"line {line}: {'; '.join(problems)}")
+        else:
+            parsed[phone] = row
     if errors:
         shown = "; ".join(errors[:10]) + (f"; and {len(errors) - 10} more" if len(errors) > 10 else "")
         raise CustomerError(400, f"nothing imported: {shown}")

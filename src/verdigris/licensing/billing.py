@@ -157,11 +157,17 @@ async def _active_rules(conn: AsyncConnection) -> list[pricing.Rule]:
     return [_rule(r) for r in rows]
 
 
+async def check_promo_code(core: Core, promo_code: str | None) -> None:
+    """Refuse an unknown promo code before anything else is asked (a form shows every error)."""
+    async with core.read() as conn:
+        _check_promo(await _active_rules(conn), promo_code.strip() if promo_code else None)
+
+
 def _check_promo(rules: list[pricing.Rule], promo_code: str | None) -> None:
     if promo_code and not any(
         r.promo_code and r.promo_code.casefold() == promo_code.casefold() for r in rules
     ):
-        raise BillingError(400, f"unknown promo code {promo_code!r}")
+        raise BillingError(400, f"unknown promo code {promo_code!r}", field="promo")
 
 
 # --- invoices (offers) and payments (T-02) ----------------------------------------------------------------
@@ -227,15 +233,17 @@ async def issue_invoice(
             if not isinstance(instance_id, int) or isinstance(instance_id, bool):
                 raise BillingError(400, "every item needs an integer instanceId")
             if isinstance(periods, bool) or not isinstance(periods, int) or not 1 <= periods <= 120:
-                raise BillingError(400, "periods must be an integer from 1 to 120")
+                raise BillingError(400, "periods must be an integer from 1 to 120", field="periods")
             inst = await _instance_row(tx.conn, instance_id)
             if inst.account_id != account_id:
                 raise BillingError(404, f"no instance {instance_id}")
             tariff = await current_tariff(tx.conn, str(code or ""))
             if tariff is None:
-                raise BillingError(404, f"no current tariff {code!r}")
+                raise BillingError(404, f"no current tariff {code!r}", field="tariff")
             if tariff.kind != "paid":
-                raise BillingError(400, f"{tariff.code!r} is {tariff.kind}: start it without an invoice")
+                raise BillingError(
+                    400, f"{tariff.code!r} is {tariff.kind}: start it without an invoice", field="tariff"
+                )
             if currency and tariff.currency != currency:
                 raise BillingError(400, "all items of an invoice must be in one currency")
             currency = tariff.currency
@@ -582,7 +590,7 @@ async def preview_plan_change(
             )
         tariff = await current_tariff(conn, code)
         if tariff is None:
-            raise BillingError(404, f"no current tariff {code!r}")
+            raise BillingError(404, f"no current tariff {code!r}", field="tariff")
         if tariff.kind != "paid":
             raise BillingError(400, "a paid license can only change to another paid tariff")
         if tariff.currency != current.currency:

@@ -51,13 +51,15 @@ async def _check_transferable(
     for license_id in license_ids:
         row = (await conn.execute(select(licenses).where(licenses.c.id == license_id))).first()
         if row is None or row.account_id != account_id:
-            raise BillingError(404, f"no license {license_id} of this account")
+            raise BillingError(404, f"no license {license_id} of this account", field="license")
         if row.transferred_from is not None:
             raise BillingError(
-                409, f"license {license_id} arrived by a transfer and can never be transferred again"
+                409,
+                f"license {license_id} arrived by a transfer and can never be transferred again",
+                field="license",
             )
         if row.status != "active" or (row.end_ms is not None and int(row.end_ms) <= at):
-            raise BillingError(409, f"license {license_id} is over")
+            raise BillingError(409, f"license {license_id} is over", field="license")
 
 
 async def request_transfer(
@@ -65,7 +67,7 @@ async def request_transfer(
 ) -> dict[str, Any]:
     at = _now(at_ms)
     if not license_ids or len(set(license_ids)) != len(license_ids):
-        raise BillingError(400, "licenseIds must list distinct licenses")
+        raise BillingError(400, "licenseIds must list distinct licenses", field="license")
     async with core.tx() as tx:
         to = (
             await tx.conn.execute(
@@ -73,9 +75,9 @@ async def request_transfer(
             )
         ).first()
         if to is None or to.role != "licensee":
-            raise BillingError(404, f"no licensee {to_username!r}")
+            raise BillingError(404, f"no licensee {to_username!r}", field="to")
         if int(to.id) == from_account:
-            raise BillingError(400, "rights cannot be transferred to the same account")
+            raise BillingError(400, "rights cannot be transferred to the same account", field="to")
         await _check_transferable(tx.conn, from_account, license_ids, at)
         pending = (
             await tx.conn.execute(
@@ -84,7 +86,7 @@ async def request_transfer(
         ).all()
         busy = {i for (ids,) in pending for i in orjson.loads(ids)}
         if busy & set(license_ids):
-            raise BillingError(409, "a license is already in a pending transfer")
+            raise BillingError(409, "a license is already in a pending transfer", field="license")
         result = await tx.conn.execute(
             insert(transfers).values(
                 from_account=from_account,

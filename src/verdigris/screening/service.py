@@ -24,6 +24,7 @@ import orjson
 import re2
 from sqlalchemy import delete, insert, select, update
 
+from verdigris.accounts.policy import Checks
 from verdigris.errors import ServiceError
 from verdigris.instances.service import InstanceRecord
 from verdigris.messaging import lifecycle
@@ -200,33 +201,47 @@ async def list_rules(core: Core) -> list[dict[str, Any]]:
     return [rule_json(r) for r in rows]
 
 
-async def add_rule(
-    core: Core, operator_id: int, *, kind: str, value: str, action: str, note: str
-) -> dict[str, Any]:
-    value, note = value.strip(), note.strip()
-    if kind not in KINDS:
-        raise ScreeningError(400, f"kind must be one of {', '.join(KINDS)}")
-    if action not in (BLOCK, REVIEW):
-        raise ScreeningError(400, "action must be 'block' or 'review'")
-    if not value or len(value) > 500:
-        raise ScreeningError(400, "the value is 1 to 500 characters")
-    if len(note) > 400:
-        raise ScreeningError(400, "the note is at most 400 characters")
+def _rule_value(kind: str, value: str) -> tuple[str, str]:
+    """A rule's value as stored, and what is wrong with it for its kind ("" when nothing)."""
     if kind == "pattern":
         try:
             compiled = re2.compile("(?i)" + value)
         except re2.error as exc:
-            raise ScreeningError(
-                400,
+            return value, (
                 "not a valid regular expression (RE2 syntax: no backreferences or lookarounds): "
-                + cleaned(str(exc)).replace("(?i)", "", 1),
-            ) from None
+                + cleaned(str(exc)).replace("(?i)", "", 1)
+            )
         if compiled.search("") is not None:
-            raise ScreeningError(400, "the pattern matches an empty text, so it would match every message")
+            return value, "the pattern matches an empty text, so it would match every message"
     if kind == "domain":
         value = _host(value.lower().removeprefix("http://").removeprefix("https://").strip("/"))
         if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", value):
-            raise ScreeningError(400, "a domain looks like example.com")
+            return value, "a domain looks like example.com"
+    return value, ""
+
+
+async def add_rule(
+    core: Core, operator_id: int, *, kind: str, value: str, action: str, note: str
+) -> dict[str, Any]:
+    value, note = value.strip(), note.strip()
+    checks = Checks()  # every field's problem at once
+
+    def refuse(field: str, problem: str) -> None:
+        checks.refuse(ScreeningError(400, problem, field=field))
+
+    if kind not in KINDS:
+        refuse("kind", f"kind must be one of {', '.join(KINDS)}")
+    if action not in (BLOCK, REVIEW):
+        refuse("action", "action must be 'block' or 'review'")
+    if not value or len(value) > 500:
+        refuse("value", "the value is 1 to 500 characters")
+    if len(note) > 400:
+        refuse("note", "the note is at most 400 characters")
+    if "value" not in checks.errors:
+        value, problem = _rule_value(kind, value)
+        if problem:
+            refuse("value", problem)
+    checks.done(ScreeningError)
     async with core.tx() as tx:
         result = await tx.conn.execute(
             insert(screening_rules).values(
@@ -338,6 +353,15 @@ async def decide(core: Core, operator_id: int, case_id: int, approve: bool) -> d
     return {"id": case_id, "decision": "approved" if approve else "rejected", "messageFound": row is not None}
 
 
+def check_removal(checks: Checks, id_message: str, reason: str) -> None:
+    """The fields of a removal, each refusal collected in ``checks``."""
+    reason, id_message = reason.strip(), id_message.strip()
+    if not reason or len(reason) > 400:
+        checks.refuse(ScreeningError(400, "give the reason (at most 400 characters)", field="reason"))
+    if not id_message or len(id_message) > 64:
+        checks.refuse(ScreeningError(400, "give the message's idMessage", field="id_message"))
+
+
 async def remove_message(
     core: Core, operator_id: int, instance_id: int, id_message: str, reason: str
 ) -> dict[str, Any]:
@@ -345,10 +369,9 @@ async def remove_message(
     journal rows and its file go; a case keeps what was removed, why, by whom and when. What other
     parties received stays with them (as for a deleted account, decision 0006)."""
     reason, id_message = reason.strip(), id_message.strip()
-    if not reason or len(reason) > 400:
-        raise ScreeningError(400, "give the reason (at most 400 characters)")
-    if not id_message or len(id_message) > 64:
-        raise ScreeningError(400, "give the message's idMessage")
+    checks = Checks()
+    check_removal(checks, id_message, reason)
+    checks.done(ScreeningError)
     async with core.read() as conn:
         rows = (
             await conn.execute(
@@ -358,7 +381,7 @@ async def remove_message(
             )
         ).all()
     if not rows:
-        raise ScreeningError(404, f"instance {instance_id} has no message {id_message}")
+        raise ScreeningError(404, f"instance {instance_id} has no message {id_message}", field="id_message")
     media = core.media
     for row in rows:
         content = orjson.loads(row.content)
