@@ -23,7 +23,9 @@ from the fixed, derandomized cases to random ones from that seed, for a longer h
 from __future__ import annotations
 
 import base64
+import importlib
 import os
+import pkgutil
 import re
 import warnings
 from collections.abc import Callable
@@ -36,6 +38,22 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import StopReason, events
 
 from harness import Server
+
+
+def _import_all_of_schemathesis() -> None:
+    """Schemathesis imports most of its modules on first use. Importing (compiling) them while other
+    threads of this process compile code too (the in-process servers of the tests that ran before on
+    this worker: Jinja2 compiles templates) trips a CPython 3.11 race: "SystemError: AST
+    constructor recursion depth mismatch". So everything is imported here, at collection, while the
+    process has a single thread."""
+    for module in pkgutil.walk_packages(schemathesis.__path__, "schemathesis."):
+        try:
+            importlib.import_module(module.name)
+        except ImportError:
+            pass  # an optional integration (allure) that is not installed
+
+
+_import_all_of_schemathesis()
 
 # Methods whose success ends the credentials or the link the other calls rely on; each group gets
 # a spare instance (after updateApiToken the old token is refused, so it needs one of its own).
