@@ -46,6 +46,7 @@ from verdigris.messaging.sender import SendWorker
 from verdigris.screening.service import Screening
 from verdigris.sendpolicy.service import OutgoingPolicy
 from verdigris.store.bus import ClusterBus
+from verdigris.store.changes import SyncBeforeRequests
 from verdigris.store.clock import now_ms
 from verdigris.store.migrate import upgrade
 from verdigris.webhooks.dispatcher import WebhookDispatcher
@@ -82,6 +83,7 @@ async def prepare(core: Core) -> None:
 
 async def start(core: Core) -> None:
     core.timers.start()
+    await core.changes.start()  # first: what is cached from now on is current
     await core.policy.load()
     await core.sender.start()
     for channel in core.channels.values():
@@ -166,6 +168,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
         await core.timers.stop()  # cancels in-flight webhook POSTs: they are re-sent after a restart
         if core.bus is not None:
             await core.bus.stop()
+        core.changes.stop()
         await core.dispatcher.stop()
         for channel in core.channels.values():
             await channel.stop()
@@ -188,6 +191,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     app.state.core = core
     app.router.redirect_slashes = False
     wire = wire_routes(core)
+    app.add_middleware(SyncBeforeRequests, core=core)  # innermost: right before the handler
     app.add_middleware(PathNormalizer, wire=wire)
     app.add_middleware(BodyLimit, settings=settings)  # before any other work
     app.add_middleware(StrictTransportSecurity)

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     # On PostgreSQL, tell the other server processes on the same database about new notifications
     # (LISTEN/NOTIFY), so long-polls and the webhook dispatcher wake at once wherever they run.
     cluster_notify: bool = True
+    # On PostgreSQL, read the change log before each wire and webhook-API request, so a change
+    # made through another process (a rotated token, a blocked account, settings) holds at once
+    # (docs/scaling.md). Switch off only when exactly one process uses the database.
+    cluster_sync: bool = True
     webhook_timeout_seconds: float = Field(default=180.0, gt=0)
     # How many webhook POSTs may be in flight at once (over all instances).
     webhook_concurrency: int = Field(default=64, ge=1)

@@ -12,4 +12,5 @@ from verdigris.media import models as media_models  # noqa: F401
 from verdigris.messaging import models as messaging_models  # noqa: F401
 from verdigris.screening import models as screening_models  # noqa: F401
 from verdigris.sendpolicy import models as sendpolicy_models  # noqa: F401
+from verdigris.store import changes as cluster_models  # noqa: F401
 from verdigris.webhooks import models as webhook_models  # noqa: F401

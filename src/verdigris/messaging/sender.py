@@ -161,6 +161,8 @@ class SendWorker:
 
     async def _send_head(self, instance_id: int) -> None:
         core = self.core
+        if core.changes.exact:
+            await core.changes.sync()  # a measure, licence or state changed through another process
         rec = await core.instances.get(instance_id)
         if rec is None or rec.state != AUTHORIZED:
             return

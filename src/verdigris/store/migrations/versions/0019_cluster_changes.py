@@ -1,0 +1,46 @@
+"""For several server processes on one store: the change log they apply before their next
+request (store/changes.py).
+
+Revision ID: 0019_cluster_changes
+Revises: 0018_idempotency_keys
+Create Date: 2026-12-03 15:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0019_cluster_changes"
+down_revision = "0018_idempotency_keys"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    clock = op.create_table(
+        "cluster_clock",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_cluster_clock")),
+    )
+    op.bulk_insert(clock, [{"id": 1, "seq": 0}])
+    op.create_table(
+        "cluster_changes",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("key", sa.BigInteger(), nullable=False),
+        sa.Column("origin", sa.String(length=64), nullable=False),
+        sa.Column("at_ms", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_cluster_changes")),
+    )
+    op.create_index("ix_cluster_changes_seq", "cluster_changes", ["seq"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_cluster_changes_seq", table_name="cluster_changes")
+    op.drop_table("cluster_changes")
+    op.drop_table("cluster_clock")
