@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from typing import Any
 
 import pytest
@@ -103,3 +104,28 @@ def test_settings_changed_through_one_process_are_read_by_the_others(make_server
     changed = a.wire(inst, "setSettings", verb="POST", json={"delaySendMessagesMilliseconds": 4321})
     assert changed.status_code == 200, changed.text
     assert b.wire(inst, "getSettings").json()["delaySendMessagesMilliseconds"] == 4321
+
+
+# --- shared rate limits (issue 15, item 4) ----------------------------------------------------------
+
+SLOW = {"VERDIGRIS_RATE_LIMIT_MULTIPLIER": "1", "VERDIGRIS_RATE_LIMIT_OVERRIDES": '{"getSettings": 0.05}'}
+
+
+def test_a_rate_limit_holds_in_total_across_processes(make_server: Any) -> None:
+    # getSettings limited to one call per 20 seconds (burst 1), in every process.
+    a: Server = make_server(subprocess=True, env=SLOW)
+    b = join(make_server, a, **SLOW)
+    # The control: a process that limits alone lets its own first call through.
+    alone = join(make_server, a, VERDIGRIS_RATE_LIMIT_SHARED="false", **SLOW)
+    inst = alone.instance(1)
+    started = time.monotonic()
+    answers = [server.wire(inst, "getSettings") for server in (a, b, a, b, a, b)]
+    elapsed = time.monotonic() - started
+    allowed = [r for r in answers if r.status_code == 200]
+    refused = [r for r in answers if r.status_code == 429]
+    assert len(allowed) + len(refused) == len(answers), [r.text for r in answers]
+    # The GCRA's bound over any stretch of time: the burst plus the rate times the stretch.
+    assert 1 <= len(allowed) <= 1 + int(0.05 * elapsed), [r.status_code for r in answers]
+    assert all(int(r.headers["Retry-After"]) >= 1 for r in refused)
+    assert answers[0].status_code == 200  # the first call of a full bucket
+    assert alone.wire(inst, "getSettings").status_code == 200  # each process alone: N times the rate

@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     rate_limit_burst_seconds: float = Field(default=1.0, gt=0)
     rate_limit_overrides: dict[str, float] = Field(default_factory=dict)
     rate_limit_max_keys: int = Field(default=200_000, ge=1000)
+    # On PostgreSQL, keep the limits in the store so that they hold in total across every server
+    # process (docs/scaling.md); off: each process limits alone (N processes allow N times the rate).
+    rate_limit_shared: bool = True
 
     # Create the demo workspace on an empty data dir.
     demo: bool = True

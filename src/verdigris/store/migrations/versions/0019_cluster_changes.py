@@ -1,5 +1,5 @@
 """For several server processes on one store: the change log they apply before their next
-request (store/changes.py).
+request (store/changes.py) and the shared rate-limit buckets (greenapi/ratelimit.py).
 
 Revision ID: 0019_cluster_changes
 Revises: 0018_idempotency_keys
@@ -38,9 +38,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_cluster_changes")),
     )
     op.create_index("ix_cluster_changes_seq", "cluster_changes", ["seq"])
+    op.create_table(
+        "rate_buckets",
+        sa.Column("subject", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("method", sa.String(length=100), nullable=False),
+        sa.Column("tat_ms", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("subject", "method", name=op.f("pk_rate_buckets")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("rate_buckets")
     op.drop_index("ix_cluster_changes_seq", table_name="cluster_changes")
     op.drop_table("cluster_changes")
     op.drop_table("cluster_clock")
