@@ -163,7 +163,7 @@ class InstanceCache:
         if row is None:
             self.forget(instance_id)
             self._core.sender.forget(instance_id)
-            self._core.licensing.drop(instance_id)
+            self._core.licensing.forget(instance_id)  # its unflushed counts are still written
             return
         fresh = _record(row)
         webhook_before = (rec.settings.get("webhookUrl"), rec.settings.get("webhookUrlToken"))
