@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # made through another process (a rotated token, a blocked account, settings) holds at once
     # (docs/scaling.md). Switch off only when exactly one process uses the database.
     cluster_sync: bool = True
+    # What this process does (docs/scaling.md): "all" (the default), "api" (accepts and answers;
+    # sends, webhook pushes and background sweeps are left to workers) or "worker" (sends, pushes
+    # webhooks and runs the sweeps; answers only /health and /metrics). api and worker need
+    # PostgreSQL, where several processes share the store.
+    role: str = Field(default="all", pattern="^(all|api|worker)$")
     webhook_timeout_seconds: float = Field(default=180.0, gt=0)
     # How many webhook POSTs may be in flight at once (over all instances).
     webhook_concurrency: int = Field(default=64, ge=1)

@@ -32,6 +32,8 @@ log = structlog.get_logger("verdigris.bus")
 CHANNEL = "verdigris_notifications"
 # "The change log has grown" (store/changes.py); the payload is the announcing process's origin.
 CHANGES_CHANNEL = "verdigris_changes"
+# "Instances with messages to send", from API processes (``--role api``) to the workers.
+SENDS_CHANNEL = "verdigris_sends"
 MAX_PAYLOAD = 7000  # PostgreSQL allows 8000 bytes per notification
 
 
@@ -47,6 +49,7 @@ class ClusterBus:
         self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._conn: Any = None
         self._pending: set[int] = set()
+        self._sends: set[int] = set()
         self._change_pending = False
         self._flushing = False
         self.published = 0
@@ -64,6 +67,10 @@ class ClusterBus:
         await self._conn.add_listener(CHANGES_CHANNEL, self._on_change)
         self.core.hub.publisher = self.publish
         self.core.changes.announcer = self.announce_change
+        if self.core.sender.active:
+            await self._conn.add_listener(SENDS_CHANNEL, self._on_sends)
+        else:
+            self.core.sender.handoff = self.hand_off_send
         log.info("listening for other processes' notifications", channel=CHANNEL)
 
     async def stop(self) -> None:
@@ -76,6 +83,11 @@ class ClusterBus:
 
     def publish(self, instance_id: int) -> None:
         self._pending.add(instance_id)
+        self._schedule()
+
+    def hand_off_send(self, instance_id: int) -> None:
+        """This API process queued messages of the instance: a worker sends them."""
+        self._sends.add(instance_id)
         self._schedule()
 
     def announce_change(self) -> None:
@@ -91,23 +103,28 @@ class ClusterBus:
     async def _flush(self) -> None:
         # One flush at a time: an asyncpg connection runs one statement at a time.
         try:
-            while (self._pending or self._change_pending) and self._conn is not None:
+            while (self._pending or self._sends or self._change_pending) and self._conn is not None:
                 if self._change_pending:
                     self._change_pending = False
                     await self._send(self.core.changes.origin, CHANGES_CHANNEL)
+                sends, self._sends = self._sends, set()
+                await self._send_ids(sends, SENDS_CHANNEL)
                 ids, self._pending = self._pending, set()
-                if not ids:
-                    continue
-                payload = self.origin + ":"
-                for instance_id in ids:
-                    part = f"{instance_id},"
-                    if len(payload) + len(part) > MAX_PAYLOAD:
-                        await self._send(payload.rstrip(","))
-                        payload = self.origin + ":"
-                    payload += part
-                await self._send(payload.rstrip(","))
+                await self._send_ids(ids, CHANNEL)
         finally:
             self._flushing = False
+
+    async def _send_ids(self, ids: set[int], channel: str) -> None:
+        if not ids:
+            return
+        payload = self.origin + ":"
+        for instance_id in ids:
+            part = f"{instance_id},"
+            if len(payload) + len(part) > MAX_PAYLOAD:
+                await self._send(payload.rstrip(","), channel)
+                payload = self.origin + ":"
+            payload += part
+        await self._send(payload.rstrip(","), channel)
 
     async def _send(self, payload: str, channel: str = CHANNEL) -> None:
         try:
@@ -116,6 +133,20 @@ class ClusterBus:
             self.core.metrics.cluster_notifies.labels("published").inc()
         except Exception as exc:  # a lost wake-up only costs latency (see the module doc)
             log.warning("could not publish notifications", error=str(exc))
+
+    def _on_sends(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        ids = [int(raw) for raw in payload.partition(":")[2].split(",") if raw.isdigit()]
+        asyncio.ensure_future(self._wake_senders(ids))
+
+    async def _wake_senders(self, ids: list[int]) -> None:
+        for instance_id in ids:
+            try:
+                rec = await self.core.instances.get(instance_id)
+            except Exception as exc:  # the periodic sweep finds the queue anyway
+                log.warning("could not plan a handed-off send", error=str(exc))
+                continue
+            if rec is not None:
+                self.core.sender.wake(rec)
 
     def _on_change(self, connection: Any, pid: int, channel: str, payload: str) -> None:
         self.core.changes.on_notice(payload)
