@@ -1,8 +1,8 @@
 """For several server processes on one store: the change log they apply before their next
 request (store/changes.py) and the shared rate-limit buckets (greenapi/ratelimit.py).
 
-Revision ID: 0021_cluster_changes
-Revises: 0020_waiting_messages_index
+Revision ID: 0022_cluster_changes
+Revises: 0021_whatsapp_web
 Create Date: 2026-12-03 15:00:00
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0021_cluster_changes"
-down_revision = "0020_waiting_messages_index"
+revision = "0022_cluster_changes"
+down_revision = "0021_whatsapp_web"
 branch_labels = None
 depends_on = None
 
