@@ -70,14 +70,20 @@ class SendWorker:
         if rec.state != AUTHORIZED:
             return
         if not self.active:
-            if self.handoff is not None:
-                self.handoff(rec.id)
+            self.hand_off(rec.id)
             return
         last = self._last_sent.get(rec.id)
         due = max(now_ms(), self._hold_until.get(rec.id, 0))
         if last is not None:
             due = max(due, last[0] + self._gap_ms(rec, False))
         self.core.timers.schedule(("send", rec.id), due, partial(self._run, rec.id))
+
+    def hand_off(self, instance_id: int) -> None:
+        """Ask the other processes' send workers to look at the instance's queue (through the
+        cluster bus; nothing without one): this process does not send it (an API process), or
+        cannot (another process holds the instance's network session)."""
+        if self.handoff is not None:
+            self.handoff(instance_id)
 
     def forget(self, instance_id: int) -> None:
         self.core.timers.cancel(("send", instance_id))

@@ -32,7 +32,8 @@ log = structlog.get_logger("verdigris.bus")
 CHANNEL = "verdigris_notifications"
 # "The change log has grown" (store/changes.py); the payload is the announcing process's origin.
 CHANGES_CHANNEL = "verdigris_changes"
-# "Instances with messages to send", from API processes (``--role api``) to the workers.
+# "Instances with messages to send" that this process does not send (an API process, or one that
+# does not hold the instance's network session), to the processes that send.
 SENDS_CHANNEL = "verdigris_sends"
 MAX_PAYLOAD = 7000  # PostgreSQL allows 8000 bytes per notification
 
@@ -69,13 +70,13 @@ class ClusterBus:
         self.core.changes.announcer = self.announce_change
         if self.core.sender.active:
             await self._conn.add_listener(SENDS_CHANNEL, self._on_sends)
-        else:
-            self.core.sender.handoff = self.hand_off_send
+        self.core.sender.handoff = self.hand_off_send
         log.info("listening for other processes' notifications", channel=CHANNEL)
 
     async def stop(self) -> None:
         self.core.hub.publisher = None
         self.core.changes.announcer = None
+        self.core.sender.handoff = None
         if self._conn is not None:
             await self._flush()
             await self._conn.close()
@@ -86,7 +87,7 @@ class ClusterBus:
         self._schedule()
 
     def hand_off_send(self, instance_id: int) -> None:
-        """This API process queued messages of the instance: a worker sends them."""
+        """Another process's send worker should look at the instance's queue (SendWorker.hand_off)."""
         self._sends.add(instance_id)
         self._schedule()
 
@@ -135,7 +136,10 @@ class ClusterBus:
             log.warning("could not publish notifications", error=str(exc))
 
     def _on_sends(self, connection: Any, pid: int, channel: str, payload: str) -> None:
-        ids = [int(raw) for raw in payload.partition(":")[2].split(",") if raw.isdigit()]
+        origin, _, listed = payload.partition(":")
+        if origin == self.origin:
+            return
+        ids = [int(raw) for raw in listed.split(",") if raw.isdigit()]
         asyncio.ensure_future(self._wake_senders(ids))
 
     async def _wake_senders(self, ids: list[int]) -> None:
