@@ -46,6 +46,7 @@ from verdigris.messaging.sender import SendWorker
 from verdigris.screening.service import Screening
 from verdigris.sendpolicy.service import OutgoingPolicy
 from verdigris.store.bus import ClusterBus
+from verdigris.store.changes import SyncBeforeRequests
 from verdigris.store.clock import now_ms
 from verdigris.store.migrate import upgrade
 from verdigris.webhooks.dispatcher import WebhookDispatcher
@@ -54,6 +55,40 @@ from verdigris.webhooks.routes import build_router as webhooks_router
 log = structlog.get_logger("verdigris")
 
 PURGE_EVERY_MS = 10 * 60 * 1000
+SEND_SWEEP_MS = 15_000
+# What a worker process (``--role worker``) answers: a load balancer's probes only.
+WORKER_PATHS = frozenset({"/health", "/metrics"})
+
+
+class WorkerAnswersProbesOnly:
+    """ASGI middleware of a worker process: every path but the probes answers 503 in JSON, so a
+    balancer that sends API traffic to a worker learns it at once."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] not in WORKER_PATHS:
+            body = orjson.dumps(
+                {
+                    "statusCode": 503,
+                    "message": "this process is a worker (--role worker): send API calls to an API process",
+                    "path": scope["path"],
+                }
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
 
 
 def build_core(settings: Settings) -> Core:
@@ -82,15 +117,34 @@ async def prepare(core: Core) -> None:
 
 async def start(core: Core) -> None:
     core.timers.start()
+    await core.changes.start()  # first: what is cached from now on is current
     await core.policy.load()
-    await core.sender.start()
     for channel in core.channels.values():
         await channel.start()
     await core.media.start()
+    if core.settings.role != "api":  # sending, webhook pushes and sweeps (docs/scaling.md: roles)
+        await start_work(core)
+    await core.moderation.start()
+    if ClusterBus.wanted(core):
+        core.bus = ClusterBus(core)
+        await core.bus.start()
+
+
+async def start_work(core: Core) -> None:
+    """What a worker (and an ``all`` process) does besides answering: send, push webhooks, run
+    the campaigns, announcements, licence reminders and purges."""
+    await core.sender.start()
     await core.dispatcher.start()
     LicensingWorker(core).start()
     await campaigns.resume_all(core)
     await announcements.resume_all(core)
+    if core.settings.role == "worker":
+
+        async def sweep() -> None:
+            await core.sender.plan_queued()  # a hand-off from an API process may have been lost
+            core.timers.schedule("send-sweep", now_ms() + SEND_SWEEP_MS, sweep)
+
+        core.timers.schedule("send-sweep", now_ms() + SEND_SWEEP_MS, sweep)
 
     async def purge() -> None:
         removed = await notifications.purge_expired(core)
@@ -101,10 +155,6 @@ async def start(core: Core) -> None:
 
     core.timers.schedule("purge", now_ms() + PURGE_EVERY_MS, purge)
     await accounts_closing.purge_and_plan(core)  # closed accounts whose grace period is over
-    await core.moderation.start()
-    if ClusterBus.wanted(core):
-        core.bus = ClusterBus(core)
-        await core.bus.start()
 
 
 def declare_path_parameters(schema: dict[str, Any]) -> None:
@@ -146,6 +196,10 @@ async def use_served_urls(core: Core) -> None:
 
 def create_app(settings: Settings | None = None, *, print_banner: bool = False) -> FastAPI:
     settings = settings or Settings()
+    if settings.role != "all" and settings.resolved_database_url().startswith("sqlite"):
+        raise ValueError(
+            f"--role {settings.role} needs PostgreSQL (VERDIGRIS_DATABASE_URL): with SQLite one process does all"
+        )
     core = build_core(settings)
 
     @asynccontextmanager
@@ -166,6 +220,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
         await core.timers.stop()  # cancels in-flight webhook POSTs: they are re-sent after a restart
         if core.bus is not None:
             await core.bus.stop()
+        core.changes.stop()
         await core.dispatcher.stop()
         for channel in core.channels.values():
             await channel.stop()
@@ -188,9 +243,12 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     app.state.core = core
     app.router.redirect_slashes = False
     wire = wire_routes(core)
+    app.add_middleware(SyncBeforeRequests, core=core)  # innermost: right before the handler
     app.add_middleware(PathNormalizer, wire=wire)
     app.add_middleware(BodyLimit, settings=settings)  # before any other work
     app.add_middleware(StrictTransportSecurity)
+    if settings.role == "worker":
+        app.add_middleware(WorkerAnswersProbesOnly)
 
     @app.get("/docs", include_in_schema=False)
     async def api_docs() -> Response:

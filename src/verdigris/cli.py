@@ -68,6 +68,12 @@ def serve(
         "--no-demo",
         help="A production start: never create the demo workspace (also VERDIGRIS_DEMO=false)",
     ),
+    role: str = typer.Option(
+        None,
+        "--role",
+        help="all (default), api (accept and answer) or worker (send, push webhooks, run sweeps); "
+        "api and worker need PostgreSQL (also VERDIGRIS_ROLE; docs/scaling.md)",
+    ),
 ) -> None:
     """Run the server: wire API, media, sandbox control API and docs on one port."""
     import uvicorn
@@ -75,7 +81,13 @@ def serve(
     from verdigris.app import create_app
 
     settings = _settings(
-        data_dir, database_url, host=host, port=port, public_url=public_url, demo=False if no_demo else None
+        data_dir,
+        database_url,
+        host=host,
+        port=port,
+        public_url=public_url,
+        demo=False if no_demo else None,
+        role=role,
     )
     configure_logs(settings.log_level, settings.log_format)
     if bool(settings.tls_certfile) != bool(settings.tls_keyfile):
@@ -83,6 +95,10 @@ def serve(
     for path in (settings.tls_certfile, settings.tls_keyfile):
         if path and not Path(path).is_file():
             raise typer.BadParameter(f"TLS file not found: {path}")
+    if settings.role != "all" and settings.resolved_database_url().startswith("sqlite"):
+        raise typer.BadParameter(
+            f"--role {settings.role} needs PostgreSQL (VERDIGRIS_DATABASE_URL): with SQLite one process does all"
+        )
     application = create_app(settings, print_banner=True)
     uvicorn.run(
         application,

@@ -54,6 +54,15 @@ class Settings(BaseSettings):
     # On PostgreSQL, tell the other server processes on the same database about new notifications
     # (LISTEN/NOTIFY), so long-polls and the webhook dispatcher wake at once wherever they run.
     cluster_notify: bool = True
+    # On PostgreSQL, read the change log before each wire and webhook-API request, so a change
+    # made through another process (a rotated token, a blocked account, settings) holds at once
+    # (docs/scaling.md). Switch off only when exactly one process uses the database.
+    cluster_sync: bool = True
+    # What this process does (docs/scaling.md): "all" (the default), "api" (accepts and answers;
+    # sends, webhook pushes and background sweeps are left to workers) or "worker" (sends, pushes
+    # webhooks and runs the sweeps; answers only /health and /metrics). api and worker need
+    # PostgreSQL, where several processes share the store.
+    role: str = Field(default="all", pattern="^(all|api|worker)$")
     webhook_timeout_seconds: float = Field(default=180.0, gt=0)
     # How many webhook POSTs may be in flight at once (over all instances).
     webhook_concurrency: int = Field(default=64, ge=1)
@@ -143,6 +152,9 @@ class Settings(BaseSettings):
     rate_limit_burst_seconds: float = Field(default=1.0, gt=0)
     rate_limit_overrides: dict[str, float] = Field(default_factory=dict)
     rate_limit_max_keys: int = Field(default=200_000, ge=1000)
+    # On PostgreSQL, keep the limits in the store so that they hold in total across every server
+    # process (docs/scaling.md); off: each process limits alone (N processes allow N times the rate).
+    rate_limit_shared: bool = True
 
     # Create the demo workspace on an empty data dir.
     demo: bool = True

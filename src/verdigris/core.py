@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from verdigris.config import Settings
 from verdigris.metrics import Metrics
+from verdigris.store.changes import ChangeFeed
 from verdigris.store.clock import now_ms
 from verdigris.store.db import Database
 
@@ -54,12 +55,24 @@ class Tx:
         self.core = core
         self.conn = conn
         self._after: list[Callable[[], None]] = []
+        self._before: list[Callable[[], Awaitable[None]]] = []
+        # What this transaction changed that other processes must apply (store/changes.py).
+        self.changes: set[tuple[str, int]] = set()
         # Lookups a service may reuse within this transaction (e.g. the instances linked to an
         # account, read up to four times by one sandbox delivery). Cleared by whatever changes them.
         self.memo: dict[Any, Any] = {}
 
     def on_commit(self, action: Callable[[], None]) -> None:
         self._after.append(action)
+
+    def before_commit(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Run ``action`` last inside the transaction, just before it commits (its writes commit
+        with the rest; an error rolls everything back)."""
+        self._before.append(action)
+
+    async def _run_before(self) -> None:
+        for action in self._before:
+            await action()
 
     def _run_after(self) -> None:
         for action in self._after:
@@ -250,6 +263,8 @@ class Core:
         self.sms: SmsTransport
         # Cross-process wake-ups: only when several processes share a PostgreSQL store.
         self.bus: ClusterBus | None = None
+        # Changes to instances, measures and licences, shared with the other processes.
+        self.changes = ChangeFeed(self)
         # Called for every event of every instance, in its transaction, before the settings decide
         # whether it becomes a notification (the policy engine counts failed sends here).
         self.event_hooks: list[Callable[[Tx, InstanceRecord, Event], Awaitable[None]]] = []
@@ -271,6 +286,7 @@ class Core:
             token = _CURRENT_TX.set(conn)
             try:
                 yield tx
+                await tx._run_before()
             finally:
                 _CURRENT_TX.reset(token)
         tx._run_after()

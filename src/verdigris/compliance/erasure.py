@@ -37,6 +37,7 @@ from verdigris.accounts.models import accounts, auth_events, moderation_log
 from verdigris.customers import service as customers
 from verdigris.instances.models import instances
 from verdigris.mail import outbox_dir
+from verdigris.store.changes import ACCOUNT, INSTANCE, changed
 from verdigris.store.db import metadata
 from verdigris.words import plural
 
@@ -160,6 +161,10 @@ async def erase(core: Core, account_id: int, reference: str | None = None) -> Er
             .where(moderation_log.c.account_id.in_(account_ids))
             .values(account_id=None, target=done.reference)
         )
+        for instance_id in instance_ids:
+            changed(tx, INSTANCE, instance_id)
+        for gone in account_ids:
+            changed(tx, ACCOUNT, gone)
     done.accounts = len(account_ids)
     done.instances = len(instance_ids)
     for instance_id in instance_ids:

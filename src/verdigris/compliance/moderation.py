@@ -17,7 +17,8 @@ team member applies to that member's login only (the instances belong to the own
 
 Hot path: the wire router asks :meth:`Moderation.wire_refusal`, the send worker
 :meth:`Moderation.may_send` and the webhook dispatcher :meth:`Moderation.may_push`: dictionary lookups in memory, kept current by this module's actions
-and re-read from the store every ``RELOAD_MS`` (for other processes sharing a PostgreSQL store).
+changes made by other processes sharing a PostgreSQL store are applied before the next request
+(``store/changes.py``), and everything is re-read every ``RELOAD_MS`` besides.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from verdigris.accounts.records import CLOSED, Account, account_from_row, load_a
 from verdigris.accounts.service import revoke_where
 from verdigris.compliance import erasure
 from verdigris.messaging import lifecycle
+from verdigris.store.changes import ACCOUNT, changed
 from verdigris.store.clock import now_ms
 from verdigris.words import plural
 
@@ -108,11 +110,35 @@ class Moderation:
     def __init__(self, core: Core) -> None:
         self.core = core
         self._measures: dict[int, Measure] = {}
+        # Counts targeted changes, so a full re-read that overlapped one is not kept (it may
+        # predate the change).
+        self._generation = 0
 
     async def load(self) -> None:
-        async with self.core.read() as conn:
-            rows = (await conn.execute(select(account_measures))).all()
+        while True:
+            generation = self._generation
+            async with self.core.read() as conn:
+                rows = (await conn.execute(select(account_measures))).all()
+            if generation == self._generation:
+                break
         self._measures = {int(r.account_id): _measure(r) for r in rows}
+
+    async def refresh(self, account_id: int, conn: AsyncConnection) -> None:
+        """Another process set or lifted the account's measure (store/changes.py): read it again;
+        a lifted measure lets the account's held queues go."""
+        self._generation += 1
+        row = (
+            await conn.execute(select(account_measures).where(account_measures.c.account_id == account_id))
+        ).first()
+        had = self._measures.get(account_id)
+        if row is None:
+            self.drop(account_id)
+            if had is not None:
+                target = await load_account(conn, account_id)
+                if target is not None:
+                    await _wake(self.core, target)
+        else:
+            self.set(_measure(row))
 
     async def start(self) -> None:
         """Load the measures, plan the end of suspensions and the periodic re-read."""
@@ -126,9 +152,11 @@ class Moderation:
         self.core.timers.schedule(("moderation", "reload"), now_ms() + RELOAD_MS, reload)
 
     def set(self, measure: Measure) -> None:
+        self._generation += 1
         self._measures[measure.account_id] = measure
 
     def drop(self, account_id: int) -> None:
+        self._generation += 1
         self._measures.pop(account_id, None)
 
     def measure(self, account_id: int | None) -> Measure | None:
@@ -304,6 +332,7 @@ async def apply(
         if target.status == CLOSED:
             raise PolicyError("the account is closed and waits for deletion; delete it instead")
         await tx.conn.execute(delete(account_measures).where(account_measures.c.account_id == target.id))
+        changed(tx, ACCOUNT, target.id)
         await tx.conn.execute(
             insert(account_measures).values(
                 account_id=target.id, kind=kind, reason=why, until_ms=until_ms, set_ms=at, set_by=operator.id
@@ -341,6 +370,7 @@ async def lift(core: Core, operator: Account, account_id: int, reason: str, orig
         )
         if not removed.rowcount:
             raise PolicyError("the account has no measure to lift")
+        changed(tx, ACCOUNT, target.id)
         await _audit(tx.conn, operator, UNBLOCKED, target, why)
         await journal.record(
             tx.conn, J_LIFTED, ok=True, origin=origin, account=target, detail=f"lifted by the operator: {why}"
@@ -374,6 +404,7 @@ async def lift_ended(core: Core) -> int:
             await tx.conn.execute(
                 delete(account_measures).where(account_measures.c.account_id == row.account_id)
             )
+            changed(tx, ACCOUNT, int(row.account_id))
             target = await load_account(tx.conn, int(row.account_id))
             if target is None:
                 continue

@@ -35,6 +35,7 @@ from verdigris.greenapi.errors import WireError, error_response
 from verdigris.greenapi.fields import Body
 from verdigris.greenapi.methods.account import SettingsBody, check_webhook_target, settings_changes
 from verdigris.greenapi.openapi import ERROR_SCHEMA, RATE_LIMITED_DOC, TOO_LARGE_DOC
+from verdigris.greenapi.ratelimit import shared_when_clustered
 from verdigris.greenapi.registry import parse_json, read_body, validate_body
 from verdigris.greenapi.routes import limiter_from_settings
 from verdigris.instances import service as instances
@@ -145,7 +146,7 @@ class PartnerEndpoint:
         self.core = core
         # GREEN-API documents no partner limits; the default per-method rate applies per account
         # (overridable by method name like any other), so one partner cannot flood the store.
-        self.limiter = limiter_from_settings(core)
+        self.limiter = shared_when_clustered(core, limiter_from_settings(core), "partner:")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -172,7 +173,7 @@ class PartnerEndpoint:
         measure = self.core.moderation.measure(account_id)
         if measure is not None and measure.locks_out:
             raise WireError(403, "Forbidden. " + measure.describe())
-        verdict = self.limiter.check(account_id, name.lower())
+        verdict = await self.limiter.admit(account_id, name.lower())
         if not verdict.allowed:
             raise WireError(429, "Too Many Requests", {"Retry-After": str(verdict.retry_after_s)})
         result = await action(self.core, account_id, request)

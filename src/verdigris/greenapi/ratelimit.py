@@ -12,6 +12,12 @@ interval (``1 / rate``) on. A key whose ``tat`` lies in the past is a full bucke
 equivalent to no entry, which is what keeps memory bounded: such keys are swept when the table
 grows past its cap. Everything is in-process and synchronous; there is no task per instance.
 
+Several processes on one PostgreSQL store (docs/scaling.md) share the limits instead: the same
+algorithm runs as one atomic ``INSERT … ON CONFLICT DO UPDATE … WHERE`` on ``rate_buckets``
+(:class:`SharedBuckets`), timed by the database's clock, so an instance gets its documented rate
+in total however many processes answer it. The embedded default (SQLite, one process) keeps the
+in-memory table: no query on its hot path.
+
 Operators configure the limits in :mod:`verdigris.config` (see docs/rate-limits.md).
 """
 
@@ -21,6 +27,25 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import BigInteger, Column, Float, String, Table, text
+
+from verdigris.store.clock import now_ms
+from verdigris.store.db import metadata
+
+if TYPE_CHECKING:
+    from verdigris.core import Core
+
+# The shared buckets (PostgreSQL): the theoretical arrival time of the next call, in ms of the
+# database's clock. A row whose time lies in the past is a full bucket, like no row at all.
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("subject", BigInteger, primary_key=True, autoincrement=False),  # an instance (or account) id
+    Column("method", String(100), primary_key=True),
+    Column("tat_ms", Float, nullable=False),
+)
 
 # Requests per second per instance, as documented (spec section 5, 2024–2025 table). Keys are
 # lower-case method names, as the router matches them.
@@ -142,6 +167,8 @@ class RateLimiter:
             self._plans[name] = self._plan(rps)
         self._default_plan = self._plan(default_rps)
         self._tat: dict[tuple[int, str], float] = {}
+        # Set when several processes share the limits (see the module doc); then use :meth:`admit`.
+        self.shared: SharedBuckets | None = None
 
     def _plan(self, rps: float) -> tuple[float, float] | None:
         rate = rps * self.multiplier
@@ -178,6 +205,21 @@ class RateLimiter:
             self._sweep(now)
         return ALLOW
 
+    async def admit(self, subject: int, method: str) -> Verdict:
+        """:meth:`check` against the shared buckets (one statement), or in memory without them."""
+        if self.shared is None:
+            return self.check(subject, method)
+        if not self.enabled:
+            return ALLOW
+        plan = self._plans.get(method, self._default_plan)
+        if plan is None:
+            return ALLOW
+        interval, tolerance = plan
+        wait_ms = await self.shared.take(subject, method, interval * 1000, tolerance * 1000)
+        if wait_ms is None:
+            return ALLOW
+        return Verdict(False, max(1, math.ceil(wait_ms / 1000)), 1.0 / interval)
+
     def _sweep(self, now: float) -> None:
         """Drop full buckets (same as absent); if the table is still too big, drop the oldest half."""
         stale = [key for key, tat in self._tat.items() if tat <= now]
@@ -195,3 +237,69 @@ class RateLimiter:
 
     def __len__(self) -> int:
         return len(self._tat)
+
+
+# One call of the GCRA, atomically: the row is created (first call: a full bucket) or moved one
+# interval on, unless that would exceed the burst tolerance; then no row comes back (refused).
+_TAKE = text(
+    """
+    INSERT INTO rate_buckets AS b (subject, method, tat_ms)
+    VALUES (:subject, :method, extract(epoch FROM statement_timestamp()) * 1000 + :interval)
+    ON CONFLICT (subject, method) DO UPDATE
+    SET tat_ms = GREATEST(b.tat_ms, extract(epoch FROM statement_timestamp()) * 1000) + :interval
+    WHERE GREATEST(b.tat_ms, extract(epoch FROM statement_timestamp()) * 1000) - :tolerance
+        <= extract(epoch FROM statement_timestamp()) * 1000
+    RETURNING b.tat_ms
+    """
+)
+_WAIT = text(
+    """
+    SELECT b.tat_ms - :tolerance - extract(epoch FROM statement_timestamp()) * 1000
+    FROM rate_buckets AS b WHERE b.subject = :subject AND b.method = :method
+    """
+)
+_PRUNE = text("DELETE FROM rate_buckets WHERE tat_ms < extract(epoch FROM statement_timestamp()) * 1000")
+PRUNE_EVERY_MS = 60_000
+
+
+class SharedBuckets:
+    """The limiter's state in PostgreSQL, shared by every process on the store.
+
+    ``space`` keeps limiters with different subjects apart (instances on the wire API, accounts on
+    the partner API). Each call is one statement on an autocommit connection (one round trip).
+    """
+
+    def __init__(self, core: Core, space: str = "") -> None:
+        self.core = core
+        self.space = space
+        self._engine = core.db.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._pruning = False
+
+    async def take(self, subject: int, method: str, interval_ms: float, tolerance_ms: float) -> float | None:
+        """Count one call; None when allowed, else how many ms to wait."""
+        key = {"subject": subject, "method": self.space + method}
+        async with self._engine.connect() as conn:
+            took = await conn.scalar(_TAKE, {**key, "interval": interval_ms, "tolerance": tolerance_ms})
+            if took is not None:
+                self._plan_prune()
+                return None
+            wait = await conn.scalar(_WAIT, {**key, "tolerance": tolerance_ms})
+        return max(float(wait or 0.0), 1.0)
+
+    def _plan_prune(self) -> None:
+        if not self._pruning:
+            self._pruning = True
+            self.core.timers.schedule(("rate-buckets", self.space), now_ms() + PRUNE_EVERY_MS, self.prune)
+
+    async def prune(self) -> None:
+        """Drop full buckets (the same as no row), so the table holds only the busy instances."""
+        self._pruning = False
+        async with self._engine.connect() as conn:
+            await conn.execute(_PRUNE)
+
+
+def shared_when_clustered(core: Core, limiter: RateLimiter, space: str = "") -> RateLimiter:
+    """Share ``limiter``'s buckets through the store when several processes may use it."""
+    if not core.db.is_sqlite and core.settings.rate_limit_shared and limiter.enabled:
+        limiter.shared = SharedBuckets(core, space)
+    return limiter

@@ -29,7 +29,7 @@ from verdigris.greenapi import methods  # noqa: F401  (registers every wire meth
 from verdigris.greenapi.errors import WireError, error_response
 from verdigris.greenapi.quota import QuotaRefused, quota_refusal
 from verdigris.greenapi.quota import chat_of as _chat_of
-from verdigris.greenapi.ratelimit import RateLimiter
+from verdigris.greenapi.ratelimit import RateLimiter, shared_when_clustered
 from verdigris.greenapi.registry import EMPTY, REGISTRY, Call, parse_json, read_body, validate_body
 from verdigris.instances import service as instances
 from verdigris.messaging import idempotency
@@ -92,7 +92,7 @@ def json_response(value: Any, status: int = 200) -> Response:
 class WireEndpoint:
     def __init__(self, core: Core) -> None:
         self.core = core
-        self.limiter = limiter_from_settings(core)
+        self.limiter = shared_when_clustered(core, limiter_from_settings(core))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -144,7 +144,11 @@ class WireEndpoint:
         refused = self.core.moderation.wire_refusal(inst.account_id, spec.acts)  # a dict lookup (T-16)
         if refused is not None:
             raise WireError(403, refused)
-        verdict = self.limiter.check(inst.id, spec.name.lower())
+        limiter = self.limiter
+        if limiter.shared is None:
+            verdict = limiter.check(inst.id, spec.name.lower())  # in memory (one process)
+        else:
+            verdict = await limiter.admit(inst.id, spec.name.lower())  # across processes
         if not verdict.allowed:
             self.core.metrics.rate_limited.labels(spec.name).inc()
             raise WireError(429, "Too Many Requests", {"Retry-After": str(verdict.retry_after_s)})

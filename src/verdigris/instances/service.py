@@ -23,6 +23,7 @@ from verdigris.instances import settings as catalogue
 from verdigris.instances.models import instance_state_history, instances, workspace_meta
 from verdigris.messaging import lifecycle
 from verdigris.messaging.notifications import emit, socket_event, state_event
+from verdigris.store.changes import INSTANCE, changed
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
@@ -122,6 +123,9 @@ class InstanceCache:
         self._core = core
         self._items: OrderedDict[int, InstanceRecord] = OrderedDict()
         self._capacity = capacity
+        # Counts changes applied from other processes (store/changes.py); a record read before
+        # one of them may be stale, so it is not cached.
+        self._generation = 0
 
     async def get(self, instance_id: int, conn: AsyncConnection | None = None) -> InstanceRecord | None:
         """The instance, from memory or the database (inside a transaction, ``conn`` may be its
@@ -130,6 +134,7 @@ class InstanceCache:
         if rec is not None:
             self._items.move_to_end(instance_id)
             return rec
+        generation = self._generation
         if conn is not None:
             row = (await conn.execute(_BY_ID, {"id": instance_id})).first()
         else:
@@ -137,9 +142,40 @@ class InstanceCache:
                 row = (await own.execute(_BY_ID, {"id": instance_id})).first()
         if row is None:
             return None
+        cached = self._items.get(instance_id)
+        if cached is not None:
+            return cached  # loaded meanwhile by another call: one record per instance
         rec = _record(row)
-        self.put(rec)
+        if generation == self._generation:
+            # Not when another process's change was applied during the read: the row read may
+            # predate it (the record is good for this call, the next one reads again).
+            self.put(rec)
         return rec
+
+    async def refresh(self, instance_id: int, conn: AsyncConnection) -> None:
+        """Another process changed the instance: update the cached record in place (whoever holds
+        it sees the change), or drop it when the instance is gone."""
+        self._generation += 1
+        rec = self._items.get(instance_id)
+        if rec is None:
+            return
+        row = (await conn.execute(_BY_ID, {"id": instance_id})).first()
+        if row is None:
+            self.forget(instance_id)
+            self._core.sender.forget(instance_id)
+            self._core.licensing.forget(instance_id)  # its unflushed counts are still written
+            return
+        fresh = _record(row)
+        webhook_before = (rec.settings.get("webhookUrl"), rec.settings.get("webhookUrlToken"))
+        for name in ("token", "account_id", "state", "wid", "channel", "name", "settings"):
+            setattr(rec, name, getattr(fresh, name))
+        lifecycle.wake(self._core, rec)  # the gap, the state or the owner's measure may have changed
+        if webhook_before != (rec.settings.get("webhookUrl"), rec.settings.get("webhookUrlToken")):
+            self._core.dispatcher.wake(rec.id)
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._items.clear()
 
     def put(self, rec: InstanceRecord) -> None:
         self._items[rec.id] = rec
@@ -297,6 +333,7 @@ async def update_settings(core: Core, rec: InstanceRecord, changes: dict[str, An
         await tx.conn.execute(
             update(instances).where(instances.c.id == rec.id).values(settings=orjson.dumps(merged).decode())
         )
+        changed(tx, INSTANCE, rec.id)
     rec.settings = merged
     lifecycle.wake(core, rec)  # the gap may have changed
     if "webhookUrl" in changes or "webhookUrlToken" in changes:
@@ -322,6 +359,7 @@ async def set_state(tx: Tx, rec: InstanceRecord, state: str, wid: str | None = N
     await tx.conn.execute(
         insert(instance_state_history).values(instance_id=rec.id, state=state, wid=new_wid, at_ms=at)
     )
+    changed(tx, INSTANCE, rec.id)
     rec.state = state
     rec.wid = new_wid
     tx.memo.clear()  # lookups of linked instances made earlier in this transaction are stale
@@ -336,6 +374,7 @@ async def set_channel(tx: Tx, rec: InstanceRecord, channel: str) -> None:
     """Connect the instance through another messenger network (``core.channels``' key); the
     cached record switches once ``tx`` commits."""
     await tx.conn.execute(update(instances).where(instances.c.id == rec.id).values(channel=channel))
+    changed(tx, INSTANCE, rec.id)
 
     def switch() -> None:
         rec.channel = channel
@@ -408,6 +447,7 @@ async def replace_token(tx: Tx, rec: InstanceRecord) -> str:
     """Give the instance a new token inside ``tx``; the cached record switches once it commits."""
     token = new_token()
     await tx.conn.execute(update(instances).where(instances.c.id == rec.id).values(token=token))
+    changed(tx, INSTANCE, rec.id)
 
     def switch() -> None:
         rec.token = token
@@ -419,6 +459,7 @@ async def replace_token(tx: Tx, rec: InstanceRecord) -> str:
 async def delete(core: Core, rec: InstanceRecord) -> None:
     async with core.tx() as tx:
         await tx.conn.execute(update(instances).where(instances.c.id == rec.id).values(deleted_ms=now_ms()))
+        changed(tx, INSTANCE, rec.id)
         channel = core.channels.get(rec.channel)
         if channel is not None:
             await channel.release(tx, rec)  # credentials and other per-instance state of the network

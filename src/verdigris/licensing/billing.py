@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 from verdigris.licensing.service import (
     BillingError,
-    _after_change,
     _covering,
     _end_free_at,
     _insert_license,
@@ -41,6 +40,7 @@ from verdigris.licensing.service import (
     _now,
     _tz,
     current_tariff,
+    licences_changed,
     license_json,
     requisites,
     tariff_json,
@@ -535,8 +535,7 @@ async def record_payment(
                     .values(replaced_by=license_id)
                 )
             touched.append(instance_id)
-        for action in _after_change(core, touched):
-            tx.on_commit(action)
+        licences_changed(tx, touched)
         return await invoice_json(tx.conn, invoice_id)
 
 

@@ -6,7 +6,7 @@ expired-account 400) changes nothing but the quota notice. The send worker asks
 :meth:`Licensing.may_send`; the sandbox network asks :meth:`Licensing.admit_incoming`.
 
 Hot-path cost: an instance's entitlement (its licenses and their limits) is cached in memory and
-re-read at most every ``ENTITLEMENT_TTL_MS`` (or at once when this process changes it); a call to
+re-read at most every ``ENTITLEMENT_TTL_MS`` (or at once when any process changes it: store/changes.py); a call to
 an unlimited instance costs one dict lookup and one counter increment. Counters are flushed to
 ``license_usage`` every ``licensing_flush_seconds``; a crash loses at most that interval's counts.
 """
@@ -177,6 +177,10 @@ class Licensing:
     def forget(self, instance_id: int) -> None:
         """This process changed the instance's licenses: reload on next use."""
         self._entitlements.pop(instance_id, None)
+
+    def forget_all(self) -> None:
+        """Every entitlement may have changed (the unlicensed policy): reload each on next use."""
+        self._entitlements.clear()
 
     def drop(self, instance_id: int) -> None:
         """The instance is gone: forget it and the counts not yet written."""

@@ -26,6 +26,7 @@ from verdigris.licensing.models import (
     tariffs,
 )
 from verdigris.messaging import lifecycle
+from verdigris.store.changes import EVERY_INSTANCE, LICENCE, changed
 from verdigris.store.clock import now_ms
 from verdigris.words import plural
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-    from verdigris.core import Core
+    from verdigris.core import Core, Tx
     from verdigris.instances.service import InstanceRecord
 
 TARIFF_KINDS = ("paid", "free", "trial")
@@ -54,8 +55,13 @@ def _tz(core: Core) -> ZoneInfo:
     return dates.zone(core.settings.operator_timezone)
 
 
-def _after_change(core: Core, instance_ids: list[int]) -> list[Any]:
-    """After-commit actions: reload entitlements, wake the send worker (renewal restores sending)."""
+def licences_changed(tx: Tx, instance_ids: list[int]) -> None:
+    """The instances' licences change in ``tx``: once it commits, this process reloads their
+    entitlements and wakes their send workers (a renewal restores sending); the other processes
+    do the same before their next request (store/changes.py)."""
+    core = tx.core
+    for instance_id in instance_ids:
+        changed(tx, LICENCE, instance_id)
 
     def run() -> None:
         for instance_id in instance_ids:
@@ -64,7 +70,7 @@ def _after_change(core: Core, instance_ids: list[int]) -> list[Any]:
             if rec is not None:
                 lifecycle.wake(core, rec)
 
-    return [run]
+    tx.on_commit(run)
 
 
 # --- tariffs (T-03) ----------------------------------------------------------------------------------
@@ -236,7 +242,8 @@ async def set_policy(core: Core, unlicensed: str, at_ms: int | None = None) -> d
             await tx.conn.execute(
                 update(workspace_meta).where(workspace_meta.c.key == POLICY_KEY).values(value=text)
             )
-    core.licensing._entitlements.clear()
+        changed(tx, LICENCE, EVERY_INSTANCE)
+    core.licensing.forget_all()
     return await get_policy(core)
 
 
@@ -393,8 +400,7 @@ async def start_free(
             currency=tariff.currency,
             created_ms=at,
         )
-        for action in _after_change(core, [instance_id]):
-            tx.on_commit(action)
+        licences_changed(tx, [instance_id])
         row = (await tx.conn.execute(select(licenses).where(licenses.c.id == license_id))).first()
     return license_json(row, tariff)
 
@@ -451,8 +457,7 @@ async def grant(
             currency=tariff.currency,
             created_ms=at,
         )
-        for action in _after_change(core, [instance_id]):
-            tx.on_commit(action)
+        licences_changed(tx, [instance_id])
         row = (await tx.conn.execute(select(licenses).where(licenses.c.id == license_id))).first()
     return license_json(row, tariff)
 
@@ -487,8 +492,7 @@ async def extend(core: Core, license_id: int, days: int) -> dict[str, Any]:
             .where(licenses.c.id == license_id)
             .values(ends_on=end.isoformat(), end_ms=dates.day_start_ms(end, tz), reminders="[]")
         )
-        for action in _after_change(core, [int(row.instance_id)]):
-            tx.on_commit(action)
+        licences_changed(tx, [int(row.instance_id)])
         row = (await tx.conn.execute(select(licenses).where(licenses.c.id == license_id))).first()
     return license_json(row)
 
@@ -505,8 +509,7 @@ async def revoke(core: Core, license_id: int, at_ms: int | None = None) -> dict[
             .where(licenses.c.id == license_id)
             .values(status="revoked", ends_on=dates.local_date(at, _tz(core)).isoformat(), end_ms=at)
         )
-        for action in _after_change(core, [int(row.instance_id)]):
-            tx.on_commit(action)
+        licences_changed(tx, [int(row.instance_id)])
         row = (await tx.conn.execute(select(licenses).where(licenses.c.id == license_id))).first()
     return license_json(row)
 

@@ -14,6 +14,7 @@ from verdigris.licensing.models import (
     licenses,
     transfers,
 )
+from verdigris.store.changes import INSTANCE, changed
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,9 +23,9 @@ if TYPE_CHECKING:
 
 from verdigris.licensing.service import (
     BillingError,
-    _after_change,
     _now,
     add_notice,
+    licences_changed,
 )
 from verdigris.webhooks.models import webhook_options
 from verdigris.webhooks.service import DEFAULT_OPTIONS
@@ -187,8 +188,7 @@ async def accept_transfer(
             {"transferId": transfer_id, "instanceIds": moved},
             at,
         )
-        for action in _after_change(core, moved):
-            tx.on_commit(action)
+        licences_changed(tx, moved)
         row = (await tx.conn.execute(select(transfers).where(transfers.c.id == transfer_id))).first()
     return transfer_json(row)
 
@@ -206,6 +206,7 @@ async def _hand_over(core: Core, tx: Tx, instance_id: int, account_id: int) -> N
         .where(instances.c.id == instance_id)
         .values(account_id=account_id, settings=orjson.dumps(settings).decode())
     )
+    changed(tx, INSTANCE, instance_id)
     await tx.conn.execute(delete(webhook_options).where(webhook_options.c.instance_id == instance_id))
 
     def switch() -> None:

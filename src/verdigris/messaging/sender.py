@@ -9,6 +9,7 @@ the previous send, so a message to an idle instance goes out at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,10 @@ class SendWorker:
         self._hold_until: dict[int, int] = {}
         self._in_flight: set[int] = set()
         self.sent_total = 0
+        # False in an API process (``--role api``): it sends nothing and hands every wake-up to
+        # the workers (``handoff``, the cluster bus; workers also sweep the queues periodically).
+        self.active = core.settings.role != "api"
+        self.handoff: Callable[[int], None] | None = None
 
     def _gap_ms(self, rec: InstanceRecord, is_file: bool) -> int:
         gap = int(rec.settings.get("delaySendMessagesMilliseconds", self.core.settings.send_delay_default_ms))
@@ -64,11 +69,21 @@ class SendWorker:
         """There may be work for ``rec``: plan its next send (never earlier than its gap allows)."""
         if rec.state != AUTHORIZED:
             return
+        if not self.active:
+            self.hand_off(rec.id)
+            return
         last = self._last_sent.get(rec.id)
         due = max(now_ms(), self._hold_until.get(rec.id, 0))
         if last is not None:
             due = max(due, last[0] + self._gap_ms(rec, False))
         self.core.timers.schedule(("send", rec.id), due, partial(self._run, rec.id))
+
+    def hand_off(self, instance_id: int) -> None:
+        """Ask the other processes' send workers to look at the instance's queue (through the
+        cluster bus; nothing without one): this process does not send it (an API process), or
+        cannot (another process holds the instance's network session)."""
+        if self.handoff is not None:
+            self.handoff(instance_id)
 
     def forget(self, instance_id: int) -> None:
         self.core.timers.cancel(("send", instance_id))
@@ -77,7 +92,14 @@ class SendWorker:
 
     async def start(self) -> None:
         """Plan a send for every instance that has queued messages (after a restart)."""
+        if not self.active:
+            return
         await self.requeue_interrupted()
+        await self.plan_queued()
+
+    async def plan_queued(self) -> None:
+        """Plan a send for every instance that has queued messages (at start, and periodically in
+        a worker process, in case another process's hand-off was lost)."""
         async with self.core.read() as conn:
             ids = (
                 (
@@ -161,6 +183,8 @@ class SendWorker:
 
     async def _send_head(self, instance_id: int) -> None:
         core = self.core
+        if core.changes.exact:
+            await core.changes.sync()  # a measure, licence or state changed through another process
         rec = await core.instances.get(instance_id)
         if rec is None or rec.state != AUTHORIZED:
             return

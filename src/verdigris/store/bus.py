@@ -9,6 +9,10 @@ Publishing is batched: ids collected while the event loop runs other work go out
 ``pg_notify`` on a dedicated connection (nothing is added to the transactions on the hot path).
 A notification lost in transit (a reconnect) costs latency only: readers re-read the queue when
 their long-poll times out and the dispatcher sweeps its queues periodically.
+
+The bus also carries "the change log has grown" (``CHANGES_CHANNEL``, store/changes.py), so idle
+processes apply a rotated token, a measure or a licence at once; correctness does not depend on
+it (every request reads the log first).
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ if TYPE_CHECKING:
 log = structlog.get_logger("verdigris.bus")
 
 CHANNEL = "verdigris_notifications"
+# "The change log has grown" (store/changes.py); the payload is the announcing process's origin.
+CHANGES_CHANNEL = "verdigris_changes"
+# "Instances with messages to send" that this process does not send (an API process, or one that
+# does not hold the instance's network session), to the processes that send.
+SENDS_CHANNEL = "verdigris_sends"
 MAX_PAYLOAD = 7000  # PostgreSQL allows 8000 bytes per notification
 
 
@@ -41,6 +50,8 @@ class ClusterBus:
         self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._conn: Any = None
         self._pending: set[int] = set()
+        self._sends: set[int] = set()
+        self._change_pending = False
         self._flushing = False
         self.published = 0
         self.received = 0
@@ -54,11 +65,18 @@ class ClusterBus:
 
         self._conn = await asyncpg.connect(asyncpg_dsn(self.core.db.url))
         await self._conn.add_listener(CHANNEL, self._on_notify)
+        await self._conn.add_listener(CHANGES_CHANNEL, self._on_change)
         self.core.hub.publisher = self.publish
+        self.core.changes.announcer = self.announce_change
+        if self.core.sender.active:
+            await self._conn.add_listener(SENDS_CHANNEL, self._on_sends)
+        self.core.sender.handoff = self.hand_off_send
         log.info("listening for other processes' notifications", channel=CHANNEL)
 
     async def stop(self) -> None:
         self.core.hub.publisher = None
+        self.core.changes.announcer = None
+        self.core.sender.handoff = None
         if self._conn is not None:
             await self._flush()
             await self._conn.close()
@@ -66,32 +84,76 @@ class ClusterBus:
 
     def publish(self, instance_id: int) -> None:
         self._pending.add(instance_id)
+        self._schedule()
+
+    def hand_off_send(self, instance_id: int) -> None:
+        """Another process's send worker should look at the instance's queue (SendWorker.hand_off)."""
+        self._sends.add(instance_id)
+        self._schedule()
+
+    def announce_change(self) -> None:
+        """The change log has grown (store/changes.py): tell the others, with the next batch."""
+        self._change_pending = True
+        self._schedule()
+
+    def _schedule(self) -> None:
         if not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._flush()))
 
     async def _flush(self) -> None:
+        # One flush at a time: an asyncpg connection runs one statement at a time.
         try:
-            while self._pending and self._conn is not None:
+            while (self._pending or self._sends or self._change_pending) and self._conn is not None:
+                if self._change_pending:
+                    self._change_pending = False
+                    await self._send(self.core.changes.origin, CHANGES_CHANNEL)
+                sends, self._sends = self._sends, set()
+                await self._send_ids(sends, SENDS_CHANNEL)
                 ids, self._pending = self._pending, set()
-                payload = self.origin + ":"
-                for instance_id in ids:
-                    part = f"{instance_id},"
-                    if len(payload) + len(part) > MAX_PAYLOAD:
-                        await self._send(payload.rstrip(","))
-                        payload = self.origin + ":"
-                    payload += part
-                await self._send(payload.rstrip(","))
+                await self._send_ids(ids, CHANNEL)
         finally:
             self._flushing = False
 
-    async def _send(self, payload: str) -> None:
+    async def _send_ids(self, ids: set[int], channel: str) -> None:
+        if not ids:
+            return
+        payload = self.origin + ":"
+        for instance_id in ids:
+            part = f"{instance_id},"
+            if len(payload) + len(part) > MAX_PAYLOAD:
+                await self._send(payload.rstrip(","), channel)
+                payload = self.origin + ":"
+            payload += part
+        await self._send(payload.rstrip(","), channel)
+
+    async def _send(self, payload: str, channel: str = CHANNEL) -> None:
         try:
-            await self._conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+            await self._conn.execute("SELECT pg_notify($1, $2)", channel, payload)
             self.published += 1
             self.core.metrics.cluster_notifies.labels("published").inc()
         except Exception as exc:  # a lost wake-up only costs latency (see the module doc)
             log.warning("could not publish notifications", error=str(exc))
+
+    def _on_sends(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        origin, _, listed = payload.partition(":")
+        if origin == self.origin:
+            return
+        ids = [int(raw) for raw in listed.split(",") if raw.isdigit()]
+        asyncio.ensure_future(self._wake_senders(ids))
+
+    async def _wake_senders(self, ids: list[int]) -> None:
+        for instance_id in ids:
+            try:
+                rec = await self.core.instances.get(instance_id)
+            except Exception as exc:  # the periodic sweep finds the queue anyway
+                log.warning("could not plan a handed-off send", error=str(exc))
+                continue
+            if rec is not None:
+                self.core.sender.wake(rec)
+
+    def _on_change(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        self.core.changes.on_notice(payload)
 
     def _on_notify(self, connection: Any, pid: int, channel: str, payload: str) -> None:
         origin, _, ids = payload.partition(":")

@@ -166,6 +166,8 @@ class WebhookDispatcher:
     async def _step(self, instance_id: int) -> int | None:
         """Push the instance's next notification once; returns when to run again (None: idle)."""
         core = self.core
+        if core.changes.exact:
+            await core.changes.sync()  # a URL, token or measure changed through another process
         rec = await core.instances.get(instance_id)
         url = str(rec.settings.get("webhookUrl") or "") if rec is not None else ""
         if rec is None or not url:

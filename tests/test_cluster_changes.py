@@ -1,0 +1,131 @@
+"""Server processes on one PostgreSQL database: a change made through one process holds in the others
+at once, on their very next request (issue 15, item 3: store/changes.py). No test waits between
+the change and the request that must see it."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any
+
+import pytest
+
+from console_client import Console
+from harness import Server
+
+pytestmark = [
+    pytest.mark.skipif(
+        os.environ.get("VERDIGRIS_TEST_DB") != "postgres", reason="several processes share a PostgreSQL store"
+    ),
+    pytest.mark.subprocess,
+]
+
+
+def join(make_server: Any, first: Server, **env: str) -> Server:
+    """Another ``verdigris serve`` process on ``first``'s database (webhooks stay with ``first``)."""
+    extra = {
+        "VERDIGRIS_DATABASE_URL": first.env["VERDIGRIS_DATABASE_URL"],
+        "VERDIGRIS_WEBHOOK_ENABLED": "false",
+        **env,
+    }
+    server: Server = make_server(subprocess=True, env=extra)
+    return server
+
+
+def test_a_token_rotated_through_one_process_is_refused_by_the_others_at_once(make_server: Any) -> None:
+    a: Server = make_server(subprocess=True)
+    b = join(make_server, a)
+    # The control: a process that neither reads the change log nor listens keeps its cached token,
+    # which is the defect the change log removes (and shows that this test can fail).
+    stale = join(make_server, a, VERDIGRIS_CLUSTER_SYNC="false", VERDIGRIS_CLUSTER_NOTIFY="false")
+    inst = stale.instance(0)
+    for server in (a, b, stale):
+        assert server.wire(inst, "getStateInstance").status_code == 200  # cached in every process
+
+    rotated = a.wire(inst, "updateApiToken")
+    assert rotated.status_code == 200, rotated.text
+    new = {**inst, "apiTokenInstance": rotated.json()["apiTokenInstance"]}
+
+    refused = b.wire(inst, "getStateInstance")
+    assert refused.status_code == 401, refused.text
+    assert b.wire(new, "getStateInstance").status_code == 200
+    assert stale.wire(inst, "getStateInstance").status_code == 200  # the control still says yes
+
+    # And back the other way, through the console of process B this time.
+    console = login(b, stale, "console")
+    page = console.get(f"/instances/{inst['idInstance']}")
+    assert page.status_code == 200
+    assert console.post(f"/instances/{inst['idInstance']}/token").status_code == 303
+    assert a.wire(new, "getStateInstance").status_code == 401
+
+
+def login(server: Server, newest: Server, who: str = "operator") -> Console:
+    """The demo's operator or licensee (``who``: "console") logged in to ``server``'s console; the
+    password is the one the last ``demo --new-passwords`` (``newest``'s) set."""
+    console = Console(server, user_agent="cluster-test")
+    creds = newest.demo[who]
+    assert console.login(creds["username"], creds["password"]).status_code == 303
+    return console
+
+
+def account_id(op: Console, username: str) -> int:
+    page = op.get(f"/operator/accounts?q={username}").text
+    found = re.search(rf'/console/operator/accounts/(\d+)">{re.escape(username)}<', page)
+    assert found, page
+    return int(found.group(1))
+
+
+def test_a_blocked_account_is_refused_by_the_others_at_once(make_server: Any) -> None:
+    a: Server = make_server(subprocess=True)
+    b = join(make_server, a)
+    inst = b.instance(0)
+    assert b.wire(inst, "getStateInstance").status_code == 200
+    op = login(a, b)
+    demo = account_id(op, "demo")
+    op.get(f"/operator/accounts/{demo}")
+
+    assert op.post(f"/operator/accounts/{demo}/block", {"reason": "cluster check"}).status_code == 303
+    refused = b.wire(inst, "getStateInstance")
+    assert refused.status_code == 403, refused.text
+    assert "blocked by the operator: cluster check" in refused.json()["message"]
+
+    op.get(f"/operator/accounts/{demo}")
+    assert op.post(f"/operator/accounts/{demo}/unblock", {"reason": "cleared"}).status_code == 303
+    assert b.wire(inst, "getStateInstance").status_code == 200
+
+
+def test_settings_changed_through_one_process_are_read_by_the_others(make_server: Any) -> None:
+    a: Server = make_server(subprocess=True)
+    b = join(make_server, a)
+    inst = b.instance(1)
+    before = b.wire(inst, "getSettings").json()
+    assert before["delaySendMessagesMilliseconds"] != 4321
+    changed = a.wire(inst, "setSettings", verb="POST", json={"delaySendMessagesMilliseconds": 4321})
+    assert changed.status_code == 200, changed.text
+    assert b.wire(inst, "getSettings").json()["delaySendMessagesMilliseconds"] == 4321
+
+
+# --- shared rate limits (issue 15, item 4) ----------------------------------------------------------
+
+SLOW = {"VERDIGRIS_RATE_LIMIT_MULTIPLIER": "1", "VERDIGRIS_RATE_LIMIT_OVERRIDES": '{"getSettings": 0.05}'}
+
+
+def test_a_rate_limit_holds_in_total_across_processes(make_server: Any) -> None:
+    # getSettings limited to one call per 20 seconds (burst 1), in every process.
+    a: Server = make_server(subprocess=True, env=SLOW)
+    b = join(make_server, a, **SLOW)
+    # The control: a process that limits alone lets its own first call through.
+    alone = join(make_server, a, VERDIGRIS_RATE_LIMIT_SHARED="false", **SLOW)
+    inst = alone.instance(1)
+    started = time.monotonic()
+    answers = [server.wire(inst, "getSettings") for server in (a, b, a, b, a, b)]
+    elapsed = time.monotonic() - started
+    allowed = [r for r in answers if r.status_code == 200]
+    refused = [r for r in answers if r.status_code == 429]
+    assert len(allowed) + len(refused) == len(answers), [r.text for r in answers]
+    # The GCRA's bound over any stretch of time: the burst plus the rate times the stretch.
+    assert 1 <= len(allowed) <= 1 + int(0.05 * elapsed), [r.status_code for r in answers]
+    assert all(int(r.headers["Retry-After"]) >= 1 for r in refused)
+    assert answers[0].status_code == 200  # the first call of a full bucket
+    assert alone.wire(inst, "getSettings").status_code == 200  # each process alone: N times the rate
