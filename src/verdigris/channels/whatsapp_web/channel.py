@@ -397,6 +397,7 @@ class WebChannel(BaseChannel):
             # Another process's gateway runs this session: wait (it may stop, and its lease end).
             async with self.core.tx() as tx:
                 await lifecycle.requeue(tx, messages.c.id == message.row_id)
+            self.core.sender.hand_off(rec.id)
             return now_ms() + lease.LEASE_MS // 6
         try:
             params = await self._send_params(rec, message)
