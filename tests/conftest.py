@@ -15,11 +15,22 @@ def pytest_configure(config: pytest.Config) -> None:
     cheap_password_hashes()  # for the servers and CLI commands run in this process
 
 
+# Marks of the longest tests (a child-process server killed and restarted, a browser walk, the fuzzer).
+_LONG = ("slow", "subprocess", "browser")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Browser tests are marked ``browser`` (scripts/test --fast leaves them out)."""
+    """Browser tests are marked ``browser`` (scripts/test --fast leaves them out). Files holding the
+    longest tests run first: the parallel workers (``--dist loadfile``) take files in this order, and
+    a long file taken last would keep one worker busy after the others are done."""
     for item in items:
         if "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
+    rank: dict[Any, int] = {}
+    for item in items:
+        marks = [i for i, mark in enumerate(_LONG) if item.get_closest_marker(mark)]
+        rank[item.path] = min([rank.get(item.path, len(_LONG)), *marks])
+    items.sort(key=lambda item: rank[item.path])  # stable: the order within a file stays
 
 
 @pytest.fixture(scope="session")
