@@ -32,6 +32,8 @@ def env_for(gateway: FakeWaGateway) -> dict[str, str]:
         "VERDIGRIS_WHATSAPP_WEB_GATEWAY": "false",  # the fake plays the gateway
         "VERDIGRIS_WHATSAPP_WEB_SOCKET": str(gateway.socket),
         "VERDIGRIS_WHATSAPP_WEB_SECRET_FILE": str(gateway.secret_file),
+        # "Nothing more is waiting" checks long-poll for 1 s, not GREEN-API's minimum of 5.
+        "VERDIGRIS_RECEIVE_TIMEOUT_MIN": "1",
     }
 
 
@@ -59,7 +61,7 @@ def new_instance(srv: Server) -> tuple[dict[str, Any], Any]:
     inst = srv.new_instance("--channel", "whatsapp_web")
     api = srv.api(inst)
     assert api.account.setSettings({"stateWebhook": "yes"}).code == 200
-    drain(api, timeout=5)
+    drain(api, timeout=1)
     return inst, api
 
 
@@ -70,7 +72,8 @@ def linked(srv: Server, gateway: FakeWaGateway) -> tuple[dict[str, Any], Any, st
     code = api.account.qr().data
     assert code["type"] == "qrCode"
     gateway.scan(str(inst["idInstance"]), number, "Shop")
-    drain(api, timeout=5)
+    wait_for(api, lambda b: b.get("stateInstance") == "authorized")
+    drain(api, timeout=1)
     return inst, api, number
 
 
