@@ -37,6 +37,44 @@ if TYPE_CHECKING:
     from verdigris.messaging.service import OutgoingMessage, StoredMessage
 
 
+# Wire methods the server answers from its own store whatever the channel: the instance's settings
+# and state, its queues, journals and phonebook. A channel that lists its methods (``methods``)
+# adds to these the ones that go over its network.
+SERVER_SIDE: frozenset[str] = frozenset(
+    {
+        # account
+        "getSettings",
+        "setSettings",
+        "getStateInstance",
+        "getStatusInstance",
+        "GetStateInstanceHistory",
+        "getWaSettings",
+        "reboot",
+        "logout",
+        "updateApiToken",
+        # receiving, queues, journals, marks
+        "receiveNotification",
+        "deleteNotification",
+        "showMessagesQueue",
+        "clearMessagesQueue",
+        "getMessagesCount",
+        "getWebhooksCount",
+        "clearWebhooksQueue",
+        "getChatHistory",
+        "getMessage",
+        "lastIncomingMessages",
+        "lastOutgoingMessages",
+        "readChat",
+        # the instance's own phonebook
+        "getContacts",
+        "addContact",
+        "editContact",
+        "deleteContact",
+        "getChats",
+    }
+)
+
+
 class ChannelUnsupported(Exception):
     """The instance's channel cannot do this (a method or a kind of message): the wire answers 501."""
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy import bindparam, insert, select
 
-from verdigris.channels.base import BaseChannel, ChannelUnsupported
+from verdigris.channels.base import SERVER_SIDE, BaseChannel, ChannelUnsupported
 from verdigris.channels.whatsapp_cloud import outbound, routes, service
 from verdigris.channels.whatsapp_cloud.graph import NO_CODE, GraphClient, GraphError
 from verdigris.channels.whatsapp_cloud.models import cloud_message_ids
@@ -49,53 +49,22 @@ RETRY_MAX_MS = 300_000
 
 # The wire methods a Cloud API instance offers. Groups, statuses (stories), calls, polls, edits,
 # deletions, forwarding and number checks have no Cloud API counterpart.
-METHODS = frozenset(
-    {
-        # account
-        "getSettings",
-        "setSettings",
-        "getStateInstance",
-        "getStatusInstance",
-        "GetStateInstanceHistory",
-        "getWaSettings",
-        "reboot",
-        "logout",
-        "updateApiToken",
-        # sending
-        "sendMessage",
-        "sendLink",
-        "sendLocation",
-        "sendContact",
-        "sendInteractiveButtonsReply",
-        "sendButtons",
-        "sendListMessage",
-        "sendTemplate",
-        "sendReaction",
-        "sendFileByUpload",
-        "sendFileByUrl",
-        "uploadFile",
-        "downloadFile",
-        # receiving, queues, journals, marks
-        "receiveNotification",
-        "deleteNotification",
-        "showMessagesQueue",
-        "clearMessagesQueue",
-        "getMessagesCount",
-        "getWebhooksCount",
-        "clearWebhooksQueue",
-        "getChatHistory",
-        "getMessage",
-        "lastIncomingMessages",
-        "lastOutgoingMessages",
-        "readChat",
-        # the instance's own phonebook
-        "getContacts",
-        "addContact",
-        "editContact",
-        "deleteContact",
-        "getChats",
-    }
-)
+METHODS = SERVER_SIDE | {
+    # sending
+    "sendMessage",
+    "sendLink",
+    "sendLocation",
+    "sendContact",
+    "sendInteractiveButtonsReply",
+    "sendButtons",
+    "sendListMessage",
+    "sendTemplate",
+    "sendReaction",
+    "sendFileByUpload",
+    "sendFileByUrl",
+    "uploadFile",
+    "downloadFile",
+}
 _WHY = {
     "qr": "instances on the WhatsApp Cloud API are connected with Meta credentials in the personal area, not by QR code",
     "getAuthorizationCode": "instances on the WhatsApp Cloud API are connected with Meta credentials in the personal area",

@@ -25,7 +25,7 @@ import orjson
 import structlog
 from sqlalchemy import bindparam, insert, select
 
-from verdigris.channels.base import BaseChannel, ChannelUnavailable, ChannelUnsupported
+from verdigris.channels.base import SERVER_SIDE, BaseChannel, ChannelUnavailable, ChannelUnsupported
 from verdigris.channels.whatsapp_web import kinds, lease, protocol
 from verdigris.channels.whatsapp_web.models import waweb_message_ids
 from verdigris.channels.whatsapp_web.protocol import Event, GatewayError, GatewayLink
@@ -65,46 +65,16 @@ UNREACHABLE_RETRY_MS = 1_000
 MAX_TEXT = 65_536
 
 # What this slice of the channel offers (docs/whatsapp-web.md lists what is still to come).
-METHODS = frozenset(
-    {
-        # account and linking
-        "getSettings",
-        "setSettings",
-        "getStateInstance",
-        "getStatusInstance",
-        "GetStateInstanceHistory",
-        "getWaSettings",
-        "reboot",
-        "logout",
-        "qr",
-        "getAuthorizationCode",
-        "updateApiToken",
-        # sending
-        "sendMessage",
-        "sendLocation",
-        "sendContact",
-        "sendReaction",
-        # receiving, queues, journals, marks
-        "receiveNotification",
-        "deleteNotification",
-        "showMessagesQueue",
-        "clearMessagesQueue",
-        "getMessagesCount",
-        "getWebhooksCount",
-        "clearWebhooksQueue",
-        "getChatHistory",
-        "getMessage",
-        "lastIncomingMessages",
-        "lastOutgoingMessages",
-        "readChat",
-        # the instance's own phonebook
-        "getContacts",
-        "addContact",
-        "editContact",
-        "deleteContact",
-        "getChats",
-    }
-)
+METHODS = SERVER_SIDE | {
+    # linking
+    "qr",
+    "getAuthorizationCode",
+    # sending
+    "sendMessage",
+    "sendLocation",
+    "sendContact",
+    "sendReaction",
+}
 _WHY = {
     "checkWhatsapp": "number checks through a linked device are not offered yet (bulk lookups are a known ban trigger; a capped check is planned)",
 }
