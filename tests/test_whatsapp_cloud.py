@@ -38,9 +38,18 @@ def graph() -> Iterator[FakeGraph]:
     fake.stop()
 
 
+def cloud_env(graph: FakeGraph, **more: str) -> dict[str, str]:
+    return {
+        "VERDIGRIS_CLOUD_GRAPH_URL": graph.url,
+        # "Nothing more is waiting" checks long-poll for 1 s, not GREEN-API's minimum of 5.
+        "VERDIGRIS_RECEIVE_TIMEOUT_MIN": "1",
+        **more,
+    }
+
+
 @pytest.fixture(scope="module")
 def srv(graph: FakeGraph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = Server(tmp_path_factory.mktemp("cloud"), env={"VERDIGRIS_CLOUD_GRAPH_URL": graph.url}).start()
+    server = Server(tmp_path_factory.mktemp("cloud"), env=cloud_env(graph)).start()
     yield server
     server.stop()
     server.drop_database()
@@ -71,7 +80,7 @@ def connect(
     api = srv.api(inst)
     # Message notifications are on (the CLI's default); state changes too.
     assert api.account.setSettings({"stateWebhook": "yes"}).code == 200
-    drain(api, timeout=5)
+    drain(api, timeout=1)
     graph.skip_sent()
     return inst, number, console
 
@@ -96,7 +105,8 @@ def test_connect_send_statuses_receive_reply_and_read(srv: Server, graph: FakeGr
     assert body["messaging_product"] == "whatsapp" and body["to"] == "15550001111" and body["type"] == "text"
     assert body["text"] == {"body": "Your order has shipped: https://example.com/t/1", "preview_url": True}
     # As on the sandbox: the API message's echo first, then its status.
-    echo, sent_status = [b for b in drain(api) if b["typeWebhook"] != "stateInstanceChanged"]
+    echo = wait_for(api, lambda b: b["typeWebhook"] != "stateInstanceChanged")
+    sent_status = wait_for(api, lambda b: b["typeWebhook"] != "stateInstanceChanged")
     assert (echo["typeWebhook"], echo["idMessage"]) == ("outgoingAPIMessageReceived", sent.data["idMessage"])
     assert echo["senderData"]["chatId"] == "15550001111@c.us"
     assert (sent_status["typeWebhook"], sent_status["status"]) == ("outgoingMessageStatus", "sent")
@@ -398,7 +408,7 @@ def test_webhook_verification_and_signatures(srv: Server, graph: FakeGraph) -> N
     # A number nobody connected: accepted (Meta must not retry it) and left out.
     stranger = Number("999000111", "+1 555-9999", "x", "t")
     assert post_webhook(srv.url, envelope(stranger, value), SECRET).status_code == 200
-    assert drain(api, timeout=5) == []
+    assert drain(api, timeout=1) == []
     # The same payload, signed: it arrives once.
     assert post_webhook(srv.url, payload, SECRET).status_code == 200
     got = wait_for(api, lambda b: b["typeWebhook"] == "incomingMessageReceived")
@@ -413,7 +423,7 @@ def test_webhook_verification_and_signatures(srv: Server, graph: FakeGraph) -> N
         envelope(number, customer_message("15550006666", "Eve", "text", {"body": "after"})[1]),
         SECRET,
     )
-    assert [b for b in drain(api, timeout=5) if b["typeWebhook"] == "incomingMessageReceived"] == []
+    assert [b for b in drain(api, timeout=1) if b["typeWebhook"] == "incomingMessageReceived"] == []
 
 
 def test_bot_library_answers_through_the_cloud_api(srv: Server, graph: FakeGraph) -> None:
@@ -441,9 +451,7 @@ def test_bot_library_answers_through_the_cloud_api(srv: Server, graph: FakeGraph
 def test_accepted_webhooks_survive_a_crash(make_server: Any, graph: FakeGraph, tmp_path: Path) -> None:
     """The 200 to Meta means stored: a server killed while it downloads the file still delivers
     the message after its restart."""
-    srv = make_server(
-        env={"VERDIGRIS_CLOUD_GRAPH_URL": graph.url}, data_dir=tmp_path / "crash", subprocess=True
-    )  # killed below
+    srv = make_server(env=cloud_env(graph), data_dir=tmp_path / "crash", subprocess=True)  # killed below
     inst, number, _ = connect(srv, graph)
     photo = b"\xff\xd8\xff\xe0" + b"jpeg" * 3000
     media_id = graph.add_media(photo, "image/jpeg")
@@ -520,7 +528,7 @@ def test_the_business_number_is_not_a_sandbox_device_and_deletion_frees_it(
         "POST", "/phones/79990000001/messages", json={"chatId": f"{business}@c.us", "message": "psst"}
     )
     assert r.status_code == 200
-    assert [b for b in drain(api, timeout=5) if b["typeWebhook"] == "incomingMessageReceived"] == []
+    assert [b for b in drain(api, timeout=1) if b["typeWebhook"] == "incomingMessageReceived"] == []
 
     # Deleting the instance frees the number (and drops its credentials): another instance connects it.
     r = console.post(f"/instances/{inst['idInstance']}/delete", {"confirm": str(inst["idInstance"])})
@@ -547,7 +555,7 @@ def test_slow_or_busy_meta_is_waited_for_not_given_up(
     kept however often new messages wake the instance; a status that beats the send's own answer is
     not lost; a stored file gone missing fails its message; a switched-off channel answers 501."""
     srv = make_server(
-        env={"VERDIGRIS_CLOUD_GRAPH_URL": graph.url, "VERDIGRIS_CLOUD_TIMEOUT_SECONDS": "1"},
+        env=cloud_env(graph, VERDIGRIS_CLOUD_TIMEOUT_SECONDS="1"),
         data_dir=tmp_path / "slow",
     )
     inst, number, console = connect(srv, graph)
