@@ -109,6 +109,7 @@ def serve(
         log_level="warning",
         access_log=False,
         timeout_keep_alive=75,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         ssl_certfile=settings.tls_certfile or None,
         ssl_keyfile=settings.tls_keyfile or None,
         proxy_headers=True,
