@@ -44,7 +44,7 @@ def test_clear_messages_queue_withdraws_unsent(server: Server) -> None:
     assert api.queues.clearMessagesQueue().data == {"isCleared": True}
     assert api.queues.getMessagesCount().data == {"count": 0}
     assert api.queues.showMessagesQueue().data == []
-    assert bapi.receiving.receiveNotification(5).data is None
+    assert bapi.receiving.receiveNotification(1).data is None
 
 
 def test_unauthorized_instance_queues_until_linked(server: Server) -> None:
@@ -54,7 +54,7 @@ def test_unauthorized_instance_queues_until_linked(server: Server) -> None:
     drain(bapi)
     sent = api.sending.sendMessage(b["wid"], "waiting for a phone").data["idMessage"]
     assert api.queues.getMessagesCount().data == {"count": 1}
-    assert bapi.receiving.receiveNotification(5).data is None
+    assert bapi.receiving.receiveNotification(1).data is None
     code = api.account.getAuthorizationCode(79991140006).data["code"]
     server.new_phone("79991140006")
     assert server.sandbox("POST", "/phones/79991140006/pair", json={"code": code}).status_code == 200

@@ -129,7 +129,7 @@ def test_async_sdk_send_receive_and_lenient_delete(server: Server) -> None:
         assert settings.data["wid"] == b_inst["wid"]
 
     asyncio.run(scenario())
-    assert b.receiving.receiveNotification(5).data is None
+    assert b.receiving.receiveNotification(1).data is None
 
 
 def test_chatbot_answers_and_sender_receives(server: Server) -> None:

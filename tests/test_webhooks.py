@@ -155,7 +155,7 @@ def test_receive_notification_answers_null_while_webhook_is_set(hooks_server: Se
     inst = fresh_instance(hooks_server)
     set_webhook(hooks_server, inst, "http://127.0.0.1:9/unreachable")
     send_texts(hooks_server, inst, ["for the webhook only"])
-    r = hooks_server.wire(inst, "receiveNotification", params={"receiveTimeout": 5})
+    r = hooks_server.wire(inst, "receiveNotification", params={"receiveTimeout": 1})
     assert r.status_code == 200 and r.json() is None
     # Back to polling: the undelivered notification is there for receiveNotification.
     set_webhook(hooks_server, inst, "")

@@ -41,8 +41,6 @@ def graph() -> Iterator[FakeGraph]:
 def cloud_env(graph: FakeGraph, **more: str) -> dict[str, str]:
     return {
         "VERDIGRIS_CLOUD_GRAPH_URL": graph.url,
-        # "Nothing more is waiting" checks long-poll for 1 s, not GREEN-API's minimum of 5.
-        "VERDIGRIS_RECEIVE_TIMEOUT_MIN": "1",
         **more,
     }
 

@@ -32,8 +32,6 @@ def env_for(gateway: FakeWaGateway) -> dict[str, str]:
         "VERDIGRIS_WHATSAPP_WEB_GATEWAY": "false",  # the fake plays the gateway
         "VERDIGRIS_WHATSAPP_WEB_SOCKET": str(gateway.socket),
         "VERDIGRIS_WHATSAPP_WEB_SECRET_FILE": str(gateway.secret_file),
-        # "Nothing more is waiting" checks long-poll for 1 s, not GREEN-API's minimum of 5.
-        "VERDIGRIS_RECEIVE_TIMEOUT_MIN": "1",
     }
 
 

@@ -152,7 +152,7 @@ def test_delay_minimum_is_enforced_by_default(make_server) -> None:  # type: ign
 def test_receive_timeout_bounds(server: Server) -> None:
     inst = server.instance(0)
     _is_error(server.wire(inst, "receiveNotification", params={"receiveTimeout": 61}), 400, "receiveTimeout")
-    _is_error(server.wire(inst, "receiveNotification", params={"receiveTimeout": 1}), 400, "receiveTimeout")
+    _is_error(server.wire(inst, "receiveNotification", params={"receiveTimeout": 0}), 400, "receiveTimeout")
     _is_error(server.wire(inst, "receiveNotification", params={"receiveTimeout": "x"}), 400, "receiveTimeout")
 
 
