@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     receive_timeout_max: int = 60
     # On SIGTERM, requests in flight (long-polls included) get this long to finish; then the
     # connections still open (an idle keep-alive, a half-done TLS handshake) are closed.
-    shutdown_grace_seconds: float = Field(default=10, ge=0)
+    shutdown_grace_seconds: int = Field(default=10, ge=0)
 
     # Webhook delivery (docs/webhooks.md). Each attempt waits this long for the receiver's answer.
     webhook_enabled: bool = True
