@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import verdigris.models  # noqa: F401  (imports every domain's tables)
 from verdigris.store.db import metadata
 
 config = context.config
+# An arbitrary constant naming Verdigris's migration lock among PostgreSQL advisory locks.
+MIGRATION_LOCK = 0x5645524449  # "VERDI"
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
@@ -22,6 +24,10 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Processes that start together migrate one at a time (the lock is held until this
+            # transaction commits); the ones that waited then find the schema current.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 
