@@ -185,6 +185,11 @@ def _run_on(loop: asyncio.AbstractEventLoop, coro: Awaitable[Any], timeout: floa
     return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)  # type: ignore[arg-type]
 
 
+def run_on(loop: asyncio.AbstractEventLoop, coro: Awaitable[Any], timeout: float = 120) -> Any:
+    """Run a coroutine on an in-process server's event loop (``srv.loop``) and return its result."""
+    return _run_on(loop, coro, timeout)
+
+
 def _in_thread(fn: Callable[[], Any]) -> Any:
     """Run ``fn`` on a helper thread (it may call ``asyncio.run`` even when the caller is inside an
     event loop, as async tests are)."""

@@ -42,6 +42,8 @@ def test_an_api_process_accepts_and_a_worker_sends_and_pushes(make_server: Any) 
         refused = worker.wire(sender, "getStateInstance")
         assert refused.status_code == 503 and "--role worker" in refused.json()["message"]
         assert httpx.get(f"{worker.url}/health", timeout=30).status_code == 200
+        for process in (api, worker):  # the database and the media folder answer
+            assert httpx.get(f"{process.url}/ready", timeout=30).json() == {"status": "ready"}
 
         assert api.api(receiver).account.setSettings({"webhookUrl": hook.url}).code == 200
         sent = api.api(sender).sending.sendMessage(receiver["wid"], "accepted by the API process")

@@ -14,6 +14,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import FileResponse, PlainTextResponse, Response
 
@@ -57,7 +58,7 @@ log = structlog.get_logger("verdigris")
 PURGE_EVERY_MS = 10 * 60 * 1000
 SEND_SWEEP_MS = 15_000
 # What a worker process (``--role worker``) answers: a load balancer's probes only.
-WORKER_PATHS = frozenset({"/health", "/metrics"})
+WORKER_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 
 class WorkerAnswersProbesOnly:
@@ -110,9 +111,26 @@ def build_core(settings: Settings) -> Core:
 
 
 async def prepare(core: Core) -> None:
-    """Migrate the store (and create the demo workspace when asked and the store is empty)."""
+    """Migrate the store and check the media store, before anything starts."""
     core.settings.data_dir.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(upgrade, core.settings.resolved_database_url())
+    await core.media.store.check()  # a missing bucket or folder stops the start with its reason
+
+
+async def readiness(core: Core, timeout: float = 5.0) -> dict[str, str]:
+    """What keeps this process from serving now: {"database": reason, "media": reason}."""
+
+    async def database() -> None:
+        async with core.read() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    failed: dict[str, str] = {}
+    for name, probe in (("database", database), ("media", core.media.store.check)):
+        try:
+            await asyncio.wait_for(probe(), timeout)
+        except Exception as exc:  # noqa: BLE001 - every failure is a reason to take the process out
+            failed[name] = str(exc) or type(exc).__name__
+    return failed
 
 
 async def start(core: Core) -> None:
@@ -261,6 +279,17 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     @app.get("/health", tags=["operations"], summary="Liveness and basic facts")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "instancesCached": len(core.instances)}
+
+    @app.get(
+        "/ready",
+        tags=["operations"],
+        summary="Readiness for a load balancer: the database and the media store answer",
+        responses={503: {"description": "Not ready: what failed"}},
+    )
+    async def ready() -> Response:
+        failed = await readiness(core)
+        body = {"status": "unavailable", "failed": failed} if failed else {"status": "ready"}
+        return Response(orjson.dumps(body), status_code=503 if failed else 200, media_type="application/json")
 
     @app.get(
         "/metrics",

@@ -6,6 +6,7 @@ Every option is documented in ``docs/configuration.md``; keep the two in step.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -96,8 +97,20 @@ class Settings(BaseSettings):
     # stay valid about 15 days.
     media_max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
     media_link_seconds: int = Field(default=15 * 24 * 3600, ge=1)
-    # Where files are kept; empty means ``{data_dir}/media``.
+    # Where files are kept: "local" (a folder, media_dir) or "s3" (an S3-compatible object store
+    # that every server process on every machine shares; docs/scaling.md).
+    media_store: Literal["local", "s3"] = "local"
+    # The local folder; empty means ``{data_dir}/media``.
     media_dir: str = ""
+    # The object store: bucket (must exist), endpoint (empty: AWS; set for MinIO, Ceph, R2, ...),
+    # region, a key prefix to share a bucket, and credentials (empty: boto3's own chain, i.e. the
+    # AWS_* variables, ~/.aws or the machine's role).
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    s3_prefix: str = ""
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
     # sendFileByUrl: how long fetching a remote file may take in total.
     media_fetch_timeout_seconds: float = Field(default=60.0, gt=0)
     # sendFileByUrl may fetch from loopback, private and link-local addresses (off: only public hosts,

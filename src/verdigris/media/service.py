@@ -40,8 +40,10 @@ from verdigris.messaging.vocabulary import Status
 from verdigris.outbound import ForbiddenTarget, GuardedTransport, fetches_may_go_private, public_error
 from verdigris.store.clock import now_ms
 from verdigris.store.media import BlobTooLarge, LocalMediaStore, MediaStore
+from verdigris.store.s3 import S3MediaStore
 
 if TYPE_CHECKING:
+    from verdigris.config import Settings
     from verdigris.core import Core
     from verdigris.instances.service import InstanceRecord
 
@@ -125,12 +127,19 @@ def default_name(file_id: str, mime_type: str) -> str:
     return f"{file_id}{ext or '.bin'}"
 
 
+def open_store(settings: Settings) -> MediaStore:
+    """The store VERDIGRIS_MEDIA_STORE names: a local folder or an S3-compatible bucket."""
+    if settings.media_store == "s3":
+        return S3MediaStore.from_settings(settings)
+    return LocalMediaStore(settings.resolved_media_dir())
+
+
 class MediaService:
     """The media machinery of one process: the store, link building, fetches and the purge."""
 
     def __init__(self, core: Core, store: MediaStore | None = None) -> None:
         self.core = core
-        self.store: MediaStore = store or LocalMediaStore(core.settings.resolved_media_dir())
+        self.store: MediaStore = store or open_store(core.settings)
         self._fetch_slots = asyncio.Semaphore(FETCH_CONCURRENCY)
 
     @property

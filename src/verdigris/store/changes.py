@@ -284,7 +284,7 @@ class ChangeFeed:
 
 
 # Paths that show nothing cached about instances or accounts.
-_NO_SYNC_PATHS = frozenset({"/health", "/metrics", "/favicon.ico", "/docs", "/openapi.json"})
+_NO_SYNC_PATHS = frozenset({"/health", "/ready", "/metrics", "/favicon.ico", "/docs", "/openapi.json"})
 _NO_SYNC_PREFIX = "/console/static/"
 
 

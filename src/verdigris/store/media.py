@@ -5,9 +5,8 @@ nothing of file names, types or expiry: those are rows in ``media_files`` (verdi
 Writes are streamed and bounded: a blob larger than the limit is never kept.
 
 The local store writes ``{media_dir}/{owner}/{file id}`` through a ``.part`` file that is fsynced and
-renamed, so a blob is either complete or absent. An S3-compatible store implements the same
-protocol (``put`` as a multipart upload, ``local_path`` returning None so files are streamed or
-redirected to a presigned URL).
+renamed, so a blob is either complete or absent. The S3-compatible store (verdigris.store.s3)
+implements the same protocol; ``local_path`` is None there and files are streamed.
 """
 
 from __future__ import annotations
@@ -46,6 +45,9 @@ class MediaStore(Protocol):
 
     name: str
 
+    async def check(self) -> None:
+        """Raise unless blobs can be written and read now (start-up and readiness)."""
+
     async def put(self, key: str, chunks: AsyncIterable[bytes], limit: int) -> Blob:
         """Store the bytes of ``chunks`` under ``key``; raise BlobTooLarge (keeping nothing) past ``limit``."""
 
@@ -80,6 +82,14 @@ class LocalMediaStore:
     def _path(self, key: str) -> Path:
         owner, file_id = check_key(key)
         return self.root / owner / file_id
+
+    async def check(self) -> None:
+        def writable() -> None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.root, os.W_OK | os.X_OK):
+                raise PermissionError(f"media folder {self.root} is not writable")
+
+        await asyncio.to_thread(writable)
 
     async def put(self, key: str, chunks: AsyncIterable[bytes], limit: int) -> Blob:
         path = self._path(key)
