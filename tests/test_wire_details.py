@@ -9,6 +9,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 
 from console_client import Console
 from contract import notifications as contract
-from harness import Server, cli, free_port, wait_for
+from harness import Server, cli, create_postgres_database, free_port, wait_for
 
 _numbers = itertools.count(79997310001)
 
@@ -228,6 +229,31 @@ def test_socket_status_changes_are_notified(server: Server) -> None:
     api.account.setSettings({"statusInstanceWebhook": "no", "stateWebhook": "yes"})
     assert api.account.reboot().code == 200
     assert {b["typeWebhook"] for b in _instance_events(api, 2)} == {"stateInstanceChanged"}
+
+
+def test_simultaneous_blocks_of_one_pair_change_it_once(make_server: Any) -> None:
+    """On PostgreSQL (where writers do not queue as on SQLite) eight blocks, then eight unblocks, of
+    one pair at once: no error, exactly one of each reports a change, one notification each."""
+    srv: Server = make_server(env={"VERDIGRIS_DATABASE_URL": create_postgres_database()})
+    inst = srv.new_instance("--link", str(next(_numbers)))
+    api = srv.api(inst)
+    api.account.setSettings({"incomingBlockWebhook": "yes"})
+    number = str(next(_numbers))
+    srv.new_phone(number, "Blocker")
+    headers = {"Authorization": f"Bearer {srv.demo['sandbox']['token']}"}
+    for action in ("block", "unblock"):
+        url = f"{srv.url}/sandbox/phones/{number}/{action}"
+        with ThreadPoolExecutor(8) as pool:
+            calls = [
+                pool.submit(httpx.post, url, json={"chatId": inst["wid"]}, headers=headers, timeout=60)
+                for _ in range(8)
+            ]
+            answers = [call.result() for call in calls]
+        assert [r.status_code for r in answers] == [200] * 8, [r.text for r in answers]
+        assert sorted(r.json()["changed"] for r in answers) == [False] * 7 + [True]
+        event = _instance_events(api, 1)[0]
+        assert event["chatState"] == ("blocked" if action == "block" else "unblocked")
+    assert api.receiving.receiveNotification(1).data is None  # nothing announced twice
 
 
 def test_a_phone_blocking_the_account_is_notified(server: Server) -> None:

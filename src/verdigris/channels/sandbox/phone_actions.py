@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import delete as delete_rows
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
 from verdigris.channels.sandbox.models import sandbox_blocks, sandbox_phone_messages
 from verdigris.channels.sandbox.network import (
@@ -165,23 +166,30 @@ async def set_blocked(channel: SandboxNetwork, phone: str, chat_id: str, blocked
         raise SandboxError(f"'chatId' must be a personal chat such as 79990000001@c.us, got {chat_id!r}")
     if chat_id == wid_of(phone):
         raise SandboxError("a phone cannot block its own number")
-    async with channel.core.tx() as tx:
-        await _check_phone(channel, tx, phone)
-        if await blocks(tx, phone, chat_id) == blocked:
-            return False
-        if blocked:
-            await tx.conn.execute(insert(sandbox_blocks).values(phone=phone, blocked=chat_id, at_ms=now_ms()))
-        else:
-            await tx.conn.execute(
-                delete_rows(sandbox_blocks).where(
-                    (sandbox_blocks.c.phone == phone) & (sandbox_blocks.c.blocked == chat_id)
+    try:
+        async with channel.core.tx() as tx:
+            await _check_phone(channel, tx, phone)
+            if blocked:
+                if await blocks(tx, phone, chat_id):
+                    return False
+                await tx.conn.execute(
+                    insert(sandbox_blocks).values(phone=phone, blocked=chat_id, at_ms=now_ms())
                 )
-            )
-        event = block_event(wid_of(phone), blocked)
-        for instance_id in await linked_instances(tx, chat_id):
-            rec = await channel.core.instances.get(instance_id, tx.conn)
-            if rec is not None:
-                await emit(tx, rec, event)
+            else:
+                gone = await tx.conn.execute(
+                    delete_rows(sandbox_blocks).where(
+                        (sandbox_blocks.c.phone == phone) & (sandbox_blocks.c.blocked == chat_id)
+                    )
+                )
+                if not gone.rowcount:  # not blocked, or a simultaneous unblock took it
+                    return False
+            event = block_event(wid_of(phone), blocked)
+            for instance_id in await linked_instances(tx, chat_id):
+                rec = await channel.core.instances.get(instance_id, tx.conn)
+                if rec is not None:
+                    await emit(tx, rec, event)
+    except IntegrityError:  # a simultaneous block of the same pair committed first: already so
+        return False
     return True
 
 
