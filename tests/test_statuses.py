@@ -84,6 +84,15 @@ def test_text_status_reaches_contacts_and_views_count(server: Server) -> None:
     r = server.sandbox("POST", f"/phones/{stranger}/statuses/{id_message}/view")
     assert r.status_code == 404
 
+    # A contact who blocked the account sees none of its statuses, listed as audience or not.
+    blocked = server.sandbox("POST", f"/phones/{friend}/block", json={"chatId": inst["wid"]})
+    assert blocked.status_code == 200, blocked.text
+    for participants in (None, [f"{friend}@c.us"]):
+        hidden = api.statuses.sendTextStatus("Closed today", participants=participants).data["idMessage"]
+        wait_status(api, hidden, "sent")
+        assert hidden not in seen_by(server, friend)
+        assert api.statuses.getStatusStatistic(hidden).data == []
+
 
 def test_participants_choose_the_audience(server: Server) -> None:
     _, api = author(server)

@@ -22,6 +22,7 @@ from sqlalchemy import distinct, insert, select, update
 
 from verdigris.channels.capabilities import StatusNotFound, StatusPost
 from verdigris.channels.sandbox.models import (
+    sandbox_blocks,
     sandbox_phone_messages,
     sandbox_phones,
     sandbox_status_views,
@@ -91,6 +92,16 @@ async def audience(conn: AsyncConnection, author: str, participants: list[str]) 
     existing = set(
         (
             await conn.execute(select(sandbox_phones.c.number).where(sandbox_phones.c.number.in_(numbers)))
+        ).scalars()
+    )
+    # A phone that has blocked the author sees none of its statuses, as on WhatsApp.
+    existing -= set(
+        (
+            await conn.execute(
+                select(sandbox_blocks.c.phone).where(
+                    (sandbox_blocks.c.blocked == author) & sandbox_blocks.c.phone.in_(numbers)
+                )
+            )
         ).scalars()
     )
     return [w for w, p in candidates.items() if p in existing]
