@@ -18,6 +18,10 @@ channel talks to it over the protocol of ``protocol.py`` and keeps no session st
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import time
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +29,13 @@ import orjson
 import structlog
 from sqlalchemy import bindparam, insert, select
 
-from verdigris.channels.base import SERVER_SIDE, BaseChannel, ChannelUnavailable, ChannelUnsupported
+from verdigris.channels.base import (
+    SERVER_SIDE,
+    BaseChannel,
+    ChannelLimited,
+    ChannelUnavailable,
+    ChannelUnsupported,
+)
 from verdigris.channels.whatsapp_web import kinds, lease, protocol
 from verdigris.channels.whatsapp_web.models import waweb_message_ids
 from verdigris.channels.whatsapp_web.protocol import Event, GatewayError, GatewayLink
@@ -33,8 +43,11 @@ from verdigris.channels.whatsapp_web.supervisor import Supervisor
 from verdigris.instances import service as instances
 from verdigris.instances.models import instances as instance_rows
 from verdigris.instances.settings import is_on
+from verdigris.media.scan import ScannerUnavailable
+from verdigris.media.service import EmptyFile, FileInfected, FileTooLarge, default_name
 from verdigris.messaging import lifecycle, rich
-from verdigris.messaging.content import quote_of, text_type
+from verdigris.messaging import service as journal
+from verdigris.messaging.content import file_content, quote_of, text_type
 from verdigris.messaging.incoming import (
     IncomingMessage,
     mark_chat_read,
@@ -43,7 +56,7 @@ from verdigris.messaging.incoming import (
     record_sent_elsewhere,
 )
 from verdigris.messaging.models import messages
-from verdigris.messaging.notifications import emit
+from verdigris.messaging.notifications import call_event, emit
 from verdigris.messaging.vocabulary import EventKind, Status
 from verdigris.store.clock import now_ms
 
@@ -74,10 +87,19 @@ METHODS = SERVER_SIDE | {
     "sendLocation",
     "sendContact",
     "sendReaction",
+    "sendFileByUpload",
+    "sendFileByUrl",
+    "uploadFile",
+    "downloadFile",
+    "sendPoll",
+    "sendTyping",
+    "editMessage",
+    "deleteMessage",
+    # service
+    "checkWhatsapp",
 }
-_WHY = {
-    "checkWhatsapp": "number checks through a linked device are not offered yet (bulk lookups are a known ban trigger; a capped check is planned)",
-}
+_WHY: dict[str, str] = {}
+CHECK_WINDOW_S = 3600
 
 # Receipt types of the protocol → the status they mean (forward only: lifecycle decides).
 # GREEN-API has no "played": a voice note listened to counts as read.
@@ -136,6 +158,33 @@ def wid_of(jid: str) -> str:
     return f"{user}@c.us"
 
 
+def changed(type_message: str, change: dict[str, Any], original: dict[str, Any]) -> dict[str, Any]:
+    """A journal entry's content after an edit (new text or caption) or a deletion for everyone."""
+    out = dict(original)
+    if type_message == "editedMessage":
+        for key in ("text", "caption"):
+            if key in change:
+                out[key] = change[key]
+        out["edited"] = True
+    else:
+        out["deleted"] = True
+    return out
+
+
+async def apply_change(
+    tx: Tx, instance_id: int, chat_id: str, type_message: str, content: dict[str, Any]
+) -> None:
+    """An edit or a deletion reached WhatsApp (or came from it): the journal's copy changes too."""
+    if type_message in ("editedMessage", "deletedMessage") and content.get("target_id"):
+        await journal.rewrite(
+            tx,
+            [instance_id],
+            chat_id,
+            str(content["target_id"]),
+            lambda original: changed(type_message, content, original),
+        )
+
+
 def jid_of(chat_id: str) -> str:
     user, _, server = chat_id.partition("@")
     return f"{user}@g.us" if server == "g.us" else f"{user}@s.whatsapp.net"
@@ -164,6 +213,8 @@ class WebChannel(BaseChannel):
         self._tasks: set[asyncio.Task[Any]] = set()
         # Receipts naming a WhatsApp id this server has not recorded yet (its send is settling).
         self._early: dict[tuple[int, str], list[tuple[Status, int]]] = {}
+        # When each instance's number checks of the last hour were made (monotonic seconds).
+        self._checks: dict[int, deque[float]] = {}
 
     @property
     def timeout(self) -> float:
@@ -264,13 +315,42 @@ class WebChannel(BaseChannel):
 
     def refusal(self, rec: InstanceRecord, message: OutgoingMessage) -> str | None:
         if message.type_message not in kinds.SENT_TYPES:
-            return "the WhatsApp Web channel sends text, locations, contacts and reactions only, so far"
+            return f"the WhatsApp Web channel does not send a {message.type_message}"
         if len(str(message.content.get("text", ""))) > MAX_TEXT:
             return f"a WhatsApp message has at most {MAX_TEXT} characters"
         return None
 
-    async def has_account(self, phone: str) -> bool:
-        raise ChannelUnsupported(_WHY["checkWhatsapp"])
+    async def has_account(self, rec: InstanceRecord, phone: str) -> bool:
+        """Ask WhatsApp through the instance's own session, at most ``whatsapp_web_checks_per_hour``
+        times an hour per instance: bulk number lookups are a known trigger of bans."""
+        cap = self.core.settings.whatsapp_web_checks_per_hour
+        if cap == 0:
+            raise ChannelUnsupported(
+                "number checks through a linked device are switched off on this server "
+                "(VERDIGRIS_WHATSAPP_WEB_CHECKS_PER_HOUR=0)"
+            )
+        now = time.monotonic()
+        made = self._checks.setdefault(rec.id, deque())
+        while made and made[0] <= now - CHECK_WINDOW_S:
+            made.popleft()
+        if len(made) >= cap:
+            retry = int(made[0] + CHECK_WINDOW_S - now) + 1
+            raise ChannelLimited(
+                f"checkWhatsapp is limited to {cap} calls an hour on a linked WhatsApp number "
+                f"(bulk number lookups get numbers banned); try again in {retry} s",
+                retry,
+            )
+        if not await self.hold(rec.id):
+            raise ChannelUnavailable(self._elsewhere())
+        made.append(now)
+        try:
+            got = await self.call("check", {"session": session_of(rec.id), "phone": phone})
+        except GatewayError as exc:
+            made.pop()  # not asked: it does not count
+            if exc.code in (protocol.NOT_LINKED, protocol.BAD_REQUEST):
+                raise instances.InstanceError(exc.message) from None
+            raise ChannelUnavailable(f"WhatsApp cannot be asked right now: {exc.message}") from None
+        return bool(got.get("exists"))
 
     async def qr_payload(self, rec: InstanceRecord) -> str:
         if not await self.hold(rec.id):
@@ -369,6 +449,9 @@ class WebChannel(BaseChannel):
                 await lifecycle.requeue(tx, messages.c.id == message.row_id)
             self.core.sender.hand_off(rec.id)
             return now_ms() + lease.LEASE_MS // 6
+        if message.type_message == rich.TYPING:
+            await self._typing(rec, message)
+            return None
         try:
             params = await self._send_params(rec, message)
             got = await self.call("send", params)
@@ -391,12 +474,39 @@ class WebChannel(BaseChannel):
                 await asyncio.sleep(0.5 * (attempt + 1))
         return None  # still pending: after a restart it is sent again (decision 0010)
 
+    async def _typing(self, rec: InstanceRecord, message: StoredMessage) -> None:
+        """A typing indicator is shown once or not at all (a late one would mislead): it leaves
+        the queue either way, without a journal entry or statuses."""
+        content = message.content
+        try:
+            await self.call(
+                "typing",
+                {
+                    "session": session_of(rec.id),
+                    "chat": jid_of(message.chat_id),
+                    "ms": int(content.get("typingTime", 1000)),
+                    "recording": content.get("typingType") == "recording",
+                },
+            )
+        except GatewayError as exc:
+            log.info("typing indicator not shown", instance=rec.id, error=exc.message)
+        async with self.core.tx() as tx:
+            await journal.drop(tx, message.row_id)
+
     async def _send_params(self, rec: InstanceRecord, message: StoredMessage) -> dict[str, Any]:
         content = message.content
         body = kinds.outgoing_body(message.type_message, content)
         if body["kind"] == "reaction":
             body["target"] = await self._reaction_target(rec, message)
             body["at_ms"] = now_ms()
+        elif body["kind"] in ("edit", "delete"):
+            body["target"] = await self._own_target(rec, message)
+            body["at_ms"] = now_ms()
+            if "caption" in body:
+                body["media_type"] = body["target"].pop("media_type", "image")
+            body["target"].pop("media_type", None)
+        elif body["kind"] == "file":
+            body["upload"] = await self._upload(rec, message, body["media_type"])
         quoted = content.get("quoted")
         if body["kind"] == "text" and isinstance(quoted, dict) and quoted.get("id"):
             async with self.core.read() as conn:
@@ -410,6 +520,49 @@ class WebChannel(BaseChannel):
                     "text": str(inner.get("text") or inner.get("caption") or ""),
                 }
         return {"session": session_of(rec.id), "to": jid_of(message.chat_id), "message": body}
+
+    async def _upload(self, rec: InstanceRecord, message: StoredMessage, media_type: str) -> dict[str, Any]:
+        """Hand the message's stored file to the gateway, which uploads it to WhatsApp (the bytes
+        themselves: the library is never given a path or a URL); ``send`` refers to the upload."""
+        media = self.core.media
+        record = await media.get(str(message.content.get("fileId", "")), include_expired=True)
+        if record is None:
+            raise GatewayError(
+                protocol.REFUSED, "the file of this message is no longer stored on this server"
+            )
+        if record.size > protocol.MAX_FILE:
+            raise GatewayError(
+                protocol.REFUSED,
+                f"the file has {record.size} bytes; the WhatsApp Web gateway takes at most {protocol.MAX_FILE}",
+            )
+        try:
+            data = b"".join([chunk async for chunk in media.store.read(record.key)])
+        except OSError as exc:
+            raise GatewayError(
+                protocol.REFUSED,
+                f"the file of this message could not be read on this server ({exc.strerror})",
+            ) from None
+        params = {
+            "session": session_of(rec.id),
+            "media_type": media_type,
+            "data": base64.b64encode(data).decode(),
+        }
+        return await self.call("upload", params)
+
+    async def _own_target(self, rec: InstanceRecord, message: StoredMessage) -> dict[str, Any]:
+        """The own message an edit or a deletion is for, as WhatsApp names it."""
+        target_id = str(message.content.get("target_id", ""))
+        async with self.core.read() as conn:
+            wa_id = await self.wa_id_of(conn, rec.id, target_id)
+            row = (await conn.execute(_MESSAGE, {"instance_id": rec.id, "id_message": target_id})).first()
+        if wa_id is None or row is None:
+            raise GatewayError(
+                protocol.REFUSED, "the message changed did not go through WhatsApp Web on this instance"
+            )
+        target = {"id": wa_id, "chat": jid_of(message.chat_id), "from_me": True}
+        if row.type_message in kinds.MEDIA_TYPE:
+            target["media_type"] = kinds.MEDIA_TYPE[row.type_message]
+        return target
 
     async def _reaction_target(self, rec: InstanceRecord, message: StoredMessage) -> dict[str, Any]:
         """The message a reaction is for, as WhatsApp names it (its id, chat and who sent it)."""
@@ -455,6 +608,7 @@ class WebChannel(BaseChannel):
             if not settled:
                 log.warning("sent message no longer claimed", instance=rec.id, id_message=message.id_message)
             await self.remember(tx, rec.id, wa_id, message.id_message)
+            await apply_change(tx, rec.id, message.chat_id, message.type_message, message.content)
             for status, when in self._early.pop((rec.id, wa_id), []):
                 await self.apply_status(tx, rec, message.id_message, status, when)
             if is_on(rec.settings, "markIncomingMessagesReadedOnReply"):
@@ -616,10 +770,16 @@ class WebChannel(BaseChannel):
             return
         chat = wid_of(str(data.get("chat", "")))
         sender = wid_of(str(data.get("sender", "")) or str(data.get("chat", "")))
+        stored: dict[str, Any] | None = None
+        if data.get("kind") == "file":
+            async with self.core.read() as conn:
+                if await self.local_id_of(conn, rec.id, wa_id) is not None:
+                    return  # the gateway sent this event again: recorded already
+            stored = await self._download(rec, data)
         async with self.core.tx() as tx:
             if await self.local_id_of(tx.conn, rec.id, wa_id) is not None:
                 return  # the gateway sent this event again: recorded already
-            found = await self._incoming(tx, rec, data)
+            found = await self._incoming(tx, rec, data, stored, sender)
             if found is None:
                 log.info(
                     "WhatsApp Web message kind not handled yet",
@@ -629,6 +789,7 @@ class WebChannel(BaseChannel):
                 return
             type_message, content = found
             await self.remember(tx, rec.id, wa_id, wa_id)
+            await apply_change(tx, rec.id, chat, type_message, content)
             at_ms = int(data.get("timestamp_ms") or now_ms())
             name = str(data.get("sender_name", ""))[:200]
             if data.get("from_me"):
@@ -660,17 +821,74 @@ class WebChannel(BaseChannel):
             ),
         )
 
+    async def _download(self, rec: InstanceRecord, data: dict[str, Any]) -> dict[str, Any]:
+        """Fetch a received file through the gateway into the media store; the stored file's
+        fields ({} when WhatsApp or the store refused it: the message is announced without it).
+        A gateway that cannot be asked right now raises: the event comes again."""
+        try:
+            got = await self.call(
+                "download", {"session": session_of(rec.id), "media": str(data.get("media", ""))}
+            )
+        except GatewayError as exc:
+            if exc.retryable:
+                raise
+            log.warning("WhatsApp Web file not downloaded", instance=rec.id, reason=exc.message)
+            return {}
+        media = self.core.media
+        mime = str(data.get("mime_type") or "application/octet-stream")
+        name = str(data.get("file_name") or "")[:200] or default_name(
+            str(data.get("id", "file"))[:40], mime.split(";")[0]
+        )
+        blob = base64.b64decode(str(got.get("data", "")))
+
+        async def chunks() -> Any:
+            yield blob
+
+        try:
+            record = await media.save(str(rec.id), chunks(), file_name=name, mime_type=mime)
+        except (FileTooLarge, EmptyFile, FileInfected, ScannerUnavailable) as exc:
+            log.warning(
+                "WhatsApp Web file not stored", instance=rec.id, reason=str(exc) or type(exc).__name__
+            )
+            return {}
+        return {
+            "file_name": record.file_name,
+            "mime_type": record.mime_type,
+            "download_url": media.url(record),
+            "file_id": record.id,
+            "jpeg_thumbnail": record.jpeg_thumbnail,
+        }
+
     async def _incoming(
-        self, tx: Tx, rec: InstanceRecord, data: dict[str, Any]
+        self,
+        tx: Tx,
+        rec: InstanceRecord,
+        data: dict[str, Any],
+        stored: dict[str, Any] | None,
+        sender: str,
     ) -> tuple[str, dict[str, Any]] | None:
         """The type and content of a received message, its quote or target resolved to this
         instance's ids; None when it cannot be taken (a kind not handled, an unknown target)."""
-        if data.get("kind") == "reaction":
+        kind = data.get("kind")
+        if kind == "reaction":
             found = await self._row_of(tx, rec, str(data.get("target_id", "")))
             if found is None:
                 return None
             local, row = found
             return "reactionMessage", rich.reaction(str(data.get("emoji", "")), local, row.sender)
+        if kind == "file":
+            type_message = kinds.FILE_TYPE.get(str(data.get("media_type")), "documentMessage")
+            stored = stored or {}
+            return type_message, file_content(
+                file_name=stored.get("file_name") or str(data.get("file_name", "")),
+                mime_type=stored.get("mime_type") or str(data.get("mime_type", "")),
+                caption=str(data.get("caption", "")),
+                download_url=stored.get("download_url", ""),
+                file_id=stored.get("file_id", ""),
+                jpeg_thumbnail=stored.get("jpeg_thumbnail", ""),
+            )
+        if kind in ("edit", "delete", "poll_vote"):
+            return await self._change(tx, rec, data, sender)
         taken = kinds.incoming_content(data)
         if taken is None:
             return None
@@ -683,6 +901,27 @@ class WebChannel(BaseChannel):
                 type_message = text_type(content)
         return type_message, content
 
+    async def _change(
+        self, tx: Tx, rec: InstanceRecord, data: dict[str, Any], sender: str
+    ) -> tuple[str, dict[str, Any]] | None:
+        """An edit, a deletion or a poll vote, for a message this instance has (None otherwise)."""
+        found = await self._row_of(tx, rec, str(data.get("target_id", "")))
+        if found is None:
+            return None  # a message this server never saw
+        local, row = found
+        kind = data.get("kind")
+        if kind == "delete":
+            return "deletedMessage", rich.deletion(local)
+        if kind == "edit":
+            new = str(data.get("caption") if "caption" in data else data.get("text", ""))
+            return "editedMessage", rich.edit(local, row.type_message, new)
+        if row.type_message != "pollMessage":
+            return None
+        poll = orjson.loads(row.content)
+        by_hash = {hashlib.sha256(str(o).encode()).hexdigest(): str(o) for o in poll.get("options", [])}
+        chosen = [by_hash[h] for h in data.get("selected") or [] if h in by_hash]
+        return "pollUpdateMessage", rich.poll_vote(local, poll, chosen, sender)
+
     async def _row_of(self, tx: Tx, rec: InstanceRecord, wa_id: str) -> tuple[str, Any] | None:
         """The journal row (with its idMessage) of the message WhatsApp names ``wa_id``, if known."""
         local = await self.local_id_of(tx.conn, rec.id, wa_id)
@@ -690,6 +929,18 @@ class WebChannel(BaseChannel):
             return None
         row = (await tx.conn.execute(_MESSAGE, {"instance_id": rec.id, "id_message": local})).first()
         return None if row is None else (local, row)
+
+    async def _on_call(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
+        """Someone calls the linked number (the call itself is not taken: WhatsApp Web cannot)."""
+        call_id = str(data.get("id", ""))[:128]
+        if not call_id:
+            return
+        peer = wid_of(str(data.get("from", "")))
+        at_ms = int(data.get("timestamp_ms") or now_ms())
+        async with self.core.tx() as tx:
+            await emit(
+                tx, rec, call_event(EventKind.INCOMING_CALL, call_id, at_ms, peer=peer, status="offer")
+            )
 
     async def _on_receipt(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
         status = RECEIPT_STATUS.get(str(data.get("type", "")))

@@ -44,6 +44,8 @@ log = structlog.get_logger("verdigris.waweb")
 
 VERSION = 1
 MAX_FRAME = 16 * 1024 * 1024
+# The largest file that crosses the socket (``upload``, ``download``): one frame, base64 inside.
+MAX_FILE = MAX_FRAME * 3 // 4 - 64 * 1024
 _HEADER = struct.Struct(">I")
 # A Unix socket path must fit in sockaddr_un (108 bytes on Linux, with the final NUL).
 MAX_SOCKET_PATH = 107
