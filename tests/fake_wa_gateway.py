@@ -12,6 +12,7 @@ It runs on its own thread and event loop; the test drives it with plain method c
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import queue
@@ -47,6 +48,12 @@ class FakeWaGateway:
         self.sessions: dict[str, Session] = {}
         self.sent: queue.Queue[dict[str, Any]] = queue.Queue()
         self.reads: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.typing: queue.Queue[dict[str, Any]] = queue.Queue()
+        # Files on WhatsApp's media servers: what the server uploaded, what people send (by token).
+        self.uploads: dict[str, bytes] = {}
+        self.media: dict[str, bytes] = {}
+        # Numbers with WhatsApp (checkWhatsapp).
+        self.registered: set[str] = set()
         self.requests: list[str] = []
         # WhatsApp accepts sends (False: answers "not connected", a temporary failure).
         self.accepting = True
@@ -147,6 +154,43 @@ class FakeWaGateway:
         self.reads.put(dict(params))
         return {}
 
+    def _ready(self, s: Session) -> None:
+        if not s.jid:
+            raise GatewayError(protocol.NOT_LINKED, "this session is not linked")
+        if not self.accepting or not s.connected:
+            raise GatewayError(protocol.NOT_CONNECTED, "not connected to WhatsApp right now")
+
+    def _m_upload(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready(s)
+        data = base64.b64decode(str(params["data"]), validate=True)
+        path = f"/v/fake/{next(self._ids)}"
+        self.uploads[path] = data
+        key = base64.b64encode(b"k" * 32).decode()
+        return {
+            "url": f"https://mmg.fake{path}",
+            "direct_path": path,
+            "media_key": key,
+            "file_enc_sha256": key,
+            "file_sha256": key,
+            "file_length": len(data),
+        }
+
+    def _m_download(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready(s)
+        data = self.media.get(str(params.get("media", "")))
+        if data is None:
+            raise GatewayError(protocol.REFUSED, "WhatsApp no longer has this file")
+        return {"data": base64.b64encode(data).decode()}
+
+    def _m_typing(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready(s)
+        self.typing.put(dict(params))
+        return {}
+
+    def _m_check(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready(s)
+        return {"exists": str(params.get("phone")) in self.registered}
+
     def _m_send(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
         if not s.jid:
             raise GatewayError(protocol.NOT_LINKED, "this session is not linked")
@@ -220,6 +264,27 @@ class FakeWaGateway:
             data["quoted_id"] = quoted_id
         self.wait_acked(self.emit(session, "message", data))
         return wa_id
+
+    def message(self, session: str, phone: str, body: dict[str, Any], wa_id: str = "") -> str:
+        """``phone`` sends the linked number a message of any kind (``body``: the protocol's fields)."""
+        wa_id = wa_id or f"A5F0{next(self._ids):016d}"
+        data = {
+            "id": wa_id,
+            "chat": f"{phone}@s.whatsapp.net",
+            "sender": f"{phone}@s.whatsapp.net",
+            "sender_name": "",
+            "timestamp_ms": _ms(),
+            **body,
+        }
+        self.wait_acked(self.emit(session, "message", data))
+        return wa_id
+
+    def sends_file(self, session: str, phone: str, data: bytes, mime_type: str, **fields: str) -> str:
+        """``phone`` sends a file (WhatsApp keeps it until the server downloads it)."""
+        token = f"fake-media-{next(self._ids)}"
+        self._call(self.media.__setitem__, token, data)
+        body = {"kind": "file", "media_type": fields.pop("media_type", "document"), "mime_type": mime_type}
+        return self.message(session, phone, body | {"media": token, "size": len(data)} | fields)
 
     def phone_sends(self, session: str, phone: str, text: str) -> str:
         """The linked account's own phone writes to ``phone``; returns WhatsApp's id."""

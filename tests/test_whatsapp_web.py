@@ -8,6 +8,7 @@ ways a linked device does. Nothing here reaches WhatsApp.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from fake_wa_gateway import FakeWaGateway
@@ -217,20 +219,115 @@ def test_sends_wait_while_whatsapp_is_unreachable(srv: Server, gateway: FakeWaGa
 
 def test_what_the_channel_does_not_offer_is_refused_clearly(srv: Server, gateway: FakeWaGateway) -> None:
     inst, api, _ = linked(srv, gateway)
-    r = srv.wire(inst, "checkWhatsapp", verb="POST", json={"phoneNumber": 79995550003})
-    assert r.status_code == 501 and "ban" in r.text
-    r = srv.wire(
-        inst,
-        "sendPoll",
-        verb="POST",
-        json={
-            "chatId": "79995550003@c.us",
-            "message": "Which?",
-            "options": [{"optionName": "A"}, {"optionName": "B"}],
-        },
-    )
-    assert r.status_code == 501 and "sendPoll is not available" in r.text
+    r = srv.wire(inst, "getGroupData", verb="POST", json={"groupId": "120363000000000001@g.us"})
+    assert r.status_code == 501 and "getGroupData is not available" in r.text
+    r = srv.wire(inst, "getAvatar", verb="POST", json={"chatId": "79995550003@c.us"})
+    assert r.status_code == 501 and "getAvatar is not available" in r.text
+    r = srv.wire(inst, "sendTextStatus", verb="POST", json={"message": "hi"})
+    assert r.status_code == 501
     assert gateway.sent.empty()
+
+
+def test_files_polls_edits_deletions_typing_and_checks(
+    srv: Server, gateway: FakeWaGateway, tmp_path: Path
+) -> None:
+    inst, api, _ = linked(srv, gateway)
+    session = str(inst["idInstance"])
+    chat, jid = "79995550010@c.us", "79995550010@s.whatsapp.net"
+    assert api.account.setSettings({"pollMessageWebhook": "yes"}).code == 200
+
+    # A file is uploaded first, then sent by the upload's reference.
+    photo = tmp_path / "shelf.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + b"shelf" * 40)
+    sent = api.sending.sendFileByUpload(chat, str(photo), "shelf.png", "in stock")
+    assert sent.code == 200
+    out = gateway.next_sent()
+    body = out["message"]
+    assert (body["kind"], body["media_type"], body["mime_type"], body["caption"]) == (
+        "file",
+        "image",
+        "image/png",
+        "in stock",
+    )
+    assert gateway.uploads[body["upload"]["direct_path"]] == photo.read_bytes()
+
+    poll = api.sending.sendPoll(chat, "Size?", [{"optionName": "S"}, {"optionName": "M"}], True)
+    assert gateway.next_sent()["message"] == {
+        "kind": "poll",
+        "name": "Size?",
+        "options": ["S", "M"],
+        "multiple": True,
+    }
+    # A customer's vote names the options by their hashes (as WhatsApp's decrypted votes do).
+    poll_wa = gateway.session(session).sent[-1]["id"]
+    wait_until(
+        lambda: api.journals.getMessage(chat, poll.data["idMessage"]).data["statusMessage"] != "pending"
+    )
+    m_hash = hashlib.sha256(b"M").hexdigest()
+    gateway.message(session, "79995550010", {"kind": "poll_vote", "target_id": poll_wa, "selected": [m_hash]})
+    vote = wait_for(api, lambda b: b.get("messageData", {}).get("typeMessage") == "pollUpdateMessage")
+    assert vote["messageData"]["pollMessageData"]["stanzaId"] == poll.data["idMessage"]
+    assert [v["optionVoters"] for v in vote["messageData"]["pollMessageData"]["votes"]] == [[], [chat]]
+
+    # Edit and delete the photo's caption, then the photo: WhatsApp's id names it.
+    assert api.serviceMethods.editMessage(chat, sent.data["idMessage"], "sold out").code == 200
+    edit = gateway.next_sent()["message"]
+    assert edit["kind"] == "edit" and edit["caption"] == "sold out" and edit["media_type"] == "image"
+    assert edit["target"] == {"id": out["id"], "chat": jid, "from_me": True}
+    wait_until(
+        lambda: api.journals.getMessage(chat, sent.data["idMessage"]).data.get("caption") == "sold out"
+    )
+    assert api.serviceMethods.deleteMessage(chat, sent.data["idMessage"]).code == 200
+    deletion = gateway.next_sent()["message"]
+    assert deletion["kind"] == "delete" and deletion["target"]["id"] == out["id"]
+
+    # Typing is shown, never journalled.
+    r = srv.wire(inst, "sendTyping", verb="POST", json={"chatId": chat, "typingTime": 3000})
+    assert r.status_code == 200, r.text
+    typing = gateway.typing.get(timeout=30)
+    assert (typing["chat"], typing["ms"], typing["recording"]) == (jid, 3000, False)
+
+
+def test_received_files_edits_deletions_and_checks(srv: Server, gateway: FakeWaGateway) -> None:
+    inst, api, _ = linked(srv, gateway)
+    session = str(inst["idInstance"])
+    assert (
+        api.account.setSettings({"editedMessageWebhook": "yes", "deletedMessageWebhook": "yes"}).code == 200
+    )
+
+    # A received file is downloaded through the gateway into the media store.
+    wa_id = gateway.sends_file(
+        session, "79995550010", b"%PDF-1.4 invoice", "application/pdf", file_name="inv.pdf"
+    )
+    got = wait_for(api, lambda b: b.get("idMessage") == wa_id)
+    check_contract(got)
+    data = got["messageData"]["fileMessageData"]
+    assert data["fileName"] == "inv.pdf"
+    assert httpx.get(data["downloadUrl"], timeout=30, verify=srv.verify).content == b"%PDF-1.4 invoice"
+    # One WhatsApp no longer has: announced without its file, not lost.
+    gone = gateway.message(
+        session,
+        "79995550010",
+        {"kind": "file", "media_type": "video", "mime_type": "video/mp4", "media": "nope"},
+    )
+    got = wait_for(api, lambda b: b.get("idMessage") == gone)
+    assert got["messageData"]["typeMessage"] == "videoMessage"
+    assert got["messageData"]["fileMessageData"]["downloadUrl"] == ""
+
+    # The customer edits and deletes a message of theirs.
+    said = gateway.incoming(session, "79995550010", "at 5")
+    wait_for(api, lambda b: b.get("idMessage") == said)
+    gateway.message(session, "79995550010", {"kind": "edit", "target_id": said, "text": "at 6"})
+    edited = wait_for(api, lambda b: b.get("messageData", {}).get("typeMessage") == "editedMessage")
+    assert edited["messageData"]["editedMessageData"] == {"stanzaId": said, "textMessage": "at 6"}
+    gateway.message(session, "79995550010", {"kind": "delete", "target_id": said})
+    deleted = wait_for(api, lambda b: b.get("messageData", {}).get("typeMessage") == "deletedMessage")
+    assert deleted["messageData"]["deletedMessageData"] == {"stanzaId": said}
+
+    # checkWhatsapp asks WhatsApp through the session.
+    gateway.registered.add("79995550011")
+    assert api.serviceMethods.checkWhatsapp(79995550011).data == {"existsWhatsapp": True}
+    assert api.serviceMethods.checkWhatsapp(79995550012).data == {"existsWhatsapp": False}
 
 
 def test_events_wait_for_a_server_that_is_down(make_server: Any, tmp_path: Path) -> None:

@@ -99,6 +99,13 @@ METHODS = SERVER_SIDE | {
     "checkWhatsapp",
 }
 _WHY: dict[str, str] = {}
+# Why the optional capabilities are missing (the compatibility table's WhatsApp Web column shows it).
+MISSING = {
+    "groups": "groups through a linked device are not offered yet (neonize can; the gateway protocol has no group methods so far)",
+    "statuses": "statuses (stories) through a linked device are not offered",
+    "calls": "WhatsApp Web cannot place or take calls (incoming calls are announced)",
+    "profiles": "avatars and contact profiles through a linked device are not offered yet",
+}
 CHECK_WINDOW_S = 3600
 
 # Receipt types of the protocol → the status they mean (forward only: lifecycle decides).
@@ -195,6 +202,7 @@ class WebChannel(BaseChannel):
     title = "WhatsApp Web"
     remote = True
     methods = METHODS
+    missing = MISSING
 
     def __init__(self, core: Core) -> None:
         super().__init__(core)
