@@ -283,7 +283,12 @@ def test_neonize_events_translate_to_protocol_events() -> None:
     )
     assert (translate(hidden) or ("", {}))[1]["chat"] == f"{CUSTOMER}@s.whatsapp.net"
     photo = filled(ev.Message, Info=filled(ev.MessageInfo, ID="A5F03"), Message=WaMessage(imageMessage={}))
-    assert (translate(photo) or ("", {}))[1]["kind"] == "imageMessage"
+    assert (translate(photo) or ("", {}))[1]["kind"] == "file"
+    # A kind not mapped is named by the library's field, for the server's log.
+    live = filled(
+        ev.Message, Info=filled(ev.MessageInfo, ID="A5F04"), Message=WaMessage(liveLocationMessage={})
+    )
+    assert (translate(live) or ("", {}))[1]["kind"] == "liveLocationMessage"
 
     receipt = filled(
         ev.Receipt,
