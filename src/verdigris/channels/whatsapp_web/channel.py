@@ -627,7 +627,12 @@ class WebChannel(BaseChannel):
     ) -> int | None:
         """Fail the message for good, or put it back into the queue and name when to try again.
         A gateway that is down (being restarted) or a session that is offline is waited for
-        however long it takes: neither is the message's fault."""
+        however long it takes: neither is the message's fault. So is a gateway that does not know
+        the session is linked while this server does (it was restarted and has not resumed the
+        session yet): it is asked to, and the message waits."""
+        if exc.code == protocol.NOT_LINKED and rec.wid:
+            self.spawn(self._resume(rec.id))
+            exc = GatewayError(protocol.NOT_CONNECTED, f"the session is being resumed ({exc.message})")
         attempts = self._attempts.get(message.row_id, 0) + 1
         patient = exc.code in (protocol.UNREACHABLE, protocol.NOT_CONNECTED)
         if not exc.retryable or (attempts >= MAX_ATTEMPTS and not patient):
@@ -699,10 +704,13 @@ class WebChannel(BaseChannel):
         for row in rows:
             if not await self.hold(int(row.id)):
                 continue  # another process's gateway runs it
-            try:
-                await self.call("open", {"session": session_of(int(row.id))})
-            except GatewayError as exc:
-                log.warning("WhatsApp Web session not opened", instance=int(row.id), error=exc.message)
+            await self._resume(int(row.id))
+
+    async def _resume(self, instance_id: int) -> None:
+        try:
+            await self.call("open", {"session": session_of(instance_id)})
+        except GatewayError as exc:
+            log.warning("WhatsApp Web session not resumed", instance=instance_id, error=exc.message)
 
     async def on_event(self, event: Event) -> None:
         """Apply one gateway event; returns after its transaction committed (then it is acknowledged)."""
