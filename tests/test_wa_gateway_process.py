@@ -258,6 +258,7 @@ def test_a_real_go_panic_of_the_gateway_leaves_the_server_up_and_loses_nothing(
             await instances.set_state(tx, rec, instances.STARTING, "79990001111@c.us")
             await instances.set_state(tx, rec, instances.AUTHORIZED, "79990001111@c.us")
 
+    assert srv.loop is not None
     asyncio.run_coroutine_threadsafe(linked(), srv.loop).result(30)
     trigger = srv.data_dir / "wa-sessions" / "panic-on-resume"
     trigger.touch()
