@@ -16,6 +16,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Coroutine, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -779,3 +780,44 @@ def test_check_whatsapp_asks_the_session_and_is_capped_per_hour(
     r = srv.wire(inst, "checkWhatsapp", verb="POST", json={"phoneNumber": 79995559998})
     assert r.status_code == 429 and "2 calls an hour" in r.text
     assert 3000 < int(r.headers["Retry-After"]) <= 3601
+
+
+def test_a_gateway_runs_at_most_its_sessions_and_spaces_their_resumes(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        gateway = Gateway(tmp_path, recorded_client, max_sessions=2, open_spacing=3600)
+        started: list[str] = []
+        for name in ("7700000001", "7700000002"):
+            session = gateway.session(name)
+            session.start = partial(started.append, name)  # type: ignore[method-assign]
+            assert await gateway.handle("open", {"session": name}) == {}
+        # The first resumes at once, the second waits for its slot (an hour here).
+        assert started == ["7700000001"]
+        with pytest.raises(protocol.GatewayError) as full:
+            await gateway.handle("open", {"session": "7700000003"})
+        assert full.value.code == protocol.FULL and "maximum of 2 sessions" in full.value.message
+        stats = await gateway.handle("stats", {})
+        assert (stats["sessions"], stats["connected"], stats["max_sessions"]) == (2, 0, 2)
+        assert stats["rss_bytes"] > 0 and stats["threads"] >= 1
+        await gateway.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_gateway_figures_reach_metrics(world: NeonizeGateway, make_server: Any, tmp_path: Path) -> None:
+    srv, inst, _ = linked_server(world, make_server, tmp_path)
+
+    def figures() -> dict[str, float]:
+        body = httpx.get(f"{srv.url}/metrics", timeout=30, verify=srv.verify).text
+        return {
+            line.split()[0]: float(line.split()[1])
+            for line in body.splitlines()
+            if line.startswith("verdigris_wa_gateway_")
+        }
+
+    wait_until(lambda: figures().get("verdigris_wa_gateway_connected") == 1.0)
+    seen = figures()
+    assert seen["verdigris_wa_gateway_sessions"] == 1.0 and seen["verdigris_wa_gateway_up"] == 1.0
+    assert (
+        seen["verdigris_wa_gateway_rss_bytes"] > 10 * 1024 * 1024
+        and seen["verdigris_wa_gateway_threads"] >= 1
+    )

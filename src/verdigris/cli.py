@@ -289,6 +289,11 @@ def wa_gateway(
         0, "--exit-with-parent", help="Stop when this process (the server that started it) ends"
     ),
     qr_wait: float = typer.Option(20.0, "--qr-wait-seconds", help="How long a qr request waits for WhatsApp"),
+    max_sessions: int = typer.Option(
+        0,
+        "--max-sessions",
+        help="Sessions this gateway runs at most (default: VERDIGRIS_WHATSAPP_WEB_MAX_SESSIONS)",
+    ),
 ) -> None:
     """Run the WhatsApp Web gateway (docs/whatsapp-web.md; needs the whatsapp-web extra).
     `verdigris serve` starts it by itself when VERDIGRIS_WHATSAPP_WEB_ENABLED is on."""
@@ -317,7 +322,8 @@ def wa_gateway(
             secret_file or web.secret_path(settings),
             store_dir or web.store_dir(settings),
             stop,
-            qr_wait,
+            qr_wait=qr_wait,
+            max_sessions=max_sessions or settings.whatsapp_web_max_sessions,
         )
 
     asyncio.run(run())

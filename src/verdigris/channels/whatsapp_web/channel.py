@@ -22,11 +22,13 @@ import base64
 import hashlib
 import time
 from collections import deque
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
+from prometheus_client import Gauge
 from sqlalchemy import bindparam, insert, select
 
 from verdigris.channels.base import (
@@ -107,6 +109,8 @@ MISSING = {
     "profiles": "avatars and contact profiles through a linked device are not offered yet",
 }
 CHECK_WINDOW_S = 3600
+# How often the gateway's sessions, memory and threads are read for /metrics.
+STATS_SECONDS = 15.0
 
 # Receipt types of the protocol → the status they mean (forward only: lifecycle decides).
 # GREEN-API has no "played": a voice note listened to counts as read.
@@ -223,6 +227,46 @@ class WebChannel(BaseChannel):
         self._early: dict[tuple[int, str], list[tuple[Status, int]]] = {}
         # When each instance's number checks of the last hour were made (monotonic seconds).
         self._checks: dict[int, deque[float]] = {}
+        self.stats: dict[str, Any] = {}  # the gateway's last answer to ``stats``
+        self._gauges()
+
+    def _gauges(self) -> None:
+        """The gateway's figures in /metrics (read every STATS_SECONDS while it is connected)."""
+        registry = self.core.metrics.registry
+        figures = {
+            "sessions": "WhatsApp Web sessions the gateway runs",
+            "connected": "WhatsApp Web sessions connected to WhatsApp",
+            "rss_bytes": "Resident memory of the WhatsApp Web gateway process",
+            "threads": "Threads of the WhatsApp Web gateway process (Python and Go)",
+        }
+        for key, text in figures.items():
+            gauge = Gauge(f"verdigris_wa_gateway_{key}", text, registry=registry)
+            gauge.set_function(partial(self._figure, key))
+        Gauge(
+            "verdigris_wa_gateway_up",
+            "Whether the server is connected to its WhatsApp Web gateway",
+            registry=registry,
+        ).set_function(lambda: float(self.link.connected.is_set()))
+        Gauge(
+            "verdigris_wa_gateway_starts",
+            "Gateway processes started by this server (restarts after crashes)",
+            registry=registry,
+        ).set_function(lambda: float(self.supervisor.starts if self.supervisor is not None else 0))
+
+    def _figure(self, key: str) -> float:
+        return float(self.stats.get(key, 0))
+
+    async def _watch(self) -> None:
+        while True:
+            await self.link.connected.wait()
+            await self._read_stats()
+            await asyncio.sleep(STATS_SECONDS)
+
+    async def _read_stats(self) -> None:
+        try:
+            self.stats = await self.call("stats", {})
+        except GatewayError as exc:
+            log.info("WhatsApp Web gateway figures not read", error=exc.message)
 
     @property
     def timeout(self) -> float:
@@ -242,6 +286,7 @@ class WebChannel(BaseChannel):
         else:
             protocol.load_secret(secret_path(settings))  # made now if missing, for the gateway to read
         self.link.start()
+        self.spawn(self._watch())
 
     async def stop(self) -> None:
         self.core.timers.cancel(("waweb-leases", self.holder))
@@ -634,7 +679,7 @@ class WebChannel(BaseChannel):
             self.spawn(self._resume(rec.id))
             exc = GatewayError(protocol.NOT_CONNECTED, f"the session is being resumed ({exc.message})")
         attempts = self._attempts.get(message.row_id, 0) + 1
-        patient = exc.code in (protocol.UNREACHABLE, protocol.NOT_CONNECTED)
+        patient = exc.code in (protocol.UNREACHABLE, protocol.NOT_CONNECTED, protocol.FULL)
         if not exc.retryable or (attempts >= MAX_ATTEMPTS and not patient):
             self._attempts.pop(message.row_id, None)
             reason = exc.message if not exc.retryable else f"gave up after {attempts} attempts: {exc.message}"
@@ -741,6 +786,7 @@ class WebChannel(BaseChannel):
             await instances.set_state(tx, rec, instances.AUTHORIZED, wid)
 
     async def _on_connected(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
+        self.spawn(self._read_stats())  # a session more is connected: /metrics shows it at once
         if rec.wid and rec.state in (instances.STARTING, instances.NOT_AUTHORIZED, instances.BLOCKED):
             async with self.core.tx() as tx:
                 await instances.set_state(tx, rec, instances.AUTHORIZED)

@@ -28,6 +28,7 @@ import secrets as random_bytes
 import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -68,6 +69,10 @@ from verdigris.channels.whatsapp_web.protocol import GatewayError, GatewayListen
 log = structlog.get_logger("verdigris.wa_gateway")
 
 QR_WAIT_SECONDS = 20.0
+# Sessions one gateway process runs at most, and the pause between resuming them after a start
+# (a restarted gateway does not reconnect every number to WhatsApp in the same second).
+MAX_SESSIONS = 100
+OPEN_SPACING_SECONDS = 0.5
 STOP_WAIT_SECONDS = 5.0
 # Blocking library calls (send, logout, pairing) run on this many threads, shared by all sessions.
 CALL_THREADS = 8
@@ -593,10 +598,18 @@ class Gateway:
     """The sessions and the protocol's methods over them."""
 
     def __init__(
-        self, store_dir: Path, make_client: ClientFactory = neonize_client, qr_wait: float = QR_WAIT_SECONDS
+        self,
+        store_dir: Path,
+        make_client: ClientFactory = neonize_client,
+        qr_wait: float = QR_WAIT_SECONDS,
+        max_sessions: int = MAX_SESSIONS,
+        open_spacing: float = OPEN_SPACING_SECONDS,
     ) -> None:
         self.store_dir = store_dir
         self.qr_wait = qr_wait
+        self.max_sessions = max_sessions
+        self.open_spacing = open_spacing
+        self._next_open = 0.0  # monotonic time of the next free resume slot
         self.make_client = make_client
         self.sessions: dict[str, Session] = {}
         self.outbox = Outbox(store_dir / "outbox.sqlite3")
@@ -612,6 +625,11 @@ class Gateway:
     def session(self, name: str) -> Session:
         found = self.sessions.get(name)
         if found is None:
+            self.store_of(name)  # a valid name first
+            if len(self.sessions) >= self.max_sessions:
+                raise GatewayError(
+                    protocol.FULL, f"this gateway runs its maximum of {self.max_sessions} sessions"
+                )
             found = Session(self, name, self.make_client(name, self.store_of(name)))
             self.sessions[name] = found
         return found
@@ -646,15 +664,33 @@ class Gateway:
         answer = getattr(self, f"_m_{method}", None)
         if answer is None:
             raise GatewayError(protocol.BAD_REQUEST, f"unknown method {method[:40]}")
+        if method == "stats":
+            return await self._m_stats(None, params)
         name = str(params.get("session", ""))
         result: dict[str, Any] = await answer(self.session(name), params)
         return result
 
     async def _m_open(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
-        """Resume a linked session (the server knows it is linked)."""
+        """Resume a linked session (the server knows it is linked). Resumes are spaced
+        ``open_spacing`` apart: after a restart the sessions reconnect one after another."""
         s.linked = True
-        s.start()
+        now = time.monotonic()
+        slot = max(now, self._next_open)
+        self._next_open = slot + self.open_spacing
+        if slot <= now:
+            s.start()
+        else:
+            self.loop.call_later(slot - now, s.start)
         return {}
+
+    async def _m_stats(self, s: Session | None, params: dict[str, Any]) -> dict[str, Any]:
+        """How much the gateway holds: sessions, connected ones, resident memory and threads."""
+        return {
+            "sessions": len(self.sessions),
+            "connected": sum(1 for x in self.sessions.values() if x.connected),
+            "max_sessions": self.max_sessions,
+            **process_usage(),
+        }
 
     async def _m_qr(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
         if s.linked:
@@ -844,6 +880,19 @@ class Gateway:
         self.outbox.close()
 
 
+def process_usage() -> dict[str, int]:
+    """This process's resident memory (bytes) and threads (Python's and the Go runtime's), Linux."""
+    usage = {"rss_bytes": 0, "threads": threading.active_count()}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key == "VmRSS":
+                usage["rss_bytes"] = int(value.split()[0]) * 1024
+            elif key == "Threads":
+                usage["threads"] = int(value)
+    return usage
+
+
 def exit_with_parent(parent: int) -> None:
     """Have the kernel send this process SIGTERM when its parent ends, even by ``kill -9`` (Linux):
     a gateway must not keep running sessions whose leases its dead server can no longer renew."""
@@ -859,12 +908,13 @@ async def serve(
     secret_file: Path,
     store_dir: Path,
     stop: asyncio.Event | None = None,
-    qr_wait: float = QR_WAIT_SECONDS,
+    **options: Any,
 ) -> None:
-    """Run the gateway until ``stop`` is set (or for ever)."""
+    """Run the gateway until ``stop`` is set (or for ever); ``options`` go to :class:`Gateway`
+    (``qr_wait``, ``max_sessions``, ``open_spacing``)."""
     os.umask(0o077)
     store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    gateway = Gateway(store_dir, qr_wait=qr_wait)
+    gateway = Gateway(store_dir, **options)
     listener = gateway.listen(socket, protocol.load_secret(secret_file))
     await listener.start()
     log.info(

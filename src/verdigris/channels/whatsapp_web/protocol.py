@@ -58,6 +58,7 @@ NOT_CONNECTED = "not_connected"  # linked, but the connection to WhatsApp is dow
 REFUSED = "refused"  # WhatsApp refused this (a message, a number): final
 BAD_REQUEST = "bad_request"  # the request itself is wrong (a missing parameter, an unknown method)
 INTERNAL = "internal"  # the gateway failed; may work when tried again
+FULL = "full"  # the gateway runs as many sessions as it may (--max-sessions): try again later
 # Raised by the server's side itself: no gateway connection, or no answer in time.
 UNREACHABLE = "unreachable"
 TIMEOUT = "timeout"
@@ -77,7 +78,7 @@ class GatewayError(Exception):
 
     @property
     def retryable(self) -> bool:
-        return self.code in (NOT_CONNECTED, INTERNAL, UNREACHABLE, TIMEOUT)
+        return self.code in (NOT_CONNECTED, INTERNAL, UNREACHABLE, TIMEOUT, FULL)
 
 
 # --- frames --------------------------------------------------------------------------------------
