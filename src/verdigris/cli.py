@@ -294,6 +294,9 @@ def wa_gateway(
         "--max-sessions",
         help="Sessions this gateway runs at most (default: VERDIGRIS_WHATSAPP_WEB_MAX_SESSIONS)",
     ),
+    open_spacing: float = typer.Option(
+        0.5, "--open-spacing-seconds", help="The pause between resuming sessions after a start"
+    ),
 ) -> None:
     """Run the WhatsApp Web gateway (docs/whatsapp-web.md; needs the whatsapp-web extra).
     `verdigris serve` starts it by itself when VERDIGRIS_WHATSAPP_WEB_ENABLED is on."""
@@ -324,6 +327,7 @@ def wa_gateway(
             stop,
             qr_wait=qr_wait,
             max_sessions=max_sessions or settings.whatsapp_web_max_sessions,
+            open_spacing=open_spacing,
         )
 
     asyncio.run(run())
