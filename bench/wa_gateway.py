@@ -48,7 +48,7 @@ async def measure(steps: list[int], settle: float, work: Path) -> list[tuple[int
          "--store-dir", str(work / "stores"), "--open-spacing-seconds", "0",
          "--max-sessions", str(max(steps) + 1)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(work / "gateway.log").open("w"),
     )  # fmt: skip
     rows: list[tuple[int, int, int]] = []
 
@@ -74,6 +74,9 @@ async def measure(steps: list[int], settle: float, work: Path) -> list[tuple[int
             stats = await link.request("stats", {}, 30)  # the gateway's own view, as /metrics shows it
             assert stats["sessions"] == opened, stats
             rows.append((opened, rss, threads))
+    except Exception:
+        print((work / "gateway.log").read_text()[-3000:], file=sys.stderr)
+        raise
     finally:
         await link.close()
         gateway.terminate()

@@ -285,3 +285,19 @@ def test_a_real_go_panic_of_the_gateway_leaves_the_server_up_and_loses_nothing(
     status = api.journals.getMessage("79995550001@c.us", sent.data["idMessage"]).data["statusMessage"]
     assert status in ("pending", "queued")  # offline: waiting for the session, not failed
     assert supervisor.process.returncode is None and srv.wire(inst, "getStateInstance").status_code == 200
+
+
+@pytest.mark.subprocess
+@pytest.mark.skipif(not can_unshare(), reason="needs an empty network namespace (unshare -rn)")
+def test_the_live_check_says_plainly_when_whatsapp_cannot_be_reached() -> None:
+    """``verdigris wa-gateway check`` with neonize's real library and no network: it fails, says
+    why, and exits non-zero (with internet it links a number and sends it a message)."""
+    done = subprocess.run(
+        ["unshare", "-rn", sys.executable, "-m", "verdigris", "wa-gateway", "check", "--wait-seconds", "3"],
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "the live check failed: WhatsApp did not offer a QR code in time" in done.stdout

@@ -279,8 +279,13 @@ def instances_list(data_dir: Path = DataDir, database_url: str = DatabaseUrl) ->
     _print_json(_run_with_core(settings, action))
 
 
-@app.command("wa-gateway")
+wa_gateway_app = typer.Typer(help="The WhatsApp Web gateway (docs/whatsapp-web.md).")
+app.add_typer(wa_gateway_app, name="wa-gateway")
+
+
+@wa_gateway_app.callback(invoke_without_command=True)
 def wa_gateway(
+    ctx: typer.Context,
     data_dir: Path = DataDir,
     socket: Path = typer.Option(None, "--socket", help="Unix socket to listen on"),
     secret_file: Path = typer.Option(None, "--secret-file", help="The shared secret of the handshake"),
@@ -300,6 +305,8 @@ def wa_gateway(
 ) -> None:
     """Run the WhatsApp Web gateway (docs/whatsapp-web.md; needs the whatsapp-web extra).
     `verdigris serve` starts it by itself when VERDIGRIS_WHATSAPP_WEB_ENABLED is on."""
+    if ctx.invoked_subcommand is not None:
+        return
     import asyncio
     import signal
 
@@ -331,6 +338,28 @@ def wa_gateway(
         )
 
     asyncio.run(run())
+
+
+@wa_gateway_app.command("check")
+def wa_gateway_check(
+    phone: str = typer.Option(
+        "", "--phone", help="Link by pairing code for this number (digits) instead of a QR code"
+    ),
+    wait: float = typer.Option(120.0, "--wait-seconds", help="How long each step may wait for WhatsApp"),
+) -> None:
+    """The live check, run once by an operator with internet: link a number (QR code in the terminal,
+    or a pairing code), send that number a message from itself, wait for WhatsApp's receipt, unlink."""
+    import asyncio
+    import tempfile
+
+    try:
+        from verdigris.channels.whatsapp_web import gateway
+    except ImportError as exc:
+        raise typer.BadParameter(f"the gateway needs the whatsapp-web extra ({exc})") from None
+    with tempfile.TemporaryDirectory(prefix="wa-check-") as work:
+        passed = asyncio.run(gateway.live_check(Path(work), phone, wait, typer.echo))
+    if not passed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

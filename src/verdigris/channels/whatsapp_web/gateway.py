@@ -23,6 +23,7 @@ import binascii
 import contextlib
 import ctypes
 import hashlib
+import io
 import os
 import secrets as random_bytes
 import signal
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import segno
 import structlog
 from google.protobuf.message import Message as Proto
 from neonize.client import NewClient
@@ -926,4 +928,56 @@ async def serve(
         await (stop or asyncio.Event()).wait()
     finally:
         await listener.close()
+        await gateway.close()
+
+
+async def live_check(work: Path, phone: str, wait: float, say: Callable[[str], None]) -> bool:
+    """``verdigris wa-gateway check``: link a number through a real session (a QR code printed in
+    the terminal, or a pairing code for ``phone``), send it a message from itself, wait for
+    WhatsApp's receipt, then unlink and forget the session. True when every step passed."""
+    os.umask(0o077)
+    gateway = Gateway(work, qr_wait=wait)
+    # A listener that is never started: the session's events stay in ``unacked`` for the check.
+    listener = gateway.listen(work / "check.sock", random_bytes.token_hex(32).encode())
+    name = "1"
+
+    async def event(kind: str) -> dict[str, Any]:
+        async with asyncio.timeout(wait):
+            while True:
+                for frame in listener.unacked.values():
+                    if frame["kind"] == kind:
+                        return dict(frame["data"])
+                    if frame["kind"] in ("logged_out", "temporary_ban", "client_outdated"):
+                        raise GatewayError(
+                            protocol.REFUSED, f"WhatsApp answered {frame['kind']}: {frame['data']}"
+                        )
+                await asyncio.sleep(0.2)
+
+    try:
+        if phone:
+            code = (await gateway.handle("pair_phone", {"session": name, "phone": phone}))["code"]
+            say(f"On the phone: Linked devices → Link a device → Link with phone number instead: {code}")
+        else:
+            qr = (await gateway.handle("qr", {"session": name}))["code"]
+            say("Scan this with the phone (Linked devices → Link a device):")
+            drawing = io.StringIO()
+            segno.make(qr, error="l").terminal(out=drawing, compact=True)
+            say(drawing.getvalue())
+        jid = (await event("paired"))["jid"]
+        await event("connected")
+        say(f"linked as {jid}")
+        text = "Verdigris live check: this linked device can send."
+        sent = await gateway.handle(
+            "send", {"session": name, "to": jid, "message": {"kind": "text", "text": text}}
+        )
+        say(f"sent, WhatsApp's id {sent['id']}; waiting for its receipt")
+        receipt = await event("receipt")
+        say(f"receipt: {receipt['type']} — the live check passed")
+        return True
+    except (GatewayError, TimeoutError) as exc:
+        say(f"the live check failed: {exc.message if isinstance(exc, GatewayError) else 'no answer in time'}")
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(gateway.handle("logout", {"session": name}), STOP_WAIT_SECONDS * 3)
         await gateway.close()
