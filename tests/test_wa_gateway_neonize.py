@@ -308,6 +308,7 @@ def test_neonize_events_translate_to_protocol_events() -> None:
         },
     )
     assert translate(filled(ev.Receipt, Type=ev.Receipt.READ_SELF)) is None
+    assert (translate(filled(ev.Receipt, Type=ev.Receipt.SERVER_ERROR)) or ("", {}))[1]["type"] == "failed"
     assert translate(filled(ev.PairStatus, ID=jid(NUMBER, device=7), Status=ev.PairStatus.SUCCESS)) == (
         "paired",
         {"jid": f"{NUMBER}@s.whatsapp.net", "push_name": ""},

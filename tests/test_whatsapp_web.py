@@ -217,6 +217,30 @@ def test_sends_wait_while_whatsapp_is_unreachable(srv: Server, gateway: FakeWaGa
     )
 
 
+def test_a_server_error_receipt_fails_a_message_not_yet_delivered(
+    srv: Server, gateway: FakeWaGateway
+) -> None:
+    inst, api, _ = linked(srv, gateway)
+    session = str(inst["idInstance"])
+    gateway.auto_deliver = False
+    try:
+        sent = api.sending.sendMessage("79995550020@c.us", "to a phone that never takes it")
+        out = gateway.next_sent()
+        wait_for(api, lambda b: b.get("status") == "sent")
+        gateway.receipt(session, [out["id"]], out["to"], "failed")
+        failed = wait_for(api, lambda b: b["typeWebhook"] == "outgoingMessageStatus")
+        assert (failed["idMessage"], failed["status"]) == (sent.data["idMessage"], "failed")
+        # Once delivered, a late server error changes nothing.
+        other = api.sending.sendMessage("79995550020@c.us", "this one arrives")
+        second = gateway.next_sent()
+        gateway.receipt(session, [second["id"]], second["to"], "delivered")
+        gateway.receipt(session, [second["id"]], second["to"], "failed")
+        status = api.journals.getMessage("79995550020@c.us", other.data["idMessage"]).data["statusMessage"]
+        assert status == "delivered"
+    finally:
+        gateway.auto_deliver = True
+
+
 def test_what_the_channel_does_not_offer_is_refused_clearly(srv: Server, gateway: FakeWaGateway) -> None:
     inst, api, _ = linked(srv, gateway)
     r = srv.wire(inst, "getGroupData", verb="POST", json={"groupId": "120363000000000001@g.us"})

@@ -114,7 +114,12 @@ STATS_SECONDS = 15.0
 
 # Receipt types of the protocol → the status they mean (forward only: lifecycle decides).
 # GREEN-API has no "played": a voice note listened to counts as read.
-RECEIPT_STATUS = {"delivered": Status.DELIVERED, "read": Status.READ, "played": Status.READ}
+RECEIPT_STATUS = {
+    "delivered": Status.DELIVERED,
+    "read": Status.READ,
+    "played": Status.READ,
+    "failed": Status.FAILED,
+}
 
 _LOCAL_ID = select(waweb_message_ids.c.id_message).where(
     (waweb_message_ids.c.instance_id == bindparam("instance_id"))
@@ -1033,6 +1038,8 @@ class WebChannel(BaseChannel):
         ).first()
         if row is None:
             return
+        if status == Status.FAILED and (row.status != Status.SENT or row.chat_id.endswith("@g.us")):
+            return  # reached someone already (or one member of a group failed): not a failed message
         await lifecycle.set_status(
             tx,
             rec,

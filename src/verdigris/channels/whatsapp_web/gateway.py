@@ -94,6 +94,7 @@ _RECEIPTS = {
     ev.Receipt.DELIVERED: "delivered",
     ev.Receipt.READ: "read",
     ev.Receipt.PLAYED: "played",
+    ev.Receipt.SERVER_ERROR: "failed",  # WhatsApp's server could not deliver it
 }
 
 
