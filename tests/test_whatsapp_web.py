@@ -529,3 +529,34 @@ def test_messages_sent_from_the_phone_are_announced(srv: Server, gateway: FakeWa
     assert (status["idMessage"], status["status"], status["sendByApi"]) == (wa_id, "delivered", False)
     history = api.journals.getChatHistory("79995550007@c.us", 5).data
     assert [(m["idMessage"], m["type"]) for m in history] == [(wa_id, "outgoing")]
+
+
+def test_group_chats_both_ways(srv: Server, gateway: FakeWaGateway) -> None:
+    """A group the linked number is in: a member's message names the group as the chat and the
+    member as the sender; an answer goes to the group's JID."""
+    inst, api, _ = linked(srv, gateway)
+    session = str(inst["idInstance"])
+    group = "120363000000000042"
+    wa_id = gateway.message(
+        session,
+        "79995550030",
+        {
+            "chat": f"{group}@g.us",
+            "sender": "79995550030@s.whatsapp.net",
+            "sender_name": "Eve",
+            "kind": "text",
+            "text": "who brings the cake?",
+        },
+    )
+    got = wait_for(api, lambda b: b.get("idMessage") == wa_id)
+    check_contract(got)
+    assert got["senderData"]["chatId"] == f"{group}@g.us"
+    assert got["senderData"]["sender"] == "79995550030@c.us" and got["senderData"]["senderName"] == "Eve"
+    api.sending.sendMessage(f"{group}@g.us", "I do", quotedMessageId=wa_id)
+    out = gateway.next_sent()
+    assert out["to"] == f"{group}@g.us"
+    assert out["message"]["quoted"] == {
+        "id": wa_id,
+        "sender": "79995550030@s.whatsapp.net",
+        "text": "who brings the cake?",
+    }
