@@ -39,7 +39,9 @@ from verdigris.channels.base import (
     ChannelUnsupported,
 )
 from verdigris.channels.whatsapp_web import kinds, lease, protocol
+from verdigris.channels.whatsapp_web.groups import OwnGroups, WebGroups
 from verdigris.channels.whatsapp_web.models import waweb_message_ids
+from verdigris.channels.whatsapp_web.names import CHANNEL, jid_of, session_of, wid_of
 from verdigris.channels.whatsapp_web.protocol import Event, GatewayError, GatewayLink
 from verdigris.channels.whatsapp_web.supervisor import Supervisor
 from verdigris.instances import service as instances
@@ -72,7 +74,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("verdigris.waweb")
 
-CHANNEL = "whatsapp_web"
 MAX_ATTEMPTS = 8
 RETRY_BASE_MS = 2_000
 RETRY_MAX_MS = 300_000
@@ -103,7 +104,6 @@ METHODS = SERVER_SIDE | {
 _WHY: dict[str, str] = {}
 # Why the optional capabilities are missing (the compatibility table's WhatsApp Web column shows it).
 MISSING = {
-    "groups": "groups through a linked device are not offered yet (neonize can; the gateway protocol has no group methods so far)",
     "statuses": "statuses (stories) through a linked device are not offered",
     "calls": "WhatsApp Web cannot place or take calls (incoming calls are announced)",
     "profiles": "avatars and contact profiles through a linked device are not offered yet",
@@ -157,23 +157,6 @@ def store_dir(settings: Settings) -> Path:
     return settings.data_dir / "wa-sessions"
 
 
-# --- names -------------------------------------------------------------------------------------
-
-
-def session_of(instance_id: int) -> str:
-    return str(instance_id)
-
-
-def wid_of(jid: str) -> str:
-    """A WhatsApp JID (``79990001111@s.whatsapp.net``, ``…:12@s.whatsapp.net`` for a device,
-    ``…@g.us`` for a group) as the chat id the wire shows (``79990001111@c.us``)."""
-    user, _, server = jid.partition("@")
-    user = user.split(":")[0].split(".")[0]
-    if server == "g.us":
-        return f"{user}@g.us"
-    return f"{user}@c.us"
-
-
 def changed(type_message: str, change: dict[str, Any], original: dict[str, Any]) -> dict[str, Any]:
     """A journal entry's content after an edit (new text or caption) or a deletion for everyone."""
     out = dict(original)
@@ -201,17 +184,13 @@ async def apply_change(
         )
 
 
-def jid_of(chat_id: str) -> str:
-    user, _, server = chat_id.partition("@")
-    return f"{user}@g.us" if server == "g.us" else f"{user}@s.whatsapp.net"
-
-
 class WebChannel(BaseChannel):
     name = CHANNEL
     title = "WhatsApp Web"
     remote = True
     methods = METHODS
     missing = MISSING
+    groups = OwnGroups()
 
     def __init__(self, core: Core) -> None:
         super().__init__(core)
@@ -233,6 +212,7 @@ class WebChannel(BaseChannel):
         # When each instance's number checks of the last hour were made (monotonic seconds).
         self._checks: dict[int, deque[float]] = {}
         self.stats: dict[str, Any] = {}  # the gateway's last answer to ``stats``
+        self.web_groups = WebGroups(self)
         self._gauges()
 
     def _gauges(self) -> None:

@@ -62,7 +62,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     VideoMessage,
 )
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as WaMessage
-from neonize.utils.enum import ChatPresence, ChatPresenceMedia, MediaType, ReceiptType
+from neonize.utils.enum import ChatPresence, ChatPresenceMedia, MediaType, ParticipantChange, ReceiptType
 from neonize.utils.jid import build_jid
 
 from verdigris.channels.whatsapp_web import protocol
@@ -828,6 +828,75 @@ class Gateway:
         except Exception as exc:
             raise GatewayError(protocol.INTERNAL, f"WhatsApp did not answer the check: {exc}"[:300]) from None
         return {"exists": any(bool(r.IsIn) for r in found)}
+
+    async def _m_group(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        """Groups as the linked account: ``action`` is info, create, rename, leave, participants
+        (``change``: add, remove, promote, demote), announce or locked (``value``)."""
+        self._ready(s)
+        action = str(params.get("action", ""))
+        client = s.client
+        try:
+            if action == "create":
+                members = [to_jid(str(p)) for p in params.get("participants") or []]
+                info = await self._blocking(lambda: client.create_group(str(params["name"]), members))
+                return {"group": await self._group_view(s, info)}
+            jid = to_jid(str(params.get("group", "")))
+            if jid.Server != "g.us":
+                raise GatewayError(protocol.BAD_REQUEST, "not a group")
+            if action == "info":
+                info = await self._blocking(lambda: client.get_group_info(jid))
+                return {"group": await self._group_view(s, info)}
+            if action == "participants":
+                change = ParticipantChange[str(params.get("change", "")).upper()]
+                who = [to_jid(str(p)) for p in params.get("participants") or []]
+                done = await self._blocking(lambda: client.update_group_participants(jid, who, change))
+                return {"errors": [int(p.Error) for p in done]}
+            simple: dict[str, Callable[[], Any]] = {
+                "rename": lambda: client.set_group_name(jid, str(params["name"])),
+                "leave": lambda: client.leave_group(jid),
+                "announce": lambda: client.set_group_announce(jid, bool(params["value"])),
+                "locked": lambda: client.set_group_locked(jid, bool(params["value"])),
+            }
+            if action not in simple:
+                raise GatewayError(protocol.BAD_REQUEST, f"no such group action: {action[:20]!r}")
+            await self._blocking(simple[action])
+            return {}
+        except (KeyError, ValueError) as exc:
+            raise GatewayError(protocol.BAD_REQUEST, f"malformed group request: {exc!r}"[:200]) from None
+        except GatewayError:
+            raise
+        except Exception as exc:  # whatsmeow's answer (not a member, not an admin, no such group)
+            raise GatewayError(protocol.REFUSED, f"{exc}"[:300]) from None
+
+    async def _group_view(self, s: Session, info: Any) -> dict[str, Any]:
+        """A group as the protocol carries it (its invite code only when the account may see it)."""
+        jid = info.JID
+        try:
+            link = str(await self._blocking(lambda: s.client.get_group_invite_link(jid)))
+        except Exception:
+            link = ""
+        owner = info.OwnerPN if info.OwnerPN.User else info.OwnerJID
+        return {
+            "id": jid_text(jid),
+            "subject": info.GroupName.Name,
+            "subject_ms": _ms(info.GroupName.NameSetAt),
+            "subject_owner": jid_text(info.GroupName.NameSetBy),
+            "owner": jid_text(owner),
+            "created_ms": _ms(info.GroupCreated),
+            "announce": info.GroupAnnounce.IsAnnounce,
+            "locked": info.GroupLocked.isLocked,
+            "invite_code": link.rsplit("/", 1)[-1],
+            "participants": [
+                {
+                    "jid": jid_text(p.PhoneNumber)
+                    if p.JID.Server == "lid" and p.PhoneNumber.User
+                    else jid_text(p.JID),
+                    "admin": p.IsAdmin,
+                    "super_admin": p.IsSuperAdmin,
+                }
+                for p in info.Participants
+            ],
+        }
 
     def _ready(self, s: Session) -> None:
         if not s.linked:
