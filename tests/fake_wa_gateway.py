@@ -54,6 +54,8 @@ class FakeWaGateway:
         self.media: dict[str, bytes] = {}
         # Numbers with WhatsApp (checkWhatsapp).
         self.registered: set[str] = set()
+        # Groups at WhatsApp: jid -> {"subject", "owner", "announce", "locked", "members": {jid: role}}.
+        self.groups: dict[str, dict[str, Any]] = {}
         self.requests: list[str] = []
         # WhatsApp accepts sends (False: answers "not connected", a temporary failure).
         self.accepting = True
@@ -190,6 +192,78 @@ class FakeWaGateway:
     def _m_check(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
         self._ready(s)
         return {"exists": str(params.get("phone")) in self.registered}
+
+    def _m_group(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        """Groups as WhatsApp keeps them; refusals worded as whatsmeow words them."""
+        self._ready(s)
+        action = str(params.get("action"))
+        if action == "create":
+            jid = f"1203630000{next(self._ids):08d}@g.us"
+            members = {s.jid: "superadmin"} | {str(p): "member" for p in params.get("participants") or []}
+            self.groups[jid] = {
+                "subject": params["name"],
+                "owner": s.jid,
+                "announce": False,
+                "locked": False,
+                "members": members,
+            }
+            return {"group": self._group_view(jid)}
+        jid = str(params.get("group"))
+        group = self.groups.get(jid)
+        if group is None:
+            raise GatewayError(protocol.REFUSED, "failed to get group info: item-not-found (404)")
+        role = group["members"].get(s.jid)
+        if role is None:
+            raise GatewayError(protocol.REFUSED, "forbidden (403): not a participant")
+        if action == "info":
+            return {"group": self._group_view(jid)}
+        if action == "leave":
+            del group["members"][s.jid]
+            return {}
+        if role == "member":
+            raise GatewayError(protocol.REFUSED, "not-authorized (401)")
+        if action == "rename":
+            group["subject"] = params["name"]
+        elif action in ("announce", "locked"):
+            group[action] = bool(params["value"])
+        elif action == "participants":
+            return {
+                "errors": [self._change(group, str(who), params["change"]) for who in params["participants"]]
+            }
+        return {}
+
+    @staticmethod
+    def _change(group: dict[str, Any], who: str, change: str) -> int:
+        """One participant change; WhatsApp's code for it (0: done)."""
+        present = who in group["members"]
+        if change == "add":
+            group["members"].setdefault(who, "member")
+            return 409 if present else 0
+        if not present:
+            return 404
+        if change == "remove":
+            del group["members"][who]
+        else:
+            group["members"][who] = "admin" if change == "promote" else "member"
+        return 0
+
+    def _group_view(self, jid: str) -> dict[str, Any]:
+        group = self.groups[jid]
+        return {
+            "id": jid,
+            "subject": group["subject"],
+            "subject_ms": 0,
+            "subject_owner": group["owner"],
+            "owner": group["owner"],
+            "created_ms": 1796300000000,
+            "announce": group["announce"],
+            "locked": group["locked"],
+            "invite_code": "FakeInvite" + jid[:6],
+            "participants": [
+                {"jid": j, "admin": r != "member", "super_admin": r == "superadmin"}
+                for j, r in group["members"].items()
+            ],
+        }
 
     def _m_send(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
         if not s.jid:

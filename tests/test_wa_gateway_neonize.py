@@ -110,6 +110,7 @@ class GoRecorder:
         self.calls: list[str] = []
         self._ids = iter(range(1, 10**6))
         self.uploads, self.files, self.presences, self.on_whatsapp, self.votes = [], {}, [], set(), {}
+        self.group_requests = []
 
     def SendMessage(self, uuid: bytes, to: bytes, to_size: int, message: bytes, size: int) -> bytes:
         self.sent.append((ev.JID.FromString(to[:to_size]), WaMessage.FromString(message[:size])))
@@ -171,6 +172,58 @@ class GoRecorder:
             return bytes(ev.ReturnFunctionWithError(Error="no secret for this poll").SerializeToString())
         vote = PollVoteMessage(selectedOptions=self.votes[poll_id])
         return bytes(ev.ReturnFunctionWithError(PollVoteMessage=vote).SerializeToString())
+
+    # Groups: one group that CreateGroup makes and GetGroupInfo describes.
+    group_requests: list[Any]
+
+    def GenerateMessageID(self, uuid: bytes) -> bytes:
+        return b"3EB0CREATEKEY"
+
+    def _group_info(self, request: Any) -> Any:
+        members = [
+            filled(
+                ev.GroupParticipant,
+                JID=jid(NUMBER),
+                LID=jid(""),
+                PhoneNumber=jid(""),
+                IsAdmin=True,
+                IsSuperAdmin=True,
+            ),
+            *(
+                filled(
+                    ev.GroupParticipant,
+                    JID=jid("123", "lid"),
+                    LID=jid(""),
+                    PhoneNumber=p,
+                    IsAdmin=False,
+                    IsSuperAdmin=False,
+                )
+                for p in request.Participants
+            ),
+        ]
+        return filled(
+            ev.GroupInfo,
+            JID=jid("120363000000000077", "g.us"),
+            OwnerJID=jid(NUMBER),
+            OwnerPN=jid(NUMBER),
+            GroupName=filled(ev.GroupName, Name=request.name, NameSetAt=1796300032, NameSetBy=jid(NUMBER)),
+            GroupCreated=1796300032,
+            Participants=members,
+        )
+
+    def CreateGroup(self, uuid: bytes, request: bytes, size: int) -> bytes:
+        req = ev.ReqCreateGroup.FromString(request[:size])
+        self.group_requests.append(req)
+        return bytes(ev.GetGroupInfoReturnFunction(GroupInfo=self._group_info(req)).SerializeToString())
+
+    def GetGroupInfo(self, uuid: bytes, group: bytes, size: int) -> bytes:
+        assert ev.JID.FromString(group[:size]).User == "120363000000000077"
+        info = self._group_info(self.group_requests[-1])
+        return bytes(ev.GetGroupInfoReturnFunction(GroupInfo=info).SerializeToString())
+
+    def GetGroupInviteLink(self, uuid: bytes, group: bytes, size: int, revoke: bool) -> bytes:
+        link = "https://chat.whatsapp.com/AbCdEf123"
+        return bytes(ev.GetGroupInviteLinkReturnFunction(InviteLink=link).SerializeToString())
 
     def MarkRead(self, *args: Any) -> bytes:
         self.calls.append("MarkRead")
@@ -262,7 +315,7 @@ def test_neonize_events_translate_to_protocol_events() -> None:
     quoted = WaMessage(
         extendedTextMessage=ExtendedTextMessage(text="Yes", contextInfo=ContextInfo(stanzaID="3EB0Q"))
     )
-    kind, data = translate(incoming("A5F01", quoted, at_s=1796300000)) or ("", {})
+    kind, data = translate(incoming("A5F01", quoted, at_s=1796300032)) or ("", {})
     assert kind == "message"
     assert data == {
         "id": "A5F01",
@@ -270,7 +323,7 @@ def test_neonize_events_translate_to_protocol_events() -> None:
         "sender": f"{CUSTOMER}@s.whatsapp.net",
         "sender_name": "Ann",
         "from_me": False,
-        "timestamp_ms": 1796300000000,
+        "timestamp_ms": 1796300032000,
         "kind": "text",
         "text": "Yes",
         "quoted_id": "3EB0Q",
@@ -502,7 +555,7 @@ def test_locations_contacts_and_reactions_as_whatsapp_protobufs() -> None:
         {
             "kind": "reaction",
             "emoji": "👍",
-            "at_ms": 1796300000000,
+            "at_ms": 1796300032000,
             "target": {"id": "A5F01", "chat": f"{CUSTOMER}@s.whatsapp.net", "from_me": False},
         }
     )
@@ -510,7 +563,7 @@ def test_locations_contacts_and_reactions_as_whatsapp_protobufs() -> None:
         reactionMessage=ReactionMessage(
             key=MessageKey(remoteJID=f"{CUSTOMER}@s.whatsapp.net", fromMe=False, ID="A5F01"),
             text="👍",
-            senderTimestampMS=1796300000000,
+            senderTimestampMS=1796300032000,
         )
     )
     with pytest.raises(protocol.GatewayError):
@@ -822,3 +875,28 @@ def test_the_gateway_figures_reach_metrics(world: NeonizeGateway, make_server: A
         seen["verdigris_wa_gateway_rss_bytes"] > 10 * 1024 * 1024
         and seen["verdigris_wa_gateway_threads"] >= 1
     )
+
+
+def test_groups_become_whatsmeow_requests_and_back(
+    world: NeonizeGateway, make_server: Any, tmp_path: Path
+) -> None:
+    srv, inst, _ = linked_server(world, make_server, tmp_path)
+    api = srv.api(inst)
+    core = world.cores[str(inst["idInstance"])]
+    made = api.groups.createGroup("Suppliers", [f"{CUSTOMER}@c.us"]).data
+    assert made == {
+        "created": True,
+        "chatId": "120363000000000077@g.us",
+        "groupInviteLink": "https://chat.whatsapp.com/AbCdEf123",
+    }
+    request = core.group_requests[0]
+    assert request.name == "Suppliers" and request.CreateKey == "3EB0CREATEKEY"
+    assert [(p.User, p.Server) for p in request.Participants] == [(CUSTOMER, "s.whatsapp.net")]
+    data = api.groups.getGroupData("120363000000000077@g.us").data
+    assert data["subject"] == "Suppliers" and data["owner"] == f"{NUMBER}@c.us"
+    assert data["creation"] == 1796300032 and data["subjectOwner"] == f"{NUMBER}@c.us"
+    # A member known to WhatsApp by a hidden id (LID) is shown by its phone number.
+    assert [(p["id"], p["isSuperAdmin"]) for p in data["participants"]] == [
+        (f"{NUMBER}@c.us", True),
+        (f"{CUSTOMER}@c.us", False),
+    ]

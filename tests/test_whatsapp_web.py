@@ -243,8 +243,14 @@ def test_a_server_error_receipt_fails_a_message_not_yet_delivered(
 
 def test_what_the_channel_does_not_offer_is_refused_clearly(srv: Server, gateway: FakeWaGateway) -> None:
     inst, api, _ = linked(srv, gateway)
-    r = srv.wire(inst, "getGroupData", verb="POST", json={"groupId": "120363000000000001@g.us"})
-    assert r.status_code == 501 and "getGroupData is not available" in r.text
+    r = srv.wire(
+        inst,
+        "setGroupPicture",
+        verb="POST",
+        files={"file": ("a.png", b"\x89PNG\r\n\x1a\n0000")},
+        data={"groupId": "1@g.us"},
+    )
+    assert r.status_code == 501 and "setGroupPicture is not available" in r.text
     r = srv.wire(inst, "getAvatar", verb="POST", json={"chatId": "79995550003@c.us"})
     assert r.status_code == 501 and "getAvatar is not available" in r.text
     r = srv.wire(inst, "sendTextStatus", verb="POST", json={"message": "hi"})
@@ -560,3 +566,41 @@ def test_group_chats_both_ways(srv: Server, gateway: FakeWaGateway) -> None:
         "sender": "79995550030@s.whatsapp.net",
         "text": "who brings the cake?",
     }
+
+
+def test_groups_through_the_linked_account(srv: Server, gateway: FakeWaGateway) -> None:
+    inst, api, number = linked(srv, gateway)
+    me = f"{number}@c.us"
+    made = api.groups.createGroup("Team", ["79995550040@c.us", "79995550041@c.us"]).data
+    assert made["created"] is True and made["chatId"].endswith("@g.us")
+    group_id = made["chatId"]
+    assert made["groupInviteLink"].startswith("https://chat.whatsapp.com/FakeInvite")
+    data = api.groups.getGroupData(group_id).data
+    assert data["subject"] == "Team" and data["owner"] == me
+    assert {p["id"]: (p["isAdmin"], p["isSuperAdmin"]) for p in data["participants"]} == {
+        me: (True, True),
+        "79995550040@c.us": (False, False),
+        "79995550041@c.us": (False, False),
+    }
+    assert api.groups.updateGroupName(group_id, "Team A").data == {"updateGroupName": True}
+    assert api.groups.addGroupParticipant(group_id, "79995550042@c.us").data == {"addParticipant": True}
+    assert api.groups.addGroupParticipant(group_id, "79995550042@c.us").data == {"addParticipant": False}
+    assert api.groups.setGroupAdmin(group_id, "79995550040@c.us").data == {"setGroupAdmin": True}
+    assert api.groups.removeGroupParticipant(group_id, "79995550041@c.us").data == {"removeParticipant": True}
+    r = srv.wire(
+        inst,
+        "updateGroupSettings",
+        verb="POST",
+        json={"groupId": group_id, "allowParticipantsSendMessages": False},
+    )
+    assert r.json() == {"updateGroupSettings": True}
+    data = api.groups.getGroupData(group_id).data
+    assert data["subject"] == "Team A"
+    roles = {p["id"]: p["isAdmin"] for p in data["participants"]}
+    assert roles == {me: True, "79995550040@c.us": True, "79995550042@c.us": False}
+    assert gateway.groups[group_id.replace("@g.us", "@g.us")]["announce"] is True
+    assert api.groups.leaveGroup(group_id).data == {"leaveGroup": True}
+    r = srv.wire(inst, "getGroupData", verb="POST", json={"groupId": group_id})
+    assert r.status_code == 400 and "Group not found" in r.text
+    r = srv.wire(inst, "getGroupData", verb="POST", json={"groupId": "120363999999999999@g.us"})
+    assert r.status_code == 400 and "Group not found" in r.text

@@ -100,6 +100,16 @@ METHODS = SERVER_SIDE | {
     "deleteMessage",
     # service
     "checkWhatsapp",
+    # groups (not their pictures yet)
+    "createGroup",
+    "getGroupData",
+    "updateGroupName",
+    "updateGroupSettings",
+    "addGroupParticipant",
+    "removeGroupParticipant",
+    "setGroupAdmin",
+    "removeAdmin",
+    "leaveGroup",
 }
 _WHY: dict[str, str] = {}
 # Why the optional capabilities are missing (the compatibility table's WhatsApp Web column shows it).

@@ -882,7 +882,7 @@ class Gateway:
             "subject_ms": _ms(info.GroupName.NameSetAt),
             "subject_owner": jid_text(info.GroupName.NameSetBy),
             "owner": jid_text(owner),
-            "created_ms": _ms(info.GroupCreated),
+            "created_ms": _ms(int(info.GroupCreated)),  # a float in neonize's protobuf
             "announce": info.GroupAnnounce.IsAnnounce,
             "locked": info.GroupLocked.isLocked,
             "invite_code": link.rsplit("/", 1)[-1],
