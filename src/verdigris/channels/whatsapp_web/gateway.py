@@ -814,7 +814,11 @@ class Gateway:
             with contextlib.suppress(Exception):
                 s.client.send_chat_presence(chat, ChatPresence.CHAT_PRESENCE_PAUSED, media)
 
-        self.loop.call_later(ms / 1000, lambda: self.calls.submit(paused))
+        def later() -> None:
+            with contextlib.suppress(RuntimeError):  # the gateway is closing
+                self.calls.submit(paused)
+
+        self.loop.call_later(ms / 1000, later)
         return {}
 
     async def _m_check(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
