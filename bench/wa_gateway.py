@@ -1,6 +1,6 @@
 """Memory and threads of the WhatsApp Web gateway per session, offline.
 
-    .venv/bin/python bench/wa_gateway.py [--steps 0,1,5,10,20] [--settle 3]
+    .venv/bin/python bench/wa_gateway.py [--steps 0,1,5,10,20,50,100] [--settle 3]
 
 Starts the real gateway (``verdigris wa-gateway``, neonize inside) in an empty network namespace
 (``unshare -rn``: nothing can reach WhatsApp), opens sessions over the gateway protocol in steps
@@ -45,9 +45,10 @@ async def measure(steps: list[int], settle: float, work: Path) -> list[tuple[int
     gateway = subprocess.Popen(
         ["unshare", "-rn", sys.executable, "-m", "verdigris", "wa-gateway",
          "--socket", str(work / "wa.sock"), "--secret-file", str(secret_file),
-         "--store-dir", str(work / "stores")],
+         "--store-dir", str(work / "stores"), "--open-spacing-seconds", "0",
+         "--max-sessions", str(max(steps) + 1)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(work / "gateway.log").open("w"),
     )  # fmt: skip
     rows: list[tuple[int, int, int]] = []
 
@@ -70,7 +71,12 @@ async def measure(steps: list[int], settle: float, work: Path) -> list[tuple[int
                 await link.request("open", {"session": str(7700000000 + opened)}, 30)
             await asyncio.sleep(settle)
             rss, threads = proc_status(gateway.pid)
+            stats = await link.request("stats", {}, 30)  # the gateway's own view, as /metrics shows it
+            assert stats["sessions"] == opened, stats
             rows.append((opened, rss, threads))
+    except Exception:
+        print((work / "gateway.log").read_text()[-3000:], file=sys.stderr)
+        raise
     finally:
         await link.close()
         gateway.terminate()
@@ -80,7 +86,7 @@ async def measure(steps: list[int], settle: float, work: Path) -> list[tuple[int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", default="0,1,5,10,20")
+    parser.add_argument("--steps", default="0,1,5,10,20,50,100")
     parser.add_argument("--settle", type=float, default=3.0)
     args = parser.parse_args()
     if shutil.which("unshare") is None or subprocess.run(["unshare", "-rn", "true"]).returncode:

@@ -12,6 +12,7 @@ It runs on its own thread and event loop; the test drives it with plain method c
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import queue
@@ -47,6 +48,14 @@ class FakeWaGateway:
         self.sessions: dict[str, Session] = {}
         self.sent: queue.Queue[dict[str, Any]] = queue.Queue()
         self.reads: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.typing: queue.Queue[dict[str, Any]] = queue.Queue()
+        # Files on WhatsApp's media servers: what the server uploaded, what people send (by token).
+        self.uploads: dict[str, bytes] = {}
+        self.media: dict[str, bytes] = {}
+        # Numbers with WhatsApp (checkWhatsapp).
+        self.registered: set[str] = set()
+        # Groups at WhatsApp: jid -> {"subject", "owner", "announce", "locked", "members": {jid: role}}.
+        self.groups: dict[str, dict[str, Any]] = {}
         self.requests: list[str] = []
         # WhatsApp accepts sends (False: answers "not connected", a temporary failure).
         self.accepting = True
@@ -147,6 +156,115 @@ class FakeWaGateway:
         self.reads.put(dict(params))
         return {}
 
+    def _ready(self, s: Session) -> None:
+        if not s.jid:
+            raise GatewayError(protocol.NOT_LINKED, "this session is not linked")
+        if not self.accepting or not s.connected:
+            raise GatewayError(protocol.NOT_CONNECTED, "not connected to WhatsApp right now")
+
+    def _m_upload(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready(s)
+        data = base64.b64decode(str(params["data"]), validate=True)
+        path = f"/v/fake/{next(self._ids)}"
+        self.uploads[path] = data
+        key = base64.b64encode(b"k" * 32).decode()
+        return {
+            "url": f"https://mmg.fake{path}",
+            "direct_path": path,
+            "media_key": key,
+            "file_enc_sha256": key,
+            "file_sha256": key,
+            "file_length": len(data),
+        }
+
+    def _m_download(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready(s)
+        data = self.media.get(str(params.get("media", "")))
+        if data is None:
+            raise GatewayError(protocol.REFUSED, "WhatsApp no longer has this file")
+        return {"data": base64.b64encode(data).decode()}
+
+    def _m_typing(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready(s)
+        self.typing.put(dict(params))
+        return {}
+
+    def _m_check(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready(s)
+        return {"exists": str(params.get("phone")) in self.registered}
+
+    def _m_group(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        """Groups as WhatsApp keeps them; refusals worded as whatsmeow words them."""
+        self._ready(s)
+        action = str(params.get("action"))
+        if action == "create":
+            jid = f"1203630000{next(self._ids):08d}@g.us"
+            members = {s.jid: "superadmin"} | {str(p): "member" for p in params.get("participants") or []}
+            self.groups[jid] = {
+                "subject": params["name"],
+                "owner": s.jid,
+                "announce": False,
+                "locked": False,
+                "members": members,
+            }
+            return {"group": self._group_view(jid)}
+        jid = str(params.get("group"))
+        group = self.groups.get(jid)
+        if group is None:
+            raise GatewayError(protocol.REFUSED, "failed to get group info: item-not-found (404)")
+        role = group["members"].get(s.jid)
+        if role is None:
+            raise GatewayError(protocol.REFUSED, "forbidden (403): not a participant")
+        if action == "info":
+            return {"group": self._group_view(jid)}
+        if action == "leave":
+            del group["members"][s.jid]
+            return {}
+        if role == "member":
+            raise GatewayError(protocol.REFUSED, "not-authorized (401)")
+        if action == "rename":
+            group["subject"] = params["name"]
+        elif action in ("announce", "locked"):
+            group[action] = bool(params["value"])
+        elif action == "participants":
+            return {
+                "errors": [self._change(group, str(who), params["change"]) for who in params["participants"]]
+            }
+        return {}
+
+    @staticmethod
+    def _change(group: dict[str, Any], who: str, change: str) -> int:
+        """One participant change; WhatsApp's code for it (0: done)."""
+        present = who in group["members"]
+        if change == "add":
+            group["members"].setdefault(who, "member")
+            return 409 if present else 0
+        if not present:
+            return 404
+        if change == "remove":
+            del group["members"][who]
+        else:
+            group["members"][who] = "admin" if change == "promote" else "member"
+        return 0
+
+    def _group_view(self, jid: str) -> dict[str, Any]:
+        group = self.groups[jid]
+        return {
+            "id": jid,
+            "subject": group["subject"],
+            "subject_ms": 0,
+            "subject_owner": group["owner"],
+            "owner": group["owner"],
+            "created_ms": 1796300000000,
+            "announce": group["announce"],
+            "locked": group["locked"],
+            "invite_code": "FakeInvite" + jid[:6],
+            "participants": [
+                {"jid": j, "admin": r != "member", "super_admin": r == "superadmin"}
+                for j, r in group["members"].items()
+            ],
+        }
+
     def _m_send(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
         if not s.jid:
             raise GatewayError(protocol.NOT_LINKED, "this session is not linked")
@@ -220,6 +338,27 @@ class FakeWaGateway:
             data["quoted_id"] = quoted_id
         self.wait_acked(self.emit(session, "message", data))
         return wa_id
+
+    def message(self, session: str, phone: str, body: dict[str, Any], wa_id: str = "") -> str:
+        """``phone`` sends the linked number a message of any kind (``body``: the protocol's fields)."""
+        wa_id = wa_id or f"A5F0{next(self._ids):016d}"
+        data = {
+            "id": wa_id,
+            "chat": f"{phone}@s.whatsapp.net",
+            "sender": f"{phone}@s.whatsapp.net",
+            "sender_name": "",
+            "timestamp_ms": _ms(),
+            **body,
+        }
+        self.wait_acked(self.emit(session, "message", data))
+        return wa_id
+
+    def sends_file(self, session: str, phone: str, data: bytes, mime_type: str, **fields: str) -> str:
+        """``phone`` sends a file (WhatsApp keeps it until the server downloads it)."""
+        token = f"fake-media-{next(self._ids)}"
+        self._call(self.media.__setitem__, token, data)
+        body = {"kind": "file", "media_type": fields.pop("media_type", "document"), "mime_type": mime_type}
+        return self.message(session, phone, body | {"media": token, "size": len(data)} | fields)
 
     def phone_sends(self, session: str, phone: str, text: str) -> str:
         """The linked account's own phone writes to ``phone``; returns WhatsApp's id."""

@@ -41,7 +41,7 @@ class MemoryChannel(BaseChannel):
     async def qr_payload(self, rec: InstanceRecord) -> str:
         return f"memory-link:{rec.id}"
 
-    async def has_account(self, phone: str) -> bool:
+    async def has_account(self, rec: InstanceRecord, phone: str) -> bool:
         return True
 
     async def logout(self, rec: InstanceRecord) -> None:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import hashlib
 import threading
 import time
 from collections.abc import Coroutine, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message as Proto
@@ -28,8 +31,15 @@ from neonize.proto.waCommon.WACommon_pb2 import MessageKey
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     ContactMessage,
     ContextInfo,
+    DocumentMessage,
     ExtendedTextMessage,
+    FutureProofMessage,
+    ImageMessage,
     LocationMessage,
+    PollCreationMessage,
+    PollUpdateMessage,
+    PollVoteMessage,
+    ProtocolMessage,
     ReactionMessage,
 )
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as WaMessage
@@ -99,6 +109,8 @@ class GoRecorder:
         self.sent: list[tuple[Any, WaMessage]] = []
         self.calls: list[str] = []
         self._ids = iter(range(1, 10**6))
+        self.uploads, self.files, self.presences, self.on_whatsapp, self.votes = [], {}, [], set(), {}
+        self.group_requests = []
 
     def SendMessage(self, uuid: bytes, to: bytes, to_size: int, message: bytes, size: int) -> bytes:
         self.sent.append((ev.JID.FromString(to[:to_size]), WaMessage.FromString(message[:size])))
@@ -106,6 +118,112 @@ class GoRecorder:
             ev.SendResponse, ID=f"3EB0REC{next(self._ids):08d}", Timestamp=int(time.time()), ServerID=1
         )
         return bytes(filled(ev.SendMessageReturnFunction, SendResponse=answer).SerializeToString())
+
+    # Files: an upload answers where WhatsApp keeps it; a download hands back the bytes put here.
+    uploads: list[tuple[bytes, int]]
+    files: dict[str, bytes]  # direct path -> bytes
+    presences: list[tuple[str, int, int]]
+    on_whatsapp: set[str]
+    votes: dict[str, list[bytes]]  # poll id -> the option hashes a vote decrypts to
+
+    def Upload(self, uuid: bytes, binary: bytes, size: int, media_type: int) -> bytes:
+        self.uploads.append((bytes(binary[:size]), media_type))
+        path = f"/v/t62/fake-{len(self.uploads)}"
+        answer = filled(
+            ev.UploadResponse,
+            url=f"https://mmg.whatsapp.net{path}",
+            DirectPath=path,
+            Handle="h",
+            MediaKey=b"k" * 32,
+            FileEncSHA256=b"e" * 32,
+            FileSHA256=hashlib.sha256(binary[:size]).digest(),
+            FileLength=size,
+        )
+        return bytes(filled(ev.UploadReturnFunction, UploadResponse=answer).SerializeToString())
+
+    def DownloadAny(self, uuid: bytes, message: bytes, size: int) -> bytes:
+        wanted = WaMessage.FromString(message[:size])
+        media = next(value for _, value in wanted.ListFields())
+        return bytes(
+            filled(ev.DownloadReturnFunction, Binary=self.files[media.directPath]).SerializeToString()
+        )
+
+    def SendChatPresence(self, uuid: bytes, jid: bytes, size: int, state: int, media: int) -> bytes:
+        self.presences.append((ev.JID.FromString(jid[:size]).User, state, media))
+        return b""
+
+    def IsOnWhatsApp(self, uuid: bytes, numbers: bytes, size: int) -> bytes:
+        query = bytes(numbers[:size]).decode()
+        found = [
+            filled(
+                ev.IsOnWhatsAppResponse,
+                Query=n,
+                JID=jid(n.lstrip("+")),
+                IsIn=n.lstrip("+") in self.on_whatsapp,
+            )
+            for n in query.split()
+        ]
+        return bytes(ev.IsOnWhatsAppReturnFunction(IsOnWhatsAppResponse=found).SerializeToString())
+
+    def DecryptPollVote(self, uuid: bytes, message: bytes, size: int) -> bytes:
+        event = ev.Message.FromString(message[:size])
+        poll_id = event.Message.pollUpdateMessage.pollCreationMessageKey.ID
+        if poll_id not in self.votes:
+            return bytes(ev.ReturnFunctionWithError(Error="no secret for this poll").SerializeToString())
+        vote = PollVoteMessage(selectedOptions=self.votes[poll_id])
+        return bytes(ev.ReturnFunctionWithError(PollVoteMessage=vote).SerializeToString())
+
+    # Groups: one group that CreateGroup makes and GetGroupInfo describes.
+    group_requests: list[Any]
+
+    def GenerateMessageID(self, uuid: bytes) -> bytes:
+        return b"3EB0CREATEKEY"
+
+    def _group_info(self, request: Any) -> Any:
+        members = [
+            filled(
+                ev.GroupParticipant,
+                JID=jid(NUMBER),
+                LID=jid(""),
+                PhoneNumber=jid(""),
+                IsAdmin=True,
+                IsSuperAdmin=True,
+            ),
+            *(
+                filled(
+                    ev.GroupParticipant,
+                    JID=jid("123", "lid"),
+                    LID=jid(""),
+                    PhoneNumber=p,
+                    IsAdmin=False,
+                    IsSuperAdmin=False,
+                )
+                for p in request.Participants
+            ),
+        ]
+        return filled(
+            ev.GroupInfo,
+            JID=jid("120363000000000077", "g.us"),
+            OwnerJID=jid(NUMBER),
+            OwnerPN=jid(NUMBER),
+            GroupName=filled(ev.GroupName, Name=request.name, NameSetAt=1796300032, NameSetBy=jid(NUMBER)),
+            GroupCreated=1796300032,
+            Participants=members,
+        )
+
+    def CreateGroup(self, uuid: bytes, request: bytes, size: int) -> bytes:
+        req = ev.ReqCreateGroup.FromString(request[:size])
+        self.group_requests.append(req)
+        return bytes(ev.GetGroupInfoReturnFunction(GroupInfo=self._group_info(req)).SerializeToString())
+
+    def GetGroupInfo(self, uuid: bytes, group: bytes, size: int) -> bytes:
+        assert ev.JID.FromString(group[:size]).User == "120363000000000077"
+        info = self._group_info(self.group_requests[-1])
+        return bytes(ev.GetGroupInfoReturnFunction(GroupInfo=info).SerializeToString())
+
+    def GetGroupInviteLink(self, uuid: bytes, group: bytes, size: int, revoke: bool) -> bytes:
+        link = "https://chat.whatsapp.com/AbCdEf123"
+        return bytes(ev.GetGroupInviteLinkReturnFunction(InviteLink=link).SerializeToString())
 
     def MarkRead(self, *args: Any) -> bytes:
         self.calls.append("MarkRead")
@@ -197,7 +315,7 @@ def test_neonize_events_translate_to_protocol_events() -> None:
     quoted = WaMessage(
         extendedTextMessage=ExtendedTextMessage(text="Yes", contextInfo=ContextInfo(stanzaID="3EB0Q"))
     )
-    kind, data = translate(incoming("A5F01", quoted, at_s=1796300000)) or ("", {})
+    kind, data = translate(incoming("A5F01", quoted, at_s=1796300032)) or ("", {})
     assert kind == "message"
     assert data == {
         "id": "A5F01",
@@ -205,7 +323,7 @@ def test_neonize_events_translate_to_protocol_events() -> None:
         "sender": f"{CUSTOMER}@s.whatsapp.net",
         "sender_name": "Ann",
         "from_me": False,
-        "timestamp_ms": 1796300000000,
+        "timestamp_ms": 1796300032000,
         "kind": "text",
         "text": "Yes",
         "quoted_id": "3EB0Q",
@@ -219,7 +337,12 @@ def test_neonize_events_translate_to_protocol_events() -> None:
     )
     assert (translate(hidden) or ("", {}))[1]["chat"] == f"{CUSTOMER}@s.whatsapp.net"
     photo = filled(ev.Message, Info=filled(ev.MessageInfo, ID="A5F03"), Message=WaMessage(imageMessage={}))
-    assert (translate(photo) or ("", {}))[1]["kind"] == "imageMessage"
+    assert (translate(photo) or ("", {}))[1]["kind"] == "file"
+    # A kind not mapped is named by the library's field, for the server's log.
+    live = filled(
+        ev.Message, Info=filled(ev.MessageInfo, ID="A5F04"), Message=WaMessage(liveLocationMessage={})
+    )
+    assert (translate(live) or ("", {}))[1]["kind"] == "liveLocationMessage"
 
     receipt = filled(
         ev.Receipt,
@@ -238,6 +361,7 @@ def test_neonize_events_translate_to_protocol_events() -> None:
         },
     )
     assert translate(filled(ev.Receipt, Type=ev.Receipt.READ_SELF)) is None
+    assert (translate(filled(ev.Receipt, Type=ev.Receipt.SERVER_ERROR)) or ("", {}))[1]["type"] == "failed"
     assert translate(filled(ev.PairStatus, ID=jid(NUMBER, device=7), Status=ev.PairStatus.SUCCESS)) == (
         "paired",
         {"jid": f"{NUMBER}@s.whatsapp.net", "push_name": ""},
@@ -431,7 +555,7 @@ def test_locations_contacts_and_reactions_as_whatsapp_protobufs() -> None:
         {
             "kind": "reaction",
             "emoji": "👍",
-            "at_ms": 1796300000000,
+            "at_ms": 1796300032000,
             "target": {"id": "A5F01", "chat": f"{CUSTOMER}@s.whatsapp.net", "from_me": False},
         }
     )
@@ -439,7 +563,7 @@ def test_locations_contacts_and_reactions_as_whatsapp_protobufs() -> None:
         reactionMessage=ReactionMessage(
             key=MessageKey(remoteJID=f"{CUSTOMER}@s.whatsapp.net", fromMe=False, ID="A5F01"),
             text="👍",
-            senderTimestampMS=1796300000000,
+            senderTimestampMS=1796300032000,
         )
     )
     with pytest.raises(protocol.GatewayError):
@@ -465,3 +589,314 @@ def test_locations_contacts_and_reactions_as_whatsapp_protobufs() -> None:
         "contacts": [{"display_name": "Ann", "vcard": "BEGIN:VCARD"}],
     }
     assert received(liked) == {"kind": "reaction", "emoji": "👍", "target_id": "A5F01"}
+
+
+def linked_server(
+    world: NeonizeGateway, make_server: Any, tmp_path: Path, **env: str
+) -> tuple[Server, Any, Any]:
+    """A real server on the world's gateway, with one instance linked through neonize's dispatcher."""
+    srv: Server = make_server(
+        env={
+            "VERDIGRIS_WHATSAPP_WEB_ENABLED": "true",
+            "VERDIGRIS_WHATSAPP_WEB_GATEWAY": "false",
+            "VERDIGRIS_WHATSAPP_WEB_SOCKET": str(world.socket),
+            "VERDIGRIS_WHATSAPP_WEB_SECRET_FILE": str(world.secret_file),
+            **env,
+        },
+        data_dir=tmp_path / "srv",
+    )
+    inst = srv.new_instance("--channel", "whatsapp_web")
+    api = srv.api(inst)
+    settings = {
+        "stateWebhook": "yes",
+        "incomingCallWebhook": "yes",
+        "pollMessageWebhook": "yes",
+        "editedMessageWebhook": "yes",
+        "deletedMessageWebhook": "yes",
+    }
+    assert api.account.setSettings(settings).code == 200
+    client = world.session(str(inst["idInstance"]))
+    dispatch(client, filled(ev.PairStatus, ID=jid(NUMBER, device=12), Status=ev.PairStatus.SUCCESS))
+    dispatch(client, filled(ev.Connected, status=True))
+    world.settled()
+    drain(api)
+    return srv, inst, client
+
+
+def test_files_polls_edits_deletions_and_typing_become_whatsapp_protobufs(
+    world: NeonizeGateway, make_server: Any, tmp_path: Path
+) -> None:
+    srv, inst, client = linked_server(world, make_server, tmp_path)
+    api = srv.api(inst)
+    core = world.cores[str(inst["idInstance"])]
+    chat = f"{CUSTOMER}@c.us"
+
+    # A file: its bytes are uploaded first (to the library, as bytes), then sent by reference.
+    report = tmp_path / "report.pdf"
+    report.write_bytes(b"%PDF-1.4 quarterly figures" * 100)
+    sent = api.sending.sendFileByUpload(chat, str(report), "report.pdf", "Q3 figures")
+    assert sent.code == 200, sent.data
+    wait_until(lambda: len(core.sent) == 1)
+    assert core.uploads == [(report.read_bytes(), 3)]  # MediaDocument
+    to, message = core.sent[0]
+    assert (to.User, to.Server) == (CUSTOMER, "s.whatsapp.net")
+    assert message == WaMessage(
+        documentMessage=DocumentMessage(
+            URL="https://mmg.whatsapp.net/v/t62/fake-1",
+            directPath="/v/t62/fake-1",
+            mediaKey=b"k" * 32,
+            fileEncSHA256=b"e" * 32,
+            fileSHA256=hashlib.sha256(report.read_bytes()).digest(),
+            fileLength=len(report.read_bytes()),
+            mimetype="application/pdf",
+            fileName="report.pdf",
+            title="report.pdf",
+            caption="Q3 figures",
+        )
+    )
+    assert [b.get("status") for b in drain(api) if b["typeWebhook"] == "outgoingMessageStatus"] == ["sent"]
+
+    # A poll, with the secret its votes are encrypted with.
+    options = [{"optionName": "Monday"}, {"optionName": "Friday"}]
+    poll = api.sending.sendPoll(chat, "Which day?", options, False)
+    assert poll.code == 200
+    wait_until(lambda: len(core.sent) == 2)
+    _, created = core.sent[1]
+    assert created.pollCreationMessage == PollCreationMessage(
+        name="Which day?",
+        options=[PollCreationMessage.Option(optionName=n) for n in ("Monday", "Friday")],
+        selectableOptionsCount=1,
+    )
+    assert len(created.messageContextInfo.messageSecret) == 32
+
+    # A text, edited, then deleted for everyone: both name WhatsApp's id of the original.
+    text = api.sending.sendMessage(chat, "Open till 6")
+    wait_until(lambda: len(core.sent) == 3)
+    wa_text = "3EB0REC00000003"
+    assert api.serviceMethods.editMessage(chat, text.data["idMessage"], "Open till 7").code == 200
+    wait_until(lambda: len(core.sent) == 4)
+    edit = core.sent[3][1].editedMessage.message.protocolMessage
+    assert (edit.type, edit.key.ID, edit.key.fromMe, edit.key.remoteJID) == (
+        ProtocolMessage.MESSAGE_EDIT,
+        wa_text,
+        True,
+        f"{CUSTOMER}@s.whatsapp.net",
+    )
+    assert edit.editedMessage == WaMessage(conversation="Open till 7")
+    wait_until(
+        lambda: api.journals.getMessage(chat, text.data["idMessage"]).data.get("textMessage") == "Open till 7"
+    )
+    assert api.serviceMethods.deleteMessage(chat, text.data["idMessage"]).code == 200
+    wait_until(lambda: len(core.sent) == 5)
+    assert core.sent[4][1] == WaMessage(
+        protocolMessage=ProtocolMessage(
+            type=ProtocolMessage.REVOKE,
+            key=MessageKey(remoteJID=f"{CUSTOMER}@s.whatsapp.net", fromMe=True, ID=wa_text),
+        )
+    )
+
+    # Typing: a chat presence, composing (recording: audio), never a message.
+    r = srv.wire(
+        inst, "sendTyping", verb="POST", json={"chatId": chat, "typingTime": 2000, "typingType": "recording"}
+    )
+    assert r.status_code == 200, r.text
+    wait_until(lambda: (CUSTOMER, 0, 1) in core.presences)
+    assert len(core.sent) == 5
+    for body in drain(api):
+        check_contract(body)
+
+    # WhatsApp's receipts of the file → delivered.
+    dispatch(
+        client,
+        filled(
+            ev.Receipt,
+            MessageSource=source(jid(CUSTOMER), jid(CUSTOMER), from_me=True),
+            MessageIDs=["3EB0REC00000001"],
+            Timestamp=int(time.time()),
+            Type=ev.Receipt.DELIVERED,
+        ),
+    )
+    status = wait_for(api, lambda b: b["typeWebhook"] == "outgoingMessageStatus")
+    assert (status["idMessage"], status["status"]) == (sent.data["idMessage"], "delivered")
+
+    # The customer votes: neonize decrypts the vote to option hashes; the server names the option.
+    core.votes["3EB0REC00000002"] = [hashlib.sha256(b"Friday").digest()]
+    vote = WaMessage(
+        pollUpdateMessage=PollUpdateMessage(
+            pollCreationMessageKey=MessageKey(
+                remoteJID=f"{CUSTOMER}@s.whatsapp.net", fromMe=True, ID="3EB0REC00000002"
+            )
+        )
+    )
+    dispatch(client, incoming("A5F0VOTE1", vote))
+    got = wait_for(api, lambda b: b["typeWebhook"] == "incomingMessageReceived")
+    assert got["messageData"]["typeMessage"] == "pollUpdateMessage"
+    data = got["messageData"]["pollMessageData"]
+    assert data["stanzaId"] == poll.data["idMessage"]
+    assert data["votes"] == [
+        {"optionName": "Monday", "optionVoters": []},
+        {"optionName": "Friday", "optionVoters": [chat]},
+    ]
+
+
+def test_received_files_polls_edits_deletions_and_calls(
+    world: NeonizeGateway, make_server: Any, tmp_path: Path
+) -> None:
+    srv, inst, client = linked_server(world, make_server, tmp_path)
+    api = srv.api(inst)
+    core = world.cores[str(inst["idInstance"])]
+    chat = f"{CUSTOMER}@c.us"
+
+    # A photo: the gateway downloads it through the library; the server keeps it in its media store.
+    photo = b"\x89PNG\r\n\x1a\n" + b"pixels" * 50
+    core.files["/v/t62/in-1"] = photo
+    image = ImageMessage(
+        URL="https://mmg.whatsapp.net/v/t62/in-1",
+        directPath="/v/t62/in-1",
+        mediaKey=b"m" * 32,
+        fileEncSHA256=b"e" * 32,
+        fileSHA256=hashlib.sha256(photo).digest(),
+        fileLength=len(photo),
+        mimetype="image/png",
+        caption="the broken part",
+    )
+    dispatch(client, incoming("A5F0IMG1", WaMessage(imageMessage=image)))
+    got = wait_for(api, lambda b: b["typeWebhook"] == "incomingMessageReceived")
+    assert got["messageData"]["typeMessage"] == "imageMessage"
+    file_data = got["messageData"]["fileMessageData"]
+    assert file_data["caption"] == "the broken part" and file_data["mimeType"] == "image/png"
+    assert httpx.get(file_data["downloadUrl"], timeout=30, verify=srv.verify).content == photo
+
+    # A poll from the customer.
+    created = WaMessage(
+        pollCreationMessage=PollCreationMessage(
+            name="Delivery?",
+            options=[PollCreationMessage.Option(optionName=n) for n in ("Yes", "No")],
+            selectableOptionsCount=0,
+        )
+    )
+    dispatch(client, incoming("A5F0POLL1", created))
+    got = wait_for(api, lambda b: b["typeWebhook"] == "incomingMessageReceived")
+    assert got["messageData"]["typeMessage"] == "pollMessage"
+    assert got["messageData"]["pollMessageData"] == {
+        "name": "Delivery?",
+        "options": [{"optionName": "Yes"}, {"optionName": "No"}],
+        "multipleAnswers": True,
+    }
+
+    # The customer edits, then deletes, a text: notifications name this server's id of it.
+    dispatch(client, incoming("A5F0TXT1", WaMessage(conversation="see you at 5")))
+    wait_for(api, lambda b: b.get("idMessage") == "A5F0TXT1")
+    edit = WaMessage(
+        editedMessage=FutureProofMessage(
+            message=WaMessage(
+                protocolMessage=ProtocolMessage(
+                    type=ProtocolMessage.MESSAGE_EDIT,
+                    key=MessageKey(remoteJID=f"{NUMBER}@s.whatsapp.net", fromMe=True, ID="A5F0TXT1"),
+                    editedMessage=WaMessage(conversation="see you at 6"),
+                )
+            )
+        )
+    )
+    dispatch(client, incoming("A5F0EDIT1", edit))
+    got = wait_for(api, lambda b: b["typeWebhook"] == "incomingMessageReceived")
+    assert got["messageData"]["typeMessage"] == "editedMessage"
+    assert got["messageData"]["editedMessageData"] == {"stanzaId": "A5F0TXT1", "textMessage": "see you at 6"}
+    assert api.journals.getMessage(chat, "A5F0TXT1").data["textMessage"] == "see you at 6"
+    revoke = WaMessage(
+        protocolMessage=ProtocolMessage(
+            type=ProtocolMessage.REVOKE,
+            key=MessageKey(remoteJID=f"{NUMBER}@s.whatsapp.net", fromMe=True, ID="A5F0TXT1"),
+        )
+    )
+    dispatch(client, incoming("A5F0DEL1", revoke))
+    got = wait_for(api, lambda b: b["typeWebhook"] == "incomingMessageReceived")
+    assert got["messageData"]["typeMessage"] == "deletedMessage"
+    assert got["messageData"]["deletedMessageData"] == {"stanzaId": "A5F0TXT1"}
+
+    # A call: announced as an incoming call (offer).
+    meta = filled(ev.BasicCallMeta, callCreator=jid(CUSTOMER), callID="CALL0001", timestamp=int(time.time()))
+    dispatch(client, filled(ev.CallOffer, basicCallMeta=meta))
+    call = wait_for(api, lambda b: b["typeWebhook"] == "incomingCall")
+    assert (call["idMessage"], call["from"], call["status"]) == ("CALL0001", chat, "offer")
+
+
+def test_check_whatsapp_asks_the_session_and_is_capped_per_hour(
+    world: NeonizeGateway, make_server: Any, tmp_path: Path
+) -> None:
+    srv, inst, _ = linked_server(world, make_server, tmp_path, VERDIGRIS_WHATSAPP_WEB_CHECKS_PER_HOUR="2")
+    core = world.cores[str(inst["idInstance"])]
+    core.on_whatsapp.add(CUSTOMER)
+    r = srv.wire(inst, "checkWhatsapp", verb="POST", json={"phoneNumber": int(CUSTOMER)})
+    assert (r.status_code, r.json()) == (200, {"existsWhatsapp": True})
+    r = srv.wire(inst, "checkWhatsapp", verb="POST", json={"phoneNumber": 79995559999})
+    assert (r.status_code, r.json()) == (200, {"existsWhatsapp": False})
+    r = srv.wire(inst, "checkWhatsapp", verb="POST", json={"phoneNumber": 79995559998})
+    assert r.status_code == 429 and "2 calls an hour" in r.text
+    assert 0 < int(r.headers["Retry-After"]) <= 3601  # when the oldest check of the hour expires
+
+
+def test_a_gateway_runs_at_most_its_sessions_and_spaces_their_resumes(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        gateway = Gateway(tmp_path, recorded_client, max_sessions=2, open_spacing=3600)
+        started: list[str] = []
+        for name in ("7700000001", "7700000002"):
+            session = gateway.session(name)
+            session.start = partial(started.append, name)  # type: ignore[method-assign]
+            assert await gateway.handle("open", {"session": name}) == {}
+        # The first resumes at once, the second waits for its slot (an hour here).
+        assert started == ["7700000001"]
+        with pytest.raises(protocol.GatewayError) as full:
+            await gateway.handle("open", {"session": "7700000003"})
+        assert full.value.code == protocol.FULL and "maximum of 2 sessions" in full.value.message
+        stats = await gateway.handle("stats", {})
+        assert (stats["sessions"], stats["connected"], stats["max_sessions"]) == (2, 0, 2)
+        assert stats["rss_bytes"] > 0 and stats["threads"] >= 1
+        await gateway.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_gateway_figures_reach_metrics(world: NeonizeGateway, make_server: Any, tmp_path: Path) -> None:
+    srv, inst, _ = linked_server(world, make_server, tmp_path)
+
+    def figures() -> dict[str, float]:
+        body = httpx.get(f"{srv.url}/metrics", timeout=30, verify=srv.verify).text
+        return {
+            line.split()[0]: float(line.split()[1])
+            for line in body.splitlines()
+            if line.startswith("verdigris_wa_gateway_")
+        }
+
+    wait_until(lambda: figures().get("verdigris_wa_gateway_connected") == 1.0)
+    seen = figures()
+    assert seen["verdigris_wa_gateway_sessions"] == 1.0 and seen["verdigris_wa_gateway_up"] == 1.0
+    assert (
+        seen["verdigris_wa_gateway_rss_bytes"] > 10 * 1024 * 1024
+        and seen["verdigris_wa_gateway_threads"] >= 1
+    )
+
+
+def test_groups_become_whatsmeow_requests_and_back(
+    world: NeonizeGateway, make_server: Any, tmp_path: Path
+) -> None:
+    srv, inst, _ = linked_server(world, make_server, tmp_path)
+    api = srv.api(inst)
+    core = world.cores[str(inst["idInstance"])]
+    made = api.groups.createGroup("Suppliers", [f"{CUSTOMER}@c.us"]).data
+    assert made == {
+        "created": True,
+        "chatId": "120363000000000077@g.us",
+        "groupInviteLink": "https://chat.whatsapp.com/AbCdEf123",
+    }
+    request = core.group_requests[0]
+    assert request.name == "Suppliers" and request.CreateKey == "3EB0CREATEKEY"
+    assert [(p.User, p.Server) for p in request.Participants] == [(CUSTOMER, "s.whatsapp.net")]
+    data = api.groups.getGroupData("120363000000000077@g.us").data
+    assert data["subject"] == "Suppliers" and data["owner"] == f"{NUMBER}@c.us"
+    assert data["creation"] == 1796300032 and data["subjectOwner"] == f"{NUMBER}@c.us"
+    # A member known to WhatsApp by a hidden id (LID) is shown by its phone number.
+    assert [(p["id"], p["isSuperAdmin"]) for p in data["participants"]] == [
+        (f"{NUMBER}@c.us", True),
+        (f"{CUSTOMER}@c.us", False),
+    ]

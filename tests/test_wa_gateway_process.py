@@ -8,6 +8,7 @@ process (tests/fake_wa_gateway.py), which can be killed like the real one.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -20,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from harness import Server, server_env
+from harness import Server, server_env, wait_for
 from sandbox_kit import wait_until
+from verdigris.instances import service as instances
 
 FAKE = Path(__file__).parent / "fake_wa_gateway.py"
 
@@ -197,3 +199,105 @@ def test_the_real_gateway_without_a_network_refuses_linking_and_stays_up(
     finally:
         gateway.terminate()
         gateway.wait(30)
+
+
+# Put on the gateway's PYTHONPATH by the crash test: while ``panic-on-resume`` exists in the store
+# directory, resuming a session (``open``) first stores an incoming message event on disk (the
+# gateway's outbox, as neonize's callback does) and then makes the real library panic exactly as a
+# stale session's resume does: a Go panic that aborts the process (exit 134, no Python exception).
+# Without the file, ``open`` starts nothing, so nothing ever tries to reach WhatsApp.
+PANIC_ON_RESUME = """
+import sys
+
+if "wa-gateway" in sys.argv:
+    import os
+    import time
+
+    from verdigris.channels.whatsapp_web import gateway
+
+    async def _m_open(self, s, params):
+        if (self.store_dir / "panic-on-resume").exists():
+            event = {"id": "A5F0BEFOREPANIC1", "chat": "79995550001@s.whatsapp.net",
+                     "sender": "79995550001@s.whatsapp.net", "sender_name": "Ann", "kind": "text",
+                     "text": "sent just before the crash", "timestamp_ms": int(time.time() * 1000)}
+            self.emit_threadsafe(s.name, "message", event)
+            s.client.get_me()  # a real Go panic: neonize's GetMe on a client that never connected
+        (self.store_dir / f"resumed-by-{os.getpid()}").touch()
+        return {}
+
+    gateway.Gateway._m_open = _m_open
+"""
+
+
+@pytest.mark.subprocess
+def test_a_real_go_panic_of_the_gateway_leaves_the_server_up_and_loses_nothing(
+    make_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The supervised gateway, with neonize's real library, aborts on a real Go panic each time it
+    resumes a session (a crash loop, as with a stale session), after a kill -9 to start it. The
+    server keeps answering and accepting; the gateway is started again with a growing pause; when
+    the cause is gone it stays up, and the event it stored before each panic arrives once."""
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(PANIC_ON_RESUME)
+    monkeypatch.setenv("PYTHONPATH", str(inject))
+    srv: Server = make_server(
+        env={"VERDIGRIS_WHATSAPP_WEB_ENABLED": "true", "VERDIGRIS_WHATSAPP_WEB_GATEWAY": "true"},
+        data_dir=tmp_path / "s",
+    )
+    channel = srv.core.channels["whatsapp_web"]
+    supervisor = channel.supervisor
+    wait_until(channel.link.connected.is_set, timeout=60)
+    inst = srv.new_instance("--channel", "whatsapp_web")
+    api = srv.api(inst)
+    instance_id = int(inst["idInstance"])
+
+    async def linked() -> None:
+        rec = await srv.core.instances.get(instance_id)
+        async with srv.core.tx() as tx:
+            await instances.set_state(tx, rec, instances.STARTING, "79990001111@c.us")
+            await instances.set_state(tx, rec, instances.AUTHORIZED, "79990001111@c.us")
+
+    assert srv.loop is not None
+    asyncio.run_coroutine_threadsafe(linked(), srv.loop).result(30)
+    trigger = srv.data_dir / "wa-sessions" / "panic-on-resume"
+    trigger.touch()
+    os.kill(supervisor.process.pid, signal.SIGKILL)  # its restart resumes the session: the crash loop begins
+    wait_until(lambda: len(supervisor.exits) >= 3, timeout=120)
+    # kill -9 first, then the real panics: aborted (SIGABRT, exit 134), no Python exception.
+    assert supervisor.exits[0] == -signal.SIGKILL
+    assert set(supervisor.exits[1:]) == {-signal.SIGABRT}, supervisor.exits
+    # The server answers and accepts meanwhile; what it accepted waits, never failed.
+    assert api.account.getStateInstance().code == 200
+    sent = api.sending.sendMessage("79995550001@c.us", "accepted during the crash loop")
+    assert sent.code == 200
+    trigger.unlink()
+    got = wait_for(api, lambda b: b.get("idMessage") == "A5F0BEFOREPANIC1", timeout=180)
+    assert got["messageData"]["textMessageData"]["textMessage"] == "sent just before the crash"
+    # The next gateway resumes the session without panicking, and is still there after it.
+    wait_until(
+        lambda: (srv.data_dir / "wa-sessions" / f"resumed-by-{supervisor.process.pid}").exists(), timeout=180
+    )
+    resumed = srv.data_dir / "wa-sessions" / f"resumed-by-{supervisor.process.pid}"
+    assert resumed.exists() and supervisor.process.returncode is None
+    history = api.journals.getChatHistory("79995550001@c.us", 10).data
+    assert [m["idMessage"] for m in history if m["type"] == "incoming"] == ["A5F0BEFOREPANIC1"]
+    status = api.journals.getMessage("79995550001@c.us", sent.data["idMessage"]).data["statusMessage"]
+    assert status in ("pending", "queued")  # offline: waiting for the session, not failed
+    assert supervisor.process.returncode is None and srv.wire(inst, "getStateInstance").status_code == 200
+
+
+@pytest.mark.subprocess
+@pytest.mark.skipif(not can_unshare(), reason="needs an empty network namespace (unshare -rn)")
+def test_the_live_check_says_plainly_when_whatsapp_cannot_be_reached() -> None:
+    """``verdigris wa-gateway check`` with neonize's real library and no network: it fails, says
+    why, and exits non-zero (with internet it links a number and sends it a message)."""
+    done = subprocess.run(
+        ["unshare", "-rn", sys.executable, "-m", "verdigris", "wa-gateway", "check", "--wait-seconds", "3"],
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "the live check failed: WhatsApp did not offer a QR code in time" in done.stdout

@@ -8,6 +8,7 @@ ways a linked device does. Nothing here reaches WhatsApp.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from fake_wa_gateway import FakeWaGateway
@@ -213,22 +215,147 @@ def test_sends_wait_while_whatsapp_is_unreachable(srv: Server, gateway: FakeWaGa
     )
 
 
+def test_a_server_error_receipt_fails_a_message_not_yet_delivered(
+    srv: Server, gateway: FakeWaGateway
+) -> None:
+    inst, api, _ = linked(srv, gateway)
+    session = str(inst["idInstance"])
+    gateway.auto_deliver = False
+    try:
+        sent = api.sending.sendMessage("79995550020@c.us", "to a phone that never takes it")
+        out = gateway.next_sent()
+        wait_for(api, lambda b: b.get("status") == "sent")
+        gateway.receipt(session, [out["id"]], out["to"], "failed")
+        failed = wait_for(api, lambda b: b["typeWebhook"] == "outgoingMessageStatus")
+        assert (failed["idMessage"], failed["status"]) == (sent.data["idMessage"], "failed")
+        # Once delivered, a late server error changes nothing.
+        other = api.sending.sendMessage("79995550020@c.us", "this one arrives")
+        second = gateway.next_sent()
+        gateway.receipt(session, [second["id"]], second["to"], "delivered")
+        gateway.receipt(session, [second["id"]], second["to"], "failed")
+        status = api.journals.getMessage("79995550020@c.us", other.data["idMessage"]).data["statusMessage"]
+        assert status == "delivered"
+    finally:
+        gateway.auto_deliver = True
+
+
 def test_what_the_channel_does_not_offer_is_refused_clearly(srv: Server, gateway: FakeWaGateway) -> None:
     inst, api, _ = linked(srv, gateway)
-    r = srv.wire(inst, "checkWhatsapp", verb="POST", json={"phoneNumber": 79995550003})
-    assert r.status_code == 501 and "ban" in r.text
     r = srv.wire(
         inst,
-        "sendPoll",
+        "setGroupPicture",
         verb="POST",
-        json={
-            "chatId": "79995550003@c.us",
-            "message": "Which?",
-            "options": [{"optionName": "A"}, {"optionName": "B"}],
-        },
+        files={"file": ("a.png", b"\x89PNG\r\n\x1a\n0000")},
+        data={"groupId": "1@g.us"},
     )
-    assert r.status_code == 501 and "sendPoll is not available" in r.text
+    assert r.status_code == 501 and "setGroupPicture is not available" in r.text
+    r = srv.wire(inst, "getAvatar", verb="POST", json={"chatId": "79995550003@c.us"})
+    assert r.status_code == 501 and "getAvatar is not available" in r.text
+    r = srv.wire(inst, "sendTextStatus", verb="POST", json={"message": "hi"})
+    assert r.status_code == 501
     assert gateway.sent.empty()
+
+
+def test_files_polls_edits_deletions_typing_and_checks(
+    srv: Server, gateway: FakeWaGateway, tmp_path: Path
+) -> None:
+    inst, api, _ = linked(srv, gateway)
+    session = str(inst["idInstance"])
+    chat, jid = "79995550010@c.us", "79995550010@s.whatsapp.net"
+    assert api.account.setSettings({"pollMessageWebhook": "yes"}).code == 200
+
+    # A file is uploaded first, then sent by the upload's reference.
+    photo = tmp_path / "shelf.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + b"shelf" * 40)
+    sent = api.sending.sendFileByUpload(chat, str(photo), "shelf.png", "in stock")
+    assert sent.code == 200
+    out = gateway.next_sent()
+    body = out["message"]
+    assert (body["kind"], body["media_type"], body["mime_type"], body["caption"]) == (
+        "file",
+        "image",
+        "image/png",
+        "in stock",
+    )
+    assert gateway.uploads[body["upload"]["direct_path"]] == photo.read_bytes()
+
+    poll = api.sending.sendPoll(chat, "Size?", [{"optionName": "S"}, {"optionName": "M"}], True)
+    assert gateway.next_sent()["message"] == {
+        "kind": "poll",
+        "name": "Size?",
+        "options": ["S", "M"],
+        "multiple": True,
+    }
+    # A customer's vote names the options by their hashes (as WhatsApp's decrypted votes do).
+    poll_wa = gateway.session(session).sent[-1]["id"]
+    wait_until(
+        lambda: api.journals.getMessage(chat, poll.data["idMessage"]).data["statusMessage"] != "pending"
+    )
+    m_hash = hashlib.sha256(b"M").hexdigest()
+    gateway.message(session, "79995550010", {"kind": "poll_vote", "target_id": poll_wa, "selected": [m_hash]})
+    vote = wait_for(api, lambda b: b.get("messageData", {}).get("typeMessage") == "pollUpdateMessage")
+    assert vote["messageData"]["pollMessageData"]["stanzaId"] == poll.data["idMessage"]
+    assert [v["optionVoters"] for v in vote["messageData"]["pollMessageData"]["votes"]] == [[], [chat]]
+
+    # Edit and delete the photo's caption, then the photo: WhatsApp's id names it.
+    assert api.serviceMethods.editMessage(chat, sent.data["idMessage"], "sold out").code == 200
+    edit = gateway.next_sent()["message"]
+    assert edit["kind"] == "edit" and edit["caption"] == "sold out" and edit["media_type"] == "image"
+    assert edit["target"] == {"id": out["id"], "chat": jid, "from_me": True}
+    wait_until(
+        lambda: api.journals.getMessage(chat, sent.data["idMessage"]).data.get("caption") == "sold out"
+    )
+    assert api.serviceMethods.deleteMessage(chat, sent.data["idMessage"]).code == 200
+    deletion = gateway.next_sent()["message"]
+    assert deletion["kind"] == "delete" and deletion["target"]["id"] == out["id"]
+
+    # Typing is shown, never journalled.
+    r = srv.wire(inst, "sendTyping", verb="POST", json={"chatId": chat, "typingTime": 3000})
+    assert r.status_code == 200, r.text
+    typing = gateway.typing.get(timeout=30)
+    assert (typing["chat"], typing["ms"], typing["recording"]) == (jid, 3000, False)
+
+
+def test_received_files_edits_deletions_and_checks(srv: Server, gateway: FakeWaGateway) -> None:
+    inst, api, _ = linked(srv, gateway)
+    session = str(inst["idInstance"])
+    assert (
+        api.account.setSettings({"editedMessageWebhook": "yes", "deletedMessageWebhook": "yes"}).code == 200
+    )
+
+    # A received file is downloaded through the gateway into the media store.
+    wa_id = gateway.sends_file(
+        session, "79995550010", b"%PDF-1.4 invoice", "application/pdf", file_name="inv.pdf"
+    )
+    got = wait_for(api, lambda b: b.get("idMessage") == wa_id)
+    check_contract(got)
+    data = got["messageData"]["fileMessageData"]
+    assert data["fileName"] == "inv.pdf"
+    assert httpx.get(data["downloadUrl"], timeout=30, verify=srv.verify).content == b"%PDF-1.4 invoice"
+    # One WhatsApp no longer has: announced without its file, not lost.
+    gone = gateway.message(
+        session,
+        "79995550010",
+        {"kind": "file", "media_type": "video", "mime_type": "video/mp4", "media": "nope"},
+    )
+    got = wait_for(api, lambda b: b.get("idMessage") == gone)
+    assert got["messageData"]["typeMessage"] == "videoMessage"
+    assert got["messageData"]["fileMessageData"]["downloadUrl"] == ""
+
+    # The customer edits and deletes a message of theirs.
+    said = gateway.incoming(session, "79995550010", "at 5")
+    wait_for(api, lambda b: b.get("idMessage") == said)
+    gateway.message(session, "79995550010", {"kind": "edit", "target_id": said, "text": "at 6"})
+    edited = wait_for(api, lambda b: b.get("messageData", {}).get("typeMessage") == "editedMessage")
+    assert edited["messageData"]["editedMessageData"] == {"stanzaId": said, "textMessage": "at 6"}
+    gateway.message(session, "79995550010", {"kind": "delete", "target_id": said})
+    deleted = wait_for(api, lambda b: b.get("messageData", {}).get("typeMessage") == "deletedMessage")
+    assert deleted["messageData"]["deletedMessageData"] == {"stanzaId": said}
+
+    # checkWhatsapp asks WhatsApp through the session.
+    gateway.registered.add("79995550011")
+    assert api.serviceMethods.checkWhatsapp(79995550011).data == {"existsWhatsapp": True}
+    assert api.serviceMethods.checkWhatsapp(79995550012).data == {"existsWhatsapp": False}
 
 
 def test_events_wait_for_a_server_that_is_down(make_server: Any, tmp_path: Path) -> None:
@@ -406,3 +533,72 @@ def test_messages_sent_from_the_phone_are_announced(srv: Server, gateway: FakeWa
     assert (status["idMessage"], status["status"], status["sendByApi"]) == (wa_id, "delivered", False)
     history = api.journals.getChatHistory("79995550007@c.us", 5).data
     assert [(m["idMessage"], m["type"]) for m in history] == [(wa_id, "outgoing")]
+
+
+def test_group_chats_both_ways(srv: Server, gateway: FakeWaGateway) -> None:
+    """A group the linked number is in: a member's message names the group as the chat and the
+    member as the sender; an answer goes to the group's JID."""
+    inst, api, _ = linked(srv, gateway)
+    session = str(inst["idInstance"])
+    group = "120363000000000042"
+    wa_id = gateway.message(
+        session,
+        "79995550030",
+        {
+            "chat": f"{group}@g.us",
+            "sender": "79995550030@s.whatsapp.net",
+            "sender_name": "Eve",
+            "kind": "text",
+            "text": "who brings the cake?",
+        },
+    )
+    got = wait_for(api, lambda b: b.get("idMessage") == wa_id)
+    check_contract(got)
+    assert got["senderData"]["chatId"] == f"{group}@g.us"
+    assert got["senderData"]["sender"] == "79995550030@c.us" and got["senderData"]["senderName"] == "Eve"
+    api.sending.sendMessage(f"{group}@g.us", "I do", quotedMessageId=wa_id)
+    out = gateway.next_sent()
+    assert out["to"] == f"{group}@g.us"
+    assert out["message"]["quoted"] == {
+        "id": wa_id,
+        "sender": "79995550030@s.whatsapp.net",
+        "text": "who brings the cake?",
+    }
+
+
+def test_groups_through_the_linked_account(srv: Server, gateway: FakeWaGateway) -> None:
+    inst, api, number = linked(srv, gateway)
+    me = f"{number}@c.us"
+    made = api.groups.createGroup("Team", ["79995550040@c.us", "79995550041@c.us"]).data
+    assert made["created"] is True and made["chatId"].endswith("@g.us")
+    group_id = made["chatId"]
+    assert made["groupInviteLink"].startswith("https://chat.whatsapp.com/FakeInvite")
+    data = api.groups.getGroupData(group_id).data
+    assert data["subject"] == "Team" and data["owner"] == me
+    assert {p["id"]: (p["isAdmin"], p["isSuperAdmin"]) for p in data["participants"]} == {
+        me: (True, True),
+        "79995550040@c.us": (False, False),
+        "79995550041@c.us": (False, False),
+    }
+    assert api.groups.updateGroupName(group_id, "Team A").data == {"updateGroupName": True}
+    assert api.groups.addGroupParticipant(group_id, "79995550042@c.us").data == {"addParticipant": True}
+    assert api.groups.addGroupParticipant(group_id, "79995550042@c.us").data == {"addParticipant": False}
+    assert api.groups.setGroupAdmin(group_id, "79995550040@c.us").data == {"setGroupAdmin": True}
+    assert api.groups.removeGroupParticipant(group_id, "79995550041@c.us").data == {"removeParticipant": True}
+    r = srv.wire(
+        inst,
+        "updateGroupSettings",
+        verb="POST",
+        json={"groupId": group_id, "allowParticipantsSendMessages": False},
+    )
+    assert r.json() == {"updateGroupSettings": True}
+    data = api.groups.getGroupData(group_id).data
+    assert data["subject"] == "Team A"
+    roles = {p["id"]: p["isAdmin"] for p in data["participants"]}
+    assert roles == {me: True, "79995550040@c.us": True, "79995550042@c.us": False}
+    assert gateway.groups[group_id.replace("@g.us", "@g.us")]["announce"] is True
+    assert api.groups.leaveGroup(group_id).data == {"leaveGroup": True}
+    r = srv.wire(inst, "getGroupData", verb="POST", json={"groupId": group_id})
+    assert r.status_code == 400 and "Group not found" in r.text
+    r = srv.wire(inst, "getGroupData", verb="POST", json={"groupId": "120363999999999999@g.us"})
+    assert r.status_code == 400 and "Group not found" in r.text

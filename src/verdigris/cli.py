@@ -280,8 +280,13 @@ def instances_list(data_dir: Path = DataDir, database_url: str = DatabaseUrl) ->
     _print_json(_run_with_core(settings, action))
 
 
-@app.command("wa-gateway")
+wa_gateway_app = typer.Typer(help="The WhatsApp Web gateway (docs/whatsapp-web.md).")
+app.add_typer(wa_gateway_app, name="wa-gateway")
+
+
+@wa_gateway_app.callback(invoke_without_command=True)
 def wa_gateway(
+    ctx: typer.Context,
     data_dir: Path = DataDir,
     socket: Path = typer.Option(None, "--socket", help="Unix socket to listen on"),
     secret_file: Path = typer.Option(None, "--secret-file", help="The shared secret of the handshake"),
@@ -290,9 +295,19 @@ def wa_gateway(
         0, "--exit-with-parent", help="Stop when this process (the server that started it) ends"
     ),
     qr_wait: float = typer.Option(20.0, "--qr-wait-seconds", help="How long a qr request waits for WhatsApp"),
+    max_sessions: int = typer.Option(
+        0,
+        "--max-sessions",
+        help="Sessions this gateway runs at most (default: VERDIGRIS_WHATSAPP_WEB_MAX_SESSIONS)",
+    ),
+    open_spacing: float = typer.Option(
+        0.5, "--open-spacing-seconds", help="The pause between resuming sessions after a start"
+    ),
 ) -> None:
     """Run the WhatsApp Web gateway (docs/whatsapp-web.md; needs the whatsapp-web extra).
     `verdigris serve` starts it by itself when VERDIGRIS_WHATSAPP_WEB_ENABLED is on."""
+    if ctx.invoked_subcommand is not None:
+        return
     import asyncio
     import signal
 
@@ -318,10 +333,34 @@ def wa_gateway(
             secret_file or web.secret_path(settings),
             store_dir or web.store_dir(settings),
             stop,
-            qr_wait,
+            qr_wait=qr_wait,
+            max_sessions=max_sessions or settings.whatsapp_web_max_sessions,
+            open_spacing=open_spacing,
         )
 
     asyncio.run(run())
+
+
+@wa_gateway_app.command("check")
+def wa_gateway_check(
+    phone: str = typer.Option(
+        "", "--phone", help="Link by pairing code for this number (digits) instead of a QR code"
+    ),
+    wait: float = typer.Option(120.0, "--wait-seconds", help="How long each step may wait for WhatsApp"),
+) -> None:
+    """The live check, run once by an operator with internet: link a number (QR code in the terminal,
+    or a pairing code), send that number a message from itself, wait for WhatsApp's receipt, unlink."""
+    import asyncio
+    import tempfile
+
+    try:
+        from verdigris.channels.whatsapp_web import gateway
+    except ImportError as exc:
+        raise typer.BadParameter(f"the gateway needs the whatsapp-web extra ({exc})") from None
+    with tempfile.TemporaryDirectory(prefix="wa-check-") as work:
+        passed = asyncio.run(gateway.live_check(Path(work), phone, wait, typer.echo))
+    if not passed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -155,6 +155,10 @@ class Settings(BaseSettings):
     whatsapp_web_secret_file: str = ""
     whatsapp_web_store_dir: str = ""
     whatsapp_web_timeout_seconds: float = Field(default=30.0, gt=0, le=120)
+    # checkWhatsapp through a linked device, per instance and hour (bulk lookups get numbers banned)
+    whatsapp_web_checks_per_hour: int = Field(default=30, ge=0, le=10_000)
+    # sessions one gateway process runs at most (each holds threads and memory: docs/performance.md)
+    whatsapp_web_max_sessions: int = Field(default=100, ge=1, le=10_000)
     # More channels, beside the built-in ones: comma-separated import paths ``module:Class`` of
     # channels.base.Channel implementations (constructed with the Core; docs/architecture.md).
     channels: str = ""

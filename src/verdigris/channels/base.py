@@ -84,6 +84,15 @@ class ChannelUnavailable(Exception):
     process holds the session): the wire answers 503 with a Retry-After, and a retry may succeed."""
 
 
+class ChannelLimited(ChannelUnavailable):
+    """A cap the channel keeps against the network's abuse rules (checks per hour) is reached: the
+    wire answers 429 with a Retry-After of ``retry_after_s``."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class Channel(Protocol):
     name: str
     # How docs/compatibility.md heads this channel's column.
@@ -146,7 +155,7 @@ class Channel(Protocol):
     async def mark_read(self, tx: Tx, rec: InstanceRecord, chat_id: str, up_to: StoredMessage | None) -> int:
         """The instance has read incoming messages of a chat; tell their senders. Returns how many."""
 
-    async def has_account(self, phone: str) -> bool:
+    async def has_account(self, rec: InstanceRecord, phone: str) -> bool:
         """Whether ``phone`` (digits) has an account on this network. Called outside any
         transaction (it may ask the network); ChannelUnsupported if the network cannot tell."""
 
@@ -218,7 +227,7 @@ class BaseChannel:
     async def mark_read(self, tx: Tx, rec: InstanceRecord, chat_id: str, up_to: StoredMessage | None) -> int:
         return 0
 
-    async def has_account(self, phone: str) -> bool:
+    async def has_account(self, rec: InstanceRecord, phone: str) -> bool:
         raise ChannelUnsupported(f"the {self.name} network cannot tell whether a number has an account")
 
     async def release(self, tx: Tx, rec: InstanceRecord) -> None:

@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from verdigris.channels.base import ChannelUnavailable, ChannelUnsupported
+from verdigris.channels.base import ChannelLimited, ChannelUnavailable, ChannelUnsupported
 from verdigris.core import Core
 from verdigris.greenapi import methods  # noqa: F401  (registers every wire method)
 from verdigris.greenapi.errors import WireError, error_response
@@ -106,6 +106,10 @@ class WireEndpoint:
             response = error_response(400, exc.answer, request.url.path)
         except ChannelUnsupported as exc:
             response = error_response(501, str(exc), request.url.path)
+        except ChannelLimited as exc:
+            response = error_response(
+                429, str(exc), request.url.path, {"Retry-After": str(exc.retry_after_s)}
+            )
         except ChannelUnavailable as exc:
             response = error_response(503, str(exc), request.url.path, {"Retry-After": "5"})
         spec = REGISTRY.get(str(request.path_params.get("method", "")).lower())

@@ -103,7 +103,7 @@ async def load(conn: AsyncConnection, group_id: str) -> Group | None:
     )
 
 
-async def get_group(core: Core, group_id: str) -> Group | None:
+async def get_group(core: Core, group_id: str, actor: str = "") -> Group | None:
     async with core.read() as conn:
         return await load(conn, group_id)
 

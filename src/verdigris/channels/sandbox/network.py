@@ -181,7 +181,7 @@ class SandboxNetwork(BaseChannel):
         """Whether a sandbox phone owns ``phone`` (inside the caller's transaction)."""
         return await _phone_row_name(tx, phone) is not None
 
-    async def has_account(self, phone: str) -> bool:
+    async def has_account(self, rec: InstanceRecord, phone: str) -> bool:
         async with self.core.read() as conn:
             return await conn.scalar(_PHONE_NAME, {"number": phone}) is not None
 

@@ -132,7 +132,7 @@ class CloudChannel(BaseChannel):
     def refusal(self, rec: InstanceRecord, message: OutgoingMessage) -> str | None:
         return outbound.refusal(message.type_message, message.content, message.chat_id)
 
-    async def has_account(self, phone: str) -> bool:
+    async def has_account(self, rec: InstanceRecord, phone: str) -> bool:
         raise ChannelUnsupported(_WHY["checkWhatsapp"])
 
     async def release(self, tx: Tx, rec: InstanceRecord) -> None:

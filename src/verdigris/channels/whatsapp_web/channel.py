@@ -18,23 +18,40 @@ channel talks to it over the protocol of ``protocol.py`` and keeps no session st
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import time
+from collections import deque
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
+from prometheus_client import Gauge
 from sqlalchemy import bindparam, insert, select
 
-from verdigris.channels.base import SERVER_SIDE, BaseChannel, ChannelUnavailable, ChannelUnsupported
+from verdigris.channels.base import (
+    SERVER_SIDE,
+    BaseChannel,
+    ChannelLimited,
+    ChannelUnavailable,
+    ChannelUnsupported,
+)
 from verdigris.channels.whatsapp_web import kinds, lease, protocol
+from verdigris.channels.whatsapp_web.groups import OwnGroups, WebGroups
 from verdigris.channels.whatsapp_web.models import waweb_message_ids
+from verdigris.channels.whatsapp_web.names import CHANNEL, jid_of, session_of, wid_of
 from verdigris.channels.whatsapp_web.protocol import Event, GatewayError, GatewayLink
 from verdigris.channels.whatsapp_web.supervisor import Supervisor
 from verdigris.instances import service as instances
 from verdigris.instances.models import instances as instance_rows
 from verdigris.instances.settings import is_on
+from verdigris.media.scan import ScannerUnavailable
+from verdigris.media.service import EmptyFile, FileInfected, FileTooLarge, default_name
 from verdigris.messaging import lifecycle, rich
-from verdigris.messaging.content import quote_of, text_type
+from verdigris.messaging import service as journal
+from verdigris.messaging.content import file_content, quote_of, text_type
 from verdigris.messaging.incoming import (
     IncomingMessage,
     mark_chat_read,
@@ -43,7 +60,7 @@ from verdigris.messaging.incoming import (
     record_sent_elsewhere,
 )
 from verdigris.messaging.models import messages
-from verdigris.messaging.notifications import emit
+from verdigris.messaging.notifications import call_event, emit
 from verdigris.messaging.vocabulary import EventKind, Status
 from verdigris.store.clock import now_ms
 
@@ -57,7 +74,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("verdigris.waweb")
 
-CHANNEL = "whatsapp_web"
 MAX_ATTEMPTS = 8
 RETRY_BASE_MS = 2_000
 RETRY_MAX_MS = 300_000
@@ -74,14 +90,46 @@ METHODS = SERVER_SIDE | {
     "sendLocation",
     "sendContact",
     "sendReaction",
+    "sendFileByUpload",
+    "sendFileByUrl",
+    "uploadFile",
+    "downloadFile",
+    "sendPoll",
+    "sendTyping",
+    "editMessage",
+    "deleteMessage",
+    # service
+    "checkWhatsapp",
+    # groups (not their pictures yet)
+    "createGroup",
+    "getGroupData",
+    "updateGroupName",
+    "updateGroupSettings",
+    "addGroupParticipant",
+    "removeGroupParticipant",
+    "setGroupAdmin",
+    "removeAdmin",
+    "leaveGroup",
 }
-_WHY = {
-    "checkWhatsapp": "number checks through a linked device are not offered yet (bulk lookups are a known ban trigger; a capped check is planned)",
+_WHY: dict[str, str] = {}
+# Why the optional capabilities are missing (the compatibility table's WhatsApp Web column shows it).
+MISSING = {
+    "statuses": "statuses (stories) through a linked device are not offered",
+    "calls": "WhatsApp Web cannot place or take calls (incoming calls are announced)",
+    "profiles": "avatars and contact profiles through a linked device are not offered yet",
 }
+CHECK_WINDOW_S = 3600
+# How often the gateway's sessions, memory and threads are read for /metrics.
+STATS_SECONDS = 15.0
 
 # Receipt types of the protocol → the status they mean (forward only: lifecycle decides).
 # GREEN-API has no "played": a voice note listened to counts as read.
-RECEIPT_STATUS = {"delivered": Status.DELIVERED, "read": Status.READ, "played": Status.READ}
+RECEIPT_STATUS = {
+    "delivered": Status.DELIVERED,
+    "read": Status.READ,
+    "played": Status.READ,
+    "failed": Status.FAILED,
+}
 
 _LOCAL_ID = select(waweb_message_ids.c.id_message).where(
     (waweb_message_ids.c.instance_id == bindparam("instance_id"))
@@ -119,26 +167,31 @@ def store_dir(settings: Settings) -> Path:
     return settings.data_dir / "wa-sessions"
 
 
-# --- names -------------------------------------------------------------------------------------
+def changed(type_message: str, change: dict[str, Any], original: dict[str, Any]) -> dict[str, Any]:
+    """A journal entry's content after an edit (new text or caption) or a deletion for everyone."""
+    out = dict(original)
+    if type_message == "editedMessage":
+        for key in ("text", "caption"):
+            if key in change:
+                out[key] = change[key]
+        out["edited"] = True
+    else:
+        out["deleted"] = True
+    return out
 
 
-def session_of(instance_id: int) -> str:
-    return str(instance_id)
-
-
-def wid_of(jid: str) -> str:
-    """A WhatsApp JID (``79990001111@s.whatsapp.net``, ``…:12@s.whatsapp.net`` for a device,
-    ``…@g.us`` for a group) as the chat id the wire shows (``79990001111@c.us``)."""
-    user, _, server = jid.partition("@")
-    user = user.split(":")[0].split(".")[0]
-    if server == "g.us":
-        return f"{user}@g.us"
-    return f"{user}@c.us"
-
-
-def jid_of(chat_id: str) -> str:
-    user, _, server = chat_id.partition("@")
-    return f"{user}@g.us" if server == "g.us" else f"{user}@s.whatsapp.net"
+async def apply_change(
+    tx: Tx, instance_id: int, chat_id: str, type_message: str, content: dict[str, Any]
+) -> None:
+    """An edit or a deletion reached WhatsApp (or came from it): the journal's copy changes too."""
+    if type_message in ("editedMessage", "deletedMessage") and content.get("target_id"):
+        await journal.rewrite(
+            tx,
+            [instance_id],
+            chat_id,
+            str(content["target_id"]),
+            lambda original: changed(type_message, content, original),
+        )
 
 
 class WebChannel(BaseChannel):
@@ -146,6 +199,8 @@ class WebChannel(BaseChannel):
     title = "WhatsApp Web"
     remote = True
     methods = METHODS
+    missing = MISSING
+    groups = OwnGroups()
 
     def __init__(self, core: Core) -> None:
         super().__init__(core)
@@ -164,6 +219,49 @@ class WebChannel(BaseChannel):
         self._tasks: set[asyncio.Task[Any]] = set()
         # Receipts naming a WhatsApp id this server has not recorded yet (its send is settling).
         self._early: dict[tuple[int, str], list[tuple[Status, int]]] = {}
+        # When each instance's number checks of the last hour were made (monotonic seconds).
+        self._checks: dict[int, deque[float]] = {}
+        self.stats: dict[str, Any] = {}  # the gateway's last answer to ``stats``
+        self.web_groups = WebGroups(self)
+        self._gauges()
+
+    def _gauges(self) -> None:
+        """The gateway's figures in /metrics (read every STATS_SECONDS while it is connected)."""
+        registry = self.core.metrics.registry
+        figures = {
+            "sessions": "WhatsApp Web sessions the gateway runs",
+            "connected": "WhatsApp Web sessions connected to WhatsApp",
+            "rss_bytes": "Resident memory of the WhatsApp Web gateway process",
+            "threads": "Threads of the WhatsApp Web gateway process (Python and Go)",
+        }
+        for key, text in figures.items():
+            gauge = Gauge(f"verdigris_wa_gateway_{key}", text, registry=registry)
+            gauge.set_function(partial(self._figure, key))
+        Gauge(
+            "verdigris_wa_gateway_up",
+            "Whether the server is connected to its WhatsApp Web gateway",
+            registry=registry,
+        ).set_function(lambda: float(self.link.connected.is_set()))
+        Gauge(
+            "verdigris_wa_gateway_starts",
+            "Gateway processes started by this server (restarts after crashes)",
+            registry=registry,
+        ).set_function(lambda: float(self.supervisor.starts if self.supervisor is not None else 0))
+
+    def _figure(self, key: str) -> float:
+        return float(self.stats.get(key, 0))
+
+    async def _watch(self) -> None:
+        while True:
+            await self.link.connected.wait()
+            await self._read_stats()
+            await asyncio.sleep(STATS_SECONDS)
+
+    async def _read_stats(self) -> None:
+        try:
+            self.stats = await self.call("stats", {})
+        except GatewayError as exc:
+            log.info("WhatsApp Web gateway figures not read", error=exc.message)
 
     @property
     def timeout(self) -> float:
@@ -183,6 +281,7 @@ class WebChannel(BaseChannel):
         else:
             protocol.load_secret(secret_path(settings))  # made now if missing, for the gateway to read
         self.link.start()
+        self.spawn(self._watch())
 
     async def stop(self) -> None:
         self.core.timers.cancel(("waweb-leases", self.holder))
@@ -264,13 +363,42 @@ class WebChannel(BaseChannel):
 
     def refusal(self, rec: InstanceRecord, message: OutgoingMessage) -> str | None:
         if message.type_message not in kinds.SENT_TYPES:
-            return "the WhatsApp Web channel sends text, locations, contacts and reactions only, so far"
+            return f"the WhatsApp Web channel does not send a {message.type_message}"
         if len(str(message.content.get("text", ""))) > MAX_TEXT:
             return f"a WhatsApp message has at most {MAX_TEXT} characters"
         return None
 
-    async def has_account(self, phone: str) -> bool:
-        raise ChannelUnsupported(_WHY["checkWhatsapp"])
+    async def has_account(self, rec: InstanceRecord, phone: str) -> bool:
+        """Ask WhatsApp through the instance's own session, at most ``whatsapp_web_checks_per_hour``
+        times an hour per instance: bulk number lookups are a known trigger of bans."""
+        cap = self.core.settings.whatsapp_web_checks_per_hour
+        if cap == 0:
+            raise ChannelUnsupported(
+                "number checks through a linked device are switched off on this server "
+                "(VERDIGRIS_WHATSAPP_WEB_CHECKS_PER_HOUR=0)"
+            )
+        now = time.monotonic()
+        made = self._checks.setdefault(rec.id, deque())
+        while made and made[0] <= now - CHECK_WINDOW_S:
+            made.popleft()
+        if len(made) >= cap:
+            retry = int(made[0] + CHECK_WINDOW_S - now) + 1
+            raise ChannelLimited(
+                f"checkWhatsapp is limited to {cap} calls an hour on a linked WhatsApp number "
+                f"(bulk number lookups get numbers banned); try again in {retry} s",
+                retry,
+            )
+        if not await self.hold(rec.id):
+            raise ChannelUnavailable(self._elsewhere())
+        made.append(now)
+        try:
+            got = await self.call("check", {"session": session_of(rec.id), "phone": phone})
+        except GatewayError as exc:
+            made.pop()  # not asked: it does not count
+            if exc.code in (protocol.NOT_LINKED, protocol.BAD_REQUEST):
+                raise instances.InstanceError(exc.message) from None
+            raise ChannelUnavailable(f"WhatsApp cannot be asked right now: {exc.message}") from None
+        return bool(got.get("exists"))
 
     async def qr_payload(self, rec: InstanceRecord) -> str:
         if not await self.hold(rec.id):
@@ -369,6 +497,9 @@ class WebChannel(BaseChannel):
                 await lifecycle.requeue(tx, messages.c.id == message.row_id)
             self.core.sender.hand_off(rec.id)
             return now_ms() + lease.LEASE_MS // 6
+        if message.type_message == rich.TYPING:
+            await self._typing(rec, message)
+            return None
         try:
             params = await self._send_params(rec, message)
             got = await self.call("send", params)
@@ -391,12 +522,39 @@ class WebChannel(BaseChannel):
                 await asyncio.sleep(0.5 * (attempt + 1))
         return None  # still pending: after a restart it is sent again (decision 0010)
 
+    async def _typing(self, rec: InstanceRecord, message: StoredMessage) -> None:
+        """A typing indicator is shown once or not at all (a late one would mislead): it leaves
+        the queue either way, without a journal entry or statuses."""
+        content = message.content
+        try:
+            await self.call(
+                "typing",
+                {
+                    "session": session_of(rec.id),
+                    "chat": jid_of(message.chat_id),
+                    "ms": int(content.get("typingTime", 1000)),
+                    "recording": content.get("typingType") == "recording",
+                },
+            )
+        except GatewayError as exc:
+            log.info("typing indicator not shown", instance=rec.id, error=exc.message)
+        async with self.core.tx() as tx:
+            await journal.drop(tx, message.row_id)
+
     async def _send_params(self, rec: InstanceRecord, message: StoredMessage) -> dict[str, Any]:
         content = message.content
         body = kinds.outgoing_body(message.type_message, content)
         if body["kind"] == "reaction":
             body["target"] = await self._reaction_target(rec, message)
             body["at_ms"] = now_ms()
+        elif body["kind"] in ("edit", "delete"):
+            body["target"] = await self._own_target(rec, message)
+            body["at_ms"] = now_ms()
+            if "caption" in body:
+                body["media_type"] = body["target"].pop("media_type", "image")
+            body["target"].pop("media_type", None)
+        elif body["kind"] == "file":
+            body["upload"] = await self._upload(rec, message, body["media_type"])
         quoted = content.get("quoted")
         if body["kind"] == "text" and isinstance(quoted, dict) and quoted.get("id"):
             async with self.core.read() as conn:
@@ -410,6 +568,49 @@ class WebChannel(BaseChannel):
                     "text": str(inner.get("text") or inner.get("caption") or ""),
                 }
         return {"session": session_of(rec.id), "to": jid_of(message.chat_id), "message": body}
+
+    async def _upload(self, rec: InstanceRecord, message: StoredMessage, media_type: str) -> dict[str, Any]:
+        """Hand the message's stored file to the gateway, which uploads it to WhatsApp (the bytes
+        themselves: the library is never given a path or a URL); ``send`` refers to the upload."""
+        media = self.core.media
+        record = await media.get(str(message.content.get("fileId", "")), include_expired=True)
+        if record is None:
+            raise GatewayError(
+                protocol.REFUSED, "the file of this message is no longer stored on this server"
+            )
+        if record.size > protocol.MAX_FILE:
+            raise GatewayError(
+                protocol.REFUSED,
+                f"the file has {record.size} bytes; the WhatsApp Web gateway takes at most {protocol.MAX_FILE}",
+            )
+        try:
+            data = b"".join([chunk async for chunk in media.store.read(record.key)])
+        except OSError as exc:
+            raise GatewayError(
+                protocol.REFUSED,
+                f"the file of this message could not be read on this server ({exc.strerror})",
+            ) from None
+        params = {
+            "session": session_of(rec.id),
+            "media_type": media_type,
+            "data": base64.b64encode(data).decode(),
+        }
+        return await self.call("upload", params)
+
+    async def _own_target(self, rec: InstanceRecord, message: StoredMessage) -> dict[str, Any]:
+        """The own message an edit or a deletion is for, as WhatsApp names it."""
+        target_id = str(message.content.get("target_id", ""))
+        async with self.core.read() as conn:
+            wa_id = await self.wa_id_of(conn, rec.id, target_id)
+            row = (await conn.execute(_MESSAGE, {"instance_id": rec.id, "id_message": target_id})).first()
+        if wa_id is None or row is None:
+            raise GatewayError(
+                protocol.REFUSED, "the message changed did not go through WhatsApp Web on this instance"
+            )
+        target = {"id": wa_id, "chat": jid_of(message.chat_id), "from_me": True}
+        if row.type_message in kinds.MEDIA_TYPE:
+            target["media_type"] = kinds.MEDIA_TYPE[row.type_message]
+        return target
 
     async def _reaction_target(self, rec: InstanceRecord, message: StoredMessage) -> dict[str, Any]:
         """The message a reaction is for, as WhatsApp names it (its id, chat and who sent it)."""
@@ -455,6 +656,7 @@ class WebChannel(BaseChannel):
             if not settled:
                 log.warning("sent message no longer claimed", instance=rec.id, id_message=message.id_message)
             await self.remember(tx, rec.id, wa_id, message.id_message)
+            await apply_change(tx, rec.id, message.chat_id, message.type_message, message.content)
             for status, when in self._early.pop((rec.id, wa_id), []):
                 await self.apply_status(tx, rec, message.id_message, status, when)
             if is_on(rec.settings, "markIncomingMessagesReadedOnReply"):
@@ -465,9 +667,14 @@ class WebChannel(BaseChannel):
     ) -> int | None:
         """Fail the message for good, or put it back into the queue and name when to try again.
         A gateway that is down (being restarted) or a session that is offline is waited for
-        however long it takes: neither is the message's fault."""
+        however long it takes: neither is the message's fault. So is a gateway that does not know
+        the session is linked while this server does (it was restarted and has not resumed the
+        session yet): it is asked to, and the message waits."""
+        if exc.code == protocol.NOT_LINKED and rec.wid:
+            self.spawn(self._resume(rec.id))
+            exc = GatewayError(protocol.NOT_CONNECTED, f"the session is being resumed ({exc.message})")
         attempts = self._attempts.get(message.row_id, 0) + 1
-        patient = exc.code in (protocol.UNREACHABLE, protocol.NOT_CONNECTED)
+        patient = exc.code in (protocol.UNREACHABLE, protocol.NOT_CONNECTED, protocol.FULL)
         if not exc.retryable or (attempts >= MAX_ATTEMPTS and not patient):
             self._attempts.pop(message.row_id, None)
             reason = exc.message if not exc.retryable else f"gave up after {attempts} attempts: {exc.message}"
@@ -537,10 +744,13 @@ class WebChannel(BaseChannel):
         for row in rows:
             if not await self.hold(int(row.id)):
                 continue  # another process's gateway runs it
-            try:
-                await self.call("open", {"session": session_of(int(row.id))})
-            except GatewayError as exc:
-                log.warning("WhatsApp Web session not opened", instance=int(row.id), error=exc.message)
+            await self._resume(int(row.id))
+
+    async def _resume(self, instance_id: int) -> None:
+        try:
+            await self.call("open", {"session": session_of(instance_id)})
+        except GatewayError as exc:
+            log.warning("WhatsApp Web session not resumed", instance=instance_id, error=exc.message)
 
     async def on_event(self, event: Event) -> None:
         """Apply one gateway event; returns after its transaction committed (then it is acknowledged)."""
@@ -571,6 +781,7 @@ class WebChannel(BaseChannel):
             await instances.set_state(tx, rec, instances.AUTHORIZED, wid)
 
     async def _on_connected(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
+        self.spawn(self._read_stats())  # a session more is connected: /metrics shows it at once
         if rec.wid and rec.state in (instances.STARTING, instances.NOT_AUTHORIZED, instances.BLOCKED):
             async with self.core.tx() as tx:
                 await instances.set_state(tx, rec, instances.AUTHORIZED)
@@ -616,10 +827,16 @@ class WebChannel(BaseChannel):
             return
         chat = wid_of(str(data.get("chat", "")))
         sender = wid_of(str(data.get("sender", "")) or str(data.get("chat", "")))
+        stored: dict[str, Any] | None = None
+        if data.get("kind") == "file":
+            async with self.core.read() as conn:
+                if await self.local_id_of(conn, rec.id, wa_id) is not None:
+                    return  # the gateway sent this event again: recorded already
+            stored = await self._download(rec, data)
         async with self.core.tx() as tx:
             if await self.local_id_of(tx.conn, rec.id, wa_id) is not None:
                 return  # the gateway sent this event again: recorded already
-            found = await self._incoming(tx, rec, data)
+            found = await self._incoming(tx, rec, data, stored, sender)
             if found is None:
                 log.info(
                     "WhatsApp Web message kind not handled yet",
@@ -629,6 +846,7 @@ class WebChannel(BaseChannel):
                 return
             type_message, content = found
             await self.remember(tx, rec.id, wa_id, wa_id)
+            await apply_change(tx, rec.id, chat, type_message, content)
             at_ms = int(data.get("timestamp_ms") or now_ms())
             name = str(data.get("sender_name", ""))[:200]
             if data.get("from_me"):
@@ -660,17 +878,74 @@ class WebChannel(BaseChannel):
             ),
         )
 
+    async def _download(self, rec: InstanceRecord, data: dict[str, Any]) -> dict[str, Any]:
+        """Fetch a received file through the gateway into the media store; the stored file's
+        fields ({} when WhatsApp or the store refused it: the message is announced without it).
+        A gateway that cannot be asked right now raises: the event comes again."""
+        try:
+            got = await self.call(
+                "download", {"session": session_of(rec.id), "media": str(data.get("media", ""))}
+            )
+        except GatewayError as exc:
+            if exc.retryable:
+                raise
+            log.warning("WhatsApp Web file not downloaded", instance=rec.id, reason=exc.message)
+            return {}
+        media = self.core.media
+        mime = str(data.get("mime_type") or "application/octet-stream")
+        name = str(data.get("file_name") or "")[:200] or default_name(
+            str(data.get("id", "file"))[:40], mime.split(";")[0]
+        )
+        blob = base64.b64decode(str(got.get("data", "")))
+
+        async def chunks() -> Any:
+            yield blob
+
+        try:
+            record = await media.save(str(rec.id), chunks(), file_name=name, mime_type=mime)
+        except (FileTooLarge, EmptyFile, FileInfected, ScannerUnavailable) as exc:
+            log.warning(
+                "WhatsApp Web file not stored", instance=rec.id, reason=str(exc) or type(exc).__name__
+            )
+            return {}
+        return {
+            "file_name": record.file_name,
+            "mime_type": record.mime_type,
+            "download_url": media.url(record),
+            "file_id": record.id,
+            "jpeg_thumbnail": record.jpeg_thumbnail,
+        }
+
     async def _incoming(
-        self, tx: Tx, rec: InstanceRecord, data: dict[str, Any]
+        self,
+        tx: Tx,
+        rec: InstanceRecord,
+        data: dict[str, Any],
+        stored: dict[str, Any] | None,
+        sender: str,
     ) -> tuple[str, dict[str, Any]] | None:
         """The type and content of a received message, its quote or target resolved to this
         instance's ids; None when it cannot be taken (a kind not handled, an unknown target)."""
-        if data.get("kind") == "reaction":
+        kind = data.get("kind")
+        if kind == "reaction":
             found = await self._row_of(tx, rec, str(data.get("target_id", "")))
             if found is None:
                 return None
             local, row = found
             return "reactionMessage", rich.reaction(str(data.get("emoji", "")), local, row.sender)
+        if kind == "file":
+            type_message = kinds.FILE_TYPE.get(str(data.get("media_type")), "documentMessage")
+            stored = stored or {}
+            return type_message, file_content(
+                file_name=stored.get("file_name") or str(data.get("file_name", "")),
+                mime_type=stored.get("mime_type") or str(data.get("mime_type", "")),
+                caption=str(data.get("caption", "")),
+                download_url=stored.get("download_url", ""),
+                file_id=stored.get("file_id", ""),
+                jpeg_thumbnail=stored.get("jpeg_thumbnail", ""),
+            )
+        if kind in ("edit", "delete", "poll_vote"):
+            return await self._change(tx, rec, data, sender)
         taken = kinds.incoming_content(data)
         if taken is None:
             return None
@@ -683,6 +958,27 @@ class WebChannel(BaseChannel):
                 type_message = text_type(content)
         return type_message, content
 
+    async def _change(
+        self, tx: Tx, rec: InstanceRecord, data: dict[str, Any], sender: str
+    ) -> tuple[str, dict[str, Any]] | None:
+        """An edit, a deletion or a poll vote, for a message this instance has (None otherwise)."""
+        found = await self._row_of(tx, rec, str(data.get("target_id", "")))
+        if found is None:
+            return None  # a message this server never saw
+        local, row = found
+        kind = data.get("kind")
+        if kind == "delete":
+            return "deletedMessage", rich.deletion(local)
+        if kind == "edit":
+            new = str(data.get("caption") if "caption" in data else data.get("text", ""))
+            return "editedMessage", rich.edit(local, row.type_message, new)
+        if row.type_message != "pollMessage":
+            return None
+        poll = orjson.loads(row.content)
+        by_hash = {hashlib.sha256(str(o).encode()).hexdigest(): str(o) for o in poll.get("options", [])}
+        chosen = [by_hash[h] for h in data.get("selected") or [] if h in by_hash]
+        return "pollUpdateMessage", rich.poll_vote(local, poll, chosen, sender)
+
     async def _row_of(self, tx: Tx, rec: InstanceRecord, wa_id: str) -> tuple[str, Any] | None:
         """The journal row (with its idMessage) of the message WhatsApp names ``wa_id``, if known."""
         local = await self.local_id_of(tx.conn, rec.id, wa_id)
@@ -690,6 +986,18 @@ class WebChannel(BaseChannel):
             return None
         row = (await tx.conn.execute(_MESSAGE, {"instance_id": rec.id, "id_message": local})).first()
         return None if row is None else (local, row)
+
+    async def _on_call(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
+        """Someone calls the linked number (the call itself is not taken: WhatsApp Web cannot)."""
+        call_id = str(data.get("id", ""))[:128]
+        if not call_id:
+            return
+        peer = wid_of(str(data.get("from", "")))
+        at_ms = int(data.get("timestamp_ms") or now_ms())
+        async with self.core.tx() as tx:
+            await emit(
+                tx, rec, call_event(EventKind.INCOMING_CALL, call_id, at_ms, peer=peer, status="offer")
+            )
 
     async def _on_receipt(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
         status = RECEIPT_STATUS.get(str(data.get("type", "")))
@@ -720,6 +1028,8 @@ class WebChannel(BaseChannel):
         ).first()
         if row is None:
             return
+        if status == Status.FAILED and (row.status != Status.SENT or row.chat_id.endswith("@g.us")):
+            return  # reached someone already (or one member of a group failed): not a failed message
         await lifecycle.set_status(
             tx,
             rec,

@@ -10,19 +10,26 @@ neonize calls back on threads of its own (the Go side): each callback turns the 
 protobuf into a protocol event (:func:`translate`, no neonize type leaves this module) and hands
 it to the event loop, which keeps it until the server acknowledges it.
 
-Not yet here (docs/whatsapp-web.md): the database lease (one holder per session across gateway
-processes), media, message kinds other than text, history sync, the number check.
+Files go up first (``upload``: the bytes, never a path or URL, handed to the library) and are sent
+by the upload's reference; received files travel as an opaque ``media`` token that the server
+hands back in ``download``. Not here yet (docs/whatsapp-web.md): history sync, groups, contacts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import ctypes
+import hashlib
+import io
 import os
+import secrets as random_bytes
 import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -30,23 +37,32 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import segno
 import structlog
 from google.protobuf.message import Message as Proto
 from neonize.client import NewClient
 from neonize.events import EVENT_TO_INT
-from neonize.exc import SendMessageError
+from neonize.exc import DecryptPollVoteError, DownloadError, SendMessageError
 from neonize.proto import Neonize_pb2 as ev
 from neonize.proto.waCommon.WACommon_pb2 import MessageKey
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
+    AudioMessage,
     ContactMessage,
     ContactsArrayMessage,
     ContextInfo,
+    DocumentMessage,
     ExtendedTextMessage,
+    FutureProofMessage,
+    ImageMessage,
     LocationMessage,
+    MessageContextInfo,
+    PollCreationMessage,
+    ProtocolMessage,
     ReactionMessage,
+    VideoMessage,
 )
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as WaMessage
-from neonize.utils.enum import ReceiptType
+from neonize.utils.enum import ChatPresence, ChatPresenceMedia, MediaType, ParticipantChange, ReceiptType
 from neonize.utils.jid import build_jid
 
 from verdigris.channels.whatsapp_web import protocol
@@ -55,14 +71,30 @@ from verdigris.channels.whatsapp_web.protocol import GatewayError, GatewayListen
 log = structlog.get_logger("verdigris.wa_gateway")
 
 QR_WAIT_SECONDS = 20.0
+# Sessions one gateway process runs at most, and the pause between resuming them after a start
+# (a restarted gateway does not reconnect every number to WhatsApp in the same second).
+MAX_SESSIONS = 100
+OPEN_SPACING_SECONDS = 0.5
 STOP_WAIT_SECONDS = 5.0
 # Blocking library calls (send, logout, pairing) run on this many threads, shared by all sessions.
 CALL_THREADS = 8
+
+# The protocol's media kinds → the WhatsApp message field, its protobuf and the upload's media type.
+_MEDIA: dict[str, tuple[str, type[Proto], MediaType]] = {
+    "image": ("imageMessage", ImageMessage, MediaType.MediaImage),
+    "video": ("videoMessage", VideoMessage, MediaType.MediaVideo),
+    "audio": ("audioMessage", AudioMessage, MediaType.MediaAudio),
+    "document": ("documentMessage", DocumentMessage, MediaType.MediaDocument),
+}
+_MEDIA_OF_FIELD = {field: kind for kind, (field, _, _) in _MEDIA.items()}
+# A poll has 2 to 12 options (WhatsApp's limits).
+POLL_OPTIONS = (2, 12)
 
 _RECEIPTS = {
     ev.Receipt.DELIVERED: "delivered",
     ev.Receipt.READ: "read",
     ev.Receipt.PLAYED: "played",
+    ev.Receipt.SERVER_ERROR: "failed",  # WhatsApp's server could not deliver it
 }
 
 
@@ -122,7 +154,71 @@ def content_of(message: WaMessage) -> dict[str, Any]:
     if message.HasField("reactionMessage"):
         reaction = message.reactionMessage
         return {"kind": "reaction", "emoji": reaction.text, "target_id": reaction.key.ID}
-    return {"kind": kind_of(message)}
+    return _richer_content(message) or {"kind": kind_of(message)}
+
+
+def _richer_content(message: WaMessage) -> dict[str, Any] | None:
+    """Files, polls, poll votes, edits and deletions (None: none of these)."""
+    for field, media_kind in _MEDIA_OF_FIELD.items():
+        if message.HasField(field):
+            return _received_file(media_kind, field, getattr(message, field))
+    if message.HasField("stickerMessage"):
+        return _received_file("image", "stickerMessage", message.stickerMessage)
+    poll = _poll_of(message)
+    if poll is not None:
+        return {
+            "kind": "poll",
+            "name": poll.name,
+            "options": [o.optionName for o in poll.options],
+            "multiple": poll.selectableOptionsCount != 1,
+        }
+    if message.HasField("pollUpdateMessage"):
+        # The vote itself is encrypted: the session decrypts it (Session._on_event) and adds
+        # ``selected`` (the SHA-256 of each chosen option's name, hex).
+        return {"kind": "poll_vote", "target_id": message.pollUpdateMessage.pollCreationMessageKey.ID}
+    return _change_of(message)
+
+
+def _received_file(media_kind: str, field: str, media: Any) -> dict[str, Any]:
+    """A received file: what it is, and the token the server hands back in ``download``."""
+    token = base64.b64encode(WaMessage(**{field: media}).SerializeToString()).decode()
+    return {
+        "kind": "file",
+        "media_type": media_kind,
+        "mime_type": media.mimetype,
+        "file_name": getattr(media, "fileName", ""),
+        "caption": getattr(media, "caption", ""),
+        "size": int(media.fileLength),
+        "media": token,
+    }
+
+
+def _poll_of(message: WaMessage) -> Any:
+    for field in ("pollCreationMessage", "pollCreationMessageV2", "pollCreationMessageV3"):
+        if message.HasField(field):
+            return getattr(message, field)
+    return None
+
+
+def _change_of(message: WaMessage) -> dict[str, Any] | None:
+    """An edit or a deletion for everyone (both travel as a protocol message)."""
+    inner = message
+    if message.HasField("editedMessage"):
+        inner = message.editedMessage.message
+    if not inner.HasField("protocolMessage"):
+        return None
+    change = inner.protocolMessage
+    if change.type == ProtocolMessage.REVOKE:
+        return {"kind": "delete", "target_id": change.key.ID}
+    if change.type == ProtocolMessage.MESSAGE_EDIT:
+        new = change.editedMessage
+        text = text_of(new)
+        if text is not None:
+            return {"kind": "edit", "target_id": change.key.ID, "text": text[0]}
+        for field in ("imageMessage", "videoMessage", "documentMessage"):
+            if new.HasField(field):
+                return {"kind": "edit", "target_id": change.key.ID, "caption": getattr(new, field).caption}
+    return None
 
 
 def kind_of(message: WaMessage) -> str:
@@ -156,6 +252,20 @@ def _receipt(event: ev.Receipt) -> tuple[str, dict[str, Any]] | None:
     }
 
 
+def _call(event: ev.CallOffer) -> tuple[str, dict[str, Any]]:
+    meta = event.basicCallMeta
+    caller = (
+        meta.callCreatorAlt
+        if meta.callCreator.Server == "lid" and meta.callCreatorAlt.User
+        else meta.callCreator
+    )
+    return "call", {
+        "id": meta.callID,
+        "from": jid_text(caller) or jid_text(getattr(meta, "from")),
+        "timestamp_ms": _ms(meta.timestamp),
+    }
+
+
 def _paired(event: ev.PairStatus) -> tuple[str, dict[str, Any]] | None:
     if event.Status != ev.PairStatus.SUCCESS:
         return None
@@ -166,6 +276,7 @@ _SIMPLE: dict[type[Proto], Callable[[Any], tuple[str, dict[str, Any]] | None]] =
     ev.Message: _message,
     ev.Receipt: _receipt,
     ev.PairStatus: _paired,
+    ev.CallOffer: _call,
     ev.Connected: lambda e: ("connected", {}),
     ev.KeepAliveRestored: lambda e: ("connected", {}),
     ev.Disconnected: lambda e: ("disconnected", {}),
@@ -199,42 +310,147 @@ def text_message(text: str, quoted: dict[str, Any] | None) -> WaMessage:
     return WaMessage(extendedTextMessage=ExtendedTextMessage(text=text, contextInfo=context))
 
 
+def _location_message(body: dict[str, Any]) -> WaMessage:
+    return WaMessage(
+        locationMessage=LocationMessage(
+            degreesLatitude=float(body["latitude"]),
+            degreesLongitude=float(body["longitude"]),
+            name=str(body.get("name", "")),
+            address=str(body.get("address", "")),
+        )
+    )
+
+
+def _contacts_message(body: dict[str, Any]) -> WaMessage:
+    cards = [
+        ContactMessage(displayName=str(c["display_name"]), vcard=str(c["vcard"])) for c in body["contacts"]
+    ]
+    if len(cards) == 1:
+        return WaMessage(contactMessage=cards[0])
+    return WaMessage(
+        contactsArrayMessage=ContactsArrayMessage(displayName=f"{len(cards)} contacts", contacts=cards)
+    )
+
+
+def _reaction_message(body: dict[str, Any]) -> WaMessage:
+    return WaMessage(
+        reactionMessage=ReactionMessage(
+            key=_key(body["target"]), text=str(body.get("emoji", "")), senderTimestampMS=int(body["at_ms"])
+        )
+    )
+
+
+def _text_body(body: dict[str, Any]) -> WaMessage:
+    quoted = body.get("quoted") if isinstance(body.get("quoted"), dict) else None
+    return text_message(str(body.get("text", "")), quoted)
+
+
+def _revoke_message(body: dict[str, Any]) -> WaMessage:
+    return WaMessage(protocolMessage=ProtocolMessage(type=ProtocolMessage.REVOKE, key=_key(body["target"])))
+
+
 def outgoing_message(body: dict[str, Any]) -> WaMessage:
     """The WhatsApp message of a protocol ``send`` body (BAD_REQUEST for a kind not offered)."""
-    kind = body.get("kind")
-    if kind == "text":
-        quoted = body.get("quoted") if isinstance(body.get("quoted"), dict) else None
-        return text_message(str(body.get("text", "")), quoted)
-    if kind == "location":
-        return WaMessage(
-            locationMessage=LocationMessage(
-                degreesLatitude=float(body["latitude"]),
-                degreesLongitude=float(body["longitude"]),
-                name=str(body.get("name", "")),
-                address=str(body.get("address", "")),
+    kind = str(body.get("kind"))
+    build = _OUTGOING.get(kind)
+    if build is None:
+        raise GatewayError(protocol.BAD_REQUEST, f"messages of kind {kind[:40]!r} are not sent")
+    return build(body)
+
+
+def _key(target: dict[str, Any]) -> MessageKey:
+    key = MessageKey(
+        remoteJID=str(target["chat"]), fromMe=bool(target.get("from_me", True)), ID=str(target["id"])
+    )
+    if target.get("participant"):
+        key.participant = str(target["participant"])
+    return key
+
+
+def _b64(value: Any) -> bytes:
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except binascii.Error:
+        raise ValueError("not base64") from None
+
+
+def file_message(body: dict[str, Any]) -> WaMessage:
+    """A file message referring to what ``upload`` put on WhatsApp's media servers."""
+    media_kind = str(body.get("media_type", ""))
+    if media_kind not in _MEDIA:
+        raise GatewayError(protocol.BAD_REQUEST, f"no such media type: {media_kind[:20]!r}")
+    field, cls, _ = _MEDIA[media_kind]
+    up = body["upload"]
+    media = cls(
+        URL=str(up["url"]),
+        directPath=str(up["direct_path"]),
+        mediaKey=_b64(up["media_key"]),
+        fileEncSHA256=_b64(up["file_enc_sha256"]),
+        fileSHA256=_b64(up["file_sha256"]),
+        fileLength=int(up["file_length"]),
+        mimetype=str(body.get("mime_type", "")),
+    )
+    caption = str(body.get("caption", ""))
+    if media_kind == "document":
+        media.fileName = media.title = str(body.get("file_name", ""))
+    if caption and media_kind != "audio":
+        media.caption = caption
+    return WaMessage(**{field: media})
+
+
+def poll_message(body: dict[str, Any]) -> WaMessage:
+    """A poll, with the random secret its votes are encrypted with (whatsmeow keeps the secret of
+    what it sends, so it can decrypt the votes that come back)."""
+    options = [str(o) for o in body["options"]]
+    if not POLL_OPTIONS[0] <= len(options) <= POLL_OPTIONS[1] or len(set(options)) != len(options):
+        raise GatewayError(protocol.BAD_REQUEST, "a poll has 2 to 12 different options")
+    return WaMessage(
+        pollCreationMessage=PollCreationMessage(
+            name=str(body["name"]),
+            options=[PollCreationMessage.Option(optionName=o) for o in options],
+            selectableOptionsCount=0 if body.get("multiple") else 1,
+        ),
+        messageContextInfo=MessageContextInfo(messageSecret=random_bytes.token_bytes(32)),
+    )
+
+
+def edit_message(body: dict[str, Any]) -> WaMessage:
+    """An edit of an own message: new text, or a new caption of a file."""
+    target = body["target"]
+    if "caption" in body:
+        field, cls, _ = _MEDIA[str(body.get("media_type", "image"))]
+        new = WaMessage(**{field: cls(caption=str(body["caption"]))})
+    else:
+        new = WaMessage(conversation=str(body["text"]))
+    return WaMessage(
+        editedMessage=FutureProofMessage(
+            message=WaMessage(
+                protocolMessage=ProtocolMessage(
+                    key=MessageKey(remoteJID=str(target["chat"]), fromMe=True, ID=str(target["id"])),
+                    type=ProtocolMessage.MESSAGE_EDIT,
+                    editedMessage=new,
+                    timestampMS=int(body["at_ms"]),
+                )
             )
         )
-    if kind == "contacts":
-        cards = [
-            ContactMessage(displayName=str(c["display_name"]), vcard=str(c["vcard"]))
-            for c in body["contacts"]
-        ]
-        if len(cards) == 1:
-            return WaMessage(contactMessage=cards[0])
-        return WaMessage(
-            contactsArrayMessage=ContactsArrayMessage(displayName=f"{len(cards)} contacts", contacts=cards)
-        )
-    if kind == "reaction":
-        target = body["target"]
-        key = MessageKey(remoteJID=str(target["chat"]), fromMe=bool(target["from_me"]), ID=str(target["id"]))
-        if target.get("participant"):
-            key.participant = str(target["participant"])
-        return WaMessage(
-            reactionMessage=ReactionMessage(
-                key=key, text=str(body.get("emoji", "")), senderTimestampMS=int(body["at_ms"])
-            )
-        )
-    raise GatewayError(protocol.BAD_REQUEST, f"messages of kind {str(kind)[:40]!r} are not sent")
+    )
+
+
+_OUTGOING: dict[str, Callable[[dict[str, Any]], WaMessage]] = {
+    "text": _text_body,
+    "location": _location_message,
+    "contacts": _contacts_message,
+    "reaction": _reaction_message,
+    "file": file_message,
+    "poll": poll_message,
+    "edit": edit_message,
+    "delete": _revoke_message,
+}
+
+
+def option_hash(name: str) -> str:
+    """How a poll vote names an option: the SHA-256 of its name (hex here)."""
+    return hashlib.sha256(name.encode()).hexdigest()
 
 
 def to_jid(address: str) -> ev.JID:
@@ -346,6 +562,14 @@ class Session:
         if translated is None:
             return
         kind, data = translated
+        if kind == "message" and data["kind"] == "poll_vote":
+            try:
+                vote = self.client.decrypt_poll_vote(event)
+            except DecryptPollVoteError as exc:
+                # Not a poll this session sent (or its secret is gone): nothing to count.
+                log.info("poll vote not decrypted", session=self.name, error=str(exc)[:100])
+                return
+            data["selected"] = [bytes(h).hex() for h in vote.selectedOptions]
         if kind == "paired":
             self.linked = True
         elif kind == "connected":
@@ -377,10 +601,18 @@ class Gateway:
     """The sessions and the protocol's methods over them."""
 
     def __init__(
-        self, store_dir: Path, make_client: ClientFactory = neonize_client, qr_wait: float = QR_WAIT_SECONDS
+        self,
+        store_dir: Path,
+        make_client: ClientFactory = neonize_client,
+        qr_wait: float = QR_WAIT_SECONDS,
+        max_sessions: int = MAX_SESSIONS,
+        open_spacing: float = OPEN_SPACING_SECONDS,
     ) -> None:
         self.store_dir = store_dir
         self.qr_wait = qr_wait
+        self.max_sessions = max_sessions
+        self.open_spacing = open_spacing
+        self._next_open = 0.0  # monotonic time of the next free resume slot
         self.make_client = make_client
         self.sessions: dict[str, Session] = {}
         self.outbox = Outbox(store_dir / "outbox.sqlite3")
@@ -396,6 +628,11 @@ class Gateway:
     def session(self, name: str) -> Session:
         found = self.sessions.get(name)
         if found is None:
+            self.store_of(name)  # a valid name first
+            if len(self.sessions) >= self.max_sessions:
+                raise GatewayError(
+                    protocol.FULL, f"this gateway runs its maximum of {self.max_sessions} sessions"
+                )
             found = Session(self, name, self.make_client(name, self.store_of(name)))
             self.sessions[name] = found
         return found
@@ -430,15 +667,33 @@ class Gateway:
         answer = getattr(self, f"_m_{method}", None)
         if answer is None:
             raise GatewayError(protocol.BAD_REQUEST, f"unknown method {method[:40]}")
+        if method == "stats":
+            return await self._m_stats(None, params)
         name = str(params.get("session", ""))
         result: dict[str, Any] = await answer(self.session(name), params)
         return result
 
     async def _m_open(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
-        """Resume a linked session (the server knows it is linked)."""
+        """Resume a linked session (the server knows it is linked). Resumes are spaced
+        ``open_spacing`` apart: after a restart the sessions reconnect one after another."""
         s.linked = True
-        s.start()
+        now = time.monotonic()
+        slot = max(now, self._next_open)
+        self._next_open = slot + self.open_spacing
+        if slot <= now:
+            s.start()
+        else:
+            self.loop.call_later(slot - now, s.start)
         return {}
+
+    async def _m_stats(self, s: Session | None, params: dict[str, Any]) -> dict[str, Any]:
+        """How much the gateway holds: sessions, connected ones, resident memory and threads."""
+        return {
+            "sessions": len(self.sessions),
+            "connected": sum(1 for x in self.sessions.values() if x.connected),
+            "max_sessions": self.max_sessions,
+            **process_usage(),
+        }
 
     async def _m_qr(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
         if s.linked:
@@ -484,10 +739,7 @@ class Gateway:
                 Path(f"{self.store_of(name)}{suffix}").unlink()
 
     async def _m_send(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
-        if not s.linked:
-            raise GatewayError(protocol.NOT_LINKED, "this session is not linked")
-        if not s.connected:
-            raise GatewayError(protocol.NOT_CONNECTED, "not connected to WhatsApp right now")
+        self._ready(s)
         body = params.get("message")
         if not isinstance(body, dict):
             raise GatewayError(protocol.BAD_REQUEST, "message must be an object")
@@ -501,6 +753,160 @@ class Gateway:
         except SendMessageError as exc:
             raise GatewayError(protocol.INTERNAL, f"WhatsApp did not take the message: {exc}"[:300]) from None
         return {"id": sent.ID, "timestamp_ms": _ms(int(sent.Timestamp))}
+
+    async def _m_upload(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        """Put a file's bytes on WhatsApp's media servers; ``send`` then refers to it."""
+        self._ready(s)
+        media_kind = str(params.get("media_type", ""))
+        if media_kind not in _MEDIA:
+            raise GatewayError(protocol.BAD_REQUEST, f"no such media type: {media_kind[:20]!r}")
+        try:
+            data = _b64(params.get("data", ""))
+        except ValueError:
+            raise GatewayError(protocol.BAD_REQUEST, "data must be base64") from None
+        if not data:
+            raise GatewayError(protocol.BAD_REQUEST, "the file is empty")
+        try:
+            up = await self._blocking(lambda: s.client.upload(data, _MEDIA[media_kind][2]))
+        except Exception as exc:
+            raise GatewayError(protocol.INTERNAL, f"WhatsApp did not take the file: {exc}"[:300]) from None
+        return {
+            "url": up.url,
+            "direct_path": up.DirectPath,
+            "media_key": base64.b64encode(up.MediaKey).decode(),
+            "file_enc_sha256": base64.b64encode(up.FileEncSHA256).decode(),
+            "file_sha256": base64.b64encode(up.FileSHA256).decode(),
+            "file_length": int(up.FileLength),
+        }
+
+    async def _m_download(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        """The bytes of a received file, named by the ``media`` token of its message event."""
+        self._ready(s)
+        try:
+            message = WaMessage.FromString(_b64(params.get("media", "")))
+        except Exception:
+            raise GatewayError(protocol.BAD_REQUEST, "not a media token of this gateway") from None
+        try:
+            data: bytes = await self._blocking(lambda: s.client.download_any(message))
+        except DownloadError as exc:
+            raise GatewayError(
+                protocol.REFUSED, f"WhatsApp did not hand the file over: {exc}"[:300]
+            ) from None
+        if len(data) > protocol.MAX_FILE:
+            raise GatewayError(protocol.REFUSED, f"the file has {len(data)} bytes, over {protocol.MAX_FILE}")
+        return {"data": base64.b64encode(data).decode()}
+
+    async def _m_typing(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        """Show "typing…" (or "recording…") in a chat for ``ms`` milliseconds."""
+        self._ready(s)
+        chat = to_jid(str(params.get("chat", "")))
+        media = (
+            ChatPresenceMedia.CHAT_PRESENCE_MEDIA_AUDIO
+            if params.get("recording")
+            else ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT
+        )
+        await self._blocking(
+            lambda: s.client.send_chat_presence(chat, ChatPresence.CHAT_PRESENCE_COMPOSING, media)
+        )
+        ms = min(max(int(params.get("ms") or 1000), 0), 20_000)
+
+        def paused() -> None:
+            with contextlib.suppress(Exception):
+                s.client.send_chat_presence(chat, ChatPresence.CHAT_PRESENCE_PAUSED, media)
+
+        def later() -> None:
+            with contextlib.suppress(RuntimeError):  # the gateway is closing
+                self.calls.submit(paused)
+
+        self.loop.call_later(ms / 1000, later)
+        return {}
+
+    async def _m_check(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        """Whether a phone number has WhatsApp (one number a call: the server caps how many)."""
+        self._ready(s)
+        phone = str(params.get("phone", ""))
+        if not (phone.isascii() and phone.isdigit()):
+            raise GatewayError(protocol.BAD_REQUEST, "the phone number is digits only")
+        try:
+            found = await self._blocking(lambda: s.client.is_on_whatsapp(f"+{phone}"))
+        except Exception as exc:
+            raise GatewayError(protocol.INTERNAL, f"WhatsApp did not answer the check: {exc}"[:300]) from None
+        return {"exists": any(bool(r.IsIn) for r in found)}
+
+    async def _m_group(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        """Groups as the linked account: ``action`` is info, create, rename, leave, participants
+        (``change``: add, remove, promote, demote), announce or locked (``value``)."""
+        self._ready(s)
+        action = str(params.get("action", ""))
+        client = s.client
+        try:
+            if action == "create":
+                members = [to_jid(str(p)) for p in params.get("participants") or []]
+                info = await self._blocking(lambda: client.create_group(str(params["name"]), members))
+                return {"group": await self._group_view(s, info)}
+            jid = to_jid(str(params.get("group", "")))
+            if jid.Server != "g.us":
+                raise GatewayError(protocol.BAD_REQUEST, "not a group")
+            if action == "info":
+                info = await self._blocking(lambda: client.get_group_info(jid))
+                return {"group": await self._group_view(s, info)}
+            if action == "participants":
+                change = ParticipantChange[str(params.get("change", "")).upper()]
+                who = [to_jid(str(p)) for p in params.get("participants") or []]
+                done = await self._blocking(lambda: client.update_group_participants(jid, who, change))
+                return {"errors": [int(p.Error) for p in done]}
+            simple: dict[str, Callable[[], Any]] = {
+                "rename": lambda: client.set_group_name(jid, str(params["name"])),
+                "leave": lambda: client.leave_group(jid),
+                "announce": lambda: client.set_group_announce(jid, bool(params["value"])),
+                "locked": lambda: client.set_group_locked(jid, bool(params["value"])),
+            }
+            if action not in simple:
+                raise GatewayError(protocol.BAD_REQUEST, f"no such group action: {action[:20]!r}")
+            await self._blocking(simple[action])
+            return {}
+        except (KeyError, ValueError) as exc:
+            raise GatewayError(protocol.BAD_REQUEST, f"malformed group request: {exc!r}"[:200]) from None
+        except GatewayError:
+            raise
+        except Exception as exc:  # whatsmeow's answer (not a member, not an admin, no such group)
+            raise GatewayError(protocol.REFUSED, f"{exc}"[:300]) from None
+
+    async def _group_view(self, s: Session, info: Any) -> dict[str, Any]:
+        """A group as the protocol carries it (its invite code only when the account may see it)."""
+        jid = info.JID
+        try:
+            link = str(await self._blocking(lambda: s.client.get_group_invite_link(jid)))
+        except Exception:
+            link = ""
+        owner = info.OwnerPN if info.OwnerPN.User else info.OwnerJID
+        return {
+            "id": jid_text(jid),
+            "subject": info.GroupName.Name,
+            "subject_ms": _ms(info.GroupName.NameSetAt),
+            "subject_owner": jid_text(info.GroupName.NameSetBy),
+            "owner": jid_text(owner),
+            "created_ms": _ms(int(info.GroupCreated)),  # a float in neonize's protobuf
+            "announce": info.GroupAnnounce.IsAnnounce,
+            "locked": info.GroupLocked.isLocked,
+            "invite_code": link.rsplit("/", 1)[-1],
+            "participants": [
+                {
+                    "jid": jid_text(p.PhoneNumber)
+                    if p.JID.Server == "lid" and p.PhoneNumber.User
+                    else jid_text(p.JID),
+                    "admin": p.IsAdmin,
+                    "super_admin": p.IsSuperAdmin,
+                }
+                for p in info.Participants
+            ],
+        }
+
+    def _ready(self, s: Session) -> None:
+        if not s.linked:
+            raise GatewayError(protocol.NOT_LINKED, "this session is not linked")
+        if not s.connected:
+            raise GatewayError(protocol.NOT_CONNECTED, "not connected to WhatsApp right now")
 
     async def _m_mark_read(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
         if not s.connected:
@@ -550,6 +956,19 @@ class Gateway:
         self.outbox.close()
 
 
+def process_usage() -> dict[str, int]:
+    """This process's resident memory (bytes) and threads (Python's and the Go runtime's), Linux."""
+    usage = {"rss_bytes": 0, "threads": threading.active_count()}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key == "VmRSS":
+                usage["rss_bytes"] = int(value.split()[0]) * 1024
+            elif key == "Threads":
+                usage["threads"] = int(value)
+    return usage
+
+
 def exit_with_parent(parent: int) -> None:
     """Have the kernel send this process SIGTERM when its parent ends, even by ``kill -9`` (Linux):
     a gateway must not keep running sessions whose leases its dead server can no longer renew."""
@@ -565,12 +984,13 @@ async def serve(
     secret_file: Path,
     store_dir: Path,
     stop: asyncio.Event | None = None,
-    qr_wait: float = QR_WAIT_SECONDS,
+    **options: Any,
 ) -> None:
-    """Run the gateway until ``stop`` is set (or for ever)."""
+    """Run the gateway until ``stop`` is set (or for ever); ``options`` go to :class:`Gateway`
+    (``qr_wait``, ``max_sessions``, ``open_spacing``)."""
     os.umask(0o077)
     store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    gateway = Gateway(store_dir, qr_wait=qr_wait)
+    gateway = Gateway(store_dir, **options)
     listener = gateway.listen(socket, protocol.load_secret(secret_file))
     await listener.start()
     log.info(
@@ -582,4 +1002,56 @@ async def serve(
         await (stop or asyncio.Event()).wait()
     finally:
         await listener.close()
+        await gateway.close()
+
+
+async def live_check(work: Path, phone: str, wait: float, say: Callable[[str], None]) -> bool:
+    """``verdigris wa-gateway check``: link a number through a real session (a QR code printed in
+    the terminal, or a pairing code for ``phone``), send it a message from itself, wait for
+    WhatsApp's receipt, then unlink and forget the session. True when every step passed."""
+    os.umask(0o077)
+    gateway = Gateway(work, qr_wait=wait)
+    # A listener that is never started: the session's events stay in ``unacked`` for the check.
+    listener = gateway.listen(work / "check.sock", random_bytes.token_hex(32).encode())
+    name = "1"
+
+    async def event(kind: str) -> dict[str, Any]:
+        async with asyncio.timeout(wait):
+            while True:
+                for frame in listener.unacked.values():
+                    if frame["kind"] == kind:
+                        return dict(frame["data"])
+                    if frame["kind"] in ("logged_out", "temporary_ban", "client_outdated"):
+                        raise GatewayError(
+                            protocol.REFUSED, f"WhatsApp answered {frame['kind']}: {frame['data']}"
+                        )
+                await asyncio.sleep(0.2)
+
+    try:
+        if phone:
+            code = (await gateway.handle("pair_phone", {"session": name, "phone": phone}))["code"]
+            say(f"On the phone: Linked devices → Link a device → Link with phone number instead: {code}")
+        else:
+            qr = (await gateway.handle("qr", {"session": name}))["code"]
+            say("Scan this with the phone (Linked devices → Link a device):")
+            drawing = io.StringIO()
+            segno.make(qr, error="l").terminal(out=drawing, compact=True)
+            say(drawing.getvalue())
+        jid = (await event("paired"))["jid"]
+        await event("connected")
+        say(f"linked as {jid}")
+        text = "Verdigris live check: this linked device can send."
+        sent = await gateway.handle(
+            "send", {"session": name, "to": jid, "message": {"kind": "text", "text": text}}
+        )
+        say(f"sent, WhatsApp's id {sent['id']}; waiting for its receipt")
+        receipt = await event("receipt")
+        say(f"receipt: {receipt['type']} — the live check passed")
+        return True
+    except (GatewayError, TimeoutError) as exc:
+        say(f"the live check failed: {exc.message if isinstance(exc, GatewayError) else 'no answer in time'}")
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(gateway.handle("logout", {"session": name}), STOP_WAIT_SECONDS * 3)
         await gateway.close()

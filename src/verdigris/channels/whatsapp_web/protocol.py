@@ -44,6 +44,8 @@ log = structlog.get_logger("verdigris.waweb")
 
 VERSION = 1
 MAX_FRAME = 16 * 1024 * 1024
+# The largest file that crosses the socket (``upload``, ``download``): one frame, base64 inside.
+MAX_FILE = MAX_FRAME * 3 // 4 - 64 * 1024
 _HEADER = struct.Struct(">I")
 # A Unix socket path must fit in sockaddr_un (108 bytes on Linux, with the final NUL).
 MAX_SOCKET_PATH = 107
@@ -56,6 +58,7 @@ NOT_CONNECTED = "not_connected"  # linked, but the connection to WhatsApp is dow
 REFUSED = "refused"  # WhatsApp refused this (a message, a number): final
 BAD_REQUEST = "bad_request"  # the request itself is wrong (a missing parameter, an unknown method)
 INTERNAL = "internal"  # the gateway failed; may work when tried again
+FULL = "full"  # the gateway runs as many sessions as it may (--max-sessions): try again later
 # Raised by the server's side itself: no gateway connection, or no answer in time.
 UNREACHABLE = "unreachable"
 TIMEOUT = "timeout"
@@ -75,7 +78,7 @@ class GatewayError(Exception):
 
     @property
     def retryable(self) -> bool:
-        return self.code in (NOT_CONNECTED, INTERNAL, UNREACHABLE, TIMEOUT)
+        return self.code in (NOT_CONNECTED, INTERNAL, UNREACHABLE, TIMEOUT, FULL)
 
 
 # --- frames --------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ class Supervisor:
         self.secret = secret
         self.process: asyncio.subprocess.Process | None = None
         self.starts = 0
+        self.exits: list[int] = []  # how each gateway ended (negative: killed by that signal), the last 100
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -67,6 +68,7 @@ class Supervisor:
             self.starts += 1
             log.info("WhatsApp Web gateway started", pid=self.process.pid, starts=self.starts)
             code = await self.process.wait()
+            self.exits = [*self.exits[-99:], code]
             if self._stopping:
                 return
             lived = time.monotonic() - began

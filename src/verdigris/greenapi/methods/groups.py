@@ -139,7 +139,7 @@ async def update_group_settings(call: Call) -> dict[str, Any]:
 @wire_method("getGroupData", "POST", "groups", body=GroupBody, needs_link=True)
 async def get_group_data(call: Call) -> dict[str, Any]:
     """A group's name, owner, members and invite link (members only)."""
-    group = await groups_of(call.channel).get_group(call.core, call.body.groupId)
+    group = await groups_of(call.channel).get_group(call.core, call.body.groupId, call.instance.wid)
     if group is None or group.role(call.instance.wid) is None:
         raise WireError(400, f"Group not found: {call.body.groupId} (or this account is not a participant)")
     return {

@@ -21,7 +21,7 @@ from verdigris.store.clock import now_ms
 
 async def _on_network(call: Call, phone: str) -> bool:
     # Outside any transaction: a channel may ask its network.
-    return await call.core.channel(call.instance.channel).has_account(phone)
+    return await call.core.channel(call.instance.channel).has_account(call.instance, phone)
 
 
 def _personal(chat_id: str) -> str | None:
