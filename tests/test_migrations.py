@@ -145,8 +145,8 @@ def test_a_database_with_data_upgrades_to_64_bit_ids(
     env: dict[str, str] = {}
     if dialect == "postgresql":
         url = env["VERDIGRIS_DATABASE_URL"] = create_postgres_database()
-    else:
-        url = f"sqlite+aiosqlite:///{data_dir / 'verdigris.sqlite3'}"
+    else:  # named explicitly, so that a PostgreSQL test run does not swap in a database of its own
+        url = env["VERDIGRIS_DATABASE_URL"] = f"sqlite+aiosqlite:///{data_dir / 'verdigris.sqlite3'}"
     cfg = alembic_config(url)
     srv: Server | None = None
     try:
