@@ -30,6 +30,7 @@ from verdigris.webhooks.models import (
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
+    from sqlalchemy.sql.elements import BindParameter
 
     from verdigris.config import Settings
     from verdigris.core import Core
@@ -256,7 +257,7 @@ async def next_item(core: Core, instance_id: int, with_replays: bool) -> Item | 
 
 # The dispatcher's batch statements, built once (building one and its cache key per batch cost
 # more CPU than SQLite takes to run it). ``ids``: the instances or receipts of the batch.
-_IDS = bindparam("ids", expanding=True)
+_IDS: BindParameter[int] = bindparam("ids", expanding=True)
 _HEADS = select(notifications).where(
     notifications.c.receipt_id.in_(
         select(func.min(notifications.c.receipt_id))
