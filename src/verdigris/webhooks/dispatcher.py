@@ -7,6 +7,10 @@
   (key ``("webhook", id)``), woken by ``core.hub`` after each committed notification.
 * Failures wait (fixed 60 s like GREEN-API, or exponential backoff) without holding anything:
   the failing instance just has a later timer, so it never delays another instance.
+* Batched bookkeeping: the next notification of every instance ready at the same moment is read
+  with one statement, and the deliveries answered meanwhile are recorded in one transaction
+  (``batching.Coalescer``); the POSTs go out on kept-alive connections (``http.WebhookClient``),
+  each new one checked by the outbound rule.
 * Durable: the attempt count and the next attempt time live in ``webhook_retries``; on start,
   every instance with a webhookUrl and queued work is planned again. A ``kill -9`` between the
   receiver's 200 and our commit re-sends that one notification (at-least-once, same event id).
