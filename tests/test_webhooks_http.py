@@ -19,9 +19,12 @@ def client(allow_private: bool = True, per_host: int = 4, timeout_s: float = 5) 
 class Receiver:
     """A raw HTTP/1.1 server: counts connections and requests, answers as ``answer`` says."""
 
-    def __init__(self, answer: bytes, close_after: int = 0) -> None:
+    def __init__(self, answer: bytes, close_after: int = 0, drop_second: bool = False) -> None:
         self.answer = answer
         self.close_after = close_after  # close each connection after this many answers (0: never)
+        # Close a connection, without answering, when a second request arrives on it (a receiver
+        # dropping an idle connection just as it is used again).
+        self.drop_second = drop_second
         self.connections = 0
         self.requests: list[bytes] = []
         self.server: asyncio.Server | None = None
@@ -43,6 +46,8 @@ class Receiver:
                     if line.lower().startswith(b"content-length:")
                 )
                 self.requests.append(head + await reader.readexactly(length))
+                if self.drop_second and answered == 1:
+                    break
                 writer.write(self.answer)
                 await writer.drain()
                 answered += 1
@@ -77,6 +82,23 @@ def test_posts_reuse_one_connection() -> None:
         first = receiver.requests[0]
         assert first.startswith(b"POST /hook?x=1 HTTP/1.1\r\n")
         assert b"\r\nHost: 127.0.0.1:" in first and first.endswith(b'{"n":0}')
+
+    asyncio.run(main())
+
+
+def test_a_kept_connection_dropped_by_the_receiver_is_replaced_once() -> None:
+    async def main() -> None:
+        receiver = Receiver(OK, drop_second=True)
+        url = await receiver.start()
+        c = client()
+        try:
+            assert await c.post(url, b"1", {}) == 200
+            assert await c.post(url, b"2", {}) == 200  # sent on the kept one, dropped, sent again
+        finally:
+            await c.aclose()
+            await receiver.stop()
+        assert receiver.connections == 2
+        assert [r[-1:] for r in receiver.requests] == [b"1", b"2", b"2"]
 
     asyncio.run(main())
 

@@ -157,6 +157,7 @@ class _Connection(asyncio.Protocol):
 class _Host:
     slots: asyncio.Semaphore
     idle: deque[_Connection] = field(default_factory=deque)
+    busy: int = 0  # requests under way (waiting for a slot included)
 
 
 class WebhookClient:
@@ -191,17 +192,23 @@ class WebhookClient:
         data = target.head + _header_lines(headers, len(body)) + body
         host = self._hosts.get(target.key)
         if host is None:
+            if len(self._hosts) >= 10_000:  # many receivers: forget those with nothing open
+                self._hosts = {k: h for k, h in self._hosts.items() if h.idle or h.busy}
             host = self._hosts[target.key] = _Host(asyncio.Semaphore(self.per_host))
-        async with asyncio.timeout(self.timeout_s), host.slots:
-            conn = self._take_idle(host)
-            if conn is not None:
-                try:
-                    return await self._exchange(host, conn, data)
-                except ProtocolError:
-                    if conn.got_bytes:
-                        raise
-                    # Dropped by the receiver while idle: once more, on a new connection.
-            return await self._exchange(host, await self._connect(target.key), data)
+        host.busy += 1
+        try:
+            async with asyncio.timeout(self.timeout_s), host.slots:
+                conn = self._take_idle(host)
+                if conn is not None:
+                    try:
+                        return await self._exchange(host, conn, data)
+                    except ProtocolError:
+                        if conn.got_bytes:
+                            raise
+                        # Dropped by the receiver while idle: once more, on a new connection.
+                return await self._exchange(host, await self._connect(target.key), data)
+        finally:
+            host.busy -= 1
 
     async def _exchange(self, host: _Host, conn: _Connection, data: bytes) -> int:
         try:
