@@ -34,10 +34,11 @@ def test_first_touch_is_served_from_the_index(tmp_path: Path) -> None:
             await instances.create(writer, account_id=None, settings={"webhookUrl": f"https://h{n}.example/"})
             for n in range(4)
         ]
+        twins = [await instances.create(writer, account_id=None, settings={}) for _ in range(2)]
         # Another process (a restart, or a second server on the store) loads its index.
         reader = build_core(settings)
         try:
-            assert await reader.instances.load_index() == 4
+            assert await reader.instances.load_index() == 6
             await reader.licensing.load_index()
             statements = count_statements(reader)
 
@@ -49,6 +50,13 @@ def test_first_touch_is_served_from_the_index(tmp_path: Path) -> None:
             ent = await reader.licensing.entitlement(rec, now_ms())
             assert ent.licenses == [] and ent.unlicensed == settings.licensing_unlicensed
             assert statements == []  # neither the row nor the entitlement was read
+
+            # Instances with the same settings text share its parse, never the dict itself.
+            first, second = [await reader.instances.get(t.id) for t in twins]
+            assert first is not None and second is not None and statements == []
+            assert first.settings == second.settings and first.settings is not second.settings
+            first.settings["webhookUrl"] = "https://changed.example/"
+            assert second.settings["webhookUrl"] == ""
 
             # The writer rotates a token; the change log makes the reader refresh the instance,
             # which drops its index entry: the next request reads the new token from the store.

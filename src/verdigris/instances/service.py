@@ -126,6 +126,7 @@ _INDEX_COLUMNS = (
 )
 _IndexRow = tuple[str, "int | None", str, str, str, str, str, int]
 INDEX_PAGE = 5000
+_SCALARS = (str, int, float, bool, type(None))
 _INDEX_PAGE = (
     select(*_INDEX_COLUMNS)
     .where((instances.c.id > bindparam("after")) & instances.c.deleted_ms.is_(None))
@@ -152,6 +153,7 @@ class InstanceCache:
         self._items: OrderedDict[int, InstanceRecord] = OrderedDict()
         self._capacity = capacity
         self._index: dict[int, _IndexRow] = {}
+        self._common: dict[str, dict[str, Any]] = {}  # parsed settings texts (see _parsed)
         # Counts changes applied from other processes (store/changes.py); a record read before
         # one of them may be stale, so it is not cached.
         self._generation = 0
@@ -199,7 +201,7 @@ class InstanceCache:
         if packed is not None:
             token, account_id, state, wid, channel, name, text, created = packed
             rec = InstanceRecord(
-                instance_id, token, account_id, state, wid, channel, name, _settings(text), created
+                instance_id, token, account_id, state, wid, channel, name, self._parsed(text), created
             )
             self.put(rec)
             return rec
@@ -220,6 +222,18 @@ class InstanceCache:
             # predate it (the record is good for this call, the next one reads again).
             self.put(rec)
         return rec
+
+    def _parsed(self, text: str) -> dict[str, Any]:
+        """Settings of an index entry: a copy of the parse of the same text when it is common
+        (most idle instances share their settings), so each record still has a dict of its own."""
+        parsed = self._common.get(text)
+        if parsed is None:
+            parsed = _settings(text)
+            if len(self._common) < 64 and all(type(v) in _SCALARS for v in parsed.values()):
+                self._common[text] = parsed
+            else:
+                return parsed
+        return dict(parsed)
 
     async def refresh(self, instance_id: int, conn: AsyncConnection) -> None:
         """Another process changed the instance: update the cached record in place (whoever holds
