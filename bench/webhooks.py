@@ -2,7 +2,9 @@
 
     python bench/webhooks.py [--instances 50] [--per-instance 40] [--latency-samples 300]
 
-Starts a real server (its own temp data dir) and a local receiver (uvicorn, in this process).
+Starts a real server (``verdigris serve`` in its own process, its own temp data dir) and a local
+receiver (uvicorn, in this process). ``--profile FILE`` records the server with py-spy during the
+drain.
 
 1. Throughput: every instance gets ``--per-instance`` incoming messages while it is in polling
    mode; then webhookUrl is switched on for all of them at once and the backlog drains to the
@@ -18,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -140,6 +144,21 @@ async def set_webhooks(client: httpx.AsyncClient, srv: Server, insts: list[dict[
     await asyncio.gather(*(one(i) for i in insts))
 
 
+def profile_start(srv: Server, path: str) -> subprocess.Popen[bytes] | None:
+    """py-spy on the server process while the backlog drains (``--profile``)."""
+    if not path or srv.proc is None:
+        return None
+    spy = Path(sys.executable).parent / "py-spy"
+    command = [str(spy), "record", "-p", str(srv.proc.pid), "-r", "200", "-f", "raw", "-o", path]
+    return subprocess.Popen([*command, "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def profile_stop(spy: subprocess.Popen[bytes] | None) -> None:
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its profile on Ctrl-C
+        spy.wait(timeout=60)
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -164,10 +183,12 @@ async def run(args: argparse.Namespace, srv: Server, insts: list[dict[str, Any]]
         t = time.perf_counter()
         await send_all(client, srv, jobs, parallel=16)
         results["ingest_s"] = time.perf_counter() - t
+        spy = profile_start(srv, args.profile)
         t = time.perf_counter()
         await set_webhooks(client, srv, insts, url)
         await receiver.wait_count(len(jobs), timeout=600)
         results["drain_s"] = time.perf_counter() - t
+        profile_stop(spy)
         results["deliveries"] = len(jobs)
 
         # 2. Latency under a steady load.
@@ -216,11 +237,14 @@ def main() -> None:
     parser.add_argument("--per-instance", type=int, default=40)
     parser.add_argument("--latency-samples", type=int, default=300)
     parser.add_argument("--rate", type=float, default=10.0, help="messages per second in the latency phase")
+    parser.add_argument("--profile", default="", help="write a py-spy profile of the drain (raw) here")
     parser.add_argument("--concurrency", type=int, default=64, help="VERDIGRIS_WEBHOOK_CONCURRENCY")
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="verdigris-bench-webhooks-"))
-    srv = Server(data_dir, env={"VERDIGRIS_WEBHOOK_CONCURRENCY": str(args.concurrency)}).start()
+    srv = Server(
+        data_dir, env={"VERDIGRIS_WEBHOOK_CONCURRENCY": str(args.concurrency)}, subprocess=True
+    ).start()
     try:
         srv.stop()  # create the instances while the server is down (one process writes)
         insts = create_instances(data_dir, args.instances)

@@ -60,6 +60,23 @@ def test_a_token_rotated_through_one_process_is_refused_by_the_others_at_once(ma
     assert a.wire(new, "getStateInstance").status_code == 401
 
 
+def test_a_token_rotated_before_another_process_first_serves_the_instance_is_refused_there(
+    make_server: Any,
+) -> None:
+    """Process B has the instance only in the index it loaded at start (never asked for it yet):
+    a rotation through A drops that entry, so B's very first request already sees the new token."""
+    a: Server = make_server(subprocess=True)
+    b = join(make_server, a)
+    inst = b.instance(1)
+    rotated = a.wire(inst, "updateApiToken")
+    assert rotated.status_code == 200, rotated.text
+    new = {**inst, "apiTokenInstance": rotated.json()["apiTokenInstance"]}
+
+    refused = b.wire(inst, "getStateInstance")
+    assert refused.status_code == 401, refused.text
+    assert b.wire(new, "getStateInstance").status_code == 200
+
+
 def login(server: Server, newest: Server, who: str = "operator") -> Console:
     """The demo's operator or licensee (``who``: "console") logged in to ``server``'s console; the
     password is the one the last ``demo --new-passwords`` (``newest``'s) set."""

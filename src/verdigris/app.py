@@ -136,6 +136,9 @@ async def readiness(core: Core, timeout: float = 5.0) -> dict[str, str]:
 async def start(core: Core) -> None:
     core.timers.start()
     await core.changes.start()  # first: what is cached from now on is current
+    # Every instance in memory in compact form, so a first request costs what a cached one does.
+    await core.instances.load_index()
+    await core.licensing.load_index()
     await core.policy.load()
     for channel in core.channels.values():
         await channel.start()

@@ -7,8 +7,9 @@ operator allows private targets (``VERDIGRIS_OUTBOUND_ALLOW_PRIVATE``; for fetch
 ``VERDIGRIS_MEDIA_FETCH_ALLOW_PRIVATE``).
 
 It is checked twice: when the URL is set (``url_problem``, so a tenant hears at once), and at every
-connection, redirects included, by :class:`GuardedTransport`: its network backend resolves the host
-itself, checks every address and connects to the very address it checked, so a DNS answer that
+connection, redirects included, through ``allowed_addresses`` (by :class:`GuardedTransport` for
+fetches, by ``webhooks/http.py`` for webhook POSTs): the host is resolved once, every address is
+checked and the connection goes to the very address that was checked, so a DNS answer that
 changes between the check and the connection (DNS rebinding) cannot slip through. TLS still
 verifies the certificate against the URL's host name.
 
@@ -73,6 +74,16 @@ def check_addresses(host: str, addresses: Iterable[str]) -> None:
             raise ForbiddenTarget(host)
 
 
+async def allowed_addresses(host: str, port: int, allow_private: bool, timeout: float | None) -> list[str]:
+    """The addresses a connection to ``host`` may use: resolved once, every one checked (raises
+    :class:`ForbiddenTarget`). Connect to these very addresses, never to the name again."""
+    async with asyncio.timeout(timeout):
+        addresses = await resolve(host, port)
+    if not allow_private:
+        check_addresses(host, addresses)
+    return addresses
+
+
 async def url_problem(url: str, allow_private: bool) -> str | None:
     """Why ``url`` may not be a target (None: it may). Unresolvable names pass here (they may be
     set up later); the connection-time check still applies to them."""
@@ -117,14 +128,11 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         try:
-            async with asyncio.timeout(timeout):
-                addresses = await resolve(host, port)
+            addresses = await allowed_addresses(host, port, self.allow_private, timeout)
         except (OSError, UnicodeError) as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
-        if not self.allow_private:
-            check_addresses(host, addresses)
         last: Exception = httpcore.ConnectError(f"no address for {host}")
         for address in addresses:
             try:

@@ -112,20 +112,83 @@ _BY_WID = select(instances.c.id).where(
 )
 
 
-class InstanceCache:
-    """Instances by id, loaded on first use and kept up to date by this module's actions.
+# The compact index loaded at start: every instance's row as a tuple, in the order of _IndexRow.
+_INDEX_COLUMNS = (
+    instances.c.id,
+    instances.c.token,
+    instances.c.account_id,
+    instances.c.state,
+    instances.c.wid,
+    instances.c.channel,
+    instances.c.name,
+    instances.c.settings,
+    instances.c.created_ms,
+)
+_IndexRow = tuple[str, "int | None", str, str, str, str, str, int]
+INDEX_PAGE = 5000
+_SCALARS = (str, int, float, bool, type(None))
+_INDEX_PAGE = (
+    select(*_INDEX_COLUMNS)
+    .where((instances.c.id > bindparam("after")) & instances.c.deleted_ms.is_(None))
+    .order_by(instances.c.id)
+    .limit(INDEX_PAGE)
+)
 
-    Bounded (least recently used first out), so a server with many idle instances keeps only the
-    active ones in memory.
+
+class InstanceCache:
+    """Instances by id, kept up to date by this module's actions.
+
+    Two tiers. Records in use live in a bounded LRU (least recently used first out). Every other
+    instance that existed at start is in the *index*: its row as a compact tuple (settings kept as
+    their JSON text, shared between instances with the same settings; ~0.5 KB each), loaded once at
+    start (:meth:`load_index`), so an instance's first request builds its record from memory
+    instead of reading the store. An index entry is never updated, only taken: on first use it
+    becomes the LRU record (which every change goes through from then on), and a change from another
+    process (:meth:`refresh`) or :meth:`forget` drops it, so the next use reads the store. An
+    instance that falls out of the LRU is read from the store again when next used.
     """
 
     def __init__(self, core: Core, capacity: int = 50_000) -> None:
         self._core = core
         self._items: OrderedDict[int, InstanceRecord] = OrderedDict()
         self._capacity = capacity
+        self._index: dict[int, _IndexRow] = {}
+        self._common: dict[str, dict[str, Any]] = {}  # parsed settings texts (see _parsed)
         # Counts changes applied from other processes (store/changes.py); a record read before
         # one of them may be stale, so it is not cached.
         self._generation = 0
+
+    async def load_index(self) -> int:
+        """Load every instance's row into the index (at start, after the change feed has taken its
+        position in the log, so any change committed after this read is applied on top of it)."""
+        generation = self._generation
+        shared: dict[str, str] = {}
+        index: dict[int, _IndexRow] = {}
+        last = 0
+        while True:  # in pages: never every row of a large store in memory at once
+            async with self._core.read() as conn:
+                rows = (await conn.execute(_INDEX_PAGE, {"after": last})).all()
+            for row in rows:
+                text = row.settings
+                index[int(row.id)] = (
+                    row.token,
+                    row.account_id,
+                    sys.intern(row.state),
+                    row.wid,
+                    sys.intern(row.channel),
+                    row.name,
+                    shared.setdefault(text, text),
+                    int(row.created_ms),
+                )
+            if len(rows) < INDEX_PAGE:
+                break
+            last = int(rows[-1].id)
+        if generation != self._generation:
+            return 0  # a change from another process arrived meanwhile: no index (reads as before)
+        for instance_id in self._items:
+            index.pop(instance_id, None)  # in use already: the record is the truth
+        self._index = index
+        return len(index)
 
     async def get(self, instance_id: int, conn: AsyncConnection | None = None) -> InstanceRecord | None:
         """The instance, from memory or the database (inside a transaction, ``conn`` may be its
@@ -133,6 +196,14 @@ class InstanceCache:
         rec = self._items.get(instance_id)
         if rec is not None:
             self._items.move_to_end(instance_id)
+            return rec
+        packed = self._index.pop(instance_id, None)
+        if packed is not None:
+            token, account_id, state, wid, channel, name, text, created = packed
+            rec = InstanceRecord(
+                instance_id, token, account_id, state, wid, channel, name, self._parsed(text), created
+            )
+            self.put(rec)
             return rec
         generation = self._generation
         if conn is not None:
@@ -152,10 +223,23 @@ class InstanceCache:
             self.put(rec)
         return rec
 
+    def _parsed(self, text: str) -> dict[str, Any]:
+        """Settings of an index entry: a copy of the parse of the same text when it is common
+        (most idle instances share their settings), so each record still has a dict of its own."""
+        parsed = self._common.get(text)
+        if parsed is None:
+            parsed = _settings(text)
+            if len(self._common) < 64 and all(type(v) in _SCALARS for v in parsed.values()):
+                self._common[text] = parsed
+            else:
+                return parsed
+        return dict(parsed)
+
     async def refresh(self, instance_id: int, conn: AsyncConnection) -> None:
         """Another process changed the instance: update the cached record in place (whoever holds
         it sees the change), or drop it when the instance is gone."""
         self._generation += 1
+        self._index.pop(instance_id, None)
         rec = self._items.get(instance_id)
         if rec is None:
             return
@@ -176,6 +260,7 @@ class InstanceCache:
     def clear(self) -> None:
         self._generation += 1
         self._items.clear()
+        self._index.clear()
 
     def put(self, rec: InstanceRecord) -> None:
         self._items[rec.id] = rec
@@ -189,6 +274,7 @@ class InstanceCache:
 
     def forget(self, instance_id: int) -> None:
         self._items.pop(instance_id, None)
+        self._index.pop(instance_id, None)
 
     def __len__(self) -> int:
         return len(self._items)

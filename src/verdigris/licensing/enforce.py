@@ -58,6 +58,7 @@ _ACTIVE_LICENSES = (
     )
     .order_by(licenses.c.start_ms, licenses.c.id)
 )
+_LICENSED = select(licenses.c.instance_id).distinct()
 # A license that has started (even if over or revoked since): from then on the unlicensed policy no
 # longer applies. One that has not started yet leaves the instance as it is until its first day.
 _STARTED_LICENSE = (
@@ -159,6 +160,12 @@ class Licensing:
         self._usage: dict[tuple[int, str], _Usage] = {}
         self._lock = asyncio.Lock()
         self.flushed_total = 0
+        # Instances that had a license (of any state) at start, plus those whose licenses changed
+        # since: every other instance has never had one, so its entitlement is the unlicensed policy
+        # (no read on its first call). None: not known (not loaded, or reset by forget_all).
+        self._licensed: set[int] | None = None
+        self._policy: dict[str, Any] | None = None  # the unlicensed policy, while it is unchanged
+        self._resets = 0
         # The current quota period and its bounds, so most calls skip the calendar arithmetic.
         self._period: tuple[str, int, int] = ("", 0, 0)
 
@@ -177,10 +184,46 @@ class Licensing:
     def forget(self, instance_id: int) -> None:
         """This process changed the instance's licenses: reload on next use."""
         self._entitlements.pop(instance_id, None)
+        if self._licensed is not None:
+            self._licensed.add(instance_id)
 
     def forget_all(self) -> None:
         """Every entitlement may have changed (the unlicensed policy): reload each on next use."""
         self._entitlements.clear()
+        self._licensed = None
+        self._policy = None
+        self._resets += 1
+
+    async def load_index(self) -> None:
+        """At start: which instances have (or had) a license, and the unlicensed policy."""
+        from verdigris.licensing import service
+
+        resets = self._resets
+        async with self.core.read() as conn:
+            licensed = {int(i) for i in (await conn.execute(_LICENSED)).scalars()}
+            policy = await service.get_policy(self.core, conn)
+        if resets == self._resets:  # no policy change or log gap meanwhile
+            self._licensed = licensed | (self._licensed or set())
+            self._policy = policy
+
+    def _never_licensed(self, inst: InstanceRecord, at_ms: int) -> Entitlement | None:
+        """The entitlement of an instance that has never had a license, from memory (None: not
+        known here; read it from the store). Mirrors :meth:`load` and ``unlicensed_policy_for``."""
+        licensed, policy = self._licensed, self._policy
+        if licensed is None or policy is None or inst.id in licensed:
+            return None
+        value = str(policy["unlicensed"])
+        if value.startswith("assign:"):
+            if inst.created_ms >= int(policy["sinceMs"]):
+                return None  # a default license is to be assigned: the store's path does that
+            value = "open"
+        elif value not in ("open", "deny"):
+            value = "open"
+        ent = Entitlement([], value, at_ms)
+        self._entitlements[inst.id] = ent
+        if len(self._entitlements) > 100_000:
+            self._entitlements.pop(next(iter(self._entitlements)))
+        return ent
 
     def drop(self, instance_id: int) -> None:
         """The instance is gone: forget it and the counts not yet written."""
@@ -225,6 +268,9 @@ class Licensing:
     ) -> Entitlement:
         ent = self._entitlements.get(inst.id)
         if ent is not None and at_ms - ent.loaded_ms < ENTITLEMENT_TTL_MS:
+            return ent
+        ent = self._never_licensed(inst, at_ms)
+        if ent is not None:
             return ent
         if conn is not None:
             return await self.load(conn, inst.id, at_ms)

@@ -7,6 +7,10 @@
   (key ``("webhook", id)``), woken by ``core.hub`` after each committed notification.
 * Failures wait (fixed 60 s like GREEN-API, or exponential backoff) without holding anything:
   the failing instance just has a later timer, so it never delays another instance.
+* Batched bookkeeping: the next notification of every instance ready at the same moment is read
+  with one statement, and the deliveries answered meanwhile are recorded in one transaction
+  (``batching.Coalescer``); the POSTs go out on kept-alive connections (``http.WebhookClient``),
+  each new one checked by the outbound rule.
 * Durable: the attempt count and the next attempt time live in ``webhook_retries``; on start,
   every instance with a webhookUrl and queued work is planned again. A ``kill -9`` between the
   receiver's 200 and our commit re-sends that one notification (at-least-once, same event id).
@@ -19,14 +23,14 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING
 
-import httpx
 import structlog
 from prometheus_client import Counter, Histogram
 
-from verdigris.outbound import GuardedTransport, public_error, webhooks_may_go_private
+from verdigris.outbound import public_error, webhooks_may_go_private
 from verdigris.store.clock import now_ms
 from verdigris.webhooks import service
 from verdigris.webhooks.batching import Coalescer
+from verdigris.webhooks.http import WebhookClient
 from verdigris.webhooks.service import Item, Options, Outcome, Retry
 
 if TYPE_CHECKING:
@@ -57,7 +61,7 @@ class WebhookDispatcher:
         self.core = core
         settings = core.settings
         self._sem = asyncio.Semaphore(settings.webhook_concurrency)
-        self._client: httpx.AsyncClient | None = None
+        self._client: WebhookClient | None = None
         # Instances whose webhook is failing: the durable retry state, mirrored in memory.
         self._retry: dict[int, Retry] = {}
         # Instances with notifications queued again by a replay or a dead-letter resend, with a
@@ -86,14 +90,11 @@ class WebhookDispatcher:
         if not core.settings.webhook_enabled:
             return
         settings = core.settings
-        limits = httpx.Limits(
-            max_connections=settings.webhook_concurrency,
-            max_keepalive_connections=settings.webhook_concurrency,
-        )
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.webhook_timeout_seconds),
-            transport=GuardedTransport(allow_private=webhooks_may_go_private(settings), limits=limits),
-            follow_redirects=False,
+        self._client = WebhookClient(
+            allow_private=webhooks_may_go_private(settings),
+            timeout_s=settings.webhook_timeout_seconds,
+            per_host=settings.webhook_concurrency,
+            max_idle=settings.webhook_concurrency,
         )
         self._retry = await service.load_retries(core)
         queued, replays = await service.instances_with_work(core)
@@ -249,8 +250,7 @@ class WebhookDispatcher:
         status: int | None = None
         error = ""
         try:
-            response = await client.post(url, content=body, headers=headers)
-            status = response.status_code
+            status = await client.post(url, body, headers)
             if status != 200:
                 error = f"HTTP {status}"
         except Exception as exc:  # a bad URL and the like: a failed attempt, never a crash
