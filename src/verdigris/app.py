@@ -264,8 +264,10 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     app.state.core = core
     app.router.redirect_slashes = False
     wire = wire_routes(core)
-    app.add_middleware(SyncBeforeRequests, core=core)  # innermost: right before the handler
+    # PathNormalizer hands wire calls straight to their routes, so it is innermost; the change
+    # log is applied outside it, so that no request (wire calls above all) skips it.
     app.add_middleware(PathNormalizer, wire=wire)
+    app.add_middleware(SyncBeforeRequests, core=core)
     app.add_middleware(BodyLimit, settings=settings)  # before any other work
     app.add_middleware(StrictTransportSecurity)
     if settings.role == "worker":
