@@ -52,6 +52,7 @@ class FakeWaGateway:
         # Files on WhatsApp's media servers: what the server uploaded, what people send (by token).
         self.uploads: dict[str, bytes] = {}
         self.media: dict[str, bytes] = {}
+        self.parts: dict[str, bytearray] = {}  # uploads arriving in parts, by name
         # Numbers with WhatsApp (checkWhatsapp).
         self.registered: set[str] = set()
         # Groups at WhatsApp: jid -> {"subject", "owner", "announce", "locked", "members": {jid: role}}.
@@ -162,9 +163,17 @@ class FakeWaGateway:
         if not self.accepting or not s.connected:
             raise GatewayError(protocol.NOT_CONNECTED, "not connected to WhatsApp right now")
 
+    def _m_upload_part(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        held = self.parts.setdefault(str(params["upload"]), bytearray())
+        held += base64.b64decode(str(params["data"]), validate=True)
+        return {"received": len(held)}
+
     def _m_upload(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
         self._ready(s)
-        data = base64.b64decode(str(params["data"]), validate=True)
+        if params.get("upload"):
+            data = bytes(self.parts.pop(str(params["upload"])))
+        else:
+            data = base64.b64decode(str(params["data"]), validate=True)
         path = f"/v/fake/{next(self._ids)}"
         self.uploads[path] = data
         key = base64.b64encode(b"k" * 32).decode()
@@ -182,7 +191,9 @@ class FakeWaGateway:
         data = self.media.get(str(params.get("media", "")))
         if data is None:
             raise GatewayError(protocol.REFUSED, "WhatsApp no longer has this file")
-        return {"data": base64.b64encode(data).decode()}
+        offset = int(params.get("offset") or 0)
+        part = data[offset : offset + protocol.PART]
+        return {"data": base64.b64encode(part).decode(), "size": len(data)}
 
     def _m_typing(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
         self._ready(s)

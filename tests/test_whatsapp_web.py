@@ -358,6 +358,28 @@ def test_received_files_edits_deletions_and_checks(srv: Server, gateway: FakeWaG
     assert api.serviceMethods.checkWhatsapp(79995550012).data == {"existsWhatsapp": False}
 
 
+def test_files_over_one_frame_cross_in_parts(srv: Server, gateway: FakeWaGateway, tmp_path: Path) -> None:
+    """A file bigger than one protocol frame (16 MiB) goes to the gateway and comes back from it
+    in parts, both ways: nothing is refused for its size below the media store's limit."""
+    inst, api, _ = linked(srv, gateway)
+    session = str(inst["idInstance"])
+    big = b"%PDF-1.4\n" + bytes(range(256)) * (20 * 4096)  # 20 MiB and 9 bytes
+    path = tmp_path / "catalogue.pdf"
+    path.write_bytes(big)
+    sent = api.sending.sendFileByUpload("79995550020@c.us", str(path), "catalogue.pdf")
+    assert sent.code == 200, sent.data
+    body = gateway.next_sent(timeout=60)["message"]
+    assert body["media_type"] == "document"
+    assert gateway.uploads[body["upload"]["direct_path"]] == big
+    assert gateway.parts == {}  # every part was handed over
+
+    wa_id = gateway.sends_file(session, "79995550020", big, "application/pdf", file_name="back.pdf")
+    got = wait_for(api, lambda b: b.get("idMessage") == wa_id, timeout=60)
+    check_contract(got)
+    url = got["messageData"]["fileMessageData"]["downloadUrl"]
+    assert httpx.get(url, timeout=60, verify=srv.verify).content == big
+
+
 def test_events_wait_for_a_server_that_is_down(make_server: Any, tmp_path: Path) -> None:
     """The gateway keeps each event until the server committed it: what happens while the server
     is stopped reaches it when it is back, once."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import secrets
 import time
 from collections import deque
 from functools import partial
@@ -583,19 +584,26 @@ class WebChannel(BaseChannel):
                 protocol.REFUSED,
                 f"the file has {record.size} bytes; the WhatsApp Web gateway takes at most {protocol.MAX_FILE}",
             )
+        session = session_of(rec.id)
+        name = secrets.token_hex(8)
+        pending = b""
         try:
-            data = b"".join([chunk async for chunk in media.store.read(record.key)])
+            async for chunk in media.store.read(record.key):
+                pending += chunk
+                while len(pending) >= protocol.PART:
+                    await self._part(session, name, pending[: protocol.PART])
+                    pending = pending[protocol.PART :]
         except OSError as exc:
             raise GatewayError(
                 protocol.REFUSED,
                 f"the file of this message could not be read on this server ({exc.strerror})",
             ) from None
-        params = {
-            "session": session_of(rec.id),
-            "media_type": media_type,
-            "data": base64.b64encode(data).decode(),
-        }
-        return await self.call("upload", params)
+        if pending:
+            await self._part(session, name, pending)
+        return await self.call("upload", {"session": session, "media_type": media_type, "upload": name})
+
+    async def _part(self, session: str, name: str, data: bytes) -> None:
+        await self.call("upload_part", {"session": session, "upload": name, "data": base64.b64encode(data).decode()})
 
     async def _own_target(self, rec: InstanceRecord, message: StoredMessage) -> dict[str, Any]:
         """The own message an edit or a deletion is for, as WhatsApp names it."""
@@ -882,10 +890,9 @@ class WebChannel(BaseChannel):
         """Fetch a received file through the gateway into the media store; the stored file's
         fields ({} when WhatsApp or the store refused it: the message is announced without it).
         A gateway that cannot be asked right now raises: the event comes again."""
+        params = {"session": session_of(rec.id), "media": str(data.get("media", "")), "offset": 0}
         try:
-            got = await self.call(
-                "download", {"session": session_of(rec.id), "media": str(data.get("media", ""))}
-            )
+            got = await self.call("download", params)
         except GatewayError as exc:
             if exc.retryable:
                 raise
@@ -896,13 +903,25 @@ class WebChannel(BaseChannel):
         name = str(data.get("file_name") or "")[:200] or default_name(
             str(data.get("id", "file"))[:40], mime.split(";")[0]
         )
-        blob = base64.b64decode(str(got.get("data", "")))
+        call = self.call
 
         async def chunks() -> Any:
-            yield blob
+            part = base64.b64decode(str(got.get("data", "")))
+            yield part
+            size, offset = int(got.get("size") or 0), len(part)
+            while part and offset < size:  # the rest, part by part (protocol.PART)
+                answer = await call("download", {**params, "offset": offset})
+                part = base64.b64decode(str(answer.get("data", "")))
+                offset += len(part)
+                yield part
 
         try:
             record = await media.save(str(rec.id), chunks(), file_name=name, mime_type=mime)
+        except GatewayError as exc:
+            if exc.retryable:
+                raise
+            log.warning("WhatsApp Web file not downloaded", instance=rec.id, reason=exc.message)
+            return {}
         except (FileTooLarge, EmptyFile, FileInfected, ScannerUnavailable) as exc:
             log.warning(
                 "WhatsApp Web file not stored", instance=rec.id, reason=str(exc) or type(exc).__name__

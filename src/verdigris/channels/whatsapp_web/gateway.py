@@ -619,6 +619,9 @@ class Gateway:
         self.listener: GatewayListener | None = None
         self.loop = asyncio.get_running_loop()
         self.calls = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="wa-call")
+        # Files crossing the socket in parts (protocol.PART), by (session, name), oldest first.
+        self.uploads: dict[tuple[str, str], bytearray] = {}
+        self.downloads: dict[tuple[str, str], bytes] = {}
 
     def store_of(self, name: str) -> Path:
         if not (name.isascii() and name.isdigit()):
@@ -754,16 +757,44 @@ class Gateway:
             raise GatewayError(protocol.INTERNAL, f"WhatsApp did not take the message: {exc}"[:300]) from None
         return {"id": sent.ID, "timestamp_ms": _ms(int(sent.Timestamp))}
 
-    async def _m_upload(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
-        """Put a file's bytes on WhatsApp's media servers; ``send`` then refers to it."""
-        self._ready(s)
-        media_kind = str(params.get("media_type", ""))
-        if media_kind not in _MEDIA:
-            raise GatewayError(protocol.BAD_REQUEST, f"no such media type: {media_kind[:20]!r}")
+    async def _m_upload_part(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        """One part of a file to upload (in order), gathered under the server's ``upload`` name."""
+        name = str(params.get("upload", ""))[:64]
+        if not name:
+            raise GatewayError(protocol.BAD_REQUEST, "upload_part names its upload")
         try:
             data = _b64(params.get("data", ""))
         except ValueError:
             raise GatewayError(protocol.BAD_REQUEST, "data must be base64") from None
+        key = (s.name, name)
+        held = self.uploads.pop(key, None)
+        if held is None:
+            held = bytearray()
+            while len(self.uploads) >= protocol.MAX_PENDING_UPLOADS:
+                self.uploads.pop(next(iter(self.uploads)))  # the oldest, left by a server that died
+        if len(held) + len(data) > protocol.MAX_FILE:
+            raise GatewayError(protocol.REFUSED, f"a file here has at most {protocol.MAX_FILE} bytes")
+        held += data
+        self.uploads[key] = held
+        return {"received": len(held)}
+
+    async def _m_upload(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        """Put a file's bytes on WhatsApp's media servers; ``send`` then refers to it. The bytes
+        are ``data`` (a small file) or the parts sent before under the name ``upload``."""
+        self._ready(s)
+        media_kind = str(params.get("media_type", ""))
+        if media_kind not in _MEDIA:
+            raise GatewayError(protocol.BAD_REQUEST, f"no such media type: {media_kind[:20]!r}")
+        if params.get("upload"):
+            held = self.uploads.pop((s.name, str(params["upload"])[:64]), None)
+            if held is None:
+                raise GatewayError(protocol.BAD_REQUEST, "no parts were sent under this upload name")
+            data = bytes(held)
+        else:
+            try:
+                data = _b64(params.get("data", ""))
+            except ValueError:
+                raise GatewayError(protocol.BAD_REQUEST, "data must be base64") from None
         if not data:
             raise GatewayError(protocol.BAD_REQUEST, "the file is empty")
         try:
@@ -780,10 +811,28 @@ class Gateway:
         }
 
     async def _m_download(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
-        """The bytes of a received file, named by the ``media`` token of its message event."""
+        """A part of a received file, named by the ``media`` token of its message event: at most
+        PART bytes from ``offset``, and the file's ``size``. The file is fetched from WhatsApp once
+        and kept until its last part was read (or a few other files were fetched since)."""
         self._ready(s)
+        token = str(params.get("media", ""))
+        offset = int(params.get("offset") or 0)
+        key = (s.name, hashlib.sha256(token.encode()).hexdigest())
+        data = self.downloads.pop(key, None)
+        if data is None:
+            data = await self._fetch(s, token)
+        if offset < 0 or offset > len(data):
+            raise GatewayError(protocol.BAD_REQUEST, f"offset {offset} is outside the file")
+        end = offset + protocol.PART
+        if end < len(data):
+            self.downloads[key] = data
+            while len(self.downloads) > protocol.MAX_PENDING_UPLOADS:
+                self.downloads.pop(next(iter(self.downloads)))
+        return {"data": base64.b64encode(data[offset:end]).decode(), "size": len(data)}
+
+    async def _fetch(self, s: Session, token: str) -> bytes:
         try:
-            message = WaMessage.FromString(_b64(params.get("media", "")))
+            message = WaMessage.FromString(_b64(token))
         except Exception:
             raise GatewayError(protocol.BAD_REQUEST, "not a media token of this gateway") from None
         try:
@@ -794,7 +843,7 @@ class Gateway:
             ) from None
         if len(data) > protocol.MAX_FILE:
             raise GatewayError(protocol.REFUSED, f"the file has {len(data)} bytes, over {protocol.MAX_FILE}")
-        return {"data": base64.b64encode(data).decode()}
+        return data
 
     async def _m_typing(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
         """Show "typing…" (or "recording…") in a chat for ``ms`` milliseconds."""
