@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import itertools
 import json
 import queue
@@ -55,6 +56,12 @@ class FakeWaGateway:
         self.parts: dict[str, bytearray] = {}  # uploads arriving in parts, by name
         # Numbers with WhatsApp (checkWhatsapp).
         self.registered: set[str] = set()
+        # Pictures by JID (people and groups), those hidden from everyone, what people show of
+        # themselves ({"about", "business", "push_name"}), and each session's address book.
+        self.pictures: dict[str, str] = {}
+        self.hidden: set[str] = set()
+        self.profiles: dict[str, dict[str, Any]] = {}
+        self.address_books: dict[str, list[dict[str, str]]] = {}
         # Groups at WhatsApp: jid -> {"subject", "owner", "announce", "locked", "members": {jid: role}}.
         self.groups: dict[str, dict[str, Any]] = {}
         self.requests: list[str] = []
@@ -204,6 +211,33 @@ class FakeWaGateway:
         self._ready(s)
         return {"exists": str(params.get("phone")) in self.registered}
 
+    def _picture(self, jid: str) -> dict[str, Any]:
+        if jid in self.hidden:
+            return {"url": "", "available": False, "exists": True}
+        return {"url": self.pictures.get(jid, ""), "available": True, "exists": True}
+
+    def _m_avatar(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready(s)
+        return self._picture(str(params["jid"]))
+
+    def _m_contact(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready(s)
+        jid = str(params["jid"])
+        if jid.split("@")[0] not in self.registered:
+            return {"exists": False}
+        profile = self.profiles.get(jid, {})
+        return {"exists": True, "avatar": self._picture(jid)["url"], **profile}
+
+    def _m_contacts(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready(s)
+        return {"contacts": self.address_books.get(s.name, [])}
+
+    def _m_set_picture(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready(s)
+        data = base64.b64decode(str(params["data"]), validate=True)
+        self.pictures[s.jid] = f"https://pps.fake/{hashlib.sha256(data).hexdigest()[:16]}.jpg"
+        return {"id": "1"}
+
     def _m_group(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
         """Groups as WhatsApp keeps them; refusals worded as whatsmeow words them."""
         self._ready(s)
@@ -233,6 +267,15 @@ class FakeWaGateway:
             return {}
         if role == "member":
             raise GatewayError(protocol.REFUSED, "not-authorized (401)")
+        return self._admin_action(jid, group, action, params)
+
+    def _admin_action(
+        self, jid: str, group: dict[str, Any], action: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        if action == "picture":
+            data = base64.b64decode(str(params["data"]), validate=True)
+            self.pictures[jid] = f"https://pps.fake/{hashlib.sha256(data).hexdigest()[:16]}.jpg"
+            return {"url": self.pictures[jid]}
         if action == "rename":
             group["subject"] = params["name"]
         elif action in ("announce", "locked"):

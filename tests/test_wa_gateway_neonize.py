@@ -111,6 +111,7 @@ class GoRecorder:
         self._ids = iter(range(1, 10**6))
         self.uploads, self.files, self.presences, self.on_whatsapp, self.votes = [], {}, [], set(), {}
         self.group_requests = []
+        self.pictures, self.hidden, self.abouts, self.book, self.set_pictures = {}, set(), {}, [], []
 
     def SendMessage(self, uuid: bytes, to: bytes, to_size: int, message: bytes, size: int) -> bytes:
         self.sent.append((ev.JID.FromString(to[:to_size]), WaMessage.FromString(message[:size])))
@@ -225,6 +226,59 @@ class GoRecorder:
         link = "https://chat.whatsapp.com/AbCdEf123"
         return bytes(ev.GetGroupInviteLinkReturnFunction(InviteLink=link).SerializeToString())
 
+    # Profiles: pictures by user (a missing one is "not set", one in ``hidden`` is hidden), what
+    # people show of themselves, the address book, and the pictures set.
+    pictures: dict[str, str]
+    hidden: set[str]
+    abouts: dict[str, str]
+    book: list[tuple[str, str, str]]  # (user, full name, push name)
+    set_pictures: list[tuple[str, bytes]]  # ("" for the own picture, else the group) and the bytes
+
+    def GetProfilePicture(self, uuid: bytes, who: bytes, size: int, extra: bytes, extra_size: int) -> bytes:
+        user = ev.JID.FromString(who[:size]).User
+        if user in self.hidden:
+            error = "the user has hidden their profile picture from you"
+            return bytes(ev.GetProfilePictureReturnFunction(Error=error).SerializeToString())
+        if user not in self.pictures:
+            error = "that user has no profile picture"
+            return bytes(ev.GetProfilePictureReturnFunction(Error=error).SerializeToString())
+        picture = ev.ProfilePictureInfo(URL=self.pictures[user], ID="1", Type="image")
+        return bytes(ev.GetProfilePictureReturnFunction(Picture=picture).SerializeToString())
+
+    def GetUserInfo(self, uuid: bytes, jids: bytes, size: int) -> bytes:
+        asked = ev.JIDArray.FromString(jids[:size]).JIDS
+        found = [
+            ev.GetUserInfoSingleReturnFunction(
+                JID=j, UserInfo=filled(ev.UserInfo, Status=self.abouts[j.User], PictureID="1")
+            )
+            for j in asked
+            if j.User in self.abouts
+        ]
+        return bytes(ev.GetUserInfoReturnFunction(UsersInfo=found).SerializeToString())
+
+    def _contact(self, user: str) -> Any:
+        full, push = next(((f, p) for u, f, p in self.book if u == user), ("", ""))
+        return filled(ev.ContactInfo, Found=bool(full or push), FullName=full, PushName=push)
+
+    def GetContact(self, uuid: bytes, who: bytes, size: int) -> bytes:
+        info = self._contact(ev.JID.FromString(who[:size]).User)
+        return bytes(ev.ContactsGetContactReturnFunction(ContactInfo=info).SerializeToString())
+
+    def GetAllContacts(self, uuid: bytes) -> bytes:
+        every = [ev.Contact(JID=jid(u), Info=self._contact(u)) for u, _, _ in self.book]
+        return bytes(ev.ContactsGetAllContactsReturnFunction(Contact=every).SerializeToString())
+
+    def SetProfilePhoto(self, uuid: bytes, data: bytes, size: int) -> bytes:
+        self.set_pictures.append(("", bytes(data[:size])))
+        self.pictures[NUMBER] = "https://pps.whatsapp.net/v/own.jpg"
+        return bytes(filled(ev.SetGroupPhotoReturnFunction, PictureID="2").SerializeToString())
+
+    def SetGroupPhoto(self, uuid: bytes, group: bytes, size: int, data: bytes, data_size: int) -> bytes:
+        user = ev.JID.FromString(group[:size]).User
+        self.set_pictures.append((user, bytes(data[:data_size])))
+        self.pictures[user] = f"https://pps.whatsapp.net/v/{user}.jpg"
+        return bytes(filled(ev.SetGroupPhotoReturnFunction, PictureID="3").SerializeToString())
+
     def MarkRead(self, *args: Any) -> bytes:
         self.calls.append("MarkRead")
         return b""
@@ -263,6 +317,7 @@ class NeonizeGateway:
         client._stop_finalizer.detach()  # never reach the real Go core, even when collected
         core = self.cores[name] = GoRecorder()
         client._NewClient__client = core  # type: ignore[attr-defined]
+        client.contact._ContactStore__client = core  # type: ignore[attr-defined]
         self.clients[name] = client
         return client
 
@@ -900,3 +955,44 @@ def test_groups_become_whatsmeow_requests_and_back(
         (f"{NUMBER}@c.us", True),
         (f"{CUSTOMER}@c.us", False),
     ]
+
+
+def test_avatars_profiles_and_pictures_become_whatsmeow_calls(
+    world: NeonizeGateway, make_server: Any, tmp_path: Path
+) -> None:
+    srv, inst, _ = linked_server(world, make_server, tmp_path, VERDIGRIS_WHATSAPP_WEB_CHECKS_PER_HOUR="1")
+    api = srv.api(inst)
+    core = world.cores[str(inst["idInstance"])]
+    core.pictures[CUSTOMER] = "https://pps.whatsapp.net/v/ann.jpg"
+    core.hidden.add("79995550002")
+    core.abouts[CUSTOMER] = "Florist"
+    core.book.append((CUSTOMER, "Ann Florist", "Ann"))
+
+    for _ in range(2):  # avatars are no number lookups: over the cap of 1 an hour
+        got = api.serviceMethods.getAvatar(f"{CUSTOMER}@c.us").data
+        assert (got["urlAvatar"], got["available"]) == ("https://pps.whatsapp.net/v/ann.jpg", True)
+    got = api.serviceMethods.getAvatar("79995550002@c.us").data
+    assert (got["urlAvatar"], got["available"]) == ("", False)
+    got = api.serviceMethods.getAvatar("79995550003@c.us").data
+    assert (got["urlAvatar"], got["available"]) == ("", True)  # none set
+
+    info = api.serviceMethods.getContactInfo(f"{CUSTOMER}@c.us").data
+    assert (info["name"], info["description"], info["avatar"]) == (
+        "Ann",
+        "Florist",
+        "https://pps.whatsapp.net/v/ann.jpg",
+    )
+    assert (
+        srv.wire(inst, "getContactInfo", verb="POST", json={"chatId": "79995550003@c.us"}).status_code == 429
+    )
+    contacts = api.serviceMethods.getContacts().data
+    assert {"id": f"{CUSTOMER}@c.us", "name": "Ann Florist", "contactName": "", "type": "user"} in contacts
+
+    picture = tmp_path / "me.jpg"
+    picture.write_bytes(b"\xff\xd8\xff" + b"jpeg" * 30)
+    own = api.account.setProfilePicture(str(picture)).data
+    assert own["urlAvatar"] == "https://pps.whatsapp.net/v/own.jpg"
+    group = api.groups.createGroup("Shop", [f"{CUSTOMER}@c.us"]).data["chatId"]
+    assert api.groups.setGroupPicture(group, str(picture)).data["setGroupPicture"] is True
+    assert core.set_pictures == [("", picture.read_bytes()), (group.split("@")[0], picture.read_bytes())]
+    assert api.serviceMethods.getAvatar(group).data["urlAvatar"].endswith(f"/{group.split('@')[0]}.jpg")

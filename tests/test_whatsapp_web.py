@@ -241,18 +241,8 @@ def test_a_server_error_receipt_fails_a_message_not_yet_delivered(
 
 def test_what_the_channel_does_not_offer_is_refused_clearly(srv: Server, gateway: FakeWaGateway) -> None:
     inst, api, _ = linked(srv, gateway)
-    r = srv.wire(
-        inst,
-        "setGroupPicture",
-        verb="POST",
-        files={"file": ("a.png", b"\x89PNG\r\n\x1a\n0000")},
-        data={"groupId": "1@g.us"},
-    )
-    assert r.status_code == 501 and "setGroupPicture is not available" in r.text
-    r = srv.wire(inst, "getAvatar", verb="POST", json={"chatId": "79995550003@c.us"})
-    assert r.status_code == 501 and "getAvatar is not available" in r.text
     r = srv.wire(inst, "sendTextStatus", verb="POST", json={"message": "hi"})
-    assert r.status_code == 501
+    assert r.status_code == 501 and "sendTextStatus is not available for this instance" in r.text
     assert gateway.sent.empty()
 
 
@@ -624,3 +614,81 @@ def test_groups_through_the_linked_account(srv: Server, gateway: FakeWaGateway) 
     assert r.status_code == 400 and "Group not found" in r.text
     r = srv.wire(inst, "getGroupData", verb="POST", json={"groupId": "120363999999999999@g.us"})
     assert r.status_code == 400 and "Group not found" in r.text
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"picture" * 20
+
+
+def test_avatars_contact_profiles_address_book_and_pictures(make_server: Any, tmp_path: Path) -> None:
+    """Asked of WhatsApp as the linked account sees it; avatars are no number lookups (they never
+    count against the checkWhatsapp cap), contact profiles are."""
+    gateway = FakeWaGateway(tmp_path).start()
+    try:
+        env = {**env_for(gateway), "VERDIGRIS_WHATSAPP_WEB_CHECKS_PER_HOUR": "1"}
+        profiles_as_seen(gateway, make_server(env=env), tmp_path)
+    finally:
+        gateway.stop()
+
+
+def profiles_as_seen(gateway: FakeWaGateway, srv: Server, tmp_path: Path) -> None:
+    inst, api, number = linked(srv, gateway)
+    session = str(inst["idInstance"])
+    ann, bob, zed = "79995550050", "79995550051", "79995550052"
+    gateway.registered |= {ann, bob}
+    gateway.pictures[f"{ann}@s.whatsapp.net"] = "https://pps.fake/ann.jpg"
+    gateway.hidden.add(f"{bob}@s.whatsapp.net")
+    gateway.profiles[f"{ann}@s.whatsapp.net"] = {"about": "Florist", "business": True, "push_name": "Ann's"}
+
+    for _ in range(3):  # over the cap of 1 lookup an hour: avatars do not count
+        assert api.serviceMethods.getAvatar(f"{ann}@c.us").data == {
+            "urlAvatar": "https://pps.fake/ann.jpg",
+            "available": True,
+            "existsWhatsapp": True,
+            "reason": "",
+        }
+    hidden = api.serviceMethods.getAvatar(f"{bob}@c.us").data
+    assert (hidden["urlAvatar"], hidden["available"]) == ("", False)
+
+    info = api.serviceMethods.getContactInfo(f"{ann}@c.us")
+    assert info.code == 200, info.data
+    assert (info.data["avatar"], info.data["name"], info.data["description"], info.data["isBusiness"]) == (
+        "https://pps.fake/ann.jpg",
+        "Ann's",
+        "Florist",
+        True,
+    )
+    r = srv.wire(inst, "getContactInfo", verb="POST", json={"chatId": f"{zed}@c.us"})
+    assert r.status_code == 429 and "number lookups" in r.text  # that one was the hour's lookup
+    assert api.serviceMethods.getAvatar(f"{bob}@c.us").code == 200
+
+    # The address book the phone synced (whatsmeow's contact store), next to the phonebook and chats.
+    gateway.address_books[session] = [
+        {
+            "jid": f"{ann}@s.whatsapp.net",
+            "full_name": "Ann Florist",
+            "push_name": "Ann's",
+            "business_name": "",
+        },
+        {"jid": f"{bob}@s.whatsapp.net", "full_name": "", "push_name": "Bobby", "business_name": ""},
+    ]
+    contacts = {c["id"]: c for c in api.serviceMethods.getContacts().data}
+    assert contacts[f"{ann}@c.us"] == {
+        "id": f"{ann}@c.us",
+        "name": "Ann Florist",
+        "contactName": "",
+        "type": "user",
+    }
+    assert contacts[f"{bob}@c.us"]["name"] == "Bobby"
+    assert len(api.serviceMethods.getContacts(group=False, count=1).data) == 1
+
+    # Pictures: the account's own and a group's, as bytes through the gateway.
+    picture = tmp_path / "me.png"
+    picture.write_bytes(PNG)
+    set_own = api.account.setProfilePicture(str(picture)).data
+    assert set_own["setProfilePicture"] is True
+    assert set_own["urlAvatar"] == gateway.pictures[f"{number}@s.whatsapp.net"]
+    assert api.account.getWaSettings().data["avatar"] == set_own["urlAvatar"]
+    group_id = api.groups.createGroup("Shop", [f"{ann}@c.us"]).data["chatId"]
+    set_group = api.groups.setGroupPicture(group_id, str(picture)).data
+    assert set_group["setGroupPicture"] is True and set_group["urlAvatar"].startswith("https://pps.fake/")
+    assert api.serviceMethods.getAvatar(group_id).data["urlAvatar"] == set_group["urlAvatar"]

@@ -43,6 +43,7 @@ from verdigris.channels.whatsapp_web import kinds, lease, protocol
 from verdigris.channels.whatsapp_web.groups import OwnGroups, WebGroups
 from verdigris.channels.whatsapp_web.models import waweb_message_ids
 from verdigris.channels.whatsapp_web.names import CHANNEL, jid_of, session_of, wid_of
+from verdigris.channels.whatsapp_web.profiles import OwnProfiles, WebProfiles
 from verdigris.channels.whatsapp_web.protocol import Event, GatewayError, GatewayLink
 from verdigris.channels.whatsapp_web.supervisor import Supervisor
 from verdigris.instances import service as instances
@@ -101,6 +102,9 @@ METHODS = SERVER_SIDE | {
     "deleteMessage",
     # service
     "checkWhatsapp",
+    "getAvatar",
+    "getContactInfo",
+    "setProfilePicture",
     # groups (not their pictures yet)
     "createGroup",
     "getGroupData",
@@ -111,13 +115,13 @@ METHODS = SERVER_SIDE | {
     "setGroupAdmin",
     "removeAdmin",
     "leaveGroup",
+    "setGroupPicture",
 }
 _WHY: dict[str, str] = {}
 # Why the optional capabilities are missing (the compatibility table's WhatsApp Web column shows it).
 MISSING = {
     "statuses": "statuses (stories) through a linked device are not offered",
     "calls": "WhatsApp Web cannot place or take calls (incoming calls are announced)",
-    "profiles": "avatars and contact profiles through a linked device are not offered yet",
 }
 CHECK_WINDOW_S = 3600
 # How often the gateway's sessions, memory and threads are read for /metrics.
@@ -202,6 +206,7 @@ class WebChannel(BaseChannel):
     methods = METHODS
     missing = MISSING
     groups = OwnGroups()
+    profiles = OwnProfiles()
 
     def __init__(self, core: Core) -> None:
         super().__init__(core)
@@ -224,6 +229,7 @@ class WebChannel(BaseChannel):
         self._checks: dict[int, deque[float]] = {}
         self.stats: dict[str, Any] = {}  # the gateway's last answer to ``stats``
         self.web_groups = WebGroups(self)
+        self.web_profiles = WebProfiles(self)
         self._gauges()
 
     def _gauges(self) -> None:
@@ -372,6 +378,11 @@ class WebChannel(BaseChannel):
     async def has_account(self, rec: InstanceRecord, phone: str) -> bool:
         """Ask WhatsApp through the instance's own session, at most ``whatsapp_web_checks_per_hour``
         times an hour per instance: bulk number lookups are a known trigger of bans."""
+        got = await self.ask(rec, "check", {"phone": phone}, counted="checkWhatsapp")
+        return bool(got.get("exists"))
+
+    def _count(self, rec: InstanceRecord, method: str) -> deque[float]:
+        """Count one number lookup of ``rec`` against the hourly cap (raises when it is reached)."""
         cap = self.core.settings.whatsapp_web_checks_per_hour
         if cap == 0:
             raise ChannelUnsupported(
@@ -385,21 +396,31 @@ class WebChannel(BaseChannel):
         if len(made) >= cap:
             retry = int(made[0] + CHECK_WINDOW_S - now) + 1
             raise ChannelLimited(
-                f"checkWhatsapp is limited to {cap} calls an hour on a linked WhatsApp number "
+                f"{method} is limited to {cap} number lookups an hour on a linked WhatsApp number "
                 f"(bulk number lookups get numbers banned); try again in {retry} s",
                 retry,
             )
-        if not await self.hold(rec.id):
-            raise ChannelUnavailable(self._elsewhere())
         made.append(now)
+        return made
+
+    async def ask(
+        self, rec: InstanceRecord, method: str, params: dict[str, Any], *, counted: str = ""
+    ) -> dict[str, Any]:
+        """A gateway method on ``rec``'s session, outside any transaction; ``counted`` (the wire
+        method's name): a number lookup, counted against the hourly cap unless it was not asked."""
+        made = self._count(rec, counted) if counted else None
         try:
-            got = await self.call("check", {"session": session_of(rec.id), "phone": phone})
-        except GatewayError as exc:
-            made.pop()  # not asked: it does not count
+            if not await self.hold(rec.id):
+                raise ChannelUnavailable(self._elsewhere())
+            return await self.call(method, {"session": session_of(rec.id), **params})
+        except (GatewayError, ChannelUnavailable) as exc:
+            if made is not None:
+                made.pop()  # not asked: it does not count
+            if not isinstance(exc, GatewayError):
+                raise
             if exc.code in (protocol.NOT_LINKED, protocol.BAD_REQUEST):
                 raise instances.InstanceError(exc.message) from None
             raise ChannelUnavailable(f"WhatsApp cannot be asked right now: {exc.message}") from None
-        return bool(got.get("exists"))
 
     async def qr_payload(self, rec: InstanceRecord) -> str:
         if not await self.hold(rec.id):
@@ -603,7 +624,9 @@ class WebChannel(BaseChannel):
         return await self.call("upload", {"session": session, "media_type": media_type, "upload": name})
 
     async def _part(self, session: str, name: str, data: bytes) -> None:
-        await self.call("upload_part", {"session": session, "upload": name, "data": base64.b64encode(data).decode()})
+        await self.call(
+            "upload_part", {"session": session, "upload": name, "data": base64.b64encode(data).decode()}
+        )
 
     async def _own_target(self, rec: InstanceRecord, message: StoredMessage) -> dict[str, Any]:
         """The own message an edit or a deletion is for, as WhatsApp names it."""

@@ -42,8 +42,17 @@ import structlog
 from google.protobuf.message import Message as Proto
 from neonize.client import NewClient
 from neonize.events import EVENT_TO_INT
-from neonize.exc import DecryptPollVoteError, DownloadError, SendMessageError
+from neonize.exc import (
+    ContactStoreError,
+    DecryptPollVoteError,
+    DownloadError,
+    GetProfilePictureError,
+    GetUserInfoError,
+    SendMessageError,
+    SetGroupPhotoError,
+)
 from neonize.proto import Neonize_pb2 as ev
+from neonize.proto.Neonize_pb2 import GetProfilePictureParams
 from neonize.proto.waCommon.WACommon_pb2 import MessageKey
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     AudioMessage,
@@ -899,6 +908,10 @@ class Gateway:
             if action == "info":
                 info = await self._blocking(lambda: client.get_group_info(jid))
                 return {"group": await self._group_view(s, info)}
+            if action == "picture":
+                data = _b64(params.get("data", ""))
+                await self._blocking(lambda: client.set_group_photo(jid, data))
+                return {"url": (await self._picture(s, jid))["url"]}
             if action == "participants":
                 change = ParticipantChange[str(params.get("change", "")).upper()]
                 who = [to_jid(str(p)) for p in params.get("participants") or []]
@@ -920,6 +933,82 @@ class Gateway:
             raise
         except Exception as exc:  # whatsmeow's answer (not a member, not an admin, no such group)
             raise GatewayError(protocol.REFUSED, f"{exc}"[:300]) from None
+
+    async def _picture(self, s: Session, jid: ev.JID) -> dict[str, Any]:
+        """A person's or a group's picture as this account may see it: ``url`` ("" when none is
+        set or it is hidden), ``available`` (False: hidden by privacy settings), ``exists``."""
+        try:
+            info = await self._blocking(lambda: s.client.get_profile_picture(jid, GetProfilePictureParams()))
+        except GetProfilePictureError as exc:
+            text = str(exc).lower()
+            if "hidden" in text or "permission" in text or "401" in text:
+                return {"url": "", "available": False, "exists": True}
+            if "no profile picture" in text or "404" in text or "not-found" in text:
+                return {"url": "", "available": True, "exists": True}
+            raise GatewayError(protocol.REFUSED, f"WhatsApp did not show the picture: {exc}"[:300]) from None
+        return {"url": str(info.URL), "available": True, "exists": True}
+
+    async def _m_avatar(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready(s)
+        return await self._picture(s, to_jid(str(params.get("jid", ""))))
+
+    async def _m_contact(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        """What WhatsApp shows of a person: whether the number is on WhatsApp (a lookup: the
+        server counts it), their about text, business name, push name and picture."""
+        self._ready(s)
+        jid = to_jid(str(params.get("jid", "")))
+        try:
+            found = await self._blocking(lambda: s.client.get_user_info(jid))
+        except GetUserInfoError as exc:
+            raise GatewayError(protocol.REFUSED, f"WhatsApp did not answer: {exc}"[:300]) from None
+        user = next((u for u in found if u.JID.User == jid.User), None)
+        if user is None:
+            return {"exists": False}
+        try:
+            known = await self._blocking(lambda: s.client.contact.get_contact(jid))
+        except ContactStoreError:
+            known = ev.ContactInfo()
+        verified = (
+            user.UserInfo.VerifiedName.Details.verifiedName if user.UserInfo.HasField("VerifiedName") else ""
+        )
+        picture = await self._picture(s, jid)
+        return {
+            "exists": True,
+            "about": user.UserInfo.Status,
+            "business": bool(verified or known.BusinessName),
+            "push_name": known.PushName or verified or known.BusinessName,
+            "avatar": picture["url"],
+        }
+
+    async def _m_contacts(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        """The account's address book as whatsmeow keeps it (synced from the phone)."""
+        self._ready(s)
+        try:
+            every = await self._blocking(s.client.contact.get_all_contacts)
+        except ContactStoreError as exc:
+            raise GatewayError(protocol.INTERNAL, f"the contact store failed: {exc}"[:300]) from None
+        return {
+            "contacts": [
+                {
+                    "jid": jid_text(c.JID),
+                    "full_name": c.Info.FullName,
+                    "push_name": c.Info.PushName,
+                    "business_name": c.Info.BusinessName,
+                }
+                for c in every
+                if c.JID.Server in ("s.whatsapp.net", "g.us")
+            ]
+        }
+
+    async def _m_set_picture(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        """The account's own picture (bytes handed to the library, never a path)."""
+        self._ready(s)
+        data = _b64(params.get("data", ""))
+        try:
+            picture_id = await self._blocking(lambda: s.client.set_profile_photo(data))
+        except SetGroupPhotoError as exc:
+            raise GatewayError(protocol.REFUSED, f"WhatsApp refused the picture: {exc}"[:300]) from None
+        return {"id": str(picture_id)}
 
     async def _group_view(self, s: Session, info: Any) -> dict[str, Any]:
         """A group as the protocol carries it (its invite code only when the account may see it)."""
