@@ -407,6 +407,10 @@ class FakeWaGateway:
         self.wait_acked(self.emit(session, "message", data))
         return wa_id
 
+    def history(self, session: str, messages: list[dict[str, Any]]) -> None:
+        """WhatsApp's history sync after linking: past messages (``message`` event data)."""
+        self.wait_acked(self.emit(session, "history", {"messages": messages}))
+
     def sends_file(self, session: str, phone: str, data: bytes, mime_type: str, **fields: str) -> str:
         """``phone`` sends a file (WhatsApp keeps it until the server downloads it)."""
         token = f"fake-media-{next(self._ids)}"

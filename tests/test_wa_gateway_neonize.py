@@ -43,6 +43,12 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     ReactionMessage,
 )
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as WaMessage
+from neonize.proto.waHistorySync.WAWebProtobufsHistorySync_pb2 import (
+    Conversation,
+    HistorySync,
+    HistorySyncMsg,
+)
+from neonize.proto.waWeb.WAWebProtobufsWeb_pb2 import WebMessageInfo
 
 from harness import Server, check_contract, drain, wait_for
 from sandbox_kit import wait_until
@@ -996,3 +1002,56 @@ def test_avatars_profiles_and_pictures_become_whatsmeow_calls(
     assert api.groups.setGroupPicture(group, str(picture)).data["setGroupPicture"] is True
     assert core.set_pictures == [("", picture.read_bytes()), (group.split("@")[0], picture.read_bytes())]
     assert api.serviceMethods.getAvatar(group).data["urlAvatar"].endswith(f"/{group.split('@')[0]}.jpg")
+
+
+def test_history_sync_through_the_real_dispatcher_fills_the_journal(
+    world: NeonizeGateway, make_server: Any, tmp_path: Path
+) -> None:
+    """A history sync chunk as whatsmeow hands it over: per chat the newest messages within the
+    limits go into the journal, nothing is announced, other chats (statuses) are left out."""
+    assert world.gateway is not None
+    world.gateway.history = (7, 2)  # days, messages per chat
+    srv, inst, client = linked_server(world, make_server, tmp_path)
+    api = srv.api(inst)
+    now = int(time.time())
+
+    def past(
+        wa_id: str, ago_s: int, message: WaMessage, *, from_me: bool = False, chat: str = CUSTOMER
+    ) -> Any:
+        key = MessageKey(remoteJID=f"{chat}@s.whatsapp.net", fromMe=from_me, ID=wa_id)
+        info = filled(WebMessageInfo, key=key, message=message, messageTimestamp=now - ago_s, pushName="Ann")
+        return HistorySyncMsg(message=info)
+
+    def text(body: str) -> WaMessage:
+        return WaMessage(conversation=body)
+
+    chunk = filled(
+        HistorySync,
+        syncType=HistorySync.INITIAL_BOOTSTRAP,
+        conversations=[
+            filled(
+                Conversation,
+                ID=f"{CUSTOMER}@s.whatsapp.net",
+                messages=[
+                    past("H1", 9 * 86_400, text("too old")),
+                    past("H2", 7200, text("first, over the 2 kept")),
+                    past("H3", 3600, text("do you deliver?")),
+                    past("H4", 1800, text("we do"), from_me=True),
+                ],
+            ),
+            filled(
+                Conversation,
+                ID="status@broadcast",
+                messages=[past("H5", 60, text("a status"), chat="status")],
+            ),
+        ],
+    )
+    dispatch(client, filled(ev.HistorySync, Data=chunk))
+    world.settled()
+    assert drain(api, timeout=1) == []
+    history = api.journals.getChatHistory(f"{CUSTOMER}@c.us", 10).data
+    assert sorted((m["idMessage"], m["type"], m["textMessage"]) for m in history) == [
+        ("H3", "incoming", "do you deliver?"),
+        ("H4", "outgoing", "we do"),
+    ]
+    assert api.journals.lastIncomingMessages(120).data[0]["senderName"] == "Ann"

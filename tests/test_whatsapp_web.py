@@ -692,3 +692,55 @@ def profiles_as_seen(gateway: FakeWaGateway, srv: Server, tmp_path: Path) -> Non
     set_group = api.groups.setGroupPicture(group_id, str(picture)).data
     assert set_group["setGroupPicture"] is True and set_group["urlAvatar"].startswith("https://pps.fake/")
     assert api.serviceMethods.getAvatar(group_id).data["urlAvatar"] == set_group["urlAvatar"]
+
+
+def test_history_sync_fills_the_journal_without_notifications(srv: Server, gateway: FakeWaGateway) -> None:
+    inst, api, number = linked(srv, gateway)
+    session = str(inst["idInstance"])
+    chat, jid = "79995550060@c.us", "79995550060@s.whatsapp.net"
+    now = int(time.time() * 1000)
+    live = gateway.incoming(session, "79995550060", "hello again")  # arrives live before the sync
+    wait_for(api, lambda b: b.get("idMessage") == live)
+
+    def past(wa_id: str, ago_s: int, text: str, *, from_me: bool = False) -> dict[str, Any]:
+        return {
+            "id": wa_id,
+            "chat": jid,
+            "sender": "" if from_me else jid,
+            "sender_name": "" if from_me else "Ann",
+            "from_me": from_me,
+            "timestamp_ms": now - ago_s * 1000,
+            "kind": "text",
+            "text": text,
+        }
+
+    gateway.history(
+        session,
+        [
+            past("HIST0OLD", 30 * 86_400, "a month ago"),  # older than the 7 days kept
+            past("HIST0ASK", 3600, "do you deliver?"),
+            past("HIST0ANS", 3500, "we do", from_me=True),
+            {
+                **past("HIST0PIC", 3400, ""),
+                "kind": "file",
+                "media_type": "image",
+                "mime_type": "image/jpeg",
+                "media": "x",
+            },
+            past(live, 0, "hello again"),  # the live message, in the sync too: counts once
+        ],
+    )
+    assert drain(api, timeout=2) == []  # never announced
+    history = api.journals.getChatHistory(chat, 10).data
+    by_id = {m["idMessage"]: m for m in history}
+    assert set(by_id) == {"HIST0ASK", "HIST0ANS", "HIST0PIC", live}
+    assert (by_id["HIST0ASK"]["type"], by_id["HIST0ASK"]["textMessage"]) == ("incoming", "do you deliver?")
+    assert (by_id["HIST0ANS"]["type"], by_id["HIST0ANS"]["statusMessage"]) == ("outgoing", "sent")
+    assert by_id["HIST0ANS"]["chatId"] == chat and by_id["HIST0ANS"]["textMessage"] == "we do"
+    assert by_id["HIST0PIC"]["typeMessage"] == "imageMessage" and by_id["HIST0PIC"]["downloadUrl"] == ""
+    incoming = [m["idMessage"] for m in api.journals.lastIncomingMessages(120).data if m["chatId"] == chat]
+    assert sorted(incoming) == sorted(["HIST0ASK", "HIST0PIC", live])
+    # A customer's reply quoting a message from the history is resolved to it.
+    gateway.incoming(session, "79995550060", "so?", quoted_id="HIST0ANS")
+    got = wait_for(api, lambda b: b.get("messageData", {}).get("typeMessage") == "quotedMessage")
+    assert got["messageData"]["quotedMessage"]["stanzaId"] == "HIST0ANS"

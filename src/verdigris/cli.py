@@ -336,6 +336,7 @@ def wa_gateway(
             qr_wait=qr_wait,
             max_sessions=max_sessions or settings.whatsapp_web_max_sessions,
             open_spacing=open_spacing,
+            history=(settings.whatsapp_web_history_days, settings.whatsapp_web_history_messages),
         )
 
     asyncio.run(run())

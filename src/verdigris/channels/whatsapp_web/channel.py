@@ -59,6 +59,7 @@ from verdigris.messaging.incoming import (
     mark_chat_read,
     message_event,
     receive,
+    record_past,
     record_sent_elsewhere,
 )
 from verdigris.messaging.models import messages
@@ -799,6 +800,38 @@ class WebChannel(BaseChannel):
             log.info("WhatsApp Web event not handled", instance=instance_id, kind=event.kind)
             return
         await handler(rec, event.data)
+
+    def _history_limits(self) -> dict[str, int]:
+        settings = self.core.settings
+        return {
+            "days": settings.whatsapp_web_history_days,
+            "messages": settings.whatsapp_web_history_messages,
+        }
+
+    async def _on_history(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
+        """Past messages from WhatsApp's history sync: into the journal (a message known already
+        counts once), never announced; files are recorded without fetching them."""
+        days = self.core.settings.whatsapp_web_history_days
+        since = now_ms() - days * 86_400_000
+        async with self.core.tx() as tx:
+            for past in data.get("messages") or []:
+                wa_id = str(past.get("id", ""))
+                at_ms = int(past.get("timestamp_ms") or 0)
+                if not wa_id or len(wa_id) > 64 or at_ms < since:
+                    continue
+                if await self.local_id_of(tx.conn, rec.id, wa_id) is not None:
+                    continue
+                chat = wid_of(str(past.get("chat", "")))
+                from_me = bool(past.get("from_me"))
+                sender = rec.wid if from_me else wid_of(str(past.get("sender") or past.get("chat", "")))
+                found = await self._incoming(tx, rec, past, {}, sender)
+                if found is None:
+                    continue
+                type_message, content = found
+                name = str(past.get("sender_name", ""))[:200]
+                await self.remember(tx, rec.id, wa_id, wa_id)
+                msg = IncomingMessage(wa_id, chat, sender, name, type_message, content, at_ms)
+                await record_past(tx, rec, msg, outgoing=from_me)
 
     async def _on_paired(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
         wid = wid_of(str(data.get("jid", "")))

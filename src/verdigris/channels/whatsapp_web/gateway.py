@@ -296,7 +296,60 @@ _SIMPLE: dict[type[Proto], Callable[[Any], tuple[str, dict[str, Any]] | None]] =
     ev.TemporaryBan: lambda e: ("temporary_ban", {"code": int(e.Code), "expires_s": int(e.Expire)}),
 }
 # The neonize events a session subscribes to.
-EVENTS = tuple(_SIMPLE)
+EVENTS = (*_SIMPLE, ev.HistorySync)
+
+# History sync: the kinds of past messages handed to the server (changes of messages it may not
+# have are left out), how many per ``history`` event, and the default limits (days, messages per
+# chat; ``verdigris wa-gateway`` takes VERDIGRIS_WHATSAPP_WEB_HISTORY_DAYS and _MESSAGES).
+HISTORY_KINDS = frozenset({"text", "location", "contacts", "file", "poll"})
+HISTORY_BATCH = 200
+HISTORY_DAYS, HISTORY_MESSAGES = 7, 50
+
+
+def _history_chat(conversation: Any) -> str:
+    """A conversation's chat as a phone number or group JID ("" for other chats: statuses,
+    newsletters, a hidden id without its phone number)."""
+    for candidate in (conversation.ID, conversation.pnJID):
+        server = candidate.partition("@")[2]
+        if server in ("s.whatsapp.net", "g.us"):
+            return str(candidate)
+    return ""
+
+
+def history_messages(event: ev.HistorySync, days: int, per_chat: int, now_s: float) -> list[dict[str, Any]]:
+    """The past messages of one history sync chunk the server records, as ``message`` event data:
+    per chat the newest ``per_chat`` of the last ``days`` days, oldest first."""
+    since = now_s - days * 86_400
+    out: list[dict[str, Any]] = []
+    for conversation in event.Data.conversations:
+        chat = _history_chat(conversation)
+        if not chat or days <= 0 or per_chat <= 0:
+            continue
+        taken = []
+        for item in conversation.messages:
+            info = item.message
+            if not info.HasField("message") or int(info.messageTimestamp) < since or not info.key.ID:
+                continue
+            body = content_of(info.message)
+            if body["kind"] not in HISTORY_KINDS:
+                continue
+            from_me = bool(info.key.fromMe)
+            sender = info.key.participant or info.participant or chat
+            taken.append(
+                {
+                    "id": info.key.ID,
+                    "chat": chat,
+                    "sender": "" if from_me else sender,
+                    "sender_name": info.pushName,
+                    "from_me": from_me,
+                    "timestamp_ms": _ms(int(info.messageTimestamp)),
+                }
+                | body
+            )
+        taken.sort(key=lambda m: int(m["timestamp_ms"]))
+        out += taken[-per_chat:]
+    out.sort(key=lambda m: int(m["timestamp_ms"]))
+    return out
 
 
 def translate(event: Proto) -> tuple[str, dict[str, Any]] | None:
@@ -566,7 +619,18 @@ class Session:
         self.qr_code = code.decode(errors="replace")
         self.gateway.loop.call_soon_threadsafe(self.qr_seen.set)
 
+    def _on_history(self, event: ev.HistorySync) -> None:
+        days, per_chat = self.gateway.history
+        past = history_messages(event, days, per_chat, time.time())
+        for start in range(0, len(past), HISTORY_BATCH):
+            self.gateway.emit_threadsafe(
+                self.name, "history", {"messages": past[start : start + HISTORY_BATCH]}
+            )
+
     def _on_event(self, _client: NewClient, event: Proto) -> None:
+        if isinstance(event, ev.HistorySync):
+            self._on_history(event)
+            return
         translated = translate(event)
         if translated is None:
             return
@@ -618,6 +682,7 @@ class Gateway:
         open_spacing: float = OPEN_SPACING_SECONDS,
     ) -> None:
         self.store_dir = store_dir
+        self.history = (HISTORY_DAYS, HISTORY_MESSAGES)  # days, messages per chat
         self.qr_wait = qr_wait
         self.max_sessions = max_sessions
         self.open_spacing = open_spacing
@@ -1125,10 +1190,12 @@ async def serve(
     **options: Any,
 ) -> None:
     """Run the gateway until ``stop`` is set (or for ever); ``options`` go to :class:`Gateway`
-    (``qr_wait``, ``max_sessions``, ``open_spacing``)."""
+    (``qr_wait``, ``max_sessions``, ``open_spacing``) but ``history`` (days, messages per chat)."""
     os.umask(0o077)
     store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    history = options.pop("history", (HISTORY_DAYS, HISTORY_MESSAGES))
     gateway = Gateway(store_dir, **options)
+    gateway.history = history
     listener = gateway.listen(socket, protocol.load_secret(secret_file))
     await listener.start()
     log.info(
