@@ -34,6 +34,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     DocumentMessage,
     ExtendedTextMessage,
     FutureProofMessage,
+    GroupInviteMessage,
     ImageMessage,
     LocationMessage,
     PollCreationMessage,
@@ -1055,3 +1056,72 @@ def test_history_sync_through_the_real_dispatcher_fills_the_journal(
         ("H4", "outgoing", "we do"),
     ]
     assert api.journals.lastIncomingMessages(120).data[0]["senderName"] == "Ann"
+
+
+def test_group_invites_are_announced_and_group_changes_are_not(
+    world: NeonizeGateway, make_server: Any, tmp_path: Path
+) -> None:
+    """An invitation to a group is GREEN-API's groupInviteMessage; members joining, leaving,
+    promoted or demoted and a new subject have no GREEN-API notification: acknowledged, not
+    announced (getGroupData shows the group as WhatsApp has it)."""
+    srv, inst, client = linked_server(world, make_server, tmp_path)
+    api = srv.api(inst)
+    invite = WaMessage(
+        groupInviteMessage=GroupInviteMessage(
+            groupJID="120363000000000088@g.us",
+            inviteCode="InV1te",
+            inviteExpiration=1796300032,
+            groupName="Suppliers",
+            caption="Join us",
+            JPEGThumbnail=b"\xff\xd8",
+        )
+    )
+    dispatch(client, incoming("A5F0INV", invite))
+    got = wait_for(api, lambda b: b.get("idMessage") == "A5F0INV")
+    check_contract(got)
+    assert got["messageData"]["typeMessage"] == "groupInviteMessage"
+    assert got["messageData"]["groupInviteMessageData"] == {
+        "groupJid": "120363000000000088@g.us",
+        "inviteCode": "InV1te",
+        "groupName": "Suppliers",
+        "caption": "Join us",
+        "jpegThumbnail": "/9g=",
+        "inviteExpiration": {"low": 1796300032, "high": 0, "unsigned": False},
+    }
+
+    group = jid("120363000000000077", "g.us")
+    change = filled(
+        ev.GroupInfoEvent,
+        JID=group,
+        Sender=jid(CUSTOMER),
+        Timestamp=int(time.time()),
+        Join=[jid("79995550007")],
+        Promote=[jid(CUSTOMER)],
+        Name=filled(ev.GroupName, Name="Suppliers 2", NameSetAt=1, NameSetBy=jid(CUSTOMER)),
+    )
+    assert translate(change) == (
+        "group_change",
+        {
+            "group": "120363000000000077@g.us",
+            "actor": f"{CUSTOMER}@s.whatsapp.net",
+            "timestamp_ms": change.Timestamp * 1000,
+            "joined": ["79995550007@s.whatsapp.net"],
+            "left": [],
+            "promoted": [f"{CUSTOMER}@s.whatsapp.net"],
+            "demoted": [],
+            "subject": "Suppliers 2",
+        },
+    )
+    dispatch(client, change)
+    info = filled(
+        ev.GroupInfo,
+        JID=group,
+        OwnerJID=jid(CUSTOMER),
+        GroupName=filled(ev.GroupName, Name="Suppliers", NameSetAt=1, NameSetBy=jid(CUSTOMER)),
+        GroupCreated=1796300032,
+    )
+    joined = filled(ev.JoinedGroup, GroupInfo=info, Sender=jid(CUSTOMER))
+    assert (translate(joined) or ("", {}))[1]["joined_self"] is True
+    dispatch(client, joined)
+    world.settled()  # both committed (acknowledged) by the server
+    assert drain(api, timeout=1) == []

@@ -1074,6 +1074,22 @@ class WebChannel(BaseChannel):
                 tx, rec, call_event(EventKind.INCOMING_CALL, call_id, at_ms, peer=peer, status="offer")
             )
 
+    async def _on_group_change(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
+        """Members joined, left, promoted or demoted, a new subject, or the account itself added
+        to a group. GREEN-API has no notification for these (its official webhook schema knows
+        none), so none is invented: getGroupData asks WhatsApp and shows the group as it is now,
+        and the change is logged."""
+        log.info(
+            "WhatsApp Web group changed",
+            instance=rec.id,
+            group=wid_of(str(data.get("group", ""))),
+            joined=len(data.get("joined") or []) + int(bool(data.get("joined_self"))),
+            left=len(data.get("left") or []),
+            promoted=len(data.get("promoted") or []),
+            demoted=len(data.get("demoted") or []),
+            subject="subject" in data,
+        )
+
     async def _on_receipt(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
         status = RECEIPT_STATUS.get(str(data.get("type", "")))
         if status is None:

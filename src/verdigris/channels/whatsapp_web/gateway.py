@@ -167,7 +167,7 @@ def content_of(message: WaMessage) -> dict[str, Any]:
 
 
 def _richer_content(message: WaMessage) -> dict[str, Any] | None:
-    """Files, polls, poll votes, edits and deletions (None: none of these)."""
+    """Files, polls, poll votes, group invites, edits and deletions (None: none of these)."""
     for field, media_kind in _MEDIA_OF_FIELD.items():
         if message.HasField(field):
             return _received_file(media_kind, field, getattr(message, field))
@@ -185,6 +185,17 @@ def _richer_content(message: WaMessage) -> dict[str, Any] | None:
         # The vote itself is encrypted: the session decrypts it (Session._on_event) and adds
         # ``selected`` (the SHA-256 of each chosen option's name, hex).
         return {"kind": "poll_vote", "target_id": message.pollUpdateMessage.pollCreationMessageKey.ID}
+    if message.HasField("groupInviteMessage"):
+        invite = message.groupInviteMessage
+        return {
+            "kind": "group_invite",
+            "group": invite.groupJID,
+            "invite_code": invite.inviteCode,
+            "group_name": invite.groupName,
+            "caption": invite.caption,
+            "expiration_s": int(invite.inviteExpiration),
+            "thumbnail": base64.b64encode(invite.JPEGThumbnail).decode(),
+        }
     return _change_of(message)
 
 
@@ -249,6 +260,40 @@ def _message(event: ev.Message) -> tuple[str, dict[str, Any]]:
     return "message", data | content_of(event.Message)
 
 
+def _jids(jids: Any) -> list[str]:
+    return [jid_text(j) for j in jids]
+
+
+def _group_change(event: ev.GroupInfoEvent) -> tuple[str, dict[str, Any]] | None:
+    """Members joined, left, promoted or demoted, or the subject changed (None: another change)."""
+    data: dict[str, Any] = {
+        "group": jid_text(event.JID),
+        "actor": jid_text(event.Sender) if event.HasField("Sender") else "",
+        "timestamp_ms": _ms(int(event.Timestamp)),
+        "joined": _jids(event.Join),
+        "left": _jids(event.Leave),
+        "promoted": _jids(event.Promote),
+        "demoted": _jids(event.Demote),
+    }
+    if event.HasField("Name"):
+        data["subject"] = event.Name.Name
+    if not any(data[k] for k in ("joined", "left", "promoted", "demoted")) and "subject" not in data:
+        return None
+    return "group_change", data
+
+
+def _joined(event: ev.JoinedGroup) -> tuple[str, dict[str, Any]]:
+    """The linked account was added to a group (or created one)."""
+    info = event.GroupInfo
+    return "group_change", {
+        "group": jid_text(info.JID),
+        "actor": jid_text(event.Sender) if event.HasField("Sender") else "",
+        "timestamp_ms": _ms(int(time.time())),
+        "joined_self": True,
+        "subject": info.GroupName.Name,
+    }
+
+
 def _receipt(event: ev.Receipt) -> tuple[str, dict[str, Any]] | None:
     kind = _RECEIPTS.get(event.Type)
     if kind is None:
@@ -286,6 +331,8 @@ _SIMPLE: dict[type[Proto], Callable[[Any], tuple[str, dict[str, Any]] | None]] =
     ev.Receipt: _receipt,
     ev.PairStatus: _paired,
     ev.CallOffer: _call,
+    ev.GroupInfoEvent: _group_change,
+    ev.JoinedGroup: _joined,
     ev.Connected: lambda e: ("connected", {}),
     ev.KeepAliveRestored: lambda e: ("connected", {}),
     ev.Disconnected: lambda e: ("disconnected", {}),
