@@ -319,7 +319,7 @@ class NeonizeGateway:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.gateway: Gateway | None = None
 
-    def make_client(self, name: str, store: Path) -> NewClient:
+    def make_client(self, name: str, store: Path | str) -> NewClient:
         client = NewClient(str(store), uuid=name)
         client._stop_finalizer.detach()  # never reach the real Go core, even when collected
         core = self.cores[name] = GoRecorder()
@@ -552,7 +552,7 @@ def losing_the_link(world: NeonizeGateway, client: NewClient, api: Any) -> None:
         check_contract(body)
 
 
-def recorded_client(name: str, store: Path) -> NewClient:
+def recorded_client(name: str, store: Path | str) -> NewClient:
     client = NewClient(str(store), uuid=name)
     client._stop_finalizer.detach()
     client._NewClient__client = GoRecorder()  # type: ignore[attr-defined]
@@ -894,7 +894,7 @@ def test_check_whatsapp_asks_the_session_and_is_capped_per_hour(
     r = srv.wire(inst, "checkWhatsapp", verb="POST", json={"phoneNumber": 79995559999})
     assert (r.status_code, r.json()) == (200, {"existsWhatsapp": False})
     r = srv.wire(inst, "checkWhatsapp", verb="POST", json={"phoneNumber": 79995559998})
-    assert r.status_code == 429 and "2 calls an hour" in r.text
+    assert r.status_code == 429 and "checkWhatsapp is limited to 2 number lookups an hour" in r.text
     assert 0 < int(r.headers["Retry-After"]) <= 3601  # when the oldest check of the hour expires
 
 
