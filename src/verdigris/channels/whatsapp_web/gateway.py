@@ -36,6 +36,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 import segno
 import structlog
@@ -73,6 +74,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as WaMessage
 from neonize.utils.enum import ChatPresence, ChatPresenceMedia, MediaType, ParticipantChange, ReceiptType
 from neonize.utils.jid import build_jid
+from sqlalchemy.engine import make_url
 
 from verdigris.channels.whatsapp_web import protocol
 from verdigris.channels.whatsapp_web.protocol import GatewayError, GatewayListener
@@ -707,14 +709,39 @@ class Session:
         self.gateway.emit_threadsafe(self.name, kind, data)
 
 
-ClientFactory = Callable[[str, Path], NewClient]
+ClientFactory = Callable[[str, "Path | str"], NewClient]
 
 
-def neonize_client(name: str, store: Path) -> NewClient:
-    """A neonize client whose whatsmeow store is ``store`` (created private if missing)."""
-    if not store.exists():
+def neonize_client(name: str, store: Path | str) -> NewClient:
+    """A neonize client whose whatsmeow store is ``store``: a SQLite file (created private if
+    missing) or a PostgreSQL URL (neonize hands a name starting with ``postgres`` to whatsmeow's
+    PostgreSQL store)."""
+    if isinstance(store, Path) and not store.exists():
         os.close(os.open(store, os.O_WRONLY | os.O_CREAT, 0o600))
     return NewClient(str(store), uuid=name)
+
+
+def store_url_of(database_url: str) -> str:
+    """The server's PostgreSQL database (an SQLAlchemy URL) as lib/pq (whatsmeow's driver) takes
+    it: ``postgres://user:password@host:port/database``, without TLS unless the URL asks for it."""
+    url = make_url(database_url)
+    query = dict(url.query)
+    query.setdefault("sslmode", "disable")
+    out = url.set(drivername="postgres", query=query).render_as_string(hide_password=False)
+    return str(out)
+
+
+def session_schema(name: str) -> str:
+    """The PostgreSQL schema of a session's whatsmeow store (one per session: a whatsmeow store
+    holds any number of devices, and neonize resumes the first it finds)."""
+    return f"waweb_session_{name}"
+
+
+def session_url(base: str, name: str) -> str:
+    """``base`` (a ``postgres://`` URL for lib/pq, whatsmeow's driver) with the session's schema
+    as its search path: whatsmeow's tables are made and read there."""
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}search_path={session_schema(name)}"
 
 
 class Gateway:
@@ -730,6 +757,8 @@ class Gateway:
     ) -> None:
         self.store_dir = store_dir
         self.history = (HISTORY_DAYS, HISTORY_MESSAGES)  # days, messages per chat
+        # The PostgreSQL database of the session stores (a postgres:// URL; "": SQLite files).
+        self.store_url = ""
         self.qr_wait = qr_wait
         self.max_sessions = max_sessions
         self.open_spacing = open_spacing
@@ -744,10 +773,21 @@ class Gateway:
         self.uploads: dict[tuple[str, str], bytearray] = {}
         self.downloads: dict[tuple[str, str], bytes] = {}
 
-    def store_of(self, name: str) -> Path:
+    def store_of(self, name: str) -> Path | str:
         if not (name.isascii() and name.isdigit()):
             raise GatewayError(protocol.BAD_REQUEST, "a session is named by its instance id (digits)")
+        if self.store_url:
+            return session_url(self.store_url, name)
         return self.store_dir / f"{name}.sqlite3"
+
+    async def _schema(self, sql: str) -> None:
+        """One statement on the stores' PostgreSQL database (asyncpg; its URL minus the search path)."""
+        url = self.store_url.replace("postgres://", "postgresql://", 1)
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
 
     def session(self, name: str) -> Session:
         found = self.sessions.get(name)
@@ -794,6 +834,9 @@ class Gateway:
         if method == "stats":
             return await self._m_stats(None, params)
         name = str(params.get("session", ""))
+        if self.store_url and name not in self.sessions:
+            self.store_of(name)  # a valid name first
+            await self._schema(f"CREATE SCHEMA IF NOT EXISTS {session_schema(name)}")
         result: dict[str, Any] = await answer(self.session(name), params)
         return result
 
@@ -822,7 +865,7 @@ class Gateway:
     async def _m_qr(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
         if s.linked:
             raise GatewayError(protocol.ALREADY_LINKED, "this session is linked already")
-        self._fresh(s)
+        await self._fresh(s)
         s.start()  # again after whatsmeow's QR loop gave up
         await self._first_qr(s)
         return {"code": s.qr_code}
@@ -840,7 +883,7 @@ class Gateway:
         phone = str(params.get("phone", ""))
         if not (phone.isascii() and phone.isdigit()):
             raise GatewayError(protocol.BAD_REQUEST, "the phone number is digits only")
-        self._fresh(s)
+        await self._fresh(s)
         s.start()
         await self._first_qr(s)  # the pairing request needs the connection the QR loop opened
         try:
@@ -851,13 +894,18 @@ class Gateway:
             ) from None
         return {"code": str(code)}
 
-    def _fresh(self, s: Session) -> None:
+    async def _fresh(self, s: Session) -> None:
         """Linking starts from an empty store: what a stopped, unlinked session left is dropped
         (a device the server no longer knows would otherwise be resumed instead of linked)."""
         if s.thread is None or not s.thread.is_alive():
-            self._delete_store(s.name)
+            await self._delete_store(s.name)
+            if self.store_url:
+                await self._schema(f"CREATE SCHEMA {session_schema(s.name)}")
 
-    def _delete_store(self, name: str) -> None:
+    async def _delete_store(self, name: str) -> None:
+        if self.store_url:
+            await self._schema(f"DROP SCHEMA IF EXISTS {session_schema(name)} CASCADE")
+            return
         for suffix in ("", "-wal", "-shm", "-journal"):
             with contextlib.suppress(FileNotFoundError):
                 Path(f"{self.store_of(name)}{suffix}").unlink()
@@ -1196,7 +1244,7 @@ class Gateway:
         """End the session and delete its store (its keys)."""
         self.sessions.pop(s.name, None)
         await self._blocking(s.stop)
-        self._delete_store(s.name)
+        await self._delete_store(s.name)
 
     async def close(self) -> None:
         for s in list(self.sessions.values()):
@@ -1237,12 +1285,14 @@ async def serve(
     **options: Any,
 ) -> None:
     """Run the gateway until ``stop`` is set (or for ever); ``options`` go to :class:`Gateway`
-    (``qr_wait``, ``max_sessions``, ``open_spacing``) but ``history`` (days, messages per chat)."""
+    (``qr_wait``, ``max_sessions``, ``open_spacing``) but ``history`` (days, messages per chat)
+    and ``store_url`` (the session stores' PostgreSQL database; "": SQLite files in ``store_dir``)."""
     os.umask(0o077)
     store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     history = options.pop("history", (HISTORY_DAYS, HISTORY_MESSAGES))
+    store_url = options.pop("store_url", "")
     gateway = Gateway(store_dir, **options)
-    gateway.history = history
+    gateway.history, gateway.store_url = history, store_url
     listener = gateway.listen(socket, protocol.load_secret(secret_file))
     await listener.start()
     log.info(
