@@ -680,6 +680,9 @@ def profiles_as_seen(gateway: FakeWaGateway, srv: Server, tmp_path: Path) -> Non
     }
     assert contacts[f"{bob}@c.us"]["name"] == "Bobby"
     assert len(api.serviceMethods.getContacts(group=False, count=1).data) == 1
+    gateway.accepting = False  # WhatsApp out of reach: the server's phonebook and chats still list
+    assert api.serviceMethods.getContacts().code == 200
+    gateway.accepting = True
 
     # Pictures: the account's own and a group's, as bytes through the gateway.
     picture = tmp_path / "me.png"

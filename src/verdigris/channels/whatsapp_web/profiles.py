@@ -13,12 +13,14 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any, overload
 
+import structlog
 from sqlalchemy import select
 
 from verdigris.channels.base import ChannelUnavailable, ChannelUnsupported
 from verdigris.channels.capabilities import Avatar, ContactProfile
 from verdigris.channels.whatsapp_web.names import CHANNEL, jid_of, wid_of
 from verdigris.instances.models import instances as instance_rows
+from verdigris.instances.service import InstanceError
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     from verdigris.channels.whatsapp_web.channel import WebChannel
     from verdigris.core import Core
     from verdigris.instances.service import InstanceRecord
+
+log = structlog.get_logger("verdigris.waweb")
 
 
 class WebProfiles:
@@ -48,7 +52,13 @@ class WebProfiles:
         )
 
     async def contacts(self, core: Core, rec: InstanceRecord) -> dict[str, str]:
-        got = await self.channel.ask(rec, "contacts", {})
+        """The phone's address book ({} while WhatsApp cannot be asked: the phonebook and the
+        chats, kept by the server, are still listed)."""
+        try:
+            got = await self.channel.ask(rec, "contacts", {})
+        except (ChannelUnavailable, InstanceError) as exc:
+            log.info("WhatsApp Web address book not read", instance=rec.id, reason=str(exc)[:200])
+            return {}
         out: dict[str, str] = {}
         for c in got.get("contacts") or []:
             if not isinstance(c, dict) or "@" not in str(c.get("jid", "")):
@@ -84,7 +94,7 @@ class WebProfiles:
         try:
             rec = await self._own(core, phone)
             return (await self.avatar(core, rec, f"{phone}@c.us")).url
-        except (ChannelUnavailable, ChannelUnsupported):
+        except (ChannelUnavailable, ChannelUnsupported, InstanceError):
             return ""
 
     async def set_profile_picture(self, core: Core, phone: str, data: bytes) -> str:
