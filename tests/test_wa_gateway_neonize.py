@@ -1040,6 +1040,14 @@ def test_history_sync_through_the_real_dispatcher_fills_the_journal(
                     past("H4", 1800, text("we do"), from_me=True),
                 ],
             ),
+            filled(  # two messages of 2.5 MiB: over one history event's 4 MiB, sent in two
+                Conversation,
+                ID="79995550009@s.whatsapp.net",
+                messages=[
+                    past("H6", 600, text("6" * 2_500_000), chat="79995550009"),
+                    past("H7", 500, text("7" * 2_500_000), chat="79995550009"),
+                ],
+            ),
             filled(
                 Conversation,
                 ID="status@broadcast",
@@ -1056,6 +1064,11 @@ def test_history_sync_through_the_real_dispatcher_fills_the_journal(
         ("H4", "outgoing", "we do"),
     ]
     assert api.journals.lastIncomingMessages(120).data[0]["senderName"] == "Ann"
+    big = api.journals.getChatHistory("79995550009@c.us", 10).data
+    assert sorted((m["idMessage"], len(m["textMessage"])) for m in big) == [
+        ("H6", 2_500_000),
+        ("H7", 2_500_000),
+    ]
 
 
 def test_group_invites_are_announced_and_group_changes_are_not(

@@ -348,7 +348,8 @@ _SIMPLE: dict[type[Proto], Callable[[Any], tuple[str, dict[str, Any]] | None]] =
 EVENTS = (*_SIMPLE, ev.HistorySync)
 
 # History sync: the kinds of past messages handed to the server (changes of messages it may not
-# have are left out), how many per ``history`` event, and the default limits (days, messages per
+# have are left out), how many per ``history`` event (and at most protocol.PART bytes of them,
+# far below a frame's limit), and the default limits (days, messages per
 # chat; ``verdigris wa-gateway`` takes VERDIGRIS_WHATSAPP_WEB_HISTORY_DAYS and _MESSAGES).
 HISTORY_KINDS = frozenset({"text", "location", "contacts", "file", "poll"})
 HISTORY_BATCH = 200
@@ -670,11 +671,18 @@ class Session:
 
     def _on_history(self, event: ev.HistorySync) -> None:
         days, per_chat = self.gateway.history
-        past = history_messages(event, days, per_chat, time.time())
-        for start in range(0, len(past), HISTORY_BATCH):
-            self.gateway.emit_threadsafe(
-                self.name, "history", {"messages": past[start : start + HISTORY_BATCH]}
-            )
+        batch: list[dict[str, Any]] = []
+        size = 0
+        for message in history_messages(event, days, per_chat, time.time()):
+            weight = len(orjson.dumps(message))
+            if batch and (len(batch) >= HISTORY_BATCH or size + weight > protocol.PART):
+                self.gateway.emit_threadsafe(self.name, "history", {"messages": batch})
+                batch, size = [], 0
+            if weight <= protocol.PART:  # one message over a part (never seen) is left out
+                batch.append(message)
+                size += weight
+        if batch:
+            self.gateway.emit_threadsafe(self.name, "history", {"messages": batch})
 
     def _on_event(self, _client: NewClient, event: Proto) -> None:
         if isinstance(event, ev.HistorySync):
