@@ -1055,8 +1055,17 @@ def test_history_sync_through_the_real_dispatcher_fills_the_journal(
             ),
         ],
     )
+    emitted: list[int] = []
+    emit = world.gateway.emit_threadsafe
+
+    def counting(session: str, kind: str, data: dict[str, Any]) -> None:
+        emitted.append(len(data["messages"]))
+        emit(session, kind, data)
+
+    world.gateway.emit_threadsafe = counting  # type: ignore[method-assign]
     dispatch(client, filled(ev.HistorySync, Data=chunk))
     world.settled()
+    assert emitted == [3, 1]  # H3, H4, H6 (~2.5 MiB), then H7: no history event over 4 MiB
     assert drain(api, timeout=1) == []
     history = api.journals.getChatHistory(f"{CUSTOMER}@c.us", 10).data
     assert sorted((m["idMessage"], m["type"], m["textMessage"]) for m in history) == [
