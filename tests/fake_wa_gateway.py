@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import itertools
 import json
 import queue
@@ -52,8 +53,15 @@ class FakeWaGateway:
         # Files on WhatsApp's media servers: what the server uploaded, what people send (by token).
         self.uploads: dict[str, bytes] = {}
         self.media: dict[str, bytes] = {}
+        self.parts: dict[str, bytearray] = {}  # uploads arriving in parts, by name
         # Numbers with WhatsApp (checkWhatsapp).
         self.registered: set[str] = set()
+        # Pictures by JID (people and groups), those hidden from everyone, what people show of
+        # themselves ({"about", "business", "push_name"}), and each session's address book.
+        self.pictures: dict[str, str] = {}
+        self.hidden: set[str] = set()
+        self.profiles: dict[str, dict[str, Any]] = {}
+        self.address_books: dict[str, list[dict[str, str]]] = {}
         # Groups at WhatsApp: jid -> {"subject", "owner", "announce", "locked", "members": {jid: role}}.
         self.groups: dict[str, dict[str, Any]] = {}
         self.requests: list[str] = []
@@ -162,9 +170,17 @@ class FakeWaGateway:
         if not self.accepting or not s.connected:
             raise GatewayError(protocol.NOT_CONNECTED, "not connected to WhatsApp right now")
 
+    def _m_upload_part(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        held = self.parts.setdefault(str(params["upload"]), bytearray())
+        held += base64.b64decode(str(params["data"]), validate=True)
+        return {"received": len(held)}
+
     def _m_upload(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
         self._ready(s)
-        data = base64.b64decode(str(params["data"]), validate=True)
+        if params.get("upload"):
+            data = bytes(self.parts.pop(str(params["upload"])))
+        else:
+            data = base64.b64decode(str(params["data"]), validate=True)
         path = f"/v/fake/{next(self._ids)}"
         self.uploads[path] = data
         key = base64.b64encode(b"k" * 32).decode()
@@ -182,7 +198,9 @@ class FakeWaGateway:
         data = self.media.get(str(params.get("media", "")))
         if data is None:
             raise GatewayError(protocol.REFUSED, "WhatsApp no longer has this file")
-        return {"data": base64.b64encode(data).decode()}
+        offset = int(params.get("offset") or 0)
+        part = data[offset : offset + protocol.PART]
+        return {"data": base64.b64encode(part).decode(), "size": len(data)}
 
     def _m_typing(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
         self._ready(s)
@@ -192,6 +210,33 @@ class FakeWaGateway:
     def _m_check(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
         self._ready(s)
         return {"exists": str(params.get("phone")) in self.registered}
+
+    def _picture(self, jid: str) -> dict[str, Any]:
+        if jid in self.hidden:
+            return {"url": "", "available": False, "exists": True}
+        return {"url": self.pictures.get(jid, ""), "available": True, "exists": True}
+
+    def _m_avatar(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready(s)
+        return self._picture(str(params["jid"]))
+
+    def _m_contact(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready(s)
+        jid = str(params["jid"])
+        if jid.split("@")[0] not in self.registered:
+            return {"exists": False}
+        profile = self.profiles.get(jid, {})
+        return {"exists": True, "avatar": self._picture(jid)["url"], **profile}
+
+    def _m_contacts(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready(s)
+        return {"contacts": self.address_books.get(s.name, [])}
+
+    def _m_set_picture(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready(s)
+        data = base64.b64decode(str(params["data"]), validate=True)
+        self.pictures[s.jid] = f"https://pps.fake/{hashlib.sha256(data).hexdigest()[:16]}.jpg"
+        return {"id": "1"}
 
     def _m_group(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
         """Groups as WhatsApp keeps them; refusals worded as whatsmeow words them."""
@@ -222,6 +267,15 @@ class FakeWaGateway:
             return {}
         if role == "member":
             raise GatewayError(protocol.REFUSED, "not-authorized (401)")
+        return self._admin_action(jid, group, action, params)
+
+    def _admin_action(
+        self, jid: str, group: dict[str, Any], action: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        if action == "picture":
+            data = base64.b64decode(str(params["data"]), validate=True)
+            self.pictures[jid] = f"https://pps.fake/{hashlib.sha256(data).hexdigest()[:16]}.jpg"
+            return {"url": self.pictures[jid]}
         if action == "rename":
             group["subject"] = params["name"]
         elif action in ("announce", "locked"):
@@ -352,6 +406,10 @@ class FakeWaGateway:
         }
         self.wait_acked(self.emit(session, "message", data))
         return wa_id
+
+    def history(self, session: str, messages: list[dict[str, Any]]) -> None:
+        """WhatsApp's history sync after linking: past messages (``message`` event data)."""
+        self.wait_acked(self.emit(session, "history", {"messages": messages}))
 
     def sends_file(self, session: str, phone: str, data: bytes, mime_type: str, **fields: str) -> str:
         """``phone`` sends a file (WhatsApp keeps it until the server downloads it)."""

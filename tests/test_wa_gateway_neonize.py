@@ -34,6 +34,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     DocumentMessage,
     ExtendedTextMessage,
     FutureProofMessage,
+    GroupInviteMessage,
     ImageMessage,
     LocationMessage,
     PollCreationMessage,
@@ -43,6 +44,12 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     ReactionMessage,
 )
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as WaMessage
+from neonize.proto.waHistorySync.WAWebProtobufsHistorySync_pb2 import (
+    Conversation,
+    HistorySync,
+    HistorySyncMsg,
+)
+from neonize.proto.waWeb.WAWebProtobufsWeb_pb2 import WebMessageInfo
 
 from harness import Server, check_contract, drain, wait_for
 from sandbox_kit import wait_until
@@ -111,6 +118,7 @@ class GoRecorder:
         self._ids = iter(range(1, 10**6))
         self.uploads, self.files, self.presences, self.on_whatsapp, self.votes = [], {}, [], set(), {}
         self.group_requests = []
+        self.pictures, self.hidden, self.abouts, self.book, self.set_pictures = {}, set(), {}, [], []
 
     def SendMessage(self, uuid: bytes, to: bytes, to_size: int, message: bytes, size: int) -> bytes:
         self.sent.append((ev.JID.FromString(to[:to_size]), WaMessage.FromString(message[:size])))
@@ -225,6 +233,59 @@ class GoRecorder:
         link = "https://chat.whatsapp.com/AbCdEf123"
         return bytes(ev.GetGroupInviteLinkReturnFunction(InviteLink=link).SerializeToString())
 
+    # Profiles: pictures by user (a missing one is "not set", one in ``hidden`` is hidden), what
+    # people show of themselves, the address book, and the pictures set.
+    pictures: dict[str, str]
+    hidden: set[str]
+    abouts: dict[str, str]
+    book: list[tuple[str, str, str]]  # (user, full name, push name)
+    set_pictures: list[tuple[str, bytes]]  # ("" for the own picture, else the group) and the bytes
+
+    def GetProfilePicture(self, uuid: bytes, who: bytes, size: int, extra: bytes, extra_size: int) -> bytes:
+        user = ev.JID.FromString(who[:size]).User
+        if user in self.hidden:
+            error = "the user has hidden their profile picture from you"
+            return bytes(ev.GetProfilePictureReturnFunction(Error=error).SerializeToString())
+        if user not in self.pictures:
+            error = "that user has no profile picture"
+            return bytes(ev.GetProfilePictureReturnFunction(Error=error).SerializeToString())
+        picture = ev.ProfilePictureInfo(URL=self.pictures[user], ID="1", Type="image")
+        return bytes(ev.GetProfilePictureReturnFunction(Picture=picture).SerializeToString())
+
+    def GetUserInfo(self, uuid: bytes, jids: bytes, size: int) -> bytes:
+        asked = ev.JIDArray.FromString(jids[:size]).JIDS
+        found = [
+            ev.GetUserInfoSingleReturnFunction(
+                JID=j, UserInfo=filled(ev.UserInfo, Status=self.abouts[j.User], PictureID="1")
+            )
+            for j in asked
+            if j.User in self.abouts
+        ]
+        return bytes(ev.GetUserInfoReturnFunction(UsersInfo=found).SerializeToString())
+
+    def _contact(self, user: str) -> Any:
+        full, push = next(((f, p) for u, f, p in self.book if u == user), ("", ""))
+        return filled(ev.ContactInfo, Found=bool(full or push), FullName=full, PushName=push)
+
+    def GetContact(self, uuid: bytes, who: bytes, size: int) -> bytes:
+        info = self._contact(ev.JID.FromString(who[:size]).User)
+        return bytes(ev.ContactsGetContactReturnFunction(ContactInfo=info).SerializeToString())
+
+    def GetAllContacts(self, uuid: bytes) -> bytes:
+        every = [ev.Contact(JID=jid(u), Info=self._contact(u)) for u, _, _ in self.book]
+        return bytes(ev.ContactsGetAllContactsReturnFunction(Contact=every).SerializeToString())
+
+    def SetProfilePhoto(self, uuid: bytes, data: bytes, size: int) -> bytes:
+        self.set_pictures.append(("", bytes(data[:size])))
+        self.pictures[NUMBER] = "https://pps.whatsapp.net/v/own.jpg"
+        return bytes(filled(ev.SetGroupPhotoReturnFunction, PictureID="2").SerializeToString())
+
+    def SetGroupPhoto(self, uuid: bytes, group: bytes, size: int, data: bytes, data_size: int) -> bytes:
+        user = ev.JID.FromString(group[:size]).User
+        self.set_pictures.append((user, bytes(data[:data_size])))
+        self.pictures[user] = f"https://pps.whatsapp.net/v/{user}.jpg"
+        return bytes(filled(ev.SetGroupPhotoReturnFunction, PictureID="3").SerializeToString())
+
     def MarkRead(self, *args: Any) -> bytes:
         self.calls.append("MarkRead")
         return b""
@@ -258,11 +319,12 @@ class NeonizeGateway:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.gateway: Gateway | None = None
 
-    def make_client(self, name: str, store: Path) -> NewClient:
+    def make_client(self, name: str, store: Path | str) -> NewClient:
         client = NewClient(str(store), uuid=name)
         client._stop_finalizer.detach()  # never reach the real Go core, even when collected
         core = self.cores[name] = GoRecorder()
         client._NewClient__client = core  # type: ignore[attr-defined]
+        client.contact._ContactStore__client = core  # type: ignore[attr-defined]
         self.clients[name] = client
         return client
 
@@ -490,7 +552,7 @@ def losing_the_link(world: NeonizeGateway, client: NewClient, api: Any) -> None:
         check_contract(body)
 
 
-def recorded_client(name: str, store: Path) -> NewClient:
+def recorded_client(name: str, store: Path | str) -> NewClient:
     client = NewClient(str(store), uuid=name)
     client._stop_finalizer.detach()
     client._NewClient__client = GoRecorder()  # type: ignore[attr-defined]
@@ -832,7 +894,7 @@ def test_check_whatsapp_asks_the_session_and_is_capped_per_hour(
     r = srv.wire(inst, "checkWhatsapp", verb="POST", json={"phoneNumber": 79995559999})
     assert (r.status_code, r.json()) == (200, {"existsWhatsapp": False})
     r = srv.wire(inst, "checkWhatsapp", verb="POST", json={"phoneNumber": 79995559998})
-    assert r.status_code == 429 and "2 calls an hour" in r.text
+    assert r.status_code == 429 and "checkWhatsapp is limited to 2 number lookups an hour" in r.text
     assert 0 < int(r.headers["Retry-After"]) <= 3601  # when the oldest check of the hour expires
 
 
@@ -900,3 +962,188 @@ def test_groups_become_whatsmeow_requests_and_back(
         (f"{NUMBER}@c.us", True),
         (f"{CUSTOMER}@c.us", False),
     ]
+
+
+def test_avatars_profiles_and_pictures_become_whatsmeow_calls(
+    world: NeonizeGateway, make_server: Any, tmp_path: Path
+) -> None:
+    srv, inst, _ = linked_server(world, make_server, tmp_path, VERDIGRIS_WHATSAPP_WEB_CHECKS_PER_HOUR="1")
+    api = srv.api(inst)
+    core = world.cores[str(inst["idInstance"])]
+    core.pictures[CUSTOMER] = "https://pps.whatsapp.net/v/ann.jpg"
+    core.hidden.add("79995550002")
+    core.abouts[CUSTOMER] = "Florist"
+    core.book.append((CUSTOMER, "Ann Florist", "Ann"))
+
+    for _ in range(2):  # avatars are no number lookups: over the cap of 1 an hour
+        got = api.serviceMethods.getAvatar(f"{CUSTOMER}@c.us").data
+        assert (got["urlAvatar"], got["available"]) == ("https://pps.whatsapp.net/v/ann.jpg", True)
+    got = api.serviceMethods.getAvatar("79995550002@c.us").data
+    assert (got["urlAvatar"], got["available"]) == ("", False)
+    got = api.serviceMethods.getAvatar("79995550003@c.us").data
+    assert (got["urlAvatar"], got["available"]) == ("", True)  # none set
+
+    info = api.serviceMethods.getContactInfo(f"{CUSTOMER}@c.us").data
+    assert (info["name"], info["description"], info["avatar"]) == (
+        "Ann",
+        "Florist",
+        "https://pps.whatsapp.net/v/ann.jpg",
+    )
+    assert (
+        srv.wire(inst, "getContactInfo", verb="POST", json={"chatId": "79995550003@c.us"}).status_code == 429
+    )
+    contacts = api.serviceMethods.getContacts().data
+    assert {"id": f"{CUSTOMER}@c.us", "name": "Ann Florist", "contactName": "", "type": "user"} in contacts
+
+    picture = tmp_path / "me.jpg"
+    picture.write_bytes(b"\xff\xd8\xff" + b"jpeg" * 30)
+    own = api.account.setProfilePicture(str(picture)).data
+    assert own["urlAvatar"] == "https://pps.whatsapp.net/v/own.jpg"
+    group = api.groups.createGroup("Shop", [f"{CUSTOMER}@c.us"]).data["chatId"]
+    assert api.groups.setGroupPicture(group, str(picture)).data["setGroupPicture"] is True
+    assert core.set_pictures == [("", picture.read_bytes()), (group.split("@")[0], picture.read_bytes())]
+    assert api.serviceMethods.getAvatar(group).data["urlAvatar"].endswith(f"/{group.split('@')[0]}.jpg")
+
+
+def test_history_sync_through_the_real_dispatcher_fills_the_journal(
+    world: NeonizeGateway, make_server: Any, tmp_path: Path
+) -> None:
+    """A history sync chunk as whatsmeow hands it over: per chat the newest messages within the
+    limits go into the journal, nothing is announced, other chats (statuses) are left out."""
+    assert world.gateway is not None
+    world.gateway.history = (7, 2)  # days, messages per chat
+    srv, inst, client = linked_server(world, make_server, tmp_path)
+    api = srv.api(inst)
+    now = int(time.time())
+
+    def past(
+        wa_id: str, ago_s: int, message: WaMessage, *, from_me: bool = False, chat: str = CUSTOMER
+    ) -> Any:
+        key = MessageKey(remoteJID=f"{chat}@s.whatsapp.net", fromMe=from_me, ID=wa_id)
+        info = filled(WebMessageInfo, key=key, message=message, messageTimestamp=now - ago_s, pushName="Ann")
+        return HistorySyncMsg(message=info)
+
+    def text(body: str) -> WaMessage:
+        return WaMessage(conversation=body)
+
+    chunk = filled(
+        HistorySync,
+        syncType=HistorySync.INITIAL_BOOTSTRAP,
+        conversations=[
+            filled(
+                Conversation,
+                ID=f"{CUSTOMER}@s.whatsapp.net",
+                messages=[
+                    past("H1", 9 * 86_400, text("too old")),
+                    past("H2", 7200, text("first, over the 2 kept")),
+                    past("H3", 3600, text("do you deliver?")),
+                    past("H4", 1800, text("we do"), from_me=True),
+                ],
+            ),
+            filled(  # two messages of 2.5 MiB: over one history event's 4 MiB, sent in two
+                Conversation,
+                ID="79995550009@s.whatsapp.net",
+                messages=[
+                    past("H6", 600, text("6" * 2_500_000), chat="79995550009"),
+                    past("H7", 500, text("7" * 2_500_000), chat="79995550009"),
+                ],
+            ),
+            filled(
+                Conversation,
+                ID="status@broadcast",
+                messages=[past("H5", 60, text("a status"), chat="status")],
+            ),
+        ],
+    )
+    emitted: list[int] = []
+    emit = world.gateway.emit_threadsafe
+
+    def counting(session: str, kind: str, data: dict[str, Any]) -> None:
+        emitted.append(len(data["messages"]))
+        emit(session, kind, data)
+
+    world.gateway.emit_threadsafe = counting  # type: ignore[method-assign]
+    dispatch(client, filled(ev.HistorySync, Data=chunk))
+    world.settled()
+    assert emitted == [3, 1]  # H3, H4, H6 (~2.5 MiB), then H7: no history event over 4 MiB
+    assert drain(api, timeout=1) == []
+    history = api.journals.getChatHistory(f"{CUSTOMER}@c.us", 10).data
+    assert sorted((m["idMessage"], m["type"], m["textMessage"]) for m in history) == [
+        ("H3", "incoming", "do you deliver?"),
+        ("H4", "outgoing", "we do"),
+    ]
+    assert api.journals.lastIncomingMessages(120).data[0]["senderName"] == "Ann"
+    big = api.journals.getChatHistory("79995550009@c.us", 10).data
+    assert sorted((m["idMessage"], len(m["textMessage"])) for m in big) == [
+        ("H6", 2_500_000),
+        ("H7", 2_500_000),
+    ]
+
+
+def test_group_invites_are_announced_and_group_changes_are_not(
+    world: NeonizeGateway, make_server: Any, tmp_path: Path
+) -> None:
+    """An invitation to a group is GREEN-API's groupInviteMessage; members joining, leaving,
+    promoted or demoted and a new subject have no GREEN-API notification: acknowledged, not
+    announced (getGroupData shows the group as WhatsApp has it)."""
+    srv, inst, client = linked_server(world, make_server, tmp_path)
+    api = srv.api(inst)
+    invite = WaMessage(
+        groupInviteMessage=GroupInviteMessage(
+            groupJID="120363000000000088@g.us",
+            inviteCode="InV1te",
+            inviteExpiration=1796300032,
+            groupName="Suppliers",
+            caption="Join us",
+            JPEGThumbnail=b"\xff\xd8",
+        )
+    )
+    dispatch(client, incoming("A5F0INV", invite))
+    got = wait_for(api, lambda b: b.get("idMessage") == "A5F0INV")
+    check_contract(got)
+    assert got["messageData"]["typeMessage"] == "groupInviteMessage"
+    assert got["messageData"]["groupInviteMessageData"] == {
+        "groupJid": "120363000000000088@g.us",
+        "inviteCode": "InV1te",
+        "groupName": "Suppliers",
+        "caption": "Join us",
+        "jpegThumbnail": "/9g=",
+        "inviteExpiration": {"low": 1796300032, "high": 0, "unsigned": False},
+    }
+
+    group = jid("120363000000000077", "g.us")
+    change = filled(
+        ev.GroupInfoEvent,
+        JID=group,
+        Sender=jid(CUSTOMER),
+        Timestamp=int(time.time()),
+        Join=[jid("79995550007")],
+        Promote=[jid(CUSTOMER)],
+        Name=filled(ev.GroupName, Name="Suppliers 2", NameSetAt=1, NameSetBy=jid(CUSTOMER)),
+    )
+    assert translate(change) == (
+        "group_change",
+        {
+            "group": "120363000000000077@g.us",
+            "actor": f"{CUSTOMER}@s.whatsapp.net",
+            "timestamp_ms": change.Timestamp * 1000,
+            "joined": ["79995550007@s.whatsapp.net"],
+            "left": [],
+            "promoted": [f"{CUSTOMER}@s.whatsapp.net"],
+            "demoted": [],
+            "subject": "Suppliers 2",
+        },
+    )
+    dispatch(client, change)
+    info = filled(
+        ev.GroupInfo,
+        JID=group,
+        OwnerJID=jid(CUSTOMER),
+        GroupName=filled(ev.GroupName, Name="Suppliers", NameSetAt=1, NameSetBy=jid(CUSTOMER)),
+        GroupCreated=1796300032,
+    )
+    joined = filled(ev.JoinedGroup, GroupInfo=info, Sender=jid(CUSTOMER))
+    assert (translate(joined) or ("", {}))[1]["joined_self"] is True
+    dispatch(client, joined)
+    world.settled()  # both committed (acknowledged) by the server
+    assert drain(api, timeout=1) == []

@@ -19,9 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
-from harness import Server, server_env, wait_for
+from harness import Server, create_postgres_database, server_env, wait_for
 from sandbox_kit import wait_until
 from verdigris.instances import service as instances
 
@@ -199,6 +200,69 @@ def test_the_real_gateway_without_a_network_refuses_linking_and_stays_up(
     finally:
         gateway.terminate()
         gateway.wait(30)
+
+
+@pytest.mark.subprocess
+@pytest.mark.skipif(not can_unshare(), reason="needs an empty network namespace (unshare -rn)")
+@pytest.mark.skipif(not Path("/var/run/postgresql").exists(), reason="needs PostgreSQL's local socket")
+def test_the_real_gateway_keeps_session_stores_in_postgresql(make_server: Any, tmp_path: Path) -> None:
+    """VERDIGRIS_WHATSAPP_WEB_SESSION_STORE=postgres: neonize's real library makes whatsmeow's
+    store of a session in a schema of its own in the server's database (no SQLite file), and a
+    logout drops it. The gateway reaches PostgreSQL by its local socket: it runs
+    in an empty network namespace (nothing can reach WhatsApp)."""
+    database = create_postgres_database().rsplit("/", 1)[1]
+    over_socket = f"postgresql+asyncpg://postgres@/{database}?host=/var/run/postgresql"
+    world = tmp_path / "w"
+    world.mkdir()
+    env = {
+        **server_env(),
+        "VERDIGRIS_DATABASE_URL": over_socket,
+        "VERDIGRIS_WHATSAPP_WEB_SESSION_STORE": "postgres",
+    }
+    gateway = subprocess.Popen(
+        ["unshare", "-rn", sys.executable, "-m", "verdigris", "wa-gateway",
+         "--socket", str(world / "wa.sock"), "--secret-file", str(world / "wa.secret"),
+         "--store-dir", str(world / "stores"), "--qr-wait-seconds", "3"],
+        env=env,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: (world / "wa.sock").exists())
+        srv: Server = make_server(
+            env={
+                "VERDIGRIS_WHATSAPP_WEB_ENABLED": "true",
+                "VERDIGRIS_WHATSAPP_WEB_GATEWAY": "false",
+                "VERDIGRIS_WHATSAPP_WEB_SOCKET": str(world / "wa.sock"),
+                "VERDIGRIS_WHATSAPP_WEB_SECRET_FILE": str(world / "wa.secret"),
+            },
+            data_dir=tmp_path / "s",
+        )
+        wait_until(srv.core.channels["whatsapp_web"].link.connected.is_set)
+        inst = srv.new_instance("--channel", "whatsapp_web")
+        r = srv.wire(inst, "qr")
+        assert r.status_code == 503 and "linking is not possible right now" in r.text, r.text
+        schema = f"waweb_session_{inst['idInstance']}"
+        tables = asyncio.run(_tables(database, schema))
+        assert {"whatsmeow_device", "whatsmeow_sessions"} <= tables
+        assert not (world / "stores" / f"{inst['idInstance']}.sqlite3").exists()
+        assert srv.wire(inst, "getStateInstance").status_code == 200
+        assert gateway.poll() is None
+        assert srv.wire(inst, "logout").status_code == 200  # the session's store goes with it
+        wait_until(lambda: not asyncio.run(_tables(database, schema)), timeout=30)
+    finally:
+        gateway.terminate()
+        gateway.wait(30)
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"], check=False, capture_output=True)  # fmt: skip
+
+
+async def _tables(database: str, schema: str) -> set[str]:
+    conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:5432/{database}")
+    try:
+        rows = await conn.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema
+        )
+    finally:
+        await conn.close()
+    return {str(r["table_name"]) for r in rows}
 
 
 # Put on the gateway's PYTHONPATH by the crash test: while ``panic-on-resume`` exists in the store

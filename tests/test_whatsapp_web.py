@@ -241,18 +241,8 @@ def test_a_server_error_receipt_fails_a_message_not_yet_delivered(
 
 def test_what_the_channel_does_not_offer_is_refused_clearly(srv: Server, gateway: FakeWaGateway) -> None:
     inst, api, _ = linked(srv, gateway)
-    r = srv.wire(
-        inst,
-        "setGroupPicture",
-        verb="POST",
-        files={"file": ("a.png", b"\x89PNG\r\n\x1a\n0000")},
-        data={"groupId": "1@g.us"},
-    )
-    assert r.status_code == 501 and "setGroupPicture is not available" in r.text
-    r = srv.wire(inst, "getAvatar", verb="POST", json={"chatId": "79995550003@c.us"})
-    assert r.status_code == 501 and "getAvatar is not available" in r.text
     r = srv.wire(inst, "sendTextStatus", verb="POST", json={"message": "hi"})
-    assert r.status_code == 501
+    assert r.status_code == 501 and "sendTextStatus is not available for this instance" in r.text
     assert gateway.sent.empty()
 
 
@@ -356,6 +346,28 @@ def test_received_files_edits_deletions_and_checks(srv: Server, gateway: FakeWaG
     gateway.registered.add("79995550011")
     assert api.serviceMethods.checkWhatsapp(79995550011).data == {"existsWhatsapp": True}
     assert api.serviceMethods.checkWhatsapp(79995550012).data == {"existsWhatsapp": False}
+
+
+def test_files_over_one_frame_cross_in_parts(srv: Server, gateway: FakeWaGateway, tmp_path: Path) -> None:
+    """A file bigger than one protocol frame (16 MiB) goes to the gateway and comes back from it
+    in parts, both ways: nothing is refused for its size below the media store's limit."""
+    inst, api, _ = linked(srv, gateway)
+    session = str(inst["idInstance"])
+    big = b"%PDF-1.4\n" + bytes(range(256)) * (20 * 4096)  # 20 MiB and 9 bytes
+    path = tmp_path / "catalogue.pdf"
+    path.write_bytes(big)
+    sent = api.sending.sendFileByUpload("79995550020@c.us", str(path), "catalogue.pdf")
+    assert sent.code == 200, sent.data
+    body = gateway.next_sent(timeout=60)["message"]
+    assert body["media_type"] == "document"
+    assert gateway.uploads[body["upload"]["direct_path"]] == big
+    assert gateway.parts == {}  # every part was handed over
+
+    wa_id = gateway.sends_file(session, "79995550020", big, "application/pdf", file_name="back.pdf")
+    got = wait_for(api, lambda b: b.get("idMessage") == wa_id, timeout=60)
+    check_contract(got)
+    url = got["messageData"]["fileMessageData"]["downloadUrl"]
+    assert httpx.get(url, timeout=60, verify=srv.verify).content == big
 
 
 def test_events_wait_for_a_server_that_is_down(make_server: Any, tmp_path: Path) -> None:
@@ -602,3 +614,136 @@ def test_groups_through_the_linked_account(srv: Server, gateway: FakeWaGateway) 
     assert r.status_code == 400 and "Group not found" in r.text
     r = srv.wire(inst, "getGroupData", verb="POST", json={"groupId": "120363999999999999@g.us"})
     assert r.status_code == 400 and "Group not found" in r.text
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"picture" * 20
+
+
+def test_avatars_contact_profiles_address_book_and_pictures(make_server: Any, tmp_path: Path) -> None:
+    """Asked of WhatsApp as the linked account sees it; avatars are no number lookups (they never
+    count against the checkWhatsapp cap), contact profiles are."""
+    gateway = FakeWaGateway(tmp_path).start()
+    try:
+        env = {**env_for(gateway), "VERDIGRIS_WHATSAPP_WEB_CHECKS_PER_HOUR": "1"}
+        profiles_as_seen(gateway, make_server(env=env), tmp_path)
+    finally:
+        gateway.stop()
+
+
+def profiles_as_seen(gateway: FakeWaGateway, srv: Server, tmp_path: Path) -> None:
+    inst, api, number = linked(srv, gateway)
+    session = str(inst["idInstance"])
+    ann, bob, zed = "79995550050", "79995550051", "79995550052"
+    gateway.registered |= {ann, bob}
+    gateway.pictures[f"{ann}@s.whatsapp.net"] = "https://pps.fake/ann.jpg"
+    gateway.hidden.add(f"{bob}@s.whatsapp.net")
+    gateway.profiles[f"{ann}@s.whatsapp.net"] = {"about": "Florist", "business": True, "push_name": "Ann's"}
+
+    for _ in range(3):  # over the cap of 1 lookup an hour: avatars do not count
+        assert api.serviceMethods.getAvatar(f"{ann}@c.us").data == {
+            "urlAvatar": "https://pps.fake/ann.jpg",
+            "available": True,
+            "existsWhatsapp": True,
+            "reason": "",
+        }
+    hidden = api.serviceMethods.getAvatar(f"{bob}@c.us").data
+    assert (hidden["urlAvatar"], hidden["available"]) == ("", False)
+
+    info = api.serviceMethods.getContactInfo(f"{ann}@c.us")
+    assert info.code == 200, info.data
+    assert (info.data["avatar"], info.data["name"], info.data["description"], info.data["isBusiness"]) == (
+        "https://pps.fake/ann.jpg",
+        "Ann's",
+        "Florist",
+        True,
+    )
+    r = srv.wire(inst, "getContactInfo", verb="POST", json={"chatId": f"{zed}@c.us"})
+    assert r.status_code == 429 and "number lookups" in r.text  # that one was the hour's lookup
+    assert api.serviceMethods.getAvatar(f"{bob}@c.us").code == 200
+
+    # The address book the phone synced (whatsmeow's contact store), next to the phonebook and chats.
+    gateway.address_books[session] = [
+        {
+            "jid": f"{ann}@s.whatsapp.net",
+            "full_name": "Ann Florist",
+            "push_name": "Ann's",
+            "business_name": "",
+        },
+        {"jid": f"{bob}@s.whatsapp.net", "full_name": "", "push_name": "Bobby", "business_name": ""},
+    ]
+    contacts = {c["id"]: c for c in api.serviceMethods.getContacts().data}
+    assert contacts[f"{ann}@c.us"] == {
+        "id": f"{ann}@c.us",
+        "name": "Ann Florist",
+        "contactName": "",
+        "type": "user",
+    }
+    assert contacts[f"{bob}@c.us"]["name"] == "Bobby"
+    assert len(api.serviceMethods.getContacts(group=False, count=1).data) == 1
+    gateway.accepting = False  # WhatsApp out of reach: the server's phonebook and chats still list
+    assert api.serviceMethods.getContacts().code == 200
+    gateway.accepting = True
+
+    # Pictures: the account's own and a group's, as bytes through the gateway.
+    picture = tmp_path / "me.png"
+    picture.write_bytes(PNG)
+    set_own = api.account.setProfilePicture(str(picture)).data
+    assert set_own["setProfilePicture"] is True
+    assert set_own["urlAvatar"] == gateway.pictures[f"{number}@s.whatsapp.net"]
+    assert api.account.getWaSettings().data["avatar"] == set_own["urlAvatar"]
+    group_id = api.groups.createGroup("Shop", [f"{ann}@c.us"]).data["chatId"]
+    set_group = api.groups.setGroupPicture(group_id, str(picture)).data
+    assert set_group["setGroupPicture"] is True and set_group["urlAvatar"].startswith("https://pps.fake/")
+    assert api.serviceMethods.getAvatar(group_id).data["urlAvatar"] == set_group["urlAvatar"]
+
+
+def test_history_sync_fills_the_journal_without_notifications(srv: Server, gateway: FakeWaGateway) -> None:
+    inst, api, number = linked(srv, gateway)
+    session = str(inst["idInstance"])
+    chat, jid = "79995550060@c.us", "79995550060@s.whatsapp.net"
+    now = int(time.time() * 1000)
+    live = gateway.incoming(session, "79995550060", "hello again")  # arrives live before the sync
+    wait_for(api, lambda b: b.get("idMessage") == live)
+
+    def past(wa_id: str, ago_s: int, text: str, *, from_me: bool = False) -> dict[str, Any]:
+        return {
+            "id": wa_id,
+            "chat": jid,
+            "sender": "" if from_me else jid,
+            "sender_name": "" if from_me else "Ann",
+            "from_me": from_me,
+            "timestamp_ms": now - ago_s * 1000,
+            "kind": "text",
+            "text": text,
+        }
+
+    gateway.history(
+        session,
+        [
+            past("HIST0OLD", 30 * 86_400, "a month ago"),  # older than the 7 days kept
+            past("HIST0ASK", 3600, "do you deliver?"),
+            past("HIST0ANS", 3500, "we do", from_me=True),
+            {
+                **past("HIST0PIC", 3400, ""),
+                "kind": "file",
+                "media_type": "image",
+                "mime_type": "image/jpeg",
+                "media": "x",
+            },
+            past(live, 0, "hello again"),  # the live message, in the sync too: counts once
+        ],
+    )
+    assert drain(api, timeout=2) == []  # never announced
+    history = api.journals.getChatHistory(chat, 10).data
+    by_id = {m["idMessage"]: m for m in history}
+    assert set(by_id) == {"HIST0ASK", "HIST0ANS", "HIST0PIC", live}
+    assert (by_id["HIST0ASK"]["type"], by_id["HIST0ASK"]["textMessage"]) == ("incoming", "do you deliver?")
+    assert (by_id["HIST0ANS"]["type"], by_id["HIST0ANS"]["statusMessage"]) == ("outgoing", "sent")
+    assert by_id["HIST0ANS"]["chatId"] == chat and by_id["HIST0ANS"]["textMessage"] == "we do"
+    assert by_id["HIST0PIC"]["typeMessage"] == "imageMessage" and by_id["HIST0PIC"]["downloadUrl"] == ""
+    incoming = [m["idMessage"] for m in api.journals.lastIncomingMessages(120).data if m["chatId"] == chat]
+    assert sorted(incoming) == sorted(["HIST0ASK", "HIST0PIC", live])
+    # A customer's reply quoting a message from the history is resolved to it.
+    gateway.incoming(session, "79995550060", "so?", quoted_id="HIST0ANS")
+    got = wait_for(api, lambda b: b.get("messageData", {}).get("typeMessage") == "quotedMessage")
+    assert got["messageData"]["quotedMessage"]["stanzaId"] == "HIST0ANS"

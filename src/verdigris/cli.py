@@ -322,6 +322,14 @@ def wa_gateway(
 
     if parent:
         gateway.exit_with_parent(parent)
+    store_url = ""
+    if settings.whatsapp_web_session_store == "postgres":
+        database = settings.resolved_database_url()
+        if not database.startswith("postgresql"):
+            raise typer.BadParameter(
+                "VERDIGRIS_WHATSAPP_WEB_SESSION_STORE=postgres needs the server on PostgreSQL (VERDIGRIS_DATABASE_URL)"
+            )
+        store_url = gateway.store_url_of(database)
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -336,6 +344,8 @@ def wa_gateway(
             qr_wait=qr_wait,
             max_sessions=max_sessions or settings.whatsapp_web_max_sessions,
             open_spacing=open_spacing,
+            history=(settings.whatsapp_web_history_days, settings.whatsapp_web_history_messages),
+            store_url=store_url,
         )
 
     asyncio.run(run())

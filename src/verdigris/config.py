@@ -157,6 +157,12 @@ class Settings(BaseSettings):
     whatsapp_web_timeout_seconds: float = Field(default=30.0, gt=0, le=120)
     # checkWhatsapp through a linked device, per instance and hour (bulk lookups get numbers banned)
     whatsapp_web_checks_per_hour: int = Field(default=30, ge=0, le=10_000)
+    # Where the gateway keeps its whatsmeow session stores: SQLite files in the store dir, or a
+    # schema per session in the server's PostgreSQL database (only when the server runs on it).
+    whatsapp_web_session_store: Literal["sqlite", "postgres"] = "sqlite"
+    # History sync after linking: how far back, and how many messages per chat, go into the journal.
+    whatsapp_web_history_days: int = Field(default=7, ge=0, le=365)
+    whatsapp_web_history_messages: int = Field(default=50, ge=0, le=1_000)
     # sessions one gateway process runs at most (each holds threads and memory: docs/performance.md)
     whatsapp_web_max_sessions: int = Field(default=100, ge=1, le=10_000)
     # More channels, beside the built-in ones: comma-separated import paths ``module:Class`` of

@@ -156,8 +156,31 @@ class Calls(Protocol):
     ) -> list[CallEntry]: ...
 
 
+@dataclass(slots=True)
+class Avatar:
+    url: str  # "" when none is set or it is hidden
+    available: bool  # False: the account's privacy settings hide it
+    exists: bool  # whether the chat is on the network (as far as the network tells)
+
+
+@dataclass(slots=True)
+class ContactProfile:
+    avatar: str = ""
+    push_name: str = ""  # the name the account chose, as the network reports it
+    description: str = ""  # the account's about text
+    business: bool = False
+
+
 class Profiles(Protocol):
-    """What accounts show of themselves: push names and profile pictures."""
+    """What accounts show of themselves: push names and profile pictures. ``avatar``,
+    ``contact_profile`` and ``contacts`` are asked as the instance ``rec`` sees them."""
+
+    async def avatar(self, core: Core, rec: InstanceRecord, chat_id: str) -> Avatar: ...
+    async def contact_profile(self, core: Core, rec: InstanceRecord, chat_id: str) -> ContactProfile | None:
+        """None: ``chat_id`` (a personal chat) is not on the network."""
+
+    async def contacts(self, core: Core, rec: InstanceRecord) -> dict[str, str]:
+        """The chats the network knows for the instance's account (its address book), by name."""
 
     async def push_names(self, conn: AsyncConnection, numbers: list[str]) -> dict[str, str]: ...
     async def profile_picture_url(self, core: Core, phone: str) -> str: ...

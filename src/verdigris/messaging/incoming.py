@@ -145,6 +145,28 @@ async def record_sent_elsewhere(tx: Tx, rec: InstanceRecord, msg: IncomingMessag
     )
 
 
+async def record_past(tx: Tx, rec: InstanceRecord, msg: IncomingMessage, *, outgoing: bool) -> None:
+    """A message from before the instance was linked (a network's history sync): stored in the
+    journal as read (incoming) or sent (outgoing), without any notification."""
+    await tx.conn.execute(
+        _INSERT,
+        {
+            "instance_id": rec.id,
+            "chat_id": msg.chat_id,
+            "id_message": msg.id_message,
+            "direction": "out" if outgoing else "in",
+            "sent_by_api": False,
+            "kind": "",
+            "type_message": msg.type_message,
+            "content": orjson.dumps(msg.content).decode(),
+            "sender": msg.sender,
+            "sender_name": msg.sender_name,
+            "status": Status.SENT if outgoing else Status.READ,
+            "created_ms": msg.at_ms,
+        },
+    )
+
+
 async def mark_chat_read(tx: Tx, rec: InstanceRecord, chat_id: str, up_to: StoredMessage | None) -> list[Any]:
     """Mark the chat's unread incoming messages (all, or up to ``up_to``) read; returns their rows
     (``id``, ``id_message``, ``sender``, oldest first), so the channel can tell the senders."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import secrets
 import time
 from collections import deque
 from functools import partial
@@ -42,6 +43,7 @@ from verdigris.channels.whatsapp_web import kinds, lease, protocol
 from verdigris.channels.whatsapp_web.groups import OwnGroups, WebGroups
 from verdigris.channels.whatsapp_web.models import waweb_message_ids
 from verdigris.channels.whatsapp_web.names import CHANNEL, jid_of, session_of, wid_of
+from verdigris.channels.whatsapp_web.profiles import OwnProfiles, WebProfiles
 from verdigris.channels.whatsapp_web.protocol import Event, GatewayError, GatewayLink
 from verdigris.channels.whatsapp_web.supervisor import Supervisor
 from verdigris.instances import service as instances
@@ -57,6 +59,7 @@ from verdigris.messaging.incoming import (
     mark_chat_read,
     message_event,
     receive,
+    record_past,
     record_sent_elsewhere,
 )
 from verdigris.messaging.models import messages
@@ -100,6 +103,9 @@ METHODS = SERVER_SIDE | {
     "deleteMessage",
     # service
     "checkWhatsapp",
+    "getAvatar",
+    "getContactInfo",
+    "setProfilePicture",
     # groups (not their pictures yet)
     "createGroup",
     "getGroupData",
@@ -110,13 +116,13 @@ METHODS = SERVER_SIDE | {
     "setGroupAdmin",
     "removeAdmin",
     "leaveGroup",
+    "setGroupPicture",
 }
 _WHY: dict[str, str] = {}
 # Why the optional capabilities are missing (the compatibility table's WhatsApp Web column shows it).
 MISSING = {
     "statuses": "statuses (stories) through a linked device are not offered",
     "calls": "WhatsApp Web cannot place or take calls (incoming calls are announced)",
-    "profiles": "avatars and contact profiles through a linked device are not offered yet",
 }
 CHECK_WINDOW_S = 3600
 # How often the gateway's sessions, memory and threads are read for /metrics.
@@ -201,6 +207,7 @@ class WebChannel(BaseChannel):
     methods = METHODS
     missing = MISSING
     groups = OwnGroups()
+    profiles = OwnProfiles()
 
     def __init__(self, core: Core) -> None:
         super().__init__(core)
@@ -223,6 +230,7 @@ class WebChannel(BaseChannel):
         self._checks: dict[int, deque[float]] = {}
         self.stats: dict[str, Any] = {}  # the gateway's last answer to ``stats``
         self.web_groups = WebGroups(self)
+        self.web_profiles = WebProfiles(self)
         self._gauges()
 
     def _gauges(self) -> None:
@@ -371,6 +379,11 @@ class WebChannel(BaseChannel):
     async def has_account(self, rec: InstanceRecord, phone: str) -> bool:
         """Ask WhatsApp through the instance's own session, at most ``whatsapp_web_checks_per_hour``
         times an hour per instance: bulk number lookups are a known trigger of bans."""
+        got = await self.ask(rec, "check", {"phone": phone}, counted="checkWhatsapp")
+        return bool(got.get("exists"))
+
+    def _count(self, rec: InstanceRecord, method: str) -> deque[float]:
+        """Count one number lookup of ``rec`` against the hourly cap (raises when it is reached)."""
         cap = self.core.settings.whatsapp_web_checks_per_hour
         if cap == 0:
             raise ChannelUnsupported(
@@ -384,21 +397,31 @@ class WebChannel(BaseChannel):
         if len(made) >= cap:
             retry = int(made[0] + CHECK_WINDOW_S - now) + 1
             raise ChannelLimited(
-                f"checkWhatsapp is limited to {cap} calls an hour on a linked WhatsApp number "
+                f"{method} is limited to {cap} number lookups an hour on a linked WhatsApp number "
                 f"(bulk number lookups get numbers banned); try again in {retry} s",
                 retry,
             )
-        if not await self.hold(rec.id):
-            raise ChannelUnavailable(self._elsewhere())
         made.append(now)
+        return made
+
+    async def ask(
+        self, rec: InstanceRecord, method: str, params: dict[str, Any], *, counted: str = ""
+    ) -> dict[str, Any]:
+        """A gateway method on ``rec``'s session, outside any transaction; ``counted`` (the wire
+        method's name): a number lookup, counted against the hourly cap unless it was not asked."""
+        made = self._count(rec, counted) if counted else None
         try:
-            got = await self.call("check", {"session": session_of(rec.id), "phone": phone})
-        except GatewayError as exc:
-            made.pop()  # not asked: it does not count
+            if not await self.hold(rec.id):
+                raise ChannelUnavailable(self._elsewhere())
+            return await self.call(method, {"session": session_of(rec.id), **params})
+        except (GatewayError, ChannelUnavailable) as exc:
+            if made is not None:
+                made.pop()  # not asked: it does not count
+            if not isinstance(exc, GatewayError):
+                raise
             if exc.code in (protocol.NOT_LINKED, protocol.BAD_REQUEST):
                 raise instances.InstanceError(exc.message) from None
             raise ChannelUnavailable(f"WhatsApp cannot be asked right now: {exc.message}") from None
-        return bool(got.get("exists"))
 
     async def qr_payload(self, rec: InstanceRecord) -> str:
         if not await self.hold(rec.id):
@@ -583,19 +606,28 @@ class WebChannel(BaseChannel):
                 protocol.REFUSED,
                 f"the file has {record.size} bytes; the WhatsApp Web gateway takes at most {protocol.MAX_FILE}",
             )
+        session = session_of(rec.id)
+        name = secrets.token_hex(8)
+        pending = b""
         try:
-            data = b"".join([chunk async for chunk in media.store.read(record.key)])
+            async for chunk in media.store.read(record.key):
+                pending += chunk
+                while len(pending) >= protocol.PART:
+                    await self._part(session, name, pending[: protocol.PART])
+                    pending = pending[protocol.PART :]
         except OSError as exc:
             raise GatewayError(
                 protocol.REFUSED,
                 f"the file of this message could not be read on this server ({exc.strerror})",
             ) from None
-        params = {
-            "session": session_of(rec.id),
-            "media_type": media_type,
-            "data": base64.b64encode(data).decode(),
-        }
-        return await self.call("upload", params)
+        if pending:
+            await self._part(session, name, pending)
+        return await self.call("upload", {"session": session, "media_type": media_type, "upload": name})
+
+    async def _part(self, session: str, name: str, data: bytes) -> None:
+        await self.call(
+            "upload_part", {"session": session, "upload": name, "data": base64.b64encode(data).decode()}
+        )
 
     async def _own_target(self, rec: InstanceRecord, message: StoredMessage) -> dict[str, Any]:
         """The own message an edit or a deletion is for, as WhatsApp names it."""
@@ -769,6 +801,38 @@ class WebChannel(BaseChannel):
             return
         await handler(rec, event.data)
 
+    def _history_limits(self) -> dict[str, int]:
+        settings = self.core.settings
+        return {
+            "days": settings.whatsapp_web_history_days,
+            "messages": settings.whatsapp_web_history_messages,
+        }
+
+    async def _on_history(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
+        """Past messages from WhatsApp's history sync: into the journal (a message known already
+        counts once), never announced; files are recorded without fetching them."""
+        days = self.core.settings.whatsapp_web_history_days
+        since = now_ms() - days * 86_400_000
+        async with self.core.tx() as tx:
+            for past in data.get("messages") or []:
+                wa_id = str(past.get("id", ""))
+                at_ms = int(past.get("timestamp_ms") or 0)
+                if not wa_id or len(wa_id) > 64 or at_ms < since:
+                    continue
+                if await self.local_id_of(tx.conn, rec.id, wa_id) is not None:
+                    continue
+                chat = wid_of(str(past.get("chat", "")))
+                from_me = bool(past.get("from_me"))
+                sender = rec.wid if from_me else wid_of(str(past.get("sender") or past.get("chat", "")))
+                found = await self._incoming(tx, rec, past, {}, sender)
+                if found is None:
+                    continue
+                type_message, content = found
+                name = str(past.get("sender_name", ""))[:200]
+                await self.remember(tx, rec.id, wa_id, wa_id)
+                msg = IncomingMessage(wa_id, chat, sender, name, type_message, content, at_ms)
+                await record_past(tx, rec, msg, outgoing=from_me)
+
     async def _on_paired(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
         wid = wid_of(str(data.get("jid", "")))
         if not wid.split("@")[0].isdigit():
@@ -882,10 +946,9 @@ class WebChannel(BaseChannel):
         """Fetch a received file through the gateway into the media store; the stored file's
         fields ({} when WhatsApp or the store refused it: the message is announced without it).
         A gateway that cannot be asked right now raises: the event comes again."""
+        params = {"session": session_of(rec.id), "media": str(data.get("media", "")), "offset": 0}
         try:
-            got = await self.call(
-                "download", {"session": session_of(rec.id), "media": str(data.get("media", ""))}
-            )
+            got = await self.call("download", params)
         except GatewayError as exc:
             if exc.retryable:
                 raise
@@ -896,13 +959,25 @@ class WebChannel(BaseChannel):
         name = str(data.get("file_name") or "")[:200] or default_name(
             str(data.get("id", "file"))[:40], mime.split(";")[0]
         )
-        blob = base64.b64decode(str(got.get("data", "")))
+        call = self.call
 
         async def chunks() -> Any:
-            yield blob
+            part = base64.b64decode(str(got.get("data", "")))
+            yield part
+            size, offset = int(got.get("size") or 0), len(part)
+            while part and offset < size:  # the rest, part by part (protocol.PART)
+                answer = await call("download", {**params, "offset": offset})
+                part = base64.b64decode(str(answer.get("data", "")))
+                offset += len(part)
+                yield part
 
         try:
             record = await media.save(str(rec.id), chunks(), file_name=name, mime_type=mime)
+        except GatewayError as exc:
+            if exc.retryable:
+                raise
+            log.warning("WhatsApp Web file not downloaded", instance=rec.id, reason=exc.message)
+            return {}
         except (FileTooLarge, EmptyFile, FileInfected, ScannerUnavailable) as exc:
             log.warning(
                 "WhatsApp Web file not stored", instance=rec.id, reason=str(exc) or type(exc).__name__
@@ -998,6 +1073,22 @@ class WebChannel(BaseChannel):
             await emit(
                 tx, rec, call_event(EventKind.INCOMING_CALL, call_id, at_ms, peer=peer, status="offer")
             )
+
+    async def _on_group_change(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
+        """Members joined, left, promoted or demoted, a new subject, or the account itself added
+        to a group. GREEN-API has no notification for these (its official webhook schema knows
+        none), so none is invented: getGroupData asks WhatsApp and shows the group as it is now,
+        and the change is logged."""
+        log.info(
+            "WhatsApp Web group changed",
+            instance=rec.id,
+            group=wid_of(str(data.get("group", ""))),
+            joined=len(data.get("joined") or []) + int(bool(data.get("joined_self"))),
+            left=len(data.get("left") or []),
+            promoted=len(data.get("promoted") or []),
+            demoted=len(data.get("demoted") or []),
+            subject="subject" in data,
+        )
 
     async def _on_receipt(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
         status = RECEIPT_STATUS.get(str(data.get("type", "")))

@@ -36,14 +36,24 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 import segno
 import structlog
 from google.protobuf.message import Message as Proto
 from neonize.client import NewClient
 from neonize.events import EVENT_TO_INT
-from neonize.exc import DecryptPollVoteError, DownloadError, SendMessageError
+from neonize.exc import (
+    ContactStoreError,
+    DecryptPollVoteError,
+    DownloadError,
+    GetProfilePictureError,
+    GetUserInfoError,
+    SendMessageError,
+    SetGroupPhotoError,
+)
 from neonize.proto import Neonize_pb2 as ev
+from neonize.proto.Neonize_pb2 import GetProfilePictureParams
 from neonize.proto.waCommon.WACommon_pb2 import MessageKey
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     AudioMessage,
@@ -64,6 +74,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as WaMessage
 from neonize.utils.enum import ChatPresence, ChatPresenceMedia, MediaType, ParticipantChange, ReceiptType
 from neonize.utils.jid import build_jid
+from sqlalchemy.engine import make_url
 
 from verdigris.channels.whatsapp_web import protocol
 from verdigris.channels.whatsapp_web.protocol import GatewayError, GatewayListener
@@ -158,7 +169,7 @@ def content_of(message: WaMessage) -> dict[str, Any]:
 
 
 def _richer_content(message: WaMessage) -> dict[str, Any] | None:
-    """Files, polls, poll votes, edits and deletions (None: none of these)."""
+    """Files, polls, poll votes, group invites, edits and deletions (None: none of these)."""
     for field, media_kind in _MEDIA_OF_FIELD.items():
         if message.HasField(field):
             return _received_file(media_kind, field, getattr(message, field))
@@ -176,6 +187,17 @@ def _richer_content(message: WaMessage) -> dict[str, Any] | None:
         # The vote itself is encrypted: the session decrypts it (Session._on_event) and adds
         # ``selected`` (the SHA-256 of each chosen option's name, hex).
         return {"kind": "poll_vote", "target_id": message.pollUpdateMessage.pollCreationMessageKey.ID}
+    if message.HasField("groupInviteMessage"):
+        invite = message.groupInviteMessage
+        return {
+            "kind": "group_invite",
+            "group": invite.groupJID,
+            "invite_code": invite.inviteCode,
+            "group_name": invite.groupName,
+            "caption": invite.caption,
+            "expiration_s": int(invite.inviteExpiration),
+            "thumbnail": base64.b64encode(invite.JPEGThumbnail).decode(),
+        }
     return _change_of(message)
 
 
@@ -240,6 +262,40 @@ def _message(event: ev.Message) -> tuple[str, dict[str, Any]]:
     return "message", data | content_of(event.Message)
 
 
+def _jids(jids: Any) -> list[str]:
+    return [jid_text(j) for j in jids]
+
+
+def _group_change(event: ev.GroupInfoEvent) -> tuple[str, dict[str, Any]] | None:
+    """Members joined, left, promoted or demoted, or the subject changed (None: another change)."""
+    data: dict[str, Any] = {
+        "group": jid_text(event.JID),
+        "actor": jid_text(event.Sender) if event.HasField("Sender") else "",
+        "timestamp_ms": _ms(int(event.Timestamp)),
+        "joined": _jids(event.Join),
+        "left": _jids(event.Leave),
+        "promoted": _jids(event.Promote),
+        "demoted": _jids(event.Demote),
+    }
+    if event.HasField("Name"):
+        data["subject"] = event.Name.Name
+    if not any(data[k] for k in ("joined", "left", "promoted", "demoted")) and "subject" not in data:
+        return None
+    return "group_change", data
+
+
+def _joined(event: ev.JoinedGroup) -> tuple[str, dict[str, Any]]:
+    """The linked account was added to a group (or created one)."""
+    info = event.GroupInfo
+    return "group_change", {
+        "group": jid_text(info.JID),
+        "actor": jid_text(event.Sender) if event.HasField("Sender") else "",
+        "timestamp_ms": _ms(int(time.time())),
+        "joined_self": True,
+        "subject": info.GroupName.Name,
+    }
+
+
 def _receipt(event: ev.Receipt) -> tuple[str, dict[str, Any]] | None:
     kind = _RECEIPTS.get(event.Type)
     if kind is None:
@@ -277,6 +333,8 @@ _SIMPLE: dict[type[Proto], Callable[[Any], tuple[str, dict[str, Any]] | None]] =
     ev.Receipt: _receipt,
     ev.PairStatus: _paired,
     ev.CallOffer: _call,
+    ev.GroupInfoEvent: _group_change,
+    ev.JoinedGroup: _joined,
     ev.Connected: lambda e: ("connected", {}),
     ev.KeepAliveRestored: lambda e: ("connected", {}),
     ev.Disconnected: lambda e: ("disconnected", {}),
@@ -287,7 +345,61 @@ _SIMPLE: dict[type[Proto], Callable[[Any], tuple[str, dict[str, Any]] | None]] =
     ev.TemporaryBan: lambda e: ("temporary_ban", {"code": int(e.Code), "expires_s": int(e.Expire)}),
 }
 # The neonize events a session subscribes to.
-EVENTS = tuple(_SIMPLE)
+EVENTS = (*_SIMPLE, ev.HistorySync)
+
+# History sync: the kinds of past messages handed to the server (changes of messages it may not
+# have are left out), how many per ``history`` event (and at most protocol.PART bytes of them,
+# far below a frame's limit), and the default limits (days, messages per
+# chat; ``verdigris wa-gateway`` takes VERDIGRIS_WHATSAPP_WEB_HISTORY_DAYS and _MESSAGES).
+HISTORY_KINDS = frozenset({"text", "location", "contacts", "file", "poll"})
+HISTORY_BATCH = 200
+HISTORY_DAYS, HISTORY_MESSAGES = 7, 50
+
+
+def _history_chat(conversation: Any) -> str:
+    """A conversation's chat as a phone number or group JID ("" for other chats: statuses,
+    newsletters, a hidden id without its phone number)."""
+    for candidate in (conversation.ID, conversation.pnJID):
+        server = candidate.partition("@")[2]
+        if server in ("s.whatsapp.net", "g.us"):
+            return str(candidate)
+    return ""
+
+
+def history_messages(event: ev.HistorySync, days: int, per_chat: int, now_s: float) -> list[dict[str, Any]]:
+    """The past messages of one history sync chunk the server records, as ``message`` event data:
+    per chat the newest ``per_chat`` of the last ``days`` days, oldest first."""
+    since = now_s - days * 86_400
+    out: list[dict[str, Any]] = []
+    for conversation in event.Data.conversations:
+        chat = _history_chat(conversation)
+        if not chat or days <= 0 or per_chat <= 0:
+            continue
+        taken = []
+        for item in conversation.messages:
+            info = item.message
+            if not info.HasField("message") or int(info.messageTimestamp) < since or not info.key.ID:
+                continue
+            body = content_of(info.message)
+            if body["kind"] not in HISTORY_KINDS:
+                continue
+            from_me = bool(info.key.fromMe)
+            sender = info.key.participant or info.participant or chat
+            taken.append(
+                {
+                    "id": info.key.ID,
+                    "chat": chat,
+                    "sender": "" if from_me else sender,
+                    "sender_name": info.pushName,
+                    "from_me": from_me,
+                    "timestamp_ms": _ms(int(info.messageTimestamp)),
+                }
+                | body
+            )
+        taken.sort(key=lambda m: int(m["timestamp_ms"]))
+        out += taken[-per_chat:]
+    out.sort(key=lambda m: int(m["timestamp_ms"]))
+    return out
 
 
 def translate(event: Proto) -> tuple[str, dict[str, Any]] | None:
@@ -557,7 +669,25 @@ class Session:
         self.qr_code = code.decode(errors="replace")
         self.gateway.loop.call_soon_threadsafe(self.qr_seen.set)
 
+    def _on_history(self, event: ev.HistorySync) -> None:
+        days, per_chat = self.gateway.history
+        batch: list[dict[str, Any]] = []
+        size = 0
+        for message in history_messages(event, days, per_chat, time.time()):
+            weight = len(orjson.dumps(message))
+            if batch and (len(batch) >= HISTORY_BATCH or size + weight > protocol.PART):
+                self.gateway.emit_threadsafe(self.name, "history", {"messages": batch})
+                batch, size = [], 0
+            if weight <= protocol.PART:  # one message over a part (never seen) is left out
+                batch.append(message)
+                size += weight
+        if batch:
+            self.gateway.emit_threadsafe(self.name, "history", {"messages": batch})
+
     def _on_event(self, _client: NewClient, event: Proto) -> None:
+        if isinstance(event, ev.HistorySync):
+            self._on_history(event)
+            return
         translated = translate(event)
         if translated is None:
             return
@@ -587,14 +717,39 @@ class Session:
         self.gateway.emit_threadsafe(self.name, kind, data)
 
 
-ClientFactory = Callable[[str, Path], NewClient]
+ClientFactory = Callable[[str, "Path | str"], NewClient]
 
 
-def neonize_client(name: str, store: Path) -> NewClient:
-    """A neonize client whose whatsmeow store is ``store`` (created private if missing)."""
-    if not store.exists():
+def neonize_client(name: str, store: Path | str) -> NewClient:
+    """A neonize client whose whatsmeow store is ``store``: a SQLite file (created private if
+    missing) or a PostgreSQL URL (neonize hands a name starting with ``postgres`` to whatsmeow's
+    PostgreSQL store)."""
+    if isinstance(store, Path) and not store.exists():
         os.close(os.open(store, os.O_WRONLY | os.O_CREAT, 0o600))
     return NewClient(str(store), uuid=name)
+
+
+def store_url_of(database_url: str) -> str:
+    """The server's PostgreSQL database (an SQLAlchemy URL) as lib/pq (whatsmeow's driver) takes
+    it: ``postgres://user:password@host:port/database``, without TLS unless the URL asks for it."""
+    url = make_url(database_url)
+    query = dict(url.query)
+    query.setdefault("sslmode", "disable")
+    out = url.set(drivername="postgres", query=query).render_as_string(hide_password=False)
+    return str(out)
+
+
+def session_schema(name: str) -> str:
+    """The PostgreSQL schema of a session's whatsmeow store (one per session: a whatsmeow store
+    holds any number of devices, and neonize resumes the first it finds)."""
+    return f"waweb_session_{name}"
+
+
+def session_url(base: str, name: str) -> str:
+    """``base`` (a ``postgres://`` URL for lib/pq, whatsmeow's driver) with the session's schema
+    as its search path: whatsmeow's tables are made and read there."""
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}search_path={session_schema(name)}"
 
 
 class Gateway:
@@ -609,6 +764,9 @@ class Gateway:
         open_spacing: float = OPEN_SPACING_SECONDS,
     ) -> None:
         self.store_dir = store_dir
+        self.history = (HISTORY_DAYS, HISTORY_MESSAGES)  # days, messages per chat
+        # The PostgreSQL database of the session stores (a postgres:// URL; "": SQLite files).
+        self.store_url = ""
         self.qr_wait = qr_wait
         self.max_sessions = max_sessions
         self.open_spacing = open_spacing
@@ -619,11 +777,25 @@ class Gateway:
         self.listener: GatewayListener | None = None
         self.loop = asyncio.get_running_loop()
         self.calls = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="wa-call")
+        # Files crossing the socket in parts (protocol.PART), by (session, name), oldest first.
+        self.uploads: dict[tuple[str, str], bytearray] = {}
+        self.downloads: dict[tuple[str, str], bytes] = {}
 
-    def store_of(self, name: str) -> Path:
+    def store_of(self, name: str) -> Path | str:
         if not (name.isascii() and name.isdigit()):
             raise GatewayError(protocol.BAD_REQUEST, "a session is named by its instance id (digits)")
+        if self.store_url:
+            return session_url(self.store_url, name)
         return self.store_dir / f"{name}.sqlite3"
+
+    async def _schema(self, sql: str) -> None:
+        """One statement on the stores' PostgreSQL database (asyncpg; its URL minus the search path)."""
+        url = self.store_url.replace("postgres://", "postgresql://", 1)
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
 
     def session(self, name: str) -> Session:
         found = self.sessions.get(name)
@@ -670,6 +842,9 @@ class Gateway:
         if method == "stats":
             return await self._m_stats(None, params)
         name = str(params.get("session", ""))
+        if self.store_url and name not in self.sessions:
+            self.store_of(name)  # a valid name first
+            await self._schema(f"CREATE SCHEMA IF NOT EXISTS {session_schema(name)}")
         result: dict[str, Any] = await answer(self.session(name), params)
         return result
 
@@ -698,7 +873,7 @@ class Gateway:
     async def _m_qr(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
         if s.linked:
             raise GatewayError(protocol.ALREADY_LINKED, "this session is linked already")
-        self._fresh(s)
+        await self._fresh(s)
         s.start()  # again after whatsmeow's QR loop gave up
         await self._first_qr(s)
         return {"code": s.qr_code}
@@ -716,7 +891,7 @@ class Gateway:
         phone = str(params.get("phone", ""))
         if not (phone.isascii() and phone.isdigit()):
             raise GatewayError(protocol.BAD_REQUEST, "the phone number is digits only")
-        self._fresh(s)
+        await self._fresh(s)
         s.start()
         await self._first_qr(s)  # the pairing request needs the connection the QR loop opened
         try:
@@ -727,13 +902,18 @@ class Gateway:
             ) from None
         return {"code": str(code)}
 
-    def _fresh(self, s: Session) -> None:
+    async def _fresh(self, s: Session) -> None:
         """Linking starts from an empty store: what a stopped, unlinked session left is dropped
         (a device the server no longer knows would otherwise be resumed instead of linked)."""
         if s.thread is None or not s.thread.is_alive():
-            self._delete_store(s.name)
+            await self._delete_store(s.name)
+            if self.store_url:
+                await self._schema(f"CREATE SCHEMA {session_schema(s.name)}")
 
-    def _delete_store(self, name: str) -> None:
+    async def _delete_store(self, name: str) -> None:
+        if self.store_url:
+            await self._schema(f"DROP SCHEMA IF EXISTS {session_schema(name)} CASCADE")
+            return
         for suffix in ("", "-wal", "-shm", "-journal"):
             with contextlib.suppress(FileNotFoundError):
                 Path(f"{self.store_of(name)}{suffix}").unlink()
@@ -754,16 +934,44 @@ class Gateway:
             raise GatewayError(protocol.INTERNAL, f"WhatsApp did not take the message: {exc}"[:300]) from None
         return {"id": sent.ID, "timestamp_ms": _ms(int(sent.Timestamp))}
 
-    async def _m_upload(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
-        """Put a file's bytes on WhatsApp's media servers; ``send`` then refers to it."""
-        self._ready(s)
-        media_kind = str(params.get("media_type", ""))
-        if media_kind not in _MEDIA:
-            raise GatewayError(protocol.BAD_REQUEST, f"no such media type: {media_kind[:20]!r}")
+    async def _m_upload_part(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        """One part of a file to upload (in order), gathered under the server's ``upload`` name."""
+        name = str(params.get("upload", ""))[:64]
+        if not name:
+            raise GatewayError(protocol.BAD_REQUEST, "upload_part names its upload")
         try:
             data = _b64(params.get("data", ""))
         except ValueError:
             raise GatewayError(protocol.BAD_REQUEST, "data must be base64") from None
+        key = (s.name, name)
+        held = self.uploads.pop(key, None)
+        if held is None:
+            held = bytearray()
+            while len(self.uploads) >= protocol.MAX_PENDING_UPLOADS:
+                self.uploads.pop(next(iter(self.uploads)))  # the oldest, left by a server that died
+        if len(held) + len(data) > protocol.MAX_FILE:
+            raise GatewayError(protocol.REFUSED, f"a file here has at most {protocol.MAX_FILE} bytes")
+        held += data
+        self.uploads[key] = held
+        return {"received": len(held)}
+
+    async def _m_upload(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        """Put a file's bytes on WhatsApp's media servers; ``send`` then refers to it. The bytes
+        are ``data`` (a small file) or the parts sent before under the name ``upload``."""
+        self._ready(s)
+        media_kind = str(params.get("media_type", ""))
+        if media_kind not in _MEDIA:
+            raise GatewayError(protocol.BAD_REQUEST, f"no such media type: {media_kind[:20]!r}")
+        if params.get("upload"):
+            held = self.uploads.pop((s.name, str(params["upload"])[:64]), None)
+            if held is None:
+                raise GatewayError(protocol.BAD_REQUEST, "no parts were sent under this upload name")
+            data = bytes(held)
+        else:
+            try:
+                data = _b64(params.get("data", ""))
+            except ValueError:
+                raise GatewayError(protocol.BAD_REQUEST, "data must be base64") from None
         if not data:
             raise GatewayError(protocol.BAD_REQUEST, "the file is empty")
         try:
@@ -780,10 +988,28 @@ class Gateway:
         }
 
     async def _m_download(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
-        """The bytes of a received file, named by the ``media`` token of its message event."""
+        """A part of a received file, named by the ``media`` token of its message event: at most
+        PART bytes from ``offset``, and the file's ``size``. The file is fetched from WhatsApp once
+        and kept until its last part was read (or a few other files were fetched since)."""
         self._ready(s)
+        token = str(params.get("media", ""))
+        offset = int(params.get("offset") or 0)
+        key = (s.name, hashlib.sha256(token.encode()).hexdigest())
+        data = self.downloads.pop(key, None)
+        if data is None:
+            data = await self._fetch(s, token)
+        if offset < 0 or offset > len(data):
+            raise GatewayError(protocol.BAD_REQUEST, f"offset {offset} is outside the file")
+        end = offset + protocol.PART
+        if end < len(data):
+            self.downloads[key] = data
+            while len(self.downloads) > protocol.MAX_PENDING_UPLOADS:
+                self.downloads.pop(next(iter(self.downloads)))
+        return {"data": base64.b64encode(data[offset:end]).decode(), "size": len(data)}
+
+    async def _fetch(self, s: Session, token: str) -> bytes:
         try:
-            message = WaMessage.FromString(_b64(params.get("media", "")))
+            message = WaMessage.FromString(_b64(token))
         except Exception:
             raise GatewayError(protocol.BAD_REQUEST, "not a media token of this gateway") from None
         try:
@@ -794,7 +1020,7 @@ class Gateway:
             ) from None
         if len(data) > protocol.MAX_FILE:
             raise GatewayError(protocol.REFUSED, f"the file has {len(data)} bytes, over {protocol.MAX_FILE}")
-        return {"data": base64.b64encode(data).decode()}
+        return data
 
     async def _m_typing(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
         """Show "typing…" (or "recording…") in a chat for ``ms`` milliseconds."""
@@ -850,6 +1076,10 @@ class Gateway:
             if action == "info":
                 info = await self._blocking(lambda: client.get_group_info(jid))
                 return {"group": await self._group_view(s, info)}
+            if action == "picture":
+                data = _b64(params.get("data", ""))
+                await self._blocking(lambda: client.set_group_photo(jid, data))
+                return {"url": (await self._picture(s, jid))["url"]}
             if action == "participants":
                 change = ParticipantChange[str(params.get("change", "")).upper()]
                 who = [to_jid(str(p)) for p in params.get("participants") or []]
@@ -871,6 +1101,82 @@ class Gateway:
             raise
         except Exception as exc:  # whatsmeow's answer (not a member, not an admin, no such group)
             raise GatewayError(protocol.REFUSED, f"{exc}"[:300]) from None
+
+    async def _picture(self, s: Session, jid: ev.JID) -> dict[str, Any]:
+        """A person's or a group's picture as this account may see it: ``url`` ("" when none is
+        set or it is hidden), ``available`` (False: hidden by privacy settings), ``exists``."""
+        try:
+            info = await self._blocking(lambda: s.client.get_profile_picture(jid, GetProfilePictureParams()))
+        except GetProfilePictureError as exc:
+            text = str(exc).lower()
+            if "hidden" in text or "permission" in text or "401" in text:
+                return {"url": "", "available": False, "exists": True}
+            if "no profile picture" in text or "404" in text or "not-found" in text:
+                return {"url": "", "available": True, "exists": True}
+            raise GatewayError(protocol.REFUSED, f"WhatsApp did not show the picture: {exc}"[:300]) from None
+        return {"url": str(info.URL), "available": True, "exists": True}
+
+    async def _m_avatar(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready(s)
+        return await self._picture(s, to_jid(str(params.get("jid", ""))))
+
+    async def _m_contact(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        """What WhatsApp shows of a person: whether the number is on WhatsApp (a lookup: the
+        server counts it), their about text, business name, push name and picture."""
+        self._ready(s)
+        jid = to_jid(str(params.get("jid", "")))
+        try:
+            found = await self._blocking(lambda: s.client.get_user_info(jid))
+        except GetUserInfoError as exc:
+            raise GatewayError(protocol.REFUSED, f"WhatsApp did not answer: {exc}"[:300]) from None
+        user = next((u for u in found if u.JID.User == jid.User), None)
+        if user is None:
+            return {"exists": False}
+        try:
+            known = await self._blocking(lambda: s.client.contact.get_contact(jid))
+        except ContactStoreError:
+            known = ev.ContactInfo()
+        verified = (
+            user.UserInfo.VerifiedName.Details.verifiedName if user.UserInfo.HasField("VerifiedName") else ""
+        )
+        picture = await self._picture(s, jid)
+        return {
+            "exists": True,
+            "about": user.UserInfo.Status,
+            "business": bool(verified or known.BusinessName),
+            "push_name": known.PushName or verified or known.BusinessName,
+            "avatar": picture["url"],
+        }
+
+    async def _m_contacts(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        """The account's address book as whatsmeow keeps it (synced from the phone)."""
+        self._ready(s)
+        try:
+            every = await self._blocking(s.client.contact.get_all_contacts)
+        except ContactStoreError as exc:
+            raise GatewayError(protocol.INTERNAL, f"the contact store failed: {exc}"[:300]) from None
+        return {
+            "contacts": [
+                {
+                    "jid": jid_text(c.JID),
+                    "full_name": c.Info.FullName,
+                    "push_name": c.Info.PushName,
+                    "business_name": c.Info.BusinessName,
+                }
+                for c in every
+                if c.JID.Server in ("s.whatsapp.net", "g.us")
+            ]
+        }
+
+    async def _m_set_picture(self, s: Session, params: dict[str, Any]) -> dict[str, Any]:
+        """The account's own picture (bytes handed to the library, never a path)."""
+        self._ready(s)
+        data = _b64(params.get("data", ""))
+        try:
+            picture_id = await self._blocking(lambda: s.client.set_profile_photo(data))
+        except SetGroupPhotoError as exc:
+            raise GatewayError(protocol.REFUSED, f"WhatsApp refused the picture: {exc}"[:300]) from None
+        return {"id": str(picture_id)}
 
     async def _group_view(self, s: Session, info: Any) -> dict[str, Any]:
         """A group as the protocol carries it (its invite code only when the account may see it)."""
@@ -946,7 +1252,7 @@ class Gateway:
         """End the session and delete its store (its keys)."""
         self.sessions.pop(s.name, None)
         await self._blocking(s.stop)
-        self._delete_store(s.name)
+        await self._delete_store(s.name)
 
     async def close(self) -> None:
         for s in list(self.sessions.values()):
@@ -987,10 +1293,14 @@ async def serve(
     **options: Any,
 ) -> None:
     """Run the gateway until ``stop`` is set (or for ever); ``options`` go to :class:`Gateway`
-    (``qr_wait``, ``max_sessions``, ``open_spacing``)."""
+    (``qr_wait``, ``max_sessions``, ``open_spacing``) but ``history`` (days, messages per chat)
+    and ``store_url`` (the session stores' PostgreSQL database; "": SQLite files in ``store_dir``)."""
     os.umask(0o077)
     store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    history = options.pop("history", (HISTORY_DAYS, HISTORY_MESSAGES))
+    store_url = options.pop("store_url", "")
     gateway = Gateway(store_dir, **options)
+    gateway.history, gateway.store_url = history, store_url
     listener = gateway.listen(socket, protocol.load_secret(secret_file))
     await listener.start()
     log.info(

@@ -3,16 +3,17 @@
 The groups live at WhatsApp, in each linked account: every call asks the gateway, through the
 session of the instance linked to the acting account (``actor``, a wid), which WhatsApp answers
 as that account. WhatsApp's refusals are mapped to the capability's error codes by what whatsmeow
-says (not found, not authorized / forbidden); group pictures are not offered yet.
+says (not found, not authorized / forbidden).
 """
 
 from __future__ import annotations
 
+import base64
 from typing import TYPE_CHECKING, Any, overload
 
 from sqlalchemy import select
 
-from verdigris.channels.base import ChannelUnavailable, ChannelUnsupported
+from verdigris.channels.base import ChannelUnavailable
 from verdigris.channels.capabilities import ADMIN, MEMBER, SUPERADMIN, Group, GroupError
 from verdigris.channels.whatsapp_web.names import CHANNEL, jid_of, session_of, wid_of
 from verdigris.channels.whatsapp_web.protocol import GatewayError
@@ -133,7 +134,9 @@ class WebGroups:
         await self._ask(core, actor, "leave", group=group_id)
 
     async def set_picture(self, core: Core, actor: str, group_id: str, data: bytes) -> str:
-        raise ChannelUnsupported("group pictures through a linked device are not offered yet")
+        """The group's new picture (the bytes go to the library, never a path); its URL."""
+        got = await self._ask(core, actor, "picture", group=group_id, data=base64.b64encode(data).decode())
+        return str(got.get("url", ""))
 
 
 class OwnGroups:

@@ -116,6 +116,18 @@ def incoming_content(data: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     if kind == "poll":
         options = [str(o) for o in data.get("options") or []]
         return "pollMessage", rich.poll(str(data.get("name", "")), options, bool(data.get("multiple")))
+    if kind == "group_invite":
+        expires = int(data.get("expiration_s") or 0)
+        invite = {
+            "groupJid": str(data.get("group", "")).replace("@g.us", "") + "@g.us",
+            "inviteCode": str(data.get("invite_code", "")),
+            "groupName": str(data.get("group_name", "")),
+            "caption": str(data.get("caption", "")),
+            "jpegThumbnail": str(data.get("thumbnail", "")),
+            # A 64-bit number the way GREEN-API shows it (the official schema's Long object).
+            "inviteExpiration": {"low": expires & 0xFFFFFFFF, "high": expires >> 32, "unsigned": False},
+        }
+        return "groupInviteMessage", {"wire": {"groupInviteMessageData": invite}}
     if kind == "contacts":
         cards = [
             {"displayName": str(c.get("display_name", "")), "vcard": str(c.get("vcard", ""))}

@@ -44,8 +44,13 @@ log = structlog.get_logger("verdigris.waweb")
 
 VERSION = 1
 MAX_FRAME = 16 * 1024 * 1024
-# The largest file that crosses the socket (``upload``, ``download``): one frame, base64 inside.
-MAX_FILE = MAX_FRAME * 3 // 4 - 64 * 1024
+# Files cross the socket in parts of at most PART bytes (base64 inside one frame each:
+# ``upload_part`` then ``upload``; ``download`` by ``offset``), and the gateway holds a whole
+# file in memory while it hands it to the library (neonize takes bytes): at most MAX_FILE.
+PART = 4 * 1024 * 1024
+MAX_FILE = 100 * 1024 * 1024
+# How many unfinished uploads a gateway keeps (a server that died mid-upload leaves one).
+MAX_PENDING_UPLOADS = 16
 _HEADER = struct.Struct(">I")
 # A Unix socket path must fit in sockaddr_un (108 bytes on Linux, with the final NUL).
 MAX_SOCKET_PATH = 107

@@ -69,34 +69,36 @@ class ChatBody(Body):
 
 @wire_method("getAvatar", "POST", "service", body=ChatBody, needs_link=True, capability=PROFILES)
 async def get_avatar(call: Call) -> dict[str, Any]:
-    """A chat's avatar URL (set with setProfilePicture / setGroupPicture); ``""`` when none is set."""
-    chat_id = call.body.chatId
-    phone = _personal(chat_id)
-    exists = phone is not None and await _on_network(call, phone)
-    url = await profiles_of(call.channel).profile_picture_url(call.core, phone) if exists and phone else ""
-    return {"urlAvatar": url, "available": exists, "existsWhatsapp": exists, "reason": ""}
+    """A chat's avatar URL, as the instance's account may see it; ``""`` when none is set or it is hidden."""
+    found = await profiles_of(call.channel).avatar(call.core, call.instance, call.body.chatId)
+    return {
+        "urlAvatar": found.url,
+        "available": found.available,
+        "existsWhatsapp": found.exists,
+        "reason": "",
+    }
 
 
 @wire_method("getContactInfo", "POST", "service", body=ChatBody, needs_link=True, capability=PROFILES)
 async def get_contact_info(call: Call) -> dict[str, Any]:
     """Profile of a person: names (phonebook first), archive and disappearing state."""
     chat_id = call.body.chatId
-    phone = _personal(chat_id)
-    if phone is None:
+    if _personal(chat_id) is None:
         raise WireError(400, f"getContactInfo takes a personal chat id (…@c.us), got {chat_id}")
-    if not await _on_network(call, phone):
+    profile = await profiles_of(call.channel).contact_profile(call.core, call.instance, chat_id)
+    if profile is None:
         raise WireError(404, f"{chat_id} is not on WhatsApp")
     async with call.core.read() as conn:
         contact = await chats.contact_name(conn, call.instance.id, chat_id)
-        push = await chats.push_name(call.core, call.instance, conn, chat_id)
+        push = await chats.push_name(call.core, call.instance, conn, chat_id) or profile.push_name
         state = await chats.chat_state(conn, call.instance.id, chat_id)
     return {
-        "avatar": await profiles_of(call.channel).profile_picture_url(call.core, phone),
+        "avatar": profile.avatar,
         "name": contact or push,
         "contactName": contact,
         "email": "",
         "category": "",
-        "description": "",
+        "description": profile.description,
         "products": [],
         "chatId": chat_id,
         "lastSeen": None,
@@ -105,7 +107,7 @@ async def get_contact_info(call: Call) -> dict[str, Any]:
         "isMute": False,
         "messageExpiration": state.ephemeral_expiration,
         "muteExpiration": 0,
-        "isBusiness": False,
+        "isBusiness": profile.business,
     }
 
 
@@ -127,7 +129,7 @@ async def get_contacts(call: Call) -> list[dict[str, Any]]:
     group = _bool_param(call, "group")
     count = call.int_param("count", 0, 0, 100_000) or None
     rows = await chats.list_contacts(call.core, call.instance, group, count)
-    return [
+    out = [
         {
             "id": c.chat_id,
             "name": c.push_name or c.name,
@@ -136,6 +138,20 @@ async def get_contacts(call: Call) -> list[dict[str, Any]]:
         }
         for c in rows
     ]
+    profiles = call.channel.profiles
+    if profiles is not None:  # and the account's address book at the network
+        known = {c["id"]: c for c in out}
+        for chat_id, name in (await profiles.contacts(call.core, call.instance)).items():
+            is_group = chat_id.endswith("@g.us")
+            if chat_id in known:
+                known[chat_id]["name"] = known[chat_id]["name"] or name
+            elif group is None or group == is_group:
+                out.append(
+                    {"id": chat_id, "name": name, "contactName": "", "type": "group" if is_group else "user"}
+                )
+        if count is not None:
+            out = out[:count]
+    return out
 
 
 @wire_method("getChats", "GET", "service", needs_link=True, query=("count",))
