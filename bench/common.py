@@ -95,6 +95,15 @@ class Server:
         server.argv = [sys.executable, str(BENCH / "baseline.py"), "--port", str(server.port)]
         return server
 
+    @classmethod
+    def durable(cls, data_dir: Path, target: list[str], group: bool) -> Server:
+        """B0d: the baseline app with one durable write per request (bench/durable.py)."""
+        server = cls([], data_dir)
+        server.argv = [sys.executable, str(BENCH / "durable.py"), "--port", str(server.port), *target]
+        if group:
+            server.argv.append("--group")
+        return server
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"

@@ -226,6 +226,29 @@ def timer_floor() -> None:
     print(json.dumps(uvloop.run(main())))
 
 
+# --- B0d ----------------------------------------------------------------------------------------
+
+
+def b0d(store: Store, opts: Opts) -> dict[str, Any]:
+    """The durable floor: B0's app with one INSERT + COMMIT per request (raw driver), then the same
+    with group commit. Same wrk load as B1 (8 threads × 32 connections)."""
+    out: dict[str, Any] = {}
+    for group in (False, True):
+        data_dir, url, _env = store.fresh("b0d-group" if group else "b0d")
+        if store.name == "sqlite":
+            target = ["--sqlite", str(data_dir / "durable.sqlite3")]
+        else:
+            target = ["--pg", url.replace("postgresql+asyncpg://", "postgresql://")]
+        with Server.durable(data_dir, target, group) as server:
+            server.start(probe="/")
+            run_wrk(server.url, script="fixed.lua", args=["/"], threads=8, connections=32, seconds=2)
+            w = run_wrk(
+                server.url, script="fixed.lua", args=["/"], threads=8, connections=32, seconds=opts.seconds
+            )
+        out["group" if group else "single"] = {"rps": w.rps, "non2xx": w.non2xx, "latency_ms": w.latency_ms}
+    return out
+
+
 # --- B1 -----------------------------------------------------------------------------------------
 
 
@@ -556,6 +579,25 @@ def rows_for(store: str, r: dict[str, Any], base: dict[str, Any]) -> list[Row]:
     out: list[Row] = []
     b0_rps = base["rps"]
     rtt = base["rtt_ms"]
+    if "B0d" in r:
+        for key, what in (
+            ("single", "durable floor: B0 app + raw INSERT + COMMIT per request"),
+            ("group", "durable floor with group commit (one transaction per loop turn)"),
+        ):
+            x = r["B0d"][key]
+            ratio = x["rps"] / b0_rps
+            out.append(
+                Row(
+                    "B0d",
+                    store,
+                    what,
+                    f"{x['rps']:.0f} req/s",
+                    f"{b0_rps:.0f} req/s",
+                    f"{ratio:.2f}×",
+                    "(baseline)",
+                    None,
+                )
+            )
     if "B1" in r:
         x = r["B1"]
         ratio = x["rps"] / b0_rps
@@ -766,6 +808,7 @@ def render_table(base: dict[str, Any], rows: list[Row]) -> str:
 # --- main ---------------------------------------------------------------------------------------
 
 BENCHES: dict[str, Callable[[Store, Opts], dict[str, Any]]] = {
+    "B0d": b0d,
     "B1": b1,
     "B1a": b1a,
     "B2": b2,
@@ -804,7 +847,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None, help="duration of each throughput run")
     parser.add_argument("--only", default="", help="comma-separated ids (B1..B7); B0 always runs")
     parser.add_argument("--no-pg", action="store_true", help="skip PostgreSQL")
-    parser.add_argument("--pg-only", default="B1,B1a,B2,B3,B4,B5,B6,B7", help="ids to repeat on PostgreSQL")
+    parser.add_argument("--pg-only", default="B0d,B1,B1a,B2,B3,B4,B5,B6,B7", help="ids to repeat on PostgreSQL")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/performance.md")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"), help="where the raw results go")
     parser.add_argument("--timer-floor", action="store_true", help=argparse.SUPPRESS)
