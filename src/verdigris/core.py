@@ -23,6 +23,7 @@ from verdigris.metrics import Metrics
 from verdigris.store.changes import ChangeFeed
 from verdigris.store.clock import now_ms
 from verdigris.store.db import Database
+from verdigris.store.group import GroupCommit
 
 if TYPE_CHECKING:
     from verdigris.channels.base import Channel
@@ -244,6 +245,9 @@ class Core:
 
         self.settings = settings
         self.db = Database(settings.resolved_database_url())
+        # The hot small writes (accepting a message, deleteNotification) share commits
+        # (store/group.py): SQLite has one writer, PostgreSQL commits on a few connections at once.
+        self.group: GroupCommit[Tx] = GroupCommit(self.tx, lanes=1 if self.db.is_sqlite else 4)
         self.hub = NotificationHub()
         self.timers = Timers()
         self.metrics = Metrics()

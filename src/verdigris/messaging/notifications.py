@@ -222,9 +222,13 @@ async def head(core: Core, instance_id: int) -> tuple[int, str] | None:
 
 async def acknowledge(core: Core, instance_id: int, receipt_id: int) -> bool:
     """Remove one notification; False when it was not (or no longer) in the queue."""
-    async with core.tx() as tx:
+
+    async def delete(tx: Tx) -> bool:
         result = await tx.conn.execute(_ACKNOWLEDGE, {"instance_id": instance_id, "receipt_id": receipt_id})
-    return bool(result.rowcount)
+        return bool(result.rowcount)
+
+    # Committed together with the other deletes of this moment (store/group.py).
+    return await core.group.run(delete)
 
 
 async def count(core: Core, instance_id: int) -> int:

@@ -194,10 +194,16 @@ async def send_many(
         async with core.tx() as tx:
             await blocked.record(tx)
         raise ContentRefused(blocked.verdict.reason) from None
-    async with core.tx() as tx:
+    claim = idempotency.current()  # the call's Idempotency-Key, if it has one
+
+    async def write(tx: Tx) -> list[str]:
         ids = [await enqueue(tx, rec, admission) for admission in admitted]
-        await idempotency.record(tx, ids)  # the call's Idempotency-Key, if it has one
+        await idempotency.record(tx, claim, ids)
         return ids
+
+    # Committed together with the other accepts of this moment (store/group.py); answers after
+    # the commit that holds these rows.
+    return await core.group.run(write)
 
 
 class ContentBlocked(Exception):
