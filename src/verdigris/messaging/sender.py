@@ -25,7 +25,7 @@ from verdigris.messaging.vocabulary import FILE_TYPES, Status
 from verdigris.store.clock import now_ms
 
 if TYPE_CHECKING:
-    from verdigris.core import Core
+    from verdigris.core import Core, Tx
 
 log = structlog.get_logger("verdigris.sender")
 
@@ -228,10 +228,11 @@ class SendWorker:
         channel = core.channels.get(rec.channel)
         if channel is None:
             return  # its network is switched off on this server: the queue is kept
-        async with core.tx() as tx:
+
+        async def hand_over(tx: Tx) -> bool:
             # Claim the message: only one sender (in any process) moves it out of the queue.
             if not await lifecycle.claim(tx, head.row_id, now):
-                return
+                return False
             if expired:
                 await lifecycle.set_status(
                     tx,
@@ -244,6 +245,13 @@ class SendWorker:
                 )
             elif not channel.remote:
                 await channel.deliver(tx, rec, head)
+            return True
+
+        # The sends falling due together (other instances' timers) share one transaction with
+        # each other and with the accepts of the moment (store/group.py); a failing one is
+        # retried alone, so it cannot fail the others.
+        if not await core.group.run(hand_over):
+            return
         if channel.remote and not expired:
             # The claim is committed; the network call runs outside any transaction.
             self._in_flight.add(head.row_id)
