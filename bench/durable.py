@@ -18,12 +18,15 @@ import asyncio
 import sqlite3
 from typing import Any
 
+import asyncpg
 import uvicorn
 
 BODY = b'{"idMessage":"BAE5F4886F3A4C1B"}'
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
 ROW = '{"chatId":"79990000000@c.us","message":"hello from the durable floor benchmark"}'
-CREATE = "CREATE TABLE IF NOT EXISTS accepted (id INTEGER PRIMARY KEY, body TEXT NOT NULL, at_ns BIGINT NOT NULL)"
+CREATE = (
+    "CREATE TABLE IF NOT EXISTS accepted (id INTEGER PRIMARY KEY, body TEXT NOT NULL, at_ns BIGINT NOT NULL)"
+)
 
 
 class Writer:
@@ -66,8 +69,6 @@ class PostgresWriter(Writer):
         self.url = url
 
     async def start(self) -> None:
-        import asyncpg
-
         self.pool = await asyncpg.create_pool(self.url, min_size=4, max_size=10)
         async with self.pool.acquire() as conn:
             await conn.execute(CREATE.replace("INTEGER PRIMARY KEY", "BIGSERIAL PRIMARY KEY"))

@@ -847,7 +847,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None, help="duration of each throughput run")
     parser.add_argument("--only", default="", help="comma-separated ids (B1..B7); B0 always runs")
     parser.add_argument("--no-pg", action="store_true", help="skip PostgreSQL")
-    parser.add_argument("--pg-only", default="B0d,B1,B1a,B2,B3,B4,B5,B6,B7", help="ids to repeat on PostgreSQL")
+    parser.add_argument(
+        "--pg-only", default="B0d,B1,B1a,B2,B3,B4,B5,B6,B7", help="ids to repeat on PostgreSQL"
+    )
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/performance.md")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"), help="where the raw results go")
     parser.add_argument("--timer-floor", action="store_true", help=argparse.SUPPRESS)

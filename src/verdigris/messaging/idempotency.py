@@ -18,11 +18,11 @@ answers what the winner queued. Keys are kept :data:`KEEP_MS`.
 from __future__ import annotations
 
 import hashlib
-from functools import partial
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import orjson

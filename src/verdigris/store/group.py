@@ -71,29 +71,32 @@ class GroupCommit(Generic[T]):
             self._busy -= 1
 
     async def _commit(self, batch: list[tuple[Callable[[T], Awaitable[Any]], asyncio.Future[Any]]]) -> None:
-        results: list[Any] = []
         try:
-            self.batches += 1
-            async with self._open_tx() as tx:
-                for work, _ in batch:
-                    results.append(await work(tx))
+            results = await self._together(batch)
         except asyncio.CancelledError:
             for _, fut in batch:
-                if not fut.done():
-                    fut.cancel()
+                _settle(fut, cancel=True)
             raise
         except Exception as exc:
             if len(batch) == 1:
-                if not batch[0][1].done():
-                    batch[0][1].set_exception(exc)
+                _settle(batch[0][1], error=exc)
                 return
             log.info("group commit: batch failed, running its pieces one by one", size=len(batch))
             for work, fut in batch:
                 await self._alone(work, fut)
             return
         for (_, fut), result in zip(batch, results, strict=True):
-            if not fut.done():
-                fut.set_result(result)
+            _settle(fut, result)
+
+    async def _together(
+        self, batch: list[tuple[Callable[[T], Awaitable[Any]], asyncio.Future[Any]]]
+    ) -> list[Any]:
+        results: list[Any] = []
+        self.batches += 1
+        async with self._open_tx() as tx:
+            for work, _ in batch:
+                results.append(await work(tx))
+        return results
 
     async def _alone(self, work: Callable[[T], Awaitable[Any]], fut: asyncio.Future[Any]) -> None:
         try:
@@ -101,12 +104,23 @@ class GroupCommit(Generic[T]):
             async with self._open_tx() as tx:
                 result = await work(tx)
         except asyncio.CancelledError:
-            if not fut.done():
-                fut.cancel()
+            _settle(fut, cancel=True)
             raise
         except Exception as exc:
-            if not fut.done():
-                fut.set_exception(exc)
+            _settle(fut, error=exc)
             return
-        if not fut.done():
-            fut.set_result(result)
+        _settle(fut, result)
+
+
+def _settle(
+    fut: asyncio.Future[Any], result: Any = None, error: Exception | None = None, cancel: bool = False
+) -> None:
+    """Answer a waiting caller (unless it is gone)."""
+    if fut.done():
+        return
+    if cancel:
+        fut.cancel()
+    elif error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(result)
