@@ -75,7 +75,7 @@ class Server:
     started_s: float = 0.0
 
     @classmethod
-    def verdigris(cls, data_dir: Path, env: dict[str, str] | None = None) -> Server:
+    def verdigris(cls, data_dir: Path, env: dict[str, str] | None = None, workers: int = 1) -> Server:
         server = cls([], data_dir, env or {})
         server.argv = [
             sys.executable,
@@ -87,6 +87,8 @@ class Server:
             "--data-dir",
             str(data_dir),
         ]
+        if workers > 1:
+            server.argv += ["--workers", str(workers)]
         return server
 
     @classmethod

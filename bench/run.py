@@ -252,14 +252,15 @@ def b0d(store: Store, opts: Opts) -> dict[str, Any]:
 # --- B1 -----------------------------------------------------------------------------------------
 
 
-def b1(store: Store, opts: Opts, linked: bool = True) -> dict[str, Any]:
+def b1(store: Store, opts: Opts, linked: bool = True, workers: int = 1) -> dict[str, Any]:
     items = seed.make_instances(1000)
     if not linked:
         for item in items:
             item.state = "notAuthorized"
-    data_dir, url, env = prepare(store, "b1" if linked else "b1a", items, phones=[seed.SINK_PHONE])
+    tag = ("b1" if linked else "b1a") + (f"w{workers}" if workers > 1 else "")
+    data_dir, url, env = prepare(store, tag, items, phones=[seed.SINK_PHONE])
     creds = seed.write_creds(data_dir / "creds.txt", items)
-    with Server.verdigris(data_dir, env) as server:
+    with Server.verdigris(data_dir, env, workers=workers) as server:
         server.start()
         warm = run_wrk(
             server.url, script="send.lua", args=[str(creds), SINK], threads=8, connections=32, seconds=2
@@ -289,6 +290,11 @@ def b1(store: Store, opts: Opts, linked: bool = True) -> dict[str, Any]:
 def b1a(store: Store, opts: Opts) -> dict[str, Any]:
     """B1 without delivery: the instances are not linked, so accepted messages stay queued."""
     return b1(store, opts, linked=False)
+
+
+def b1w(store: Store, opts: Opts) -> dict[str, Any]:
+    """B1 with ``verdigris serve --workers 2`` (PostgreSQL only: SQLite is one process)."""
+    return b1(store, opts, workers=2)
 
 
 # --- B2 -----------------------------------------------------------------------------------------
@@ -614,6 +620,22 @@ def rows_for(store: str, r: dict[str, Any], base: dict[str, Any]) -> list[Row]:
                 ratio >= 0.25 and x["durable"],
             )
         )
+    if "B1w" in r and "B1" in r:
+        x = r["B1w"]
+        ratio = x["rps"] / b0_rps
+        durable = "" if x["durable"] else " (NOT all 200s stored!)"
+        out.append(
+            Row(
+                "B1w",
+                store,
+                "B1 with `serve --workers 2`",
+                f"{x['rps']:.0f} req/s{durable}; {x['rps'] / r['B1']['rps']:.2f}× B1",
+                f"{b0_rps:.0f} req/s",
+                f"{ratio:.2f}×",
+                "≥ 1.6 × B1",
+                x["rps"] >= 1.6 * r["B1"]["rps"] and x["durable"],
+            )
+        )
     if "B1a" in r:
         x = r["B1a"]
         ratio = x["rps"] / b0_rps
@@ -810,6 +832,7 @@ def render_table(base: dict[str, Any], rows: list[Row]) -> str:
 BENCHES: dict[str, Callable[[Store, Opts], dict[str, Any]]] = {
     "B0d": b0d,
     "B1": b1,
+    "B1w": b1w,
     "B1a": b1a,
     "B2": b2,
     "B3": b3,
@@ -818,6 +841,9 @@ BENCHES: dict[str, Callable[[Store, Opts], dict[str, Any]]] = {
     "B6": b6,
     "B7": b7,
 }
+
+
+PG_ONLY = {"B1w"}  # several processes share a PostgreSQL store
 
 
 def machine() -> dict[str, Any]:
@@ -848,7 +874,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated ids (B1..B7); B0 always runs")
     parser.add_argument("--no-pg", action="store_true", help="skip PostgreSQL")
     parser.add_argument(
-        "--pg-only", default="B0d,B1,B1a,B2,B3,B4,B5,B6,B7", help="ids to repeat on PostgreSQL"
+        "--pg-only", default="B0d,B1,B1w,B1a,B2,B3,B4,B5,B6,B7", help="ids to repeat on PostgreSQL"
     )
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/performance.md")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"), help="where the raw results go")
@@ -873,7 +899,11 @@ def main() -> None:
             print(f"PostgreSQL not reachable at {PG_URL}: skipped", flush=True)
     for store in stores:
         got: dict[str, Any] = {}
-        ids = wanted if store.name == "sqlite" else [b for b in wanted if b in args.pg_only.split(",")]
+        ids = (
+            [b for b in wanted if b not in PG_ONLY]
+            if store.name == "sqlite"
+            else [b for b in wanted if b in args.pg_only.split(",")]
+        )
         for bid in ids:
             print(f"{bid} on {store.name} ...", flush=True)
             t = time.perf_counter()
