@@ -23,6 +23,7 @@ from verdigris.messaging.models import messages
 from verdigris.messaging.service import QUEUED, _stored
 from verdigris.messaging.vocabulary import FILE_TYPES, Status
 from verdigris.store.clock import now_ms
+from verdigris.store.direct import Direct
 
 if TYPE_CHECKING:
     from verdigris.core import Core, Tx
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("verdigris.sender")
 
 # Built once with bind parameters (statement building costs more CPU than SQLite's answer).
-_QUEUE_HEAD = (
+_QUEUE_HEAD = Direct(
     select(messages)
     .where((messages.c.instance_id == bindparam("instance_id")) & (messages.c.status == QUEUED))
     .order_by(messages.c.id)
@@ -204,7 +205,7 @@ class SendWorker:
                 core.timers.schedule(("send", instance_id), hold, partial(self._run, instance_id))
             return  # paused: resuming wakes the instance
         async with core.read() as conn:
-            rows = (await conn.execute(_QUEUE_HEAD, {"instance_id": instance_id})).all()
+            rows = (await _QUEUE_HEAD.run(conn, {"instance_id": instance_id})).all()
         if not rows:
             return
         head = _stored(rows[0])

@@ -20,15 +20,16 @@ from verdigris.messaging.content import new_outgoing_id
 from verdigris.messaging.models import messages
 from verdigris.messaging.vocabulary import FINAL, STATUS_BROADCAST, WAITING, Status
 from verdigris.store.clock import now_ms
+from verdigris.store.direct import Direct
 
 if TYPE_CHECKING:
     from verdigris.core import Core, Tx
     from verdigris.instances.service import InstanceRecord
 
 QUEUED, HELD = Status.QUEUED, Status.HELD
-_INSERT = insert(messages)  # built once: see docs/performance.md (statement building)
+_INSERT = Direct(insert(messages))  # built once: see docs/performance.md (statement building)
 # Columns other than the status (lifecycle owns that); the SET columns come from the parameters.
-_UPDATE = update(messages).where(messages.c.id == bindparam("row_id"))
+_UPDATE = Direct(update(messages).where(messages.c.id == bindparam("row_id")))
 
 
 class MessageNotFound(Exception):
@@ -232,8 +233,8 @@ async def enqueue(tx: Tx, rec: InstanceRecord, admission: Admission) -> str:
         request["_typing_ms"] = message.typing_ms
     if message.kind == "ForwardMessages":
         request["_ids"] = [id_message]
-    await tx.conn.execute(
-        _INSERT,
+    await _INSERT.run(
+        tx.conn,
         {
             "instance_id": rec.id,
             "chat_id": message.chat_id,
@@ -378,7 +379,7 @@ async def update_content(core: Core, message: StoredMessage, content: dict[str, 
 
 async def set_author(tx: Tx, row_id: int, sender: str, sender_name: str) -> None:
     """Record who sent an outgoing message, as the network names them (at its first send)."""
-    await tx.conn.execute(_UPDATE, {"row_id": row_id, "sender": sender, "sender_name": sender_name})
+    await _UPDATE.run(tx.conn, {"row_id": row_id, "sender": sender, "sender_name": sender_name})
 
 
 async def rewrite(
@@ -401,7 +402,7 @@ async def rewrite(
     ).all()
     for row in rows:
         new = change(orjson.loads(row.content))
-        await tx.conn.execute(_UPDATE, {"row_id": row.id, "content": orjson.dumps(new).decode()})
+        await _UPDATE.run(tx.conn, {"row_id": row.id, "content": orjson.dumps(new).decode()})
     return len(rows)
 
 
