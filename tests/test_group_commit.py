@@ -122,3 +122,16 @@ def test_nothing_is_left_waiting(tmp_path: Path, lanes: int) -> None:
 
     asyncio.run(main())
     assert len(store.committed()) == 150
+
+
+def test_without_lanes_each_piece_runs_alone_at_once(tmp_path: Path) -> None:
+    store = Store(tmp_path / "g.sqlite3")
+    store.conn.execute("INSERT INTO t (n) VALUES (3)")
+    group: GroupCommit[sqlite3.Connection] = GroupCommit(store.tx, lanes=0)
+
+    async def main() -> list[object]:
+        return await asyncio.gather(*(group.run(insert(n)) for n in range(5)), return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert isinstance(results[3], sqlite3.IntegrityError)
+    assert group.batches == 5 and store.committed() == [0, 1, 2, 3, 4]

@@ -246,10 +246,10 @@ class Core:
         self.settings = settings
         self.db = Database(settings.resolved_database_url())
         # The hot small writes (accepting a message, deleteNotification, a send's hand-over) share
-        # commits (store/group.py). SQLite has one writer. On PostgreSQL every statement is a round
-        # trip, so a batch's pieces wait for each other: as many batches run at once as the pool
-        # had concurrent transactions before (4 lanes measured B1a at 0.6× the ungrouped figure).
-        self.group: GroupCommit[Tx] = GroupCommit(self.tx, lanes=1 if self.db.is_sqlite else 16)
+        # commits on SQLite, which has one writer (store/group.py). Not on PostgreSQL yet: there
+        # every statement is a round trip a batch's other pieces wait for, and grouped accepts
+        # measured 0.6-0.8× the ungrouped figure (4 and 16 lanes; docs/performance.md).
+        self.group: GroupCommit[Tx] = GroupCommit(self.tx, lanes=1 if self.db.is_sqlite else 0)
         self.hub = NotificationHub()
         self.timers = Timers()
         self.metrics = Metrics()
