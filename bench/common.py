@@ -75,7 +75,7 @@ class Server:
     started_s: float = 0.0
 
     @classmethod
-    def verdigris(cls, data_dir: Path, env: dict[str, str] | None = None) -> Server:
+    def verdigris(cls, data_dir: Path, env: dict[str, str] | None = None, workers: int = 1) -> Server:
         server = cls([], data_dir, env or {})
         server.argv = [
             sys.executable,
@@ -87,12 +87,23 @@ class Server:
             "--data-dir",
             str(data_dir),
         ]
+        if workers > 1:
+            server.argv += ["--workers", str(workers)]
         return server
 
     @classmethod
     def baseline(cls, data_dir: Path) -> Server:
         server = cls([], data_dir)
         server.argv = [sys.executable, str(BENCH / "baseline.py"), "--port", str(server.port)]
+        return server
+
+    @classmethod
+    def durable(cls, data_dir: Path, target: list[str], group: bool) -> Server:
+        """B0d: the baseline app with one durable write per request (bench/durable.py)."""
+        server = cls([], data_dir)
+        server.argv = [sys.executable, str(BENCH / "durable.py"), "--port", str(server.port), *target]
+        if group:
+            server.argv.append("--group")
         return server
 
     @property

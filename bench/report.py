@@ -30,6 +30,9 @@ def _plots(results: dict[str, Any]) -> list[str]:
     # Throughput: B0 vs B1 and B2 per store.
     labels, values = ["B0 baseline"], [base["rps"]]
     for name, got in stores.items():
+        if "single" in got.get("B0d", {}):
+            labels.append(f"B0d durable\nfloor {name}")
+            values.append(got["B0d"]["single"]["rps"])
         if "rps" in got.get("B1", {}):
             labels.append(f"B1 send\n{name}")
             values.append(got["B1"]["rps"])

@@ -226,17 +226,41 @@ def timer_floor() -> None:
     print(json.dumps(uvloop.run(main())))
 
 
+# --- B0d ----------------------------------------------------------------------------------------
+
+
+def b0d(store: Store, opts: Opts) -> dict[str, Any]:
+    """The durable floor: B0's app with one INSERT + COMMIT per request (raw driver), then the same
+    with group commit. Same wrk load as B1 (8 threads × 32 connections)."""
+    out: dict[str, Any] = {}
+    for group in (False, True):
+        data_dir, url, _env = store.fresh("b0d-group" if group else "b0d")
+        if store.name == "sqlite":
+            target = ["--sqlite", str(data_dir / "durable.sqlite3")]
+        else:
+            target = ["--pg", url.replace("postgresql+asyncpg://", "postgresql://")]
+        with Server.durable(data_dir, target, group) as server:
+            server.start(probe="/")
+            run_wrk(server.url, script="fixed.lua", args=["/"], threads=8, connections=32, seconds=2)
+            w = run_wrk(
+                server.url, script="fixed.lua", args=["/"], threads=8, connections=32, seconds=opts.seconds
+            )
+        out["group" if group else "single"] = {"rps": w.rps, "non2xx": w.non2xx, "latency_ms": w.latency_ms}
+    return out
+
+
 # --- B1 -----------------------------------------------------------------------------------------
 
 
-def b1(store: Store, opts: Opts, linked: bool = True) -> dict[str, Any]:
+def b1(store: Store, opts: Opts, linked: bool = True, workers: int = 1) -> dict[str, Any]:
     items = seed.make_instances(1000)
     if not linked:
         for item in items:
             item.state = "notAuthorized"
-    data_dir, url, env = prepare(store, "b1" if linked else "b1a", items, phones=[seed.SINK_PHONE])
+    tag = ("b1" if linked else "b1a") + (f"w{workers}" if workers > 1 else "")
+    data_dir, url, env = prepare(store, tag, items, phones=[seed.SINK_PHONE])
     creds = seed.write_creds(data_dir / "creds.txt", items)
-    with Server.verdigris(data_dir, env) as server:
+    with Server.verdigris(data_dir, env, workers=workers) as server:
         server.start()
         warm = run_wrk(
             server.url, script="send.lua", args=[str(creds), SINK], threads=8, connections=32, seconds=2
@@ -266,6 +290,11 @@ def b1(store: Store, opts: Opts, linked: bool = True) -> dict[str, Any]:
 def b1a(store: Store, opts: Opts) -> dict[str, Any]:
     """B1 without delivery: the instances are not linked, so accepted messages stay queued."""
     return b1(store, opts, linked=False)
+
+
+def b1w(store: Store, opts: Opts) -> dict[str, Any]:
+    """B1 with ``verdigris serve --workers 2`` (PostgreSQL only: SQLite is one process)."""
+    return b1(store, opts, workers=2)
 
 
 # --- B2 -----------------------------------------------------------------------------------------
@@ -556,6 +585,25 @@ def rows_for(store: str, r: dict[str, Any], base: dict[str, Any]) -> list[Row]:
     out: list[Row] = []
     b0_rps = base["rps"]
     rtt = base["rtt_ms"]
+    if "B0d" in r:
+        for key, what in (
+            ("single", "durable floor: B0 app + raw INSERT + COMMIT per request"),
+            ("group", "durable floor with group commit (one transaction per loop turn)"),
+        ):
+            x = r["B0d"][key]
+            ratio = x["rps"] / b0_rps
+            out.append(
+                Row(
+                    "B0d",
+                    store,
+                    what,
+                    f"{x['rps']:.0f} req/s",
+                    f"{b0_rps:.0f} req/s",
+                    f"{ratio:.2f}×",
+                    "(baseline)",
+                    None,
+                )
+            )
     if "B1" in r:
         x = r["B1"]
         ratio = x["rps"] / b0_rps
@@ -570,6 +618,22 @@ def rows_for(store: str, r: dict[str, Any], base: dict[str, Any]) -> list[Row]:
                 f"{ratio:.2f}×",
                 "≥ 0.25 × B0",
                 ratio >= 0.25 and x["durable"],
+            )
+        )
+    if "B1w" in r and "B1" in r:
+        x = r["B1w"]
+        ratio = x["rps"] / b0_rps
+        durable = "" if x["durable"] else " (NOT all 200s stored!)"
+        out.append(
+            Row(
+                "B1w",
+                store,
+                "B1 with `serve --workers 2`",
+                f"{x['rps']:.0f} req/s{durable}; {x['rps'] / r['B1']['rps']:.2f}× B1",
+                f"{b0_rps:.0f} req/s",
+                f"{ratio:.2f}×",
+                "≥ 1.6 × B1",
+                x["rps"] >= 1.6 * r["B1"]["rps"] and x["durable"],
             )
         )
     if "B1a" in r:
@@ -766,7 +830,9 @@ def render_table(base: dict[str, Any], rows: list[Row]) -> str:
 # --- main ---------------------------------------------------------------------------------------
 
 BENCHES: dict[str, Callable[[Store, Opts], dict[str, Any]]] = {
+    "B0d": b0d,
     "B1": b1,
+    "B1w": b1w,
     "B1a": b1a,
     "B2": b2,
     "B3": b3,
@@ -775,6 +841,9 @@ BENCHES: dict[str, Callable[[Store, Opts], dict[str, Any]]] = {
     "B6": b6,
     "B7": b7,
 }
+
+
+PG_ONLY = {"B1w"}  # several processes share a PostgreSQL store
 
 
 def machine() -> dict[str, Any]:
@@ -804,7 +873,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None, help="duration of each throughput run")
     parser.add_argument("--only", default="", help="comma-separated ids (B1..B7); B0 always runs")
     parser.add_argument("--no-pg", action="store_true", help="skip PostgreSQL")
-    parser.add_argument("--pg-only", default="B1,B1a,B2,B3,B4,B5,B6,B7", help="ids to repeat on PostgreSQL")
+    parser.add_argument(
+        "--pg-only", default="B0d,B1,B1w,B1a,B2,B3,B4,B5,B6,B7", help="ids to repeat on PostgreSQL"
+    )
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/performance.md")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"), help="where the raw results go")
     parser.add_argument("--timer-floor", action="store_true", help=argparse.SUPPRESS)
@@ -828,7 +899,11 @@ def main() -> None:
             print(f"PostgreSQL not reachable at {PG_URL}: skipped", flush=True)
     for store in stores:
         got: dict[str, Any] = {}
-        ids = wanted if store.name == "sqlite" else [b for b in wanted if b in args.pg_only.split(",")]
+        ids = (
+            [b for b in wanted if b not in PG_ONLY]
+            if store.name == "sqlite"
+            else [b for b in wanted if b in args.pg_only.split(",")]
+        )
         for bid in ids:
             print(f"{bid} on {store.name} ...", flush=True)
             t = time.perf_counter()

@@ -74,6 +74,15 @@ def serve(
         help="all (default), api (accept and answer) or worker (send, push webhooks, run sweeps); "
         "api and worker need PostgreSQL (also VERDIGRIS_ROLE; docs/scaling.md)",
     ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        help="Server processes on this port (PostgreSQL only): the first has --role, the others "
+        "are api processes (docs/scaling.md)",
+    ),
+    fd: int = typer.Option(None, "--fd", hidden=True, help="Serve on this inherited socket (--workers)"),
+    banner: bool = typer.Option(True, "--banner/--no-banner", hidden=True),
 ) -> None:
     """Run the server: wire API, media, sandbox control API and docs on one port."""
     import uvicorn
@@ -99,11 +108,20 @@ def serve(
         raise typer.BadParameter(
             f"--role {settings.role} needs PostgreSQL (VERDIGRIS_DATABASE_URL): with SQLite one process does all"
         )
-    application = create_app(settings, print_banner=True)
+    if workers > 1:
+        if settings.resolved_database_url().startswith("sqlite"):
+            raise typer.BadParameter(
+                "--workers needs PostgreSQL (VERDIGRIS_DATABASE_URL): SQLite has one writer, so one process does all"
+            )
+        from verdigris.workers import supervise
+
+        passed = _passed_on(sys.argv[sys.argv.index("serve") + 1 :])
+        raise typer.Exit(supervise(settings, workers, passed))
+    application = create_app(settings, print_banner=banner)
+    where: dict[str, Any] = {"fd": fd} if fd is not None else {"host": settings.host, "port": settings.port}
     uvicorn.run(
         application,
-        host=settings.host,
-        port=settings.port,
+        **where,
         loop="uvloop",
         http="httptools",
         log_level="warning",
@@ -115,6 +133,23 @@ def serve(
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
     )
+
+
+def _passed_on(args: list[str]) -> list[str]:
+    """``serve``'s command-line options without ``--workers`` and ``--role`` (the supervisor sets
+    them per child)."""
+    out: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in ("--workers", "--role"):
+            skip = "=" not in arg
+            continue
+        out.append(arg)
+    return out
 
 
 @app.command()

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import orjson
@@ -80,9 +81,14 @@ def claiming(claim: Claim) -> Iterator[Claim]:
         _CLAIM.reset(token)
 
 
-async def record(tx: Tx, ids: list[str]) -> None:
-    """Write the call's key with the ids it queued, in the transaction that queues them."""
-    claim = _CLAIM.get()
+def current() -> Claim | None:
+    """The claim of the wire call being run, if it has a key (read it in the caller's task)."""
+    return _CLAIM.get()
+
+
+async def record(tx: Tx, claim: Claim | None, ids: list[str]) -> None:
+    """Write the call's key with the ids it queued, in the transaction that queues them. The claim
+    counts as recorded once that transaction has committed (a rolled-back one may run again)."""
     if claim is None or claim.recorded or not ids:
         return
     await tx.conn.execute(
@@ -94,7 +100,7 @@ async def record(tx: Tx, ids: list[str]) -> None:
             created_ms=now_ms(),
         )
     )
-    claim.recorded = True
+    tx.on_commit(partial(setattr, claim, "recorded", True))
 
 
 async def find(core: Core, instance_id: int, key: str) -> Earlier | None:

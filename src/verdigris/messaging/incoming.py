@@ -21,6 +21,7 @@ from verdigris.messaging.lifecycle import mark_incoming_read
 from verdigris.messaging.models import messages
 from verdigris.messaging.notifications import Event, emit
 from verdigris.messaging.vocabulary import Status
+from verdigris.store.direct import Direct
 
 if TYPE_CHECKING:
     from verdigris.core import Tx
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from verdigris.messaging.service import StoredMessage
 
 # Built once with bind parameters (docs/performance.md: statement building is the hot spot).
-_INSERT = insert(messages)
+_INSERT = Direct(insert(messages))
 
 
 @dataclass(slots=True)
@@ -81,8 +82,8 @@ async def receive(tx: Tx, rec: InstanceRecord, msg: IncomingMessage) -> bool:
     Returns True when the instance reads incoming messages at once (``markIncomingMessagesReaded``):
     the row is then ``read`` and the caller tells the sender, in the network's way.
     """
-    result = await tx.conn.execute(
-        _INSERT,
+    result = await _INSERT.run(
+        tx.conn,
         {
             "instance_id": rec.id,
             "chat_id": msg.chat_id,
@@ -126,8 +127,8 @@ async def record_sent_elsewhere(tx: Tx, rec: InstanceRecord, msg: IncomingMessag
     """A message the instance's account sent from another of its devices (its phone, another
     linked instance): stored in ``rec``'s journal as outgoing, not sent through the API; its
     statuses follow through :func:`messaging.lifecycle.set_status`."""
-    await tx.conn.execute(
-        _INSERT,
+    await _INSERT.run(
+        tx.conn,
         {
             "instance_id": rec.id,
             "chat_id": msg.chat_id,

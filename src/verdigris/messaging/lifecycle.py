@@ -24,17 +24,18 @@ from verdigris.messaging.models import messages
 from verdigris.messaging.notifications import Event, emit, status_event
 from verdigris.messaging.vocabulary import FINAL, WAITING, Status, status_advances
 from verdigris.store.clock import now_ms
+from verdigris.store.direct import Direct
 
 if TYPE_CHECKING:
     from verdigris.core import Core, Tx
     from verdigris.instances.service import InstanceRecord
 
 # Built once with bind parameters (docs/performance.md); the SET columns come from the parameters.
-_UPDATE = update(messages).where(messages.c.id == bindparam("row_id"))
+_UPDATE = Direct(update(messages).where(messages.c.id == bindparam("row_id")))
 _UPDATE_IF = update(messages).where(
     (messages.c.id == bindparam("row_id")) & messages.c.status.in_(bindparam("expect", expanding=True))
 )
-_CLAIM = (
+_CLAIM = Direct(
     update(messages)
     .where((messages.c.id == bindparam("row_id")) & (messages.c.status == Status.QUEUED))
     .values(status=Status.PENDING, sent_ms=bindparam("now", type_=BigInteger))
@@ -82,7 +83,7 @@ async def set_status(
     if columns:
         values.update(columns)
     if expect is None:
-        await tx.conn.execute(_UPDATE, {"row_id": row_id, **values})
+        await _UPDATE.run(tx.conn, {"row_id": row_id, **values})
     else:
         result = await tx.conn.execute(_UPDATE_IF, {"row_id": row_id, "expect": list(expect), **values})
         if not result.rowcount:
@@ -101,7 +102,7 @@ async def set_status(
 async def claim(tx: Tx, row_id: int, now: int) -> bool:
     """Take a queued message for sending (``pending``); False when someone else (in any process)
     took or withdrew it first."""
-    result = await tx.conn.execute(_CLAIM, {"row_id": row_id, "now": now})
+    result = await _CLAIM.run(tx.conn, {"row_id": row_id, "now": now})
     return bool(result.rowcount)
 
 

@@ -20,6 +20,7 @@ from verdigris.instances.settings import is_on
 from verdigris.messaging.models import notifications
 from verdigris.messaging.vocabulary import FINAL, EventKind
 from verdigris.store.clock import now_ms
+from verdigris.store.direct import Direct
 
 if TYPE_CHECKING:
     from verdigris.core import Core, Tx
@@ -136,8 +137,8 @@ NOT_EMITTED: dict[str, tuple[str, str]] = {
 
 
 # Hot-path statements, built once with bind parameters.
-_INSERT = insert(notifications)
-_HEAD = (
+_INSERT = Direct(insert(notifications))
+_HEAD = Direct(
     select(notifications.c.receipt_id, notifications.c.body)
     .where(
         (notifications.c.instance_id == bindparam("instance_id"))
@@ -146,9 +147,11 @@ _HEAD = (
     .order_by(notifications.c.receipt_id)
     .limit(1)
 )
-_ACKNOWLEDGE = delete(notifications).where(
-    (notifications.c.instance_id == bindparam("instance_id"))
-    & (notifications.c.receipt_id == bindparam("receipt_id"))
+_ACKNOWLEDGE = Direct(
+    delete(notifications).where(
+        (notifications.c.instance_id == bindparam("instance_id"))
+        & (notifications.c.receipt_id == bindparam("receipt_id"))
+    )
 )
 
 
@@ -199,8 +202,8 @@ async def emit(tx: Tx, inst: InstanceRecord, event: Event) -> int | None:
     if not wanted(inst.settings, event):
         return None
     body = tx.core.render(inst, event)
-    result = await tx.conn.execute(
-        _INSERT, {"instance_id": inst.id, "type": event.kind, "body": body, "created_ms": event.at_ms}
+    result = await _INSERT.run(
+        tx.conn, {"instance_id": inst.id, "type": event.kind, "body": body, "created_ms": event.at_ms}
     )
     tx.on_commit(partial(tx.core.hub.notify, inst.id))
     tx.core.metrics.notifications.labels(event.kind).inc()
@@ -216,15 +219,19 @@ async def head(core: Core, instance_id: int) -> tuple[int, str] | None:
     """The oldest notification still in the queue: (receiptId, body)."""
     oldest = now_ms() - core.settings.retention_seconds * 1000
     async with core.read() as conn:
-        row = (await conn.execute(_HEAD, {"instance_id": instance_id, "oldest": oldest})).first()
+        row = (await _HEAD.run(conn, {"instance_id": instance_id, "oldest": oldest})).first()
     return (int(row[0]), row[1]) if row else None
 
 
 async def acknowledge(core: Core, instance_id: int, receipt_id: int) -> bool:
     """Remove one notification; False when it was not (or no longer) in the queue."""
-    async with core.tx() as tx:
-        result = await tx.conn.execute(_ACKNOWLEDGE, {"instance_id": instance_id, "receipt_id": receipt_id})
-    return bool(result.rowcount)
+
+    async def delete(tx: Tx) -> bool:
+        result = await _ACKNOWLEDGE.run(tx.conn, {"instance_id": instance_id, "receipt_id": receipt_id})
+        return bool(result.rowcount)
+
+    # Committed together with the other deletes of this moment (store/group.py).
+    return await core.group.run(delete)
 
 
 async def count(core: Core, instance_id: int) -> int:

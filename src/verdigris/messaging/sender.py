@@ -23,14 +23,15 @@ from verdigris.messaging.models import messages
 from verdigris.messaging.service import QUEUED, _stored
 from verdigris.messaging.vocabulary import FILE_TYPES, Status
 from verdigris.store.clock import now_ms
+from verdigris.store.direct import Direct
 
 if TYPE_CHECKING:
-    from verdigris.core import Core
+    from verdigris.core import Core, Tx
 
 log = structlog.get_logger("verdigris.sender")
 
 # Built once with bind parameters (statement building costs more CPU than SQLite's answer).
-_QUEUE_HEAD = (
+_QUEUE_HEAD = Direct(
     select(messages)
     .where((messages.c.instance_id == bindparam("instance_id")) & (messages.c.status == QUEUED))
     .order_by(messages.c.id)
@@ -204,7 +205,7 @@ class SendWorker:
                 core.timers.schedule(("send", instance_id), hold, partial(self._run, instance_id))
             return  # paused: resuming wakes the instance
         async with core.read() as conn:
-            rows = (await conn.execute(_QUEUE_HEAD, {"instance_id": instance_id})).all()
+            rows = (await _QUEUE_HEAD.run(conn, {"instance_id": instance_id})).all()
         if not rows:
             return
         head = _stored(rows[0])
@@ -228,10 +229,11 @@ class SendWorker:
         channel = core.channels.get(rec.channel)
         if channel is None:
             return  # its network is switched off on this server: the queue is kept
-        async with core.tx() as tx:
+
+        async def hand_over(tx: Tx) -> bool:
             # Claim the message: only one sender (in any process) moves it out of the queue.
             if not await lifecycle.claim(tx, head.row_id, now):
-                return
+                return False
             if expired:
                 await lifecycle.set_status(
                     tx,
@@ -244,6 +246,13 @@ class SendWorker:
                 )
             elif not channel.remote:
                 await channel.deliver(tx, rec, head)
+            return True
+
+        # The sends falling due together (other instances' timers) share one transaction with
+        # each other and with the accepts of the moment (store/group.py); a failing one is
+        # retried alone, so it cannot fail the others.
+        if not await core.group.run(hand_over):
+            return
         if channel.remote and not expired:
             # The claim is committed; the network call runs outside any transaction.
             self._in_flight.add(head.row_id)

@@ -20,15 +20,16 @@ from verdigris.messaging.content import new_outgoing_id
 from verdigris.messaging.models import messages
 from verdigris.messaging.vocabulary import FINAL, STATUS_BROADCAST, WAITING, Status
 from verdigris.store.clock import now_ms
+from verdigris.store.direct import Direct
 
 if TYPE_CHECKING:
     from verdigris.core import Core, Tx
     from verdigris.instances.service import InstanceRecord
 
 QUEUED, HELD = Status.QUEUED, Status.HELD
-_INSERT = insert(messages)  # built once: see docs/performance.md (statement building)
+_INSERT = Direct(insert(messages))  # built once: see docs/performance.md (statement building)
 # Columns other than the status (lifecycle owns that); the SET columns come from the parameters.
-_UPDATE = update(messages).where(messages.c.id == bindparam("row_id"))
+_UPDATE = Direct(update(messages).where(messages.c.id == bindparam("row_id")))
 
 
 class MessageNotFound(Exception):
@@ -194,10 +195,16 @@ async def send_many(
         async with core.tx() as tx:
             await blocked.record(tx)
         raise ContentRefused(blocked.verdict.reason) from None
-    async with core.tx() as tx:
+    claim = idempotency.current()  # the call's Idempotency-Key, if it has one
+
+    async def write(tx: Tx) -> list[str]:
         ids = [await enqueue(tx, rec, admission) for admission in admitted]
-        await idempotency.record(tx, ids)  # the call's Idempotency-Key, if it has one
+        await idempotency.record(tx, claim, ids)
         return ids
+
+    # Committed together with the other accepts of this moment (store/group.py); answers after
+    # the commit that holds these rows.
+    return await core.group.run(write)
 
 
 class ContentBlocked(Exception):
@@ -226,8 +233,8 @@ async def enqueue(tx: Tx, rec: InstanceRecord, admission: Admission) -> str:
         request["_typing_ms"] = message.typing_ms
     if message.kind == "ForwardMessages":
         request["_ids"] = [id_message]
-    await tx.conn.execute(
-        _INSERT,
+    await _INSERT.run(
+        tx.conn,
         {
             "instance_id": rec.id,
             "chat_id": message.chat_id,
@@ -372,7 +379,7 @@ async def update_content(core: Core, message: StoredMessage, content: dict[str, 
 
 async def set_author(tx: Tx, row_id: int, sender: str, sender_name: str) -> None:
     """Record who sent an outgoing message, as the network names them (at its first send)."""
-    await tx.conn.execute(_UPDATE, {"row_id": row_id, "sender": sender, "sender_name": sender_name})
+    await _UPDATE.run(tx.conn, {"row_id": row_id, "sender": sender, "sender_name": sender_name})
 
 
 async def rewrite(
@@ -395,7 +402,7 @@ async def rewrite(
     ).all()
     for row in rows:
         new = change(orjson.loads(row.content))
-        await tx.conn.execute(_UPDATE, {"row_id": row.id, "content": orjson.dumps(new).decode()})
+        await _UPDATE.run(tx.conn, {"row_id": row.id, "content": orjson.dumps(new).decode()})
     return len(rows)
 
 

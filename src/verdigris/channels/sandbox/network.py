@@ -39,6 +39,7 @@ from verdigris.messaging.rich import TYPING
 from verdigris.messaging.service import StoredMessage, set_author
 from verdigris.messaging.vocabulary import STATUS_BROADCAST, Status, status_advances
 from verdigris.store.clock import now_ms
+from verdigris.store.direct import Direct
 
 if TYPE_CHECKING:
     from verdigris.core import Core, Tx
@@ -96,21 +97,28 @@ class Outgoing:
 # Hot-path statements, built once with bind parameters: building a statement and its cache key
 # costs more CPU than SQLite takes to run it (docs/performance.md). UPDATEs without values() take
 # their SET columns from the parameters given at execution.
-_PHONE_NAME = select(sandbox_phones.c.name).where(sandbox_phones.c.number == bindparam("number"))
-_INSERT_PHONE_MESSAGE = insert(sandbox_phone_messages)
-_API_ROWS = select(messages.c.id, messages.c.instance_id, messages.c.status, messages.c.sent_by_api).where(
+_PHONE_NAME = Direct(select(sandbox_phones.c.name).where(sandbox_phones.c.number == bindparam("number")))
+_INSERT_PHONE_MESSAGE = Direct(insert(sandbox_phone_messages))
+_API_ROWS_STMT = select(
+    messages.c.id, messages.c.instance_id, messages.c.status, messages.c.sent_by_api
+).where(
     (messages.c.instance_id == bindparam("instance_id"))
     & (messages.c.id_message == bindparam("id_message"))
     & (messages.c.direction == "out")
 )
-_BLOCKED = select(sandbox_blocks.c.at_ms).where(
-    (sandbox_blocks.c.phone == bindparam("phone")) & (sandbox_blocks.c.blocked == bindparam("wid"))
+_API_ROWS = Direct(_API_ROWS_STMT)
+_BLOCKED = Direct(
+    select(sandbox_blocks.c.at_ms).where(
+        (sandbox_blocks.c.phone == bindparam("phone")) & (sandbox_blocks.c.blocked == bindparam("wid"))
+    )
 )
-_HOLDER_ROWS = _API_ROWS.where(messages.c.chat_id == bindparam("chat_id"))
-_PHONE_OUT_STATUS = update(sandbox_phone_messages).where(
-    (sandbox_phone_messages.c.phone == bindparam("w_phone"))
-    & (sandbox_phone_messages.c.id_message == bindparam("w_id_message"))
-    & (sandbox_phone_messages.c.direction == "out")
+_HOLDER_ROWS = Direct(_API_ROWS_STMT.where(messages.c.chat_id == bindparam("chat_id")))
+_PHONE_OUT_STATUS = Direct(
+    update(sandbox_phone_messages).where(
+        (sandbox_phone_messages.c.phone == bindparam("w_phone"))
+        & (sandbox_phone_messages.c.id_message == bindparam("w_id_message"))
+        & (sandbox_phone_messages.c.direction == "out")
+    )
 )
 
 
@@ -183,7 +191,7 @@ class SandboxNetwork(BaseChannel):
 
     async def has_account(self, rec: InstanceRecord, phone: str) -> bool:
         async with self.core.read() as conn:
-            return await conn.scalar(_PHONE_NAME, {"number": phone}) is not None
+            return (await _PHONE_NAME.run(conn, {"number": phone})).scalar() is not None
 
     # --- routing -------------------------------------------------------------------------------
 
@@ -316,16 +324,14 @@ class SandboxNetwork(BaseChannel):
             rows = [api_row]
         elif msg is not None and msg.api_instance_id is not None:
             rows = list(
-                await tx.conn.execute(
-                    _API_ROWS, {"instance_id": msg.api_instance_id, "id_message": id_message}
-                )
+                await _API_ROWS.run(tx.conn, {"instance_id": msg.api_instance_id, "id_message": id_message})
             )
         for instance_id in await linked_instances(tx, sender_wid):
             if msg is not None and instance_id == msg.api_instance_id:
                 continue
             rows += list(
-                await tx.conn.execute(
-                    _HOLDER_ROWS, {"instance_id": instance_id, "id_message": id_message, "chat_id": chat_id}
+                await _HOLDER_ROWS.run(
+                    tx.conn, {"instance_id": instance_id, "id_message": id_message, "chat_id": chat_id}
                 )
             )
         for row in rows:
@@ -349,8 +355,8 @@ class SandboxNetwork(BaseChannel):
         sender_phone = phone_of(sender_wid)
         own_copy = msg is not None and msg.sender_wid == sender_wid and msg.id_message == id_message
         if sender_phone is not None and not (own_copy and msg is not None and msg.phone_status == status):
-            await tx.conn.execute(
-                _PHONE_OUT_STATUS, {"w_phone": sender_phone, "w_id_message": id_message, "status": status}
+            await _PHONE_OUT_STATUS.run(
+                tx.conn, {"w_phone": sender_phone, "w_id_message": id_message, "status": status}
             )
             if own_copy and msg is not None:
                 msg.phone_status = status
@@ -445,7 +451,7 @@ class SandboxNetwork(BaseChannel):
 
 async def blocks(tx: Tx, phone: str, wid: str) -> bool:
     """Whether the sandbox phone ``phone`` has blocked the account ``wid``."""
-    return await tx.conn.scalar(_BLOCKED, {"phone": phone, "wid": wid}) is not None
+    return (await _BLOCKED.run(tx.conn, {"phone": phone, "wid": wid})).scalar() is not None
 
 
 async def _phone_row_name(tx: Tx, phone: str) -> str | None:
@@ -455,7 +461,7 @@ async def _phone_row_name(tx: Tx, phone: str) -> str | None:
     if key in tx.memo:
         name: str | None = tx.memo[key]
         return name
-    name = await tx.conn.scalar(_PHONE_NAME, {"number": phone})
+    name = (await _PHONE_NAME.run(tx.conn, {"number": phone})).scalar()
     tx.memo[key] = name
     return name
 
@@ -469,8 +475,8 @@ async def phone_name(tx: Tx, phone: str) -> str:
 async def _insert_phone_message(
     tx: Tx, phone: str, chat_id: str, direction: str, msg: Outgoing, sender: str, status: str, at: int
 ) -> None:
-    await tx.conn.execute(
-        _INSERT_PHONE_MESSAGE,
+    await _INSERT_PHONE_MESSAGE.run(
+        tx.conn,
         {
             "phone": phone,
             "chat_id": chat_id,
