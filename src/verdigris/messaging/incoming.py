@@ -149,8 +149,8 @@ async def record_sent_elsewhere(tx: Tx, rec: InstanceRecord, msg: IncomingMessag
 async def record_past(tx: Tx, rec: InstanceRecord, msg: IncomingMessage, *, outgoing: bool) -> None:
     """A message from before the instance was linked (a network's history sync): stored in the
     journal as read (incoming) or sent (outgoing), without any notification."""
-    await tx.conn.execute(
-        _INSERT,
+    await _INSERT.run(
+        tx.conn,
         {
             "instance_id": rec.id,
             "chat_id": msg.chat_id,
