@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     # made through another process (a rotated token, a blocked account, settings) holds at once
     # (docs/scaling.md). Switch off only when exactly one process uses the database.
     cluster_sync: bool = True
+    # Work owned by leases (docs/scaling.md): instances are spread over this many partitions, each
+    # leased by one worker process for this long (renewed every third of it). The partition count
+    # must be the same in every process of one database and at least the number of workers.
+    work_partitions: int = Field(default=64, ge=1, le=4096)
+    work_lease_seconds: float = Field(default=10.0, ge=1)
     # What this process does (docs/scaling.md): "all" (the default), "api" (accepts and answers;
     # sends, webhook pushes and background sweeps are left to workers) or "worker" (sends, pushes
     # webhooks and runs the sweeps; answers only /health and /metrics). api and worker need

@@ -14,4 +14,5 @@ from verdigris.messaging import models as messaging_models  # noqa: F401
 from verdigris.screening import models as screening_models  # noqa: F401
 from verdigris.sendpolicy import models as sendpolicy_models  # noqa: F401
 from verdigris.store import changes as cluster_models  # noqa: F401
+from verdigris.store import leases as lease_models  # noqa: F401
 from verdigris.webhooks import models as webhook_models  # noqa: F401
