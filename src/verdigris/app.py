@@ -154,8 +154,13 @@ async def start(core: Core) -> None:
 async def start_work(core: Core) -> None:
     """What a worker (and an ``all`` process) does besides answering: send, push webhooks, run
     the campaigns, announcements, licence reminders and purges."""
-    await core.sender.start()
     await core.dispatcher.start()
+    # Partitions leased from now on (a process joined, one died): plan the work waiting in them.
+    core.leases.on_gained.append(core.sender.plan_queued)
+    core.webhook_leases.on_gained.append(core.dispatcher.resume)
+    await core.leases.start()
+    await core.webhook_leases.start()
+    await core.sender.start()
     LicensingWorker(core).start()
     await campaigns.resume_all(core)
     await announcements.resume_all(core)
@@ -246,6 +251,8 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
         for channel in core.channels.values():
             await channel.stop()
         await core.licensing.flush()  # metered counts survive a clean shutdown
+        for leases in (core.leases, core.webhook_leases):
+            await leases.stop()  # the other workers take this one's partitions at once
         await core.db.dispose()
 
     app = FastAPI(

@@ -24,7 +24,7 @@ from verdigris.store.changes import ChangeFeed
 from verdigris.store.clock import now_ms
 from verdigris.store.db import Database
 from verdigris.store.group import GroupCommit
-from verdigris.store.leases import WorkLeases
+from verdigris.store.leases import WorkLeases, process_name
 
 if TYPE_CHECKING:
     from verdigris.channels.base import Channel
@@ -272,8 +272,11 @@ class Core:
         self.bus: ClusterBus | None = None
         # Changes to instances, measures and licences, shared with the other processes.
         self.changes = ChangeFeed(self)
-        # Which instances' sends and webhooks this process does (store/leases.py).
-        self.leases = WorkLeases(self)
+        # Which instances' sends and webhook pushes this process does (store/leases.py).
+        holder = process_name()
+        works = settings.role != "api"
+        self.leases = WorkLeases(self, "send", holder, works)
+        self.webhook_leases = WorkLeases(self, "webhook", holder, works and settings.webhook_enabled)
         # Called for every event of every instance, in its transaction, before the settings decide
         # whether it becomes a notification (the policy engine counts failed sends here).
         self.event_hooks: list[Callable[[Tx, InstanceRecord, Event], Awaitable[None]]] = []

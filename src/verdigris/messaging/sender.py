@@ -66,12 +66,15 @@ class SendWorker:
             gap = max(gap, self.core.settings.file_send_gap_ms)
         return gap
 
-    def wake(self, rec: InstanceRecord) -> None:
-        """There may be work for ``rec``: plan its next send (never earlier than its gap allows)."""
+    def wake(self, rec: InstanceRecord, handed: bool = False) -> None:
+        """There may be work for ``rec``: plan its next send (never earlier than its gap allows).
+        Another process's work (an API process, or a partition leased elsewhere) is handed to
+        the others, unless it was handed here (``handed``)."""
         if rec.state != AUTHORIZED:
             return
-        if not self.active:
-            self.hand_off(rec.id)
+        if not self.core.leases.owns(rec.id):
+            if not handed:
+                self.hand_off(rec.id)
             return
         last = self._last_sent.get(rec.id)
         due = max(now_ms(), self._hold_until.get(rec.id, 0))
@@ -98,14 +101,16 @@ class SendWorker:
         await self.requeue_interrupted()
         await self.plan_queued()
 
-    async def plan_queued(self) -> None:
-        """Plan a send for every instance that has queued messages (at start, and periodically in
-        a worker process, in case another process's hand-off was lost)."""
+    async def plan_queued(self, parts: frozenset[int] | None = None) -> None:
+        """Plan a send for every instance of this process's partitions (or of ``parts``, just
+        leased) that has queued messages: at start, when partitions move here, and periodically
+        in a worker process, in case another process's hand-off was lost."""
+        mine = self.core.leases.part_filter(messages.c.instance_id, parts)
         async with self.core.read() as conn:
             ids = (
                 (
                     await conn.execute(
-                        select(messages.c.instance_id).where(messages.c.status == QUEUED).distinct()
+                        select(messages.c.instance_id).where((messages.c.status == QUEUED) & mine).distinct()
                     )
                 )
                 .scalars()
@@ -146,6 +151,7 @@ class SendWorker:
                 & messages.c.instance_id.in_(
                     select(instances.c.id).where(instances.c.channel.in_(list(remote)))
                 )
+                & core.leases.part_filter(messages.c.instance_id)
             )
             if self._in_flight:
                 stale = stale & messages.c.id.not_in(list(self._in_flight))
@@ -168,6 +174,8 @@ class SendWorker:
     async def _run(self, instance_id: int) -> None:
         # One send at a time per instance: a wake-up that arrives mid-send is remembered and
         # honoured when the current send is done.
+        if not self.core.leases.owns(instance_id):
+            return  # its partition moved to another process, which planned it
         if instance_id in self._busy:
             self._again.add(instance_id)
             return

@@ -150,7 +150,7 @@ class ClusterBus:
                 log.warning("could not plan a handed-off send", error=str(exc))
                 continue
             if rec is not None:
-                self.core.sender.wake(rec)
+                self.core.sender.wake(rec, handed=True)
 
     def _on_change(self, connection: Any, pid: int, channel: str, payload: str) -> None:
         self.core.changes.on_notice(payload)

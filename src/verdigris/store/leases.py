@@ -1,9 +1,11 @@
 """Work owned by leases: which worker process sends an instance's queue and pushes its webhooks.
 
 Instances are spread over ``VERDIGRIS_WORK_PARTITIONS`` partitions (the instance id modulo their
-number). Each partition is leased by at most one live worker process at a time (``work_leases``),
-and only the holder sends that partition's queues and pushes its webhooks, so an instance's pace
-and webhook order are kept by one process without routing requests to it.
+number). For each kind of work (``send``: the outgoing queues; ``webhook``: the webhook pushes)
+each partition is leased by at most one live process at a time (``work_leases``), and only the
+holder does that work for the partition's instances, so an instance's pace and webhook order are
+kept by one process without routing requests to it. A process takes part in a kind only when it
+does that work (a worker or ``all`` process; for webhooks, one with ``VERDIGRIS_WEBHOOK_ENABLED``).
 
 Every worker process beats every third of the lease time (``VERDIGRIS_WORK_LEASE_SECONDS``):
 
@@ -48,6 +50,7 @@ log = structlog.get_logger("verdigris.leases")
 work_leases = Table(
     "work_leases",
     metadata,
+    Column("kind", String(16), primary_key=True),
     Column("part", Integer, primary_key=True, autoincrement=False),
     Column("holder", String(80), nullable=True),
     Column("expires_ms", BigInteger, nullable=False),
@@ -56,6 +59,7 @@ work_leases = Table(
 work_members = Table(
     "work_members",
     metadata,
+    Column("kind", String(16), primary_key=True),
     Column("holder", String(80), primary_key=True),
     Column("seen_ms", BigInteger, nullable=False),
 )
@@ -64,8 +68,8 @@ _DB_NOW = text("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")
 _TAKE = text(
     """
     UPDATE work_leases SET holder = :holder, expires_ms = :expires
-    WHERE part IN (
-        SELECT part FROM work_leases WHERE expires_ms < :now
+    WHERE kind = :kind AND part IN (
+        SELECT part FROM work_leases WHERE kind = :kind AND expires_ms < :now
         ORDER BY part LIMIT :wanted FOR UPDATE SKIP LOCKED
     )
     RETURNING part
@@ -85,15 +89,16 @@ def process_name() -> str:
 
 
 class WorkLeases:
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, kind: str, holder: str, does_work: bool) -> None:
         self.core = core
-        self.holder = process_name()
+        self.kind = kind
+        self.holder = holder
         settings = core.settings
         self.partitions = settings.work_partitions
         self.lease_ms = int(settings.work_lease_seconds * 1000)
         # Leased only where several processes share the store and this one does the work.
-        self.shared = not core.db.is_sqlite and settings.role != "api"
-        self.does_work = settings.role != "api"
+        self.does_work = does_work
+        self.shared = not core.db.is_sqlite and does_work
         self.mine: frozenset[int] = frozenset(range(self.partitions)) if not self.shared else frozenset()
         self._valid_until = math.inf if not self.shared else 0.0
         self.members = 1
@@ -113,23 +118,29 @@ class WorkLeases:
             return True
         return _monotonic_ms() < self._valid_until and instance_id % self.partitions in self.mine
 
-    def part_filter(self, column: Any) -> Any:
-        """A WHERE clause keeping rows whose instance id (``column``) is in this process's
-        partitions (everything when nothing is leased)."""
+    def part_filter(self, column: Any, parts: frozenset[int] | None = None) -> Any:
+        """A WHERE clause keeping rows whose instance id (``column``) is in ``parts`` or, by
+        default, in this process's partitions (everything when nothing is leased)."""
         if not self.shared:
-            return column.is_not(None)
-        return (column % self.partitions).in_(sorted(self.mine))
+            return column.is_not(None) if self.does_work else column.is_(None)
+        return (column % self.partitions).in_(sorted(self.mine if parts is None else parts))
 
     async def start(self) -> None:
         if not self.shared:
             return
         async with self.core.tx() as tx:
-            present = set((await tx.conn.execute(select(work_leases.c.part))).scalars())
+            present = set(
+                (
+                    await tx.conn.execute(select(work_leases.c.part).where(work_leases.c.kind == self.kind))
+                ).scalars()
+            )
             missing = [p for p in range(self.partitions) if p not in present]
             if missing:
                 await tx.conn.execute(
                     pg_insert(work_leases)
-                    .values([{"part": p, "holder": None, "expires_ms": 0} for p in missing])
+                    .values(
+                        [{"kind": self.kind, "part": p, "holder": None, "expires_ms": 0} for p in missing]
+                    )
                     .on_conflict_do_nothing()
                 )
         await self._tick()
@@ -139,7 +150,7 @@ class WorkLeases:
             await self.beat()
         except Exception as exc:  # the database is away: the leases lapse by our own clock meanwhile
             log.warning("could not renew the work leases", error=str(exc))
-        self.core.timers.schedule("work-leases", now_ms() + self.lease_ms // 3, self._tick)
+        self.core.timers.schedule(("work-leases", self.kind), now_ms() + self.lease_ms // 3, self._tick)
 
     async def beat(self) -> None:
         """Renew, rebalance and take over (see the module doc); plans the work of taken partitions."""
@@ -148,18 +159,24 @@ class WorkLeases:
             conn = tx.conn
             now = int(await conn.scalar(_DB_NOW) or 0)
             expires = now + self.lease_ms
+            members = work_members.c.kind == self.kind
             await conn.execute(
                 pg_insert(work_members)
-                .values(holder=self.holder, seen_ms=now)
-                .on_conflict_do_update(index_elements=["holder"], set_={"seen_ms": now})
+                .values(kind=self.kind, holder=self.holder, seen_ms=now)
+                .on_conflict_do_update(index_elements=["kind", "holder"], set_={"seen_ms": now})
             )
-            await conn.execute(delete(work_members).where(work_members.c.seen_ms < now - self.lease_ms))
-            self.members = max(1, int(await conn.scalar(select(func.count()).select_from(work_members)) or 1))
+            await conn.execute(
+                delete(work_members).where(members & (work_members.c.seen_ms < now - self.lease_ms))
+            )
+            self.members = max(
+                1, int(await conn.scalar(select(func.count()).select_from(work_members).where(members)) or 1)
+            )
+            mine = (work_leases.c.kind == self.kind) & (work_leases.c.holder == self.holder)
             kept = set(
                 (
                     await conn.execute(
                         update(work_leases)
-                        .where(work_leases.c.holder == self.holder)
+                        .where(mine)
                         .values(expires_ms=expires)
                         .returning(work_leases.c.part)
                     )
@@ -171,7 +188,7 @@ class WorkLeases:
                 # Given back, but free only after one lease time: the sends under way here end first.
                 await conn.execute(
                     update(work_leases)
-                    .where((work_leases.c.holder == self.holder) & work_leases.c.part.in_(surplus))
+                    .where(mine & work_leases.c.part.in_(surplus))
                     .values(holder=None, expires_ms=expires)
                 )
                 kept -= set(surplus)
@@ -183,6 +200,7 @@ class WorkLeases:
                         await conn.execute(
                             _TAKE,
                             {
+                                "kind": self.kind,
                                 "holder": self.holder,
                                 "expires": expires,
                                 "now": now,
@@ -197,7 +215,13 @@ class WorkLeases:
         self._valid_until = started + self.lease_ms - self.lease_ms / 6
         if taken or lost:
             self.taken_total += len(taken)
-            log.info("work leases moved", taken=sorted(taken), lost=sorted(lost), holding=len(self.mine))
+            log.info(
+                "work leases moved",
+                kind=self.kind,
+                taken=sorted(taken),
+                lost=sorted(lost),
+                holding=len(self.mine),
+            )
         if taken:
             for gained in self.on_gained:
                 await gained(frozenset(taken))
@@ -206,7 +230,7 @@ class WorkLeases:
         """Give every lease back at once (a clean stop): the others take them on their next beat."""
         if not self.shared:
             return
-        self.core.timers.cancel("work-leases")
+        self.core.timers.cancel(("work-leases", self.kind))
         held, self.mine, self._valid_until = self.mine, frozenset(), 0.0
         async with self.core.tx() as tx:
             await tx.conn.execute(

@@ -96,17 +96,33 @@ class WebhookDispatcher:
             per_host=settings.webhook_concurrency,
             max_idle=settings.webhook_concurrency,
         )
-        self._retry = await service.load_retries(core)
-        queued, replays = await service.instances_with_work(core)
-        self._replaying = dict.fromkeys(replays, 0)
         core.hub.listeners.append(self.wake)
         self.started = True
+        await self.resume()
+        core.timers.schedule("webhook-purge", now_ms() + PURGE_EVERY_MS, self._purge)
+
+    async def resume(self, parts: frozenset[int] | None = None) -> None:
+        """Plan every instance of this process's partitions (or of ``parts``, just leased) that
+        has work waiting, with its durable retry state (at start, and when partitions move here)."""
+        core = self.core
+        if not self.started:
+            return
+        retries = await service.load_retries(core)
+        queued, replays = await service.instances_with_work(core)
         now = now_ms()
-        for instance_id in sorted(queued | replays | set(self._retry)):
-            retry = self._retry.get(instance_id)
+        leases = core.webhook_leases
+        for instance_id in sorted(queued | replays | set(retries)):
+            if not leases.owns(instance_id) or (
+                parts is not None and leases.part_of(instance_id) not in parts
+            ):
+                continue
+            retry = retries.get(instance_id)
+            if retry is not None:
+                self._retry[instance_id] = retry
+            if instance_id in replays:
+                self._replaying.setdefault(instance_id, 0)
             due = max(now, retry.next_attempt_ms) if retry is not None else now
             core.timers.schedule(_key(instance_id), due, partial(self._run, instance_id))
-        core.timers.schedule("webhook-purge", now + PURGE_EVERY_MS, self._purge)
 
     async def stop(self) -> None:
         self.started = False
@@ -119,8 +135,9 @@ class WebhookDispatcher:
     # --- wake-ups --------------------------------------------------------------------------------
 
     def wake(self, instance_id: int) -> None:
-        """Something new for the instance (a notification, a settings change): plan a run now."""
-        if not self.started:
+        """Something new for the instance (a notification, a settings change): plan a run now
+        (in the process that holds the instance's partition; every process hears of it)."""
+        if not self.started or not self.core.webhook_leases.owns(instance_id):
             return
         rec = self.core.instances.peek(instance_id)
         if rec is not None and not rec.settings.get("webhookUrl") and instance_id not in self._retry:
@@ -144,6 +161,8 @@ class WebhookDispatcher:
     # --- one step for one instance ---------------------------------------------------------------
 
     async def _run(self, instance_id: int) -> None:
+        if not self.core.webhook_leases.owns(instance_id):
+            return  # its partition moved to another process, which planned it
         if instance_id in self._busy:
             self._again.add(instance_id)
             return

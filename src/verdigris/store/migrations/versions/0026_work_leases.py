@@ -20,16 +20,18 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "work_leases",
+        sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("part", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("holder", sa.String(length=80), nullable=True),
         sa.Column("expires_ms", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("part", name=op.f("pk_work_leases")),
+        sa.PrimaryKeyConstraint("kind", "part", name=op.f("pk_work_leases")),
     )
     op.create_table(
         "work_members",
+        sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("holder", sa.String(length=80), nullable=False),
         sa.Column("seen_ms", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("holder", name=op.f("pk_work_members")),
+        sa.PrimaryKeyConstraint("kind", "holder", name=op.f("pk_work_members")),
     )
 
 
