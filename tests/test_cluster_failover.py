@@ -20,6 +20,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from harness import Server, _in_thread, server_env, settings_for
+from verdigris.accounts import service as accounts
+from verdigris.app import build_core, prepare
+from verdigris.channels.sandbox import network
+from verdigris.instances import service as instances
+from verdigris.instances.settings import MESSAGE_FLAGS
 from webhook_receivers import ScriptedReceiver
 
 pytestmark = [
@@ -40,12 +45,6 @@ KILLS = 3
 def create_instances(url: str, data_dir: Path, hook_url: str) -> list[dict[str, Any]]:
     """200 linked sandbox instances of the demo account, paced and pushing to the receiver, made
     in one core (one CLI call each would take minutes)."""
-    from verdigris.accounts import service as accounts
-    from verdigris.app import build_core, prepare
-    from verdigris.channels.sandbox import network
-    from verdigris.instances import service as instances
-    from verdigris.instances.settings import MESSAGE_FLAGS
-
     settings = settings_for(server_env({"VERDIGRIS_DATABASE_URL": url}), data_dir=data_dir)
 
     async def main() -> list[dict[str, Any]]:
@@ -153,6 +152,7 @@ def _run(make_server: Any, tmp_path: Path, hook: ScriptedReceiver) -> None:  # n
     loader = threading.Thread(target=load)
     loader.start()
     moves = []
+    events: list[tuple[str, int]] = []
     for _ in range(KILLS):
         holders = {}
         deadline = time.monotonic() + 60
@@ -165,6 +165,7 @@ def _run(make_server: Any, tmp_path: Path, hook: ScriptedReceiver) -> None:  # n
         dead_pid = busiest.proc.pid if busiest.proc else -1
         busiest.kill()
         killed_at = time.monotonic()
+        events.append(("kill", int(time.time() * 1000)))
         while True:  # the live worker takes every partition once the dead one's leases expire
             now_holders = send_holders(url)
             if dead_pid not in now_holders and sum(now_holders.values()) == PARTS:
@@ -173,6 +174,7 @@ def _run(make_server: Any, tmp_path: Path, hook: ScriptedReceiver) -> None:  # n
             time.sleep(0.1)
         moves.append((holders.get(dead_pid, 0), time.monotonic() - killed_at))
         busiest.start()
+        events.append(("restart", int(time.time() * 1000)))
     loader.join(120)
     assert not refused, refused[:5]
     assert len(accepted) == INSTANCES * ROUNDS
@@ -189,7 +191,15 @@ def _run(make_server: Any, tmp_path: Path, hook: ScriptedReceiver) -> None:  # n
     while set(accepted) - incoming_ids() and time.monotonic() < deadline:
         time.sleep(0.5)
     missing = set(accepted) - incoming_ids()
-    assert not missing, f"{len(missing)} accepted messages never announced"
+    if missing:
+        listed = ",".join(f"'{m}'" for m in missing)
+        states = query(
+            url, f"SELECT instance_id, direction, status FROM messages WHERE id_message IN ({listed})"
+        )
+        waiting = query(
+            url, f"SELECT instance_id, type FROM notifications WHERE body LIKE '%{next(iter(missing))}%'"
+        )
+        raise AssertionError(f"{len(missing)} accepted messages never announced: {states}; {waiting}")
 
     # Per receiving instance: its sender's messages arrive in the order they were sent.
     first_seen: dict[str, int] = {}
@@ -215,15 +225,21 @@ def _run(make_server: Any, tmp_path: Path, hook: ScriptedReceiver) -> None:  # n
         sent[int(instance_id)].append(int(sent_ms))
     gaps = [b - a for times in sent.values() for a, b in zip(times, times[1:], strict=False)]
     assert len(gaps) == INSTANCES * (ROUNDS - 1)
-    assert min(gaps) >= DELAY_MS, sorted(gaps)[:10]
+    short = [
+        (instance_id, times[k] - times[k - 1], times[k])
+        for instance_id, times in sent.items()
+        for k in range(1, len(times))
+        if times[k] - times[k - 1] < DELAY_MS
+    ]
+    assert not short, f"sends closer than the pace: {short[:5]}; kills and restarts: {events}"
 
     # Nothing is left waiting: every notification was pushed and left the queue.
     ours = ",".join(str(inst["idInstance"]) for inst in insts)
-    waiting = f"SELECT count(*) FROM notifications WHERE instance_id IN ({ours})"
+    left = f"SELECT count(*) FROM notifications WHERE instance_id IN ({ours})"
     deadline = time.monotonic() + 60
-    while query(url, waiting)[0][0] and time.monotonic() < deadline:
+    while query(url, left)[0][0] and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert query(url, waiting)[0][0] == 0
+    assert query(url, left)[0][0] == 0
     unsent = (
         f"SELECT count(*) FROM messages WHERE status IN ('queued', 'pending') AND instance_id IN ({ours})"
     )

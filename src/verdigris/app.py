@@ -164,10 +164,16 @@ async def start_work(core: Core) -> None:
     LicensingWorker(core).start()
     await campaigns.resume_all(core)
     await announcements.resume_all(core)
-    if core.settings.role == "worker":
+    if core.settings.role == "worker" or core.leases.shared:
 
         async def sweep() -> None:
-            await core.sender.plan_queued()  # a hand-off from an API process may have been lost
+            # A hand-off from another process or a wake-up may have been lost (or arrived while
+            # the partition had no holder): look again at what waits in this process's partitions.
+            try:
+                await core.sender.plan_queued()
+                await core.dispatcher.resume()
+            except Exception as exc:
+                log.warning("could not sweep the queues", error=str(exc))
             core.timers.schedule("send-sweep", now_ms() + SEND_SWEEP_MS, sweep)
 
         core.timers.schedule("send-sweep", now_ms() + SEND_SWEEP_MS, sweep)

@@ -127,7 +127,9 @@ class SendWorker:
                 ).all()
             )
         for instance_id in ids:
-            if last.get(instance_id):
+            known = self._last_sent.get(int(instance_id))
+            # Never backwards: a send that ended here after the read above is newer than the store.
+            if last.get(instance_id) and (known is None or known[0] < int(last[instance_id])):
                 self._last_sent[int(instance_id)] = (int(last[instance_id]), False)
             rec = await self.core.instances.get(int(instance_id))
             if rec is not None:

@@ -210,6 +210,9 @@ class WorkLeases:
                     ).scalars()
                 )
         lost = self.mine - kept
+        # Renewed after this process had stopped acting on them (a beat came late): the work
+        # dropped meanwhile is planned again, as for partitions just taken.
+        regained = kept if started >= self._valid_until else set()
         self.mine = frozenset(kept | taken)
         # Acting on the leases stops by this process's own clock a little before they expire.
         self._valid_until = started + self.lease_ms - self.lease_ms / 6
@@ -222,9 +225,9 @@ class WorkLeases:
                 lost=sorted(lost),
                 holding=len(self.mine),
             )
-        if taken:
+        if taken or regained:
             for gained in self.on_gained:
-                await gained(frozenset(taken))
+                await gained(frozenset(taken | regained))
 
     async def stop(self) -> None:
         """Give every lease back at once (a clean stop): the others take them on their next beat."""
