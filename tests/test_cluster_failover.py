@@ -15,11 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from harness import Server, _in_thread, server_env, settings_for
+from sandbox_kit import wait_until
 from verdigris.accounts import service as accounts
 from verdigris.app import build_core, prepare
 from verdigris.channels.sandbox import network
@@ -173,6 +175,9 @@ def _run(make_server: Any, tmp_path: Path, hook: ScriptedReceiver) -> None:  # n
             assert time.monotonic() - killed_at < 60, now_holders
             time.sleep(0.1)
         moves.append((holders.get(dead_pid, 0), time.monotonic() - killed_at))
+        survivor = next(w for w in workers if w is not busiest)
+        gauge = f'verdigris_work_partitions_held{{kind="send"}} {float(PARTS)}'
+        wait_until(lambda: gauge in httpx.get(f"{survivor.url}/metrics", timeout=30).text)  # noqa: B023
         busiest.start()
         events.append(("restart", int(time.time() * 1000)))
     loader.join(120)

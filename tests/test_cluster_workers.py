@@ -21,8 +21,8 @@ on_postgres = pytest.mark.skipif(
 )
 
 
-def test_the_first_child_keeps_the_role_and_the_others_answer() -> None:
-    assert child_roles("all", 3) == ["all", "api", "api"]
+def test_every_child_keeps_the_role_the_leases_share_the_work() -> None:
+    assert child_roles("all", 3) == ["all", "all", "all"]
     assert child_roles("worker", 2) == ["worker", "worker"]
 
 

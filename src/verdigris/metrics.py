@@ -62,6 +62,12 @@ class Metrics:
         self.timers = Gauge(
             "verdigris_timers_pending", "Due-time timers planned (sends, reboots, ...)", registry=registry
         )
+        self.partitions_held = Gauge(
+            "verdigris_work_partitions_held",
+            "Partitions of instances whose work (send, webhook) this process holds the lease of",
+            ["kind"],
+            registry=registry,
+        )
 
         # Instance health (messaging.health), refreshed at each scrape: totals by instance state, and
         # the worst few instances by id (config: metrics_top_instances), so the series stay bounded.

@@ -1,11 +1,11 @@
 """``verdigris serve --workers N``: N server processes on one port and one PostgreSQL store.
 
 The parent binds the listening socket once and starts N children (``verdigris serve --fd``) that
-all accept on it (the kernel hands each new connection to one of them). The first child keeps the
-role asked for (``all`` by default: it sends, pushes webhooks and runs the sweeps); the others are
-``api`` processes, which accept and answer and hand their sends to the first over the cluster bus
-(docs/scaling.md), so one process paces every instance and delivers webhooks in order. The first
-child starts alone (migrations, the demo workspace) and the others once it answers ``/health``.
+all accept on it (the kernel hands each new connection to one of them). Every child has the role
+asked for (``all`` by default): the sends and webhook pushes are shared among them by partition
+leases (store/leases.py), so each instance is still paced by one process and its webhooks stay in
+order. The first child starts alone (migrations, the demo workspace) and the others once it
+answers ``/health``.
 
 The parent only supervises: SIGTERM or SIGINT is passed on to every child; if a child exits, the
 others are stopped and the parent exits with an error, for the service manager to restart.
@@ -25,8 +25,8 @@ from verdigris.config import Settings
 
 
 def child_roles(role: str, workers: int) -> list[str]:
-    """The role of each child: the first keeps ``role``; with ``all``, the others are ``api``."""
-    return [role] + [("api" if role == "all" else role)] * (workers - 1)
+    """The role of each child: all the same (the work leases share the sends and webhooks)."""
+    return [role] * workers
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -214,6 +214,7 @@ class WorkLeases:
         # dropped meanwhile is planned again, as for partitions just taken.
         regained = kept if started >= self._valid_until else set()
         self.mine = frozenset(kept | taken)
+        self.core.metrics.partitions_held.labels(self.kind).set(len(self.mine))
         # Acting on the leases stops by this process's own clock a little before they expire.
         self._valid_until = started + self.lease_ms - self.lease_ms / 6
         if taken or lost:
@@ -235,6 +236,7 @@ class WorkLeases:
             return
         self.core.timers.cancel(("work-leases", self.kind))
         held, self.mine, self._valid_until = self.mine, frozenset(), 0.0
+        self.core.metrics.partitions_held.labels(self.kind).set(0)
         async with self.core.tx() as tx:
             await tx.conn.execute(
                 update(work_leases)

@@ -1,7 +1,7 @@
 """Work owned by leases (store/leases.py): which worker process sends an instance's queue and
 pushes its webhooks, by partition of the instance id.
 
-Revision ID: 0026_work_leases
+Revision ID: 0023_work_leases
 Revises: 0022_cluster_changes
 Create Date: 2026-12-03 17:10:00
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0026_work_leases"
+revision = "0023_work_leases"
 down_revision = "0022_cluster_changes"
 branch_labels = None
 depends_on = None
