@@ -1,6 +1,11 @@
 """Webhook delivery benchmark: deliveries per second and event → delivery latency.
 
     python bench/webhooks.py [--instances 50] [--per-instance 40] [--latency-samples 300]
+    python bench/webhooks.py --workers 4     # 4 server processes on one PostgreSQL database
+
+With ``--workers N`` (or ``--postgres``) the store is a new PostgreSQL database and N server
+processes run on it; the load goes to the first, and all of them push webhooks, sharing the
+instances by their work leases (docs/scaling.md).
 
 Starts a real server (``verdigris serve`` in its own process, its own temp data dir) and a local
 receiver (uvicorn, in this process). ``--profile FILE`` records the server with py-spy during the
@@ -36,7 +41,7 @@ import uvicorn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from harness import Server, free_port  # noqa: E402
+from harness import Server, create_postgres_database, free_port  # noqa: E402
 
 CUSTOMER = "79990000003"
 
@@ -80,7 +85,7 @@ class Receiver:
                 pass
 
 
-def create_instances(data_dir: Path, count: int) -> list[dict[str, Any]]:
+def create_instances(data_dir: Path, count: int, database_url: str = "") -> list[dict[str, Any]]:
     """Create linked instances straight in the data dir (faster than one CLI call each)."""
     from verdigris.app import build_core, prepare
     from verdigris.channels.sandbox import network
@@ -89,7 +94,7 @@ def create_instances(data_dir: Path, count: int) -> list[dict[str, Any]]:
     from verdigris.instances.settings import MESSAGE_FLAGS
 
     async def main() -> list[dict[str, Any]]:
-        core = build_core(Settings(data_dir=data_dir, demo=False))
+        core = build_core(Settings(data_dir=data_dir, demo=False, database_url=database_url))
         await prepare(core)
         out = []
         try:
@@ -239,23 +244,35 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10.0, help="messages per second in the latency phase")
     parser.add_argument("--profile", default="", help="write a py-spy profile of the drain (raw) here")
     parser.add_argument("--concurrency", type=int, default=64, help="VERDIGRIS_WEBHOOK_CONCURRENCY")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (PostgreSQL when > 1)")
+    parser.add_argument("--postgres", action="store_true", help="a PostgreSQL store (even for one process)")
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="verdigris-bench-webhooks-"))
-    srv = Server(
-        data_dir, env={"VERDIGRIS_WEBHOOK_CONCURRENCY": str(args.concurrency)}, subprocess=True
-    ).start()
+    env = {"VERDIGRIS_WEBHOOK_CONCURRENCY": str(args.concurrency)}
+    url = ""
+    if args.workers > 1 or args.postgres:
+        url = env["VERDIGRIS_DATABASE_URL"] = create_postgres_database()
+    srv = Server(data_dir, env=env, subprocess=True).start()
+    others: list[Server] = []
     try:
         srv.stop()  # create the instances while the server is down (one process writes)
-        insts = create_instances(data_dir, args.instances)
+        insts = create_instances(data_dir, args.instances, url)
         srv.start()
+        for n in range(args.workers - 1):  # they share the webhook work by leases
+            others.append(
+                Server(data_dir.with_name(f"{data_dir.name}-{n}"), env=dict(env), subprocess=True).start()
+            )
         res = asyncio.run(run(args, srv, insts))
     finally:
-        srv.stop()
+        for server in [srv, *others]:
+            server.stop()
+        srv.drop_database()
 
     lat = res["latency_ms"]
     sends = res["send_ms"]
     rows = [
+        ("store, server processes", f"{'postgresql' if url else 'sqlite'}, {args.workers}"),
         ("instances", f"{args.instances}"),
         ("notifications drained", f"{res['deliveries']}"),
         ("webhook concurrency", f"{args.concurrency}"),
