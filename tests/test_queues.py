@@ -84,7 +84,8 @@ def test_accepted_messages_and_notifications_survive_kill_9(make_server) -> None
     srv = make_server(subprocess=True)  # killed below
     a, b = srv.instance(0), srv.instance(1)
     api = srv.api(a)
-    api.account.setSettings({"delaySendMessagesMilliseconds": 600000})
+    paced = api.account.setSettings({"delaySendMessagesMilliseconds": 600000})
+    assert paced.code == 200, paced.error
     ids = [api.sending.sendMessage(b["wid"], f"durable {i}").data["idMessage"] for i in range(3)]
     waiting = srv.api(b).queues.getWebhooksCount().data["count"]
     srv.kill()  # kill -9 right after the 200s
