@@ -94,7 +94,17 @@ def test_accepted_messages_and_notifications_survive_kill_9(make_server) -> None
     api2 = again.api(a)
     queued = [item["messageID"] for item in api2.queues.showMessagesQueue().data]
     sent_first = api2.journals.getMessage(b["wid"], ids[0]).data
-    assert queued == ids[1:] or queued == ids  # the first may have gone out before the kill
+    # Nothing accepted is lost: what left the queue before the kill did so from its head, in order,
+    # and is in the journal as sent; the rest waits, in order. (Normally only the first leaves
+    # before the kill; a whole-suite run once saw the second go too: see the session-5 note.)
+    gone = [i for i in ids if i not in queued]
+    assert queued == ids[len(gone) :] and gone == ids[: len(gone)], (queued, ids)
+    for id_message in gone:
+        assert api2.journals.getMessage(b["wid"], id_message).data["statusMessage"] in (
+            "sent",
+            "delivered",
+            "read",
+        )
     assert sent_first["idMessage"] == ids[0]
     assert again.api(b).queues.getWebhooksCount().data["count"] >= waiting
     # After the restart the queue keeps its pace and order: shorten the gap and everything arrives.
