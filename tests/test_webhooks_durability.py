@@ -100,7 +100,10 @@ def test_graceful_restart_resumes_pending_deliveries(make_server: Any) -> None:
     receiver = ScriptedReceiver(port=down.port).start()
     try:
         srv2 = make_server(env=srv.env, data_dir=srv.data_dir)
-        assert receiver.received.wait_texts(len(expected)) == expected
+        # In order; delivery is at-least-once (docs/webhooks.md), so a POST whose answer was lost
+        # may come twice (a whole-suite run once saw #00 twice): the first arrivals are compared.
+        receiver.received.wait_for(lambda r: set(expected) <= set(r.texts()))
+        assert list(dict.fromkeys(receiver.received.texts())) == expected
         wait_until(lambda: queue_empty(srv2, inst), what="the queue to drain")
     finally:
         receiver.stop()
