@@ -234,6 +234,22 @@ async def run(args: argparse.Namespace, srv: Server, insts: list[dict[str, Any]]
     return results
 
 
+def settled(servers: list[Server], timeout: float = 120) -> None:
+    """Wait until every process holds webhook partitions and all of them are held (a process
+    that joins gets its share one lease time after another gives it back; docs/scaling.md)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        held = []
+        for server in servers:
+            for line in httpx.get(f"{server.url}/metrics", timeout=30).text.splitlines():
+                if line.startswith('verdigris_work_partitions_held{kind="webhook"}'):
+                    held.append(float(line.rsplit(" ", 1)[1]))
+        if len(held) == len(servers) and min(held) > 0 and sum(held) == 64:
+            return
+        time.sleep(0.5)
+    raise TimeoutError("the server processes did not share the webhook partitions")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
