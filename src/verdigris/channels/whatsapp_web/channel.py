@@ -219,8 +219,9 @@ class WebChannel(BaseChannel):
             self.on_connect,
         )
         self.supervisor: Supervisor | None = None
-        # This process's name in the session leases, and the instances it holds (lease.py).
-        self.holder = lease.holder_name()
+        # This process's name in the session leases (the one of its work leases), and the
+        # instances it holds (lease.py).
+        self.holder = core.leases.holder
         self.held: set[int] = set()
         self._attempts: dict[int, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -10,9 +10,6 @@ process win), so two processes never both believe they hold it.
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, insert, select, update
@@ -25,10 +22,6 @@ if TYPE_CHECKING:
     from verdigris.core import Core
 
 LEASE_MS = 60_000
-
-
-def holder_name() -> str:
-    return f"{socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 async def acquire(core: Core, instance_id: int, holder: str) -> bool:
