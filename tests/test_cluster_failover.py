@@ -40,7 +40,7 @@ INSTANCES = 200
 ROUNDS = 4  # messages per instance
 DELAY_MS = 400  # each instance's pace (delaySendMessagesMilliseconds)
 PARTS = 16
-LEASE_S = 2
+LEASE_S = 6  # long enough that a beat delayed by a loaded CI machine does not lapse a live lease
 KILLS = 3
 
 
