@@ -7,14 +7,20 @@ Core of its own (its own engine and connections) on one database; the beats are 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert, update
 
 from harness import Server, create_postgres_database, server_env, settings_for
 from verdigris.core import Core
+from verdigris.messaging import lifecycle
+from verdigris.messaging.models import messages
+from verdigris.messaging.vocabulary import Status
+from verdigris.store.leases import work_leases
 
 PARTS = 16
 LEASE_S = 1.0
@@ -124,3 +130,53 @@ async def test_a_single_process_store_owns_everything(tmp_path: Path) -> None:
     assert not api.leases.owns(12345)
     await core.db.dispose()
     await api.db.dispose()
+
+
+async def test_a_send_is_claimed_only_under_a_lease_held_by_the_database_clock(
+    cores: Callable[[], Core],
+) -> None:
+    """The fence: a process that still believes it holds a partition (its own clock says so) but
+    whose lease lapsed in the database cannot claim that partition's messages; the process that
+    took the partition over can."""
+    a, b = cores(), cores()
+    try:
+        await a.leases.start()
+        a.timers.cancel(("work-leases", "send"))
+        instance_id = PARTS * 3 + 5  # partition 5
+
+        async def queued() -> int:
+            async with a.tx() as tx:
+                row = await tx.conn.execute(
+                    insert(messages).values(
+                        instance_id=instance_id,
+                        chat_id="79990000001@c.us",
+                        id_message=secrets.token_hex(8),
+                        direction="out",
+                        type_message="textMessage",
+                        content="{}",
+                        status=Status.QUEUED,
+                        created_ms=1,
+                    )
+                )
+                key = row.inserted_primary_key
+                assert key is not None
+                return int(key[0])
+
+        async def claim(core: Core, row_id: int) -> bool:
+            async with core.tx() as tx:
+                return await lifecycle.claim(tx, row_id, 2, core.leases.fence(instance_id))
+
+        first = await queued()
+        assert await claim(a, first)
+        second = await queued()
+        async with a.tx() as tx:  # a's lease lapses in the database while a is busy
+            await tx.conn.execute(update(work_leases).where(work_leases.c.part == 5).values(expires_ms=0))
+        assert a.leases.owns(instance_id)  # by its own clock it would go on
+        assert not await claim(a, second)
+        await b.leases.start()
+        b.timers.cancel(("work-leases", "send"))
+        assert b.leases.owns(instance_id) and not await claim(a, second)
+        assert await claim(b, second)
+    finally:
+        for core in (a, b):
+            await core.db.dispose()

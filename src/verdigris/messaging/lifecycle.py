@@ -23,6 +23,7 @@ from sqlalchemy import BigInteger, ColumnElement, bindparam, update
 from verdigris.messaging.models import messages
 from verdigris.messaging.notifications import Event, emit, status_event
 from verdigris.messaging.vocabulary import FINAL, WAITING, Status, status_advances
+from verdigris.store import leases
 from verdigris.store.clock import now_ms
 from verdigris.store.direct import Direct
 
@@ -38,6 +39,12 @@ _UPDATE_IF = update(messages).where(
 _CLAIM = Direct(
     update(messages)
     .where((messages.c.id == bindparam("row_id")) & (messages.c.status == Status.QUEUED))
+    .values(status=Status.PENDING, sent_ms=bindparam("now", type_=BigInteger))
+)
+# The same, only while the sender's process holds the instance's send lease (store/leases.py).
+_CLAIM_LEASED = (
+    update(messages)
+    .where((messages.c.id == bindparam("row_id")) & (messages.c.status == Status.QUEUED) & leases.HELD)
     .values(status=Status.PENDING, sent_ms=bindparam("now", type_=BigInteger))
 )
 _READ = (
@@ -99,10 +106,13 @@ async def set_status(
     return True
 
 
-async def claim(tx: Tx, row_id: int, now: int) -> bool:
+async def claim(tx: Tx, row_id: int, now: int, lease: dict[str, Any] | None = None) -> bool:
     """Take a queued message for sending (``pending``); False when someone else (in any process)
-    took or withdrew it first."""
-    result = await _CLAIM.run(tx.conn, {"row_id": row_id, "now": now})
+    took or withdrew it first, or when ``lease`` (``WorkLeases.fence``) is no longer held."""
+    if lease is None:
+        result = await _CLAIM.run(tx.conn, {"row_id": row_id, "now": now})
+    else:
+        result = await tx.conn.execute(_CLAIM_LEASED, {"row_id": row_id, "now": now, **lease})
     return bool(result.rowcount)
 
 

@@ -242,7 +242,7 @@ class SendWorker:
 
         async def hand_over(tx: Tx) -> bool:
             # Claim the message: only one sender (in any process) moves it out of the queue.
-            if not await lifecycle.claim(tx, head.row_id, now):
+            if not await lifecycle.claim(tx, head.row_id, now, core.leases.fence(instance_id)):
                 return False
             if expired:
                 await lifecycle.set_status(

@@ -36,7 +36,22 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import BigInteger, Column, Integer, String, Table, delete, func, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from verdigris.store.clock import now_ms
@@ -74,6 +89,19 @@ _TAKE = text(
     )
     RETURNING part
     """
+)
+
+# Whether the caller still holds the lease named by the bind parameters ``lease_kind``,
+# ``lease_part`` and ``lease_holder``, by the database's clock: a statement that moves work
+# (the send worker's claim) carries it, so a process whose lease lapsed while it was busy (a late
+# beat, a pause) cannot act on a partition another process has taken over meanwhile.
+HELD: ColumnElement[bool] = exists(
+    select(work_leases.c.part).where(
+        (work_leases.c.kind == bindparam("lease_kind"))
+        & (work_leases.c.part == bindparam("lease_part"))
+        & (work_leases.c.holder == bindparam("lease_holder"))
+        & (work_leases.c.expires_ms > cast(func.extract("epoch", func.clock_timestamp()) * 1000, BigInteger))
+    )
 )
 
 Gained = Callable[[frozenset[int]], Awaitable[None]]
@@ -117,6 +145,17 @@ class WorkLeases:
         if not self.shared:
             return True
         return _monotonic_ms() < self._valid_until and instance_id % self.partitions in self.mine
+
+    def fence(self, instance_id: int) -> dict[str, Any] | None:
+        """The parameters of :data:`HELD` for ``instance_id``'s partition; None where nothing is
+        leased (one process owns everything)."""
+        if not self.shared:
+            return None
+        return {
+            "lease_kind": self.kind,
+            "lease_part": instance_id % self.partitions,
+            "lease_holder": self.holder,
+        }
 
     def part_filter(self, column: Any, parts: frozenset[int] | None = None) -> Any:
         """A WHERE clause keeping rows whose instance id (``column``) is in ``parts`` or, by
