@@ -146,3 +146,44 @@ def test_a_rate_limit_holds_in_total_across_processes(make_server: Any) -> None:
     assert all(int(r.headers["Retry-After"]) >= 1 for r in refused)
     assert answers[0].status_code == 200  # the first call of a full bucket
     assert alone.wire(inst, "getSettings").status_code == 200  # each process alone: N times the rate
+
+
+# --- licence quotas in total (issue 15, item 4) -----------------------------------------------------
+
+
+def test_licence_quotas_hold_in_total_across_processes(make_server: Any) -> None:
+    """A limited licence's monthly method quota and correspondents limit count every process's
+    calls: checked and counted in one step in the store (licensing/enforce.py ``_usage_in``)."""
+    a: Server = make_server(subprocess=True)
+    b = join(make_server, a)
+    operator = (b.demo["operator"]["username"], b.demo["operator"]["password"])  # the last seeded
+    licensee = (b.demo["console"]["username"], b.demo["console"]["password"])
+    tariff = {
+        "code": "cluster-dev",
+        "name": "Developer",
+        "kind": "free",
+        "price": "0",
+        "limits": {"correspondents": 2, "methods": {"getSettings": 4}},
+    }
+    made = a.http.post(f"{a.url}/api/v1/operator/tariffs", json=tariff, auth=operator)
+    assert made.status_code == 201, made.text
+    inst = a.instance(0)
+    licensed = b.http.post(
+        f"{b.url}/api/v1/instances/{inst['idInstance']}/license",
+        json={"tariff": "cluster-dev"},
+        auth=licensee,
+    )
+    assert licensed.status_code == 200, licensed.text
+
+    answers = [server.wire(inst, "getSettings").status_code for server in (a, b, a, b, a, b)]
+    assert answers == [200, 200, 200, 200, 466, 466]
+
+    phones = [f"7999555{n:04d}" for n in range(1, 4)]
+    for number in phones:
+        a.new_phone(number)
+    sent = [
+        server.wire(inst, "sendMessage", verb="POST", json={"chatId": f"{number}@c.us", "message": "hi"})
+        for server, number in zip((a, b, a), phones, strict=True)
+    ]
+    assert [r.status_code for r in sent] == [200, 200, 466], [r.text for r in sent]
+    assert sent[2].json()["correspondentsStatus"]["used"] == 2

@@ -9,18 +9,22 @@ Hot-path cost: an instance's entitlement (its licenses and their limits) is cach
 re-read at most every ``ENTITLEMENT_TTL_MS`` (or at once when any process changes it: store/changes.py); a call to
 an unlimited instance costs one dict lookup and one counter increment. Counters are flushed to
 ``license_usage`` every ``licensing_flush_seconds``; a crash loses at most that interval's counts.
+Where several processes share the store (PostgreSQL), a call to an instance with a limited licence
+is checked and counted in the store in one transaction instead (``_usage_in``), so its quotas hold
+in total whichever process answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
-from sqlalchemy import BigInteger, bindparam, insert, select, update
+from sqlalchemy import BigInteger, bindparam, insert, select, text, update
 
 from verdigris.instances.models import instances
 from verdigris.licensing import dates
@@ -42,6 +46,8 @@ ENTITLEMENT_TTL_MS = 60_000
 EXPIRED_MESSAGE = "Instance account is expired. Renew your instance from personal area"
 # Read-only account methods that still answer on an expired instance, so monitoring can see it.
 NOTICE_PREFIX = "notice:"
+# A transaction-scoped PostgreSQL advisory lock (the instance's quota counters, _usage_in).
+_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 # Counter rows written per statement when flushing.
 FLUSH_CHUNK = 500
 
@@ -406,12 +412,34 @@ class Licensing:
         if limits.unlimited:
             self.count(inst.id, period, lowered, None)
             return None
+        if self.core.changes.shared:
+            async with self.core.tx() as tx:
+                state = await self._usage_in(tx, inst.id, period)
+                return await self._admit_limited(
+                    inst, lowered, chat_id, limits, state, period, now, sending, tx
+                )
         state = await self._usage_of(None, inst.id, period)
-        total = limits.methods.get(lowered)
-        used = state.counts.get(lowered, 0)
+        return await self._admit_limited(inst, lowered, chat_id, limits, state, period, now, sending, None)
+
+    async def _admit_limited(
+        self,
+        inst: InstanceRecord,
+        method: str,
+        chat_id: str | None,
+        limits: Limits,
+        state: _Usage,
+        period: str,
+        now: int,
+        sending: bool,
+        tx: Tx | None,
+    ) -> Refusal | None:
+        """The quotas of a limited licence against ``state``; the call is counted when admitted:
+        in the store within ``tx`` (several processes, :meth:`_usage_in`), else in memory."""
+        total = limits.methods.get(method)
+        used = state.counts.get(method, 0)
         if total is not None and used >= total:
-            status = QuotaStatus(lowered, used, total, True, self._change_tariff_text())
-            await self._notice(inst, period, state, lowered, status, None)
+            status = QuotaStatus(method, used, total, True, self._change_tariff_text())
+            await self._notice(inst, period, state, method, status, tx)
             return Refusal(invoke=status)
         if sending and limits.messages_per_month is not None:
             sent = state.counts.get(MESSAGES, 0)
@@ -419,18 +447,35 @@ class Licensing:
                 status = QuotaStatus(
                     MESSAGES, sent, limits.messages_per_month, True, self._change_tariff_text()
                 )
-                await self._notice(inst, period, state, MESSAGES, status, None)
+                await self._notice(inst, period, state, MESSAGES, status, tx)
                 return Refusal(invoke=status)
         if sending and chat_id:
             refusal = await self._correspondent(
-                inst, lowered, chat_id, limits, state, period, now, used, total
+                inst, method, chat_id, limits, state, period, now, used, total, tx
             )
             if refusal is not None:
                 return refusal
-        self.count(inst.id, period, lowered, state)
-        if sending:
-            self.count(inst.id, period, MESSAGES, state)
+        for counted in (method, MESSAGES) if sending else (method,):
+            if tx is None:
+                self.count(inst.id, period, counted, state)
+            else:
+                state.counts[counted] = state.counts.get(counted, 0) + 1
+                await _add_usage(tx.conn, inst.id, period, counted, 1)
         return None
+
+    async def _usage_in(self, tx: Tx, instance_id: int, period: str) -> _Usage:
+        """Several processes share the store: the instance's counters as the store has them now,
+        read under a lock on the instance that ``tx`` holds to its end, so the check and the count
+        of a call are one step across all processes and a quota holds in total. Calls counted here
+        before the instance was limited and not yet flushed are added."""
+        key = int.from_bytes(hashlib.sha256(b"quota:%d" % instance_id).digest()[:8], "big", signed=True)
+        await tx.conn.execute(_LOCK, {"key": key})
+        state = await self._read_usage(tx.conn, instance_id, period)
+        for (inst_id, per, method), delta in self._pending.items():
+            if inst_id == instance_id and per == period:
+                state.counts[method] = state.counts.get(method, 0) + delta
+        self._usage[(instance_id, period)] = state
+        return state
 
     async def _correspondent(
         self,
@@ -443,17 +488,21 @@ class Licensing:
         now: int,
         used: int,
         total: int | None,
+        tx: Tx | None,
     ) -> Refusal | None:
         if limits.correspondents is None or chat_id in state.chats:
             return None
         if len(state.chats) >= limits.correspondents:
             invoke = QuotaStatus(method, used, total or 0, False)
             corr = self._correspondents_status(state, limits.correspondents, "these numbers")
-            await self._notice(inst, period, state, CORRESPONDENTS, corr, None)
+            await self._notice(inst, period, state, CORRESPONDENTS, corr, tx)
             return Refusal(invoke=invoke, correspondents=corr)
         state.chats.append(chat_id)
-        async with self.core.tx() as tx:
+        if tx is not None:
             await _add_chat(tx.conn, inst.id, period, chat_id, now)
+            return None
+        async with self.core.tx() as own:
+            await _add_chat(own.conn, inst.id, period, chat_id, now)
         return None
 
     async def admit_chat(self, inst: InstanceRecord, method: str, chat_id: str) -> Refusal | None:
@@ -467,10 +516,18 @@ class Licensing:
             return None
         lowered = method.lower()
         period = self.period(now)
+        total = lic.limits.methods.get(lowered)
+        if self.core.changes.shared:
+            async with self.core.tx() as tx:
+                state = await self._usage_in(tx, inst.id, period)
+                used = state.counts.get(lowered, 0)
+                return await self._correspondent(
+                    inst, lowered, chat_id, lic.limits, state, period, now, used, total, tx
+                )
         state = await self._usage_of(None, inst.id, period)
         used = state.counts.get(lowered, 0)
         return await self._correspondent(
-            inst, lowered, chat_id, lic.limits, state, period, now, used, lic.limits.methods.get(lowered)
+            inst, lowered, chat_id, lic.limits, state, period, now, used, total, None
         )
 
     async def may_send(self, inst: InstanceRecord) -> bool:
@@ -493,7 +550,10 @@ class Licensing:
         if lic is None or lic.limits.correspondents is None:
             return True  # an expired instance keeps receiving into its queue (kept for renewal)
         period = self.period(now)
-        state = await self._usage_of(tx.conn, inst.id, period)
+        if self.core.changes.shared:
+            state = await self._usage_in(tx, inst.id, period)
+        else:
+            state = await self._usage_of(tx.conn, inst.id, period)
         if chat_id in state.chats:
             return True
         if len(state.chats) < lic.limits.correspondents:
