@@ -38,6 +38,12 @@ _QUEUE_HEAD = Direct(
     .limit(2)
 )
 
+_LAST_SENT = Direct(
+    select(func.max(messages.c.sent_ms)).where(
+        (messages.c.instance_id == bindparam("instance_id")) & (messages.c.direction == "out")
+    )
+)
+
 
 class SendWorker:
     def __init__(self, core: Core) -> None:
@@ -106,6 +112,11 @@ class SendWorker:
         leased) that has queued messages: at start, when partitions move here, and periodically
         in a worker process, in case another process's hand-off was lost."""
         mine = self.core.leases.part_filter(messages.c.instance_id, parts)
+        if parts is not None:
+            # Another process may have sent them since: their next gap counts from the store.
+            leases = self.core.leases
+            for key in [k for k in self._last_sent if leases.part_of(k) in parts]:
+                del self._last_sent[key]
         async with self.core.read() as conn:
             ids = (
                 (
@@ -116,21 +127,7 @@ class SendWorker:
                 .scalars()
                 .all()
             )
-            # Keep the pace across a restart: the gap counts from the last send before it.
-            last = dict(
-                (
-                    await conn.execute(
-                        select(messages.c.instance_id, func.max(messages.c.sent_ms))
-                        .where(messages.c.instance_id.in_(ids) & (messages.c.direction == "out"))
-                        .group_by(messages.c.instance_id)
-                    )
-                ).all()
-            )
         for instance_id in ids:
-            known = self._last_sent.get(int(instance_id))
-            # Never backwards: a send that ended here after the read above is newer than the store.
-            if last.get(instance_id) and (known is None or known[0] < int(last[instance_id])):
-                self._last_sent[int(instance_id)] = (int(last[instance_id]), False)
             rec = await self.core.instances.get(int(instance_id))
             if rec is not None:
                 self.wake(rec)
@@ -216,6 +213,12 @@ class SendWorker:
             return  # paused: resuming wakes the instance
         async with core.read() as conn:
             rows = (await _QUEUE_HEAD.run(conn, {"instance_id": instance_id})).all()
+            if rows and instance_id not in self._last_sent:
+                # Its first send in this process (after a start, a partition moved here, or a
+                # prune): the gap counts from the last send of any process, as the store has it.
+                at = (await _LAST_SENT.run(conn, {"instance_id": instance_id})).scalar()
+                if at is not None:
+                    self._last_sent[instance_id] = (int(at), False)
         if not rows:
             return
         head = _stored(rows[0])
