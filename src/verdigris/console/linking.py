@@ -107,19 +107,26 @@ class LinkCard:
             and rec.state != instances.STARTING,
             "pairing": None,
         }
-        if channel is not None and may_link and by_qr and card["unlinked"] and rounds >= QR_ROUNDS:
-            card["stopped"] = True  # the card still refreshes: it notices a scan of the last code
-        elif channel is not None and may_link and by_qr and card["unlinked"]:
-            try:
-                payload = await self._soon(channel.qr_payload(rec))
-            except (ChannelUnsupported, ChannelUnavailable, instances.InstanceError) as exc:
-                card["problem"] = sentence(str(exc))
-            else:
-                card["waiting"] = payload is None
-                card["qr"] = qr_png_base64(payload) if payload is not None else ""
+        if channel is not None and may_link and by_qr and card["unlinked"]:
+            await self._draw_qr(card, channel, rec, rounds)
         if may_link and by_code and rec.state != instances.AUTHORIZED:
             card["pairing"] = await self._pairing(rec)
         return {"link": card, "pairing": card["pairing"]}
+
+    async def _draw_qr(
+        self, card: dict[str, Any], channel: Channel, rec: InstanceRecord, rounds: int
+    ) -> None:
+        """Put the channel's current QR code on the card, or why there is none."""
+        if rounds >= QR_ROUNDS:
+            card["stopped"] = True  # the card still refreshes: it notices a scan of the last code
+            return
+        try:
+            payload = await self._soon(channel.qr_payload(rec))
+        except (ChannelUnsupported, ChannelUnavailable, instances.InstanceError) as exc:
+            card["problem"] = sentence(str(exc))
+            return
+        card["waiting"] = payload is None
+        card["qr"] = qr_png_base64(payload) if payload is not None else ""
 
     async def _soon(self, work: Coroutine[Any, Any, str]) -> str | None:
         """``work``'s answer if it comes within QR_WAIT_SECONDS, else None. A late request is not
