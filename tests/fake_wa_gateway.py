@@ -69,6 +69,8 @@ class FakeWaGateway:
         self.accepting = True
         # Each accepted send is reported delivered at once.
         self.auto_deliver = True
+        # WhatsApp refuses pairing requests with these words (None: it gives a code).
+        self.pairing_refusal: str | None = None
         self._ids = itertools.count(1)
         self._prefix = secrets.token_hex(4).upper()  # WhatsApp's ids never repeat, across processes too
         self._codes = itertools.count(1)
@@ -132,6 +134,8 @@ class FakeWaGateway:
         phone = str(params.get("phone", ""))
         if not phone.isdigit():
             raise GatewayError(protocol.BAD_REQUEST, "phone must be digits")
+        if self.pairing_refusal is not None:
+            raise GatewayError(protocol.REFUSED, self.pairing_refusal)
         s.pairing_phone = phone
         s.pairing_code = f"FAKE-{next(self._codes):04d}"
         return {"code": s.pairing_code}

@@ -140,6 +140,11 @@ class Channel(Protocol):
     async def reboot(self, rec: InstanceRecord) -> None:
         """``rec`` restarts: reconnect its session (no transaction is open)."""
 
+    def state_note(self, rec: InstanceRecord) -> str:
+        """What the channel knows about ``rec``'s state beyond its name, as a sentence for a
+        person (another client took the session over, the client version is refused, the gateway
+        is down), or "" when the state says it all. Shown in the console; never a network call."""
+
     def refusal(self, rec: InstanceRecord, message: OutgoingMessage) -> str | None:
         """Why the network would refuse ``message`` (answered 400 at acceptance), or None."""
 
@@ -214,6 +219,9 @@ class BaseChannel:
 
     async def reboot(self, rec: InstanceRecord) -> None:
         return None
+
+    def state_note(self, rec: InstanceRecord) -> str:
+        return ""
 
     def refusal(self, rec: InstanceRecord, message: OutgoingMessage) -> str | None:
         return None

@@ -38,3 +38,19 @@ SETTING_WORDS: dict[str, str] = {
 # A setting whose notification this server never sends says so where it is set.
 for _flag, _ in NOT_EMITTED.values():
     SETTING_WORDS[_flag] += " (never sent by this server; see docs/compatibility.md)"
+
+# Each instance state (GREEN-API's stateInstance) in a sentence, on the instance page's Link card.
+STATE_WORDS: dict[str, str] = {
+    "authorized": "Linked: messages go out and come in through this number.",
+    "notAuthorized": "Not linked.",
+    "starting": "Starting: connecting to the network. This takes a few seconds.",
+    "blocked": "Blocked: the network has banned this number. Nothing is sent while the ban lasts; "
+    "messages wait in the queue.",
+    "yellowCard": "Yellow card: sending is suspended for spam-like behaviour. Queued messages are kept; "
+    "a reboot is needed to send again.",
+    "sleepMode": "Sleep mode: the phone is offline. After it is back, linking may take a few minutes.",
+}
+# notAuthorized on a channel linked otherwise than by a code (the WhatsApp Cloud API).
+NOT_CONNECTED_WORDS = "Not connected."
+# notAuthorized with the number still linked: the session stopped (WhatsApp Web: stream replaced).
+STOPPED_WORDS = "Not connected: the number is still linked, but its session is stopped."

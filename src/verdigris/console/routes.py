@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -30,7 +29,6 @@ from verdigris.accounts import sessions as auth
 from verdigris.accounts import team as accounts_team
 from verdigris.accounts.policy import PolicyError
 from verdigris.accounts.records import INVITABLE_ROLES
-from verdigris.channels.sandbox import network
 from verdigris.console import mailbox
 from verdigris.console import moderation as moderation_pages
 from verdigris.console.announcements import AnnouncementPages
@@ -40,6 +38,7 @@ from verdigris.console.customers import CustomerPages
 from verdigris.console.health import HealthPages, instance_values
 from verdigris.console.journal import MessageJournal
 from verdigris.console.labels import SETTING_WORDS
+from verdigris.console.linking import LinkCard
 from verdigris.console.overview import Overview
 from verdigris.console.sandbox import SandboxPhones
 from verdigris.console.screening import ScreeningPages
@@ -47,8 +46,6 @@ from verdigris.console.web import PREFIX, Ctx, Forbidden, FormSpec, NotFound, We
 from verdigris.core import Core
 from verdigris.greenapi.methods.account import SettingsBody
 from verdigris.instances import service as instances
-from verdigris.instances.models import instances as instance_rows
-from verdigris.instances.qrimage import qr_png_base64
 from verdigris.instances.service import InstanceRecord
 from verdigris.instances.settings import CATALOGUE, MESSAGE_FLAGS, SETTABLE, delay_error
 from verdigris.licensing import service as license_service
@@ -57,11 +54,9 @@ from verdigris.messaging import service as messaging
 from verdigris.messaging.content import plain_text, text_content, text_type
 from verdigris.outbound import url_problem, webhooks_may_go_private
 from verdigris.sendpolicy import service as send_policy
-from verdigris.store.clock import now_ms
 from verdigris.words import cleaned, duration, plural
 
 STATIC = Path(__file__).parent / "static"
-_PHONE = re.compile(r"^\+?\d{7,15}$")
 _CHAT = re.compile(r"^(\d{5,20}@c\.us|\d{5,20}(-\d{6,12})?@g\.us)$")
 
 
@@ -98,6 +93,7 @@ class Console:
         self.web = Web(core)
         self.cloud = CloudPages(core, self.web, self.instance)
         self.sandbox = SandboxPhones(core, self.web, self.instance)
+        self.link = LinkCard(core, self.web, self.instance)
         self.overview = Overview(core, self.web)
 
     # --- helpers ---------------------------------------------------------------------------------
@@ -283,13 +279,11 @@ class Console:
             ctx,
             "instance.html",
             inst=rec,
-            qr=await self._qr(ctx, rec),
             api_url=self.core.public_url,
             media_url=self.core.media_url,
             catalogue=[(name, spec) for name, spec in CATALOGUE.items()],
             settable=SETTABLE,
             words=SETTING_WORDS,
-            pairing=await self._pairing(ctx, rec),
             license=(await self._licenses([rec.id])).get(rec.id),
             policy=await send_policy.of_instance(self.core, rec.id),
             zone=self.core.settings.operator_timezone,
@@ -297,25 +291,8 @@ class Console:
             **(await instance_values(self.core, rec)),
             **(await self.cloud.values(rec)),
             **(await self.sandbox.values(ctx, rec)),
+            **(await self.link.values(ctx, rec)),
         )
-
-    async def _pairing(self, ctx: Ctx, rec: InstanceRecord) -> dict[str, Any] | None:
-        """The instance's pairing code while it is valid (shown to those who may link; never in a URL)."""
-        if rec.state == instances.AUTHORIZED or not ctx.account.can("instance.manage"):
-            return None
-        async with self.core.read() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        instance_rows.c.pairing_code,
-                        instance_rows.c.pairing_phone,
-                        instance_rows.c.pairing_expires_ms,
-                    ).where(instance_rows.c.id == rec.id)
-                )
-            ).first()
-        if row is None or not row.pairing_code or int(row.pairing_expires_ms or 0) < now_ms():
-            return None
-        return {"code": row.pairing_code, "phone": row.pairing_phone, "expires": int(row.pairing_expires_ms)}
 
     async def _status_values(self, rec: InstanceRecord) -> dict[str, Any]:
         out_rows = await messaging.recent(self.core, rec.id, "out", 1440)
@@ -337,22 +314,6 @@ class Console:
                 for m in rows
             ],
         }
-
-    async def instance_link(self, ctx: Ctx) -> Response:
-        """The linking panel: a fresh QR code until linked (the page polls it), then the state."""
-        rec = await self.instance(ctx)
-        return self.fragment(ctx, "_link.html", inst=rec, qr=await self._qr(ctx, rec))
-
-    async def _qr(self, ctx: Ctx, rec: InstanceRecord) -> str:
-        """The linking QR code (a PNG in base64) for those who may link an unlinked sandbox
-        instance, or "". The page shows it at once; the panel then refreshes it."""
-        if (
-            rec.state == instances.NOT_AUTHORIZED
-            and rec.channel == "sandbox"
-            and ctx.account.can("instance.manage")
-        ):
-            return qr_png_base64(await instances.qr_payload(self.core, rec))
-        return ""
 
     async def instance_activity(self, ctx: Ctx) -> Response:
         rec = await self.instance(ctx)
@@ -381,38 +342,6 @@ class Console:
         return self.web.redirect(
             ctx, f"/instances/{rec.id}", "The API token was replaced; the old one no longer works."
         )
-
-    async def pairing_code(self, ctx: Ctx) -> Response:
-        rec = await self.instance(ctx)
-        self.web.require(ctx, "instance.manage")
-        phone = ctx.field("phone").strip().lstrip("+")
-        if not _PHONE.match(phone):
-            return self.web.redirect(
-                ctx, f"/instances/{rec.id}", "Phone number: 7 to 15 digits, international format.", error=True
-            )
-        if rec.channel == "sandbox" and await network.get_phone(self.core, phone) is None:
-            # Only a sandbox phone can enter the code, and there is none with this number.
-            return self.web.redirect(
-                ctx,
-                f"/instances/{rec.id}",
-                f"There is no sandbox phone +{phone}, so nobody could enter a pairing code for it. "
-                "Add it under Sandbox phones first.",
-                error=True,
-            )
-        try:
-            code = await instances.request_pairing_code(self.core, rec, phone)
-        except instances.InstanceError as exc:
-            return self.web.redirect(ctx, f"/instances/{rec.id}", str(exc), error=True)
-        # The code is shown on the instance page (read from the instance), never carried in a URL.
-        return self.web.redirect(
-            ctx, f"/instances/{rec.id}", f"Pairing code for +{phone}: {code[:4]}-{code[4:]}"
-        )
-
-    async def instance_logout(self, ctx: Ctx) -> Response:
-        rec = await self.instance(ctx)
-        self.web.require(ctx, "instance.manage")
-        await instances.logout(self.core, rec)
-        return self.web.redirect(ctx, f"/instances/{rec.id}", "The instance is unlinked from its phone.")
 
     async def instance_settings(self, ctx: Ctx) -> Response:
         rec = await self.instance(ctx)
@@ -731,12 +660,9 @@ def build_routes(core: Core) -> list[BaseRoute]:
         ("GET", "/instances", page(c.instance_list)),
         ("POST", "/instances", page(c.create_instance)),
         ("GET", "/instances/{instance_id}", page(c.instance_page)),
-        ("GET", "/instances/{instance_id}/link", page(c.instance_link)),
         ("GET", "/instances/{instance_id}/activity", page(c.instance_activity)),
         ("GET", "/instances/{instance_id}/token", page(c.reveal_token)),
         ("POST", "/instances/{instance_id}/token", page(c.rotate_token)),
-        ("POST", "/instances/{instance_id}/pairing", page(c.pairing_code)),
-        ("POST", "/instances/{instance_id}/logout", page(c.instance_logout)),
         ("POST", "/instances/{instance_id}/settings", page(c.instance_settings)),
         ("POST", "/instances/{instance_id}/send", page(c.send_message)),
         ("POST", "/instances/{instance_id}/queue/clear", page(c.clear_queue)),
@@ -762,6 +688,7 @@ def build_routes(core: Core) -> list[BaseRoute]:
         ("GET", "/operator/events", page(c.all_events)),
         *mailbox.routes(core, c.web),
         *c.sandbox.routes(),
+        *c.link.routes(),
         *MessageJournal(core, c.web, c.instance).routes(),
         *c.cloud.routes(),
         *HealthPages(core, c.web, c.instance).routes(),

@@ -34,6 +34,7 @@ SESSION_COOKIE = "vg_session"
 ANON_COOKIE = "vg_form"  # double-submit CSRF token for forms shown before login
 FLASH_COOKIE = "vg_flash"
 ERROR_MARK = "!error:"  # a flash that starts with this is shown as an error
+ERROR_AT = "!error@"  # "!error@NAME:text": a refusal shown at the form NAME of the page (error_at)
 PREFIX = "/console"
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
@@ -161,6 +162,10 @@ class Web:
         if shown.startswith(ERROR_MARK):  # a refusal carried over a redirect looks like an error
             values["error"] = values.get("error") or shown[len(ERROR_MARK) :]
             shown = ""
+        elif shown.startswith(ERROR_AT):  # ... and one that belongs to a form shows at that form
+            form, _, text = shown[len(ERROR_AT) :].partition(":")
+            values.setdefault("error_at", {form: text})
+            shown = ""
         response = TEMPLATES.TemplateResponse(
             ctx.request,
             template,
@@ -173,6 +178,7 @@ class Web:
                 "dev_mailbox": dev_mailbox_on(self.core.settings),
                 "values": {k: v for k, v in ctx.form.items() if k not in SECRET_FIELDS},
                 "errors": {},
+                "error_at": {},
                 "posted": "",
                 "password_rules": password_rules(self.core.settings),
                 **values,
@@ -228,11 +234,14 @@ class Web:
             return self.refused(ctx, template, refusal, form, **values)
         return self.render(ctx, template, **values)
 
-    def redirect(self, ctx: Ctx, path: str, flash: str = "", *, error: bool = False) -> Response:
-        """Go to ``path`` and show ``flash`` there (as an error when ``error``)."""
+    def redirect(
+        self, ctx: Ctx, path: str, flash: str = "", *, error: bool = False, at: str = ""
+    ) -> Response:
+        """Go to ``path`` and show ``flash`` there (as an error when ``error``; beside the form
+        ``at`` of that page when given, which the template reads from ``error_at``)."""
         target = PREFIX + path
         if error and flash:
-            flash = ERROR_MARK + flash
+            flash = (f"{ERROR_AT}{at}:" if at else ERROR_MARK) + flash
         if ctx.request.headers.get("hx-request"):
             response: Response = Response(status_code=204, headers={"HX-Redirect": target})
         else:

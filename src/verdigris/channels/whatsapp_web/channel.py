@@ -66,6 +66,7 @@ from verdigris.messaging.models import messages
 from verdigris.messaging.notifications import call_event, emit
 from verdigris.messaging.vocabulary import EventKind, Status
 from verdigris.store.clock import now_ms
+from verdigris.words import duration
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -127,6 +128,30 @@ MISSING = {
 CHECK_WINDOW_S = 3600
 # How often the gateway's sessions, memory and threads are read for /metrics.
 STATS_SECONDS = 15.0
+
+# What the console says when the gateway reported why an instance left ``authorized`` (the state
+# alone does not tell a replaced session from an outdated client). Kept per process, for the state
+# it explains (WebChannel.state_note).
+STREAM_REPLACED = (
+    "Another WhatsApp Web client connected with this session (stream replaced), so WhatsApp "
+    "stopped this one; the number is still linked. Reboot takes the session back; if it happens "
+    "again, the same session runs somewhere else too: stop that copy."
+)
+CLIENT_OUTDATED = (
+    "WhatsApp refuses the gateway's client version (client outdated); the number is still "
+    "linked. The operator updates the gateway (neonize, the verdigris[whatsapp-web] extra), "
+    "then Reboot connects again."
+)
+LOGGED_OUT = "The phone removed this linked device (or WhatsApp did): link the number again."
+DISCONNECTED = "The connection to WhatsApp dropped; the gateway reconnects by itself."
+ELSEWHERE_STOPPED = (
+    "WhatsApp stopped this session while the number is still linked (another client took it "
+    "over, or WhatsApp refused the client version): Reboot takes it back."
+)
+GATEWAY_DOWN = (
+    "The WhatsApp Web gateway is not running right now; the server starts it again by itself. "
+    "Messages wait in the queue meanwhile."
+)
 
 # Receipt types of the protocol → the status they mean (forward only: lifecycle decides).
 # GREEN-API has no "played": a voice note listened to counts as read.
@@ -230,6 +255,8 @@ class WebChannel(BaseChannel):
         # When each instance's number checks of the last hour were made (monotonic seconds).
         self._checks: dict[int, deque[float]] = {}
         self.stats: dict[str, Any] = {}  # the gateway's last answer to ``stats``
+        # Why each instance is in its state, as the gateway reported it: (the state, a sentence).
+        self.notes: dict[int, tuple[str, str]] = {}
         self.web_groups = WebGroups(self)
         self.web_profiles = WebProfiles(self)
         self._gauges()
@@ -455,7 +482,25 @@ class WebChannel(BaseChannel):
             return ChannelUnsupported("instance account already authorized")
         return ChannelUnavailable(f"linking is not possible right now: {exc.message}")
 
+    def state_note(self, rec: InstanceRecord) -> str:
+        if not self.link.connected.is_set():
+            return GATEWAY_DOWN
+        state, note = self.notes.get(rec.id, ("", ""))
+        if state == rec.state:
+            return note
+        if rec.state == instances.NOT_AUTHORIZED and rec.wid:
+            return ELSEWHERE_STOPPED  # reported to another process, or before a restart
+        return ""
+
+    def _note(self, rec: InstanceRecord, note: str) -> None:
+        """Remember why ``rec`` is in its (new) state, for :meth:`state_note`."""
+        if note:
+            self.notes[rec.id] = (rec.state, note)
+        else:
+            self.notes.pop(rec.id, None)
+
     async def logout(self, rec: InstanceRecord) -> None:
+        self.notes.pop(rec.id, None)
         if not await self.hold(rec.id):
             return  # the holder's gateway ends it when its lease is gone (renew closes it)
         try:
@@ -844,18 +889,22 @@ class WebChannel(BaseChannel):
         async with self.core.tx() as tx:
             await instances.set_state(tx, rec, instances.STARTING, wid)
             await instances.set_state(tx, rec, instances.AUTHORIZED, wid)
+        self._note(rec, "")
 
     async def _on_connected(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
         self.spawn(self._read_stats())  # a session more is connected: /metrics shows it at once
         if rec.wid and rec.state in (instances.STARTING, instances.NOT_AUTHORIZED, instances.BLOCKED):
             async with self.core.tx() as tx:
                 await instances.set_state(tx, rec, instances.AUTHORIZED)
+        if rec.state == instances.AUTHORIZED:
+            self._note(rec, "")
 
     async def _on_disconnected(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
         """The connection dropped (or stopped answering): whatsmeow reconnects by itself."""
         if rec.state == instances.AUTHORIZED:
             async with self.core.tx() as tx:
                 await instances.set_state(tx, rec, instances.STARTING)
+            self._note(rec, DISCONNECTED)
 
     _on_keepalive_timeout = _on_disconnected
 
@@ -864,6 +913,7 @@ class WebChannel(BaseChannel):
         log.info("WhatsApp Web session logged out", instance=rec.id, reason=str(data.get("reason", ""))[:100])
         async with self.core.tx() as tx:
             await instances.set_state(tx, rec, instances.NOT_AUTHORIZED, "")
+        self._note(rec, LOGGED_OUT)
 
     async def _on_stream_replaced(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
         """Another client connected with the same device keys: the gateway stops this one.
@@ -871,12 +921,14 @@ class WebChannel(BaseChannel):
         log.warning("WhatsApp Web stream replaced: the same session connected elsewhere", instance=rec.id)
         async with self.core.tx() as tx:
             await instances.set_state(tx, rec, instances.NOT_AUTHORIZED)
+        self._note(rec, STREAM_REPLACED)
 
     async def _on_client_outdated(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
         """WhatsApp refuses this client version: nothing works until the gateway is updated."""
         log.error("WhatsApp Web refuses the gateway's client version: update neonize", instance=rec.id)
         async with self.core.tx() as tx:
             await instances.set_state(tx, rec, instances.NOT_AUTHORIZED)
+        self._note(rec, CLIENT_OUTDATED)
 
     async def _on_temporary_ban(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
         log.warning(
@@ -884,6 +936,17 @@ class WebChannel(BaseChannel):
         )
         async with self.core.tx() as tx:
             await instances.set_state(tx, rec, instances.BLOCKED)
+        seconds = data.get("expires_s")
+        how_long = (
+            f" for about {duration(float(seconds))}"
+            if isinstance(seconds, int | float) and seconds > 0
+            else ""
+        )
+        self._note(
+            rec,
+            f"WhatsApp has banned this number{how_long} (a temporary ban): nothing is sent "
+            "until it ends; messages wait in the queue.",
+        )
 
     async def _on_message(self, rec: InstanceRecord, data: dict[str, Any]) -> None:
         wa_id = str(data.get("id", ""))
