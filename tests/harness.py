@@ -119,13 +119,13 @@ _templates: dict[str, str] = {}
 _template_lock = threading.Lock()
 
 
-def _pg_host() -> str:
+def pg_host() -> str:
     return os.environ.get("VERDIGRIS_TEST_PG_HOST", "127.0.0.1")
 
 
-def _psql(sql: str, *, check: bool = True) -> None:
+def psql(sql: str, *, check: bool = True) -> None:
     sp.run(
-        ["psql", "-h", _pg_host(), "-U", "postgres", "-d", "postgres", "-qc", sql],
+        ["psql", "-h", pg_host(), "-U", "postgres", "-d", "postgres", "-qc", sql],
         check=check,
         capture_output=not check,
     )
@@ -134,7 +134,7 @@ def _psql(sql: str, *, check: bool = True) -> None:
 def _migrate(url: str) -> None:
     from verdigris.store.migrate import upgrade
 
-    _in_thread(lambda: upgrade(url))  # Alembic's env.py calls asyncio.run
+    in_thread(lambda: upgrade(url))  # Alembic's env.py calls asyncio.run
 
 
 def _sqlite_template() -> Path:
@@ -153,9 +153,9 @@ def _postgres_template() -> str:
     with _template_lock:
         if "postgres" not in _templates:
             name = f"vt_template_{os.getpid()}_{time.time_ns()}"
-            _psql(f"CREATE DATABASE {name}")
-            atexit.register(_psql, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", check=False)
-            _migrate(f"postgresql+asyncpg://postgres@{_pg_host()}:5432/{name}")
+            psql(f"CREATE DATABASE {name}")
+            atexit.register(psql, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", check=False)
+            _migrate(f"postgresql+asyncpg://postgres@{pg_host()}:5432/{name}")
             _templates["postgres"] = name
         return _templates["postgres"]
 
@@ -164,8 +164,8 @@ def create_postgres_database() -> str:
     """A new PostgreSQL database for one test server (the machine's local server, trust auth),
     already migrated: a copy of the per-process template."""
     name = f"vt_{os.getpid()}_{time.time_ns()}"
-    _psql(f"CREATE DATABASE {name} TEMPLATE {_postgres_template()}")
-    return f"postgresql+asyncpg://postgres@{_pg_host()}:5432/{name}"
+    psql(f"CREATE DATABASE {name} TEMPLATE {_postgres_template()}")
+    return f"postgresql+asyncpg://postgres@{pg_host()}:5432/{name}"
 
 
 def seed_sqlite(data_dir: Path) -> None:
@@ -190,7 +190,7 @@ def run_on(loop: asyncio.AbstractEventLoop, coro: Awaitable[Any], timeout: float
     return _run_on(loop, coro, timeout)
 
 
-def _in_thread(fn: Callable[[], Any]) -> Any:
+def in_thread(fn: Callable[[], Any]) -> Any:
     """Run ``fn`` on a helper thread (it may call ``asyncio.run`` even when the caller is inside an
     event loop, as async tests are)."""
     box: dict[str, Any] = {}
@@ -227,7 +227,7 @@ def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Any:
         own_urls = {"public_url", "port"} & settings.model_fields_set
         if live is not None and live.core is not None and live.loop is not None and not own_urls:
             return _run_on(live.loop, action(live.core))
-        return _in_thread(lambda: original_run_with_core(settings, action))
+        return in_thread(lambda: original_run_with_core(settings, action))
 
     original_run_with_core = verdigris_cli._run_with_core
     # The command reads its settings from ``env`` (not this process's environment), runs its action
@@ -452,7 +452,7 @@ class Server:
         url = self.env.get("VERDIGRIS_DATABASE_URL", "")
         name = url.rsplit("/", 1)[-1]
         if url.startswith("postgresql") and name.startswith("vt_"):
-            _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", check=False)
+            psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", check=False)
 
     def kill(self) -> None:
         """``kill -9``: no shutdown code runs (subprocess servers only)."""

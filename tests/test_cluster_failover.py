@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from harness import Server, _in_thread, server_env, settings_for
+from harness import Server, in_thread, server_env, settings_for
 from sandbox_kit import wait_until
 from verdigris.accounts import service as accounts
 from verdigris.app import build_core, prepare
@@ -80,7 +80,7 @@ def create_instances(url: str, data_dir: Path, hook_url: str) -> list[dict[str, 
         finally:
             await core.db.dispose()
 
-    result: list[dict[str, Any]] = _in_thread(lambda: asyncio.run(main()))
+    result: list[dict[str, Any]] = in_thread(lambda: asyncio.run(main()))
     return result
 
 
@@ -93,7 +93,7 @@ def query(url: str, sql: str) -> list[Any]:
         finally:
             await engine.dispose()
 
-    rows: list[Any] = _in_thread(lambda: asyncio.run(run()))
+    rows: list[Any] = in_thread(lambda: asyncio.run(run()))
     return rows
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import verdigris.models  # noqa: F401  (every table on the metadata)
-from harness import Server, _pg_host, _psql, create_postgres_database, server_env
+from harness import Server, create_postgres_database, pg_host, psql, server_env
 from verdigris.store.db import metadata
 from verdigris.store.migrate import alembic_config
 
@@ -213,9 +213,9 @@ def test_processes_starting_together_migrate_one_at_a_time() -> None:
     wait for it and find the schema current (without the lock two of three failed on duplicate
     tables)."""
     name = f"vt_together_{os.getpid()}_{time.time_ns()}"
-    _psql(f"CREATE DATABASE {name}")
+    psql(f"CREATE DATABASE {name}")
     try:
-        url = f"postgresql+asyncpg://postgres@{_pg_host()}:5432/{name}"
+        url = f"postgresql+asyncpg://postgres@{pg_host()}:5432/{name}"
         code = f"from verdigris.store.migrate import upgrade; upgrade({url!r})"
         starts = [
             sp.Popen([sys.executable, "-c", code], env=server_env(), stderr=sp.PIPE, text=True)
@@ -224,4 +224,4 @@ def test_processes_starting_together_migrate_one_at_a_time() -> None:
         errors = [p.communicate(timeout=120)[1] for p in starts]
         assert [p.returncode for p in starts] == [0, 0, 0], errors
     finally:
-        _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", check=False)
+        psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", check=False)
