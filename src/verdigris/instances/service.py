@@ -25,6 +25,7 @@ from verdigris.messaging import lifecycle
 from verdigris.messaging.notifications import emit, socket_event, state_event
 from verdigris.store.changes import INSTANCE, changed
 from verdigris.store.clock import now_ms
+from verdigris.store.direct import Direct
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -104,11 +105,13 @@ def _record(row: Any) -> InstanceRecord:
 _BY_ID = select(instances).where((instances.c.id == bindparam("id")) & instances.c.deleted_ms.is_(None))
 # Instances linked to a sandbox account: an instance of another network with the same number (a
 # WhatsApp Cloud API business number) is not a device of the sandbox phone.
-_BY_WID = select(instances.c.id).where(
-    (instances.c.wid == bindparam("wid"))
-    & (instances.c.state != NOT_AUTHORIZED)
-    & (instances.c.channel == "sandbox")
-    & instances.c.deleted_ms.is_(None)
+_BY_WID = Direct(
+    select(instances.c.id).where(
+        (instances.c.wid == bindparam("wid"))
+        & (instances.c.state != NOT_AUTHORIZED)
+        & (instances.c.channel == "sandbox")
+        & instances.c.deleted_ms.is_(None)
+    )
 )
 
 
@@ -401,7 +404,7 @@ async def list_with_deleted(core: Core, account_id: int, deleted_since_ms: int) 
 
 async def find_by_wid(conn: AsyncConnection, wid: str) -> list[int]:
     """Ids of the authorized sandbox instances linked to ``wid`` (the network routes messages to them)."""
-    rows = await conn.execute(_BY_WID, {"wid": wid})
+    rows = await _BY_WID.run(conn, {"wid": wid})
     return [int(r[0]) for r in rows]
 
 
