@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from verdigris.chats.models import chat_settings, phonebook
 from verdigris.messaging.models import messages
 from verdigris.store.clock import now_ms
+from verdigris.store.direct import Direct
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -52,14 +53,16 @@ class ChatState:
 
 
 # Built once: contact_name runs on every sandbox delivery (docs/performance.md).
-_CONTACT_NAME = select(phonebook.c.first_name, phonebook.c.last_name).where(
-    (phonebook.c.instance_id == bindparam("instance_id")) & (phonebook.c.chat_id == bindparam("chat_id"))
+_CONTACT_NAME = Direct(
+    select(phonebook.c.first_name, phonebook.c.last_name).where(
+        (phonebook.c.instance_id == bindparam("instance_id")) & (phonebook.c.chat_id == bindparam("chat_id"))
+    )
 )
 
 
 async def contact_name(conn: AsyncConnection, instance_id: int, chat_id: str) -> str:
     """The phonebook name of ``chat_id`` for the instance, or ``""``."""
-    row = (await conn.execute(_CONTACT_NAME, {"instance_id": instance_id, "chat_id": chat_id})).first()
+    row = (await _CONTACT_NAME.run(conn, {"instance_id": instance_id, "chat_id": chat_id})).first()
     return f"{row.first_name} {row.last_name}".strip() if row else ""
 
 
