@@ -132,8 +132,10 @@ class WorkLeases:
         self.members = 1
         self.taken_total = 0
         self.given_total = 0
-        # Called with the partitions just taken: plan their queued sends and webhooks.
+        # Called with the partitions just taken: plan their queued sends and webhooks (and open
+        # their WhatsApp Web sessions); and with those just lost to another process.
         self.on_gained: list[Gained] = []
+        self.on_lost: list[Gained] = []
 
     def part_of(self, instance_id: int) -> int:
         return instance_id % self.partitions
@@ -265,6 +267,9 @@ class WorkLeases:
                 lost=sorted(lost),
                 holding=len(self.mine),
             )
+        if lost:
+            for gone in self.on_lost:
+                await gone(frozenset(lost))
         if taken or regained:
             for gained in self.on_gained:
                 await gained(frozenset(taken | regained))

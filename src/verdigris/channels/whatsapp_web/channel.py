@@ -318,6 +318,8 @@ class WebChannel(BaseChannel):
             protocol.load_secret(secret_path(settings))  # made now if missing, for the gateway to read
         self.link.start()
         self.spawn(self._watch())
+        self.core.leases.on_gained.append(self.partitions_gained)
+        self.core.leases.on_lost.append(self.partitions_lost)
 
     async def stop(self) -> None:
         self.core.timers.cancel(("waweb-leases", self.holder))
@@ -348,7 +350,11 @@ class WebChannel(BaseChannel):
     # --- one holder per session (lease.py) -----------------------------------------------------
 
     async def hold(self, instance_id: int) -> bool:
-        """Whether this process holds (now: took) the instance's session lease."""
+        """Whether this process holds (now: took) the instance's session lease. Only the process
+        that sends the instance's messages (the holder of its partition's send lease,
+        store/leases.py) runs its session, so sends and session always meet in one process."""
+        if not self.core.leases.owns(instance_id):
+            return False
         if instance_id in self.held:
             return True
         if not await lease.acquire(self.core, instance_id, self.holder):
@@ -369,6 +375,7 @@ class WebChannel(BaseChannel):
             log.warning("WhatsApp Web session lease lost to another process", instance=instance_id)
             self.spawn(self._close(instance_id))
         self.held = set(still)
+        await self._hand_over({i for i in self.held if not self.core.leases.owns(i)})
         if self.held:
             self.core.timers.schedule(
                 ("waweb-leases", self.holder), now_ms() + lease.LEASE_MS // 3, self.renew
@@ -384,11 +391,60 @@ class WebChannel(BaseChannel):
         self.held.discard(instance_id)
         await lease.release(self.core, self.holder, instance_id)
 
+    async def partitions_lost(self, parts: frozenset[int]) -> None:
+        """Another process sends these partitions' messages now: their sessions go with them."""
+        leases = self.core.leases
+        # In a task of its own: a hung gateway must not delay the lease beat that called this.
+        self.spawn(self._hand_over({i for i in self.held if leases.part_of(i) in parts}))
+
+    async def _hand_over(self, ids: set[int]) -> None:
+        """Stop running these sessions here, then give up their leases (never two gateways at once)."""
+        for instance_id in sorted(ids):
+            await self._close(instance_id)
+            self.held.discard(instance_id)
+            try:
+                await lease.release(self.core, self.holder, instance_id)
+            except Exception:
+                log.exception("WhatsApp Web lease not released (it expires by itself)", instance=instance_id)
+
+    async def partitions_gained(self, parts: frozenset[int]) -> None:
+        """These partitions' messages are sent here now: open their linked sessions (the previous
+        holder may still be closing one: it is tried again until its lease is free)."""
+        if self.link.connected.is_set():
+            self.spawn(self._open_linked(self.core.leases.part_filter(instance_rows.c.id, parts)))
+
+    async def _open_linked(self, which: Any) -> None:
+        async with self.core.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(instance_rows.c.id).where(
+                        (instance_rows.c.channel == CHANNEL)
+                        & instance_rows.c.deleted_ms.is_(None)
+                        & (instance_rows.c.wid != "")
+                        & which
+                    )
+                )
+            ).all()
+        waiting = []
+        for row in rows:
+            instance_id = int(row.id)
+            if await self.hold(instance_id):
+                await self._resume(instance_id)
+            elif self.core.leases.owns(instance_id):
+                waiting.append(instance_id)  # its previous holder has not let it go yet
+        if waiting:
+            retry = instance_rows.c.id.in_(waiting)
+            self.core.timers.schedule(
+                ("waweb-open", frozenset(waiting)),
+                now_ms() + lease.LEASE_MS // 6,
+                partial(self._open_linked, retry),
+            )
+
     @staticmethod
     def _elsewhere() -> str:
         return (
-            "this instance's WhatsApp session is held by another server process; "
-            "route the instance's calls to one process (by idInstance)"
+            "this instance's WhatsApp session runs in another server process (the one that sends "
+            "its messages); ask again: its calls are answered there"
         )
 
     # --- the Channel interface ---------------------------------------------------------------
@@ -808,21 +864,9 @@ class WebChannel(BaseChannel):
     # --- what the gateway reports --------------------------------------------------------------
 
     async def on_connect(self) -> None:
-        """The gateway (re)connected: open the session of every linked instance on this channel."""
-        async with self.core.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(instance_rows.c.id).where(
-                        (instance_rows.c.channel == CHANNEL)
-                        & instance_rows.c.deleted_ms.is_(None)
-                        & (instance_rows.c.wid != "")
-                    )
-                )
-            ).all()
-        for row in rows:
-            if not await self.hold(int(row.id)):
-                continue  # another process's gateway runs it
-            await self._resume(int(row.id))
+        """The gateway (re)connected: open the session of every linked instance on this channel
+        that this process sends for (another process's gateway runs the others)."""
+        await self._open_linked(self.core.leases.part_filter(instance_rows.c.id))
 
     async def _resume(self, instance_id: int) -> None:
         try:
