@@ -52,11 +52,6 @@ def test_the_first_send_in_a_process_keeps_the_pace_of_the_last_send_in_the_stor
     assert [item["messageID"] for item in api.queues.showMessagesQueue().data] == [second]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the last send read from the store is taken as a text: a file after a file goes after "
-    "delaySendMessagesMilliseconds, not VERDIGRIS_FILE_SEND_GAP_MS",
-)
 def test_the_first_send_in_a_process_keeps_the_file_gap_of_the_last_file_in_the_store(
     make_server: Any, tmp_path: Any
 ) -> None:
