@@ -242,4 +242,5 @@ def test_deliveries_to_two_limited_instances_in_opposite_order_do_not_deadlock(m
             60,
         )
 
+    assert srv.loop is not None
     run_on(srv.loop, deliveries())
