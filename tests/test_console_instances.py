@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 import uuid
 
-import pytest
-
 from console_client import Console, join_team, new_user
 from harness import Server
 
@@ -126,11 +124,6 @@ def test_delete_instance_needs_confirmation(server: Server) -> None:
     assert console.get(f"/instances/{instance_id}").status_code == 404
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the Link card's refresh of a deleted instance answers 404, which htmx does not swap: "
-    "the card keeps polling every 3 s for ever, journalling a foreign_instance each time",
-)
 def test_the_link_card_of_a_deleted_instance_stops_refreshing(server: Server) -> None:
     """A page left open on an instance deleted meanwhile (or a card pointed at an instance that
     is not the user's) is told to stop: the refresh reloads the page, which says it is gone."""
