@@ -193,13 +193,14 @@ def test_licence_quotas_hold_in_total_across_processes(make_server: Any) -> None
 @pytest.mark.xfail(
     strict=True,
     reason="admit_incoming takes each limited recipient's advisory lock inside the delivering "
-    "transaction: two sandbox group deliveries reaching the same two limited instances in opposite "
-    "order (members sorted by when they joined) deadlock on PostgreSQL",
+    "transaction, which may receive into several instances (a sandbox group message, a phone "
+    "with several linked instances) in no set order: two such deliveries deadlock on PostgreSQL",
 )
 def test_deliveries_to_two_limited_instances_in_opposite_order_do_not_deadlock(make_server: Any) -> None:
-    """A group message reaches every member's instances in one transaction, members in the order
-    they joined; two groups may list the same two members the other way round. Receiving into
-    instances with a correspondents limit must not make two such deliveries wait on each other."""
+    """One delivery may receive into several instances in one transaction (the sandbox's group
+    and linked-device fan-outs read their instances with no ORDER BY, so two deliveries may take
+    them in opposite order). Receiving into instances with a correspondents limit must not make
+    two such deliveries wait on each other."""
     srv: Server = make_server()
     operator = (srv.demo["operator"]["username"], srv.demo["operator"]["password"])
     licensee = (srv.demo["console"]["username"], srv.demo["console"]["password"])
