@@ -4,6 +4,7 @@ the change and the request that must see it."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import time
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from console_client import Console
-from harness import Server
+from harness import Server, run_on
 
 pytestmark = [
     pytest.mark.skipif(
@@ -187,3 +188,60 @@ def test_licence_quotas_hold_in_total_across_processes(make_server: Any) -> None
     ]
     assert [r.status_code for r in sent] == [200, 200, 466], [r.text for r in sent]
     assert sent[2].json()["correspondentsStatus"]["used"] == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="admit_incoming takes each limited recipient's advisory lock inside the delivering "
+    "transaction, which may receive into several instances (a sandbox group message, a phone "
+    "with several linked instances) in no set order: two such deliveries deadlock on PostgreSQL",
+)
+def test_deliveries_to_two_limited_instances_in_opposite_order_do_not_deadlock(make_server: Any) -> None:
+    """One delivery may receive into several instances in one transaction (the sandbox's group
+    and linked-device fan-outs read their instances with no ORDER BY, so two deliveries may take
+    them in opposite order). Receiving into instances with a correspondents limit must not make
+    two such deliveries wait on each other."""
+    srv: Server = make_server()
+    operator = (srv.demo["operator"]["username"], srv.demo["operator"]["password"])
+    licensee = (srv.demo["console"]["username"], srv.demo["console"]["password"])
+    tariff = {
+        "code": "deadlock-dev",
+        "name": "Developer",
+        "kind": "free",
+        "price": "0",
+        "limits": {"correspondents": 5},
+    }
+    made = srv.http.post(f"{srv.url}/api/v1/operator/tariffs", json=tariff, auth=operator)
+    assert made.status_code == 201, made.text
+    ids = [int(srv.instance(n)["idInstance"]) for n in (0, 1)]
+    for instance_id in ids:
+        licensed = srv.http.post(
+            f"{srv.url}/api/v1/instances/{instance_id}/license",
+            json={"tariff": "deadlock-dev"},
+            auth=licensee,
+        )
+        assert licensed.status_code == 200, licensed.text
+
+    async def deliveries() -> None:
+        core = srv.core
+        first, second = [await core.instances.get(i) for i in ids]
+        assert first is not None and second is not None
+        started = [asyncio.Event(), asyncio.Event()]
+
+        async def deliver(me: int, order: list[Any], group: str) -> None:
+            async with core.tx() as tx:
+                assert await core.licensing.admit_incoming(tx, order[0], group)
+                started[me].set()
+                await started[1 - me].wait()  # both deliveries are under way
+                assert await core.licensing.admit_incoming(tx, order[1], group)
+
+        await asyncio.wait_for(
+            asyncio.gather(
+                deliver(0, [first, second], "120363000000000001@g.us"),
+                deliver(1, [second, first], "120363000000000002@g.us"),
+            ),
+            60,
+        )
+
+    assert srv.loop is not None
+    run_on(srv.loop, deliveries())

@@ -124,6 +124,26 @@ def test_delete_instance_needs_confirmation(server: Server) -> None:
     assert console.get(f"/instances/{instance_id}").status_code == 404
 
 
+def test_the_link_card_of_a_deleted_instance_stops_refreshing(server: Server) -> None:
+    """A page left open on an instance deleted meanwhile (or a card pointed at an instance that
+    is not the user's) is told to stop: the refresh reloads the page, which says it is gone."""
+    console, _ = new_user(server, unique("gl"))
+    instance_id = create_instance(console)
+    page = console.get(f"/instances/{instance_id}").text
+    assert 'hx-trigger="every 3s"' in page  # not linked: the card refreshes itself
+    assert console.post(f"/instances/{instance_id}/delete", {"confirm": str(instance_id)}).status_code == 303
+    poll = f"/instances/{instance_id}/link?seen=notAuthorized&round=1"
+    r = console.get(poll, headers={"HX-Request": "true"})
+    # htmx swaps nothing on a 404 and polls on: it must be told to reload (or stop, 286).
+    assert r.headers.get("hx-refresh") == "true" or r.status_code == 286, (r.status_code, r.text)
+    other, _ = new_user(server, unique("go"))
+    r = other.get(
+        poll.replace(str(instance_id), str(create_instance(console))), headers={"HX-Request": "true"}
+    )
+    assert r.headers.get("hx-refresh") == "true" or r.status_code == 286, (r.status_code, r.text)
+    assert other.get(f"/instances/{instance_id}").status_code == 404
+
+
 def test_team_roles_decide_what_members_do(server: Server) -> None:
     owner, _ = new_user(server, unique("ow"))
     instance_id = create_instance(owner)

@@ -52,6 +52,28 @@ def test_the_first_send_in_a_process_keeps_the_pace_of_the_last_send_in_the_stor
     assert [item["messageID"] for item in api.queues.showMessagesQueue().data] == [second]
 
 
+def test_the_first_send_in_a_process_keeps_the_file_gap_of_the_last_file_in_the_store(
+    make_server: Any, tmp_path: Any
+) -> None:
+    """After a start or a partition move the gap between two files of an instance is still the
+    file gap: the store says whether the last send was a file."""
+    srv = make_server(env={"VERDIGRIS_FILE_SEND_GAP_MS": "600000"})
+    a, b = srv.instance(0), srv.instance(1)
+    api = srv.api(a)
+    assert api.account.setSettings({"delaySendMessagesMilliseconds": 500}).code == 200
+    upload = tmp_path / "report.txt"
+    upload.write_text("quarterly figures")
+    first = api.sending.sendFileByUpload(b["wid"], str(upload)).data["idMessage"]
+    deadline = time.monotonic() + 30
+    while api.queues.getMessagesCount().data["count"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert api.journals.getMessage(b["wid"], first).data["statusMessage"] in ("sent", "delivered", "read")
+    run_on(srv.loop, _forget(srv.core.sender, int(a["idInstance"])))  # as a fresh process knows nothing
+    second = api.sending.sendFileByUpload(b["wid"], str(upload)).data["idMessage"]
+    time.sleep(2)  # a wrongly planned file goes after half a second
+    assert [item["messageID"] for item in api.queues.showMessagesQueue().data] == [second]
+
+
 async def _forget(sender: Any, instance_id: int) -> None:
     sender.forget(instance_id)
 

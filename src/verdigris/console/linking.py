@@ -30,7 +30,7 @@ from starlette.responses import HTMLResponse, Response
 from verdigris.channels.base import Channel, ChannelUnavailable, ChannelUnsupported
 from verdigris.channels.sandbox import network
 from verdigris.console.labels import NOT_CONNECTED_WORDS, STATE_WORDS, STOPPED_WORDS
-from verdigris.console.web import Ctx, Web
+from verdigris.console.web import Ctx, NotFound, Web
 from verdigris.core import Core
 from verdigris.instances import service as instances
 from verdigris.instances.models import instances as instance_rows
@@ -175,11 +175,18 @@ class LinkCard:
 
     async def fragment(self, ctx: Ctx) -> Response:
         """The card's refreshing part. A refresh that finds the state changed since the page was
-        drawn (``seen``) reloads the page, so its forms and buttons follow the new state."""
-        rec = await self.instance(ctx)
+        drawn (``seen``) reloads the page, so its forms and buttons follow the new state; so does
+        one that finds the instance gone (htmx keeps polling after a 404, which it does not swap)."""
+        refreshing = bool(ctx.request.headers.get("hx-request"))
+        try:
+            rec = await self.instance(ctx)
+        except NotFound:
+            if refreshing:
+                return HTMLResponse("", headers={"HX-Refresh": "true"})
+            raise
         query = ctx.request.query_params
         seen, rounds = query.get("seen", ""), query.get("round", "0")
-        if seen and seen != rec.state and ctx.request.headers.get("hx-request"):
+        if seen and seen != rec.state and refreshing:
             return HTMLResponse("", headers={"HX-Refresh": "true"})
         rounds_done = int(rounds) if rounds.isascii() and rounds.isdigit() and len(rounds) < 6 else 0
         return self.web.render(ctx, "_link.html", inst=rec, **(await self.values(ctx, rec, rounds_done)))

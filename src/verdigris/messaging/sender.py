@@ -14,7 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 
 from verdigris.instances.models import instances
 from verdigris.instances.service import AUTHORIZED, InstanceRecord
@@ -38,10 +38,16 @@ _QUEUE_HEAD = Direct(
     .limit(2)
 )
 
+# The instance's last send, and what it was (a file's gap is longer).
 _LAST_SENT = Direct(
-    select(func.max(messages.c.sent_ms)).where(
-        (messages.c.instance_id == bindparam("instance_id")) & (messages.c.direction == "out")
+    select(messages.c.sent_ms, messages.c.type_message)
+    .where(
+        (messages.c.instance_id == bindparam("instance_id"))
+        & (messages.c.direction == "out")
+        & messages.c.sent_ms.is_not(None)
     )
+    .order_by(messages.c.sent_ms.desc())
+    .limit(1)
 )
 
 
@@ -216,9 +222,12 @@ class SendWorker:
             if rows and instance_id not in self._last_sent:
                 # Its first send in this process (after a start, a partition moved here, or a
                 # prune): the gap counts from the last send of any process, as the store has it.
-                at = (await _LAST_SENT.run(conn, {"instance_id": instance_id})).scalar()
-                if at is not None:
-                    self._last_sent[instance_id] = (int(at), False)
+                last_row = (await _LAST_SENT.run(conn, {"instance_id": instance_id})).first()
+                if last_row is not None:
+                    self._last_sent[instance_id] = (
+                        int(last_row.sent_ms),
+                        last_row.type_message in FILE_TYPES,
+                    )
         if not rows:
             return
         head = _stored(rows[0])
