@@ -46,7 +46,9 @@ _LAST_SENT = Direct(
         & (messages.c.direction == "out")
         & messages.c.sent_ms.is_not(None)
     )
-    .order_by(messages.c.sent_ms.desc())
+    # Newest first by the index on (instance_id, direction, created_ms): an instance's queue is
+    # sent in order, so its last send is its newest sent message (no index on sent_ms is needed).
+    .order_by(messages.c.created_ms.desc())
     .limit(1)
 )
 
