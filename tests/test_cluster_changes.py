@@ -190,12 +190,6 @@ def test_licence_quotas_hold_in_total_across_processes(make_server: Any) -> None
     assert sent[2].json()["correspondentsStatus"]["used"] == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="admit_incoming takes each limited recipient's advisory lock inside the delivering "
-    "transaction, which may receive into several instances (a sandbox group message, a phone "
-    "with several linked instances) in no set order: two such deliveries deadlock on PostgreSQL",
-)
 def test_deliveries_to_two_limited_instances_in_opposite_order_do_not_deadlock(make_server: Any) -> None:
     """One delivery may receive into several instances in one transaction (the sandbox's group
     and linked-device fan-outs read their instances with no ORDER BY, so two deliveries may take

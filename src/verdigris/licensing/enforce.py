@@ -162,6 +162,8 @@ class Licensing:
         self._entitlements: dict[int, Entitlement] = {}
         # Deltas not yet written to license_usage: (instance, period, method) -> count.
         self._pending: dict[tuple[int, str, str], int] = {}
+        # The instances with counts in _pending (so a limited call need not walk it).
+        self._pending_instances: set[int] = set()
         # Running totals of limited instances in the current period (loaded on first need).
         self._usage: dict[tuple[int, str], _Usage] = {}
         self._lock = asyncio.Lock()
@@ -236,6 +238,7 @@ class Licensing:
         self.forget(instance_id)
         for key in [k for k in self._pending if k[0] == instance_id]:
             del self._pending[key]
+        self._pending_instances.discard(instance_id)
         for state in [k for k in self._usage if k[0] == instance_id]:
             del self._usage[state]
 
@@ -295,6 +298,7 @@ class Licensing:
     def count(self, instance_id: int, period: str, method: str, usage_state: _Usage | None) -> None:
         key = (instance_id, period, method)
         self._pending[key] = self._pending.get(key, 0) + 1
+        self._pending_instances.add(instance_id)
         if usage_state is not None:
             usage_state.counts[method] = usage_state.counts.get(method, 0) + 1
 
@@ -358,7 +362,8 @@ class Licensing:
             return 0
         async with self._lock:  # one flush at a time (the timer and shutdown)
             batch, self._pending = self._pending, {}
-            keys = list(batch)
+            self._pending_instances = set()
+            keys = sorted(batch)  # one order in every process: two flushes never wait on each other's rows
             done = 0
             try:
                 # Small transactions, so wire calls waiting for the connection interleave.
@@ -374,6 +379,7 @@ class Licensing:
             except BaseException:
                 for key in keys[done:]:  # keep what was not written for the next flush
                     self._pending[key] = self._pending.get(key, 0) + batch[key]
+                    self._pending_instances.add(key[0])
                 raise
         self.flushed_total += len(batch)
         return len(batch)
@@ -471,10 +477,10 @@ class Licensing:
         key = int.from_bytes(hashlib.sha256(b"quota:%d" % instance_id).digest()[:8], "big", signed=True)
         await tx.conn.execute(_LOCK, {"key": key})
         state = await self._read_usage(tx.conn, instance_id, period)
-        for (inst_id, per, method), delta in self._pending.items():
-            if inst_id == instance_id and per == period:
-                state.counts[method] = state.counts.get(method, 0) + delta
-        self._usage[(instance_id, period)] = state
+        if instance_id in self._pending_instances:
+            for (inst_id, per, method), delta in self._pending.items():
+                if inst_id == instance_id and per == period:
+                    state.counts[method] = state.counts.get(method, 0) + delta
         return state
 
     async def _correspondent(
@@ -551,9 +557,10 @@ class Licensing:
             return True  # an expired instance keeps receiving into its queue (kept for renewal)
         period = self.period(now)
         if self.core.changes.shared:
-            state = await self._usage_in(tx, inst.id, period)
-        else:
-            state = await self._usage_of(tx.conn, inst.id, period)
+            return await self._admit_incoming_shared(
+                tx, inst, chat_id, lic.limits.correspondents, period, now
+            )
+        state = await self._usage_of(tx.conn, inst.id, period)
         if chat_id in state.chats:
             return True
         if len(state.chats) < lic.limits.correspondents:
@@ -562,6 +569,30 @@ class Licensing:
             return True
         corr = self._correspondents_status(state, lic.limits.correspondents, "these numbers")
         await self._notice(inst, period, state, CORRESPONDENTS, corr, tx)
+        return False
+
+    async def _admit_incoming_shared(
+        self, tx: Tx, inst: InstanceRecord, chat_id: str, limit: int, period: str, now: int
+    ) -> bool:
+        """:meth:`admit_incoming` where several processes share the store. The instance's lock is
+        taken in a short transaction of its own, not in the delivery's: one delivery may receive
+        into several instances (a group, a phone's linked devices) in no set order, and two such
+        deliveries holding each other's locks would deadlock."""
+        async with self.core.tx() as own:
+            state = await self._usage_in(own, inst.id, period)
+            if chat_id in state.chats:
+                return True
+            if len(state.chats) < limit:
+                await _add_chat(own.conn, inst.id, period, chat_id, now)
+                return True
+            corr = self._correspondents_status(state, limit, "these numbers")
+            first = CORRESPONDENTS not in state.noticed
+            if first:
+                await _mark_noticed(own.conn, inst.id, period, CORRESPONDENTS)
+        if first:  # queued with the refused message, in the delivery's transaction
+            await emit(
+                tx, inst, quota_event(CORRESPONDENTS, corr.method, corr.used, corr.total, corr.description)
+            )
         return False
 
     # --- quota notices ----------------------------------------------------------------------------
