@@ -5,7 +5,11 @@
 
 With ``--workers N`` (or ``--postgres``) the store is a new PostgreSQL database and N server
 processes run on it; the load goes to the first, and all of them push webhooks, sharing the
-instances by their work leases (docs/scaling.md).
+instances by their work leases (docs/scaling.md). The processes start one after another, and a
+process that joins gets its share of the partitions only one lease time after another gives them
+back, so the benchmark waits until every process holds its share before it measures (otherwise
+the drain stalls on the partitions in hand-over; the table shows what each process held).
+``--timeline`` prints the receiver's count every 100 ms of the drain.
 
 Starts a real server (``verdigris serve`` in its own process, its own temp data dir) and a local
 receiver (uvicorn, in this process). ``--profile FILE`` records the server with py-spy during the
@@ -25,12 +29,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +175,8 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-async def run(args: argparse.Namespace, srv: Server, insts: list[dict[str, Any]]) -> dict[str, Any]:
+async def run(args: argparse.Namespace, servers: list[Server], insts: list[dict[str, Any]]) -> dict[str, Any]:
+    srv = servers[0]
     receiver = Receiver()
     port = free_port()
     server = uvicorn.Server(
@@ -189,10 +196,14 @@ async def run(args: argparse.Namespace, srv: Server, insts: list[dict[str, Any]]
         await send_all(client, srv, jobs, parallel=16)
         results["ingest_s"] = time.perf_counter() - t
         spy = profile_start(srv, args.profile)
+        results["held"] = held(servers)
         t = time.perf_counter()
+        probe = asyncio.create_task(timeline(receiver, t, args.timeline))
         await set_webhooks(client, srv, insts, url)
         await receiver.wait_count(len(jobs), timeout=600)
         results["drain_s"] = time.perf_counter() - t
+        results["pause_s"] = longest_pause(receiver.arrivals.values())
+        probe.cancel()
         profile_stop(spy)
         results["deliveries"] = len(jobs)
 
@@ -234,17 +245,38 @@ async def run(args: argparse.Namespace, srv: Server, insts: list[dict[str, Any]]
     return results
 
 
+async def timeline(receiver: Receiver, t0: float, enabled: bool) -> None:
+    """Print the receiver's count every 100 ms of the drain (``--timeline``: shows a stall)."""
+    last = -1
+    while enabled:
+        if receiver.count != last:
+            last = receiver.count
+            print(f"  {time.perf_counter() - t0:6.1f} s  {last}", file=sys.stderr, flush=True)
+        await asyncio.sleep(0.1)
+
+
+def longest_pause(arrivals: Iterable[float]) -> float:
+    """The longest time between two consecutive arrivals (a stall shows here)."""
+    return max((b - a for a, b in itertools.pairwise(sorted(arrivals))), default=0.0)
+
+
+def held(servers: list[Server]) -> list[float]:
+    """The webhook partitions each server process holds (its /metrics)."""
+    out = []
+    for server in servers:
+        for line in httpx.get(f"{server.url}/metrics", timeout=30).text.splitlines():
+            if line.startswith('verdigris_work_partitions_held{kind="webhook"}'):
+                out.append(float(line.rsplit(" ", 1)[1]))
+    return out
+
+
 def settled(servers: list[Server], timeout: float = 120) -> None:
     """Wait until every process holds webhook partitions and all of them are held (a process
     that joins gets its share one lease time after another gives it back; docs/scaling.md)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        held = []
-        for server in servers:
-            for line in httpx.get(f"{server.url}/metrics", timeout=30).text.splitlines():
-                if line.startswith('verdigris_work_partitions_held{kind="webhook"}'):
-                    held.append(float(line.rsplit(" ", 1)[1]))
-        if len(held) == len(servers) and min(held) > 0 and sum(held) == 64:
+        held_now = held(servers)
+        if len(held_now) == len(servers) and min(held_now) > 0 and sum(held_now) == 64:
             return
         time.sleep(0.5)
     raise TimeoutError("the server processes did not share the webhook partitions")
@@ -262,6 +294,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="VERDIGRIS_WEBHOOK_CONCURRENCY")
     parser.add_argument("--workers", type=int, default=1, help="server processes (PostgreSQL when > 1)")
     parser.add_argument("--postgres", action="store_true", help="a PostgreSQL store (even for one process)")
+    parser.add_argument("--timeline", action="store_true", help="print the receiver's count during the drain")
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="verdigris-bench-webhooks-"))
@@ -279,21 +312,26 @@ def main() -> None:
             others.append(
                 Server(data_dir.with_name(f"{data_dir.name}-{n}"), env=dict(env), subprocess=True).start()
             )
-        res = asyncio.run(run(args, srv, insts))
+        if url:  # measure the drain, not a hand-over of partitions to a process that just joined
+            settled([srv, *others])
+        res = asyncio.run(run(args, [srv, *others], insts))
     finally:
         for server in [srv, *others]:
             server.stop()
         srv.drop_database()
 
     lat = res["latency_ms"]
+    held_text = ", ".join(f"{n:g}" for n in res["held"]) or "all (nothing leased)"
     sends = res["send_ms"]
     rows = [
         ("store, server processes", f"{'postgresql' if url else 'sqlite'}, {args.workers}"),
         ("instances", f"{args.instances}"),
         ("notifications drained", f"{res['deliveries']}"),
         ("webhook concurrency", f"{args.concurrency}"),
+        ("webhook partitions held per process at the drain's start", held_text),
         ("ingest (phone → instance messages/s)", f"{res['deliveries'] / res['ingest_s']:.0f}"),
         ("**webhook deliveries/s** (backlog drain)", f"**{res['deliveries'] / res['drain_s']:.0f}**"),
+        ("longest pause between two deliveries of the drain", f"{res['pause_s'] * 1000:.0f} ms"),
         (
             "latency samples (steady load)",
             f"{len(lat)} at {args.rate:g}/s ({res['latency_missing']} missing)",
