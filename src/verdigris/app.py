@@ -31,10 +31,11 @@ from verdigris.console.routes import root_redirect
 from verdigris.core import Core
 from verdigris.customers import campaigns
 from verdigris.customers import service as customers_service
+from verdigris.front import Application, WireFront
 from verdigris.greenapi import render
 from verdigris.greenapi.openapi import wire_paths
 from verdigris.greenapi.partner import partner_paths, partner_routes
-from verdigris.greenapi.routes import PathNormalizer, wire_routes
+from verdigris.greenapi.routes import PathNormalizer, WireEndpoint, wire_routes
 from verdigris.hsts import StrictTransportSecurity
 from verdigris.instances import service as instances
 from verdigris.licensing.enforce import Licensing
@@ -226,7 +227,7 @@ async def use_served_urls(core: Core) -> None:
         core.public_url, core.media_url = urls["apiUrl"], urls["mediaUrl"]
 
 
-def create_app(settings: Settings | None = None, *, print_banner: bool = False) -> FastAPI:
+def create_app(settings: Settings | None = None, *, print_banner: bool = False) -> Application:
     settings = settings or Settings()
     if settings.role != "all" and settings.resolved_database_url().startswith("sqlite"):
         raise ValueError(
@@ -261,7 +262,7 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
             await leases.stop()  # the other workers take this one's partitions at once
         await core.db.dispose()
 
-    app = FastAPI(
+    app = Application(
         title="Verdigris",
         version=__version__,
         description=(
@@ -276,7 +277,8 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     )
     app.state.core = core
     app.router.redirect_slashes = False
-    wire = wire_routes(core)
+    endpoint = WireEndpoint(core)
+    wire = wire_routes(endpoint)
     # PathNormalizer hands wire calls straight to their routes, so it is innermost; the change
     # log is applied outside it, so that no request (wire calls above all) skips it.
     app.add_middleware(PathNormalizer, wire=wire)
@@ -285,6 +287,9 @@ def create_app(settings: Settings | None = None, *, print_banner: bool = False) 
     app.add_middleware(StrictTransportSecurity)
     if settings.role == "worker":
         app.add_middleware(WorkerAnswersProbesOnly)
+    else:
+        # Wire calls take all of the above in one step (front.py); the rest goes through the chain.
+        app.front = WireFront(core, endpoint)
 
     @app.get("/docs", include_in_schema=False)
     async def api_docs() -> Response:

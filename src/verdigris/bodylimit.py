@@ -75,37 +75,48 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
-        limit = limit_for(path, self.settings)
-        declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared and (not declared.isdigit() or int(declared) > limit):
-            # Not a byte of the body is read; the connection closes after the answer.
-            await too_large(path, limit)(scope, _nothing, send)
-            return
-        received = 0
-        started = False
+        await limited(self.app, scope, receive, send, limit_for(scope["path"], self.settings))
 
-        async def counted() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge(limit)
-            return message
 
-        async def watched(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+async def limited(app: ASGIApp, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    """Run ``app`` on an HTTP request whose body may have at most ``limit`` bytes (the middleware
+    above; the wire front door calls it too, front.py)."""
+    path: str = scope["path"]
+    headers = dict(scope["headers"])
+    declared = headers.get(b"content-length", b"")
+    if declared and (not declared.isdigit() or int(declared) > limit):
+        # Not a byte of the body is read; the connection closes after the answer.
+        await too_large(path, limit)(scope, _nothing, send)
+        return
+    if b"transfer-encoding" not in headers:
+        # A declared length is all the body there is (the HTTP parser stops at it), and a request
+        # with neither header has no body: nothing to count.
+        await app(scope, receive, send)
+        return
+    received = 0
+    started = False
 
-        try:
-            await self.app(scope, counted, watched)
-        except BodyTooLarge:
-            if started:
-                raise
-            await too_large(path, limit)(scope, _nothing, send)
+    async def counted() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    async def watched(message: Message) -> None:
+        nonlocal started
+        if message["type"] == "http.response.start":
+            started = True
+        await send(message)
+
+    try:
+        await app(scope, counted, watched)
+    except BodyTooLarge:
+        if started:
+            raise
+        await too_large(path, limit)(scope, _nothing, send)
 
 
 async def _nothing() -> Message:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from verdigris.screening.service import Screening
     from verdigris.sendpolicy.service import OutgoingPolicy
     from verdigris.store.bus import ClusterBus
+    from verdigris.store.direct import Direct
     from verdigris.webhooks.dispatcher import WebhookDispatcher
 
 log = structlog.get_logger("verdigris")
@@ -315,6 +316,19 @@ class Core:
             return
         async with self.db.read() as conn:
             yield conn
+
+    async def fetch(self, stmt: Direct, params: Mapping[str, Any]) -> Any:
+        """Run one read statement (store/direct.py) as :meth:`read` would. Outside a transaction on
+        SQLite it runs on the store's direct reader, with no connection taken from the pool."""
+        current = _CURRENT_TX.get()
+        if current is None:
+            raw = self.db.direct_reader()
+            if raw is not None:
+                outcome = stmt.run_on(raw, self.db.reader.dialect, params)
+                if outcome is not None:
+                    return outcome
+        async with self.read() as conn:
+            return await stmt.run(conn, params)
 
     def channel(self, name: str) -> Channel:
         return self.channels[name]

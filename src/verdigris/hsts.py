@@ -22,8 +22,14 @@ class StrictTransportSecurity:
             return
 
         async def with_header(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), HEADER]}
-            await send(message)
+            await send(stamped(message))
 
         await self.app(scope, receive, with_header)
+
+
+def stamped(message: Message) -> Message:
+    """``message`` with the header added when it starts an answer (the wire front door adds it
+    this way too, front.py)."""
+    if message["type"] == "http.response.start":
+        return {**message, "headers": [*message.get("headers", []), HEADER]}
+    return message

@@ -225,11 +225,23 @@ def planned(name: str, verb: str, group: str, note: str) -> None:
 MAX_JSON_BODY = 4 * 1024 * 1024
 
 
+def header(request: Request, name: bytes) -> str | None:
+    """The first value of a request header (``name`` in lower case), as ``request.headers.get``
+    answers it, without building the request's header map (the hot path asks for two)."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
 async def read_body(request: Request, limit: int = MAX_JSON_BODY) -> bytes:
     """The request body, or 413 as soon as it is known to exceed ``limit`` bytes."""
     too_large = WireError(413, f"Payload Too Large: a JSON body may have at most {limit} bytes")
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+    declared = header(request, b"content-length")
+    if declared is None and header(request, b"transfer-encoding") is None:
+        request._body = b""  # neither header: the request has no body (a GET, usually)
+        return b""
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise too_large
     chunks: list[bytes] = []
     size = 0
@@ -261,8 +273,13 @@ def validate_body(model: type[BaseModel], data: Any, *, strict: bool = True) -> 
     because every form field arrives as text (``typingTime="3000"``)."""
     if not isinstance(data, dict):
         raise validation("'value' must be of type object")
+    if strict:
+        lean = getattr(model, "lean", None)  # fields.Body.lean
+        body = lean(data) if lean is not None else None
+        if body is not None:
+            return body  # type: ignore[no-any-return]
     # A body model may ask for more keys (downloadFile: "'value' must have at least 2 keys").
-    need = int(getattr(model, "min_keys", 1)) if model.model_fields else 0
+    need = int(getattr(model, "min_keys", 1)) if model.__pydantic_fields__ else 0
     if len(data) < need:
         raise validation(f"'value' must have at least {need} key{'s' if need > 1 else ''}")
     try:

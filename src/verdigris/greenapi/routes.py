@@ -30,7 +30,15 @@ from verdigris.greenapi.errors import WireError, error_response
 from verdigris.greenapi.quota import QuotaRefused, quota_refusal
 from verdigris.greenapi.quota import chat_of as _chat_of
 from verdigris.greenapi.ratelimit import RateLimiter, shared_when_clustered
-from verdigris.greenapi.registry import EMPTY, REGISTRY, Call, parse_json, read_body, validate_body
+from verdigris.greenapi.registry import (
+    EMPTY,
+    REGISTRY,
+    Call,
+    header,
+    parse_json,
+    read_body,
+    validate_body,
+)
 from verdigris.instances import service as instances
 from verdigris.messaging import idempotency
 from verdigris.messaging.service import MessageRefused
@@ -39,7 +47,39 @@ log = structlog.get_logger("verdigris.wire")
 
 MAX_ID = 2**63 - 1  # ids are 64-bit signed integers in the store
 VERBS = ["GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS", "HEAD"]
+_VERBS = frozenset(VERBS)
 _SLASHES = re.compile(r"/{2,}")
+# The paths of :func:`wire_routes` in one expression (each ``{name}`` of a route is ``[^/]+``).
+_WIRE_PATH = re.compile(
+    r"/waInstance(?P<id_instance>[^/]+)/(?P<method>[^/]+)"
+    r"(?:/(?:(?P<token>[^/]+)(?:/(?P<extra>[^/]+)?)?)?)?"
+)
+_IDEMPOTENCY_KEY = idempotency.HEADER.lower().encode("latin-1")
+
+
+def normalized(scope: Scope) -> Scope:
+    """``scope`` with ``//`` collapsed and the optional ``/v3`` prefix of wire paths dropped."""
+    path: str = scope["path"]
+    if "//" in path or path.startswith("/v3/"):
+        path = _SLASHES.sub("/", path)
+        if path.startswith("/v3/waInstance"):
+            path = path[3:]
+        return dict(scope, path=path, raw_path=path.encode())
+    return scope
+
+
+def wire_call(scope: Scope) -> Scope | None:
+    """The scope a wire route (:func:`wire_routes`) would hand its endpoint for this HTTP request
+    (path normalised, ``path_params`` set), or None when no wire route matches it fully: another
+    path, a verb the routes do not take, or a root path (the application's router handles those)."""
+    if scope["method"] not in _VERBS or scope.get("root_path"):
+        return None
+    scope = normalized(scope)
+    match = _WIRE_PATH.fullmatch(scope["path"])
+    if match is None:
+        return None
+    params = {name: value for name, value in match.groupdict().items() if value is not None}
+    return {**scope, "path_params": params}
 
 
 class PathNormalizer:
@@ -49,7 +89,8 @@ class PathNormalizer:
     router would find it only after trying every other route (about a third of a wire call's CPU
     under load, docs/performance.md); the wire endpoint answers its own errors, so the exception
     middleware skipped this way has nothing to do for it. A path under ``/waInstance`` that no
-    wire route matches takes the usual way (and gets the usual 404).
+    wire route matches takes the usual way (and gets the usual 404). (Wire calls skip this
+    whole chain through the front door, front.py; they come here only when it is off.)
     """
 
     def __init__(self, app: ASGIApp, wire: list[Route] | None = None) -> None:
@@ -58,13 +99,8 @@ class PathNormalizer:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            path: str = scope["path"]
-            if "//" in path or path.startswith("/v3/"):
-                path = _SLASHES.sub("/", path)
-                if path.startswith("/v3/waInstance"):
-                    path = path[3:]
-                scope = dict(scope, path=path, raw_path=path.encode())
-            if path.startswith("/waInstance"):
+            scope = normalized(scope)
+            if scope["path"].startswith("/waInstance"):
                 for route in self.wire:
                     match, child = route.matches(scope)
                     if match is Match.FULL:
@@ -93,8 +129,14 @@ class WireEndpoint:
     def __init__(self, core: Core) -> None:
         self.core = core
         self.limiter = shared_when_clustered(core, limiter_from_settings(core))
+        self._counters: dict[tuple[str, int], Any] = {}  # wire_requests by (method, status)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.respond(scope, receive)
+        await response(scope, receive, send)
+
+    async def respond(self, scope: Scope, receive: Receive) -> Response:
+        """The answer to a wire call (counted in ``wire_requests``); nothing is sent yet."""
         request = Request(scope, receive)
         try:
             response = await self.handle(request)
@@ -113,10 +155,12 @@ class WireEndpoint:
         except ChannelUnavailable as exc:
             response = error_response(503, str(exc), request.url.path, {"Retry-After": "5"})
         spec = REGISTRY.get(str(request.path_params.get("method", "")).lower())
-        self.core.metrics.wire_requests.labels(
-            spec.name if spec else "unknown", str(response.status_code)
-        ).inc()
-        await response(scope, receive, send)
+        key = (spec.name if spec else "unknown", response.status_code)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self.core.metrics.wire_requests.labels(key[0], str(key[1]))
+        counter.inc()
+        return response
 
     async def handle(self, request: Request) -> Response:
         params = request.path_params
@@ -179,7 +223,7 @@ class WireEndpoint:
         """Admit the call (license, link) and run it; with an Idempotency-Key, at most once."""
         inst = call.instance
         claim = None
-        key = call.request.headers.get(idempotency.HEADER) if spec.acts else None
+        key = header(call.request, _IDEMPOTENCY_KEY) if spec.acts else None
         if key is not None:
             problem = idempotency.problem(key)
             if problem is not None:
@@ -244,8 +288,7 @@ def _replay(claim: idempotency.Claim, earlier: idempotency.Earlier) -> Response:
     return Response(earlier.body, media_type="application/json", headers={"Idempotent-Replayed": "true"})
 
 
-def wire_routes(core: Core) -> list[Route]:
-    endpoint = WireEndpoint(core)
+def wire_routes(endpoint: WireEndpoint) -> list[Route]:
     patterns = [
         "/waInstance{id_instance}/{method}",
         "/waInstance{id_instance}/{method}/",

@@ -218,8 +218,7 @@ def _live(core: Core, instance_id: int) -> Any:
 async def head(core: Core, instance_id: int) -> tuple[int, str] | None:
     """The oldest notification still in the queue: (receiptId, body)."""
     oldest = now_ms() - core.settings.retention_seconds * 1000
-    async with core.read() as conn:
-        row = (await _HEAD.run(conn, {"instance_id": instance_id, "oldest": oldest})).first()
+    row = (await core.fetch(_HEAD, {"instance_id": instance_id, "oldest": oldest})).first()
     return (int(row[0]), row[1]) if row else None
 
 

@@ -291,18 +291,20 @@ _NO_SYNC_PREFIX = "/console/static/"
 class SyncBeforeRequests:
     """ASGI middleware: every HTTP request applies the changes committed before it arrived
     (through any process) before it is answered (the wire, partner, webhook and licensing APIs,
-    the console). One place, so no face can forget it."""
+    the console). One place, so no face can forget it (the wire front door, front.py, calls
+    :func:`before_request` as this does, before it routes)."""
 
     def __init__(self, app: Any, core: Core) -> None:
         self.app = app
         self.core = core
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if (
-            scope["type"] == "http"
-            and self.core.changes.exact
-            and scope["path"] not in _NO_SYNC_PATHS
-            and not scope["path"].startswith(_NO_SYNC_PREFIX)
-        ):
-            await self.core.changes.sync()
+        if scope["type"] == "http":
+            await before_request(self.core, scope["path"])
         await self.app(scope, receive, send)
+
+
+async def before_request(core: Core, path: str) -> None:
+    """Apply the changes committed before a request to ``path`` arrived, if it may show them."""
+    if core.changes.exact and path not in _NO_SYNC_PATHS and not path.startswith(_NO_SYNC_PREFIX):
+        await core.changes.sync()

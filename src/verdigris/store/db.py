@@ -231,6 +231,7 @@ class Database:
         else:
             self.engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
             self.reader = self.engine
+        self._direct: sqlite3.Connection | None = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -244,7 +245,28 @@ class Database:
         async with self.reader.connect() as conn:
             yield conn
 
+    def direct_reader(self) -> sqlite3.Connection | None:
+        """SQLite: one more reader connection, for single statements outside transactions run
+        straight on the driver (store/direct.py) on the event loop's thread. A statement runs and
+        returns its rows in one synchronous call, so one connection serves every caller without
+        a pool checkout or SQLAlchemy's greenlet hand-over (a pooled read costs both, twice).
+        Autocommit: each statement sees everything committed before it. None on PostgreSQL."""
+        if not self.is_sqlite:
+            return None
+        if self._direct is None:
+            engine = self.reader.sync_engine
+            cargs, cparams = engine.dialect.create_connect_args(engine.url)
+            options: dict[str, Any] = {**cparams, "isolation_level": None, "check_same_thread": False}
+            connect: Any = sqlite3.connect
+            conn: sqlite3.Connection = connect(*cargs, **options)
+            _sqlite_pragmas(conn, None)
+            self._direct = conn
+        return self._direct
+
     async def dispose(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
+            self._direct = None
         await self.engine.dispose()
         if self.reader is not self.engine:
             await self.reader.dispose()

@@ -16,10 +16,12 @@ SQLAlchemy's rows); booleans come back as 0/1.
 
 from __future__ import annotations
 
+import sqlite3
 from collections import namedtuple
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
@@ -68,20 +70,33 @@ class Direct:
 
     def __init__(self, stmt: Executable) -> None:
         self.stmt = stmt
-        self._plans: dict[frozenset[str], _Plan | None] = {}
+        self._plans: dict[tuple[str, ...], _Plan | None] = {}
 
     async def run(self, conn: AsyncConnection, params: Mapping[str, Any]) -> Any:
         dialect = conn.dialect
         if dialect.driver != "inline":
             return await conn.execute(self.stmt, dict(params))
-        key = frozenset(params)
-        if key in self._plans:
-            plan = self._plans[key]
-        else:
-            plan = self._plans[key] = self._plan(conn, params)
+        plan = self._plan_for(dialect, params)
         if plan is None:  # expanding parameters: the usual way
             return await conn.execute(self.stmt, dict(params))
         raw: Any = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+        return self._execute(raw, plan, params)
+
+    def run_on(self, raw: sqlite3.Connection, dialect: Dialect, params: Mapping[str, Any]) -> Any:
+        """Run on a ``sqlite3`` connection of the ``sqlite+inline`` engine's kind
+        (``Database.direct_reader``), or answer None when the statement cannot run directly."""
+        plan = self._plan_for(dialect, params)
+        return None if plan is None else self._execute(raw, plan, params)
+
+    def _plan_for(self, dialect: Dialect, params: Mapping[str, Any]) -> _Plan | None:
+        key = tuple(params)  # the names in the caller's order (a literal: one or two orders per statement)
+        if key in self._plans:
+            return self._plans[key]
+        plan = self._plans[key] = self._plan(dialect, params)
+        return plan
+
+    @staticmethod
+    def _execute(raw: Any, plan: _Plan, params: Mapping[str, Any]) -> Outcome:
         cursor = raw.execute(plan.sql, [params[n] if n in params else plan.fixed[n] for n in plan.names])
         rows: list[Any] = []
         if cursor.description is not None:
@@ -92,8 +107,8 @@ class Direct:
         cursor.close()
         return outcome
 
-    def _plan(self, conn: AsyncConnection, params: Mapping[str, Any]) -> _Plan | None:
-        compiled = self.stmt.compile(dialect=conn.dialect, column_keys=sorted(params))  # type: ignore[attr-defined]
+    def _plan(self, dialect: Dialect, params: Mapping[str, Any]) -> _Plan | None:
+        compiled = self.stmt.compile(dialect=dialect, column_keys=sorted(params))  # type: ignore[attr-defined]
         sql = str(compiled)
         if "POSTCOMPILE" in sql or compiled.positiontup is None:
             return None

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from verdigris.greenapi.errors import WireError
-from verdigris.greenapi.fields import Body, ChatId, MessageId, MessageText, TypingTime
+from verdigris.greenapi.fields import (
+    MAX_TEXT,
+    TYPING_MAX_MS,
+    TYPING_MIN_MS,
+    Body,
+    ChatId,
+    MessageId,
+    MessageText,
+    TypingTime,
+    is_chat_id,
+)
 from verdigris.greenapi.registry import EMPTY, Call, Empty, wire_method
 from verdigris.messaging import rich
 from verdigris.messaging import service as messaging
@@ -31,6 +42,39 @@ class SendMessageBody(Body):
     customPreview: CustomPreview | None = None
     typingTime: TypingTime | None = None
     archiveChat: bool | None = None
+
+    @classmethod
+    def lean(cls, data: dict[str, Any]) -> SendMessageBody | None:
+        """chatId and message, with any of quotedMessageId, linkPreview, archiveChat and
+        typingTime (or null), all of the types and in the ranges the fields take; keys that are
+        no field are ignored, as the model ignores them. A preview goes to the model."""
+        chat_id, message = data.get("chatId"), data.get("message")
+        if type(chat_id) is not str or type(message) is not str:
+            return None
+        if not 0 < len(message) <= MAX_TEXT or not is_chat_id(chat_id):
+            return None
+        values: dict[str, Any] = {"chatId": chat_id, "message": message}
+        for key, value in data.items():
+            if key in values:
+                continue
+            fits = _LEAN_OPTIONAL.get(key)
+            if fits is None:
+                if key in cls.__pydantic_fields__:
+                    return None  # typePreview, customPreview
+                continue
+            if value is not None and not fits(value):
+                return None
+            values[key] = value
+        return cls.checked(values)
+
+
+# The optional sendMessage fields the lean check takes, and what each takes (strict JSON types).
+_LEAN_OPTIONAL: dict[str, Callable[[Any], bool]] = {
+    "quotedMessageId": lambda v: type(v) is str,
+    "linkPreview": lambda v: type(v) is bool,
+    "archiveChat": lambda v: type(v) is bool,
+    "typingTime": lambda v: type(v) is int and TYPING_MIN_MS <= v <= TYPING_MAX_MS,
+}
 
 
 async def resolve_quote(call: Call, chat_id: str, quoted_id: str | None) -> dict[str, Any] | None:
