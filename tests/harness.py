@@ -288,7 +288,8 @@ class Server:
     subprocess: bool = False
     proc: sp.Popen[bytes] | None = None
     demo: dict[str, Any] = field(default_factory=dict)
-    # The in-process application: its core, event loop, uvicorn server and thread.
+    # The in-process application: the app, its core, event loop, uvicorn server and thread.
+    app: Any = None
     core: Any = None
     loop: asyncio.AbstractEventLoop | None = None
     _uvicorn: Any = None
@@ -374,6 +375,7 @@ class Server:
             application = create_app(settings)
         except Exception as exc:  # as `verdigris serve` would exit
             raise RuntimeError(f"server did not start: {exc}") from exc
+        self.app = application
         self.core = application.state.core
         config = uvicorn.Config(
             application,
@@ -445,7 +447,7 @@ class Server:
         if self._thread.is_alive():
             self._uvicorn.force_exit = True
             self._thread.join(15)
-        self._thread = self._uvicorn = self.loop = self.core = None
+        self._thread = self._uvicorn = self.loop = self.core = self.app = None
 
     def drop_database(self) -> None:
         """Drop the PostgreSQL database this test server was given (fixtures call this at the end)."""

@@ -38,8 +38,8 @@ INTERNAL_ERROR = PlainTextResponse("Internal Server Error", status_code=500)
 class WireFront:
     def __init__(self, core: Core, endpoint: WireEndpoint) -> None:
         self.core = core
-        self.settings = core.settings
         self.endpoint = endpoint  # the wire routes' own (one rate limiter)
+        self.limit = bodylimit.limit_for("/waInstance", core.settings)  # every wire path's
 
     async def serve(self, scope: Scope, call: Scope, receive: Receive, send: Send) -> None:
         """Answer the request ``scope``, whose wire call (:func:`wire_call`) is ``call``."""
@@ -60,8 +60,7 @@ class WireFront:
             await self.endpoint(call, receive, send)
 
         try:
-            limit = bodylimit.limit_for(scope["path"], self.settings)
-            await bodylimit.limited(route, scope, receive, answer, limit)
+            await bodylimit.limited(route, scope, receive, answer, self.limit)
         except Exception:
             if not started:
                 await INTERNAL_ERROR(scope, receive, send)

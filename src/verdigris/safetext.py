@@ -18,6 +18,8 @@ def problem(value: Any, _depth: int = 0) -> str | None:
     if isinstance(value, str):
         if "\x00" in value:
             return "text must not contain the NUL character (\\u0000)"
+        if value.isascii():
+            return None  # no surrogates in ASCII (a quick check for the usual text)
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:

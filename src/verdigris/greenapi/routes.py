@@ -34,6 +34,7 @@ from verdigris.greenapi.registry import (
     EMPTY,
     REGISTRY,
     Call,
+    JsonAnswer,
     header,
     parse_json,
     read_body,
@@ -50,10 +51,7 @@ VERBS = ["GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS", "HEAD"]
 _VERBS = frozenset(VERBS)
 _SLASHES = re.compile(r"/{2,}")
 # The paths of :func:`wire_routes` in one expression (each ``{name}`` of a route is ``[^/]+``).
-_WIRE_PATH = re.compile(
-    r"/waInstance(?P<id_instance>[^/]+)/(?P<method>[^/]+)"
-    r"(?:/(?:(?P<token>[^/]+)(?:/(?P<extra>[^/]+)?)?)?)?"
-)
+_WIRE_PATH = re.compile(r"/waInstance([^/]+)/([^/]+)(?:/(?:([^/]+)(?:/([^/]+)?)?)?)?")
 _IDEMPOTENCY_KEY = idempotency.HEADER.lower().encode("latin-1")
 
 
@@ -78,7 +76,12 @@ def wire_call(scope: Scope) -> Scope | None:
     match = _WIRE_PATH.fullmatch(scope["path"])
     if match is None:
         return None
-    params = {name: value for name, value in match.groupdict().items() if value is not None}
+    id_instance, method, token, extra = match.groups()
+    params = {"id_instance": id_instance, "method": method}
+    if token is not None:
+        params["token"] = token
+        if extra is not None:
+            params["extra"] = extra
     return {**scope, "path_params": params}
 
 
@@ -121,8 +124,8 @@ def limiter_from_settings(core: Core) -> RateLimiter:
     )
 
 
-def json_response(value: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(value), status_code=status, media_type="application/json")
+def json_response(value: Any) -> Response:
+    return JsonAnswer(orjson.dumps(value))
 
 
 class WireEndpoint:
@@ -232,8 +235,13 @@ class WireEndpoint:
             earlier = await idempotency.find(self.core, inst.id, key)
             if earlier is not None:
                 return _replay(claim, earlier)  # neither counted nor run again
+        sending = spec.sends_message
         refusal = await self.core.licensing.admit(
-            inst, spec.name, _chat_of(call), sending=spec.sends_message, when_expired=spec.when_expired
+            inst,
+            spec.name,
+            _chat_of(call) if sending else None,  # the chat counts for sends only
+            sending=sending,
+            when_expired=spec.when_expired,
         )
         if refusal is not None:
             return quota_refusal(refusal)

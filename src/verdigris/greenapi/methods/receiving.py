@@ -9,7 +9,7 @@ from typing import Any
 from starlette.responses import Response
 
 from verdigris.greenapi.errors import WireError
-from verdigris.greenapi.registry import Call, wire_method
+from verdigris.greenapi.registry import Call, JsonAnswer, wire_method
 from verdigris.messaging import notifications
 
 MAX_RECEIPT_ID = 2**63 - 1
@@ -40,19 +40,25 @@ async def receive_notification(call: Call) -> Response:
                 return NULL
             await asyncio.sleep(min(remaining, 1.0))
             continue
+        head = await notifications.head(call.core, inst.id)
+        if head is not None:
+            return _answer(head)
+        if remaining <= 0:
+            return NULL
         fut = hub.subscribe(inst.id)
         try:
+            # Read again once subscribed: a notification queued since the read above woke nobody.
             head = await notifications.head(call.core, inst.id)
             if head is not None:
-                receipt_id, body = head
-                return Response(
-                    b'{"receiptId":%d,"body":%s}' % (receipt_id, body.encode()), media_type="application/json"
-                )
-            if remaining <= 0:
-                return NULL
+                return _answer(head)
             await hub.wait(fut, remaining)
         finally:
             hub.unsubscribe(inst.id, fut)
+
+
+def _answer(head: tuple[int, str]) -> Response:
+    receipt_id, body = head
+    return JsonAnswer(b'{"receiptId":%d,"body":%s}' % (receipt_id, body.encode()))
 
 
 def _receipt_id(call: Call) -> int:
