@@ -74,6 +74,20 @@ def test_the_first_send_in_a_process_keeps_the_file_gap_of_the_last_file_in_the_
     assert [item["messageID"] for item in api.queues.showMessagesQueue().data] == [second]
 
 
+def test_a_wake_up_during_the_typing_time_does_not_cut_it_short(make_server) -> None:  # type: ignore[no-untyped-def]
+    """A message with a typing time waits all of it, whatever wakes its instance meanwhile (the
+    periodic sweep of a worker, another accepted message): such a wake-up once sent it at once."""
+    srv = make_server()
+    a, b = srv.instance(0), srv.instance(1)
+    api = srv.api(a)
+    sent = api.sending.sendMessage(b["wid"], "after typing", typingTime=20000)
+    assert sent.code == 200, sent.error
+    time.sleep(0.5)  # its typing time has begun
+    run_on(srv.loop, srv.core.sender.plan_queued())  # the sweep's wake-up
+    time.sleep(1)  # the wrongly woken send went out within milliseconds
+    assert [item["messageID"] for item in api.queues.showMessagesQueue().data] == [sent.data["idMessage"]]
+
+
 async def _forget(sender: Any, instance_id: int) -> None:
     sender.forget(instance_id)
 

@@ -244,10 +244,11 @@ class SendWorker:
             )
             return
         typing = head.typing_ms or _auto_typing_ms(rec, head.content.get("text", ""))
-        if typing and head.id_message not in self._typing_until:
-            self._typing_until[head.id_message] = now + typing
-            core.timers.schedule(("send", instance_id), now + typing, partial(self._run, instance_id))
-            return
+        if typing:
+            until = self._typing_until.setdefault(head.id_message, now + typing)
+            if now < until:  # another wake-up (a new message, a sweep) must not cut the typing short
+                core.timers.schedule(("send", instance_id), until, partial(self._run, instance_id))
+                return
         self._typing_until.pop(head.id_message, None)
         expired = head.created_ms < now - core.settings.retention_seconds * 1000
         channel = core.channels.get(rec.channel)
