@@ -152,29 +152,28 @@ def test_a_rate_limit_holds_in_total_across_processes(make_server: Any) -> None:
 # --- licence quotas in total (issue 15, item 4) -----------------------------------------------------
 
 
+def limit(server: Server, code: str, limits: dict[str, Any], instance_ids: list[int]) -> None:
+    """A free tariff with ``limits`` (operator API), given to the instances (licensee API); the
+    credentials are ``server``'s, the last process seeded on the shared database."""
+    operator = (server.demo["operator"]["username"], server.demo["operator"]["password"])
+    licensee = (server.demo["console"]["username"], server.demo["console"]["password"])
+    tariff = {"code": code, "name": "Developer", "kind": "free", "price": "0", "limits": limits}
+    made = server.http.post(f"{server.url}/api/v1/operator/tariffs", json=tariff, auth=operator)
+    assert made.status_code == 201, made.text
+    for instance_id in instance_ids:
+        licensed = server.http.post(
+            f"{server.url}/api/v1/instances/{instance_id}/license", json={"tariff": code}, auth=licensee
+        )
+        assert licensed.status_code == 200, licensed.text
+
+
 def test_licence_quotas_hold_in_total_across_processes(make_server: Any) -> None:
     """A limited licence's monthly method quota and correspondents limit count every process's
     calls: checked and counted in one step in the store (licensing/enforce.py ``_usage_in``)."""
     a: Server = make_server(subprocess=True)
     b = join(make_server, a)
-    operator = (b.demo["operator"]["username"], b.demo["operator"]["password"])  # the last seeded
-    licensee = (b.demo["console"]["username"], b.demo["console"]["password"])
-    tariff = {
-        "code": "cluster-dev",
-        "name": "Developer",
-        "kind": "free",
-        "price": "0",
-        "limits": {"correspondents": 2, "methods": {"getSettings": 4}},
-    }
-    made = a.http.post(f"{a.url}/api/v1/operator/tariffs", json=tariff, auth=operator)
-    assert made.status_code == 201, made.text
     inst = a.instance(0)
-    licensed = b.http.post(
-        f"{b.url}/api/v1/instances/{inst['idInstance']}/license",
-        json={"tariff": "cluster-dev"},
-        auth=licensee,
-    )
-    assert licensed.status_code == 200, licensed.text
+    limit(b, "cluster-dev", {"correspondents": 2, "methods": {"getSettings": 4}}, [int(inst["idInstance"])])
 
     answers = [server.wire(inst, "getSettings").status_code for server in (a, b, a, b, a, b)]
     assert answers == [200, 200, 200, 200, 466, 466]
@@ -196,25 +195,8 @@ def test_deliveries_to_two_limited_instances_in_opposite_order_do_not_deadlock(m
     them in opposite order). Receiving into instances with a correspondents limit must not make
     two such deliveries wait on each other."""
     srv: Server = make_server()
-    operator = (srv.demo["operator"]["username"], srv.demo["operator"]["password"])
-    licensee = (srv.demo["console"]["username"], srv.demo["console"]["password"])
-    tariff = {
-        "code": "deadlock-dev",
-        "name": "Developer",
-        "kind": "free",
-        "price": "0",
-        "limits": {"correspondents": 5},
-    }
-    made = srv.http.post(f"{srv.url}/api/v1/operator/tariffs", json=tariff, auth=operator)
-    assert made.status_code == 201, made.text
     ids = [int(srv.instance(n)["idInstance"]) for n in (0, 1)]
-    for instance_id in ids:
-        licensed = srv.http.post(
-            f"{srv.url}/api/v1/instances/{instance_id}/license",
-            json={"tariff": "deadlock-dev"},
-            auth=licensee,
-        )
-        assert licensed.status_code == 200, licensed.text
+    limit(srv, "deadlock-dev", {"correspondents": 5}, ids)
 
     async def deliveries() -> None:
         core = srv.core
